@@ -1,0 +1,40 @@
+//! The core of ganga-rs: the job model (jobs, subjobs, splitters), Ganga's status set and
+//! transition table, the verbs users apply to jobs, and the three traits the rest of the
+//! toolkit is built around: [`Backend`] (where jobs run), [`Store`] (where they are kept)
+//! and [`Cache`] (what is in memory).
+//!
+//! It is not: a runtime, a database, a terminal program. It does no I/O and never reads
+//! the clock (callers pass `now`); it knows no plugin, file format or command line. Its
+//! serde types are also the messages that cross the plugin boundary ([`protocol`]).
+
+mod backend;
+mod cache;
+mod job;
+mod lifecycle;
+pub mod protocol;
+mod split;
+mod status;
+mod store;
+mod time;
+mod value;
+
+pub use crate::{
+    backend::{
+        Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, OutputsReport,
+        OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted,
+    },
+    cache::{Cache, CacheStats, JobCache, SUBJOB_PAGE},
+    job::{
+        Application, BackendConfig, BackendInfo, BadJobRef, Executable, Job, JobId, JobRef,
+        JobSpec, RunState, Subjob, SubjobIndex,
+    },
+    lifecycle::{LifecycleError, NextStep, effective_spec, next_step},
+    split::{Override, SplitAttribute, SplitError, Splitter},
+    status::{Status, StatusCounts, UnknownStatus},
+    store::{
+        ActiveJob, Change, CheckReport, Committed, JobSummary, Store, StoreDescription, StoreError,
+        SummaryEntry,
+    },
+    time::{StatusTimes, Timestamp},
+    value::{Options, Value},
+};

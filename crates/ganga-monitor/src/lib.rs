@@ -1,0 +1,1 @@
+//! The monitoring service: drives jobs to the end

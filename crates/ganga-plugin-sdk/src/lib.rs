@@ -1,0 +1,1 @@
+//! For plugin authors: export a Backend or Store as a ganga plugin

@@ -1,0 +1,1 @@
+//! Test support: a fake backend for scale, shared test helpers

@@ -1,0 +1,1 @@
+//! A minimal example backend plugin, from docs/plugin-guide.md

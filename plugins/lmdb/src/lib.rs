@@ -1,0 +1,1 @@
+//! The LMDB store: jobs kept in LMDB with CBOR records

@@ -1,0 +1,1 @@
+//! The Local backend: jobs as detached processes on this machine
