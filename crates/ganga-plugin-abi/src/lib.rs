@@ -149,6 +149,9 @@ impl Drop for FfiBuf {
 #[repr(C)]
 pub struct HostApi {
     pub size: u32,
+    /// The most detailed level the host wants logged (same numbering as `log`'s `level`),
+    /// so plugins do not format messages nobody reads.
+    pub max_level: u8,
     /// Logs one message. `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace.
     pub log: extern "C" fn(level: u8, target: FfiSlice, message: FfiSlice),
 }

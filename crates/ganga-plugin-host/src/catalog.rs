@@ -1,0 +1,301 @@
+//! The catalog: every plugin found (in libraries or linked in), the ones refused and why,
+//! and the instances created from them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ganga_core::protocol::PluginContext;
+use ganga_core::{Backend, Store};
+use ganga_plugin_abi::PluginDecl;
+
+use crate::library::{self, LoadedLibrary};
+use crate::remote::{DylibBackend, DylibStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PluginKind {
+    Backend,
+    Store,
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            PluginKind::Backend => "backend",
+            PluginKind::Store => "store",
+        })
+    }
+}
+
+/// What is known of a plugin before it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    /// The library it was loaded from; `None` for a plugin linked into the binary.
+    pub file: Option<PathBuf>,
+    pub abi: u32,
+    pub protocol: String,
+    pub rustc: String,
+}
+
+/// A library that was not accepted as a plugin, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Refusal {
+    pub path: PathBuf,
+    /// The plugin's name, when its declaration could be read that far.
+    pub plugin: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.plugin {
+            Some(name) => write!(
+                f,
+                "plugin `{name}` ({}) refused: {}",
+                self.path.display(),
+                self.reason
+            ),
+            None => write!(f, "{} refused: {}", self.path.display(), self.reason),
+        }
+    }
+}
+
+/// Makes a linked-in backend.
+pub type BackendFactory = fn(PluginContext) -> Result<Arc<dyn Backend>, String>;
+/// Makes a linked-in store.
+pub type StoreFactory = fn(PluginContext) -> Result<Arc<dyn Store>, String>;
+
+enum Source {
+    Library(&'static PluginDecl),
+    LinkedBackend(BackendFactory),
+    LinkedStore(StoreFactory),
+}
+
+struct Entry {
+    info: PluginInfo,
+    source: Source,
+}
+
+/// Why a plugin could not be provided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("unknown {kind} `{name}`; loaded {kind}s: {}{}", list_or_none(.loaded), refused_note(.refused))]
+    Unknown {
+        kind: PluginKind,
+        name: String,
+        loaded: Vec<String>,
+        refused: Vec<String>,
+    },
+    #[error("{kind} plugin `{name}` could not start: {message}")]
+    CreateFailed {
+        kind: PluginKind,
+        name: String,
+        message: String,
+    },
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn refused_note(refused: &[String]) -> String {
+    if refused.is_empty() {
+        String::new()
+    } else {
+        format!(" (refused: {})", refused.join("; "))
+    }
+}
+
+/// Every plugin known to this process. Plugins are found first and created on first use,
+/// so a command that needs only the store never starts a backend.
+#[derive(Default)]
+pub struct Catalog {
+    entries: Vec<Entry>,
+    shadowed: Vec<PluginInfo>,
+    refusals: Vec<Refusal>,
+    backends: Mutex<BTreeMap<String, Arc<dyn Backend>>>,
+    stores: Mutex<BTreeMap<String, Arc<dyn Store>>>,
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    /// Loads every plugin library in `dir`, in file-name order. A missing directory is
+    /// not an error: search paths list places that may not exist.
+    pub fn scan_dir(&mut self, dir: &Path) {
+        let Ok(read) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = read
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| library::is_plugin_file(p))
+            .collect();
+        files.sort();
+        for file in files {
+            let _ = self.load_file(&file);
+        }
+    }
+
+    /// Loads one plugin library. A refusal is also kept for [`Catalog::refusals`].
+    pub fn load_file(&mut self, path: &Path) -> Result<PluginInfo, Refusal> {
+        if self
+            .entries
+            .iter()
+            .any(|e| e.info.file.as_deref() == Some(path))
+        {
+            return Err(Refusal {
+                path: path.to_owned(),
+                plugin: None,
+                reason: "already loaded".into(),
+            });
+        }
+        match library::load(path) {
+            Ok(LoadedLibrary { decl, info }) => {
+                self.add(info.clone(), Source::Library(decl));
+                Ok(info)
+            }
+            Err(refusal) => {
+                tracing::warn!("{refusal}");
+                self.refusals.push(refusal.clone());
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Adds a backend linked into the binary (the `static-plugins` build, tests).
+    pub fn link_backend(&mut self, name: &str, version: &str, factory: BackendFactory) {
+        self.add(
+            linked_info(name, version, PluginKind::Backend),
+            Source::LinkedBackend(factory),
+        );
+    }
+
+    /// Adds a store linked into the binary.
+    pub fn link_store(&mut self, name: &str, version: &str, factory: StoreFactory) {
+        self.add(
+            linked_info(name, version, PluginKind::Store),
+            Source::LinkedStore(factory),
+        );
+    }
+
+    /// The first plugin of a kind and name wins; later ones are listed as shadowed.
+    fn add(&mut self, info: PluginInfo, source: Source) {
+        if self.find(info.kind, &info.name).is_some() {
+            self.shadowed.push(info);
+        } else {
+            self.entries.push(Entry { info, source });
+        }
+    }
+
+    fn find(&self, kind: PluginKind, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| e.info.kind == kind && e.info.name == name)
+    }
+
+    /// The plugins that will be used, in the order they were found.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginInfo> {
+        self.entries.iter().map(|e| &e.info)
+    }
+
+    /// Plugins found after another of the same kind and name, and so not used.
+    pub fn shadowed(&self) -> &[PluginInfo] {
+        &self.shadowed
+    }
+
+    pub fn refusals(&self) -> &[Refusal] {
+        &self.refusals
+    }
+
+    pub fn names(&self, kind: PluginKind) -> Vec<String> {
+        self.plugins()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    fn unknown(&self, kind: PluginKind, name: &str) -> HostError {
+        HostError::Unknown {
+            kind,
+            name: name.to_owned(),
+            loaded: self.names(kind),
+            refused: self.refusals.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The backend called `name`, created with `context` on first use.
+    pub fn backend(
+        &self,
+        name: &str,
+        context: &PluginContext,
+    ) -> Result<Arc<dyn Backend>, HostError> {
+        let mut made = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = made.get(name) {
+            return Ok(b.clone());
+        }
+        let entry = self
+            .find(PluginKind::Backend, name)
+            .ok_or_else(|| self.unknown(PluginKind::Backend, name))?;
+        let failed = |message: String| HostError::CreateFailed {
+            kind: PluginKind::Backend,
+            name: name.to_owned(),
+            message,
+        };
+        let backend: Arc<dyn Backend> = match &entry.source {
+            Source::Library(decl) => {
+                Arc::new(DylibBackend::create(name, decl, context).map_err(failed)?)
+            }
+            Source::LinkedBackend(factory) => factory(context.clone()).map_err(failed)?,
+            Source::LinkedStore(_) => return Err(self.unknown(PluginKind::Backend, name)),
+        };
+        made.insert(name.to_owned(), backend.clone());
+        Ok(backend)
+    }
+
+    /// The store called `name`, created with `context` on first use.
+    pub fn store(&self, name: &str, context: &PluginContext) -> Result<Arc<dyn Store>, HostError> {
+        let mut made = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = made.get(name) {
+            return Ok(s.clone());
+        }
+        let entry = self
+            .find(PluginKind::Store, name)
+            .ok_or_else(|| self.unknown(PluginKind::Store, name))?;
+        let failed = |message: String| HostError::CreateFailed {
+            kind: PluginKind::Store,
+            name: name.to_owned(),
+            message,
+        };
+        let store: Arc<dyn Store> = match &entry.source {
+            Source::Library(decl) => {
+                Arc::new(DylibStore::create(name, decl, context).map_err(failed)?)
+            }
+            Source::LinkedStore(factory) => factory(context.clone()).map_err(failed)?,
+            Source::LinkedBackend(_) => return Err(self.unknown(PluginKind::Store, name)),
+        };
+        made.insert(name.to_owned(), store.clone());
+        Ok(store)
+    }
+}
+
+fn linked_info(name: &str, version: &str, kind: PluginKind) -> PluginInfo {
+    PluginInfo {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        kind,
+        file: None,
+        abi: ganga_plugin_abi::ABI_MAJOR,
+        protocol: ganga_core::protocol::PROTOCOL_VERSION.to_owned(),
+        rustc: "linked into this binary".to_owned(),
+    }
+}

@@ -1,0 +1,186 @@
+//! Opening a plugin library and checking its declaration before anything else is read.
+
+use std::path::Path;
+
+use ganga_core::protocol::PROTOCOL_VERSION;
+use ganga_plugin_abi::{
+    ABI_MAJOR, ASYNC_FFI_ABI_VERSION, DECL_SIZE, KIND_BACKEND, KIND_STORE, MAGIC, PluginDecl,
+    PluginHeader, decl_symbol,
+};
+
+use crate::{PluginInfo, PluginKind, Refusal};
+
+/// A checked declaration of a library that stays loaded for the life of the process.
+pub(crate) struct LoadedLibrary {
+    pub(crate) decl: &'static PluginDecl,
+    pub(crate) info: PluginInfo,
+}
+
+/// Whether a file name looks like a ganga plugin (`libganga_backend_*.so`,
+/// `libganga_store_*.so`, or the platform's equivalent).
+pub(crate) fn is_plugin_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(stem) = name.strip_suffix(std::env::consts::DLL_SUFFIX) else {
+        return false;
+    };
+    let stem = stem
+        .strip_prefix(std::env::consts::DLL_PREFIX)
+        .unwrap_or(stem);
+    stem.starts_with("ganga_backend_") || stem.starts_with("ganga_store_")
+}
+
+/// Opens `path`, finds its declaration and checks it. The library is never unloaded:
+/// plugin threads and thread-local destructors may still run its code (see
+/// anchors.md §C.3), so unloading is unsound.
+pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
+    let refuse = |plugin: Option<String>, reason: String| Refusal {
+        path: path.to_owned(),
+        plugin,
+        reason,
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| refuse(None, "the file name is not valid UTF-8".into()))?;
+    let symbol = decl_symbol(stem);
+    let library = open(path).map_err(|e| refuse(None, format!("cannot load it: {e}")))?;
+    // SAFETY: the symbol is a static `PluginDecl` (or at least its `PluginHeader`, which
+    // every ABI version starts with); we only take its address here.
+    let decl_ptr: *const PluginDecl = match unsafe {
+        library.get::<*const PluginDecl>(symbol.as_bytes())
+    } {
+        Ok(sym) => *sym,
+        Err(_) => {
+            return Err(refuse(
+                None,
+                format!(
+                    "it exports no `{symbol}`: not a ganga plugin, or renamed (a plugin file must keep the name cargo gave it)"
+                ),
+            ));
+        }
+    };
+    if decl_ptr.is_null() {
+        return Err(refuse(None, format!("`{symbol}` is null")));
+    }
+    // From here on the library must stay mapped for the declaration's `'static` lifetime.
+    std::mem::forget(library);
+
+    // SAFETY: the header's layout is frozen across ABI versions, and the symbol is at
+    // least that large in every ganga plugin; we read nothing past it until abi_major and
+    // decl_size say the rest is ours.
+    let header: &'static PluginHeader = unsafe { &*decl_ptr.cast::<PluginHeader>() };
+    if header.magic != MAGIC {
+        return Err(refuse(
+            None,
+            format!("`{symbol}` is not a ganga plugin declaration (bad magic number)"),
+        ));
+    }
+    // SAFETY: name and version point at static strings inside the library.
+    let (name, version) = unsafe {
+        (
+            header.name.to_string_lossy(),
+            header.version.to_string_lossy(),
+        )
+    };
+    let plugin = Some(name.clone());
+    if header.abi_major != ABI_MAJOR {
+        return Err(refuse(
+            plugin,
+            format!(
+                "it was built for plugin ABI {}, and this ganga speaks plugin ABI {ABI_MAJOR}; rebuild it against ganga-plugin-sdk for ABI {ABI_MAJOR}",
+                header.abi_major
+            ),
+        ));
+    }
+    if header.decl_size < DECL_SIZE {
+        return Err(refuse(
+            plugin,
+            format!(
+                "its declaration is {} bytes, smaller than the {DECL_SIZE} of plugin ABI {ABI_MAJOR}",
+                header.decl_size
+            ),
+        ));
+    }
+    // SAFETY: same ABI and at least as large as our PluginDecl: the whole struct is valid.
+    let decl: &'static PluginDecl = unsafe { &*decl_ptr };
+    if decl.async_ffi_abi != ASYNC_FFI_ABI_VERSION {
+        return Err(refuse(
+            plugin,
+            format!(
+                "it uses async-ffi ABI {}, this ganga uses {ASYNC_FFI_ABI_VERSION}",
+                decl.async_ffi_abi
+            ),
+        ));
+    }
+    if decl.panic_unwind != 1 {
+        return Err(refuse(
+            plugin,
+            "it was built with panic=abort: a panic in it would end ganga; build it with panic=unwind".into(),
+        ));
+    }
+    let kind = match decl.kind {
+        KIND_BACKEND => PluginKind::Backend,
+        KIND_STORE => PluginKind::Store,
+        other => return Err(refuse(plugin, format!("unknown plugin kind {other}"))),
+    };
+    // SAFETY: static strings inside the library.
+    let (protocol, rustc) = unsafe {
+        (
+            decl.protocol.to_string_lossy(),
+            decl.rustc.to_string_lossy(),
+        )
+    };
+    check_protocol(&protocol).map_err(|reason| refuse(plugin.clone(), reason))?;
+    Ok(LoadedLibrary {
+        decl,
+        info: PluginInfo {
+            name,
+            version,
+            kind,
+            file: Some(path.to_owned()),
+            abi: header.abi_major,
+            protocol,
+            rustc,
+        },
+    })
+}
+
+/// A plugin speaking another major version of the protocol (another minor for 0.x) would
+/// misread our messages. Within a major version, unknown requests are answered
+/// `Unsupported` and unknown fields are ignored, so both directions keep working.
+fn check_protocol(plugin: &str) -> Result<(), String> {
+    let ours = semver::Version::parse(PROTOCOL_VERSION)
+        .map_err(|e| format!("bad host protocol version: {e}"))?;
+    let theirs = semver::Version::parse(plugin)
+        .map_err(|e| format!("its protocol version `{plugin}` is not a version: {e}"))?;
+    let compatible = if ours.major == 0 {
+        theirs.major == 0 && theirs.minor == ours.minor
+    } else {
+        theirs.major == ours.major
+    };
+    if compatible {
+        Ok(())
+    } else {
+        Err(format!(
+            "it speaks protocol {theirs}, incompatible with this ganga's protocol {ours}"
+        ))
+    }
+}
+
+#[cfg(unix)]
+fn open(path: &Path) -> Result<libloading::Library, libloading::Error> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // RTLD_NOW: fail here, not at the first call, if a symbol is missing. RTLD_LOCAL: two
+    // plugins' copies of the same crates do not interpose on each other.
+    // SAFETY: loading runs the library's initialisers; ganga plugins have none beyond
+    // Rust's own, and we accept that any plugin is trusted code.
+    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map(Into::into)
+}
+
+#[cfg(not(unix))]
+fn open(path: &Path) -> Result<libloading::Library, libloading::Error> {
+    // SAFETY: as above.
+    unsafe { libloading::Library::new(path) }
+}

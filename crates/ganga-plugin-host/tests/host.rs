@@ -1,0 +1,171 @@
+//! The plugin boundary, through real libraries: refusals, panics, errors.
+
+use std::path::PathBuf;
+
+use ganga_core::protocol::PluginContext;
+use ganga_core::{BackendErrorKind, BackendRef, JobRef, Options, Value};
+use ganga_plugin_host::{Catalog, HostError, PluginKind};
+use ganga_test_support::built_plugin;
+
+fn context(config: Options) -> PluginContext {
+    PluginContext {
+        home: PathBuf::from("/nonexistent-ganga-home"),
+        config,
+    }
+}
+
+fn a_ref() -> BackendRef {
+    BackendRef {
+        job: JobRef::subjob(1, 2),
+        id: "x".into(),
+        workspace: "/tmp".into(),
+        output_dir: "/tmp".into(),
+    }
+}
+
+#[test]
+fn plugin_built_for_another_abi_is_refused_by_name_with_both_versions() {
+    let path = built_plugin("ganga-testplugin-wrong-abi");
+    let mut catalog = Catalog::new();
+    let refusal = catalog
+        .load_file(&path)
+        .expect_err("a plugin for ABI 2 must be refused");
+    let msg = refusal.to_string();
+    assert_eq!(refusal.plugin.as_deref(), Some("wrong-abi"));
+    assert!(msg.contains("plugin `wrong-abi`"), "{msg}");
+    assert!(msg.contains("plugin ABI 2"), "{msg}");
+    assert!(msg.contains("speaks plugin ABI 1"), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert_eq!(catalog.plugins().count(), 0);
+    assert_eq!(catalog.refusals().len(), 1);
+
+    // Asking for it then names what was refused and why.
+    let err = catalog
+        .backend("wrong-abi", &context(Options::new()))
+        .err()
+        .expect("unknown");
+    let text = err.to_string();
+    assert!(text.contains("unknown backend `wrong-abi`"), "{text}");
+    assert!(text.contains("plugin ABI 2"), "{text}");
+}
+
+#[test]
+fn a_file_that_is_not_a_plugin_is_refused_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join(format!(
+        "{}ganga_backend_broken{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::write(&fake, b"this is not a shared library").unwrap();
+    let mut catalog = Catalog::new();
+    catalog.scan_dir(dir.path());
+    assert_eq!(catalog.plugins().count(), 0);
+    let refusal = &catalog.refusals()[0];
+    assert_eq!(refusal.path, fake);
+    assert!(refusal.reason.starts_with("cannot load it"), "{refusal}");
+}
+
+#[test]
+fn a_library_without_a_declaration_is_refused() {
+    // The wrong-abi fixture's file, renamed: the declaration symbol follows the file name.
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join(format!(
+        "{}ganga_backend_renamed{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::copy(built_plugin("ganga-testplugin-wrong-abi"), &renamed).unwrap();
+    let mut catalog = Catalog::new();
+    let refusal = catalog
+        .load_file(&renamed)
+        .expect_err("no declaration under that name");
+    assert!(
+        refusal
+            .reason
+            .contains("ganga_plugin_decl_ganga_backend_renamed"),
+        "{refusal}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_plugin_is_an_error_for_that_call_and_the_program_goes_on() {
+    let mut catalog = Catalog::new();
+    let info = catalog
+        .load_file(&built_plugin("ganga-testplugin-faulty"))
+        .expect("loads");
+    assert_eq!(info.name, "faulty");
+    assert_eq!(info.kind, PluginKind::Backend);
+    let backend = catalog
+        .backend("faulty", &context(Options::new()))
+        .expect("created");
+
+    for _ in 0..3 {
+        let err = backend.poll(&[a_ref()]).await.expect_err("poll panics");
+        assert_eq!(err.kind, BackendErrorKind::Panicked, "{err}");
+        assert!(err.message.contains("poll always panics"), "{err}");
+
+        let err = backend.submit(&[]).await.expect_err("submit panics");
+        assert_eq!(err.kind, BackendErrorKind::Panicked, "{err}");
+
+        // An ordinary error crosses as itself.
+        let err = backend.kill(&[a_ref()]).await.expect_err("kill fails");
+        assert_eq!(err.kind, BackendErrorKind::Failed);
+        assert!(err.message.contains("kill always fails"));
+
+        // And the plugin still answers.
+        assert_eq!(
+            backend.describe().await.expect("describe works").name,
+            "faulty"
+        );
+        let peeked = backend
+            .peek(&a_ref(), &ganga_core::PeekFile::Stdout, 10)
+            .await
+            .unwrap();
+        assert_eq!(peeked, b"peeked");
+    }
+}
+
+#[test]
+fn a_plugin_that_panics_or_fails_while_starting_is_reported_not_fatal() {
+    let mut catalog = Catalog::new();
+    catalog
+        .load_file(&built_plugin("ganga-testplugin-faulty"))
+        .expect("loads");
+    let mut config = Options::new();
+    config.insert("on_create".into(), Value::from("panic"));
+    let err = catalog
+        .backend("faulty", &context(config))
+        .err()
+        .expect("fails");
+    assert!(matches!(err, HostError::CreateFailed { .. }), "{err}");
+    assert!(err.to_string().contains("panicked while starting"), "{err}");
+
+    let mut config = Options::new();
+    config.insert("on_create".into(), Value::from("fail"));
+    let err = catalog
+        .backend("faulty", &context(config))
+        .err()
+        .expect("fails");
+    assert!(
+        err.to_string().contains("asked to fail while starting"),
+        "{err}"
+    );
+
+    // After both, it can still be created normally.
+    assert!(catalog.backend("faulty", &context(Options::new())).is_ok());
+}
+
+#[test]
+fn the_first_plugin_of_a_name_wins_and_later_ones_are_listed_as_shadowed() {
+    let path = built_plugin("ganga-testplugin-faulty");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(path.file_name().unwrap());
+    std::fs::copy(&path, &copy).unwrap();
+    let mut catalog = Catalog::new();
+    catalog.load_file(&path).unwrap();
+    catalog.load_file(&copy).unwrap();
+    assert_eq!(catalog.plugins().count(), 1);
+    assert_eq!(catalog.shadowed().len(), 1);
+    assert_eq!(catalog.shadowed()[0].file.as_deref(), Some(copy.as_path()));
+}

@@ -1,0 +1,63 @@
+//! Building plugin libraries from a test.
+//!
+//! Cargo cannot make a test depend on a cdylib (artifact dependencies are unstable), so a
+//! test that needs one builds it with cargo, as nushell's test harness does. While tests
+//! run cargo holds no build lock, so this nested build is safe; it is a no-op when the
+//! library is up to date.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+
+/// The directory holding this test binary's profile output (`target/debug`).
+pub fn target_dir() -> PathBuf {
+    // Test binaries live in `<target>/<profile>/deps/`.
+    let exe = std::env::current_exe().expect("the test binary knows its own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the cdylib of `package` (e.g. `ganga-backend-local`) in this test's profile and
+/// returns the library's path. Panics with cargo's output if the build fails: a test that
+/// needs a plugin must fail loudly without it.
+pub fn built_plugin(package: &str) -> PathBuf {
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = built.get(package) {
+        return path.clone();
+    }
+    let dir = target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    if let Some(target) = dir.parent() {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    let out = cmd.output().expect("cargo can be started");
+    assert!(
+        out.status.success(),
+        "building plugin {package} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = dir.join(file);
+    assert!(
+        path.exists(),
+        "cargo built {package} but {} is missing",
+        path.display()
+    );
+    built.insert(package.to_owned(), path.clone());
+    path
+}

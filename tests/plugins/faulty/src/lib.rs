@@ -1,0 +1,65 @@
+//! Test fixture: a backend whose calls panic in different ways. `describe` works, so a
+//! test can show the plugin still answers after each panic.
+
+use async_trait::async_trait;
+use ganga_core::protocol::PluginContext;
+use ganga_core::{
+    Backend, BackendDescription, BackendError, BackendRef, OutputsReport, OutputsRequest, PeekFile,
+    PerJob, PollReport, SubmitSpec, Submitted,
+};
+
+pub struct Faulty;
+
+#[async_trait]
+impl Backend for Faulty {
+    async fn describe(&self) -> Result<BackendDescription, BackendError> {
+        Ok(BackendDescription {
+            name: "faulty".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            poll_interval_secs: 1,
+            max_batch: 10,
+        })
+    }
+
+    async fn submit(&self, _jobs: &[SubmitSpec]) -> Result<Vec<PerJob<Submitted>>, BackendError> {
+        panic!("faulty plugin: submit always panics");
+    }
+
+    async fn poll(&self, _jobs: &[BackendRef]) -> Result<Vec<PollReport>, BackendError> {
+        // Panics after an await, on a runtime worker thread of the plugin.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        panic!("faulty plugin: poll always panics");
+    }
+
+    async fn kill(&self, _jobs: &[BackendRef]) -> Result<Vec<PerJob<()>>, BackendError> {
+        Err(BackendError::failed("faulty plugin: kill always fails"))
+    }
+
+    async fn peek(
+        &self,
+        _job: &BackendRef,
+        _file: &PeekFile,
+        _max: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        Ok(b"peeked".to_vec())
+    }
+
+    async fn outputs(
+        &self,
+        _jobs: &[OutputsRequest],
+    ) -> Result<Vec<PerJob<OutputsReport>>, BackendError> {
+        Err(BackendError::unsupported("outputs"))
+    }
+}
+
+impl ganga_plugin_sdk::BackendPlugin for Faulty {
+    fn create(context: PluginContext) -> Result<Self, String> {
+        match context.config.get("on_create").and_then(|v| v.as_str()) {
+            Some("panic") => panic!("faulty plugin: asked to panic while starting"),
+            Some("fail") => Err("asked to fail while starting".into()),
+            _ => Ok(Faulty),
+        }
+    }
+}
+
+ganga_plugin_sdk::export_backend!(Faulty, "faulty");
