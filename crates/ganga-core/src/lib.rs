@@ -17,6 +17,7 @@ mod status;
 mod store;
 mod time;
 mod value;
+mod workspace;
 
 pub use crate::{
     backend::{
@@ -37,4 +38,5 @@ pub use crate::{
     },
     time::{StatusTimes, Timestamp},
     value::{Options, Value},
+    workspace::Workspaces,
 };

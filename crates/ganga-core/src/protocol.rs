@@ -73,6 +73,8 @@ pub enum StoreRequest {
     Dump,
 }
 
+// A reply is made once per call and consumed at once; boxing the job would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreReply {

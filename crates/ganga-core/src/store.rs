@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::{Job, JobId, JobRef, Status, StatusCounts, Subjob, SubjobIndex, Timestamp};
 
 /// One change in a [`Store::commit`]. All changes of a commit land together or not at all.
+// Changes live only until they are committed; boxing the job would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {

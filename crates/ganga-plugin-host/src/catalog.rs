@@ -165,7 +165,7 @@ impl Catalog {
                 Ok(info)
             }
             Err(refusal) => {
-                tracing::warn!("{refusal}");
+                tracing::info!("{refusal}");
                 self.refusals.push(refusal.clone());
                 Err(refusal)
             }

@@ -64,7 +64,7 @@ pub const fn store_decl<T: StorePlugin>(name: &'static str, version: &'static st
         protocol: FfiSlice::from_static(PROTOCOL_VERSION),
         rustc: FfiSlice::from_static(RUSTC),
         create: create_store::<T>,
-        call: call_store_async::<T>,
+        call: call_store_async,
         call_blocking: call_store::<T>,
         destroy: destroy_store::<T>,
     }
@@ -269,7 +269,7 @@ unsafe extern "C" fn call_store<T: StorePlugin>(
 
 /// Stores answer on the caller's thread ([`call_store`]); an asynchronous call would only
 /// block the host's executor, so it is refused.
-unsafe extern "C" fn call_store_async<T: StorePlugin>(
+unsafe extern "C" fn call_store_async(
     _instance: *const c_void,
     _request: FfiSlice,
 ) -> FfiFuture<FfiBuf> {

@@ -1,1 +1,54 @@
-//! The LMDB store: jobs kept in LMDB with CBOR records
+//! The LMDB store: ganga's jobs kept in an LMDB environment (through heed), one CBOR
+//! record per job and per subjob, with the indexes `ganga jobs` and the monitor read
+//! kept in the same transactions as the records.
+//!
+//! Tables (named databases) of format version 1:
+//!
+//! | table       | key                                   | value                          |
+//! |-------------|---------------------------------------|--------------------------------|
+//! | `meta`      | `format_version`, `next_job_id`       | `u32` BE, `u64` BE             |
+//! | `jobs`      | job id, `u64` BE                      | CBOR `Job`                     |
+//! | `subjobs`   | job id `u64` BE ++ index `u32` BE     | CBOR `Subjob`                  |
+//! | `summaries` | job id, `u64` BE                      | CBOR `JobSummary::of(job)`     |
+//! | `active`    | backend name ++ `0x00` ++ id `u64` BE | status discriminant, one byte  |
+//!
+//! A job is in `active` exactly while its status is active. Every commit is one write
+//! transaction; a job put carries the revision its writer read and is refused on a
+//! mismatch. The map starts small and doubles when it fills; a map grown by another
+//! process is adopted. Readers in other processes are never blocked.
+//!
+//! It is not: a cache (see `ganga_core::JobCache`), nor safe to open from two copies of
+//! this crate in one process (the host linking it and also loading it as a plugin):
+//! LMDB allows one environment per file per process, and this crate can only enforce
+//! that among its own handles.
+
+mod check;
+mod codec;
+mod commit;
+mod dump;
+mod env;
+mod error;
+mod keys;
+mod store;
+
+pub use crate::store::{LmdbOptions, LmdbStore};
+
+/// As a plugin, the store lives in `<home>/store`, or in the directory the plugin's config
+/// table names with `path` (relative to the home).
+impl ganga_plugin_sdk::StorePlugin for LmdbStore {
+    fn create(context: ganga_core::protocol::PluginContext) -> Result<Self, String> {
+        let dir = match context.config.get("path") {
+            None => context.home.join("store"),
+            Some(ganga_core::Value::String(path)) => context.home.join(path),
+            Some(other) => {
+                return Err(format!(
+                    "plugins.lmdb.path must be a string (a directory), not {}",
+                    other.kind()
+                ));
+            }
+        };
+        LmdbStore::open(&dir).map_err(|e| e.to_string())
+    }
+}
+
+ganga_plugin_sdk::export_store!(LmdbStore, "lmdb");

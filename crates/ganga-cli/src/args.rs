@@ -1,0 +1,132 @@
+//! The command line, as clap reads it. Nothing here knows what the arguments mean beyond
+//! their shape; `session.rs` resolves them against the environment and config.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use ganga_core::{JobRef, Status};
+
+/// ganga-rs: define jobs, split them into subjobs, run them on this machine, a batch
+/// cluster or the grid, watch them, collect their outputs, resubmit what failed.
+#[derive(Debug, Parser)]
+#[command(name = "ganga", version, about, max_term_width = 100)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Global {
+    /// Where the store and job workspaces live [default: $GANGA_HOME, else the XDG data dir]
+    #[arg(long, global = true, value_name = "DIR", env = "GANGA_HOME")]
+    pub(crate) home: Option<PathBuf>,
+    /// The config file [default: $GANGA_CONFIG, else <home>/config.toml, else the XDG config dir]
+    #[arg(long, global = true, value_name = "FILE", env = "GANGA_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Also look for plugins in DIR (before every other place)
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub(crate) plugin_dirs: Vec<PathBuf>,
+    /// Load this plugin library (before any found by searching)
+    #[arg(long = "plugin", global = true, value_name = "FILE")]
+    pub(crate) plugins: Vec<PathBuf>,
+    /// Say more (-v: what happens, -vv: debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Say only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Submit a job file (creating the job), or a job in status `new` by its id
+    Submit {
+        /// A TOML job file, or the id of a `new` job (e.g. one made by `copy`)
+        target: String,
+        /// Stay until the job has ended, monitoring it
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List jobs
+    Jobs {
+        /// Only jobs in this status (repeatable)
+        #[arg(long, short)]
+        status: Vec<Status>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job or subjob in full
+    Show {
+        /// ID or ID.SUBJOB
+        job: JobRef,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the subjobs of a job
+    Subjobs {
+        job: u64,
+        /// Only subjobs in this status (repeatable)
+        #[arg(long, short)]
+        status: Vec<Status>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Kill jobs or subjobs at their backend
+    Kill {
+        #[arg(required = true)]
+        jobs: Vec<JobRef>,
+    },
+    /// Run again the failed and killed subjobs of a job (or a job or subjob named)
+    Resubmit {
+        #[arg(required = true)]
+        jobs: Vec<JobRef>,
+        /// Stay until the jobs have ended, monitoring them
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Remove jobs, their subjobs and their workspaces
+    Remove {
+        #[arg(required = true)]
+        jobs: Vec<u64>,
+        /// Remove even an active job (killing it first as far as possible)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a new job (status `new`) with the same definition as another
+    Copy {
+        job: u64,
+        /// Submit the copy at once
+        #[arg(long)]
+        submit: bool,
+    },
+    /// Set a job's status by hand: `completed` or `failed` (Ganga's force_status)
+    ForceStatus { job: JobRef, status: Status },
+    /// Show the end of a job's stdout, stderr or another file, even while it runs
+    Peek {
+        /// ID.SUBJOB, or ID for a job without subjobs
+        job: JobRef,
+        /// stdout, stderr, or a path relative to the job's working directory
+        #[arg(default_value = "stdout")]
+        file: String,
+        /// Show at most this many bytes from the end
+        #[arg(long, default_value_t = ganga_monitor::DEFAULT_PEEK_BYTES)]
+        bytes: u64,
+    },
+    /// Drive active jobs to the end: poll backends, collect outputs (until Ctrl-C)
+    Monitor {
+        /// Stop once no job is active
+        #[arg(long)]
+        until_idle: bool,
+        /// Seconds between polls [default: from the config, else 2]
+        #[arg(long, value_name = "SECS")]
+        interval: Option<f64>,
+    },
+    /// List the plugins found, where from, and those refused
+    Plugins {
+        #[arg(long)]
+        json: bool,
+    },
+}

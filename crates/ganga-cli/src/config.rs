@@ -1,0 +1,135 @@
+//! The user's config file: defaults for every command, and a table per plugin.
+//!
+//! ```toml
+//! plugin_dirs = ["/opt/ganga/plugins"]
+//! [store]
+//! plugin = "lmdb"
+//! cache_budget_mib = 64
+//! [monitor]
+//! interval_secs = 2.0
+//! [defaults]
+//! backend = "local"
+//! [plugin.local]        # given to the `local` plugin when it starts
+//! max_parallel = 4
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use ganga_core::{Options, Value};
+use serde::Deserialize;
+
+use crate::tomlfile;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// More directories to look for plugins in.
+    pub(crate) plugin_dirs: Vec<PathBuf>,
+    pub(crate) store: StoreConfig,
+    pub(crate) monitor: MonitorConfig,
+    pub(crate) defaults: Defaults,
+    /// Each plugin's own settings, by plugin name.
+    pub(crate) plugin: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreConfig {
+    /// The store plugin to use.
+    pub(crate) plugin: String,
+    /// The most memory the job cache may hold, in MiB.
+    pub(crate) cache_budget_mib: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MonitorConfig {
+    pub(crate) interval_secs: f64,
+    /// How long a unit may stay `submitting` without a backend id before it is failed.
+    pub(crate) submit_grace_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Defaults {
+    /// The backend of a job file without `[backend]`.
+    pub(crate) backend: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            plugin: "lmdb".into(),
+            cache_budget_mib: 64,
+        }
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            interval_secs: 2.0,
+            submit_grace_secs: 600,
+        }
+    }
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            backend: "local".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the config file: `explicit` if given (it must exist), else
+    /// `<home>/config.toml`, else `<XDG config dir>/ganga/config.toml`; none is fine.
+    pub(crate) fn load(
+        explicit: Option<&Path>,
+        home: &Path,
+    ) -> anyhow::Result<(Config, Option<PathBuf>)> {
+        let path = match explicit {
+            Some(p) => Some(p.to_owned()),
+            None => [
+                Some(home.join("config.toml")),
+                dirs::config_dir().map(|d| d.join("ganga").join("config.toml")),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file()),
+        };
+        let Some(path) = path else {
+            return Ok((Config::default(), None));
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config = tomlfile::parse(&path, &text)?;
+        Ok((config, Some(path)))
+    }
+
+    /// The settings of one plugin, as it receives them.
+    pub(crate) fn plugin_options(&self, name: &str) -> Options {
+        self.plugin
+            .get(name)
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A TOML value as the core's loosely typed value (dates become text).
+pub(crate) fn to_value(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::Integer(*i),
+        toml::Value::Float(f) => Value::Float(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::List(a.iter().map(to_value).collect()),
+        toml::Value::Table(t) => {
+            Value::Table(t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
+        }
+    }
+}

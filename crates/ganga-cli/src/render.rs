@@ -1,0 +1,339 @@
+//! How jobs look on a terminal and in JSON.
+
+use std::path::Path;
+
+use comfy_table::{CellAlignment, Table, presets::NOTHING};
+use ganga_core::{
+    Job, JobRef, JobSpec, JobSummary, RunState, Status, StatusCounts, Subjob, SummaryEntry,
+    Timestamp, Workspaces, effective_spec,
+};
+use serde_json::{Value as Json, json};
+
+/// A point in time in the local time zone, to the second.
+pub(crate) fn time(t: Timestamp) -> String {
+    match jiff::Timestamp::from_millisecond(t.as_millis()) {
+        Ok(ts) => ts
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => format!("{}ms", t.as_millis()),
+    }
+}
+
+fn time_json(t: Option<Timestamp>) -> Json {
+    match t.and_then(|t| jiff::Timestamp::from_millisecond(t.as_millis()).ok()) {
+        Some(ts) => Json::String(ts.to_string()),
+        None => Json::Null,
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(NOTHING).set_header(header.to_vec());
+    t
+}
+
+fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// Counts as `completed 3, failed 1`.
+pub(crate) fn counts(c: &StatusCounts) -> String {
+    c.iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> String {
+    let mut t = table(&[
+        "id",
+        "status",
+        "name",
+        "subjobs",
+        "run/fail/cing/done",
+        "backend",
+        "application",
+        "created",
+    ]);
+    for e in entries {
+        match e {
+            SummaryEntry::Readable(s) => {
+                t.add_row(vec![
+                    s.id.to_string(),
+                    s.status.to_string(),
+                    s.name.clone(),
+                    if s.subjobs.is_empty() {
+                        "-".into()
+                    } else {
+                        s.subjobs.total().to_string()
+                    },
+                    if s.subjobs.is_empty() {
+                        "-".into()
+                    } else {
+                        s.subjobs.display_short()
+                    },
+                    s.backend.clone(),
+                    s.application.clone(),
+                    dash(s.created.map(time)),
+                ]);
+            }
+            SummaryEntry::Unreadable { id, error } => {
+                t.add_row(vec![id.to_string(), "unreadable".into(), error.clone()]);
+            }
+        }
+    }
+    if let Some(c) = t.column_mut(0) {
+        c.set_cell_alignment(CellAlignment::Right);
+    }
+    if let Some(c) = t.column_mut(3) {
+        c.set_cell_alignment(CellAlignment::Right);
+    }
+    t.to_string()
+}
+
+pub(crate) fn summary_json(e: &SummaryEntry) -> Json {
+    match e {
+        SummaryEntry::Readable(s) => summary_obj(s),
+        SummaryEntry::Unreadable { id, error } => json!({ "id": id, "unreadable": error }),
+    }
+}
+
+fn summary_obj(s: &JobSummary) -> Json {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "status": s.status,
+        "backend": s.backend,
+        "application": s.application,
+        "subjobs": counts_json(&s.subjobs),
+        "exit_code": s.exit_code,
+        "created": time_json(s.created),
+        "updated": time_json(s.updated),
+        "comment": s.comment,
+    })
+}
+
+fn counts_json(c: &StatusCounts) -> Json {
+    Json::Object(c.iter().map(|(s, n)| (s.to_string(), json!(n))).collect())
+}
+
+fn run_json(r: &RunState) -> Json {
+    json!({
+        "status": r.status,
+        "times": Json::Object(r.times.iter().map(|(s, t)| (s.to_string(), time_json(Some(t)))).collect()),
+        "submit_count": r.submit_count,
+        "backend_id": r.backend.id,
+        "native_state": r.backend.native_state,
+        "exit_code": r.backend.exit_code,
+        "reason": r.backend.reason,
+        "actual_ce": r.backend.actual_ce,
+        "outputs": r.outputs,
+    })
+}
+
+fn spec_json(spec: &JobSpec) -> Json {
+    let exe = spec.application.executable();
+    json!({
+        "name": spec.name,
+        "comment": spec.comment,
+        "application": { "type": "executable", "exe": exe.exe, "args": exe.args, "env": exe.env },
+        "backend": spec.backend,
+        "input_files": spec.input_files,
+        "output_files": spec.output_files,
+        "splitter": spec.splitter,
+    })
+}
+
+pub(crate) fn job_json(job: &Job, ws: &Workspaces) -> Json {
+    json!({
+        "id": job.id,
+        "revision": job.revision,
+        "spec": spec_json(&job.spec),
+        "run": run_json(&job.run),
+        "subjobs": counts_json(&job.subjobs),
+        "workspace": ws.dir(job.job_ref()),
+        "output_dir": ws.output_dir(job.job_ref()),
+    })
+}
+
+pub(crate) fn subjob_json(job: &Job, sj: &Subjob, ws: &Workspaces) -> Json {
+    let r = JobRef::subjob(job.id, sj.index);
+    json!({
+        "id": r.to_string(),
+        "job": job.id,
+        "index": sj.index,
+        "overrides": sj.overrides,
+        "spec": spec_json(&effective_spec(job, Some(sj))),
+        "run": run_json(&sj.run),
+        "workspace": ws.dir(r),
+        "output_dir": ws.output_dir(r),
+    })
+}
+
+fn quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn command_line(spec: &JobSpec) -> String {
+    let exe = spec.application.executable();
+    std::iter::once(&exe.exe)
+        .chain(&exe.args)
+        .map(|w| quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn field(out: &mut String, name: &str, value: impl AsRef<str>) {
+    let value = value.as_ref();
+    if !value.is_empty() {
+        out.push_str(&format!("  {name:<13}{value}\n"));
+    }
+}
+
+fn run_fields(out: &mut String, run: &RunState, output_dir: &Path) {
+    field(out, "status", run.status.as_str());
+    field(out, "submitted", format!("{} time(s)", run.submit_count));
+    field(out, "backend id", dash(run.backend.id.as_ref()));
+    field(out, "native state", dash(run.backend.native_state.as_ref()));
+    field(out, "exit code", dash(run.backend.exit_code));
+    field(out, "ran on", dash(run.backend.actual_ce.as_ref()));
+    if let Some(reason) = &run.backend.reason {
+        field(out, "reason", reason);
+    }
+    let times: Vec<String> = run
+        .times
+        .iter()
+        .map(|(s, t)| format!("{s} {}", time(t)))
+        .collect();
+    for (i, t) in times.iter().enumerate() {
+        field(out, if i == 0 { "times" } else { "" }, t);
+    }
+    if !run.outputs.is_empty() {
+        field(out, "outputs", output_dir.display().to_string());
+        for o in &run.outputs {
+            field(out, "", format!("  {o}"));
+        }
+    }
+}
+
+fn spec_fields(out: &mut String, spec: &JobSpec) {
+    field(out, "comment", &spec.comment);
+    field(out, "command", command_line(spec));
+    let env = &spec.application.executable().env;
+    for (i, (k, v)) in env.iter().enumerate() {
+        field(
+            out,
+            if i == 0 { "env" } else { "" },
+            format!("{k}={}", quote(v)),
+        );
+    }
+    let options: Vec<String> = spec
+        .backend
+        .options
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    let backend = if options.is_empty() {
+        spec.backend.kind.clone()
+    } else {
+        format!("{} ({})", spec.backend.kind, options.join(", "))
+    };
+    field(out, "backend", backend);
+    for (i, f) in spec.input_files.iter().enumerate() {
+        field(
+            out,
+            if i == 0 { "input files" } else { "" },
+            f.display().to_string(),
+        );
+    }
+    field(out, "output files", spec.output_files.join(", "));
+}
+
+pub(crate) fn job_text(job: &Job, ws: &Workspaces) -> String {
+    let mut out = format!("job {}  {}\n", job.id, job.spec.name);
+    spec_fields(&mut out, &job.spec);
+    if let Some(s) = &job.spec.splitter {
+        field(&mut out, "splitter", s.label());
+    }
+    if job.is_split() {
+        field(
+            &mut out,
+            "subjobs",
+            format!("{}: {}", job.subjobs.total(), counts(&job.subjobs)),
+        );
+    }
+    run_fields(&mut out, &job.run, &ws.output_dir(job.job_ref()));
+    field(
+        &mut out,
+        "workspace",
+        ws.dir(job.job_ref()).display().to_string(),
+    );
+    out
+}
+
+pub(crate) fn subjob_text(job: &Job, sj: &Subjob, ws: &Workspaces) -> String {
+    let r = JobRef::subjob(job.id, sj.index);
+    let spec = effective_spec(job, Some(sj));
+    let mut out = format!("subjob {r}  {}\n", spec.name);
+    spec_fields(&mut out, &spec);
+    let overrides: Vec<String> = sj.overrides.iter().map(|o| o.path()).collect();
+    field(&mut out, "split on", overrides.join(", "));
+    run_fields(&mut out, &sj.run, &ws.output_dir(r));
+    field(&mut out, "workspace", ws.dir(r).display().to_string());
+    out
+}
+
+pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> String {
+    let mut t = table(&[
+        "id",
+        "status",
+        "backend id",
+        "exit",
+        "ran on",
+        "outputs",
+        "reason",
+    ]);
+    for sj in subjobs {
+        t.add_row(vec![
+            JobRef::subjob(job.id, sj.index).to_string(),
+            sj.run.status.to_string(),
+            dash(sj.run.backend.id.as_ref()),
+            dash(sj.run.backend.exit_code),
+            dash(sj.run.backend.actual_ce.as_ref()),
+            sj.run.outputs.join(" "),
+            sj.run.backend.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// One line saying where a job is, for progress while waiting.
+pub(crate) fn progress(job: &Job) -> String {
+    if job.is_split() {
+        format!(
+            "job {}: {} (subjobs: {})",
+            job.id,
+            job.status(),
+            counts(&job.subjobs)
+        )
+    } else {
+        format!("job {}: {}", job.id, job.status())
+    }
+}
+
+pub(crate) fn status_list(statuses: &[Status]) -> String {
+    statuses
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,204 @@
+//! Resolving the command line against the environment: the home, the config, the plugins,
+//! the store. Commands get what they need from a [`Session`] and never look at raw flags.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ganga_core::protocol::PluginContext;
+use ganga_core::{Backend, Cache, JobCache, Store, Workspaces};
+use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations};
+use ganga_plugin_host::{Catalog, PluginKind};
+
+use crate::args::Global;
+use crate::config::Config;
+
+pub(crate) struct Session {
+    pub(crate) home: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) catalog: Arc<Catalog>,
+    /// Where plugins were looked for, in order.
+    pub(crate) search_path: Vec<PathBuf>,
+    context: OnceLock<Context>,
+}
+
+impl Session {
+    pub(crate) fn open(global: &Global) -> anyhow::Result<Session> {
+        let home = match &global.home {
+            Some(h) => h.clone(),
+            None => dirs::data_dir()
+                .map(|d| d.join("ganga"))
+                .context("no home directory: set GANGA_HOME or pass --home")?,
+        };
+        let home = std::path::absolute(&home).unwrap_or(home);
+        let (config, config_file) = Config::load(global.config.as_deref(), &home)?;
+
+        let mut catalog = Catalog::new();
+        link_static_plugins(&mut catalog);
+        for file in &global.plugins {
+            catalog
+                .load_file(file)
+                .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+        }
+        let search_path = search_path(global, &config);
+        for dir in &search_path {
+            catalog.scan_dir(dir);
+        }
+        Ok(Session {
+            home,
+            config,
+            config_file,
+            catalog: Arc::new(catalog),
+            search_path,
+            context: OnceLock::new(),
+        })
+    }
+
+    fn plugin_context(&self, name: &str) -> PluginContext {
+        PluginContext {
+            home: self.home.clone(),
+            config: self.config.plugin_options(name),
+        }
+    }
+
+    pub(crate) fn workspaces(&self) -> Workspaces {
+        Workspaces::new(self.home.join("workspace"))
+    }
+
+    /// The store, cache and backends, made on first use (so `ganga plugins` opens no store).
+    pub(crate) fn context(&self) -> anyhow::Result<&Context> {
+        if let Some(c) = self.context.get() {
+            return Ok(c);
+        }
+        std::fs::create_dir_all(&self.home)
+            .with_context(|| format!("cannot create the ganga home {}", self.home.display()))?;
+        let name = &self.config.store.plugin;
+        let store: Arc<dyn Store> = self.catalog.store(name, &self.plugin_context(name))?;
+        let budget = self
+            .config
+            .store
+            .cache_budget_mib
+            .saturating_mul(1024 * 1024);
+        let cache: Arc<dyn Cache> = Arc::new(JobCache::new(store.clone(), budget));
+        let backends = Arc::new(CatalogBackends {
+            catalog: self.catalog.clone(),
+            home: self.home.clone(),
+            config: self
+                .config
+                .plugin
+                .keys()
+                .map(|k| (k.clone(), self.config.plugin_options(k)))
+                .collect(),
+        });
+        let context = Context {
+            store,
+            cache,
+            backends,
+            workspaces: self.workspaces(),
+        };
+        Ok(self.context.get_or_init(|| context))
+    }
+
+    pub(crate) fn operations(&self) -> anyhow::Result<Operations> {
+        Ok(Operations::new(self.context()?.clone()))
+    }
+
+    pub(crate) fn monitor(&self, interval: Option<f64>) -> anyhow::Result<Monitor> {
+        let secs = interval
+            .unwrap_or(self.config.monitor.interval_secs)
+            .max(0.05);
+        let settings = MonitorSettings {
+            interval: Duration::from_secs_f64(secs),
+            submit_grace: Duration::from_secs(self.config.monitor.submit_grace_secs),
+        };
+        Ok(Monitor::new(self.context()?.clone(), settings))
+    }
+
+    pub(crate) fn monitor_lease_path(&self) -> PathBuf {
+        self.home.join("monitor.lock")
+    }
+
+    pub(crate) fn backend_names(&self) -> Vec<String> {
+        self.catalog.names(PluginKind::Backend)
+    }
+}
+
+/// Backends from the catalog, each created on first use with its config table.
+struct CatalogBackends {
+    catalog: Arc<Catalog>,
+    home: PathBuf,
+    config: std::collections::BTreeMap<String, ganga_core::Options>,
+}
+
+impl Backends for CatalogBackends {
+    fn backend(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
+        let context = PluginContext {
+            home: self.home.clone(),
+            config: self.config.get(name).cloned().unwrap_or_default(),
+        };
+        self.catalog
+            .backend(name, &context)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Where plugins are looked for: `--plugin-dir`s, `$GANGA_PLUGIN_PATH`, the config's
+/// `plugin_dirs`, `<XDG config dir>/ganga/plugins`, then beside the binary
+/// (`<dir>/plugins` and `<dir>` itself, so a cargo build directory just works).
+fn search_path(global: &Global, config: &Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = global.plugin_dirs.clone();
+    if let Some(path) = std::env::var_os("GANGA_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs.extend(config.plugin_dirs.iter().cloned());
+    if let Some(d) = dirs::config_dir() {
+        dirs.push(d.join("ganga").join("plugins"));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
+        dirs.push(exe_dir.join("plugins"));
+        dirs.push(exe_dir.to_owned());
+    }
+    let mut seen = Vec::new();
+    dirs.retain(|d| {
+        let fresh = !seen.contains(d);
+        seen.push(d.clone());
+        fresh
+    });
+    dirs
+}
+
+#[cfg(feature = "static-plugins")]
+fn link_static_plugins(catalog: &mut Catalog) {
+    catalog.link_backend("local", env!("CARGO_PKG_VERSION"), linked::local);
+    catalog.link_store("lmdb", env!("CARGO_PKG_VERSION"), linked::lmdb);
+}
+
+#[cfg(not(feature = "static-plugins"))]
+fn link_static_plugins(_catalog: &mut Catalog) {}
+
+#[cfg(feature = "static-plugins")]
+mod linked {
+    //! The plugins linked into this binary, made through the same `create` the SDK calls
+    //! when they are loaded as libraries.
+    use std::sync::Arc;
+
+    use ganga_core::protocol::PluginContext;
+    use ganga_core::{Backend, Store};
+    use ganga_plugin_sdk::{BackendPlugin as _, StorePlugin as _};
+
+    pub(super) fn local(context: PluginContext) -> Result<Arc<dyn Backend>, String> {
+        Ok(Arc::new(ganga_backend_local::LocalBackend::create(
+            context,
+        )?))
+    }
+
+    pub(super) fn lmdb(context: PluginContext) -> Result<Arc<dyn Store>, String> {
+        Ok(Arc::new(ganga_store_lmdb::LmdbStore::create(context)?))
+    }
+}

@@ -1,0 +1,222 @@
+//! `Store::check`: do the summaries, the active index and the subjob counters agree with
+//! the job and subjob records? Reads everything in one read transaction and reports every
+//! disagreement it finds as a sentence.
+
+use std::collections::BTreeMap;
+
+use ganga_core::{CheckReport, Job, JobId, JobSummary, Status, StatusCounts, Subjob};
+use heed::RoTxn;
+
+use crate::codec::{FORMAT_VERSION, decode};
+use crate::dump::{counts_text, hex, status_byte_text};
+use crate::env::Tables;
+use crate::error::{Doing, Failure};
+use crate::keys;
+
+pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure> {
+    let mut report = CheckReport::default();
+    let problems = &mut report.problems;
+
+    match refusal_as_problem(tables.format_version(txn))? {
+        Ok(Some(FORMAT_VERSION)) => {}
+        Ok(Some(v)) => problems.push(format!(
+            "meta: format version is {v}, expected {FORMAT_VERSION}"
+        )),
+        Ok(None) => problems.push("meta: no format version".to_owned()),
+        Err(problem) => problems.push(problem),
+    }
+    let next_id = match refusal_as_problem(tables.next_job_id(txn))? {
+        Ok(next) => Some(next),
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
+
+    // Jobs: what the other tables must hold for each.
+    // Id -> the subjob counters of a readable job, None for an unreadable one.
+    let mut jobs: BTreeMap<JobId, Option<StatusCounts>> = BTreeMap::new();
+    // Active key -> status byte, for each readable job in an active status.
+    let mut expected_active: BTreeMap<Vec<u8>, (JobId, Status)> = BTreeMap::new();
+    for entry in tables.jobs.iter(txn).doing("reading table jobs")? {
+        let (key, bytes) = entry.doing("reading table jobs")?;
+        report.jobs += 1;
+        let Some(id) = keys::parse_job(key) else {
+            problems.push(format!("jobs: key {} is not a job id", hex(key)));
+            continue;
+        };
+        if let Some(next) = next_id
+            && id >= next
+        {
+            problems.push(format!(
+                "job {id}: id is not below the next id to reserve ({next}), so it could be \
+                 handed out again"
+            ));
+        }
+        let job = match decode::<Job>(bytes) {
+            Ok(job) => job,
+            Err(detail) => {
+                problems.push(format!("job {id}: record unreadable: {detail}"));
+                jobs.insert(id, None);
+                continue;
+            }
+        };
+        if job.id != id {
+            problems.push(format!("job {id}: the record says it is job {}", job.id));
+        }
+        let expected = JobSummary::of(&job);
+        match tables
+            .summaries
+            .get(txn, key)
+            .doing("reading table summaries")?
+        {
+            None => problems.push(format!("job {id}: no summary")),
+            Some(bytes) => match decode::<JobSummary>(bytes) {
+                Err(detail) => problems.push(format!("job {id}: summary unreadable: {detail}")),
+                Ok(summary) if summary != expected => problems.push(format!(
+                    "job {id}: summary differs from the job in {}",
+                    summary_differences(&summary, &expected).join(", ")
+                )),
+                Ok(_) => {}
+            },
+        }
+        if job.status().is_active() {
+            expected_active.insert(keys::active(&job.spec.backend.kind, id), (id, job.status()));
+        }
+        jobs.insert(id, Some(job.subjobs));
+    }
+
+    for entry in tables
+        .summaries
+        .iter(txn)
+        .doing("reading table summaries")?
+    {
+        let (key, _) = entry.doing("reading table summaries")?;
+        match keys::parse_job(key) {
+            None => problems.push(format!("summaries: key {} is not a job id", hex(key))),
+            Some(id) if !jobs.contains_key(&id) => {
+                problems.push(format!("summary {id}: there is no job {id}"));
+            }
+            Some(_) => {}
+        }
+    }
+
+    for entry in tables.active.iter(txn).doing("reading table active")? {
+        let (key, value) = entry.doing("reading table active")?;
+        let Some((backend, id)) = keys::parse_active(key) else {
+            problems.push(format!(
+                "active: key {} is not a backend name and job id",
+                hex(key)
+            ));
+            continue;
+        };
+        match expected_active.remove(key) {
+            Some((_, status)) => {
+                if value != [status as u8] {
+                    problems.push(format!(
+                        "active entry {backend} {id}: records status {} but job {id} is {status}",
+                        status_byte_text(value)
+                    ));
+                }
+            }
+            None => match jobs.get(&id) {
+                None => problems.push(format!("active entry {backend} {id}: there is no job {id}")),
+                Some(None) => problems.push(format!(
+                    "active entry {backend} {id}: job {id} is unreadable"
+                )),
+                Some(Some(_)) => problems.push(format!(
+                    "active entry {backend} {id}: job {id} is not active on backend {backend}"
+                )),
+            },
+        }
+    }
+    for (id, status) in expected_active.values() {
+        problems.push(format!(
+            "job {id} is {status} but is missing from the active index"
+        ));
+    }
+
+    // Subjobs: each has a master, and the master's counters count them.
+    let mut counted: BTreeMap<JobId, StatusCounts> = BTreeMap::new();
+    for entry in tables.subjobs.iter(txn).doing("reading table subjobs")? {
+        let (key, bytes) = entry.doing("reading table subjobs")?;
+        report.subjobs += 1;
+        let Some((job, index)) = keys::parse_subjob(key) else {
+            problems.push(format!(
+                "subjobs: key {} is not a job id and subjob index",
+                hex(key)
+            ));
+            continue;
+        };
+        if !jobs.contains_key(&job) {
+            problems.push(format!(
+                "subjob {job}.{index}: its master job {job} does not exist"
+            ));
+        }
+        match decode::<Subjob>(bytes) {
+            Err(detail) => {
+                problems.push(format!("subjob {job}.{index}: record unreadable: {detail}"))
+            }
+            Ok(subjob) => {
+                if subjob.index != index {
+                    problems.push(format!(
+                        "subjob {job}.{index}: the record says it is subjob {}",
+                        subjob.index
+                    ));
+                }
+                counted.entry(job).or_default().add(subjob.status(), 1);
+            }
+        }
+    }
+    for (id, counters) in &jobs {
+        let Some(counters) = counters else { continue };
+        let actual = counted.remove(id).unwrap_or_default();
+        if &actual != counters {
+            problems.push(format!(
+                "job {id}: subjob counters say {} but its subjobs are {}",
+                counts_text(counters),
+                counts_text(&actual)
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Turns a refusal (damaged meta data) into a problem to report; LMDB failures stay errors.
+fn refusal_as_problem<T>(result: Result<T, Failure>) -> Result<Result<T, String>, Failure> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(Failure::Refused(e)) => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+fn summary_differences(stored: &JobSummary, expected: &JobSummary) -> Vec<&'static str> {
+    let JobSummary {
+        id,
+        name,
+        status,
+        backend,
+        application,
+        subjobs,
+        exit_code,
+        created,
+        updated,
+        comment,
+    } = expected;
+    [
+        (stored.id != *id, "id"),
+        (stored.name != *name, "name"),
+        (stored.status != *status, "status"),
+        (stored.backend != *backend, "backend"),
+        (stored.application != *application, "application"),
+        (stored.subjobs != *subjobs, "subjobs"),
+        (stored.exit_code != *exit_code, "exit_code"),
+        (stored.created != *created, "created"),
+        (stored.updated != *updated, "updated"),
+        (stored.comment != *comment, "comment"),
+    ]
+    .into_iter()
+    .filter_map(|(differs, field)| differs.then_some(field))
+    .collect()
+}

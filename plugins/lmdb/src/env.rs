@@ -1,0 +1,475 @@
+//! The LMDB environment of one store directory: opened once per process, its tables, and
+//! the transactions everything else runs in (with map growth and adoption of a map grown
+//! by another process).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use ganga_core::{JobId, StoreError};
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+use crate::codec::FORMAT_VERSION;
+use crate::error::{Doing, Failure};
+use crate::keys;
+
+/// Every table maps bytes to bytes: keys are laid out by [`keys`], values are decoded by
+/// the store, so that an undecodable record is reported for its job alone.
+pub(crate) type Table = Database<'static, Bytes, Bytes>;
+
+/// The named databases of a store.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    /// Format version and next job id.
+    pub(crate) meta: Table,
+    /// Job id -> CBOR `Job`.
+    pub(crate) jobs: Table,
+    /// Job id ++ subjob index -> CBOR `Subjob`.
+    pub(crate) subjobs: Table,
+    /// Job id -> CBOR `JobSummary`, always `JobSummary::of` the job record.
+    pub(crate) summaries: Table,
+    /// Backend ++ 0 ++ job id -> status byte, for exactly the jobs whose status is active.
+    pub(crate) active: Table,
+}
+
+pub(crate) const TABLE_NAMES: [&str; 5] = ["meta", "jobs", "subjobs", "summaries", "active"];
+
+impl Tables {
+    pub(crate) fn by_name(&self, name: &str) -> Option<Table> {
+        Some(match name {
+            "meta" => self.meta,
+            "jobs" => self.jobs,
+            "subjobs" => self.subjobs,
+            "summaries" => self.summaries,
+            "active" => self.active,
+            _ => return None,
+        })
+    }
+
+    /// The format version recorded in `meta`, if any.
+    pub(crate) fn format_version(&self, txn: &RoTxn) -> Result<Option<u32>, Failure> {
+        let Some(bytes) = self
+            .meta
+            .get(txn, keys::META_FORMAT_VERSION)
+            .doing("reading the format version from table meta")?
+        else {
+            return Ok(None);
+        };
+        let bytes: [u8; 4] = bytes.try_into().map_err(|_| {
+            StoreError::Io(format!(
+                "table meta: format_version is {} bytes long, expected 4: the store is damaged",
+                bytes.len()
+            ))
+        })?;
+        Ok(Some(u32::from_be_bytes(bytes)))
+    }
+
+    pub(crate) fn next_job_id(&self, txn: &RoTxn) -> Result<JobId, Failure> {
+        let bytes = self
+            .meta
+            .get(txn, keys::META_NEXT_JOB_ID)
+            .doing("reading the next job id from table meta")?
+            .ok_or_else(|| {
+                StoreError::Io("table meta has no next_job_id: the store is damaged".to_owned())
+            })?;
+        keys::parse_job(bytes).map(Ok).unwrap_or_else(|| {
+            Err(StoreError::Io(format!(
+                "table meta: next_job_id is {} bytes long, expected 8: the store is damaged",
+                bytes.len()
+            ))
+            .into())
+        })
+    }
+
+    pub(crate) fn set_next_job_id(&self, txn: &mut RwTxn, next: JobId) -> Result<(), Failure> {
+        self.meta
+            .put(txn, keys::META_NEXT_JOB_ID, &keys::job(next))
+            .doing("writing the next job id to table meta")
+    }
+}
+
+/// The first map size of a new environment, unless the caller chooses one.
+pub(crate) const DEFAULT_MAP_SIZE: usize = 64 << 20;
+
+/// Map sizes are kept multiples of this, which is a multiple of every common page size
+/// (4 KiB, 16 KiB, 64 KiB): LMDB wants a multiple of the OS page size.
+const MAP_SIZE_GRANULE: usize = 64 << 10;
+
+/// Growth stops here rather than doubling forever on a runaway writer.
+const MAX_MAP_SIZE: usize = 1 << 40;
+
+/// How often one operation may grow or adopt the map before giving up.
+const MAX_ATTEMPTS: u32 = 48;
+
+/// Four for the tables, the rest for later formats' tables (LMDB fixes this at open).
+const MAX_DBS: u32 = 16;
+
+pub(crate) fn round_map_size(size: usize) -> usize {
+    size.max(MAP_SIZE_GRANULE).div_ceil(MAP_SIZE_GRANULE) * MAP_SIZE_GRANULE
+}
+
+/// An open store directory. Shared by every [`crate::LmdbStore`] of this process on that
+/// directory: LMDB forbids opening one environment twice in a process, and the
+/// [`Self::gate`] must cover every transaction of the process for a resize to be safe.
+pub(crate) struct SharedEnv {
+    env: Env<WithoutTls>,
+    pub(crate) tables: Tables,
+    /// The canonical path of the directory.
+    pub(crate) dir: PathBuf,
+    /// Held shared by every transaction for its whole life, and exclusively to resize the
+    /// map: `mdb_env_set_mapsize` requires that no transaction of this process is open.
+    /// It is never held across calls, so other processes are never kept waiting by it.
+    gate: RwLock<()>,
+}
+
+/// The environments this process has open, by canonical path.
+static OPEN_ENVS: Mutex<BTreeMap<PathBuf, Weak<SharedEnv>>> = Mutex::new(BTreeMap::new());
+
+impl SharedEnv {
+    /// The environment of `dir`, opened (and created with its tables) unless this
+    /// process already has it open.
+    pub(crate) fn open(dir: &Path, initial_map_size: usize) -> Result<Arc<SharedEnv>, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create the store directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let dir = dir.canonicalize().map_err(|e| {
+            StoreError::Io(format!(
+                "cannot resolve the store directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // The registry stays locked while opening, so two threads opening the same
+        // directory cannot both open its environment.
+        let mut open_envs = OPEN_ENVS.lock().unwrap_or_else(PoisonError::into_inner);
+        open_envs.retain(|_, shared| shared.strong_count() > 0);
+        if let Some(shared) = open_envs.get(&dir).and_then(Weak::upgrade) {
+            return Ok(shared);
+        }
+        let env = open_env(&dir, round_map_size(initial_map_size))?;
+        // Reader slots of processes that died inside a read transaction would otherwise
+        // keep old pages from being reused, and the file growing.
+        if let Err(e) = env.clear_stale_readers() {
+            tracing::warn!(store = %dir.display(), error = %e, "cannot clear stale LMDB readers");
+        }
+        let tables = open_tables(&env, &dir)?;
+        let shared = Arc::new(SharedEnv {
+            env,
+            tables,
+            dir: dir.clone(),
+            gate: RwLock::new(()),
+        });
+        shared.check_format_version()?;
+        open_envs.insert(dir, Arc::downgrade(&shared));
+        Ok(shared)
+    }
+
+    fn check_format_version(&self) -> Result<(), StoreError> {
+        let version = self.read(|tables, txn| tables.format_version(txn))?;
+        match version {
+            Some(FORMAT_VERSION) => Ok(()),
+            Some(v) if v > FORMAT_VERSION => Err(StoreError::Unsupported(format!(
+                "format version {v} of the store in {}: this ganga-store-lmdb {} reads format \
+                 versions up to {FORMAT_VERSION}; the store was written by a newer ganga, use \
+                 that one",
+                self.dir.display(),
+                env!("CARGO_PKG_VERSION"),
+            ))),
+            Some(v) => Err(StoreError::Io(format!(
+                "the store in {} records format version {v}, which no ganga writes: the store \
+                 is damaged",
+                self.dir.display()
+            ))),
+            None => Err(StoreError::Io(format!(
+                "the store in {} records no format version: the store is damaged",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// The current map size of this process's view of the environment.
+    pub(crate) fn map_size(&self) -> usize {
+        self.env.info().map_size
+    }
+
+    /// Runs `f` in a read transaction.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Tables, &RoTxn) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+            match self.env.read_txn().doing("beginning a read transaction") {
+                Ok(txn) => return f(&self.tables, &txn).map_err(StoreError::from),
+                Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
+                    drop(gate);
+                    self.adopt_resized_map()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it. When the map fills up, the
+    /// transaction is aborted, the map doubled and `f` run again from the start.
+    pub(crate) fn write<T>(
+        &self,
+        mut f: impl FnMut(&Tables, &mut RwTxn) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+            let seen_map_size = self.map_size();
+            let result = self
+                .env
+                .write_txn()
+                .doing("beginning a write transaction")
+                .and_then(|mut txn| match f(&self.tables, &mut txn) {
+                    Ok(value) => txn
+                        .commit()
+                        .doing("committing a write transaction")
+                        .map(|()| value),
+                    Err(e) => {
+                        txn.abort();
+                        Err(e)
+                    }
+                });
+            drop(gate);
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is_map_full() && attempts < MAX_ATTEMPTS => {
+                    self.grow_map(seen_map_size)?;
+                }
+                Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
+                    self.adopt_resized_map()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs `f` in a write transaction, then `during` while that transaction is still
+    /// open, then aborts it. For tests of what other processes see meanwhile.
+    pub(crate) fn write_uncommitted<T, R>(
+        &self,
+        f: impl FnOnce(&Tables, &mut RwTxn) -> Result<T, Failure>,
+        during: impl FnOnce(T) -> R,
+    ) -> Result<R, StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let mut txn = self
+            .env
+            .write_txn()
+            .doing("beginning a write transaction")?;
+        let value = f(&self.tables, &mut txn)?;
+        let result = during(value);
+        txn.abort();
+        Ok(result)
+    }
+
+    /// Doubles the map, unless another thread did since this one saw `seen_map_size`.
+    fn grow_map(&self, seen_map_size: usize) -> Result<(), StoreError> {
+        let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let current = self.map_size();
+        if current > seen_map_size {
+            return Ok(());
+        }
+        let grown = current
+            .checked_mul(2)
+            .map(round_map_size)
+            .filter(|&size| size <= MAX_MAP_SIZE)
+            .ok_or_else(|| {
+                StoreError::Io(format!(
+                    "the store in {} is full: its map of {current} bytes cannot grow further",
+                    self.dir.display()
+                ))
+            })?;
+        tracing::info!(
+            store = %self.dir.display(),
+            from = current,
+            to = grown,
+            "growing the LMDB map"
+        );
+        // SAFETY: the gate is held exclusively, and every transaction of this process
+        // holds it shared for its whole life, so no transaction is open: the condition
+        // LMDB sets for mdb_env_set_mapsize on an open environment.
+        unsafe { self.env.resize(grown) }
+            .doing("growing the map")
+            .map_err(StoreError::from)
+    }
+
+    /// Takes on the map size another process set when it grew the map.
+    fn adopt_resized_map(&self) -> Result<(), StoreError> {
+        let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        tracing::debug!(store = %self.dir.display(), "adopting a map grown by another process");
+        // SAFETY: as in `grow_map`, no transaction of this process is open. Size 0 is
+        // LMDB's way of saying "use the size recorded in the file" (mdb_env_set_mapsize
+        // docs, for MDB_MAP_RESIZED).
+        unsafe { self.env.resize(0) }
+            .doing("adopting the map size set by another process")
+            .map_err(StoreError::from)
+    }
+}
+
+fn open_env(dir: &Path, map_size: usize) -> Result<Env<WithoutTls>, StoreError> {
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(map_size).max_dbs(MAX_DBS);
+    let mut waited = false;
+    loop {
+        // SAFETY: this module opens each directory once per process (the OPEN_ENVS
+        // registry), uses no unsafe flags (LMDB's own locking stays on), and the files are
+        // only ever changed through LMDB.
+        match unsafe { options.open(dir) } {
+            Ok(env) => return Ok(env),
+            Err(heed::Error::EnvAlreadyOpened) if !waited => {
+                // The last store handle of this directory was dropped on another thread
+                // and LMDB is closing the environment right now: wait for it.
+                waited = true;
+                if let Some(closing) = heed::env_closing_event(dir) {
+                    closing.wait_timeout(Duration::from_secs(10));
+                }
+            }
+            Err(heed::Error::EnvAlreadyOpened) => {
+                return Err(StoreError::Io(format!(
+                    "the LMDB environment in {} is already open in this process outside \
+                     ganga-store-lmdb (LMDB allows one per process)",
+                    dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(StoreError::Io(format!(
+                    "cannot open the LMDB environment in {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+}
+
+/// Opens the tables, creating them (and the meta records) in a new store.
+fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> {
+    let context = |e: Failure| {
+        StoreError::Io(format!(
+            "cannot open the tables of the store in {}: {e}",
+            dir.display()
+        ))
+    };
+    // Opening through a read transaction first, so that opening an existing store never
+    // waits for a write transaction another process holds.
+    if let Some(tables) = open_existing_tables(env).map_err(context)? {
+        return Ok(tables);
+    }
+    let txn = env
+        .write_txn()
+        .doing("beginning the transaction that creates the tables")
+        .map_err(context)?;
+    let created = env
+        .create_databases_and_commit(txn, |opener, txn| -> Result<_, Failure> {
+            let mut create = |name: &str| {
+                opener
+                    .create_database::<Bytes, Bytes>(txn, Some(name))
+                    .doing(&format!("creating table {name}"))
+            };
+            let tables = (
+                create("meta")?,
+                create("jobs")?,
+                create("subjobs")?,
+                create("summaries")?,
+                create("active")?,
+            );
+            let (meta, jobs, ..) = &tables;
+            let new_store = meta
+                .get(txn, keys::META_FORMAT_VERSION)
+                .doing("reading table meta")?
+                .is_none()
+                && jobs.is_empty(txn).doing("reading table jobs")?;
+            // Only a store without jobs gets the meta records; in a store that has jobs
+            // but lost them, the format version check reports the damage instead.
+            if new_store {
+                meta.put(
+                    txn,
+                    keys::META_FORMAT_VERSION,
+                    &FORMAT_VERSION.to_be_bytes(),
+                )
+                .doing("writing the format version")?;
+                if meta
+                    .get(txn, keys::META_NEXT_JOB_ID)
+                    .doing("reading table meta")?
+                    .is_none()
+                {
+                    meta.put(txn, keys::META_NEXT_JOB_ID, &keys::job(0))
+                        .doing("writing the next job id")?;
+                }
+            }
+            Ok(CommitOrAbort::<_, ()>::Commit(tables))
+        })
+        .map_err(context)?;
+    match created {
+        CommitOrAbort::Commit((meta, jobs, subjobs, summaries, active)) => Ok(Tables {
+            meta,
+            jobs,
+            subjobs,
+            summaries,
+            active,
+        }),
+        CommitOrAbort::Abort(()) => Err(StoreError::Io(format!(
+            "creating the tables of the store in {} was aborted",
+            dir.display()
+        ))),
+    }
+}
+
+/// The tables of an existing store, or `None` if any is missing.
+fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure> {
+    let mut attempts = 0;
+    let txn = loop {
+        attempts += 1;
+        match env.read_txn().doing("beginning a read transaction") {
+            Ok(txn) => break txn,
+            Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
+                // SAFETY: the environment was just opened and is not shared yet, so no
+                // transaction of this process is open on it. Size 0 adopts the size
+                // recorded in the file.
+                unsafe { env.resize(0) }.doing("adopting the map size set by another process")?;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let opened = env.open_databases_and_commit(txn, |opener, txn| -> Result<_, Failure> {
+        let open = |name: &str| {
+            opener
+                .open_database::<Bytes, Bytes>(txn, Some(name))
+                .doing(&format!("opening table {name}"))
+        };
+        let tables = (
+            open("meta")?,
+            open("jobs")?,
+            open("subjobs")?,
+            open("summaries")?,
+            open("active")?,
+        );
+        Ok(CommitOrAbort::<_, ()>::Commit(tables))
+    })?;
+    Ok(match opened {
+        CommitOrAbort::Commit((
+            Some(meta),
+            Some(jobs),
+            Some(subjobs),
+            Some(summaries),
+            Some(active),
+        )) => Some(Tables {
+            meta,
+            jobs,
+            subjobs,
+            summaries,
+            active,
+        }),
+        _ => None,
+    })
+}

@@ -1,0 +1,113 @@
+//! The byte layout of the keys of every table. Integers are big-endian so that LMDB's
+//! byte-wise key order is numeric order: jobs list by id, subjobs by index.
+
+use ganga_core::{JobId, SubjobIndex};
+
+/// `meta` key: the format version of the records, a `u32` big-endian.
+pub(crate) const META_FORMAT_VERSION: &[u8] = b"format_version";
+/// `meta` key: the next job id `reserve_ids` hands out, a `u64` big-endian.
+pub(crate) const META_NEXT_JOB_ID: &[u8] = b"next_job_id";
+
+/// Separates the backend name from the id in an `active` key. Backend names may not
+/// contain it (checked on write), so a key can be split without ambiguity.
+const ACTIVE_SEPARATOR: u8 = 0;
+
+/// LMDB's default maximum key size (MDB_MAXKEYSIZE).
+const MAX_KEY_BYTES: usize = 511;
+
+/// `jobs` and `summaries` key.
+pub(crate) fn job(id: JobId) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+pub(crate) fn parse_job(key: &[u8]) -> Option<JobId> {
+    Some(JobId::from_be_bytes(key.try_into().ok()?))
+}
+
+/// `subjobs` key: the master's id then the subjob's index.
+pub(crate) fn subjob(job: JobId, index: SubjobIndex) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&job.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+pub(crate) fn parse_subjob(key: &[u8]) -> Option<(JobId, SubjobIndex)> {
+    let key: &[u8; 12] = key.try_into().ok()?;
+    let (job, index) = key.split_at(8);
+    Some((
+        JobId::from_be_bytes(job.try_into().ok()?),
+        SubjobIndex::from_be_bytes(index.try_into().ok()?),
+    ))
+}
+
+/// `active` key: backend name, a zero byte, the job id. Grouped by backend so that a
+/// monitor can later scan one backend's jobs by prefix.
+pub(crate) fn active(backend: &str, id: JobId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(backend.len() + 9);
+    key.extend_from_slice(backend.as_bytes());
+    key.push(ACTIVE_SEPARATOR);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The backend name and job id of an `active` key, split from the end (the id is the
+/// last 8 bytes, the separator the one before).
+pub(crate) fn parse_active(key: &[u8]) -> Option<(&str, JobId)> {
+    let split = key.len().checked_sub(9)?;
+    let (backend, rest) = key.split_at(split);
+    let (separator, id) = rest.split_first()?;
+    if *separator != ACTIVE_SEPARATOR {
+        return None;
+    }
+    Some((
+        std::str::from_utf8(backend).ok()?,
+        JobId::from_be_bytes(id.try_into().ok()?),
+    ))
+}
+
+/// Why a backend name cannot be part of an `active` key, if it cannot.
+pub(crate) fn backend_name_problem(backend: &str) -> Option<String> {
+    if backend.as_bytes().contains(&ACTIVE_SEPARATOR) {
+        Some(format!("backend name {backend:?} contains a NUL byte"))
+    } else if backend.len() + 9 > MAX_KEY_BYTES {
+        Some(format!(
+            "backend name of {} bytes is too long (at most {})",
+            backend.len(),
+            MAX_KEY_BYTES - 9
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_numerically_and_parse_back() {
+        assert!(job(2) < job(10));
+        assert!(job(255) < job(256));
+        assert!(subjob(1, u32::MAX) < subjob(2, 0));
+        assert!(subjob(7, 9) < subjob(7, 10));
+        assert_eq!(parse_job(&job(123_456)), Some(123_456));
+        assert_eq!(parse_job(b"short"), None);
+        assert_eq!(parse_subjob(&subjob(5, 17)), Some((5, 17)));
+        assert_eq!(parse_subjob(&job(5)), None);
+        assert_eq!(parse_active(&active("local", 42)), Some(("local", 42)));
+        assert_eq!(parse_active(&active("", 0)), Some(("", 0)));
+        assert_eq!(parse_active(b"local"), None);
+        let mut bad = active("slurm", 3);
+        bad[5] = b'x';
+        assert_eq!(parse_active(&bad), None);
+    }
+
+    #[test]
+    fn backend_names_that_cannot_be_keys_are_named() {
+        assert_eq!(backend_name_problem("local"), None);
+        assert!(backend_name_problem("lo\0cal").is_some());
+        assert!(backend_name_problem(&"x".repeat(503)).is_some());
+        assert_eq!(backend_name_problem(&"x".repeat(502)), None);
+    }
+}

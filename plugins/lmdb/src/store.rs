@@ -1,0 +1,289 @@
+//! [`LmdbStore`]: the [`Store`] trait over the tables of [`crate::env`].
+
+use std::fmt;
+use std::ops::{Bound, Range};
+use std::path::Path;
+use std::sync::Arc;
+
+use ganga_core::{
+    ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, JobSummary, Status, Store,
+    StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry,
+};
+
+use crate::codec::{FORMAT_VERSION, decode};
+use crate::env::{DEFAULT_MAP_SIZE, SharedEnv, TABLE_NAMES};
+use crate::error::Doing;
+use crate::{check, commit, dump, keys};
+
+/// How to open a store. The defaults suit real use; tests shrink the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LmdbOptions {
+    initial_map_size: usize,
+}
+
+impl Default for LmdbOptions {
+    fn default() -> Self {
+        LmdbOptions {
+            initial_map_size: DEFAULT_MAP_SIZE,
+        }
+    }
+}
+
+impl LmdbOptions {
+    pub fn new() -> LmdbOptions {
+        LmdbOptions::default()
+    }
+
+    /// The map size a new environment starts with (64 MiB by default), rounded up to a
+    /// multiple of 64 KiB. The map doubles whenever it fills, so this only sets how soon.
+    /// An environment already open in this process keeps its size.
+    pub fn initial_map_size(mut self, bytes: usize) -> LmdbOptions {
+        self.initial_map_size = bytes;
+        self
+    }
+}
+
+/// Jobs kept in an LMDB environment in one directory.
+///
+/// Cheap to clone; every handle of this process on one directory shares one LMDB
+/// environment (LMDB forbids opening it twice in a process). Other processes may open the
+/// same directory at the same time: LMDB lets them read while one writes.
+#[derive(Clone)]
+pub struct LmdbStore {
+    shared: Arc<SharedEnv>,
+}
+
+impl fmt::Debug for LmdbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LmdbStore")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LmdbStore {
+    /// Opens the store in `dir`, creating the directory and the store if needed.
+    pub fn open(dir: &Path) -> Result<LmdbStore, StoreError> {
+        LmdbStore::open_with(dir, &LmdbOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, options: &LmdbOptions) -> Result<LmdbStore, StoreError> {
+        Ok(LmdbStore {
+            shared: SharedEnv::open(dir, options.initial_map_size)?,
+        })
+    }
+
+    /// The store's directory (canonical).
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The current size of the memory map, in bytes.
+    pub fn map_size(&self) -> usize {
+        self.shared.map_size()
+    }
+}
+
+/// Hooks for tests that need to damage a store or hold a transaction open. Not part of
+/// the API.
+impl LmdbStore {
+    /// Writes raw bytes into a table (`meta`, `jobs`, `subjobs`, `summaries`, `active`),
+    /// bypassing every check.
+    #[doc(hidden)]
+    pub fn raw_put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let db = self.raw_table(table)?;
+        self.shared
+            .write(|_, txn| db.put(txn, key, value).doing("writing raw bytes"))
+    }
+
+    /// Deletes a key from a table, bypassing every check. Returns whether it existed.
+    #[doc(hidden)]
+    pub fn raw_delete(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
+        let db = self.raw_table(table)?;
+        self.shared
+            .write(|_, txn| db.delete(txn, key).doing("deleting a raw key"))
+    }
+
+    /// Applies `changes` in a write transaction, runs `during` while it is still open,
+    /// then aborts it: nothing is written.
+    #[doc(hidden)]
+    pub fn with_uncommitted<R>(
+        &self,
+        changes: &[Change],
+        during: impl FnOnce() -> R,
+    ) -> Result<R, StoreError> {
+        self.shared.write_uncommitted(
+            |tables, txn| commit::apply(tables, txn, changes),
+            |_| during(),
+        )
+    }
+
+    fn raw_table(&self, name: &str) -> Result<crate::env::Table, StoreError> {
+        self.shared.tables.by_name(name).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "no table {name:?} (tables: {})",
+                TABLE_NAMES.join(", ")
+            ))
+        })
+    }
+}
+
+impl Store for LmdbStore {
+    fn describe(&self) -> Result<StoreDescription, StoreError> {
+        Ok(StoreDescription {
+            name: "lmdb".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            format_version: FORMAT_VERSION,
+            location: self.shared.dir.display().to_string(),
+        })
+    }
+
+    fn reserve_ids(&self, n: u64) -> Result<JobId, StoreError> {
+        self.shared.write(|tables, txn| {
+            let first = tables.next_job_id(txn)?;
+            let next = first.checked_add(n).ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "cannot reserve {n} more job ids after {first}: ids would overflow"
+                ))
+            })?;
+            tables.set_next_job_id(txn, next)?;
+            Ok(first)
+        })
+    }
+
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Committed>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.shared
+            .write(|tables, txn| commit::apply(tables, txn, changes))
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.shared.read(|tables, txn| {
+            let Some(bytes) = tables
+                .jobs
+                .get(txn, &keys::job(id))
+                .doing("reading table jobs")?
+            else {
+                return Ok(None);
+            };
+            let job: Job = decode(bytes).map_err(|detail| StoreError::Corrupt {
+                job: JobRef::job(id),
+                detail: format!("table jobs: {detail}"),
+            })?;
+            if job.id != id {
+                return Err(StoreError::Corrupt {
+                    job: JobRef::job(id),
+                    detail: format!("table jobs: the record says it is job {}", job.id),
+                }
+                .into());
+            }
+            Ok(Some(job))
+        })
+    }
+
+    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.shared.read(|tables, txn| {
+            let start = keys::subjob(job, range.start);
+            let end = keys::subjob(job, range.end);
+            let bounds = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
+            let mut subjobs = Vec::new();
+            for entry in tables
+                .subjobs
+                .range(txn, &bounds)
+                .doing("reading table subjobs")?
+            {
+                let (key, bytes) = entry.doing("reading table subjobs")?;
+                let index = keys::parse_subjob(key).map_or(range.start, |(_, index)| index);
+                let corrupt = |detail: String| StoreError::Corrupt {
+                    job: JobRef::subjob(job, index),
+                    detail: format!("table subjobs: {detail}"),
+                };
+                let subjob: Subjob = decode(bytes).map_err(corrupt)?;
+                if subjob.index != index {
+                    return Err(
+                        corrupt(format!("the record says it is subjob {}", subjob.index)).into(),
+                    );
+                }
+                subjobs.push(subjob);
+            }
+            Ok(subjobs)
+        })
+    }
+
+    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.shared.read(|tables, txn| {
+            let start = keys::job(from);
+            let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
+            let mut entries = Vec::new();
+            for entry in tables
+                .summaries
+                .range(txn, &bounds)
+                .doing("reading table summaries")?
+            {
+                let (key, bytes) = entry.doing("reading table summaries")?;
+                let Some(id) = keys::parse_job(key) else {
+                    // Not a job's key at all: nothing to list it as; `check` reports it.
+                    tracing::warn!(key = %dump::hex(key), "skipping a malformed summaries key");
+                    continue;
+                };
+                entries.push(match decode::<JobSummary>(bytes) {
+                    Ok(summary) => SummaryEntry::Readable(summary),
+                    Err(error) => SummaryEntry::Unreadable {
+                        id,
+                        error: format!("table summaries: {error}"),
+                    },
+                });
+                if entries.len() >= limit as usize {
+                    break;
+                }
+            }
+            Ok(entries)
+        })
+    }
+
+    fn active(&self) -> Result<Vec<ActiveJob>, StoreError> {
+        self.shared.read(|tables, txn| {
+            let mut active = Vec::new();
+            for entry in tables.active.iter(txn).doing("reading table active")? {
+                let (key, value) = entry.doing("reading table active")?;
+                let parsed = keys::parse_active(key).zip(match value {
+                    [byte] => Status::from_index(usize::from(*byte)),
+                    _ => None,
+                });
+                match parsed {
+                    Some(((backend, id), status)) => active.push(ActiveJob {
+                        id,
+                        backend: backend.to_owned(),
+                        status,
+                    }),
+                    // One bad index entry must not stop the monitor for every other job;
+                    // `check` reports it.
+                    None => tracing::warn!(
+                        key = %dump::hex(key),
+                        value = %dump::hex(value),
+                        "skipping a malformed entry of the active index"
+                    ),
+                }
+            }
+            // The index is grouped by backend; callers want jobs in id order.
+            active.sort_by_key(|a| a.id);
+            Ok(active)
+        })
+    }
+
+    fn check(&self) -> Result<CheckReport, StoreError> {
+        self.shared.read(check::check)
+    }
+
+    fn dump(&self) -> Result<String, StoreError> {
+        self.shared.read(dump::dump)
+    }
+}

@@ -1,0 +1,1128 @@
+//! The LMDB store against the `Store` contract: records, revisions, indexes, damage,
+//! growth, a second process, and the dump format.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ganga_core::protocol::PluginContext;
+use ganga_core::{
+    ActiveJob, Application, BackendConfig, BackendInfo, Change, Committed, Executable, Job, JobId,
+    JobRef, JobSpec, JobSummary, Options, Override, RunState, SplitAttribute, Splitter, Status,
+    StatusCounts, StatusTimes, Store, StoreError, Subjob, SummaryEntry, Timestamp, Value,
+};
+use ganga_plugin_sdk::StorePlugin;
+use ganga_store_lmdb::{LmdbOptions, LmdbStore};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const T0: i64 = 1_700_000_000_000;
+
+fn at(offset_secs: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + offset_secs * 1000)
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory (the tests need a writable TMPDIR)")
+}
+
+fn spec(name: &str, backend: &str) -> JobSpec {
+    JobSpec {
+        name: name.to_owned(),
+        comment: String::new(),
+        application: Application::Executable(Executable {
+            exe: "/bin/echo".to_owned(),
+            args: vec!["hello".to_owned()],
+            env: BTreeMap::new(),
+        }),
+        backend: BackendConfig::named(backend),
+        input_files: Vec::new(),
+        output_files: Vec::new(),
+        splitter: None,
+    }
+}
+
+/// A new job with a freshly reserved id, not yet committed.
+fn new_job(store: &LmdbStore, name: &str) -> Result<Job, StoreError> {
+    let id = store.reserve_ids(1)?;
+    Ok(Job::new(id, spec(name, "local"), at(0)))
+}
+
+/// Puts `job` and returns it as stored (with its new revision).
+fn put(store: &LmdbStore, job: &Job) -> Result<Job, StoreError> {
+    let committed = store.commit(&[Change::PutJob(job.clone())])?;
+    assert_eq!(
+        committed,
+        vec![Committed {
+            job: job.id,
+            revision: job.revision + 1
+        }]
+    );
+    let mut stored = job.clone();
+    stored.revision += 1;
+    Ok(stored)
+}
+
+fn with_status(job: &Job, status: Status, when: Timestamp) -> Job {
+    let mut job = job.clone();
+    job.run.status = status;
+    job.run.times.set(status, when);
+    job
+}
+
+fn assert_clean(store: &LmdbStore) -> TestResult {
+    let report = store.check()?;
+    assert!(
+        report.problems.is_empty(),
+        "check found problems: {:#?}",
+        report.problems
+    );
+    Ok(())
+}
+
+fn summary_ids(entries: &[SummaryEntry]) -> Vec<JobId> {
+    entries.iter().map(SummaryEntry::id).collect()
+}
+
+/// A job with every field set to something other than its default.
+fn full_job(id: JobId) -> Job {
+    let times: StatusTimes = [
+        (Status::New, at(1)),
+        (Status::Submitting, at(2)),
+        (Status::Submitted, at(3)),
+        (Status::Running, at(4)),
+    ]
+    .into_iter()
+    .collect();
+    let options: Options = [
+        ("queue".to_owned(), Value::from("short")),
+        ("cores".to_owned(), Value::Integer(-4)),
+        ("exclusive".to_owned(), Value::Bool(true)),
+        ("memory_gb".to_owned(), Value::Float(2.5)),
+        (
+            "tags".to_owned(),
+            Value::List(vec![Value::from("a"), Value::Integer(7)]),
+        ),
+        (
+            "limits".to_owned(),
+            Value::Table(BTreeMap::from([
+                ("cpu".to_owned(), Value::Integer(3600)),
+                ("nested".to_owned(), Value::List(vec![Value::Bool(false)])),
+            ])),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    Job {
+        id,
+        revision: 0,
+        spec: JobSpec {
+            name: "full job".to_owned(),
+            comment: "every field set — ünïcode too".to_owned(),
+            application: Application::Executable(Executable {
+                exe: "/usr/bin/analysis".to_owned(),
+                args: vec!["--in".to_owned(), "data file.txt".to_owned()],
+                env: BTreeMap::from([
+                    ("A".to_owned(), "1".to_owned()),
+                    ("PATH".to_owned(), "/opt/bin".to_owned()),
+                ]),
+            }),
+            backend: BackendConfig {
+                kind: "slurm".to_owned(),
+                options,
+            },
+            input_files: vec![PathBuf::from("/data/in.txt"), PathBuf::from("/data/b")],
+            output_files: vec!["*.root".to_owned(), "log.txt".to_owned()],
+            splitter: Some(Splitter::Generic {
+                attributes: vec![
+                    SplitAttribute {
+                        path: "application.args".to_owned(),
+                        values: vec![
+                            Value::List(vec![Value::from("x"), Value::Integer(1)]),
+                            Value::from("y"),
+                        ],
+                    },
+                    SplitAttribute {
+                        path: "backend.queue".to_owned(),
+                        values: vec![Value::from("long"), Value::Float(0.5)],
+                    },
+                ],
+            }),
+        },
+        run: RunState {
+            status: Status::Running,
+            times,
+            submit_count: 3,
+            backend: BackendInfo {
+                id: Some("12345".to_owned()),
+                native_state: Some("RUNNING".to_owned()),
+                exit_code: Some(-9),
+                reason: Some("node lost".to_owned()),
+                actual_ce: Some("node17.example.org".to_owned()),
+            },
+            outputs: vec!["stdout".to_owned(), "out/result.root".to_owned()],
+        },
+        subjobs: [Status::Running, Status::Completed].into_iter().collect(),
+    }
+}
+
+/// Two subjobs that use every kind of override between them.
+fn full_subjobs() -> Vec<Subjob> {
+    let mut first = Subjob::new(
+        0,
+        vec![
+            Override::Name("sub zero".to_owned()),
+            Override::Comment("first".to_owned()),
+            Override::Exe("/bin/other".to_owned()),
+            Override::Args(vec!["x".to_owned(), "1".to_owned()]),
+            Override::AppendArgs(vec!["--more".to_owned()]),
+            Override::Env(BTreeMap::from([("K".to_owned(), "v".to_owned())])),
+            Override::EnvVar("ONE".to_owned(), "1".to_owned()),
+            Override::BackendOption("queue".to_owned(), Value::from("long")),
+            Override::BackendOption(
+                "limits".to_owned(),
+                Value::Table(BTreeMap::from([("mem".to_owned(), Value::Float(1.5))])),
+            ),
+        ],
+        at(1),
+    );
+    first.run.status = Status::Running;
+    first.run.times.set(Status::Running, at(5));
+    first.run.submit_count = 1;
+    first.run.backend = BackendInfo {
+        id: Some("12345_0".to_owned()),
+        native_state: Some("R".to_owned()),
+        exit_code: None,
+        reason: Some("started".to_owned()),
+        actual_ce: Some("node3".to_owned()),
+    };
+    let mut second = Subjob::new(1, vec![Override::Args(vec!["y".to_owned()])], at(1));
+    second.run.status = Status::Completed;
+    second.run.times.set(Status::Completed, at(9));
+    second.run.submit_count = 2;
+    second.run.backend.exit_code = Some(0);
+    second.run.outputs = vec!["result.root".to_owned()];
+    vec![first, second]
+}
+
+#[test]
+fn every_field_of_jobs_and_subjobs_round_trips() -> TestResult {
+    let dir = tmp();
+    let id;
+    let args_id;
+    {
+        let store = LmdbStore::open(dir.path())?;
+        id = store.reserve_ids(2)?;
+        args_id = id + 1;
+        let job = full_job(id);
+        let mut args_job = full_job(args_id);
+        args_job.spec.splitter = Some(Splitter::Args {
+            args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]],
+            append: true,
+        });
+        args_job.subjobs = StatusCounts::default();
+        let committed = store.commit(&[
+            Change::PutJob(job.clone()),
+            Change::PutSubjobs {
+                job: id,
+                subjobs: full_subjobs(),
+            },
+            Change::PutJob(args_job.clone()),
+        ])?;
+        assert_eq!(
+            committed,
+            vec![
+                Committed {
+                    job: id,
+                    revision: 1
+                },
+                Committed {
+                    job: args_id,
+                    revision: 1
+                }
+            ]
+        );
+        assert_clean(&store)?;
+    }
+    // Read back from a freshly opened environment, so that nothing comes from memory.
+    let store = LmdbStore::open(dir.path())?;
+    let mut expected = full_job(id);
+    expected.revision = 1;
+    assert_eq!(store.job(id)?, Some(expected.clone()));
+    assert_eq!(store.subjobs(id, 0..10)?, full_subjobs());
+    assert_eq!(store.subjobs(id, 1..2)?, full_subjobs()[1..].to_vec());
+    assert_eq!(store.subjobs(id, 0..0)?, Vec::new());
+    assert_eq!(store.subjobs(args_id, 0..10)?, Vec::new());
+    let args_job = store.job(args_id)?.ok_or("the Args job is missing")?;
+    assert_eq!(
+        args_job.spec.splitter,
+        Some(Splitter::Args {
+            args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]],
+            append: true,
+        })
+    );
+    let summaries = store.summaries(0, 10)?;
+    assert_eq!(
+        summaries.first(),
+        Some(&SummaryEntry::Readable(JobSummary::of(&expected)))
+    );
+    assert_eq!(summary_ids(&summaries), vec![id, args_id]);
+    assert_eq!(
+        store.active()?,
+        vec![
+            ActiveJob {
+                id,
+                backend: "slurm".to_owned(),
+                status: Status::Running
+            },
+            ActiveJob {
+                id: args_id,
+                backend: "slurm".to_owned(),
+                status: Status::Running
+            }
+        ]
+    );
+    assert_eq!(store.job(args_id + 1)?, None);
+    Ok(())
+}
+
+#[test]
+fn stale_revisions_are_refused_and_write_nothing() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let a = put(&store, &new_job(&store, "a")?)?;
+    assert_eq!(a.revision, 1);
+
+    // Another writer read revision 0: refused, and the record stays as it was.
+    let mut stale = a.clone();
+    stale.revision = 0;
+    stale.spec.name = "stale".to_owned();
+    assert_eq!(
+        store.commit(&[Change::PutJob(stale)]),
+        Err(StoreError::Conflict { jobs: vec![a.id] })
+    );
+    assert_eq!(store.job(a.id)?, Some(a.clone()));
+
+    let mut a2 = a.clone();
+    a2.spec.name = "a2".to_owned();
+    let a2 = put(&store, &a2)?;
+    assert_eq!(a2.revision, 2);
+
+    // One conflicting job makes the whole commit fail: the new job b, its subjobs and
+    // the removal of c are not written either.
+    let b = new_job(&store, "b")?;
+    let c = put(&store, &new_job(&store, "c")?)?;
+    let mut b_split = b.clone();
+    b_split.subjobs = [Status::New].into_iter().collect();
+    let result = store.commit(&[
+        Change::PutJob(b_split),
+        Change::PutSubjobs {
+            job: b.id,
+            subjobs: vec![Subjob::new(0, Vec::new(), at(0))],
+        },
+        Change::RemoveJob {
+            job: c.id,
+            revision: c.revision,
+        },
+        Change::PutJob(a.clone()),
+    ]);
+    assert_eq!(result, Err(StoreError::Conflict { jobs: vec![a.id] }));
+    assert_eq!(store.job(b.id)?, None);
+    assert_eq!(store.subjobs(b.id, 0..10)?, Vec::new());
+    assert_eq!(store.job(c.id)?, Some(c.clone()));
+    assert_eq!(store.job(a.id)?, Some(a2.clone()));
+    assert_eq!(summary_ids(&store.summaries(0, 100)?), vec![a.id, c.id]);
+
+    // Every conflicting job is listed: a stale put, a put of a "new" job that exists, a
+    // removal at the wrong revision, a put claiming a revision of a job never written.
+    let mut c_as_new = c.clone();
+    c_as_new.revision = 0;
+    let mut b_claims = b.clone();
+    b_claims.revision = 4;
+    let result = store.commit(&[
+        Change::PutJob(a.clone()),
+        Change::PutJob(b_claims),
+        Change::RemoveJob {
+            job: c.id,
+            revision: 7,
+        },
+    ]);
+    assert_eq!(
+        result,
+        Err(StoreError::Conflict {
+            jobs: vec![a.id, b.id, c.id]
+        })
+    );
+    assert_eq!(
+        store.commit(&[Change::PutJob(c_as_new)]),
+        Err(StoreError::Conflict { jobs: vec![c.id] })
+    );
+    assert_eq!(store.job(a.id)?, Some(a2));
+    assert_eq!(store.job(b.id)?, None);
+    assert_eq!(store.job(c.id)?, Some(c));
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn malformed_commits_are_invalid() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let a = put(&store, &new_job(&store, "a")?)?;
+
+    // Subjobs without their master.
+    let result = store.commit(&[Change::PutSubjobs {
+        job: a.id,
+        subjobs: vec![Subjob::new(0, Vec::new(), at(0))],
+    }]);
+    match result {
+        Err(StoreError::Invalid(message)) => assert!(message.contains("master"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(store.subjobs(a.id, 0..10)?, Vec::new());
+
+    // An id that was never reserved.
+    let unreserved = Job::new(a.id + 1, spec("x", "local"), at(0));
+    assert!(matches!(
+        store.commit(&[Change::PutJob(unreserved)]),
+        Err(StoreError::Invalid(_))
+    ));
+
+    // The same job twice.
+    assert!(matches!(
+        store.commit(&[Change::PutJob(a.clone()), Change::PutJob(a.clone())]),
+        Err(StoreError::Invalid(_))
+    ));
+
+    // A backend name that cannot be an index key.
+    let mut bad_backend = a.clone();
+    bad_backend.spec.backend.kind = "lo\0cal".to_owned();
+    assert!(matches!(
+        store.commit(&[Change::PutJob(bad_backend)]),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.job(a.id)?, Some(a));
+    assert_eq!(store.commit(&[])?, Vec::new());
+    Ok(())
+}
+
+#[test]
+fn removal_deletes_the_job_its_subjobs_summary_and_index_entry() -> TestResult {
+    let dir = tmp();
+    let (a, b);
+    {
+        let store = LmdbStore::open(dir.path())?;
+        let mut master = with_status(&new_job(&store, "master")?, Status::Running, at(2));
+        master.subjobs = [Status::Running, Status::Running, Status::New]
+            .into_iter()
+            .collect();
+        let mut subjobs: Vec<Subjob> = (0..3)
+            .map(|i| Subjob::new(i, vec![Override::Args(vec![i.to_string()])], at(0)))
+            .collect();
+        subjobs[0].run.status = Status::Running;
+        subjobs[1].run.status = Status::Running;
+        // Its neighbour, whose subjob keys sort right after the master's.
+        let mut neighbour = with_status(&new_job(&store, "neighbour")?, Status::Submitted, at(1));
+        neighbour.subjobs = [Status::New].into_iter().collect();
+        store.commit(&[
+            Change::PutJob(master.clone()),
+            Change::PutSubjobs {
+                job: master.id,
+                subjobs,
+            },
+            Change::PutJob(neighbour.clone()),
+            Change::PutSubjobs {
+                job: neighbour.id,
+                subjobs: vec![Subjob::new(0, Vec::new(), at(0))],
+            },
+        ])?;
+        a = master.id;
+        b = neighbour.id;
+        assert_eq!(store.active()?.len(), 2);
+
+        assert_eq!(
+            store.commit(&[Change::RemoveJob {
+                job: a,
+                revision: 0
+            }]),
+            Err(StoreError::Conflict { jobs: vec![a] })
+        );
+        assert!(store.job(a)?.is_some());
+
+        store.commit(&[Change::RemoveJob {
+            job: a,
+            revision: 1,
+        }])?;
+        assert_eq!(store.job(a)?, None);
+        assert_eq!(store.subjobs(a, 0..u32::MAX)?, Vec::new());
+        assert_eq!(summary_ids(&store.summaries(0, 10)?), vec![b]);
+        assert_eq!(
+            store.active()?,
+            vec![ActiveJob {
+                id: b,
+                backend: "local".to_owned(),
+                status: Status::Submitted
+            }]
+        );
+        assert_eq!(store.subjobs(b, 0..10)?.len(), 1);
+        assert_clean(&store)?;
+
+        // Removing it again: nothing is at any revision.
+        assert_eq!(
+            store.commit(&[Change::RemoveJob {
+                job: a,
+                revision: 1
+            }]),
+            Err(StoreError::Conflict { jobs: vec![a] })
+        );
+    }
+    // Ids are never handed out again, even after the highest one was removed.
+    let store = LmdbStore::open(dir.path())?;
+    let removed = store.commit(&[Change::RemoveJob {
+        job: b,
+        revision: 1,
+    }]);
+    assert_eq!(removed, Ok(Vec::new()));
+    drop(store);
+    let store = LmdbStore::open(dir.path())?;
+    assert_eq!(store.reserve_ids(1)?, b + 1);
+    assert_eq!(store.summaries(0, 10)?, Vec::new());
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn the_active_index_follows_status_changes() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let quiet = put(&store, &new_job(&store, "quiet")?)?;
+    let job = put(&store, &new_job(&store, "busy")?)?;
+    assert_eq!(store.active()?, Vec::new());
+
+    let active = |status| {
+        vec![ActiveJob {
+            id: job.id,
+            backend: "local".to_owned(),
+            status,
+        }]
+    };
+    let job = put(&store, &with_status(&job, Status::Submitting, at(1)))?;
+    assert_eq!(store.active()?, active(Status::Submitting));
+    let job = put(&store, &with_status(&job, Status::Submitted, at(2)))?;
+    assert_eq!(store.active()?, active(Status::Submitted));
+    let job = put(&store, &with_status(&job, Status::Running, at(3)))?;
+    assert_eq!(store.active()?, active(Status::Running));
+    assert_clean(&store)?;
+
+    // Moved to another backend while active: only the new entry remains.
+    let mut moved = job.clone();
+    moved.spec.backend.kind = "slurm".to_owned();
+    let job = put(&store, &moved)?;
+    assert_eq!(
+        store.active()?,
+        vec![ActiveJob {
+            id: job.id,
+            backend: "slurm".to_owned(),
+            status: Status::Running
+        }]
+    );
+    assert_clean(&store)?;
+
+    let job = put(&store, &with_status(&job, Status::Completing, at(4)))?;
+    assert_eq!(store.active()?.len(), 1);
+    let job = put(&store, &with_status(&job, Status::Completed, at(5)))?;
+    assert_eq!(store.active()?, Vec::new());
+    // Unknown is not active (Ganga's table only leads it to removed).
+    put(&store, &with_status(&quiet, Status::Unknown, at(6)))?;
+    assert_eq!(store.active()?, Vec::new());
+    assert_eq!(
+        store.job(job.id)?.map(|j| j.status()),
+        Some(Status::Completed)
+    );
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn check_passes_after_a_mixed_workload_and_finds_broken_indexes() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let first = store.reserve_ids(20)?;
+    let mut jobs = Vec::new();
+    for id in first..first + 20 {
+        let mut job = Job::new(id, spec(&format!("job {id}"), "local"), at(0));
+        let mut changes = Vec::new();
+        if id % 3 == 0 {
+            job.subjobs = [Status::New, Status::Running, Status::Completed]
+                .into_iter()
+                .collect();
+            job = with_status(&job, Status::Running, at(1));
+            let subjobs = [Status::New, Status::Running, Status::Completed]
+                .into_iter()
+                .enumerate()
+                .map(|(i, status)| {
+                    let mut s = Subjob::new(i as u32, Vec::new(), at(0));
+                    s.run.status = status;
+                    s
+                })
+                .collect();
+            changes.push(Change::PutSubjobs { job: id, subjobs });
+        }
+        changes.insert(0, Change::PutJob(job.clone()));
+        store.commit(&changes)?;
+        job.revision = 1;
+        jobs.push(job);
+    }
+    // Some finish, some are removed, some get another subjob update.
+    for job in jobs.iter_mut().filter(|j| j.id % 4 == 1) {
+        *job = put(&store, &with_status(job, Status::Submitting, at(2)))?;
+    }
+    let removed: Vec<Change> = jobs
+        .iter()
+        .filter(|j| j.id % 5 == 0)
+        .map(|j| Change::RemoveJob {
+            job: j.id,
+            revision: j.revision,
+        })
+        .collect();
+    store.commit(&removed)?;
+    jobs.retain(|j| j.id % 5 != 0);
+    let split = jobs
+        .iter()
+        .find(|j| j.is_split())
+        .ok_or("no split job left")?
+        .clone();
+    let mut master = split.clone();
+    master.subjobs.shift(Status::Running, Status::Completed);
+    let mut done = Subjob::new(1, Vec::new(), at(0));
+    done.run.status = Status::Completed;
+    store.commit(&[
+        Change::PutJob(master.clone()),
+        Change::PutSubjobs {
+            job: master.id,
+            subjobs: vec![done],
+        },
+    ])?;
+
+    let report = store.check()?;
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.jobs, jobs.len() as u64);
+    let split_jobs = jobs.iter().filter(|j| j.is_split()).count() as u64;
+    assert_eq!(report.subjobs, 3 * split_jobs);
+
+    // Damage each index in turn; check names what is wrong.
+    let active = store.active()?;
+    let victim = active.first().ok_or("no active job")?;
+    let mut key = victim.backend.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&victim.id.to_be_bytes());
+    assert!(store.raw_delete("active", &key)?);
+    let problems = store.check()?.problems;
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains(&format!("job {}", victim.id)) && problems[0].contains("active"),
+        "{problems:#?}"
+    );
+    store.raw_put("active", &key, &[victim.status as u8])?;
+    assert_clean(&store)?;
+
+    // A summary that no longer matches its job.
+    let other = jobs
+        .iter()
+        .find(|j| j.id != master.id && !j.status().is_active())
+        .ok_or("no inactive job")?;
+    let mut wrong = JobSummary::of(other);
+    wrong.name = "renamed behind the store's back".to_owned();
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&wrong, &mut bytes)?;
+    store.raw_put("summaries", &other.id.to_be_bytes(), &bytes)?;
+    // A subjob whose master does not exist, and an entry for a job that is not active.
+    let mut orphan_key = 999_999u64.to_be_bytes().to_vec();
+    orphan_key.extend_from_slice(&0u32.to_be_bytes());
+    let mut orphan = Vec::new();
+    ciborium::into_writer(&Subjob::new(0, Vec::new(), at(0)), &mut orphan)?;
+    store.raw_put("subjobs", &orphan_key, &orphan)?;
+    let mut stray = b"local\0".to_vec();
+    stray.extend_from_slice(&other.id.to_be_bytes());
+    store.raw_put("active", &stray, &[Status::Running as u8])?;
+
+    let problems = store.check()?.problems;
+    let mentions = |needle: &str| problems.iter().any(|p| p.contains(needle));
+    assert!(
+        mentions(&format!(
+            "job {}: summary differs from the job in name",
+            other.id
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        mentions("master job 999999 does not exist"),
+        "{problems:#?}"
+    );
+    assert!(
+        mentions(&format!("job {} is not active", other.id)),
+        "{problems:#?}"
+    );
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    Ok(())
+}
+
+#[test]
+fn check_finds_subjob_counters_that_disagree() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let mut job = new_job(&store, "split")?;
+    job.subjobs = [Status::New, Status::New].into_iter().collect();
+    store.commit(&[
+        Change::PutJob(job.clone()),
+        Change::PutSubjobs {
+            job: job.id,
+            subjobs: vec![Subjob::new(0, Vec::new(), at(0))],
+        },
+    ])?;
+    let problems = store.check()?.problems;
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("subjob counters say [new:2] but its subjobs are [new:1]"),
+        "{problems:#?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_corrupt_record_is_reported_for_its_job_alone() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let a = put(&store, &new_job(&store, "a")?)?;
+    let mut b = new_job(&store, "b")?;
+    b.subjobs = [Status::New, Status::New].into_iter().collect();
+    store.commit(&[
+        Change::PutJob(b.clone()),
+        Change::PutSubjobs {
+            job: b.id,
+            subjobs: vec![
+                Subjob::new(0, Vec::new(), at(0)),
+                Subjob::new(1, Vec::new(), at(0)),
+            ],
+        },
+    ])?;
+    let c = put(&store, &new_job(&store, "c")?)?;
+
+    let garbage = b"\xff\x00 not cbor at all";
+    store.raw_put("jobs", &b.id.to_be_bytes(), garbage)?;
+    store.raw_put("summaries", &b.id.to_be_bytes(), garbage)?;
+    let mut subjob_key = a.id.to_be_bytes().to_vec();
+    subjob_key.extend_from_slice(&0u32.to_be_bytes());
+    // Subjob 0 of a: valid CBOR, wrong shape.
+    store.raw_put("subjobs", &subjob_key, b"\x01")?;
+
+    let summaries = store.summaries(0, 10)?;
+    assert_eq!(summary_ids(&summaries), vec![a.id, b.id, c.id]);
+    assert_eq!(summaries[0], SummaryEntry::Readable(JobSummary::of(&a)));
+    match &summaries[1] {
+        SummaryEntry::Unreadable { id, error } => {
+            assert_eq!(*id, b.id);
+            assert!(error.contains("CBOR"), "{error}");
+        }
+        other => panic!("expected job {} unreadable, got {other:?}", b.id),
+    }
+    assert_eq!(summaries[2], SummaryEntry::Readable(JobSummary::of(&c)));
+
+    match store.job(b.id) {
+        Err(StoreError::Corrupt { job, detail }) => {
+            assert_eq!(job, JobRef::job(b.id));
+            assert!(
+                detail.contains("jobs") && detail.contains("CBOR"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(store.job(a.id)?, Some(a.clone()));
+    assert_eq!(store.job(c.id)?, Some(c.clone()));
+    match store.subjobs(a.id, 0..10) {
+        Err(StoreError::Corrupt { job, .. }) => assert_eq!(job, JobRef::subjob(a.id, 0)),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // The good subjobs of b still read (b's master is corrupt, its subjobs are not).
+    assert_eq!(store.subjobs(b.id, 0..10)?.len(), 2);
+    let problems = store.check()?.problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&format!("job {}: record unreadable", b.id))),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&format!("subjob {}.0: record unreadable", a.id))),
+        "{problems:#?}"
+    );
+
+    // A corrupt job cannot be overwritten blindly, but it can be removed.
+    let mut b_again = b.clone();
+    b_again.revision = 1;
+    assert!(matches!(
+        store.commit(&[Change::PutJob(b_again)]),
+        Err(StoreError::Corrupt { .. })
+    ));
+    store.commit(&[Change::RemoveJob {
+        job: b.id,
+        revision: 1,
+    }])?;
+    assert_eq!(summary_ids(&store.summaries(0, 10)?), vec![a.id, c.id]);
+    assert_eq!(store.subjobs(b.id, 0..10)?, Vec::new());
+    Ok(())
+}
+
+#[test]
+fn the_map_grows_when_it_fills() -> TestResult {
+    let dir = tmp();
+    let initial = 64 << 10;
+    let comment = "x".repeat(2000);
+    let ids;
+    {
+        let store =
+            LmdbStore::open_with(dir.path(), &LmdbOptions::new().initial_map_size(initial))?;
+        assert_eq!(store.map_size(), initial);
+        let first = store.reserve_ids(600)?;
+        ids = first..first + 600;
+        let job_with_comment = |id| {
+            let mut job = Job::new(id, spec(&format!("job {id}"), "local"), at(0));
+            job.spec.comment = comment.clone();
+            job
+        };
+        // One by one, then a large batch in one transaction.
+        for id in ids.start..ids.start + 200 {
+            store.commit(&[Change::PutJob(job_with_comment(id))])?;
+        }
+        let batch: Vec<Change> = (ids.start + 200..ids.end)
+            .map(|id| Change::PutJob(job_with_comment(id)))
+            .collect();
+        store.commit(&batch)?;
+        assert!(
+            store.map_size() >= 1 << 20,
+            "the map should have grown past 1 MiB, is {}",
+            store.map_size()
+        );
+        assert_eq!(store.summaries(0, 1000)?.len(), 600);
+        assert_clean(&store)?;
+    }
+    // Reopened with the same tiny initial size, everything is still there.
+    let store = LmdbStore::open_with(dir.path(), &LmdbOptions::new().initial_map_size(initial))?;
+    assert_eq!(store.summaries(0, 1000)?.len(), 600);
+    let last = store.job(ids.end - 1)?.ok_or("last job missing")?;
+    assert_eq!(last.spec.comment, comment);
+    Ok(())
+}
+
+#[test]
+fn reserved_ids_are_monotonic_across_reopen() -> TestResult {
+    let dir = tmp();
+    {
+        let store = LmdbStore::open(dir.path())?;
+        assert_eq!(store.reserve_ids(1)?, 0);
+        assert_eq!(store.reserve_ids(3)?, 1);
+        assert_eq!(store.reserve_ids(0)?, 4);
+        assert_eq!(store.reserve_ids(1)?, 4);
+    }
+    let store = LmdbStore::open(dir.path())?;
+    assert_eq!(store.reserve_ids(2)?, 5);
+    assert!(matches!(
+        store.reserve_ids(u64::MAX),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.reserve_ids(1)?, 7);
+    Ok(())
+}
+
+#[test]
+fn handles_in_one_process_share_the_environment() -> TestResult {
+    let dir = tmp();
+    let one = LmdbStore::open(dir.path())?;
+    let two = LmdbStore::open(dir.path())?;
+    let job = put(&one, &new_job(&one, "shared")?)?;
+    assert_eq!(two.job(job.id)?, Some(job));
+    assert_eq!(two.reserve_ids(1)?, 1);
+    let described = two.describe()?;
+    assert_eq!(described.name, "lmdb");
+    assert_eq!(described.format_version, 1);
+    assert_eq!(described.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(Path::new(&described.location), dir.path().canonicalize()?);
+    Ok(())
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused() -> TestResult {
+    let dir = tmp();
+    {
+        let store = LmdbStore::open(dir.path())?;
+        store.raw_put("meta", b"format_version", &2u32.to_be_bytes())?;
+    }
+    match LmdbStore::open(dir.path()) {
+        Err(StoreError::Unsupported(message)) => {
+            assert!(message.contains("format version 2"), "{message}");
+            assert!(message.contains("up to 1"), "{message}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    Ok(())
+}
+
+const CHILD_DIR_VAR: &str = "GANGA_STORE_LMDB_TEST_CHILD_DIR";
+
+/// Run by `another_process_reads_while_a_write_is_open` in a child process: lists the
+/// store in `$GANGA_STORE_LMDB_TEST_CHILD_DIR`.
+#[test]
+#[ignore = "run as a child process by another_process_reads_while_a_write_is_open"]
+fn child_lists_jobs() -> TestResult {
+    let Some(dir) = std::env::var_os(CHILD_DIR_VAR) else {
+        return Ok(());
+    };
+    let store = LmdbStore::open(Path::new(&dir))?;
+    for entry in store.summaries(0, 100)? {
+        match entry {
+            SummaryEntry::Readable(s) => {
+                let job = store.job(s.id)?.ok_or("a listed job is missing")?;
+                println!(
+                    "CHILD job {} {} {} rev {}",
+                    s.id, s.name, s.status, job.revision
+                );
+            }
+            SummaryEntry::Unreadable { id, error } => println!("CHILD unreadable {id} {error}"),
+        }
+    }
+    for a in store.active()? {
+        println!("CHILD active {} {}", a.id, a.status);
+    }
+    println!("CHILD done");
+    Ok(())
+}
+
+/// Runs the ignored test `name` of this binary in a child process on the store in `dir`
+/// and returns the lines it printed that start with `CHILD `.
+fn run_child(name: &str, dir: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([name, "--exact", "--ignored", "--nocapture"])
+        .env(CHILD_DIR_VAR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    // The child must not wait for this process's write transaction; if it does, it
+    // would wait forever, so give up after a while.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            return Err("the child process blocked while a write transaction was open".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .ok_or("no child stdout")?
+        .read_to_string(&mut out)?;
+    if !status.success() {
+        return Err(format!("child failed: {status}\n{out}").into());
+    }
+    Ok(out
+        .lines()
+        .filter(|l| l.starts_with("CHILD "))
+        .map(str::to_owned)
+        .collect())
+}
+
+#[test]
+fn another_process_reads_while_a_write_is_open() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let job = put(
+        &store,
+        &with_status(&new_job(&store, "committed")?, Status::Running, at(1)),
+    )?;
+    let fresh = new_job(&store, "fresh")?;
+
+    let mut changed = with_status(&job, Status::Completed, at(2));
+    changed.spec.name = "uncommitted".to_owned();
+    let lines = store.with_uncommitted(
+        &[Change::PutJob(changed), Change::PutJob(fresh.clone())],
+        || run_child("child_lists_jobs", dir.path()),
+    )??;
+    assert_eq!(
+        lines,
+        vec![
+            format!("CHILD job {} committed running rev 1", job.id),
+            format!("CHILD active {} running", job.id),
+            "CHILD done".to_owned(),
+        ]
+    );
+    // The aborted transaction left nothing behind here either.
+    assert_eq!(store.job(job.id)?, Some(job.clone()));
+    assert_eq!(store.job(fresh.id)?, None);
+
+    // And once committed, the child sees the new state.
+    let mut changed = with_status(&job, Status::Completed, at(2));
+    changed.spec.name = "now-committed".to_owned();
+    put(&store, &changed)?;
+    let lines = run_child("child_lists_jobs", dir.path())?;
+    assert_eq!(
+        lines,
+        vec![
+            format!("CHILD job {} now-committed completed rev 2", job.id),
+            "CHILD done".to_owned(),
+        ]
+    );
+    Ok(())
+}
+
+/// Run by `a_map_grown_by_another_process_is_adopted` in a child process: fills the
+/// store in `$GANGA_STORE_LMDB_TEST_CHILD_DIR` far beyond its initial map.
+#[test]
+#[ignore = "run as a child process by a_map_grown_by_another_process_is_adopted"]
+fn child_fills_store() -> TestResult {
+    let Some(dir) = std::env::var_os(CHILD_DIR_VAR) else {
+        return Ok(());
+    };
+    let store = LmdbStore::open_with(
+        Path::new(&dir),
+        &LmdbOptions::new().initial_map_size(64 << 10),
+    )?;
+    let first = store.reserve_ids(600)?;
+    let comment = "y".repeat(2000);
+    for batch in (first..first + 600).collect::<Vec<_>>().chunks(50) {
+        let changes: Vec<Change> = batch
+            .iter()
+            .map(|&id| {
+                let mut job = Job::new(id, spec("filler", "local"), at(0));
+                job.spec.comment = comment.clone();
+                Change::PutJob(job)
+            })
+            .collect();
+        store.commit(&changes)?;
+    }
+    println!("CHILD filled {} bytes", store.map_size());
+    Ok(())
+}
+
+#[test]
+fn a_map_grown_by_another_process_is_adopted() -> TestResult {
+    let dir = tmp();
+    let initial = 64 << 10;
+    let store = LmdbStore::open_with(dir.path(), &LmdbOptions::new().initial_map_size(initial))?;
+    let mine = put(&store, &new_job(&store, "mine")?)?;
+    assert_eq!(store.summaries(0, 10)?.len(), 1);
+    assert_eq!(store.map_size(), initial);
+
+    let lines = run_child("child_fills_store", dir.path())?;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+
+    // The data now lies beyond this process's map: reading adopts the larger size.
+    assert_eq!(store.summaries(0, 1000)?.len(), 601);
+    assert!(store.map_size() > initial, "map is {}", store.map_size());
+    let last = store.job(600)?.ok_or("the child's last job is missing")?;
+    assert_eq!(last.spec.name, "filler");
+    let mine = put(&store, &with_status(&mine, Status::Submitting, at(1)))?;
+    assert_eq!(store.job(mine.id)?, Some(mine));
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn the_plugin_opens_the_configured_directory() -> TestResult {
+    let home = tmp();
+    let context = |config: Options| PluginContext {
+        home: home.path().to_owned(),
+        config,
+    };
+    let default = LmdbStore::create(context(Options::new()))?;
+    assert_eq!(default.dir(), home.path().canonicalize()?.join("store"));
+    let configured = LmdbStore::create(context(
+        [("path".to_owned(), Value::from("elsewhere/jobs"))]
+            .into_iter()
+            .collect(),
+    ))?;
+    assert_eq!(
+        configured.dir(),
+        home.path().canonicalize()?.join("elsewhere/jobs")
+    );
+    let wrong = LmdbStore::create(context(
+        [("path".to_owned(), Value::Integer(3))]
+            .into_iter()
+            .collect(),
+    ));
+    assert!(wrong.is_err_and(|e| e.contains("must be a string")));
+    Ok(())
+}
+
+#[test]
+fn dump_of_a_small_workload() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let first = store.reserve_ids(3)?;
+
+    let mut split = Job::new(first, spec("split", "local"), at(0));
+    split.spec.splitter = Some(Splitter::Args {
+        args: vec![vec!["1".to_owned()], vec!["2".to_owned()]],
+        append: false,
+    });
+    split.spec.output_files = vec!["out.txt".to_owned()];
+    split = with_status(&split, Status::Running, at(10));
+    split.run.submit_count = 1;
+    split.subjobs = [Status::Running, Status::Completed].into_iter().collect();
+    let mut sub0 = Subjob::new(0, vec![Override::Args(vec!["1".to_owned()])], at(0));
+    sub0.run.status = Status::Running;
+    sub0.run.times.set(Status::Running, at(11));
+    sub0.run.backend.id = Some("4242".to_owned());
+    let mut sub1 = Subjob::new(1, vec![Override::Args(vec!["2".to_owned()])], at(0));
+    sub1.run.status = Status::Completed;
+    sub1.run.times.set(Status::Completed, at(12));
+    sub1.run.backend.exit_code = Some(0);
+    sub1.run.outputs = vec!["out.txt".to_owned()];
+
+    let mut plain = Job::new(first + 1, spec("plain", "slurm"), at(1));
+    plain.spec.comment = "a comment".to_owned();
+    plain.spec.backend.options = [("queue".to_owned(), Value::from("short"))]
+        .into_iter()
+        .collect();
+    plain = with_status(&plain, Status::Failed, at(20));
+    plain.run.backend = BackendInfo {
+        id: Some("99".to_owned()),
+        native_state: Some("FAILED".to_owned()),
+        exit_code: Some(3),
+        reason: Some("exit code 3".to_owned()),
+        actual_ce: Some("node1".to_owned()),
+    };
+    let gone = Job::new(first + 2, spec("gone", "local"), at(2));
+
+    store.commit(&[
+        Change::PutJob(split.clone()),
+        Change::PutSubjobs {
+            job: split.id,
+            subjobs: vec![sub0, sub1],
+        },
+        Change::PutJob(plain),
+        Change::PutJob(gone.clone()),
+    ])?;
+    store.commit(&[Change::RemoveJob {
+        job: gone.id,
+        revision: 1,
+    }])?;
+    let split = put(&store, &{
+        let mut s = split.clone();
+        s.revision = 1;
+        s
+    })?;
+    assert_eq!(split.revision, 2);
+    assert_clean(&store)?;
+    insta::assert_snapshot!(store.dump()?);
+    Ok(())
+}
