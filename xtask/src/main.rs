@@ -1,1 +1,142 @@
-fn main() {}
+//! `cargo xtask`: the project's own commands (rust-analyzer's xtask pattern).
+//!
+//! - `cargo xtask demo`: build everything (release) and run `examples/hello-split.toml`
+//!   to completion with the real binary and its plugins, showing the results.
+//! - `cargo xtask test`: build every crate (so the plugin libraries exist), then run every
+//!   test of the workspace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("demo") => demo(&root),
+        Some("test") => test(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <demo|test> [args]\n");
+            eprintln!("  demo   build (release) and run examples/hello-split.toml to completion");
+            eprintln!(
+                "  test   build everything, then run every test (extra args go to the test runner)"
+            );
+            bail!("no such task: {}", args.join(" "))
+        }
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs a command, echoing it first; fails if it fails.
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", shown(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", shown(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", shown(cmd));
+    }
+    Ok(())
+}
+
+fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn demo(root: &Path) -> anyhow::Result<()> {
+    // The whole workspace, so the plugin libraries are built beside the binary.
+    run(cargo()
+        .current_dir(root)
+        .args(["build", "--release", "--workspace"]))?;
+    let release = target_dir(root).join("release");
+    let ganga = release.join("ganga");
+    let home = target_dir(root).join("demo-home");
+    if home.exists() {
+        std::fs::remove_dir_all(&home)
+            .with_context(|| format!("cannot clear {}", home.display()))?;
+    }
+    let ganga_cmd = |args: &[&str]| {
+        let mut c = Command::new(&ganga);
+        c.current_dir(root).env("GANGA_HOME", &home).args(args);
+        c
+    };
+    eprintln!("\nganga home for this demo: {}", home.display());
+    run(&mut ganga_cmd(&["plugins"]))?;
+    run(&mut ganga_cmd(&[
+        "submit",
+        "--wait",
+        "examples/hello-split.toml",
+    ]))?;
+    run(&mut ganga_cmd(&["jobs"]))?;
+    run(&mut ganga_cmd(&["subjobs", "0"]))?;
+    for sj in 0..3 {
+        let out = home
+            .join("workspace")
+            .join("0")
+            .join(sj.to_string())
+            .join("output");
+        for entry in
+            std::fs::read_dir(&out).with_context(|| format!("no outputs in {}", out.display()))?
+        {
+            let path = entry?.path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("hello-"))
+            {
+                print!("{}: {}", path.display(), std::fs::read_to_string(&path)?);
+            }
+        }
+    }
+    eprintln!(
+        "\nExplore it: GANGA_HOME={} {} show 0",
+        home.display(),
+        ganga.display()
+    );
+    Ok(())
+}
+
+fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    // Build every crate first: the end-to-end tests load plugin libraries and run the
+    // `ganga` binary, which they then find up to date.
+    run(cargo()
+        .current_dir(root)
+        .args(["build", "--workspace", "--all-targets"]))?;
+    let nextest = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if nextest {
+        run(cargo()
+            .current_dir(root)
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .args(extra))?;
+        // nextest does not run doctests.
+        run(cargo()
+            .current_dir(root)
+            .args(["test", "--workspace", "--doc"]))
+    } else {
+        run(cargo()
+            .current_dir(root)
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(extra))
+    }
+}

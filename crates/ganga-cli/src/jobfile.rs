@@ -70,7 +70,7 @@ struct BackendTable {
 /// A command-line word: text, or a number or boolean written as text (as Ganga turns ints
 /// in `args` into strings).
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a string or a number")]
+#[serde(untagged, expecting = "expected a string or a number")]
 enum Word {
     Text(String),
     Integer(i64),
@@ -269,6 +269,7 @@ fn splitter_of(table: SplitterTable) -> Result<Splitter, String> {
     })
 }
 
+/// The file's absolute path, without `..` or symbolic links when it exists.
 fn absolute(base: &Path, file: &str) -> PathBuf {
     let p = Path::new(file);
     let joined = if p.is_absolute() {
@@ -276,5 +277,8 @@ fn absolute(base: &Path, file: &str) -> PathBuf {
     } else {
         base.join(p)
     };
-    std::path::absolute(&joined).unwrap_or(joined)
+    joined
+        .canonicalize()
+        .or_else(|_| std::path::absolute(&joined))
+        .unwrap_or(joined)
 }

@@ -199,15 +199,12 @@ fn field(out: &mut String, name: &str, value: impl AsRef<str>) {
     }
 }
 
-fn run_fields(out: &mut String, run: &RunState, output_dir: &Path) {
+/// The run state; `ran` is false for a master, which runs nothing itself.
+fn run_fields(out: &mut String, run: &RunState, output_dir: &Path, ran: bool) {
     field(out, "status", run.status.as_str());
     field(out, "submitted", format!("{} time(s)", run.submit_count));
-    field(out, "backend id", dash(run.backend.id.as_ref()));
-    field(out, "native state", dash(run.backend.native_state.as_ref()));
-    field(out, "exit code", dash(run.backend.exit_code));
-    field(out, "ran on", dash(run.backend.actual_ce.as_ref()));
-    if let Some(reason) = &run.backend.reason {
-        field(out, "reason", reason);
+    if ran {
+        backend_fields(out, run);
     }
     let times: Vec<String> = run
         .times
@@ -222,6 +219,16 @@ fn run_fields(out: &mut String, run: &RunState, output_dir: &Path) {
         for o in &run.outputs {
             field(out, "", format!("  {o}"));
         }
+    }
+}
+
+fn backend_fields(out: &mut String, run: &RunState) {
+    field(out, "backend id", dash(run.backend.id.as_ref()));
+    field(out, "native state", dash(run.backend.native_state.as_ref()));
+    field(out, "exit code", dash(run.backend.exit_code));
+    field(out, "ran on", dash(run.backend.actual_ce.as_ref()));
+    if let Some(reason) = &run.backend.reason {
+        field(out, "reason", reason);
     }
 }
 
@@ -271,7 +278,12 @@ pub(crate) fn job_text(job: &Job, ws: &Workspaces) -> String {
             format!("{}: {}", job.subjobs.total(), counts(&job.subjobs)),
         );
     }
-    run_fields(&mut out, &job.run, &ws.output_dir(job.job_ref()));
+    run_fields(
+        &mut out,
+        &job.run,
+        &ws.output_dir(job.job_ref()),
+        !job.is_split(),
+    );
     field(
         &mut out,
         "workspace",
@@ -287,7 +299,7 @@ pub(crate) fn subjob_text(job: &Job, sj: &Subjob, ws: &Workspaces) -> String {
     spec_fields(&mut out, &spec);
     let overrides: Vec<String> = sj.overrides.iter().map(|o| o.path()).collect();
     field(&mut out, "split on", overrides.join(", "));
-    run_fields(&mut out, &sj.run, &ws.output_dir(r));
+    run_fields(&mut out, &sj.run, &ws.output_dir(r), true);
     field(&mut out, "workspace", ws.dir(r).display().to_string());
     out
 }

@@ -66,11 +66,20 @@ pub(crate) fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, F
     let de = toml::Deserializer::parse(text)
         .map_err(|e| FileError::at(file, text, e.span(), None, clean(e.message())))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = without_span_wrappers(&e.path().to_string());
         let inner = e.into_inner();
         let field = (path != "." && !path.is_empty()).then_some(path);
         FileError::at(file, text, inner.span(), field, clean(inner.message()))
     })
+}
+
+/// A field path without the segments `toml::Spanned` adds (`$__serde_spanned_private_value`),
+/// which mean nothing to a user.
+fn without_span_wrappers(path: &str) -> String {
+    path.split('.')
+        .filter(|seg| !seg.starts_with("$__serde_spanned"))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn clean(message: &str) -> String {

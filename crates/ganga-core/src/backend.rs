@@ -21,7 +21,9 @@ pub struct SubmitSpec {
     pub input_files: Vec<PathBuf>,
     /// Glob patterns of files to collect once it ended.
     pub output_patterns: Vec<String>,
-    /// A directory that belongs to this (sub)job alone; the backend may keep anything there.
+    /// A directory that belongs to this (sub)job alone; the backend creates it if needed
+    /// and may keep anything there. It may hold a previous run's files (a resubmission
+    /// clears it first, but a backend must not rely on an empty directory).
     pub workspace: PathBuf,
     /// Where collected outputs (and stdout/stderr) go.
     pub output_dir: PathBuf,

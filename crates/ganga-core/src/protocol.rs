@@ -21,7 +21,7 @@ pub const PROTOCOL_VERSION: &str = "1.0.0";
 pub struct PluginContext {
     /// The ganga home: where the store and the job workspaces live.
     pub home: PathBuf,
-    /// The plugin's table from the user's config file (`[plugins.<name>]`).
+    /// The plugin's table from the user's config file (`[plugin.<name>]`).
     #[serde(default)]
     pub config: Options,
 }

@@ -197,10 +197,11 @@ impl Operations {
                         report.submitted += 1;
                     }
                     Err(reason) => {
+                        let reason = about(*job_ref, reason);
                         l.facts_mut(unit).backend.reason =
                             Some(format!("submission failed: {reason}"));
                         l.set_status(unit, Status::Failed, now)?;
-                        report.failed.push((*job_ref, reason.clone()));
+                        report.failed.push((*job_ref, reason));
                     }
                 }
             }
@@ -274,14 +275,18 @@ impl Operations {
             })
             .collect();
         let backend = self.backend_for(&loaded.job)?;
+        let max_batch = match backend.describe().await {
+            Ok(d) => d.max_batch.max(1) as usize,
+            Err(_) => 100,
+        };
         let mut killed = Vec::new();
-        for chunk in refs.chunks(1000) {
+        for chunk in refs.chunks(max_batch) {
             match backend.kill(chunk).await {
                 Ok(results) => {
                     for (r, result) in chunk.iter().zip(results) {
                         match result {
                             Ok(()) => killed.push(r.job),
-                            Err(e) => failed.push((r.job, e)),
+                            Err(e) => failed.push((r.job, about(r.job, &e))),
                         }
                     }
                 }
@@ -433,6 +438,15 @@ impl Operations {
 
 fn describe_error(e: &BackendError) -> String {
     e.to_string()
+}
+
+/// A backend's message about one job, without the job's name if the backend put it first
+/// (the caller names the job itself).
+fn about(job: JobRef, message: &str) -> String {
+    message
+        .strip_prefix(&format!("job {job}: "))
+        .unwrap_or(message)
+        .to_owned()
 }
 
 async fn remove_dir(dir: &std::path::Path) -> Result<(), String> {

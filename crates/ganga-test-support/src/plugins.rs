@@ -22,13 +22,13 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the cdylib of `package` (e.g. `ganga-backend-local`) in this test's profile and
-/// returns the library's path. Panics with cargo's output if the build fails: a test that
-/// needs a plugin must fail loudly without it.
-pub fn built_plugin(package: &str) -> PathBuf {
+/// Builds `package` (all its targets' default outputs: a cdylib, a binary) with cargo in
+/// this test's profile, once per test process. Panics with cargo's output if the build
+/// fails: a test that needs a plugin or the binary must fail loudly without it.
+fn cargo_build(package: &str) {
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = built.get(package) {
-        return path.clone();
+    if built.contains_key(package) {
+        return;
     }
     let dir = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -43,21 +43,38 @@ pub fn built_plugin(package: &str) -> PathBuf {
     let out = cmd.output().expect("cargo can be started");
     assert!(
         out.status.success(),
-        "building plugin {package} failed:\n{}",
+        "building {package} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    built.insert(package.to_owned(), dir);
+}
+
+/// Builds the cdylib of `package` (e.g. `ganga-backend-local`) and returns its path.
+pub fn built_plugin(package: &str) -> PathBuf {
+    cargo_build(package);
     let file = format!(
         "{}{}{}",
         std::env::consts::DLL_PREFIX,
         package.replace('-', "_"),
         std::env::consts::DLL_SUFFIX
     );
-    let path = dir.join(file);
+    let path = target_dir().join(file);
     assert!(
         path.exists(),
         "cargo built {package} but {} is missing",
         path.display()
     );
-    built.insert(package.to_owned(), path.clone());
+    path
+}
+
+/// Builds the binary `bin` of `package` (e.g. `ganga` of `ganga-cli`) and returns its path.
+pub fn built_binary(package: &str, bin: &str) -> PathBuf {
+    cargo_build(package);
+    let path = target_dir().join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "cargo built {package} but {} is missing",
+        path.display()
+    );
     path
 }

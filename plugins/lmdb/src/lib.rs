@@ -42,7 +42,7 @@ impl ganga_plugin_sdk::StorePlugin for LmdbStore {
             Some(ganga_core::Value::String(path)) => context.home.join(path),
             Some(other) => {
                 return Err(format!(
-                    "plugins.lmdb.path must be a string (a directory), not {}",
+                    "plugin.lmdb.path must be a string (a directory), not {}",
                     other.kind()
                 ));
             }

@@ -1,0 +1,356 @@
+//! The Backend conformance suite: the contract every [`Backend`] keeps, checked with real
+//! jobs (`/bin/sh -c ...`) in a temporary directory.
+//!
+//! ```ignore
+//! use ganga_test_support::conformance::{self, Check, ConformanceEnv};
+//!
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn my_backend_conforms() {
+//!     let backend = MyBackend::create(context).unwrap();
+//!     let env = ConformanceEnv::new().unwrap();
+//!     // Failures print as a readable list: which check, which job, expected, got.
+//!     conformance::run(&backend, &env).await.unwrap();
+//! }
+//! ```
+//!
+//! Run it twice: on the backend linked in as an rlib, and on the library loaded through
+//! `ganga_plugin_host::Catalog`, so that the dynamic boundary is exercised too.
+//!
+//! The suite is backend-agnostic: it runs `/bin/sh` jobs, waits for them by polling (up
+//! to [`ConformanceEnv::timeout`]), and accepts jobs that are answered at once as well as
+//! jobs that are `Queued` or `Running` first. A backend that runs jobs in the foreground
+//! (inside `submit`) skips [`Check::KillRunning`]. Each [`Check`] can also be run alone
+//! with [`run_check`]. Calls carry up to three jobs, whatever the backend's `max_batch`
+//! says: that is the monitor's hint for chunking, and other callers (`kill`) send more.
+//!
+//! It does not check speed, scale, or a backend's own options.
+
+mod checks;
+mod helpers;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ganga_core::{Backend, JobId, JobRef, SubmitSpec, Workspaces};
+
+pub use self::helpers::{
+    Mismatch, ShellJob, backend_ref, is_final, poll_checked, poll_until_final, show_report,
+    submit_all,
+};
+
+/// One rule of the backend contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Check {
+    /// `describe` answers with a name, a version, a poll interval and a batch size.
+    Describe,
+    /// Every batch call accepts an empty list and answers with an empty list.
+    EmptyBatches,
+    /// `submit` of N specs answers N times, in order, each naming its job with an id; the
+    /// jobs then run.
+    SubmitBatch,
+    /// A job that exits 0 ends `Succeeded`, having had its arguments, environment and
+    /// input files.
+    Succeeds,
+    /// A job that exits 3 ends `Failed` with exit code 3, and its stdout and stderr can
+    /// still be collected.
+    Fails,
+    /// `poll` answers once per job, in the order asked, each report about its own job.
+    PollBatch,
+    /// A job the backend never ran is never reported `Succeeded`: `Failed` with a reason
+    /// (lost), or `Unknown`.
+    UnknownJob,
+    /// `outputs` copies what the patterns match, and stdout and stderr, into the output
+    /// directory, and names the patterns that matched nothing.
+    Outputs,
+    /// `outputs` called again for the same job answers the same and leaves the same
+    /// files: the monitor calls it again after a crash.
+    OutputsIdempotent,
+    /// `peek` returns the tail of stdout, of stderr and of a file of the working
+    /// directory, at most `max_bytes`.
+    Peek,
+    /// `peek` refuses paths that leave the working directory (`../x`, absolute paths).
+    PeekEscape,
+    /// One bad job in a batch (a missing input file) fails alone; the others are accepted
+    /// and run.
+    PerJobErrors,
+    /// `kill` of a job that already ended answers for it (done, or an error) and does not
+    /// change how it ended.
+    KillEnded,
+    /// A running job can be killed: `kill` answers done and the job ends `Killed`. Needs
+    /// a backend whose `submit` returns before the job ends; skip it for one that runs
+    /// jobs in the foreground.
+    KillRunning,
+}
+
+impl Check {
+    /// Every check, in the order [`run`] runs them.
+    pub const ALL: [Check; 14] = [
+        Check::Describe,
+        Check::EmptyBatches,
+        Check::SubmitBatch,
+        Check::Succeeds,
+        Check::Fails,
+        Check::PollBatch,
+        Check::UnknownJob,
+        Check::Outputs,
+        Check::OutputsIdempotent,
+        Check::Peek,
+        Check::PeekEscape,
+        Check::PerJobErrors,
+        Check::KillEnded,
+        Check::KillRunning,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Describe => "describe",
+            Check::EmptyBatches => "empty_batches",
+            Check::SubmitBatch => "submit_batch",
+            Check::Succeeds => "succeeds",
+            Check::Fails => "fails",
+            Check::PollBatch => "poll_batch",
+            Check::UnknownJob => "unknown_job",
+            Check::Outputs => "outputs",
+            Check::OutputsIdempotent => "outputs_idempotent",
+            Check::Peek => "peek",
+            Check::PeekEscape => "peek_escape",
+            Check::PerJobErrors => "per_job_errors",
+            Check::KillEnded => "kill_ended",
+            Check::KillRunning => "kill_running",
+        }
+    }
+
+    /// The rule, in one sentence.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Check::Describe => {
+                "describe answers with a name, a version, a poll interval and a batch size of at least 1"
+            }
+            Check::EmptyBatches => "every batch call answers an empty list with an empty list",
+            Check::SubmitBatch => {
+                "submit of N specs answers N times in order, each naming its job with an id, and the jobs run"
+            }
+            Check::Succeeds => {
+                "a job that exits 0 ends Succeeded, having had its arguments, environment and input files"
+            }
+            Check::Fails => {
+                "a job that exits 3 ends Failed with exit code 3, and its stdout and stderr are still collected"
+            }
+            Check::PollBatch => {
+                "poll answers once per job, in the order asked, each report about its own job"
+            }
+            Check::UnknownJob => {
+                "a job the backend never ran is not reported Succeeded: Failed with a reason, or Unknown"
+            }
+            Check::Outputs => {
+                "outputs copies matched files, stdout and stderr into the output directory and names unmatched patterns"
+            }
+            Check::OutputsIdempotent => {
+                "outputs called twice for a job gives the same report and the same files"
+            }
+            Check::Peek => {
+                "peek returns the tail of stdout, stderr and a working-directory file, at most max_bytes"
+            }
+            Check::PeekEscape => "peek refuses paths outside the working directory",
+            Check::PerJobErrors => {
+                "a bad job in a batch (a missing input file) fails alone; the others are accepted and run"
+            }
+            Check::KillEnded => {
+                "kill of an ended job answers for it and does not change how it ended"
+            }
+            Check::KillRunning => "kill of a running job answers done and the job ends Killed",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where and how the suite runs: a directory for the jobs' workspaces and input files,
+/// how long to wait, which checks to leave out.
+#[derive(Debug)]
+pub struct ConformanceEnv {
+    root: PathBuf,
+    /// Deleted when the env is dropped, if the env made it.
+    _temp: Option<tempfile::TempDir>,
+    timeout: Duration,
+    poll_interval: Duration,
+    skipped: BTreeSet<Check>,
+    next_id: AtomicU64,
+}
+
+impl ConformanceEnv {
+    /// In a new temporary directory, removed when the env is dropped.
+    pub fn new() -> std::io::Result<ConformanceEnv> {
+        let temp = tempfile::Builder::new()
+            .prefix("ganga-conformance")
+            .tempdir()?;
+        let mut env = ConformanceEnv::in_dir(temp.path());
+        env._temp = Some(temp);
+        Ok(env)
+    }
+
+    /// In `root` (an absolute path the backend can reach), which is left in place.
+    pub fn in_dir(root: impl Into<PathBuf>) -> ConformanceEnv {
+        ConformanceEnv {
+            root: root.into(),
+            _temp: None,
+            timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(100),
+            skipped: BTreeSet::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// How long a short job may take from `submit` until `poll` says it ended (default:
+    /// 60 s, generous for a loaded machine).
+    pub fn with_timeout(mut self, timeout: Duration) -> ConformanceEnv {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The pause between two polls while waiting (default: 100 ms).
+    pub fn with_poll_interval(mut self, every: Duration) -> ConformanceEnv {
+        self.poll_interval = every;
+        self
+    }
+
+    /// Leaves a check out of [`run`].
+    pub fn skip(mut self, check: Check) -> ConformanceEnv {
+        self.skipped.insert(check);
+        self
+    }
+
+    pub fn is_skipped(&self, check: Check) -> bool {
+        self.skipped.contains(&check)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// The jobs' workspaces, laid out as ganga lays them out: `<root>/workspace/<id>/`.
+    pub fn workspaces(&self) -> Workspaces {
+        Workspaces::new(self.root.join("workspace"))
+    }
+
+    /// A job id not used before in this env.
+    pub fn next_job(&self) -> JobId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The spec of `shell` run as `job`, with its workspace in this env.
+    pub fn spec(&self, job: JobRef, shell: &ShellJob) -> SubmitSpec {
+        shell.spec(job, &self.workspaces())
+    }
+}
+
+/// A check that failed: which, for which job, what was expected and what came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConformanceFailure {
+    pub check: Check,
+    pub job: Option<JobRef>,
+    pub expected: String,
+    pub got: String,
+}
+
+impl fmt::Display for ConformanceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "check `{}` failed", self.check)?;
+        if let Some(job) = self.job {
+            write!(f, " for job {job}")?;
+        }
+        write!(
+            f,
+            " ({})\n  expected: {}\n  got:      {}",
+            self.check.rule(),
+            self.expected,
+            self.got
+        )
+    }
+}
+
+impl std::error::Error for ConformanceFailure {}
+
+/// Every check that failed in one [`run`]. Its `Debug` is its `Display`, so that
+/// `run(..).await.unwrap()` prints a readable list.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConformanceFailures {
+    /// How many checks ran.
+    pub ran: usize,
+    pub failures: Vec<ConformanceFailure>,
+}
+
+impl fmt::Display for ConformanceFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} backend conformance checks failed:",
+            self.failures.len(),
+            self.ran
+        )?;
+        for failure in &self.failures {
+            write!(f, "\n\n{failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ConformanceFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for ConformanceFailures {}
+
+/// Runs every check not skipped, one after the other, and reports all that failed.
+pub async fn run(backend: &dyn Backend, env: &ConformanceEnv) -> Result<(), ConformanceFailures> {
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for check in Check::ALL {
+        if env.is_skipped(check) {
+            continue;
+        }
+        ran += 1;
+        if let Err(failure) = run_check(check, backend, env).await {
+            failures.push(failure);
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ConformanceFailures { ran, failures })
+    }
+}
+
+/// Runs one check (even one the env skips).
+pub async fn run_check(
+    check: Check,
+    backend: &dyn Backend,
+    env: &ConformanceEnv,
+) -> Result<(), ConformanceFailure> {
+    checks::run(check, backend, env)
+        .await
+        .map_err(|m| ConformanceFailure {
+            check,
+            job: m.job,
+            expected: m.expected,
+            got: m.got,
+        })
+}

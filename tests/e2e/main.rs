@@ -1,0 +1,9 @@
+//! End-to-end tests of the composed `ganga` binary: it loads the LMDB store and the
+//! Local backend as dynamic libraries from beside itself, as a user's install does.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
+
+mod bad_input;
+mod output;
+mod util;
+mod workflow;
