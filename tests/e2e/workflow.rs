@@ -284,3 +284,46 @@ type = "example"
     g.run(&["submit", "--wait", file.to_str().unwrap()]);
     assert_eq!(g.status("0"), "completed");
 }
+
+#[test]
+fn monitor_runs_in_the_foreground_until_ctrl_c_and_only_one_at_a_time() {
+    let g = Ganga::new();
+    let mut monitor = g.spawn(&["monitor", "--interval", "0.1"]);
+    wait_for("the monitor to take its lock", 30, || {
+        std::fs::read_to_string(g.home().join("monitor.lock"))
+            .is_ok_and(|s| s.trim() == monitor.id().to_string())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        monitor.try_wait().unwrap().is_none(),
+        "it keeps running with nothing to do"
+    );
+
+    let err = g.fail(&["monitor", "--until-idle"]);
+    assert!(
+        err.contains(&format!(
+            "another `ganga monitor` (pid {}) is already running",
+            monitor.id()
+        )),
+        "{err}"
+    );
+
+    // `submit --wait` leaves the driving to the running monitor and still sees the end.
+    let file = examples_dir().join("hello.toml");
+    let out = g.output(&["submit", "--wait", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watching the store"));
+    assert_eq!(g.status("0"), "completed");
+
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &monitor.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut status = None;
+    wait_for("the monitor to stop on Ctrl-C", 10, || {
+        status = monitor.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "Ctrl-C is a clean stop");
+}

@@ -498,9 +498,7 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::NOTHING)
-        .set_header(vec!["name", "kind", "version", "abi", "protocol", "from"]);
+    let mut t = render::table(&["name", "kind", "version", "abi", "protocol", "from"]);
     for p in catalog.plugins() {
         t.add_row(vec![
             p.name.clone(),
@@ -514,7 +512,7 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             ),
         ]);
     }
-    println!("{t}");
+    println!("{}", render::text(&t));
     for p in catalog.shadowed() {
         println!(
             "shadowed: {} {} from {} (an earlier one of that name is used)",

@@ -27,10 +27,19 @@ fn time_json(t: Option<Timestamp>) -> Json {
     }
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(NOTHING).set_header(header.to_vec());
     t
+}
+
+/// A table as text, without the padding comfy-table leaves at the end of lines.
+pub(crate) fn text(t: &Table) -> String {
+    t.to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn dash<T: ToString>(v: Option<T>) -> String {
@@ -89,7 +98,7 @@ pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> String {
     if let Some(c) = t.column_mut(3) {
         c.set_cell_alignment(CellAlignment::Right);
     }
-    t.to_string()
+    text(&t)
 }
 
 pub(crate) fn summary_json(e: &SummaryEntry) -> Json {
@@ -325,7 +334,7 @@ pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> String {
             sj.run.backend.reason.clone().unwrap_or_default(),
         ]);
     }
-    t.to_string()
+    text(&t)
 }
 
 /// One line saying where a job is, for progress while waiting.

@@ -2,7 +2,7 @@
 //! (the monitor) decides how often to ask and how to chunk.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,25 @@ pub enum PeekFile {
     Stderr,
     /// A path relative to the job's working directory.
     Path(String),
+}
+
+/// Checks a path that a user gives relative to a job's working directory (a `peek` file,
+/// an output pattern): it must be non-empty, relative, and free of `..`, so that it cannot
+/// leave the directory. Backends call this before touching the file.
+pub fn check_inside_workdir(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("an empty path".to_owned());
+    }
+    for part in Path::new(path).components() {
+        match part {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(format!("`{path}` contains `..`")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("`{path}` is absolute"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The files of one (sub)job to collect after it ended.

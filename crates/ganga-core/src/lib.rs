@@ -23,6 +23,7 @@ pub use crate::{
     backend::{
         Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, OutputsReport,
         OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted,
+        check_inside_workdir,
     },
     cache::{Cache, CacheStats, JobCache, SUBJOB_PAGE},
     job::{

@@ -625,3 +625,14 @@ fn protocol_messages_survive_cbor() {
         reply
     );
 }
+
+#[test]
+fn user_paths_must_stay_inside_the_working_directory() {
+    use ganga_core::check_inside_workdir as inside;
+    for ok in ["stdout", "a/b.txt", "./a", "a..b"] {
+        assert!(inside(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "../x", "a/../../x", "/etc/passwd"] {
+        assert!(inside(bad).is_err(), "{bad}");
+    }
+}

@@ -8,8 +8,9 @@ use std::path::{Component, Path, PathBuf};
 use ganga_core::{BackendRef, OutputsReport, OutputsRequest, PeekFile, PerJob};
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{JobDirs, OUTPUTS, STDERR, STDOUT, check_inside};
+use crate::layout::{JobDirs, OUTPUTS, STDERR, STDOUT};
 use crate::records;
+use ganga_core::check_inside_workdir as check_inside;
 
 /// `peek` never returns more than this, whatever it is asked for.
 const PEEK_CAP: u64 = 64 * 1024 * 1024;

@@ -8,9 +8,10 @@ use std::process::Stdio;
 
 use ganga_core::{SubmitSpec, Submitted};
 
-use crate::layout::{JobDirs, LAUNCH, WRAPPER, WRAPPER_LOG, check_inside};
+use crate::layout::{JobDirs, LAUNCH, WRAPPER, WRAPPER_LOG};
 use crate::procs;
 use crate::records::{self, Launch};
+use ganga_core::check_inside_workdir as check_inside;
 
 /// The wrapper every job runs under (see the crate documentation).
 const WRAPPER_SCRIPT: &str = include_str!("wrapper.sh");
