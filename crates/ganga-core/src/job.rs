@@ -208,6 +208,10 @@ pub struct Job {
     /// How many subjobs are in each status; empty for a job that was not split.
     #[serde(default)]
     pub subjobs: StatusCounts,
+    /// Free-form facts about the job that are not part of its definition: where it came
+    /// from (`ganga.uuid`, `ganga.id` for a job migrated from Ganga), user labels.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Job {
@@ -219,6 +223,7 @@ impl Job {
             spec,
             run: RunState::new(now),
             subjobs: StatusCounts::default(),
+            metadata: BTreeMap::new(),
         }
     }
 
