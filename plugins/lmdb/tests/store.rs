@@ -165,6 +165,10 @@ fn full_job(id: JobId) -> Job {
             outputs: vec!["stdout".to_owned(), "out/result.root".to_owned()],
         },
         subjobs: [Status::Running, Status::Completed].into_iter().collect(),
+        metadata: BTreeMap::from([
+            ("ganga.uuid".to_owned(), "0b4e-ü".to_owned()),
+            ("label".to_owned(), String::new()),
+        ]),
     }
 }
 
