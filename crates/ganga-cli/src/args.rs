@@ -31,6 +31,9 @@ pub(crate) struct Global {
     /// Load this plugin library (before any found by searching)
     #[arg(long = "plugin", global = true, value_name = "FILE")]
     pub(crate) plugins: Vec<PathBuf>,
+    /// The most memory the job cache may hold, in MiB [default: from the config, else 64]
+    #[arg(long = "cache-mib", global = true, value_name = "MIB")]
+    pub(crate) cache_mib: Option<u64>,
     /// Say more (-v: what happens, -vv: debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,

@@ -33,7 +33,10 @@ impl Session {
                 .context("no home directory: set GANGA_HOME or pass --home")?,
         };
         let home = std::path::absolute(&home).unwrap_or(home);
-        let (config, config_file) = Config::load(global.config.as_deref(), &home)?;
+        let (mut config, config_file) = Config::load(global.config.as_deref(), &home)?;
+        if let Some(mib) = global.cache_mib {
+            config.store.cache_budget_mib = mib;
+        }
 
         let mut catalog = Catalog::new();
         link_static_plugins(&mut catalog);

@@ -1,16 +1,24 @@
-//! The Cache trait and its implementation over quick_cache: jobs and pages of subjobs held
-//! in memory within a byte budget, loaded from a [`Store`] on demand and dropped when the
-//! budget is reached.
+//! The Cache trait and its implementation over quick_cache: summaries, jobs and pages of
+//! subjobs held in memory within a byte budget, loaded from a [`Store`] on demand and
+//! dropped when the budget is reached — except entries with unsaved changes, which stay
+//! until they are written.
+//!
+//! Ganga loads an object the first time it is touched and never lets go; this cache is
+//! what keeps memory flat however many jobs a repository holds.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
+use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
 
-use crate::{Change, Committed, Job, JobId, Store, StoreError, Subjob, SubjobIndex};
+use crate::{
+    Change, Committed, Job, JobId, JobSummary, Override, RunState, Store, StoreError,
+    Subjob, SubjobIndex, SummaryEntry,
+};
 
-/// How many subjobs one cached page holds.
+/// How many subjobs one cached page holds: showing one subjob loads its page.
 pub const SUBJOB_PAGE: SubjobIndex = 1024;
 
 /// Memory use of a cache, from its own estimates.
@@ -18,14 +26,33 @@ pub const SUBJOB_PAGE: SubjobIndex = 1024;
 pub struct CacheStats {
     pub budget_bytes: u64,
     pub used_bytes: u64,
+    /// Bytes held by entries with unsaved changes (which are never evicted).
+    pub unsaved_bytes: u64,
     pub entries: usize,
     pub hits: u64,
     pub misses: u64,
 }
 
-/// What the program keeps of the store in memory. Reads come from memory when they can;
-/// writes go through the cache so that it never serves stale data.
+/// What a [`Cache::flush`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flushed {
+    pub committed: Vec<Committed>,
+    /// Jobs another process changed since they were read: their staged changes were
+    /// dropped, and memory forgot them so the next read sees the other process's state.
+    pub conflicts: Vec<JobId>,
+}
+
+/// What the program keeps of the store in memory, at three grains: job summaries (what a
+/// listing needs), whole jobs, and pages of [`SUBJOB_PAGE`] subjobs.
+///
+/// Writes come in two kinds: [`Cache::commit`] writes through at once (all or nothing,
+/// refused on a stale revision); [`Cache::stage`] changes memory at once and leaves the
+/// write to the next [`Cache::flush`], which commits everything staged in one transaction.
+/// Staged entries are never evicted.
 pub trait Cache: Send + Sync {
+    /// Up to `limit` summaries of jobs with id `>= from`, in id order.
+    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError>;
+
     fn job(&self, id: JobId) -> Result<Option<Arc<Job>>, StoreError>;
 
     /// The subjobs of `id` with an index in `range`, loading only the pages that hold them.
@@ -34,7 +61,15 @@ pub trait Cache: Send + Sync {
     /// Writes changes to the store in one commit and brings memory up to date.
     fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError>;
 
-    /// Forgets what is held of a job (another process changed it).
+    /// Applies changes to memory now and to the store at the next flush. A job staged
+    /// twice keeps the revision it was first read at.
+    fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError>;
+
+    /// Writes everything staged in one commit.
+    fn flush(&self) -> Result<Flushed, StoreError>;
+
+    /// Forgets what is held of a job, staged changes included (another process changed
+    /// it, or the caller gives up its changes).
     fn forget(&self, id: JobId);
 
     fn stats(&self) -> CacheStats;
@@ -42,14 +77,22 @@ pub trait Cache: Send + Sync {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
+    Summary(JobId),
     Job(JobId),
     Page(JobId, SubjobIndex),
 }
 
 #[derive(Clone)]
 enum Entry {
-    Job(Arc<Job>),
-    Page(Arc<Vec<Subjob>>),
+    Summary(Arc<JobSummary>),
+    Job { job: Arc<Job>, unsaved: bool },
+    Page { subjobs: Arc<Vec<Subjob>>, unsaved: bool },
+}
+
+impl Entry {
+    fn unsaved(&self) -> bool {
+        matches!(self, Entry::Job { unsaved: true, .. } | Entry::Page { unsaved: true, .. })
+    }
 }
 
 #[derive(Clone)]
@@ -57,69 +100,133 @@ struct ByEstimatedBytes;
 
 impl Weighter<Key, Entry> for ByEstimatedBytes {
     fn weight(&self, _key: &Key, val: &Entry) -> u64 {
-        match val {
-            Entry::Job(j) => estimated_job_bytes(j),
-            Entry::Page(p) => p.iter().map(estimated_subjob_bytes).sum::<u64>().max(1),
-        }
+        let bytes = match val {
+            Entry::Summary(s) => summary_bytes(s),
+            Entry::Job { job, .. } => job_bytes(job),
+            Entry::Page { subjobs, .. } => 64 + subjobs.iter().map(subjob_bytes).sum::<usize>(),
+        };
+        bytes as u64
     }
 }
 
-/// A rough count of the heap bytes a job holds: enough to keep a budget honest, cheap
-/// enough to compute on every insert.
-fn estimated_job_bytes(job: &Job) -> u64 {
+/// Entries with unsaved changes are never evicted.
+#[derive(Clone)]
+struct KeepUnsaved;
+
+impl Lifecycle<Key, Entry> for KeepUnsaved {
+    type RequestState = ();
+
+    fn is_pinned(&self, _key: &Key, val: &Entry) -> bool {
+        val.unsaved()
+    }
+
+    fn on_evict(&self, _state: &mut Self::RequestState, _key: Key, _val: Entry) {}
+}
+
+// Estimates of heap bytes, close enough to what the allocator really hands out (sizes
+// rounded up, 16 bytes of bookkeeping per block) that the budget bounds real memory.
+fn heap(len: usize) -> usize {
+    if len == 0 { 0 } else { len.div_ceil(16) * 16 + 16 }
+}
+
+fn string(s: &str) -> usize {
+    heap(s.len())
+}
+
+fn opt(s: &Option<String>) -> usize {
+    s.as_deref().map_or(0, string)
+}
+
+fn strings(v: &[String]) -> usize {
+    heap(v.len() * 24) + v.iter().map(|s| string(s)).sum::<usize>()
+}
+
+fn run_bytes(run: &RunState) -> usize {
+    let b = &run.backend;
+    // A status-times map is one B-tree leaf of 11 slots.
+    let times = if run.times.is_empty() { 0 } else { heap(128) };
+    times + opt(&b.id) + opt(&b.native_state) + opt(&b.reason) + opt(&b.actual_ce) + strings(&run.outputs)
+}
+
+fn override_bytes(o: &Override) -> usize {
+    match o {
+        Override::Name(s) | Override::Comment(s) | Override::Exe(s) => string(s),
+        Override::Args(a) | Override::AppendArgs(a) => strings(a),
+        Override::Env(env) => env.iter().map(|(k, v)| 48 + string(k) + string(v)).sum::<usize>() + 64,
+        Override::EnvVar(k, v) => string(k) + string(v),
+        Override::BackendOption(k, v) => string(k) + 64 + v.to_string().len(),
+    }
+}
+
+fn subjob_bytes(sj: &Subjob) -> usize {
+    std::mem::size_of::<Subjob>()
+        + heap(sj.overrides.len() * std::mem::size_of::<Override>())
+        + sj.overrides.iter().map(override_bytes).sum::<usize>()
+        + run_bytes(&sj.run)
+}
+
+fn job_bytes(job: &Job) -> usize {
     let spec = &job.spec;
     let exe = spec.application.executable();
-    let strings = spec.name.len()
-        + spec.comment.len()
-        + exe.exe.len()
-        + exe.args.iter().map(|a| a.len() + 24).sum::<usize>()
-        + exe
-            .env
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 64)
-            .sum::<usize>()
-        + spec
-            .input_files
-            .iter()
-            .map(|p| p.as_os_str().len() + 24)
-            .sum::<usize>()
-        + spec
-            .output_files
-            .iter()
-            .map(|p| p.len() + 24)
-            .sum::<usize>()
-        + job.run.outputs.iter().map(|p| p.len() + 24).sum::<usize>();
-    (512 + strings) as u64
+    let splitter = spec.splitter.as_ref().map_or(0, |s| 64 + format!("{s:?}").len() * 2);
+    std::mem::size_of::<Job>()
+        + string(&spec.name)
+        + string(&spec.comment)
+        + string(&exe.exe)
+        + strings(&exe.args)
+        + exe.env.iter().map(|(k, v)| 48 + string(k) + string(v)).sum::<usize>()
+        + spec.input_files.iter().map(|p| 24 + heap(p.as_os_str().len())).sum::<usize>()
+        + strings(&spec.output_files)
+        + spec.backend.options.iter().map(|(k, v)| 64 + string(k) + v.to_string().len()).sum::<usize>()
+        + splitter
+        + run_bytes(&job.run)
+        + job.metadata.iter().map(|(k, v)| 48 + string(k) + string(v)).sum::<usize>()
 }
 
-fn estimated_subjob_bytes(sj: &Subjob) -> u64 {
-    let overrides: usize = sj
-        .overrides
-        .iter()
-        .map(|o| 48 + format!("{o:?}").len())
-        .sum();
-    let backend = sj.run.backend.id.as_ref().map_or(0, String::len)
-        + sj.run.backend.native_state.as_ref().map_or(0, String::len)
-        + sj.run.backend.reason.as_ref().map_or(0, String::len);
-    let outputs: usize = sj.run.outputs.iter().map(|p| p.len() + 24).sum();
-    (160 + overrides + backend + outputs) as u64
+fn summary_bytes(s: &JobSummary) -> usize {
+    std::mem::size_of::<JobSummary>()
+        + string(&s.name)
+        + string(&s.backend)
+        + string(&s.application)
+        + string(&s.comment)
 }
 
-/// A write-through cache of jobs and subjob pages over a [`Store`], bounded by a byte
-/// budget.
+/// What is staged for one job.
+#[derive(Default)]
+struct Staged {
+    /// The job as staged (its revision is the one first read).
+    job: Option<Arc<Job>>,
+    /// Subjobs staged, by index.
+    subjobs: BTreeMap<SubjobIndex, Subjob>,
+    /// A removal staged at this revision.
+    removal: Option<u64>,
+}
+
+/// A cache of summaries, jobs and subjob pages over a [`Store`], bounded by a byte budget.
 pub struct JobCache {
     store: Arc<dyn Store>,
-    entries: QuickCache<Key, Entry, ByEstimatedBytes>,
+    entries: QuickCache<Key, Entry, ByEstimatedBytes, quick_cache::DefaultHashBuilder, KeepUnsaved>,
     budget: u64,
+    staged: Mutex<BTreeMap<JobId, Staged>>,
 }
 
 impl JobCache {
     pub fn new(store: Arc<dyn Store>, budget_bytes: u64) -> JobCache {
         let budget = budget_bytes.max(1);
+        // Few shards: each gets an equal part of the budget, and an entry larger than a
+        // shard's part is not kept at all.
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(4096)
+            .weight_capacity(budget)
+            .shards(4)
+            .build()
+            // Invariant: every option above is set and valid.
+            .expect("valid cache options");
         JobCache {
             store,
-            entries: QuickCache::with_weighter(1024, budget, ByEstimatedBytes),
+            entries: QuickCache::with_options(options, ByEstimatedBytes, Default::default(), KeepUnsaved),
             budget,
+            staged: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -127,30 +234,164 @@ impl JobCache {
         &self.store
     }
 
+    fn staged(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, Staged>> {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn page(&self, id: JobId, page: SubjobIndex) -> Result<Arc<Vec<Subjob>>, StoreError> {
         let key = Key::Page(id, page);
-        if let Some(Entry::Page(p)) = self.entries.get(&key) {
-            return Ok(p);
+        if let Some(Entry::Page { subjobs, .. }) = self.entries.get(&key) {
+            return Ok(subjobs);
         }
         let start = page.saturating_mul(SUBJOB_PAGE);
-        let loaded = Arc::new(
-            self.store
-                .subjobs(id, start..start.saturating_add(SUBJOB_PAGE))?,
+        let mut loaded = self.store.subjobs(id, start..start.saturating_add(SUBJOB_PAGE))?;
+        // Staged subjobs of this page whose page was evicted cannot exist (an unsaved
+        // page is never evicted), but a page loaded for the first time may have staged
+        // subjobs recorded before: apply them.
+        let unsaved = {
+            let staged = self.staged();
+            match staged.get(&id) {
+                Some(s) if s.subjobs.range(start..start.saturating_add(SUBJOB_PAGE)).next().is_some() => {
+                    patch(&mut loaded, s.subjobs.range(start..start.saturating_add(SUBJOB_PAGE)).map(|(_, sj)| sj));
+                    true
+                }
+                _ => false,
+            }
+        };
+        let loaded = Arc::new(loaded);
+        self.entries.insert(
+            key,
+            Entry::Page {
+                subjobs: loaded.clone(),
+                unsaved,
+            },
         );
-        self.entries.insert(key, Entry::Page(loaded.clone()));
         Ok(loaded)
+    }
+
+    /// Brings memory up to date after `changes` were written.
+    fn apply_committed(&self, changes: &[Change], committed: &[Committed]) {
+        let revisions: BTreeMap<JobId, u64> = committed.iter().map(|c| (c.job, c.revision)).collect();
+        for change in changes {
+            match change {
+                Change::PutJob(job) => {
+                    let mut job = job.clone();
+                    if let Some(&r) = revisions.get(&job.id) {
+                        job.revision = r;
+                    }
+                    self.entries.insert(Key::Summary(job.id), Entry::Summary(Arc::new(JobSummary::of(&job))));
+                    self.entries.insert(
+                        Key::Job(job.id),
+                        Entry::Job {
+                            job: Arc::new(job),
+                            unsaved: false,
+                        },
+                    );
+                }
+                Change::PutSubjobs { job, subjobs } => self.patch_pages(*job, subjobs, false),
+                Change::RemoveJob { job, .. } => self.drop_entries(*job),
+            }
+        }
+    }
+
+    /// Replaces subjobs in the pages held (pages not held are left to be loaded).
+    fn patch_pages(&self, id: JobId, subjobs: &[Subjob], unsaved: bool) {
+        let mut by_page: BTreeMap<SubjobIndex, Vec<&Subjob>> = BTreeMap::new();
+        for sj in subjobs {
+            by_page.entry(sj.index / SUBJOB_PAGE).or_default().push(sj);
+        }
+        for (page, changed) in by_page {
+            let key = Key::Page(id, page);
+            if let Some(Entry::Page { subjobs, unsaved: was }) = self.entries.get(&key) {
+                let mut copy = Vec::clone(&subjobs);
+                patch(&mut copy, changed.into_iter());
+                self.entries.insert(
+                    key,
+                    Entry::Page {
+                        subjobs: Arc::new(copy),
+                        unsaved: unsaved || was,
+                    },
+                );
+            }
+        }
+    }
+
+    fn drop_entries(&self, id: JobId) {
+        self.entries.remove(&Key::Job(id));
+        self.entries.remove(&Key::Summary(id));
+        self.entries.retain(|k, _| !matches!(k, Key::Page(j, _) if *j == id));
+    }
+
+    /// Marks a job's entries saved (after a flush wrote them): the job, and the pages
+    /// holding its staged subjobs.
+    fn mark_saved(&self, id: JobId, staged: &Staged, revision: Option<u64>) {
+        if let Some(Entry::Job { job, .. }) = self.entries.get(&Key::Job(id)) {
+            let mut job = Job::clone(&job);
+            if let Some(r) = revision {
+                job.revision = r;
+            }
+            self.entries.insert(
+                Key::Job(id),
+                Entry::Job {
+                    job: Arc::new(job),
+                    unsaved: false,
+                },
+            );
+        }
+        let pages: BTreeSet<SubjobIndex> = staged.subjobs.keys().map(|i| i / SUBJOB_PAGE).collect();
+        for page in pages {
+            let key = Key::Page(id, page);
+            if let Some(Entry::Page { subjobs, .. }) = self.entries.get(&key) {
+                self.entries.insert(key, Entry::Page { subjobs, unsaved: false });
+            }
+        }
+    }
+}
+
+/// Replaces, in a page ordered by index, the subjobs with the same index (or inserts them
+/// in order).
+fn patch<'a>(page: &mut Vec<Subjob>, changed: impl Iterator<Item = &'a Subjob>) {
+    for sj in changed {
+        match page.binary_search_by_key(&sj.index, |s| s.index) {
+            Ok(i) => page[i] = sj.clone(),
+            Err(i) => page.insert(i, sj.clone()),
+        }
     }
 }
 
 impl Cache for JobCache {
+    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
+        let entries = self.store.summaries(from, limit)?;
+        for e in &entries {
+            if let SummaryEntry::Readable(s) = e {
+                self.entries.insert(Key::Summary(s.id), Entry::Summary(Arc::new(s.clone())));
+            }
+        }
+        Ok(entries)
+    }
+
     fn job(&self, id: JobId) -> Result<Option<Arc<Job>>, StoreError> {
-        if let Some(Entry::Job(j)) = self.entries.get(&Key::Job(id)) {
-            return Ok(Some(j));
+        if let Some(Entry::Job { job, .. }) = self.entries.get(&Key::Job(id)) {
+            return Ok(Some(job));
+        }
+        if let Some(staged) = self.staged().get(&id) {
+            if staged.removal.is_some() {
+                return Ok(None);
+            }
+            if let Some(job) = &staged.job {
+                return Ok(Some(job.clone()));
+            }
         }
         match self.store.job(id)? {
             Some(job) => {
                 let job = Arc::new(job);
-                self.entries.insert(Key::Job(id), Entry::Job(job.clone()));
+                self.entries.insert(
+                    Key::Job(id),
+                    Entry::Job {
+                        job: job.clone(),
+                        unsaved: false,
+                    },
+                );
                 Ok(Some(job))
             }
             None => Ok(None),
@@ -172,47 +413,159 @@ impl Cache for JobCache {
     }
 
     fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError> {
-        let result = self.store.commit(&changes);
-        // Whatever the outcome, the jobs touched are re-read next time: after a success
-        // their revisions changed, after a conflict memory is stale.
+        match self.store.commit(&changes) {
+            Ok(committed) => {
+                self.apply_committed(&changes, &committed);
+                Ok(committed)
+            }
+            Err(e) => {
+                // After a conflict (or any failure) memory may be stale: re-read next time.
+                for change in &changes {
+                    let id = match change {
+                        Change::PutJob(job) => job.id,
+                        Change::PutSubjobs { job, .. } | Change::RemoveJob { job, .. } => *job,
+                    };
+                    self.forget(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        // Pages are loaded before the bookkeeping lock is taken, so that a change to a
+        // subjob not in memory lands in its page.
         for change in &changes {
+            if let Change::PutSubjobs { job, subjobs } = change {
+                let pages: BTreeSet<SubjobIndex> = subjobs.iter().map(|sj| sj.index / SUBJOB_PAGE).collect();
+                for page in pages {
+                    self.page(*job, page)?;
+                }
+            }
+        }
+        let mut staged = self.staged();
+        for change in changes {
             match change {
-                Change::PutJob(job) => self.forget_job(job.id),
+                Change::PutJob(job) => {
+                    let entry = staged.entry(job.id).or_default();
+                    let mut job = job;
+                    if let Some(first) = &entry.job {
+                        job.revision = first.revision;
+                    }
+                    let job = Arc::new(job);
+                    self.entries.insert(Key::Summary(job.id), Entry::Summary(Arc::new(JobSummary::of(&job))));
+                    self.entries.insert(
+                        Key::Job(job.id),
+                        Entry::Job {
+                            job: job.clone(),
+                            unsaved: true,
+                        },
+                    );
+                    entry.job = Some(job);
+                }
                 Change::PutSubjobs { job, subjobs } => {
-                    for page in subjobs.iter().map(|sj| sj.index / SUBJOB_PAGE) {
-                        self.entries.remove(&Key::Page(*job, page));
+                    self.patch_pages(job, &subjobs, true);
+                    let entry = staged.entry(job).or_default();
+                    for sj in subjobs {
+                        entry.subjobs.insert(sj.index, sj);
                     }
                 }
-                Change::RemoveJob { job, .. } => self.forget(*job),
+                Change::RemoveJob { job, revision } => {
+                    self.drop_entries(job);
+                    let entry = staged.entry(job).or_default();
+                    *entry = Staged {
+                        removal: Some(revision),
+                        ..Staged::default()
+                    };
+                }
             }
         }
-        if let Err(StoreError::Conflict { jobs }) = &result {
-            for id in jobs {
-                self.forget(*id);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<Flushed, StoreError> {
+        let mut staged = self.staged();
+        let mut flushed = Flushed::default();
+        loop {
+            let mut changes = Vec::new();
+            for (&id, s) in staged.iter() {
+                if let Some(revision) = s.removal {
+                    changes.push(Change::RemoveJob { job: id, revision });
+                    continue;
+                }
+                // The store wants a job put with its subjobs: use the staged job, or the
+                // job as read.
+                let job = match &s.job {
+                    Some(j) => Job::clone(j),
+                    None => match self.entries.get(&Key::Job(id)) {
+                        Some(Entry::Job { job, .. }) => Job::clone(&job),
+                        _ => match self.store.job(id)? {
+                            Some(j) => j,
+                            None => {
+                                flushed.conflicts.push(id);
+                                continue;
+                            }
+                        },
+                    },
+                };
+                changes.push(Change::PutJob(job));
+                if !s.subjobs.is_empty() {
+                    changes.push(Change::PutSubjobs {
+                        job: id,
+                        subjobs: s.subjobs.values().cloned().collect(),
+                    });
+                }
+            }
+            for id in &flushed.conflicts {
+                staged.remove(id);
+            }
+            if changes.is_empty() {
+                staged.clear();
+                return Ok(flushed);
+            }
+            match self.store.commit(&changes) {
+                Ok(committed) => {
+                    for (&id, s) in staged.iter() {
+                        if s.removal.is_none() {
+                            let revision = committed.iter().find(|c| c.job == id).map(|c| c.revision);
+                            self.mark_saved(id, s, revision);
+                        }
+                    }
+                    staged.clear();
+                    flushed.committed.extend(committed);
+                    return Ok(flushed);
+                }
+                Err(StoreError::Conflict { jobs }) => {
+                    for id in jobs {
+                        staged.remove(&id);
+                        self.drop_entries(id);
+                        flushed.conflicts.push(id);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
-        result
     }
 
     fn forget(&self, id: JobId) {
-        self.forget_job(id);
-        self.entries
-            .retain(|k, _| !matches!(k, Key::Page(j, _) if *j == id));
+        self.staged().remove(&id);
+        self.drop_entries(id);
     }
 
     fn stats(&self) -> CacheStats {
+        let unsaved_bytes = self
+            .entries
+            .iter()
+            .filter(|(_, v)| v.unsaved())
+            .map(|(k, v)| ByEstimatedBytes.weight(&k, &v))
+            .sum();
         CacheStats {
             budget_bytes: self.budget,
             used_bytes: self.entries.weight(),
+            unsaved_bytes,
             entries: self.entries.len(),
             hits: self.entries.hits(),
             misses: self.entries.misses(),
         }
-    }
-}
-
-impl JobCache {
-    fn forget_job(&self, id: JobId) {
-        self.entries.remove(&Key::Job(id));
     }
 }

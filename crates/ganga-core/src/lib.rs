@@ -9,6 +9,7 @@
 
 mod backend;
 mod cache;
+pub mod compact;
 mod job;
 mod lifecycle;
 pub mod protocol;
@@ -25,7 +26,7 @@ pub use crate::{
         OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted,
         check_inside_workdir,
     },
-    cache::{Cache, CacheStats, JobCache, SUBJOB_PAGE},
+    cache::{Cache, CacheStats, Flushed, JobCache, SUBJOB_PAGE},
     job::{
         Application, BackendConfig, BackendInfo, BadJobRef, Executable, Job, JobId, JobRef,
         JobSpec, RunState, Subjob, SubjobIndex,

@@ -9,9 +9,10 @@ use serde_bytes::ByteBuf;
 
 use crate::{
     ActiveJob, BackendDescription, BackendRef, Change, CheckReport, Committed, Job, JobId, Options,
-    OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, StoreDescription, Subjob,
+    OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, StoreDescription,
     SubjobIndex, SubmitSpec, Submitted, SummaryEntry,
 };
+use crate::compact::SubjobBatch;
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
 pub const PROTOCOL_VERSION: &str = "1.0.0";
@@ -81,9 +82,9 @@ pub enum StoreReply {
     Described(StoreDescription),
     Reserved(JobId),
     Committed(Vec<Committed>),
-    Job(Option<Job>),
-    Subjobs(Vec<Subjob>),
-    Summaries(Vec<SummaryEntry>),
+    Job(#[serde(with = "crate::compact::packed_opt_job")] Option<Job>),
+    Subjobs(SubjobBatch),
+    Summaries(#[serde(with = "crate::compact::packed_summaries")] Vec<SummaryEntry>),
     Active(Vec<ActiveJob>),
     Checked(CheckReport),
     Dumped(String),

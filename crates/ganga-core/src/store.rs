@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compact::SubjobBatch;
 use crate::{Job, JobId, JobRef, Status, StatusCounts, Subjob, SubjobIndex, Timestamp};
 
 /// One change in a [`Store::commit`]. All changes of a commit land together or not at all.
@@ -15,10 +16,14 @@ pub enum Change {
     /// Writes a job. `job.revision` is the revision the writer read (0 for a job it just
     /// created); if the stored one differs, another process changed the job meanwhile and
     /// the commit is refused with [`StoreError::Conflict`].
-    PutJob(Job),
+    PutJob(#[serde(with = "crate::compact::packed_job")] Job),
     /// Writes subjobs. The same commit must also put their master, whose status counters
     /// describe them.
-    PutSubjobs { job: JobId, subjobs: Vec<Subjob> },
+    PutSubjobs {
+        job: JobId,
+        #[serde(with = "crate::compact::packed_subjobs")]
+        subjobs: Vec<Subjob>,
+    },
     /// Deletes a job and its subjobs, if it is still at `revision`.
     RemoveJob { job: JobId, revision: u64 },
 }
@@ -150,7 +155,19 @@ pub trait Store: Send + Sync {
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 
     /// The subjobs of `job` whose index is in `range`, in index order.
-    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError>;
+    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+        self.subjob_batch(job, range)?
+            .unpack()
+            .map_err(|(index, e)| StoreError::Corrupt {
+                job: JobRef::subjob(job, index),
+                detail: e.to_string(),
+            })
+    }
+
+    /// The same subjobs as [`Store::subjobs`], packed: what crosses the plugin boundary.
+    /// A store that keeps compact records answers with them as they are, so nothing is
+    /// decoded until the caller needs it.
+    fn subjob_batch(&self, job: JobId, range: Range<SubjobIndex>) -> Result<SubjobBatch, StoreError>;
 
     /// Up to `limit` summaries of jobs with id `>= from`, in id order.
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError>;

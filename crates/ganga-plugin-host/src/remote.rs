@@ -7,11 +7,12 @@ use std::panic::AssertUnwindSafe;
 
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
+use ganga_core::compact::SubjobBatch;
 use ganga_core::protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
 use ganga_core::{
     ActiveJob, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Change,
     CheckReport, Committed, Job, JobId, OutputsReport, OutputsRequest, PeekFile, PerJob,
-    PollReport, Store, StoreDescription, StoreError, Subjob, SubjobIndex, SubmitSpec, Submitted,
+    PollReport, Store, StoreDescription, StoreError, SubjobIndex, SubmitSpec, Submitted,
     SummaryEntry,
 };
 use ganga_plugin_abi::{FfiSlice, PluginDecl};
@@ -247,14 +248,14 @@ impl Store for DylibStore {
         }
     }
 
-    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+    fn subjob_batch(&self, job: JobId, range: Range<SubjobIndex>) -> Result<SubjobBatch, StoreError> {
         let request = StoreRequest::Subjobs {
             job,
             start: range.start,
             end: range.end,
         };
         match self.call(request)? {
-            StoreReply::Subjobs(s) => Ok(s),
+            StoreReply::Subjobs(batch) => Ok(batch),
             other => Err(self.unexpected(&other)),
         }
     }

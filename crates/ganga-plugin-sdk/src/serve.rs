@@ -109,7 +109,7 @@ fn answer_store<S: Store + ?Sized>(s: &S, req: StoreRequest) -> Result<StoreRepl
         StoreRequest::Commit(changes) => StoreReply::Committed(s.commit(&changes)?),
         StoreRequest::Job(id) => StoreReply::Job(s.job(id)?),
         StoreRequest::Subjobs { job, start, end } => {
-            StoreReply::Subjobs(s.subjobs(job, start..end)?)
+            StoreReply::Subjobs(s.subjob_batch(job, start..end)?)
         }
         StoreRequest::Summaries { from, limit } => StoreReply::Summaries(s.summaries(from, limit)?),
         StoreRequest::Active => StoreReply::Active(s.active()?),

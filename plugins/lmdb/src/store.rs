@@ -183,6 +183,14 @@ impl Store for LmdbStore {
         })
     }
 
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
+        Ok(ganga_core::compact::SubjobBatch::pack(&self.subjobs(job, range)?))
+    }
+
     fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
         if range.is_empty() {
             return Ok(Vec::new());

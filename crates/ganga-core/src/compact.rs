@@ -1,0 +1,1358 @@
+//! Compact records: jobs, subjobs and summaries as CBOR arrays, without field names.
+//!
+//! This is the encoding stores keep on disk and the plugin protocol carries for bulk data
+//! (see `docs/storage-format.md`). A subjob is stored as what differs from its master:
+//! its status, submit count, times as deltas, backend facts and the splitter's overrides.
+//! Strings that repeat across the subjobs of a job (native states, hosts, reasons, output
+//! names, override keys) are interned in the job's [`Dictionary`], and every time is a
+//! delta from the dictionary's base time. A dictionary only ever grows and its base
+//! never changes, so a subjob record stays readable however its master changes later.
+//!
+//! Every record is an array whose trailing items may be left out (they read as empty),
+//! and readers skip trailing items they do not know, so a field can be appended without
+//! a new format. Decoding never panics and never trusts a length it has not checked.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use ciborium_ll::{Decoder, Encoder, Header};
+
+use crate::{
+    Application, BackendConfig, BackendInfo, Executable, Job, JobId, JobSpec, JobSummary, Options,
+    Override, RunState, SplitAttribute, Splitter, Status, StatusCounts, StatusTimes, Subjob,
+    SubjobIndex, Timestamp, Value,
+};
+
+/// A record that cannot be decoded, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CodecError(String);
+
+impl CodecError {
+    fn new(what: impl Into<String>) -> CodecError {
+        CodecError(what.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, CodecError>;
+
+// ---------------------------------------------------------------------------------------
+// Writing and reading CBOR items.
+// ---------------------------------------------------------------------------------------
+
+struct Out<'a>(Encoder<&'a mut Vec<u8>>);
+
+impl<'a> Out<'a> {
+    fn new(buf: &'a mut Vec<u8>) -> Out<'a> {
+        Out(Encoder::from(buf))
+    }
+
+    fn header(&mut self, h: Header) {
+        // Invariant: writing into a Vec<u8> cannot fail.
+        self.0.push(h).expect("writing to a Vec never fails");
+    }
+
+    fn array(&mut self, len: usize) {
+        self.header(Header::Array(Some(len)));
+    }
+
+    fn uint(&mut self, n: u64) {
+        self.header(Header::Positive(n));
+    }
+
+    fn int(&mut self, n: i64) {
+        if n >= 0 {
+            self.header(Header::Positive(n as u64));
+        } else {
+            self.header(Header::Negative(!(n as u64)));
+        }
+    }
+
+    fn null(&mut self) {
+        self.header(Header::Simple(ciborium_ll::simple::NULL));
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.header(Header::Simple(if b {
+            ciborium_ll::simple::TRUE
+        } else {
+            ciborium_ll::simple::FALSE
+        }));
+    }
+
+    fn text(&mut self, s: &str) {
+        // Invariant: writing into a Vec<u8> cannot fail.
+        self.0.text(s, None).expect("writing to a Vec never fails");
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        // Invariant: writing into a Vec<u8> cannot fail.
+        self.0.bytes(b, None).expect("writing to a Vec never fails");
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Bool(b) => self.bool(*b),
+            Value::Integer(i) => self.int(*i),
+            Value::Float(f) => self.header(Header::Float(*f)),
+            Value::String(s) => self.text(s),
+            Value::List(items) => {
+                self.array(items.len());
+                for i in items {
+                    self.value(i);
+                }
+            }
+            Value::Table(t) => {
+                self.header(Header::Map(Some(t.len())));
+                for (k, v) in t {
+                    self.text(k);
+                    self.value(v);
+                }
+            }
+        }
+    }
+
+    fn texts<'s>(&mut self, items: impl ExactSizeIterator<Item = &'s str>) {
+        self.array(items.len());
+        for s in items {
+            self.text(s);
+        }
+    }
+
+    /// A table of strings as a flat array `[k1, v1, k2, v2, ...]`.
+    fn pairs<'s>(&mut self, map: impl ExactSizeIterator<Item = (&'s str, &'s str)>) {
+        self.array(map.len() * 2);
+        for (k, v) in map {
+            self.text(k);
+            self.text(v);
+        }
+    }
+}
+
+/// Reads CBOR items from a byte slice, checking every length against what is left.
+struct In<'a> {
+    dec: Decoder<&'a [u8]>,
+    len: usize,
+}
+
+impl<'a> In<'a> {
+    fn new(bytes: &'a [u8]) -> In<'a> {
+        In {
+            dec: Decoder::from(bytes),
+            len: bytes.len(),
+        }
+    }
+
+    fn left(&mut self) -> usize {
+        self.len.saturating_sub(self.dec.offset())
+    }
+
+    fn header(&mut self) -> Result<Header> {
+        self.dec
+            .pull()
+            .map_err(|e| CodecError::new(format!("malformed CBOR: {e:?}")))
+    }
+
+    fn array(&mut self, what: &str) -> Result<usize> {
+        match self.header()? {
+            Header::Array(Some(n)) if n <= self.left() => Ok(n),
+            other => Err(CodecError::new(format!("{what}: expected an array, found {other:?}"))),
+        }
+    }
+
+    fn uint(&mut self, what: &str) -> Result<u64> {
+        match self.header()? {
+            Header::Positive(n) => Ok(n),
+            other => Err(CodecError::new(format!("{what}: expected a number, found {other:?}"))),
+        }
+    }
+
+    fn small(&mut self, what: &str) -> Result<u32> {
+        u32::try_from(self.uint(what)?).map_err(|_| CodecError::new(format!("{what}: number too large")))
+    }
+
+    fn int(&mut self, what: &str) -> Result<i64> {
+        match self.header()? {
+            Header::Positive(n) => i64::try_from(n).map_err(|_| CodecError::new(format!("{what}: out of range"))),
+            Header::Negative(n) => i64::try_from(n)
+                .map(|n| !n)
+                .map_err(|_| CodecError::new(format!("{what}: out of range"))),
+            other => Err(CodecError::new(format!("{what}: expected an integer, found {other:?}"))),
+        }
+    }
+
+    fn text_body(&mut self, len: usize, what: &str) -> Result<String> {
+        if len > self.left() {
+            return Err(CodecError::new(format!("{what}: text longer than the record")));
+        }
+        let mut buf = vec![0u8; len];
+        ciborium_io::Read::read_exact(&mut self.dec, &mut buf)
+            .map_err(|_| CodecError::new(format!("{what}: truncated text")))?;
+        String::from_utf8(buf).map_err(|_| CodecError::new(format!("{what}: text is not UTF-8")))
+    }
+
+    fn text(&mut self, what: &str) -> Result<String> {
+        match self.header()? {
+            Header::Text(Some(len)) => self.text_body(len, what),
+            other => Err(CodecError::new(format!("{what}: expected text, found {other:?}"))),
+        }
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Vec<u8>> {
+        match self.header()? {
+            Header::Bytes(Some(len)) if len <= self.left() => {
+                let mut buf = vec![0u8; len];
+                ciborium_io::Read::read_exact(&mut self.dec, &mut buf)
+                    .map_err(|_| CodecError::new(format!("{what}: truncated bytes")))?;
+                Ok(buf)
+            }
+            other => Err(CodecError::new(format!("{what}: expected bytes, found {other:?}"))),
+        }
+    }
+
+    /// `None` for a CBOR null.
+    fn is_null(&mut self) -> Result<bool> {
+        match self.header()? {
+            Header::Simple(ciborium_ll::simple::NULL) => Ok(true),
+            h => {
+                self.dec.push(h);
+                Ok(false)
+            }
+        }
+    }
+
+    fn bool(&mut self, what: &str) -> Result<bool> {
+        match self.header()? {
+            Header::Simple(ciborium_ll::simple::TRUE) => Ok(true),
+            Header::Simple(ciborium_ll::simple::FALSE) => Ok(false),
+            other => Err(CodecError::new(format!("{what}: expected a boolean, found {other:?}"))),
+        }
+    }
+
+    fn texts(&mut self, what: &str) -> Result<Vec<String>> {
+        let n = self.array(what)?;
+        (0..n).map(|_| self.text(what)).collect()
+    }
+
+    fn pairs(&mut self, what: &str) -> Result<BTreeMap<String, String>> {
+        let n = self.array(what)?;
+        if n % 2 != 0 {
+            return Err(CodecError::new(format!("{what}: odd number of items in a table")));
+        }
+        let mut map = BTreeMap::new();
+        for _ in 0..n / 2 {
+            let k = self.text(what)?;
+            map.insert(k, self.text(what)?);
+        }
+        Ok(map)
+    }
+
+    fn value(&mut self, what: &str, depth: usize) -> Result<Value> {
+        if depth > 64 {
+            return Err(CodecError::new(format!("{what}: nested too deeply")));
+        }
+        Ok(match self.header()? {
+            Header::Simple(ciborium_ll::simple::TRUE) => Value::Bool(true),
+            Header::Simple(ciborium_ll::simple::FALSE) => Value::Bool(false),
+            Header::Positive(n) => Value::Integer(i64::try_from(n).map_err(|_| CodecError::new(format!("{what}: integer out of range")))?),
+            Header::Negative(n) => Value::Integer(
+                i64::try_from(n)
+                    .map(|n| !n)
+                    .map_err(|_| CodecError::new(format!("{what}: integer out of range")))?,
+            ),
+            Header::Float(f) => Value::Float(f),
+            Header::Text(Some(len)) => Value::String(self.text_body(len, what)?),
+            Header::Array(Some(n)) if n <= self.left() => {
+                Value::List((0..n).map(|_| self.value(what, depth + 1)).collect::<Result<_>>()?)
+            }
+            Header::Map(Some(n)) if n <= self.left() => {
+                let mut t = BTreeMap::new();
+                for _ in 0..n {
+                    let k = self.text(what)?;
+                    t.insert(k, self.value(what, depth + 1)?);
+                }
+                Value::Table(t)
+            }
+            other => return Err(CodecError::new(format!("{what}: unexpected {other:?}"))),
+        })
+    }
+
+    /// Skips one item (of a newer writer), whatever it is.
+    fn skip(&mut self, depth: usize) -> Result<()> {
+        if depth > 64 {
+            return Err(CodecError::new("nested too deeply"));
+        }
+        match self.header()? {
+            Header::Text(Some(len)) | Header::Bytes(Some(len)) if len <= self.left() => {
+                let mut buf = vec![0u8; len];
+                ciborium_io::Read::read_exact(&mut self.dec, &mut buf).map_err(|_| CodecError::new("truncated"))?;
+            }
+            Header::Array(Some(n)) if n <= self.left() => {
+                for _ in 0..n {
+                    self.skip(depth + 1)?;
+                }
+            }
+            Header::Map(Some(n)) if n <= self.left() => {
+                for _ in 0..n * 2 {
+                    self.skip(depth + 1)?;
+                }
+            }
+            Header::Tag(_) => self.skip(depth + 1)?,
+            Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
+            other => return Err(CodecError::new(format!("cannot skip {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Checks nothing follows the record.
+    fn end(&mut self, what: &str) -> Result<()> {
+        if self.left() == 0 {
+            Ok(())
+        } else {
+            Err(CodecError::new(format!("{what}: {} bytes after the record", self.left())))
+        }
+    }
+}
+
+/// The fields of a record array: the ones present are read in order; missing trailing
+/// ones read as empty; unknown trailing ones are skipped.
+struct Fields<'i, 'a> {
+    input: &'i mut In<'a>,
+    left: usize,
+}
+
+impl<'i, 'a> Fields<'i, 'a> {
+    fn open(input: &'i mut In<'a>, what: &str) -> Result<Fields<'i, 'a>> {
+        let left = input.array(what)?;
+        Ok(Fields { input, left })
+    }
+
+    /// The next field, or `None` if the record ends before it.
+    fn next(&mut self) -> Option<&mut In<'a>> {
+        if self.left == 0 {
+            None
+        } else {
+            self.left -= 1;
+            Some(self.input)
+        }
+    }
+
+    /// The next field, which must be there.
+    fn need(&mut self, what: &str) -> Result<&mut In<'a>> {
+        if self.left == 0 {
+            Err(CodecError::new(format!("no {what}")))
+        } else {
+            self.left -= 1;
+            Ok(self.input)
+        }
+    }
+
+    fn close(self) -> Result<()> {
+        for _ in 0..self.left {
+            self.input.skip(0)?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The dictionary of a job.
+// ---------------------------------------------------------------------------------------
+
+/// What the subjob records of one job share: a base time that every time is a delta
+/// from, and strings referred to by number. It only grows, and its base never changes.
+#[derive(Debug, Clone, Default)]
+pub struct Dictionary {
+    base: i64,
+    strings: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl PartialEq for Dictionary {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base && self.strings == other.strings
+    }
+}
+
+impl Dictionary {
+    pub fn new(base: Timestamp) -> Dictionary {
+        Dictionary {
+            base: base.as_millis(),
+            strings: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    pub fn base(&self) -> Timestamp {
+        Timestamp(self.base)
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
+    /// The number of `s`, adding it if new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        self.strings.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+
+    pub fn get(&self, i: u32) -> Option<&str> {
+        self.strings.get(i as usize).map(String::as_str)
+    }
+
+    fn lookup(&self, i: u32, what: &str) -> Result<&str> {
+        self.get(i)
+            .ok_or_else(|| CodecError::new(format!("{what}: string {i} is not in the job's dictionary of {}", self.strings.len())))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(16 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>());
+        let mut out = Out::new(&mut buf);
+        out.array(2);
+        out.int(self.base);
+        out.texts(self.strings.iter().map(String::as_str));
+        buf
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Dictionary> {
+        let mut input = In::new(bytes);
+        let mut f = Fields::open(&mut input, "dictionary")?;
+        let base = match f.next() {
+            Some(i) => i.int("dictionary base")?,
+            None => 0,
+        };
+        let strings = match f.next() {
+            Some(i) => i.texts("dictionary strings")?,
+            None => Vec::new(),
+        };
+        f.close()?;
+        input.end("dictionary")?;
+        let index = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        Ok(Dictionary { base, strings, index })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Times.
+// ---------------------------------------------------------------------------------------
+
+/// Times as `[mask, d1, d2, ...]`: `mask` has bit `s` set for each status `s` with a
+/// time, in status order; each delta is from the previous time (the first from `base`).
+fn put_times(out: &mut Out<'_>, times: &StatusTimes, base: i64) {
+    let mut mask = 0u64;
+    for (s, _) in times.iter() {
+        mask |= 1 << s.index();
+    }
+    out.array(1 + times.iter().count());
+    out.uint(mask);
+    let mut prev = base;
+    for (_, t) in times.iter() {
+        out.int(t.as_millis().wrapping_sub(prev));
+        prev = t.as_millis();
+    }
+}
+
+fn get_times(input: &mut In<'_>, base: i64) -> Result<StatusTimes> {
+    let n = input.array("times")?;
+    if n == 0 {
+        return Ok(StatusTimes::default());
+    }
+    let mask = input.uint("times mask")?;
+    if mask.count_ones() as usize != n - 1 || mask >> Status::ALL.len() != 0 {
+        return Err(CodecError::new("times: the mask does not match the deltas"));
+    }
+    let mut prev = base;
+    let mut times = Vec::with_capacity(n - 1);
+    for s in Status::ALL {
+        if mask & (1 << s.index()) != 0 {
+            prev = prev.wrapping_add(input.int("time")?);
+            times.push((s, Timestamp(prev)));
+        }
+    }
+    Ok(times.into_iter().collect())
+}
+
+fn put_counts(out: &mut Out<'_>, counts: &StatusCounts) {
+    let n = counts.iter().count();
+    out.array(n * 2);
+    for (s, c) in counts.iter() {
+        out.uint(s.index() as u64);
+        out.uint(u64::from(c));
+    }
+}
+
+fn get_counts(input: &mut In<'_>) -> Result<StatusCounts> {
+    let n = input.array("status counts")?;
+    if n % 2 != 0 {
+        return Err(CodecError::new("status counts: odd number of items"));
+    }
+    let mut counts = StatusCounts::default();
+    for _ in 0..n / 2 {
+        let s = status(input.uint("status")?)?;
+        counts.add(s, input.small("count")?);
+    }
+    Ok(counts)
+}
+
+fn status(n: u64) -> Result<Status> {
+    usize::try_from(n)
+        .ok()
+        .and_then(Status::from_index)
+        .ok_or_else(|| CodecError::new(format!("unknown status number {n}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Subjobs.
+// ---------------------------------------------------------------------------------------
+
+/// A backend id that is a plain decimal number is kept as a number (most are: pids,
+/// batch job ids, DIRAC ids); anything else as text.
+fn put_backend_id(out: &mut Out<'_>, id: &Option<String>) {
+    match id {
+        None => out.null(),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n.to_string() == *s => out.uint(n),
+            _ => out.text(s),
+        },
+    }
+}
+
+fn get_backend_id(input: &mut In<'_>) -> Result<Option<String>> {
+    Ok(match input.header()? {
+        Header::Simple(ciborium_ll::simple::NULL) => None,
+        Header::Positive(n) => Some(n.to_string()),
+        Header::Text(Some(len)) => Some(input.text_body(len, "backend id")?),
+        other => return Err(CodecError::new(format!("backend id: unexpected {other:?}"))),
+    })
+}
+
+fn put_ref(out: &mut Out<'_>, dict: &mut Dictionary, s: &Option<String>) {
+    match s {
+        None => out.null(),
+        Some(s) => out.uint(u64::from(dict.intern(s))),
+    }
+}
+
+fn get_ref(input: &mut In<'_>, dict: &Dictionary, what: &str) -> Result<Option<String>> {
+    if input.is_null()? {
+        return Ok(None);
+    }
+    let i = input.small(what)?;
+    Ok(Some(dict.lookup(i, what)?.to_owned()))
+}
+
+/// Output names are interned as one string per list (joined by NUL, which no file name
+/// holds): the subjobs of a job usually produce the same names.
+fn put_outputs(out: &mut Out<'_>, dict: &mut Dictionary, outputs: &[String]) {
+    if outputs.is_empty() {
+        out.null();
+    } else {
+        out.uint(u64::from(dict.intern(&outputs.join("\0"))));
+    }
+}
+
+fn get_outputs(input: &mut In<'_>, dict: &Dictionary) -> Result<Vec<String>> {
+    Ok(match get_ref(input, dict, "outputs")? {
+        None => Vec::new(),
+        Some(joined) => joined.split('\0').map(str::to_owned).collect(),
+    })
+}
+
+const O_NAME: u64 = 0;
+const O_COMMENT: u64 = 1;
+const O_EXE: u64 = 2;
+const O_ARGS: u64 = 3;
+const O_APPEND_ARGS: u64 = 4;
+const O_ENV: u64 = 5;
+const O_ENV_VAR: u64 = 6;
+const O_BACKEND_OPTION: u64 = 7;
+
+fn put_overrides(out: &mut Out<'_>, dict: &mut Dictionary, overrides: &[Override]) {
+    out.array(overrides.len());
+    for o in overrides {
+        match o {
+            Override::Name(s) | Override::Comment(s) | Override::Exe(s) => {
+                out.array(2);
+                out.uint(match o {
+                    Override::Name(_) => O_NAME,
+                    Override::Comment(_) => O_COMMENT,
+                    _ => O_EXE,
+                });
+                out.text(s);
+            }
+            Override::Args(a) | Override::AppendArgs(a) => {
+                out.array(2);
+                out.uint(if matches!(o, Override::Args(_)) { O_ARGS } else { O_APPEND_ARGS });
+                out.texts(a.iter().map(String::as_str));
+            }
+            Override::Env(env) => {
+                out.array(2);
+                out.uint(O_ENV);
+                out.pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            }
+            Override::EnvVar(k, v) => {
+                out.array(3);
+                out.uint(O_ENV_VAR);
+                out.uint(u64::from(dict.intern(k)));
+                out.text(v);
+            }
+            Override::BackendOption(k, v) => {
+                out.array(3);
+                out.uint(O_BACKEND_OPTION);
+                out.uint(u64::from(dict.intern(k)));
+                out.value(v);
+            }
+        }
+    }
+}
+
+fn get_overrides(input: &mut In<'_>, dict: &Dictionary) -> Result<Vec<Override>> {
+    let n = input.array("overrides")?;
+    let mut overrides = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = input.array("override")?;
+        let kind = input.uint("override kind")?;
+        let o = match (kind, len) {
+            (O_NAME, 2) => Override::Name(input.text("override")?),
+            (O_COMMENT, 2) => Override::Comment(input.text("override")?),
+            (O_EXE, 2) => Override::Exe(input.text("override")?),
+            (O_ARGS, 2) => Override::Args(input.texts("override")?),
+            (O_APPEND_ARGS, 2) => Override::AppendArgs(input.texts("override")?),
+            (O_ENV, 2) => Override::Env(input.pairs("override")?),
+            (O_ENV_VAR, 3) => {
+                let k = input.small("override key")?;
+                Override::EnvVar(dict.lookup(k, "override key")?.to_owned(), input.text("override")?)
+            }
+            (O_BACKEND_OPTION, 3) => {
+                let k = input.small("override key")?;
+                Override::BackendOption(dict.lookup(k, "override key")?.to_owned(), input.value("override", 0)?)
+            }
+            _ => return Err(CodecError::new(format!("unknown override kind {kind} of {len} items"))),
+        };
+        overrides.push(o);
+    }
+    Ok(overrides)
+}
+
+/// Encodes a subjob against its job's dictionary (which may grow) into `out`.
+///
+/// `[status, submit_count, times, backend_id, exit_code, native_state, reason, actual_ce,
+/// outputs, overrides]`, trailing empty items left out.
+pub fn encode_subjob(sj: &Subjob, dict: &mut Dictionary, buf: &mut Vec<u8>) {
+    let run = &sj.run;
+    let b = &run.backend;
+    let len = if !sj.overrides.is_empty() {
+        10
+    } else if !run.outputs.is_empty() {
+        9
+    } else if b.actual_ce.is_some() {
+        8
+    } else if b.reason.is_some() {
+        7
+    } else if b.native_state.is_some() {
+        6
+    } else if b.exit_code.is_some() {
+        5
+    } else if b.id.is_some() {
+        4
+    } else {
+        3
+    };
+    let mut out = Out::new(buf);
+    out.array(len);
+    out.uint(run.status.index() as u64);
+    out.uint(u64::from(run.submit_count));
+    put_times(&mut out, &run.times, dict.base);
+    if len > 3 {
+        put_backend_id(&mut out, &b.id);
+    }
+    if len > 4 {
+        match b.exit_code {
+            Some(c) => out.int(i64::from(c)),
+            None => out.null(),
+        }
+    }
+    if len > 5 {
+        put_ref(&mut out, dict, &b.native_state);
+    }
+    if len > 6 {
+        put_ref(&mut out, dict, &b.reason);
+    }
+    if len > 7 {
+        put_ref(&mut out, dict, &b.actual_ce);
+    }
+    if len > 8 {
+        put_outputs(&mut out, dict, &run.outputs);
+    }
+    if len > 9 {
+        put_overrides(&mut out, dict, &sj.overrides);
+    }
+}
+
+/// Decodes a subjob record made by [`encode_subjob`] with this dictionary.
+pub fn decode_subjob(index: SubjobIndex, bytes: &[u8], dict: &Dictionary) -> Result<Subjob> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "subjob")?;
+    let status = match f.next() {
+        Some(i) => status(i.uint("status")?)?,
+        None => return Err(CodecError::new("subjob: no status")),
+    };
+    let mut run = RunState {
+        status,
+        times: StatusTimes::default(),
+        submit_count: 0,
+        backend: BackendInfo::default(),
+        outputs: Vec::new(),
+    };
+    let mut overrides = Vec::new();
+    if let Some(i) = f.next() {
+        run.submit_count = i.small("submit count")?;
+    }
+    if let Some(i) = f.next() {
+        run.times = get_times(i, dict.base)?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.id = get_backend_id(i)?;
+    }
+    if let Some(i) = f.next()
+        && !i.is_null()?
+    {
+        run.backend.exit_code =
+            Some(i32::try_from(i.int("exit code")?).map_err(|_| CodecError::new("exit code out of range"))?);
+    }
+    if let Some(i) = f.next() {
+        run.backend.native_state = get_ref(i, dict, "native state")?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.reason = get_ref(i, dict, "reason")?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.actual_ce = get_ref(i, dict, "actual CE")?;
+    }
+    if let Some(i) = f.next() {
+        run.outputs = get_outputs(i, dict)?;
+    }
+    if let Some(i) = f.next() {
+        overrides = get_overrides(i, dict)?;
+    }
+    f.close()?;
+    input.end("subjob")?;
+    Ok(Subjob { index, overrides, run })
+}
+
+// ---------------------------------------------------------------------------------------
+// Summaries.
+// ---------------------------------------------------------------------------------------
+
+/// `[name, status, backend, application, counts, exit_code, created, updated - created,
+/// comment]`.
+pub fn encode_summary(s: &JobSummary, buf: &mut Vec<u8>) {
+    let mut out = Out::new(buf);
+    out.array(9);
+    out.text(&s.name);
+    out.uint(s.status.index() as u64);
+    out.text(&s.backend);
+    out.text(&s.application);
+    put_counts(&mut out, &s.subjobs);
+    match s.exit_code {
+        Some(c) => out.int(i64::from(c)),
+        None => out.null(),
+    }
+    match s.created {
+        Some(t) => out.int(t.as_millis()),
+        None => out.null(),
+    }
+    match (s.created, s.updated) {
+        (Some(c), Some(u)) => out.int(u.as_millis().wrapping_sub(c.as_millis())),
+        (None, Some(u)) => {
+            out.array(1);
+            out.int(u.as_millis());
+        }
+        (_, None) => out.null(),
+    }
+    out.text(&s.comment);
+}
+
+pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "summary")?;
+    let name = f.need("name")?.text("name")?;
+    let status = status(f.need("status")?.uint("status")?)?;
+    let backend = f.need("backend")?.text("backend")?;
+    let application = f.need("application")?.text("application")?;
+    let subjobs = get_counts(f.need("counts")?)?;
+    let i = f.need("exit code")?;
+    let exit_code = if i.is_null()? {
+        None
+    } else {
+        Some(i32::try_from(i.int("exit code")?).map_err(|_| CodecError::new("exit code out of range"))?)
+    };
+    let i = f.need("created")?;
+    let created = if i.is_null()? { None } else { Some(Timestamp(i.int("created")?)) };
+    let i = f.need("updated")?;
+    let updated = match i.header()? {
+        Header::Simple(ciborium_ll::simple::NULL) => None,
+        Header::Array(Some(1)) => Some(Timestamp(i.int("updated")?)),
+        h => {
+            i.dec.push(h);
+            let d = i.int("updated")?;
+            Some(Timestamp(created.map_or(0, |c| c.as_millis()).wrapping_add(d)))
+        }
+    };
+    let comment = f.need("comment")?.text("comment")?;
+    f.close()?;
+    input.end("summary")?;
+    Ok(JobSummary {
+        id,
+        name,
+        status,
+        backend,
+        application,
+        subjobs,
+        exit_code,
+        created,
+        updated,
+        comment,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Jobs.
+// ---------------------------------------------------------------------------------------
+
+/// `[revision, spec, run, subjob counts, metadata]`; the run's times are deltas from its
+/// first time; strings are inline (a job is one record).
+pub fn encode_job(job: &Job, buf: &mut Vec<u8>) {
+    let mut out = Out::new(buf);
+    out.array(5);
+    out.uint(job.revision);
+    put_spec(&mut out, &job.spec);
+    put_run(&mut out, &job.run);
+    put_counts(&mut out, &job.subjobs);
+    out.pairs(job.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+}
+
+pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "job")?;
+    let revision = f.next().ok_or_else(|| CodecError::new("job: no revision"))?.uint("revision")?;
+    let spec = get_spec(f.next().ok_or_else(|| CodecError::new("job: no spec"))?)?;
+    let run = get_run(f.next().ok_or_else(|| CodecError::new("job: no run state"))?)?;
+    let subjobs = match f.next() {
+        Some(i) => get_counts(i)?,
+        None => StatusCounts::default(),
+    };
+    let metadata = match f.next() {
+        Some(i) => i.pairs("metadata")?,
+        None => BTreeMap::new(),
+    };
+    f.close()?;
+    input.end("job")?;
+    Ok(Job {
+        id,
+        revision,
+        spec,
+        run,
+        subjobs,
+        metadata,
+    })
+}
+
+fn put_opt_text(out: &mut Out<'_>, s: &Option<String>) {
+    match s {
+        Some(s) => out.text(s),
+        None => out.null(),
+    }
+}
+
+fn get_opt_text(input: &mut In<'_>, what: &str) -> Result<Option<String>> {
+    if input.is_null()? { Ok(None) } else { input.text(what).map(Some) }
+}
+
+/// `[status, times, submit_count, [id, native_state, exit_code, reason, actual_ce], outputs]`
+fn put_run(out: &mut Out<'_>, run: &RunState) {
+    out.array(5);
+    out.uint(run.status.index() as u64);
+    let base = run.times.iter().next().map_or(0, |(_, t)| t.as_millis());
+    out.array(2);
+    out.int(base);
+    put_times(out, &run.times, base);
+    out.uint(u64::from(run.submit_count));
+    let b = &run.backend;
+    out.array(5);
+    put_opt_text(out, &b.id);
+    put_opt_text(out, &b.native_state);
+    match b.exit_code {
+        Some(c) => out.int(i64::from(c)),
+        None => out.null(),
+    }
+    put_opt_text(out, &b.reason);
+    put_opt_text(out, &b.actual_ce);
+    out.texts(run.outputs.iter().map(String::as_str));
+}
+
+fn get_run(input: &mut In<'_>) -> Result<RunState> {
+    let mut f = Fields::open(input, "run state")?;
+    let status = status(f.need("status")?.uint("status")?)?;
+    let i = f.need("times")?;
+    if i.array("times")? != 2 {
+        return Err(CodecError::new("run state: times are not [base, times]"));
+    }
+    let base = i.int("base time")?;
+    let times = get_times(i, base)?;
+    let submit_count = f.need("submit count")?.small("submit count")?;
+    let i = f.need("backend")?;
+    if i.array("backend facts")? != 5 {
+        return Err(CodecError::new("run state: backend facts are not 5 items"));
+    }
+    let id = get_opt_text(i, "backend id")?;
+    let native_state = get_opt_text(i, "native state")?;
+    let exit_code = if i.is_null()? {
+        None
+    } else {
+        Some(i32::try_from(i.int("exit code")?).map_err(|_| CodecError::new("exit code out of range"))?)
+    };
+    let reason = get_opt_text(i, "reason")?;
+    let actual_ce = get_opt_text(i, "actual CE")?;
+    let outputs = f.need("outputs")?.texts("outputs")?;
+    f.close()?;
+    Ok(RunState {
+        status,
+        times,
+        submit_count,
+        backend: BackendInfo {
+            id,
+            native_state,
+            exit_code,
+            reason,
+            actual_ce,
+        },
+        outputs,
+    })
+}
+
+/// `[name, comment, [kind, exe, args, env], [backend kind, options], input_files,
+/// output_files, splitter]`
+fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
+    out.array(7);
+    out.text(&spec.name);
+    out.text(&spec.comment);
+    match &spec.application {
+        Application::Executable(e) => {
+            out.array(4);
+            out.uint(0);
+            out.text(&e.exe);
+            out.texts(e.args.iter().map(String::as_str));
+            out.pairs(e.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+    }
+    out.array(2);
+    out.text(&spec.backend.kind);
+    out.value(&Value::Table(spec.backend.options.clone()));
+    let inputs: Vec<String> = spec.input_files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    out.texts(inputs.iter().map(String::as_str));
+    out.texts(spec.output_files.iter().map(String::as_str));
+    match &spec.splitter {
+        None => out.null(),
+        Some(Splitter::Args { args, append }) => {
+            out.array(3);
+            out.uint(0);
+            out.bool(*append);
+            out.array(args.len());
+            for a in args {
+                out.texts(a.iter().map(String::as_str));
+            }
+        }
+        Some(Splitter::Generic { attributes }) => {
+            out.array(2);
+            out.uint(1);
+            out.array(attributes.len());
+            for a in attributes {
+                out.array(2);
+                out.text(&a.path);
+                out.value(&Value::List(a.values.clone()));
+            }
+        }
+    }
+}
+
+fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
+    let mut f = Fields::open(input, "spec")?;
+    let name = f.need("name")?.text("name")?;
+    let comment = f.need("comment")?.text("comment")?;
+    let i = f.need("application")?;
+    let n = i.array("application")?;
+    let kind = i.uint("application kind")?;
+    if kind != 0 || n != 4 {
+        return Err(CodecError::new(format!("unknown application kind {kind}")));
+    }
+    let application = Application::Executable(Executable {
+        exe: i.text("exe")?,
+        args: i.texts("args")?,
+        env: i.pairs("env")?,
+    });
+    let i = f.need("backend")?;
+    if i.array("backend")? != 2 {
+        return Err(CodecError::new("spec: backend is not [kind, options]"));
+    }
+    let kind = i.text("backend kind")?;
+    let options: Options = match i.value("backend options", 0)? {
+        Value::Table(t) => t,
+        _ => return Err(CodecError::new("backend options: not a table")),
+    };
+    let input_files = f.need("input files")?
+        .texts("input files")?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    let output_files = f.need("output files")?.texts("output files")?;
+    let i = f.need("splitter")?;
+    let splitter = if i.is_null()? {
+        None
+    } else {
+        let n = i.array("splitter")?;
+        match (i.uint("splitter kind")?, n) {
+            (0, 3) => {
+                let append = i.bool("append")?;
+                let lists = i.array("args")?;
+                let args = (0..lists).map(|_| i.texts("args")).collect::<Result<_>>()?;
+                Some(Splitter::Args { args, append })
+            }
+            (1, 2) => {
+                let count = i.array("attributes")?;
+                let mut attributes = Vec::with_capacity(count);
+                for _ in 0..count {
+                    if i.array("attribute")? != 2 {
+                        return Err(CodecError::new("splitter attribute is not [path, values]"));
+                    }
+                    let path = i.text("attribute path")?;
+                    let values = match i.value("attribute values", 0)? {
+                        Value::List(v) => v,
+                        _ => return Err(CodecError::new("splitter values: not a list")),
+                    };
+                    attributes.push(SplitAttribute { path, values });
+                }
+                Some(Splitter::Generic { attributes })
+            }
+            (k, n) => return Err(CodecError::new(format!("unknown splitter kind {k} of {n} items"))),
+        }
+    };
+    f.close()?;
+    Ok(JobSpec {
+        name,
+        comment,
+        application,
+        backend: BackendConfig { kind, options },
+        input_files,
+        output_files,
+        splitter,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Batches of subjobs, as the protocol carries them.
+// ---------------------------------------------------------------------------------------
+
+/// Subjobs packed for transport: a dictionary and each subjob's record against it. A
+/// store can answer with its own dictionary and stored records without decoding any.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubjobBatch {
+    dict: Dictionary,
+    indices: Vec<SubjobIndex>,
+    /// The records, one after the other.
+    records: Vec<u8>,
+    /// Where each record ends in `records`.
+    ends: Vec<u32>,
+}
+
+impl SubjobBatch {
+    /// Packs subjobs with a dictionary made for them.
+    pub fn pack(subjobs: &[Subjob]) -> SubjobBatch {
+        let base = subjobs
+            .iter()
+            .filter_map(|sj| sj.run.times.iter().next().map(|(_, t)| t))
+            .min()
+            .unwrap_or(Timestamp(0));
+        let mut batch = SubjobBatch::with_dictionary(Dictionary::new(base));
+        for sj in subjobs {
+            let mut dict = std::mem::take(&mut batch.dict);
+            let start = batch.records.len();
+            encode_subjob(sj, &mut dict, &mut batch.records);
+            batch.dict = dict;
+            batch.push_end(sj.index, start);
+        }
+        batch
+    }
+
+    /// An empty batch whose records will be encoded against `dict` (a store's own).
+    pub fn with_dictionary(dict: Dictionary) -> SubjobBatch {
+        SubjobBatch {
+            dict,
+            indices: Vec::new(),
+            records: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Adds a record already encoded against this batch's dictionary.
+    pub fn push_record(&mut self, index: SubjobIndex, record: &[u8]) {
+        let start = self.records.len();
+        self.records.extend_from_slice(record);
+        self.push_end(index, start);
+    }
+
+    fn push_end(&mut self, index: SubjobIndex, _start: usize) {
+        self.indices.push(index);
+        self.ends.push(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    pub fn dictionary(&self) -> &Dictionary {
+        &self.dict
+    }
+
+    /// Each subjob's index and record.
+    pub fn records(&self) -> impl Iterator<Item = (SubjobIndex, &[u8])> {
+        let mut start = 0usize;
+        self.indices.iter().zip(&self.ends).map(move |(&i, &end)| {
+            let end = (end as usize).min(self.records.len()).max(start);
+            let r = &self.records[start..end];
+            start = end;
+            (i, r)
+        })
+    }
+
+    /// Decodes every subjob.
+    pub fn unpack(&self) -> std::result::Result<Vec<Subjob>, (SubjobIndex, CodecError)> {
+        self.records()
+            .map(|(i, r)| decode_subjob(i, r, &self.dict).map_err(|e| (i, e)))
+            .collect()
+    }
+
+    /// `[dictionary, indices (delta-coded), record ends, records]`
+    pub fn encode(&self) -> Vec<u8> {
+        let dict = self.dict.encode();
+        let mut buf = Vec::with_capacity(dict.len() + self.records.len() + self.indices.len() * 4 + 16);
+        let mut out = Out::new(&mut buf);
+        out.array(4);
+        out.bytes(&dict);
+        out.array(self.indices.len());
+        let mut prev = 0i64;
+        for &i in &self.indices {
+            out.int(i64::from(i) - prev);
+            prev = i64::from(i);
+        }
+        out.array(self.ends.len());
+        let mut prev = 0u32;
+        for &e in &self.ends {
+            out.uint(u64::from(e.saturating_sub(prev)));
+            prev = e;
+        }
+        out.bytes(&self.records);
+        buf
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SubjobBatch> {
+        let mut input = In::new(bytes);
+        if input.array("subjob batch")? != 4 {
+            return Err(CodecError::new("subjob batch: not 4 items"));
+        }
+        let dict = Dictionary::decode(&input.bytes("dictionary")?)?;
+        let n = input.array("indices")?;
+        let mut indices = Vec::with_capacity(n);
+        let mut prev = 0i64;
+        for _ in 0..n {
+            prev += input.int("index")?;
+            indices.push(SubjobIndex::try_from(prev).map_err(|_| CodecError::new("subjob index out of range"))?);
+        }
+        let m = input.array("record ends")?;
+        if m != n {
+            return Err(CodecError::new("subjob batch: as many ends as indices expected"));
+        }
+        let mut ends = Vec::with_capacity(m);
+        let mut prev = 0u32;
+        for _ in 0..m {
+            prev = prev.saturating_add(input.small("record length")?);
+            ends.push(prev);
+        }
+        let records = input.bytes("records")?;
+        if ends.last().is_some_and(|&e| e as usize != records.len()) {
+            return Err(CodecError::new("subjob batch: record lengths do not add up"));
+        }
+        input.end("subjob batch")?;
+        Ok(SubjobBatch {
+            dict,
+            indices,
+            records,
+            ends,
+        })
+    }
+}
+
+/// Serde for `Vec<Subjob>` as a packed [`SubjobBatch`] (a CBOR byte string), for the
+/// protocol: `#[serde(with = "ganga_core::compact::packed_subjobs")]`.
+pub mod packed_subjobs {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::SubjobBatch;
+    use crate::Subjob;
+
+    pub fn serialize<S: Serializer>(subjobs: &[Subjob], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&SubjobBatch::pack(subjobs).encode())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Subjob>, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        let batch = SubjobBatch::decode(&bytes).map_err(D::Error::custom)?;
+        batch
+            .unpack()
+            .map_err(|(i, e)| D::Error::custom(format!("subjob {i}: {e}")))
+    }
+}
+
+impl serde::Serialize for SubjobBatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.encode())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubjobBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let bytes = <serde_bytes::ByteBuf as serde::Deserialize>::deserialize(d)?;
+        SubjobBatch::decode(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for a [`Job`] as its compact record (a CBOR byte string), for the protocol.
+pub mod packed_job {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{decode_job, encode_job};
+    use crate::Job;
+
+    /// The id travels in front of the record, which does not hold it.
+    pub fn serialize<S: Serializer>(job: &Job, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = job.id.to_be_bytes().to_vec();
+        encode_job(job, &mut buf);
+        s.serialize_bytes(&buf)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Job, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        let (id, record) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| D::Error::custom("a job record without its id"))?;
+        decode_job(u64::from_be_bytes(*id), record).map_err(D::Error::custom)
+    }
+}
+
+/// Serde for an optional [`Job`], as [`packed_job`].
+pub mod packed_opt_job {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::Job;
+
+    #[derive(Serialize, Deserialize)]
+    struct Packed(#[serde(with = "super::packed_job")] Job);
+
+    pub fn serialize<S: Serializer>(job: &Option<Job>, s: S) -> Result<S::Ok, S::Error> {
+        job.as_ref().map(|j| Packed(j.clone())).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Job>, D::Error> {
+        Ok(Option::<Packed>::deserialize(d)?.map(|p| p.0))
+    }
+}
+
+/// Serde for a listing of summaries, each as its compact record, for the protocol:
+/// `[id, record]` for a readable one and `[id, error]` for one that is not.
+pub mod packed_summaries {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{In, Out, decode_summary, encode_summary};
+    use crate::SummaryEntry;
+
+    pub fn serialize<S: Serializer>(entries: &[SummaryEntry], s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = Vec::with_capacity(entries.len() * 64);
+        let mut record = Vec::with_capacity(128);
+        let mut out = Out::new(&mut buf);
+        out.array(entries.len());
+        for e in entries {
+            out.array(2);
+            match e {
+                SummaryEntry::Readable(summary) => {
+                    out.uint(summary.id);
+                    record.clear();
+                    encode_summary(summary, &mut record);
+                    out.bytes(&record);
+                }
+                SummaryEntry::Unreadable { id, error } => {
+                    out.uint(*id);
+                    out.text(error);
+                }
+            }
+        }
+        s.serialize_bytes(&buf)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SummaryEntry>, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        let mut input = In::new(&bytes);
+        let n = input.array("summaries").map_err(D::Error::custom)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let entry = (|| {
+                if input.array("summary entry")? != 2 {
+                    return Err(super::CodecError::new("summary entry: not [id, record]"));
+                }
+                let id = input.uint("summary id")?;
+                Ok(match input.header()? {
+                    ciborium_ll::Header::Bytes(Some(len)) => {
+                        input.dec.push(ciborium_ll::Header::Bytes(Some(len)));
+                        let record = input.bytes("summary")?;
+                        // A summary that does not decode is listed as unreadable.
+                        match decode_summary(id, &record) {
+                            Ok(s) => SummaryEntry::Readable(s),
+                            Err(e) => SummaryEntry::Unreadable { id, error: e.to_string() },
+                        }
+                    }
+                    ciborium_ll::Header::Text(Some(len)) => SummaryEntry::Unreadable {
+                        id,
+                        error: input.text_body(len, "summary error")?,
+                    },
+                    other => {
+                        return Err(super::CodecError::new(format!("summary entry: unexpected {other:?}")));
+                    }
+                })
+            })()
+            .map_err(D::Error::custom)?;
+            entries.push(entry);
+        }
+        input.end("summaries").map_err(D::Error::custom)?;
+        Ok(entries)
+    }
+}

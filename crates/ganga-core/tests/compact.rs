@@ -1,0 +1,265 @@
+//! The compact record encoding: every field survives, damage is reported, records are small.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
+
+use std::collections::BTreeMap;
+
+use ganga_core::compact::{
+    Dictionary, SubjobBatch, decode_job, decode_subjob, decode_summary, encode_job, encode_subjob,
+    encode_summary,
+};
+use ganga_core::{
+    Application, BackendConfig, BackendInfo, Executable, Job, JobSpec, JobSummary, Override,
+    RunState, SplitAttribute, Splitter, Status, StatusTimes, Subjob, Timestamp, Value,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn full_job() -> Job {
+    let spec = JobSpec {
+        name: "ünïcode \"job\"".into(),
+        comment: "line one\nline two".into(),
+        application: Application::Executable(Executable {
+            exe: "/usr/bin/analysis".into(),
+            args: vec!["--in".into(), "".into(), "a b".into()],
+            env: BTreeMap::from([("A".into(), "1".into()), ("EMPTY".into(), String::new())]),
+        }),
+        backend: BackendConfig {
+            kind: "slurm".into(),
+            options: BTreeMap::from([
+                ("queue".into(), Value::from("long")),
+                ("nodes".into(), Value::Integer(-3)),
+                ("mem".into(), Value::Float(1.5)),
+                ("exclusive".into(), Value::Bool(true)),
+                (
+                    "extra".into(),
+                    Value::Table(BTreeMap::from([("x".into(), Value::List(vec![Value::Integer(1), "y".into()]))])),
+                ),
+            ]),
+        },
+        input_files: vec!["/data/in.txt".into(), "/data/ü b".into()],
+        output_files: vec!["*.root".into(), "log.txt".into()],
+        splitter: Some(Splitter::Generic {
+            attributes: vec![
+                SplitAttribute {
+                    path: "application.args".into(),
+                    values: vec![Value::List(vec!["x".into(), Value::Integer(1)]), "y".into()],
+                },
+                SplitAttribute {
+                    path: "backend.queue".into(),
+                    values: vec!["long".into(), Value::Float(0.5)],
+                },
+            ],
+        }),
+    };
+    Job {
+        id: 42,
+        revision: 7,
+        spec,
+        run: RunState {
+            status: Status::Running,
+            times: [(Status::New, Timestamp(T0)), (Status::Submitting, Timestamp(T0 + 5)), (Status::Running, Timestamp(T0 - 9))]
+                .into_iter()
+                .collect(),
+            submit_count: 3,
+            backend: BackendInfo {
+                id: Some("abc-12".into()),
+                native_state: Some("RUNNING".into()),
+                exit_code: Some(-9),
+                reason: Some("node lost".into()),
+                actual_ce: Some("node17".into()),
+            },
+            outputs: vec!["stdout".into()],
+        },
+        subjobs: [Status::Running, Status::Completed, Status::Completed].into_iter().collect(),
+        metadata: BTreeMap::from([("ganga.uuid".into(), "0b4e".into())]),
+    }
+}
+
+fn every_override() -> Vec<Override> {
+    vec![
+        Override::Name("n".into()),
+        Override::Comment("c".into()),
+        Override::Exe("/bin/x".into()),
+        Override::Args(vec!["a".into(), "".into()]),
+        Override::AppendArgs(vec!["b".into()]),
+        Override::Env(BTreeMap::from([("K".into(), "V".into())])),
+        Override::EnvVar("SEED".into(), "7".into()),
+        Override::BackendOption("queue".into(), Value::List(vec![Value::Bool(false)])),
+    ]
+}
+
+fn completed_subjob(index: u32) -> Subjob {
+    let mut sj = Subjob::new(index, vec![Override::AppendArgs(vec![format!("arg{index}")])], Timestamp(T0));
+    sj.run.status = Status::Completed;
+    for (s, d) in [
+        (Status::Submitting, 10),
+        (Status::Submitted, 20),
+        (Status::Running, 1_000 + i64::from(index)),
+        (Status::Completing, 600_000),
+        (Status::Completed, 600_100),
+    ] {
+        sj.run.times.set(s, Timestamp(T0 + d));
+    }
+    sj.run.submit_count = 1;
+    sj.run.backend = BackendInfo {
+        id: Some(format!("{}", 1_234_567 + index)),
+        native_state: Some("exited 0".into()),
+        exit_code: Some(0),
+        reason: None,
+        actual_ce: Some("node01.example.org".into()),
+    };
+    sj.run.outputs = vec!["out.root".into(), "stderr".into(), "stdout".into()];
+    sj
+}
+
+#[test]
+fn every_field_of_a_job_survives() {
+    let job = full_job();
+    let mut buf = Vec::new();
+    encode_job(&job, &mut buf);
+    assert_eq!(decode_job(42, &buf).unwrap(), job);
+    let empty = Job::new(1, JobSpec { splitter: None, ..full_job().spec }, Timestamp(5));
+    let mut buf = Vec::new();
+    encode_job(&empty, &mut buf);
+    assert_eq!(decode_job(1, &buf).unwrap(), empty);
+}
+
+#[test]
+fn every_field_of_a_subjob_survives_with_its_dictionary() {
+    let mut dict = Dictionary::new(Timestamp(T0));
+    let mut sj = completed_subjob(3);
+    sj.overrides = every_override();
+    sj.run.backend.reason = Some("why".into());
+    sj.run.backend.id = Some("007".into()); // not a canonical number: kept as text
+    let mut buf = Vec::new();
+    encode_subjob(&sj, &mut dict, &mut buf);
+    // The dictionary travels separately: through its own encoding.
+    let dict = Dictionary::decode(&dict.encode()).unwrap();
+    assert_eq!(decode_subjob(3, &buf, &dict).unwrap(), sj);
+
+    // A new subjob: only status, count, times.
+    let fresh = Subjob::new(9, Vec::new(), Timestamp(T0 - 100));
+    let mut buf = Vec::new();
+    let mut dict = Dictionary::new(Timestamp(T0));
+    encode_subjob(&fresh, &mut dict, &mut buf);
+    assert_eq!(decode_subjob(9, &buf, &dict).unwrap(), fresh);
+    assert!(buf.len() <= 8, "a new subjob is tiny: {} bytes", buf.len());
+}
+
+#[test]
+fn a_typical_finished_subjob_is_a_few_dozen_bytes() {
+    let mut dict = Dictionary::new(Timestamp(T0));
+    let mut total = 0;
+    for i in 0..1000 {
+        let mut buf = Vec::new();
+        encode_subjob(&completed_subjob(i), &mut dict, &mut buf);
+        total += buf.len();
+    }
+    let per = total / 1000;
+    // 41 bytes: status, count, six times, a 7-digit backend id, exit code, three interned
+    // strings and an override carrying its own argument.
+    assert!(per <= 42, "{per} bytes per subjob");
+    assert_eq!(dict.len(), 3, "native state, host and the outputs list are shared");
+}
+
+#[test]
+fn summaries_survive() {
+    let job = full_job();
+    let s = JobSummary::of(&job);
+    let mut buf = Vec::new();
+    encode_summary(&s, &mut buf);
+    assert_eq!(decode_summary(42, &buf).unwrap(), s);
+    let mut bare = s.clone();
+    bare.created = None;
+    bare.exit_code = None;
+    let mut buf = Vec::new();
+    encode_summary(&bare, &mut buf);
+    assert_eq!(decode_summary(42, &buf).unwrap(), bare);
+}
+
+#[test]
+fn a_batch_carries_subjobs_and_its_dictionary() {
+    let subjobs: Vec<Subjob> = (0..300).map(completed_subjob).collect();
+    let batch = SubjobBatch::pack(&subjobs);
+    let back = SubjobBatch::decode(&batch.encode()).unwrap();
+    assert_eq!(back.unpack().unwrap(), subjobs);
+    assert_eq!(SubjobBatch::pack(&[]).unpack().unwrap(), Vec::<Subjob>::new());
+}
+
+#[test]
+fn damaged_records_are_errors_never_panics() {
+    let mut dict = Dictionary::new(Timestamp(T0));
+    let mut sj = completed_subjob(1);
+    sj.overrides = every_override();
+    let mut sub = Vec::new();
+    encode_subjob(&sj, &mut dict, &mut sub);
+    let mut job = Vec::new();
+    encode_job(&full_job(), &mut job);
+    let mut summary = Vec::new();
+    encode_summary(&JobSummary::of(&full_job()), &mut summary);
+    let batch = SubjobBatch::pack(&[sj.clone(), completed_subjob(2)]).encode();
+
+    for (name, bytes) in [("subjob", &sub), ("job", &job), ("summary", &summary), ("batch", &batch)] {
+        // Every truncation.
+        for cut in 0..bytes.len() {
+            let b = &bytes[..cut];
+            let ok = match name {
+                "subjob" => decode_subjob(1, b, &dict).is_ok(),
+                "job" => decode_job(1, b).is_ok(),
+                "summary" => decode_summary(1, b).is_ok(),
+                _ => SubjobBatch::decode(b).is_ok(),
+            };
+            assert!(!ok, "{name} cut at {cut} of {} decoded", bytes.len());
+        }
+        // Every single-byte corruption: an error or some value, never a panic.
+        for pos in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[pos] ^= flip;
+                let _ = match name {
+                    "subjob" => decode_subjob(1, &b, &dict).map(|_| ()),
+                    "job" => decode_job(1, &b).map(|_| ()),
+                    "summary" => decode_summary(1, &b).map(|_| ()),
+                    _ => SubjobBatch::decode(&b).map(|_| ()),
+                };
+            }
+        }
+    }
+    // A reference to a string the dictionary does not have.
+    let err = decode_subjob(1, &sub, &Dictionary::new(Timestamp(T0))).unwrap_err();
+    assert!(err.to_string().contains("not in the job's dictionary"), "{err}");
+    // A huge length claimed by a tiny record.
+    assert!(decode_subjob(1, &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &dict).is_err());
+    assert!(decode_job(1, &[0x85, 0x01, 0x7b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+}
+
+#[test]
+fn records_from_a_newer_writer_with_more_fields_still_read() {
+    let mut dict = Dictionary::new(Timestamp(T0));
+    let sj = completed_subjob(0);
+    let mut buf = Vec::new();
+    encode_subjob(&sj, &mut dict, &mut buf);
+    // Append a field: bump the array length (0x8a = array of 10 -> 0x8b) and add an item.
+    assert_eq!(buf[0], 0x8a);
+    buf[0] = 0x8b;
+    buf.extend_from_slice(&[0x82, 0x01, 0x62, b'h', b'i']);
+    assert_eq!(decode_subjob(0, &buf, &dict).unwrap(), sj);
+}
+
+#[test]
+fn times_are_kept_exactly_whatever_their_order() {
+    let times: StatusTimes = [
+        (Status::New, Timestamp(i64::MIN / 2)),
+        (Status::Failed, Timestamp(3)),
+        (Status::Submitting, Timestamp(i64::MAX / 2)),
+    ]
+    .into_iter()
+    .collect();
+    let mut sj = Subjob::new(0, Vec::new(), Timestamp(0));
+    sj.run.times = times;
+    let mut dict = Dictionary::new(Timestamp(T0));
+    let mut buf = Vec::new();
+    encode_subjob(&sj, &mut dict, &mut buf);
+    assert_eq!(decode_subjob(0, &buf, &dict).unwrap(), sj);
+}
