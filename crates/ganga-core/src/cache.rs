@@ -14,8 +14,8 @@ use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
 
 use crate::{
-    Change, Committed, Job, JobId, JobSummary, Override, RunState, Store, StoreError,
-    Subjob, SubjobIndex, SummaryEntry,
+    Change, Committed, Job, JobId, JobSummary, Override, RunState, Store, StoreError, Subjob,
+    SubjobIndex, SummaryEntry,
 };
 
 /// How many subjobs one cached page holds: showing one subjob loads its page.
@@ -85,13 +85,22 @@ enum Key {
 #[derive(Clone)]
 enum Entry {
     Summary(Arc<JobSummary>),
-    Job { job: Arc<Job>, unsaved: bool },
-    Page { subjobs: Arc<Vec<Subjob>>, unsaved: bool },
+    Job {
+        job: Arc<Job>,
+        unsaved: bool,
+    },
+    Page {
+        subjobs: Arc<Vec<Subjob>>,
+        unsaved: bool,
+    },
 }
 
 impl Entry {
     fn unsaved(&self) -> bool {
-        matches!(self, Entry::Job { unsaved: true, .. } | Entry::Page { unsaved: true, .. })
+        matches!(
+            self,
+            Entry::Job { unsaved: true, .. } | Entry::Page { unsaved: true, .. }
+        )
     }
 }
 
@@ -126,7 +135,11 @@ impl Lifecycle<Key, Entry> for KeepUnsaved {
 // Estimates of heap bytes, close enough to what the allocator really hands out (sizes
 // rounded up, 16 bytes of bookkeeping per block) that the budget bounds real memory.
 fn heap(len: usize) -> usize {
-    if len == 0 { 0 } else { len.div_ceil(16) * 16 + 16 }
+    if len == 0 {
+        0
+    } else {
+        len.div_ceil(16) * 16 + 16
+    }
 }
 
 fn string(s: &str) -> usize {
@@ -145,14 +158,24 @@ fn run_bytes(run: &RunState) -> usize {
     let b = &run.backend;
     // A status-times map is one B-tree leaf of 11 slots.
     let times = if run.times.is_empty() { 0 } else { heap(128) };
-    times + opt(&b.id) + opt(&b.native_state) + opt(&b.reason) + opt(&b.actual_ce) + strings(&run.outputs)
+    times
+        + opt(&b.id)
+        + opt(&b.native_state)
+        + opt(&b.reason)
+        + opt(&b.actual_ce)
+        + strings(&run.outputs)
 }
 
 fn override_bytes(o: &Override) -> usize {
     match o {
         Override::Name(s) | Override::Comment(s) | Override::Exe(s) => string(s),
         Override::Args(a) | Override::AppendArgs(a) => strings(a),
-        Override::Env(env) => env.iter().map(|(k, v)| 48 + string(k) + string(v)).sum::<usize>() + 64,
+        Override::Env(env) => {
+            env.iter()
+                .map(|(k, v)| 48 + string(k) + string(v))
+                .sum::<usize>()
+                + 64
+        }
         Override::EnvVar(k, v) => string(k) + string(v),
         Override::BackendOption(k, v) => string(k) + 64 + v.to_string().len(),
     }
@@ -168,19 +191,39 @@ fn subjob_bytes(sj: &Subjob) -> usize {
 fn job_bytes(job: &Job) -> usize {
     let spec = &job.spec;
     let exe = spec.application.executable();
-    let splitter = spec.splitter.as_ref().map_or(0, |s| 64 + format!("{s:?}").len() * 2);
+    let splitter = spec
+        .splitter
+        .as_ref()
+        .map_or(0, |s| 64 + format!("{s:?}").len() * 2);
     std::mem::size_of::<Job>()
         + string(&spec.name)
         + string(&spec.comment)
         + string(&exe.exe)
         + strings(&exe.args)
-        + exe.env.iter().map(|(k, v)| 48 + string(k) + string(v)).sum::<usize>()
-        + spec.input_files.iter().map(|p| 24 + heap(p.as_os_str().len())).sum::<usize>()
+        + exe
+            .env
+            .iter()
+            .map(|(k, v)| 48 + string(k) + string(v))
+            .sum::<usize>()
+        + spec
+            .input_files
+            .iter()
+            .map(|p| 24 + heap(p.as_os_str().len()))
+            .sum::<usize>()
         + strings(&spec.output_files)
-        + spec.backend.options.iter().map(|(k, v)| 64 + string(k) + v.to_string().len()).sum::<usize>()
+        + spec
+            .backend
+            .options
+            .iter()
+            .map(|(k, v)| 64 + string(k) + v.to_string().len())
+            .sum::<usize>()
         + splitter
         + run_bytes(&job.run)
-        + job.metadata.iter().map(|(k, v)| 48 + string(k) + string(v)).sum::<usize>()
+        + job
+            .metadata
+            .iter()
+            .map(|(k, v)| 48 + string(k) + string(v))
+            .sum::<usize>()
 }
 
 fn summary_bytes(s: &JobSummary) -> usize {
@@ -224,7 +267,12 @@ impl JobCache {
             .expect("valid cache options");
         JobCache {
             store,
-            entries: QuickCache::with_options(options, ByEstimatedBytes, Default::default(), KeepUnsaved),
+            entries: QuickCache::with_options(
+                options,
+                ByEstimatedBytes,
+                Default::default(),
+                KeepUnsaved,
+            ),
             budget,
             staged: Mutex::new(BTreeMap::new()),
         }
@@ -244,15 +292,27 @@ impl JobCache {
             return Ok(subjobs);
         }
         let start = page.saturating_mul(SUBJOB_PAGE);
-        let mut loaded = self.store.subjobs(id, start..start.saturating_add(SUBJOB_PAGE))?;
+        let mut loaded = self
+            .store
+            .subjobs(id, start..start.saturating_add(SUBJOB_PAGE))?;
         // Staged subjobs of this page whose page was evicted cannot exist (an unsaved
         // page is never evicted), but a page loaded for the first time may have staged
         // subjobs recorded before: apply them.
         let unsaved = {
             let staged = self.staged();
             match staged.get(&id) {
-                Some(s) if s.subjobs.range(start..start.saturating_add(SUBJOB_PAGE)).next().is_some() => {
-                    patch(&mut loaded, s.subjobs.range(start..start.saturating_add(SUBJOB_PAGE)).map(|(_, sj)| sj));
+                Some(s)
+                    if s.subjobs
+                        .range(start..start.saturating_add(SUBJOB_PAGE))
+                        .next()
+                        .is_some() =>
+                {
+                    patch(
+                        &mut loaded,
+                        s.subjobs
+                            .range(start..start.saturating_add(SUBJOB_PAGE))
+                            .map(|(_, sj)| sj),
+                    );
                     true
                 }
                 _ => false,
@@ -271,7 +331,8 @@ impl JobCache {
 
     /// Brings memory up to date after `changes` were written.
     fn apply_committed(&self, changes: &[Change], committed: &[Committed]) {
-        let revisions: BTreeMap<JobId, u64> = committed.iter().map(|c| (c.job, c.revision)).collect();
+        let revisions: BTreeMap<JobId, u64> =
+            committed.iter().map(|c| (c.job, c.revision)).collect();
         for change in changes {
             match change {
                 Change::PutJob(job) => {
@@ -279,7 +340,10 @@ impl JobCache {
                     if let Some(&r) = revisions.get(&job.id) {
                         job.revision = r;
                     }
-                    self.entries.insert(Key::Summary(job.id), Entry::Summary(Arc::new(JobSummary::of(&job))));
+                    self.entries.insert(
+                        Key::Summary(job.id),
+                        Entry::Summary(Arc::new(JobSummary::of(&job))),
+                    );
                     self.entries.insert(
                         Key::Job(job.id),
                         Entry::Job {
@@ -302,7 +366,11 @@ impl JobCache {
         }
         for (page, changed) in by_page {
             let key = Key::Page(id, page);
-            if let Some(Entry::Page { subjobs, unsaved: was }) = self.entries.get(&key) {
+            if let Some(Entry::Page {
+                subjobs,
+                unsaved: was,
+            }) = self.entries.get(&key)
+            {
                 let mut copy = Vec::clone(&subjobs);
                 patch(&mut copy, changed.into_iter());
                 self.entries.insert(
@@ -319,7 +387,8 @@ impl JobCache {
     fn drop_entries(&self, id: JobId) {
         self.entries.remove(&Key::Job(id));
         self.entries.remove(&Key::Summary(id));
-        self.entries.retain(|k, _| !matches!(k, Key::Page(j, _) if *j == id));
+        self.entries
+            .retain(|k, _| !matches!(k, Key::Page(j, _) if *j == id));
     }
 
     /// Marks a job's entries saved (after a flush wrote them): the job, and the pages
@@ -342,7 +411,13 @@ impl JobCache {
         for page in pages {
             let key = Key::Page(id, page);
             if let Some(Entry::Page { subjobs, .. }) = self.entries.get(&key) {
-                self.entries.insert(key, Entry::Page { subjobs, unsaved: false });
+                self.entries.insert(
+                    key,
+                    Entry::Page {
+                        subjobs,
+                        unsaved: false,
+                    },
+                );
             }
         }
     }
@@ -364,7 +439,8 @@ impl Cache for JobCache {
         let entries = self.store.summaries(from, limit)?;
         for e in &entries {
             if let SummaryEntry::Readable(s) = e {
-                self.entries.insert(Key::Summary(s.id), Entry::Summary(Arc::new(s.clone())));
+                self.entries
+                    .insert(Key::Summary(s.id), Entry::Summary(Arc::new(s.clone())));
             }
         }
         Ok(entries)
@@ -437,7 +513,8 @@ impl Cache for JobCache {
         // subjob not in memory lands in its page.
         for change in &changes {
             if let Change::PutSubjobs { job, subjobs } = change {
-                let pages: BTreeSet<SubjobIndex> = subjobs.iter().map(|sj| sj.index / SUBJOB_PAGE).collect();
+                let pages: BTreeSet<SubjobIndex> =
+                    subjobs.iter().map(|sj| sj.index / SUBJOB_PAGE).collect();
                 for page in pages {
                     self.page(*job, page)?;
                 }
@@ -453,7 +530,10 @@ impl Cache for JobCache {
                         job.revision = first.revision;
                     }
                     let job = Arc::new(job);
-                    self.entries.insert(Key::Summary(job.id), Entry::Summary(Arc::new(JobSummary::of(&job))));
+                    self.entries.insert(
+                        Key::Summary(job.id),
+                        Entry::Summary(Arc::new(JobSummary::of(&job))),
+                    );
                     self.entries.insert(
                         Key::Job(job.id),
                         Entry::Job {
@@ -527,7 +607,8 @@ impl Cache for JobCache {
                 Ok(committed) => {
                     for (&id, s) in staged.iter() {
                         if s.removal.is_none() {
-                            let revision = committed.iter().find(|c| c.job == id).map(|c| c.revision);
+                            let revision =
+                                committed.iter().find(|c| c.job == id).map(|c| c.revision);
                             self.mark_saved(id, s, revision);
                         }
                     }

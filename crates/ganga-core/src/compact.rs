@@ -156,34 +156,45 @@ impl<'a> In<'a> {
     fn array(&mut self, what: &str) -> Result<usize> {
         match self.header()? {
             Header::Array(Some(n)) if n <= self.left() => Ok(n),
-            other => Err(CodecError::new(format!("{what}: expected an array, found {other:?}"))),
+            other => Err(CodecError::new(format!(
+                "{what}: expected an array, found {other:?}"
+            ))),
         }
     }
 
     fn uint(&mut self, what: &str) -> Result<u64> {
         match self.header()? {
             Header::Positive(n) => Ok(n),
-            other => Err(CodecError::new(format!("{what}: expected a number, found {other:?}"))),
+            other => Err(CodecError::new(format!(
+                "{what}: expected a number, found {other:?}"
+            ))),
         }
     }
 
     fn small(&mut self, what: &str) -> Result<u32> {
-        u32::try_from(self.uint(what)?).map_err(|_| CodecError::new(format!("{what}: number too large")))
+        u32::try_from(self.uint(what)?)
+            .map_err(|_| CodecError::new(format!("{what}: number too large")))
     }
 
     fn int(&mut self, what: &str) -> Result<i64> {
         match self.header()? {
-            Header::Positive(n) => i64::try_from(n).map_err(|_| CodecError::new(format!("{what}: out of range"))),
+            Header::Positive(n) => {
+                i64::try_from(n).map_err(|_| CodecError::new(format!("{what}: out of range")))
+            }
             Header::Negative(n) => i64::try_from(n)
                 .map(|n| !n)
                 .map_err(|_| CodecError::new(format!("{what}: out of range"))),
-            other => Err(CodecError::new(format!("{what}: expected an integer, found {other:?}"))),
+            other => Err(CodecError::new(format!(
+                "{what}: expected an integer, found {other:?}"
+            ))),
         }
     }
 
     fn text_body(&mut self, len: usize, what: &str) -> Result<String> {
         if len > self.left() {
-            return Err(CodecError::new(format!("{what}: text longer than the record")));
+            return Err(CodecError::new(format!(
+                "{what}: text longer than the record"
+            )));
         }
         let mut buf = vec![0u8; len];
         ciborium_io::Read::read_exact(&mut self.dec, &mut buf)
@@ -194,7 +205,9 @@ impl<'a> In<'a> {
     fn text(&mut self, what: &str) -> Result<String> {
         match self.header()? {
             Header::Text(Some(len)) => self.text_body(len, what),
-            other => Err(CodecError::new(format!("{what}: expected text, found {other:?}"))),
+            other => Err(CodecError::new(format!(
+                "{what}: expected text, found {other:?}"
+            ))),
         }
     }
 
@@ -206,7 +219,9 @@ impl<'a> In<'a> {
                     .map_err(|_| CodecError::new(format!("{what}: truncated bytes")))?;
                 Ok(buf)
             }
-            other => Err(CodecError::new(format!("{what}: expected bytes, found {other:?}"))),
+            other => Err(CodecError::new(format!(
+                "{what}: expected bytes, found {other:?}"
+            ))),
         }
     }
 
@@ -225,7 +240,9 @@ impl<'a> In<'a> {
         match self.header()? {
             Header::Simple(ciborium_ll::simple::TRUE) => Ok(true),
             Header::Simple(ciborium_ll::simple::FALSE) => Ok(false),
-            other => Err(CodecError::new(format!("{what}: expected a boolean, found {other:?}"))),
+            other => Err(CodecError::new(format!(
+                "{what}: expected a boolean, found {other:?}"
+            ))),
         }
     }
 
@@ -237,7 +254,9 @@ impl<'a> In<'a> {
     fn pairs(&mut self, what: &str) -> Result<BTreeMap<String, String>> {
         let n = self.array(what)?;
         if n % 2 != 0 {
-            return Err(CodecError::new(format!("{what}: odd number of items in a table")));
+            return Err(CodecError::new(format!(
+                "{what}: odd number of items in a table"
+            )));
         }
         let mut map = BTreeMap::new();
         for _ in 0..n / 2 {
@@ -254,7 +273,10 @@ impl<'a> In<'a> {
         Ok(match self.header()? {
             Header::Simple(ciborium_ll::simple::TRUE) => Value::Bool(true),
             Header::Simple(ciborium_ll::simple::FALSE) => Value::Bool(false),
-            Header::Positive(n) => Value::Integer(i64::try_from(n).map_err(|_| CodecError::new(format!("{what}: integer out of range")))?),
+            Header::Positive(n) => Value::Integer(
+                i64::try_from(n)
+                    .map_err(|_| CodecError::new(format!("{what}: integer out of range")))?,
+            ),
             Header::Negative(n) => Value::Integer(
                 i64::try_from(n)
                     .map(|n| !n)
@@ -262,9 +284,11 @@ impl<'a> In<'a> {
             ),
             Header::Float(f) => Value::Float(f),
             Header::Text(Some(len)) => Value::String(self.text_body(len, what)?),
-            Header::Array(Some(n)) if n <= self.left() => {
-                Value::List((0..n).map(|_| self.value(what, depth + 1)).collect::<Result<_>>()?)
-            }
+            Header::Array(Some(n)) if n <= self.left() => Value::List(
+                (0..n)
+                    .map(|_| self.value(what, depth + 1))
+                    .collect::<Result<_>>()?,
+            ),
             Header::Map(Some(n)) if n <= self.left() => {
                 let mut t = BTreeMap::new();
                 for _ in 0..n {
@@ -285,7 +309,8 @@ impl<'a> In<'a> {
         match self.header()? {
             Header::Text(Some(len)) | Header::Bytes(Some(len)) if len <= self.left() => {
                 let mut buf = vec![0u8; len];
-                ciborium_io::Read::read_exact(&mut self.dec, &mut buf).map_err(|_| CodecError::new("truncated"))?;
+                ciborium_io::Read::read_exact(&mut self.dec, &mut buf)
+                    .map_err(|_| CodecError::new("truncated"))?;
             }
             Header::Array(Some(n)) if n <= self.left() => {
                 for _ in 0..n {
@@ -309,7 +334,10 @@ impl<'a> In<'a> {
         if self.left() == 0 {
             Ok(())
         } else {
-            Err(CodecError::new(format!("{what}: {} bytes after the record", self.left())))
+            Err(CodecError::new(format!(
+                "{what}: {} bytes after the record",
+                self.left()
+            )))
         }
     }
 }
@@ -411,12 +439,17 @@ impl Dictionary {
     }
 
     fn lookup(&self, i: u32, what: &str) -> Result<&str> {
-        self.get(i)
-            .ok_or_else(|| CodecError::new(format!("{what}: string {i} is not in the job's dictionary of {}", self.strings.len())))
+        self.get(i).ok_or_else(|| {
+            CodecError::new(format!(
+                "{what}: string {i} is not in the job's dictionary of {}",
+                self.strings.len()
+            ))
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>());
+        let mut buf =
+            Vec::with_capacity(16 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>());
         let mut out = Out::new(&mut buf);
         out.array(2);
         out.int(self.base);
@@ -442,7 +475,11 @@ impl Dictionary {
             .enumerate()
             .map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
             .collect();
-        Ok(Dictionary { base, strings, index })
+        Ok(Dictionary {
+            base,
+            strings,
+            index,
+        })
     }
 }
 
@@ -596,7 +633,11 @@ fn put_overrides(out: &mut Out<'_>, dict: &mut Dictionary, overrides: &[Override
             }
             Override::Args(a) | Override::AppendArgs(a) => {
                 out.array(2);
-                out.uint(if matches!(o, Override::Args(_)) { O_ARGS } else { O_APPEND_ARGS });
+                out.uint(if matches!(o, Override::Args(_)) {
+                    O_ARGS
+                } else {
+                    O_APPEND_ARGS
+                });
                 out.texts(a.iter().map(String::as_str));
             }
             Override::Env(env) => {
@@ -635,13 +676,23 @@ fn get_overrides(input: &mut In<'_>, dict: &Dictionary) -> Result<Vec<Override>>
             (O_ENV, 2) => Override::Env(input.pairs("override")?),
             (O_ENV_VAR, 3) => {
                 let k = input.small("override key")?;
-                Override::EnvVar(dict.lookup(k, "override key")?.to_owned(), input.text("override")?)
+                Override::EnvVar(
+                    dict.lookup(k, "override key")?.to_owned(),
+                    input.text("override")?,
+                )
             }
             (O_BACKEND_OPTION, 3) => {
                 let k = input.small("override key")?;
-                Override::BackendOption(dict.lookup(k, "override key")?.to_owned(), input.value("override", 0)?)
+                Override::BackendOption(
+                    dict.lookup(k, "override key")?.to_owned(),
+                    input.value("override", 0)?,
+                )
             }
-            _ => return Err(CodecError::new(format!("unknown override kind {kind} of {len} items"))),
+            _ => {
+                return Err(CodecError::new(format!(
+                    "unknown override kind {kind} of {len} items"
+                )));
+            }
         };
         overrides.push(o);
     }
@@ -731,8 +782,10 @@ pub fn decode_subjob(index: SubjobIndex, bytes: &[u8], dict: &Dictionary) -> Res
     if let Some(i) = f.next()
         && !i.is_null()?
     {
-        run.backend.exit_code =
-            Some(i32::try_from(i.int("exit code")?).map_err(|_| CodecError::new("exit code out of range"))?);
+        run.backend.exit_code = Some(
+            i32::try_from(i.int("exit code")?)
+                .map_err(|_| CodecError::new("exit code out of range"))?,
+        );
     }
     if let Some(i) = f.next() {
         run.backend.native_state = get_ref(i, dict, "native state")?;
@@ -751,7 +804,11 @@ pub fn decode_subjob(index: SubjobIndex, bytes: &[u8], dict: &Dictionary) -> Res
     }
     f.close()?;
     input.end("subjob")?;
-    Ok(Subjob { index, overrides, run })
+    Ok(Subjob {
+        index,
+        overrides,
+        run,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -799,10 +856,17 @@ pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
     let exit_code = if i.is_null()? {
         None
     } else {
-        Some(i32::try_from(i.int("exit code")?).map_err(|_| CodecError::new("exit code out of range"))?)
+        Some(
+            i32::try_from(i.int("exit code")?)
+                .map_err(|_| CodecError::new("exit code out of range"))?,
+        )
     };
     let i = f.need("created")?;
-    let created = if i.is_null()? { None } else { Some(Timestamp(i.int("created")?)) };
+    let created = if i.is_null()? {
+        None
+    } else {
+        Some(Timestamp(i.int("created")?))
+    };
     let i = f.need("updated")?;
     let updated = match i.header()? {
         Header::Simple(ciborium_ll::simple::NULL) => None,
@@ -810,7 +874,9 @@ pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
         h => {
             i.dec.push(h);
             let d = i.int("updated")?;
-            Some(Timestamp(created.map_or(0, |c| c.as_millis()).wrapping_add(d)))
+            Some(Timestamp(
+                created.map_or(0, |c| c.as_millis()).wrapping_add(d),
+            ))
         }
     };
     let comment = f.need("comment")?.text("comment")?;
@@ -849,9 +915,15 @@ pub fn encode_job(job: &Job, buf: &mut Vec<u8>) {
 pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job> {
     let mut input = In::new(bytes);
     let mut f = Fields::open(&mut input, "job")?;
-    let revision = f.next().ok_or_else(|| CodecError::new("job: no revision"))?.uint("revision")?;
+    let revision = f
+        .next()
+        .ok_or_else(|| CodecError::new("job: no revision"))?
+        .uint("revision")?;
     let spec = get_spec(f.next().ok_or_else(|| CodecError::new("job: no spec"))?)?;
-    let run = get_run(f.next().ok_or_else(|| CodecError::new("job: no run state"))?)?;
+    let run = get_run(
+        f.next()
+            .ok_or_else(|| CodecError::new("job: no run state"))?,
+    )?;
     let subjobs = match f.next() {
         Some(i) => get_counts(i)?,
         None => StatusCounts::default(),
@@ -880,7 +952,11 @@ fn put_opt_text(out: &mut Out<'_>, s: &Option<String>) {
 }
 
 fn get_opt_text(input: &mut In<'_>, what: &str) -> Result<Option<String>> {
-    if input.is_null()? { Ok(None) } else { input.text(what).map(Some) }
+    if input.is_null()? {
+        Ok(None)
+    } else {
+        input.text(what).map(Some)
+    }
 }
 
 /// `[status, times, submit_count, [id, native_state, exit_code, reason, actual_ce], outputs]`
@@ -924,7 +1000,10 @@ fn get_run(input: &mut In<'_>) -> Result<RunState> {
     let exit_code = if i.is_null()? {
         None
     } else {
-        Some(i32::try_from(i.int("exit code")?).map_err(|_| CodecError::new("exit code out of range"))?)
+        Some(
+            i32::try_from(i.int("exit code")?)
+                .map_err(|_| CodecError::new("exit code out of range"))?,
+        )
     };
     let reason = get_opt_text(i, "reason")?;
     let actual_ce = get_opt_text(i, "actual CE")?;
@@ -963,7 +1042,11 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
     out.array(2);
     out.text(&spec.backend.kind);
     out.value(&Value::Table(spec.backend.options.clone()));
-    let inputs: Vec<String> = spec.input_files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let inputs: Vec<String> = spec
+        .input_files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     out.texts(inputs.iter().map(String::as_str));
     out.texts(spec.output_files.iter().map(String::as_str));
     match &spec.splitter {
@@ -1014,7 +1097,8 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
         Value::Table(t) => t,
         _ => return Err(CodecError::new("backend options: not a table")),
     };
-    let input_files = f.need("input files")?
+    let input_files = f
+        .need("input files")?
         .texts("input files")?
         .into_iter()
         .map(PathBuf::from)
@@ -1048,7 +1132,11 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
                 }
                 Some(Splitter::Generic { attributes })
             }
-            (k, n) => return Err(CodecError::new(format!("unknown splitter kind {k} of {n} items"))),
+            (k, n) => {
+                return Err(CodecError::new(format!(
+                    "unknown splitter kind {k} of {n} items"
+                )));
+            }
         }
     };
     f.close()?;
@@ -1117,7 +1205,8 @@ impl SubjobBatch {
 
     fn push_end(&mut self, index: SubjobIndex, _start: usize) {
         self.indices.push(index);
-        self.ends.push(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+        self.ends
+            .push(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
     }
 
     pub fn len(&self) -> usize {
@@ -1153,7 +1242,8 @@ impl SubjobBatch {
     /// `[dictionary, indices (delta-coded), record ends, records]`
     pub fn encode(&self) -> Vec<u8> {
         let dict = self.dict.encode();
-        let mut buf = Vec::with_capacity(dict.len() + self.records.len() + self.indices.len() * 4 + 16);
+        let mut buf =
+            Vec::with_capacity(dict.len() + self.records.len() + self.indices.len() * 4 + 16);
         let mut out = Out::new(&mut buf);
         out.array(4);
         out.bytes(&dict);
@@ -1184,11 +1274,16 @@ impl SubjobBatch {
         let mut prev = 0i64;
         for _ in 0..n {
             prev += input.int("index")?;
-            indices.push(SubjobIndex::try_from(prev).map_err(|_| CodecError::new("subjob index out of range"))?);
+            indices.push(
+                SubjobIndex::try_from(prev)
+                    .map_err(|_| CodecError::new("subjob index out of range"))?,
+            );
         }
         let m = input.array("record ends")?;
         if m != n {
-            return Err(CodecError::new("subjob batch: as many ends as indices expected"));
+            return Err(CodecError::new(
+                "subjob batch: as many ends as indices expected",
+            ));
         }
         let mut ends = Vec::with_capacity(m);
         let mut prev = 0u32;
@@ -1198,7 +1293,9 @@ impl SubjobBatch {
         }
         let records = input.bytes("records")?;
         if ends.last().is_some_and(|&e| e as usize != records.len()) {
-            return Err(CodecError::new("subjob batch: record lengths do not add up"));
+            return Err(CodecError::new(
+                "subjob batch: record lengths do not add up",
+            ));
         }
         input.end("subjob batch")?;
         Ok(SubjobBatch {
@@ -1337,7 +1434,10 @@ pub mod packed_summaries {
                         // A summary that does not decode is listed as unreadable.
                         match decode_summary(id, &record) {
                             Ok(s) => SummaryEntry::Readable(s),
-                            Err(e) => SummaryEntry::Unreadable { id, error: e.to_string() },
+                            Err(e) => SummaryEntry::Unreadable {
+                                id,
+                                error: e.to_string(),
+                            },
                         }
                     }
                     ciborium_ll::Header::Text(Some(len)) => SummaryEntry::Unreadable {
@@ -1345,7 +1445,9 @@ pub mod packed_summaries {
                         error: input.text_body(len, "summary error")?,
                     },
                     other => {
-                        return Err(super::CodecError::new(format!("summary entry: unexpected {other:?}")));
+                        return Err(super::CodecError::new(format!(
+                            "summary entry: unexpected {other:?}"
+                        )));
                     }
                 })
             })()

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::compact::SubjobBatch;
 use crate::{
     ActiveJob, BackendDescription, BackendRef, Change, CheckReport, Committed, Job, JobId, Options,
-    OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, StoreDescription,
-    SubjobIndex, SubmitSpec, Submitted, SummaryEntry,
+    OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, StoreDescription, SubjobIndex,
+    SubmitSpec, Submitted, SummaryEntry,
 };
-use crate::compact::SubjobBatch;
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
 pub const PROTOCOL_VERSION: &str = "1.0.0";

@@ -167,7 +167,11 @@ pub trait Store: Send + Sync {
     /// The same subjobs as [`Store::subjobs`], packed: what crosses the plugin boundary.
     /// A store that keeps compact records answers with them as they are, so nothing is
     /// decoded until the caller needs it.
-    fn subjob_batch(&self, job: JobId, range: Range<SubjobIndex>) -> Result<SubjobBatch, StoreError>;
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError>;
 
     /// Up to `limit` summaries of jobs with id `>= from`, in id order.
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError>;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use ganga_core::{
-    Application, BackendConfig, Cache, Change, Executable, Job, JobCache, JobSpec, Splitter, Status,
-    Store, Subjob, Timestamp,
+    Application, BackendConfig, Cache, Change, Executable, Job, JobCache, JobSpec, Splitter,
+    Status, Store, Subjob, Timestamp,
 };
 use ganga_store_lmdb::LmdbStore;
 
@@ -45,7 +45,10 @@ fn fill(store: &dyn Store, jobs: u64, subjobs: usize) {
         job.begin_submit(&mut sjs, Timestamp(1_001)).unwrap();
         let mut changes = vec![Change::PutJob(job)];
         if !sjs.is_empty() {
-            changes.push(Change::PutSubjobs { job: id, subjobs: sjs });
+            changes.push(Change::PutSubjobs {
+                job: id,
+                subjobs: sjs,
+            });
         }
         store.commit(&changes).unwrap();
     }
@@ -61,7 +64,10 @@ fn memory_stays_within_the_budget_while_reading_everything() {
     for id in 0..20 {
         let job = cache.job(id).unwrap().unwrap();
         let subjobs = cache.subjobs(id, 0..job.subjob_count()).unwrap();
-        seen += subjobs.iter().filter(|s| s.status() == Status::Submitting).count();
+        seen += subjobs
+            .iter()
+            .filter(|s| s.status() == Status::Submitting)
+            .count();
         let stats = cache.stats();
         assert!(stats.used_bytes <= stats.budget_bytes, "{stats:?}");
     }
@@ -76,7 +82,10 @@ fn listing_loads_no_subjob_and_one_subjob_loads_one_page() {
     let listed = cache.summaries(0, 100).unwrap();
     assert_eq!(listed.len(), 3);
     let after_listing = cache.stats();
-    assert_eq!(after_listing.entries, 3, "three summaries and nothing else: {after_listing:?}");
+    assert_eq!(
+        after_listing.entries, 3,
+        "three summaries and nothing else: {after_listing:?}"
+    );
 
     let one = cache.subjobs(1, 4_321..4_322).unwrap();
     assert_eq!(one[0].index, 4_321);
@@ -98,11 +107,18 @@ fn staged_changes_survive_eviction_under_a_tiny_budget_and_all_reach_the_store()
         let mut job = Job::clone(&cache.job(id).unwrap().unwrap());
         let mut sjs = cache.subjobs(id, 0..100).unwrap();
         for sj in sjs.iter_mut().take(10) {
-            job.set_subjob_status(sj, Status::Submitted, Timestamp(2_000)).unwrap();
+            job.set_subjob_status(sj, Status::Submitted, Timestamp(2_000))
+                .unwrap();
         }
         let changed: Vec<Subjob> = sjs.into_iter().take(10).collect();
         cache
-            .stage(vec![Change::PutJob(job), Change::PutSubjobs { job: id, subjobs: changed }])
+            .stage(vec![
+                Change::PutJob(job),
+                Change::PutSubjobs {
+                    job: id,
+                    subjobs: changed,
+                },
+            ])
             .unwrap();
         // Read other things to push the cache past its budget.
         for other in 0..30 {
@@ -112,12 +128,35 @@ fn staged_changes_survive_eviction_under_a_tiny_budget_and_all_reach_the_store()
         assert!(stats.unsaved_bytes > 0);
     }
     // Nothing reached the store yet...
-    assert_eq!(store.job(7).unwrap().unwrap().subjobs.get(Status::Submitted), 0);
+    assert_eq!(
+        store
+            .job(7)
+            .unwrap()
+            .unwrap()
+            .subjobs
+            .get(Status::Submitted),
+        0
+    );
     // ... but memory shows every staged change, even after all that reading.
     for id in 0..30 {
-        assert_eq!(cache.job(id).unwrap().unwrap().subjobs.get(Status::Submitted), 10, "job {id}");
+        assert_eq!(
+            cache
+                .job(id)
+                .unwrap()
+                .unwrap()
+                .subjobs
+                .get(Status::Submitted),
+            10,
+            "job {id}"
+        );
         let sjs = cache.subjobs(id, 0..100).unwrap();
-        assert_eq!(sjs.iter().filter(|s| s.status() == Status::Submitted).count(), 10, "job {id}");
+        assert_eq!(
+            sjs.iter()
+                .filter(|s| s.status() == Status::Submitted)
+                .count(),
+            10,
+            "job {id}"
+        );
     }
     let flushed = cache.flush().unwrap();
     assert_eq!(flushed.conflicts, Vec::<u64>::new());
@@ -127,10 +166,19 @@ fn staged_changes_survive_eviction_under_a_tiny_budget_and_all_reach_the_store()
         assert_eq!(job.subjobs.get(Status::Submitted), 10);
         assert_eq!(job.revision, 2);
         let sjs = store.subjobs(id, 0..100).unwrap();
-        assert_eq!(sjs.iter().filter(|s| s.status() == Status::Submitted).count(), 10);
+        assert_eq!(
+            sjs.iter()
+                .filter(|s| s.status() == Status::Submitted)
+                .count(),
+            10
+        );
     }
     assert_eq!(store.check().unwrap().problems, Vec::<String>::new());
-    assert_eq!(cache.stats().unsaved_bytes, 0, "written entries can be evicted again");
+    assert_eq!(
+        cache.stats().unsaved_bytes,
+        0,
+        "written entries can be evicted again"
+    );
     assert!(cache.stats().used_bytes <= 4 * 1024);
 }
 
@@ -154,7 +202,11 @@ fn a_flush_drops_only_the_jobs_another_process_changed() {
     assert_eq!(flushed.committed.len(), 1);
     assert_eq!(store.job(0).unwrap().unwrap().spec.comment, "staged 0");
     assert_eq!(store.job(1).unwrap().unwrap().spec.comment, "theirs");
-    assert_eq!(cache.job(1).unwrap().unwrap().spec.comment, "theirs", "memory forgot the loser");
+    assert_eq!(
+        cache.job(1).unwrap().unwrap().spec.comment,
+        "theirs",
+        "memory forgot the loser"
+    );
 }
 
 #[test]
@@ -164,13 +216,23 @@ fn write_through_commits_update_memory_without_a_reread() {
     let cache = JobCache::new(store.clone(), 64 << 20);
     let mut job = Job::clone(&cache.job(0).unwrap().unwrap());
     let mut sjs = cache.subjobs(0, 1_500..1_501).unwrap();
-    job.set_subjob_status(&mut sjs[0], Status::Submitted, Timestamp(5)).unwrap();
+    job.set_subjob_status(&mut sjs[0], Status::Submitted, Timestamp(5))
+        .unwrap();
     let committed = cache
-        .commit(vec![Change::PutJob(job), Change::PutSubjobs { job: 0, subjobs: sjs }])
+        .commit(vec![
+            Change::PutJob(job),
+            Change::PutSubjobs {
+                job: 0,
+                subjobs: sjs,
+            },
+        ])
         .unwrap();
     assert_eq!(committed[0].revision, 2);
     let misses = cache.stats().misses;
     assert_eq!(cache.job(0).unwrap().unwrap().revision, 2);
-    assert_eq!(cache.subjobs(0, 1_500..1_501).unwrap()[0].status(), Status::Submitted);
+    assert_eq!(
+        cache.subjobs(0, 1_500..1_501).unwrap()[0].status(),
+        Status::Submitted
+    );
     assert_eq!(cache.stats().misses, misses, "served from memory");
 }

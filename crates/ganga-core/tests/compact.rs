@@ -33,7 +33,10 @@ fn full_job() -> Job {
                 ("exclusive".into(), Value::Bool(true)),
                 (
                     "extra".into(),
-                    Value::Table(BTreeMap::from([("x".into(), Value::List(vec![Value::Integer(1), "y".into()]))])),
+                    Value::Table(BTreeMap::from([(
+                        "x".into(),
+                        Value::List(vec![Value::Integer(1), "y".into()]),
+                    )])),
                 ),
             ]),
         },
@@ -58,9 +61,13 @@ fn full_job() -> Job {
         spec,
         run: RunState {
             status: Status::Running,
-            times: [(Status::New, Timestamp(T0)), (Status::Submitting, Timestamp(T0 + 5)), (Status::Running, Timestamp(T0 - 9))]
-                .into_iter()
-                .collect(),
+            times: [
+                (Status::New, Timestamp(T0)),
+                (Status::Submitting, Timestamp(T0 + 5)),
+                (Status::Running, Timestamp(T0 - 9)),
+            ]
+            .into_iter()
+            .collect(),
             submit_count: 3,
             backend: BackendInfo {
                 id: Some("abc-12".into()),
@@ -71,7 +78,9 @@ fn full_job() -> Job {
             },
             outputs: vec!["stdout".into()],
         },
-        subjobs: [Status::Running, Status::Completed, Status::Completed].into_iter().collect(),
+        subjobs: [Status::Running, Status::Completed, Status::Completed]
+            .into_iter()
+            .collect(),
         metadata: BTreeMap::from([("ganga.uuid".into(), "0b4e".into())]),
     }
 }
@@ -90,7 +99,11 @@ fn every_override() -> Vec<Override> {
 }
 
 fn completed_subjob(index: u32) -> Subjob {
-    let mut sj = Subjob::new(index, vec![Override::AppendArgs(vec![format!("arg{index}")])], Timestamp(T0));
+    let mut sj = Subjob::new(
+        index,
+        vec![Override::AppendArgs(vec![format!("arg{index}")])],
+        Timestamp(T0),
+    );
     sj.run.status = Status::Completed;
     for (s, d) in [
         (Status::Submitting, 10),
@@ -119,7 +132,14 @@ fn every_field_of_a_job_survives() {
     let mut buf = Vec::new();
     encode_job(&job, &mut buf);
     assert_eq!(decode_job(42, &buf).unwrap(), job);
-    let empty = Job::new(1, JobSpec { splitter: None, ..full_job().spec }, Timestamp(5));
+    let empty = Job::new(
+        1,
+        JobSpec {
+            splitter: None,
+            ..full_job().spec
+        },
+        Timestamp(5),
+    );
     let mut buf = Vec::new();
     encode_job(&empty, &mut buf);
     assert_eq!(decode_job(1, &buf).unwrap(), empty);
@@ -160,7 +180,11 @@ fn a_typical_finished_subjob_is_a_few_dozen_bytes() {
     // 41 bytes: status, count, six times, a 7-digit backend id, exit code, three interned
     // strings and an override carrying its own argument.
     assert!(per <= 42, "{per} bytes per subjob");
-    assert_eq!(dict.len(), 3, "native state, host and the outputs list are shared");
+    assert_eq!(
+        dict.len(),
+        3,
+        "native state, host and the outputs list are shared"
+    );
 }
 
 #[test]
@@ -184,7 +208,10 @@ fn a_batch_carries_subjobs_and_its_dictionary() {
     let batch = SubjobBatch::pack(&subjobs);
     let back = SubjobBatch::decode(&batch.encode()).unwrap();
     assert_eq!(back.unpack().unwrap(), subjobs);
-    assert_eq!(SubjobBatch::pack(&[]).unpack().unwrap(), Vec::<Subjob>::new());
+    assert_eq!(
+        SubjobBatch::pack(&[]).unpack().unwrap(),
+        Vec::<Subjob>::new()
+    );
 }
 
 #[test]
@@ -200,7 +227,12 @@ fn damaged_records_are_errors_never_panics() {
     encode_summary(&JobSummary::of(&full_job()), &mut summary);
     let batch = SubjobBatch::pack(&[sj.clone(), completed_subjob(2)]).encode();
 
-    for (name, bytes) in [("subjob", &sub), ("job", &job), ("summary", &summary), ("batch", &batch)] {
+    for (name, bytes) in [
+        ("subjob", &sub),
+        ("job", &job),
+        ("summary", &summary),
+        ("batch", &batch),
+    ] {
         // Every truncation.
         for cut in 0..bytes.len() {
             let b = &bytes[..cut];
@@ -228,10 +260,28 @@ fn damaged_records_are_errors_never_panics() {
     }
     // A reference to a string the dictionary does not have.
     let err = decode_subjob(1, &sub, &Dictionary::new(Timestamp(T0))).unwrap_err();
-    assert!(err.to_string().contains("not in the job's dictionary"), "{err}");
+    assert!(
+        err.to_string().contains("not in the job's dictionary"),
+        "{err}"
+    );
     // A huge length claimed by a tiny record.
-    assert!(decode_subjob(1, &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &dict).is_err());
-    assert!(decode_job(1, &[0x85, 0x01, 0x7b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    assert!(
+        decode_subjob(
+            1,
+            &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &dict
+        )
+        .is_err()
+    );
+    assert!(
+        decode_job(
+            1,
+            &[
+                0x85, 0x01, 0x7b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -248,7 +248,11 @@ impl Store for DylibStore {
         }
     }
 
-    fn subjob_batch(&self, job: JobId, range: Range<SubjobIndex>) -> Result<SubjobBatch, StoreError> {
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError> {
         let request = StoreRequest::Subjobs {
             job,
             start: range.start,
