@@ -1,13 +1,15 @@
-//! `Store::check`: do the summaries, the active index and the subjob counters agree with
-//! the job and subjob records? Reads everything in one read transaction and reports every
-//! disagreement it finds as a sentence.
+//! `Store::check`: do the summaries, the active index, the dictionaries and the subjob
+//! counters agree with the job and subjob records, and does every record decode? Reads
+//! everything in one read transaction and reports every disagreement it finds as a
+//! sentence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use ganga_core::{CheckReport, Job, JobId, JobSummary, Status, StatusCounts, Subjob};
+use ganga_core::compact::Dictionary;
+use ganga_core::{CheckReport, JobId, JobSummary, Status, StatusCounts, SubjobIndex};
 use heed::RoTxn;
 
-use crate::codec::{FORMAT_VERSION, decode};
+use crate::codec::{FORMAT_VERSION, decode_dictionary, decode_job, decode_subjob, decode_summary};
 use crate::dump::{counts_text, hex, status_byte_text};
 use crate::env::Tables;
 use crate::error::{Doing, Failure};
@@ -53,7 +55,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
                  handed out again"
             ));
         }
-        let job = match decode::<Job>(bytes) {
+        let job = match decode_job(id, bytes) {
             Ok(job) => job,
             Err(detail) => {
                 problems.push(format!("job {id}: record unreadable: {detail}"));
@@ -61,9 +63,6 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
                 continue;
             }
         };
-        if job.id != id {
-            problems.push(format!("job {id}: the record says it is job {}", job.id));
-        }
         let expected = JobSummary::of(&job);
         match tables
             .summaries
@@ -71,7 +70,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             .doing("reading table summaries")?
         {
             None => problems.push(format!("job {id}: no summary")),
-            Some(bytes) => match decode::<JobSummary>(bytes) {
+            Some(bytes) => match decode_summary(id, bytes) {
                 Err(detail) => problems.push(format!("job {id}: summary unreadable: {detail}")),
                 Ok(summary) if summary != expected => problems.push(format!(
                     "job {id}: summary differs from the job in {}",
@@ -136,8 +135,35 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         ));
     }
 
-    // Subjobs: each has a master, and the master's counters count them.
+    // Dictionaries: each belongs to a job and decodes.
+    // Id -> the dictionary, None for an unreadable one (reported here, once).
+    let mut dicts: BTreeMap<JobId, Option<Dictionary>> = BTreeMap::new();
+    for entry in tables.dicts.iter(txn).doing("reading table dicts")? {
+        let (key, bytes) = entry.doing("reading table dicts")?;
+        let Some(id) = keys::parse_job(key) else {
+            problems.push(format!("dicts: key {} is not a job id", hex(key)));
+            continue;
+        };
+        if !jobs.contains_key(&id) {
+            problems.push(format!("dictionary {id}: there is no job {id}"));
+        }
+        let dict = match decode_dictionary(bytes) {
+            Ok(dict) => Some(dict),
+            Err(detail) => {
+                problems.push(format!("job {id}: dictionary unreadable: {detail}"));
+                None
+            }
+        };
+        dicts.insert(id, dict);
+    }
+
+    // Subjobs: each has a master and decodes against its dictionary, and the master's
+    // counters count them.
     let mut counted: BTreeMap<JobId, StatusCounts> = BTreeMap::new();
+    // Jobs whose subjobs cannot be decoded at all (dictionary missing or unreadable):
+    // their counters cannot be checked. For a missing one: its first subjob, how many.
+    let mut undecodable: BTreeSet<JobId> = BTreeSet::new();
+    let mut without_dictionary: BTreeMap<JobId, (SubjobIndex, u64)> = BTreeMap::new();
     for entry in tables.subjobs.iter(txn).doing("reading table subjobs")? {
         let (key, bytes) = entry.doing("reading table subjobs")?;
         report.subjobs += 1;
@@ -148,28 +174,46 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             ));
             continue;
         };
-        if !jobs.contains_key(&job) {
+        let has_master = jobs.contains_key(&job);
+        if !has_master {
             problems.push(format!(
                 "subjob {job}.{index}: its master job {job} does not exist"
             ));
         }
-        match decode::<Subjob>(bytes) {
+        let dict = match dicts.get(&job) {
+            Some(Some(dict)) => dict,
+            // Reported once, above.
+            Some(None) => {
+                undecodable.insert(job);
+                continue;
+            }
+            // Of a subjob without a master, that is the problem already reported.
+            None if !has_master => continue,
+            None => {
+                undecodable.insert(job);
+                without_dictionary.entry(job).or_insert((index, 0)).1 += 1;
+                continue;
+            }
+        };
+        match decode_subjob(index, bytes, dict) {
             Err(detail) => {
                 problems.push(format!("subjob {job}.{index}: record unreadable: {detail}"))
             }
-            Ok(subjob) => {
-                if subjob.index != index {
-                    problems.push(format!(
-                        "subjob {job}.{index}: the record says it is subjob {}",
-                        subjob.index
-                    ));
-                }
-                counted.entry(job).or_default().add(subjob.status(), 1);
-            }
+            Ok(subjob) => counted.entry(job).or_default().add(subjob.status(), 1),
         }
+    }
+    for (job, (first, n)) in without_dictionary {
+        problems.push(format!(
+            "subjob {job}.{first}: record unreadable: job {job} has {n} subjob record{} but \
+             no dictionary in table dicts, so none can be decoded",
+            if n == 1 { "" } else { "s" }
+        ));
     }
     for (id, counters) in &jobs {
         let Some(counters) = counters else { continue };
+        if undecodable.contains(id) {
+            continue;
+        }
         let actual = counted.remove(id).unwrap_or_default();
         if &actual != counters {
             problems.push(format!(

@@ -1,16 +1,22 @@
 //! `Store::commit`: checking a batch of changes (shape, then revisions) and applying it,
-//! with the summaries and the active index kept in step, all in one write transaction.
+//! with the summaries, the active index and the subjobs' dictionaries kept in step, all
+//! in one write transaction.
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use ganga_core::{Change, Committed, Job, JobId, JobRef, JobSummary, StoreError};
+use ganga_core::compact::{Dictionary, encode_subjob};
+use ganga_core::{
+    Change, Committed, Job, JobId, JobRef, JobSummary, Status, StoreError, Subjob, Timestamp,
+};
 use heed::{RoTxn, RwTxn};
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode_dictionary, decode_job, encode_job, encode_summary};
 use crate::env::Tables;
 use crate::error::{Doing, Failure};
 use crate::keys;
+use crate::ordered::OrderedPuts;
 
 /// What is stored of a job a change touches.
 enum Stored {
@@ -28,12 +34,46 @@ fn stored_job(tables: &Tables, txn: &RoTxn, id: JobId) -> Result<Stored, Failure
             .doing("reading table jobs")?
         {
             None => Stored::Absent,
-            Some(bytes) => match decode::<Job>(bytes) {
+            Some(bytes) => match decode_job(id, bytes) {
                 Ok(job) => Stored::Readable(Box::new(job)),
                 Err(detail) => Stored::Unreadable(detail),
             },
         },
     )
+}
+
+/// The tables a commit appends to, each remembering its last key.
+struct Puts {
+    jobs: OrderedPuts,
+    summaries: OrderedPuts,
+    subjobs: OrderedPuts,
+    dicts: OrderedPuts,
+}
+
+impl Puts {
+    fn new(tables: &Tables) -> Puts {
+        Puts {
+            jobs: OrderedPuts::new(tables.jobs),
+            summaries: OrderedPuts::new(tables.summaries),
+            subjobs: OrderedPuts::new(tables.subjobs),
+            dicts: OrderedPuts::new(tables.dicts),
+        }
+    }
+
+    /// After a removal: the last key of any table may have gone.
+    fn forget_last(&mut self) {
+        self.jobs.forget_last();
+        self.summaries.forget_last();
+        self.subjobs.forget_last();
+        self.dicts.forget_last();
+    }
+}
+
+/// A job's dictionary while a commit encodes its subjobs.
+struct OpenDictionary {
+    dict: Dictionary,
+    /// How many strings the stored dictionary has; `None` if none is stored yet.
+    stored_len: Option<usize>,
 }
 
 /// Applies `changes` in `txn`. On any error the caller aborts the transaction, so a
@@ -46,24 +86,120 @@ pub(crate) fn apply(
     check_shape(tables, txn, changes)?;
     let stored = check_revisions(tables, txn, changes)?;
 
+    let mut puts = Puts::new(tables);
+    let mut dicts: BTreeMap<JobId, OpenDictionary> = BTreeMap::new();
     let mut committed = Vec::new();
     for (change, stored) in changes.iter().zip(stored) {
         match change {
-            Change::PutJob(job) => committed.push(put_job(tables, txn, job, stored)?),
+            Change::PutJob(job) => committed.push(put_job(tables, txn, &mut puts, job, stored)?),
             Change::PutSubjobs { job, subjobs } => {
-                for subjob in subjobs {
-                    let what = JobRef::subjob(*job, subjob.index);
-                    let bytes = encode(&format!("subjob {what}"), subjob)?;
-                    tables
-                        .subjobs
-                        .put(txn, &keys::subjob(*job, subjob.index), &bytes)
-                        .doing(&format!("writing subjob {what} to table subjobs"))?;
-                }
+                put_subjobs(tables, txn, &mut puts, &mut dicts, changes, *job, subjobs)?;
             }
-            Change::RemoveJob { job, .. } => remove_job(tables, txn, *job, stored)?,
+            Change::RemoveJob { job, .. } => {
+                remove_job(tables, txn, *job, stored)?;
+                puts.forget_last();
+            }
+        }
+    }
+    // A dictionary is written once per commit, after all its job's subjobs, and only if
+    // it is new or grew. It only ever grows, so the records already stored stay valid.
+    for (id, open) in dicts {
+        if open.stored_len != Some(open.dict.len()) {
+            puts.dicts
+                .put(txn, &keys::job(id), &open.dict.encode(), || {
+                    format!("writing the dictionary of job {id} to table dicts")
+                })?;
         }
     }
     Ok(committed)
+}
+
+/// Encodes and writes subjobs against their job's dictionary, which is read (or made)
+/// once per commit and grows as new strings come.
+fn put_subjobs(
+    tables: &Tables,
+    txn: &mut RwTxn,
+    puts: &mut Puts,
+    dicts: &mut BTreeMap<JobId, OpenDictionary>,
+    changes: &[Change],
+    job: JobId,
+    subjobs: &[Subjob],
+) -> Result<(), Failure> {
+    if subjobs.is_empty() {
+        return Ok(());
+    }
+    let open = match dicts.entry(job) {
+        Entry::Occupied(open) => open.into_mut(),
+        Entry::Vacant(vacant) => {
+            vacant.insert(open_dictionary(tables, txn, changes, job, subjobs)?)
+        }
+    };
+    let mut record = Vec::with_capacity(64);
+    for subjob in subjobs {
+        record.clear();
+        encode_subjob(subjob, &mut open.dict, &mut record);
+        puts.subjobs
+            .put(txn, &keys::subjob(job, subjob.index), &record, || {
+                format!(
+                    "writing subjob {} to table subjobs",
+                    JobRef::subjob(job, subjob.index)
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// The stored dictionary of `job`, or a new one.
+fn open_dictionary(
+    tables: &Tables,
+    txn: &RoTxn,
+    changes: &[Change],
+    job: JobId,
+    subjobs: &[Subjob],
+) -> Result<OpenDictionary, Failure> {
+    Ok(
+        match tables
+            .dicts
+            .get(txn, &keys::job(job))
+            .doing("reading table dicts")?
+        {
+            Some(bytes) => {
+                let dict = decode_dictionary(bytes).map_err(|detail| StoreError::Corrupt {
+                    job: JobRef::job(job),
+                    detail: format!(
+                        "table dicts: {detail}; the subjobs of job {job} cannot be written \
+                         against it, remove the job instead"
+                    ),
+                })?;
+                OpenDictionary {
+                    stored_len: Some(dict.len()),
+                    dict,
+                }
+            }
+            None => OpenDictionary {
+                dict: Dictionary::new(dictionary_base(changes, job, subjobs)),
+                stored_len: None,
+            },
+        },
+    )
+}
+
+/// The base time of a new dictionary: the master's `new` time (the commit puts the master
+/// too, see `check_shape`), or else the earliest time of the subjobs. Every time of the
+/// job's subjobs is stored as a delta from it, and it never changes afterwards.
+fn dictionary_base(changes: &[Change], job: JobId, subjobs: &[Subjob]) -> Timestamp {
+    let master_created = changes.iter().find_map(|c| match c {
+        Change::PutJob(j) if j.id == job => j.run.times.get(Status::New),
+        _ => None,
+    });
+    master_created
+        .or_else(|| {
+            subjobs
+                .iter()
+                .flat_map(|s| s.run.times.iter().map(|(_, t)| t))
+                .min()
+        })
+        .unwrap_or(Timestamp(0))
 }
 
 /// Refuses requests that are wrong whatever is stored.
@@ -184,24 +320,25 @@ fn check_revisions(
     }
 }
 
-fn put_job(tables: &Tables, txn: &mut RwTxn, job: &Job, old: Stored) -> Result<Committed, Failure> {
+fn put_job(
+    tables: &Tables,
+    txn: &mut RwTxn,
+    puts: &mut Puts,
+    job: &Job,
+    old: Stored,
+) -> Result<Committed, Failure> {
     let mut record = job.clone();
     // Checked in `check_shape`.
     record.revision = job.revision.saturating_add(1);
     let id = record.id;
     let key = keys::job(id);
-    let bytes = encode(&format!("job {id}"), &record)?;
-    tables
-        .jobs
-        .put(txn, &key, &bytes)
-        .doing(&format!("writing job {id} to table jobs"))?;
-    let summary = encode(
-        &format!("the summary of job {id}"),
-        &JobSummary::of(&record),
-    )?;
-    tables.summaries.put(txn, &key, &summary).doing(&format!(
-        "writing the summary of job {id} to table summaries"
-    ))?;
+    puts.jobs.put(txn, &key, &encode_job(&record), || {
+        format!("writing job {id} to table jobs")
+    })?;
+    let summary = encode_summary(&JobSummary::of(&record));
+    puts.summaries.put(txn, &key, &summary, || {
+        format!("writing the summary of job {id} to table summaries")
+    })?;
     // Deleted whatever the old status, so that a stale entry cannot outlive a put.
     if let Stored::Readable(old) = &old {
         delete_active(tables, txn, &old.spec.backend.kind, id)?;
@@ -232,6 +369,10 @@ fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Resul
         .summaries
         .delete(txn, &key)
         .doing(&format!("deleting the summary of job {id}"))?;
+    tables
+        .dicts
+        .delete(txn, &key)
+        .doing(&format!("deleting the dictionary of job {id}"))?;
     let first = keys::subjob(id, 0);
     let last = keys::subjob(id, u32::MAX);
     tables

@@ -3,13 +3,14 @@
 
 use std::fmt::{Display, Write};
 
+use ganga_core::compact::Dictionary;
 use ganga_core::{
     BackendInfo, Job, JobId, JobSpec, JobSummary, Options, Override, RunState, Status,
-    StatusCounts, Subjob, SubjobIndex,
+    StatusCounts, Subjob,
 };
 use heed::RoTxn;
 
-use crate::codec::decode;
+use crate::codec::{decode_dictionary, decode_job, decode_subjob, decode_summary};
 use crate::env::{Table, Tables};
 use crate::error::{Doing, Failure};
 use crate::keys;
@@ -32,17 +33,52 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
         let parsed = keys::parse_job(key);
         let id = parsed.map(|id| id.to_string());
         let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match decode::<Job>(value) {
-            Ok(job) => format!("{id} {}", job_text(parsed, &job)),
+        match parsed
+            .ok_or_else(|| "not a job id".to_owned())
+            .and_then(|p| decode_job(p, value))
+        {
+            Ok(job) => format!("{id} {}", job_text(&job)),
             Err(e) => unreadable(&id, &e, value),
         }
     })?;
+    section(&mut out, "dicts", tables.dicts, txn, |key, value| {
+        let id = keys::parse_job(key).map(|id| id.to_string());
+        let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
+        match decode_dictionary(value) {
+            Ok(dict) => format!("{id} {}", dictionary_text(&dict)),
+            Err(e) => unreadable(&id, &e, value),
+        }
+    })?;
+    // The dictionary of the job whose subjobs are being listed.
+    let mut dict: Option<(JobId, Result<Dictionary, String>)> = None;
     section(&mut out, "subjobs", tables.subjobs, txn, |key, value| {
         let parsed = keys::parse_subjob(key);
-        let id = parsed.map(|(job, index)| format!("{job}.{index}"));
-        let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match decode::<Subjob>(value) {
-            Ok(subjob) => format!("{id} {}", subjob_text(parsed.map(|k| k.1), &subjob)),
+        let Some((job, index)) = parsed else {
+            return unreadable(
+                &format!("<bad key {}>", hex(key)),
+                "not a job id and subjob index",
+                value,
+            );
+        };
+        let id = format!("{job}.{index}");
+        let dict = match &dict {
+            Some((j, dict)) if *j == job => dict,
+            _ => {
+                let found = match tables.dicts.get(txn, &keys::job(job)) {
+                    Ok(Some(bytes)) => decode_dictionary(bytes)
+                        .map_err(|e| format!("the dictionary of job {job}: {e}")),
+                    Ok(None) => Err(format!("job {job} has no dictionary")),
+                    Err(e) => Err(format!("the dictionary of job {job}: {e}")),
+                };
+                &dict.insert((job, found)).1
+            }
+        };
+        match dict
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|dict| decode_subjob(index, value, dict))
+        {
+            Ok(subjob) => format!("{id} {}", subjob_text(&subjob)),
             Err(e) => unreadable(&id, &e, value),
         }
     })?;
@@ -55,8 +91,11 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
             let parsed = keys::parse_job(key);
             let id = parsed.map(|id| id.to_string());
             let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-            match decode::<JobSummary>(value) {
-                Ok(summary) => format!("{id} {}", summary_text(parsed, &summary)),
+            match parsed
+                .ok_or_else(|| "not a job id".to_owned())
+                .and_then(|p| decode_summary(p, value))
+            {
+                Ok(summary) => format!("{id} {}", summary_text(&summary)),
                 Err(e) => unreadable(&id, &e, value),
             }
         },
@@ -74,7 +113,7 @@ fn section(
     name: &str,
     table: Table,
     txn: &RoTxn,
-    line: impl Fn(&[u8], &[u8]) -> String,
+    mut line: impl FnMut(&[u8], &[u8]) -> String,
 ) -> Result<(), Failure> {
     let doing = format!("reading table {name}");
     let mut lines = Vec::new();
@@ -146,14 +185,10 @@ impl Fields {
     }
 }
 
-// A record's own id or index is shown only when it differs from its key's (a damaged
-// store, which `check` reports); otherwise the key says it.
+// A record's id or index is its key's (records do not repeat it).
 
-fn job_text(key: Option<JobId>, job: &Job) -> String {
+fn job_text(job: &Job) -> String {
     let mut f = Fields::default();
-    if key != Some(job.id) {
-        f.add("id", job.id);
-    }
     f.add("rev", job.revision);
     run_fields(&mut f, &job.run);
     f.add("subjobs", counts_text(&job.subjobs));
@@ -161,21 +196,15 @@ fn job_text(key: Option<JobId>, job: &Job) -> String {
     f.done()
 }
 
-fn subjob_text(key: Option<SubjobIndex>, subjob: &Subjob) -> String {
+fn subjob_text(subjob: &Subjob) -> String {
     let mut f = Fields::default();
-    if key != Some(subjob.index) {
-        f.add("index", subjob.index);
-    }
     run_fields(&mut f, &subjob.run);
     f.list("overrides", &subjob.overrides, override_text);
     f.done()
 }
 
-fn summary_text(key: Option<JobId>, s: &JobSummary) -> String {
+fn summary_text(s: &JobSummary) -> String {
     let mut f = Fields::default();
-    if key != Some(s.id) {
-        f.add("id", s.id);
-    }
     f.add("status", s.status)
         .text("name", &s.name)
         .add("backend", &s.backend)
@@ -185,6 +214,19 @@ fn summary_text(key: Option<JobId>, s: &JobSummary) -> String {
         .some("created", s.created.map(|t| t.as_millis()))
         .some("updated", s.updated.map(|t| t.as_millis()))
         .text("comment", &s.comment);
+    f.done()
+}
+
+/// The base time and the strings, in order (a list of output names is one string, the
+/// names joined by NUL).
+fn dictionary_text(dict: &Dictionary) -> String {
+    let strings: Vec<String> = (0..dict.len())
+        .filter_map(|i| u32::try_from(i).ok().and_then(|i| dict.get(i)))
+        .map(|s| format!("{s:?}"))
+        .collect();
+    let mut f = Fields::default();
+    f.add("base", dict.base().as_millis())
+        .list("strings", &strings, Clone::clone);
     f.done()
 }
 

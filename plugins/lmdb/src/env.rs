@@ -13,7 +13,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTl
 
 use crate::codec::FORMAT_VERSION;
 use crate::error::{Doing, Failure};
-use crate::keys;
+use crate::{keys, upgrade, v1};
 
 /// Every table maps bytes to bytes: keys are laid out by [`keys`], values are decoded by
 /// the store, so that an undecodable record is reported for its job alone.
@@ -24,23 +24,27 @@ pub(crate) type Table = Database<'static, Bytes, Bytes>;
 pub(crate) struct Tables {
     /// Format version and next job id.
     pub(crate) meta: Table,
-    /// Job id -> CBOR `Job`.
+    /// Job id -> compact `Job` record.
     pub(crate) jobs: Table,
-    /// Job id ++ subjob index -> CBOR `Subjob`.
+    /// Job id -> the job's `Dictionary`, for each job that has subjobs.
+    pub(crate) dicts: Table,
+    /// Job id ++ subjob index -> compact `Subjob` record, against the job's dictionary.
     pub(crate) subjobs: Table,
-    /// Job id -> CBOR `JobSummary`, always `JobSummary::of` the job record.
+    /// Job id -> compact `JobSummary` record, always `JobSummary::of` the job record.
     pub(crate) summaries: Table,
     /// Backend ++ 0 ++ job id -> status byte, for exactly the jobs whose status is active.
     pub(crate) active: Table,
 }
 
-pub(crate) const TABLE_NAMES: [&str; 5] = ["meta", "jobs", "subjobs", "summaries", "active"];
+pub(crate) const TABLE_NAMES: [&str; 6] =
+    ["meta", "jobs", "dicts", "subjobs", "summaries", "active"];
 
 impl Tables {
     pub(crate) fn by_name(&self, name: &str) -> Option<Table> {
         Some(match name {
             "meta" => self.meta,
             "jobs" => self.jobs,
+            "dicts" => self.dicts,
             "subjobs" => self.subjobs,
             "summaries" => self.summaries,
             "active" => self.active,
@@ -103,7 +107,7 @@ const MAX_MAP_SIZE: usize = 1 << 40;
 /// How often one operation may grow or adopt the map before giving up.
 const MAX_ATTEMPTS: u32 = 48;
 
-/// Four for the tables, the rest for later formats' tables (LMDB fixes this at open).
+/// Six for the tables, the rest for later formats' tables (LMDB fixes this at open).
 const MAX_DBS: u32 = 16;
 
 pub(crate) fn round_map_size(size: usize) -> usize {
@@ -163,15 +167,31 @@ impl SharedEnv {
             dir: dir.clone(),
             gate: RwLock::new(()),
         });
-        shared.check_format_version()?;
+        shared.settle_format_version()?;
         open_envs.insert(dir, Arc::downgrade(&shared));
         Ok(shared)
     }
 
-    fn check_format_version(&self) -> Result<(), StoreError> {
+    /// Checks the store's format version, upgrading an older format in place.
+    fn settle_format_version(&self) -> Result<(), StoreError> {
         let version = self.read(|tables, txn| tables.format_version(txn))?;
         match version {
             Some(FORMAT_VERSION) => Ok(()),
+            Some(v1::FORMAT_VERSION) => {
+                let started = std::time::Instant::now();
+                let upgraded = self.write_with_snapshot(upgrade::from_v1)?;
+                if let Some(counts) = upgraded {
+                    tracing::info!(
+                        store = %self.dir.display(),
+                        jobs = counts.jobs,
+                        subjobs = counts.subjobs,
+                        carried_unreadable = counts.carried,
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "upgraded the store from format version 1 to {FORMAT_VERSION}"
+                    );
+                }
+                Ok(())
+            }
             Some(v) if v > FORMAT_VERSION => Err(StoreError::Unsupported(format!(
                 "format version {v} of the store in {}: this ganga-store-lmdb {} reads format \
                  versions up to {FORMAT_VERSION}; the store was written by a newer ganga, use \
@@ -194,6 +214,46 @@ impl SharedEnv {
     /// The current map size of this process's view of the environment.
     pub(crate) fn map_size(&self) -> usize {
         self.env.info().map_size
+    }
+
+    /// Page statistics of every table, and of the data file as a whole.
+    pub(crate) fn space(&self) -> Result<crate::StoreSpace, StoreError> {
+        let file_bytes = self.env.real_disk_size().map_err(|e| {
+            StoreError::Io(format!(
+                "cannot read the size of the data file in {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        let mut space = self.read(|tables, txn| {
+            let mut space = crate::StoreSpace {
+                page_size: 0,
+                file_bytes,
+                used_pages: 0,
+                tables: Vec::new(),
+            };
+            for name in TABLE_NAMES {
+                let Some(table) = tables.by_name(name) else {
+                    continue;
+                };
+                let stat = table
+                    .stat(txn)
+                    .doing(&format!("reading the statistics of table {name}"))?;
+                space.page_size = stat.page_size;
+                space.tables.push(crate::TableSpace {
+                    name,
+                    entries: stat.entries as u64,
+                    depth: stat.depth,
+                    branch_pages: stat.branch_pages as u64,
+                    leaf_pages: stat.leaf_pages as u64,
+                    overflow_pages: stat.overflow_pages as u64,
+                });
+            }
+            Ok(space)
+        })?;
+        // The pages below the high-water mark of the last commit: every table's, the
+        // main database's, the two meta pages, and free pages awaiting reuse.
+        space.used_pages = self.env.info().last_page_number as u64 + 1;
+        Ok(space)
     }
 
     /// Runs `f` in a read transaction.
@@ -239,6 +299,62 @@ impl SharedEnv {
                     Err(e) => {
                         txn.abort();
                         Err(e)
+                    }
+                });
+            drop(gate);
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is_map_full() && attempts < MAX_ATTEMPTS => {
+                    self.grow_map(seen_map_size)?;
+                }
+                Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
+                    self.adopt_resized_map()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Like [`Self::write`], but `f` also gets a read transaction on the state the write
+    /// transaction started from, which stays as it was whatever `f` writes: LMDB never
+    /// reuses, within a write transaction, a page that a live reader can see. That lets a
+    /// table be emptied and rewritten from its own old contents in one transaction, in key
+    /// order (so with full pages), holding nothing but the current record in memory.
+    pub(crate) fn write_with_snapshot<T>(
+        &self,
+        mut f: impl FnMut(&Tables, &RoTxn, &mut RwTxn) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+            let seen_map_size = self.map_size();
+            // The write transaction first: it holds the writer lock, so no other process
+            // can commit between it and the snapshot, which therefore is its start state.
+            // (The environment is opened with MDB_NOTLS, so one thread may hold both.)
+            let result = self
+                .env
+                .write_txn()
+                .doing("beginning a write transaction")
+                .and_then(|mut txn| {
+                    let outcome = self
+                        .env
+                        .read_txn()
+                        .doing("beginning a read transaction beside a write transaction")
+                        .and_then(|snapshot| {
+                            let value = f(&self.tables, &snapshot, &mut txn);
+                            drop(snapshot);
+                            value
+                        });
+                    match outcome {
+                        Ok(value) => txn
+                            .commit()
+                            .doing("committing a write transaction")
+                            .map(|()| value),
+                        Err(e) => {
+                            txn.abort();
+                            Err(e)
+                        }
                     }
                 });
             drop(gate);
@@ -352,7 +468,10 @@ fn open_env(dir: &Path, map_size: usize) -> Result<Env<WithoutTls>, StoreError> 
     }
 }
 
-/// Opens the tables, creating them (and the meta records) in a new store.
+/// Opens the tables, creating them (and the meta records) in a new store. A store of an
+/// older format lacks the tables that came later (`dicts`, for format 1): they are created
+/// here, empty, in a transaction of their own; the older format never looks at them, and
+/// the upgrade that fills them follows in [`SharedEnv::settle_format_version`].
 fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> {
     let context = |e: Failure| {
         StoreError::Io(format!(
@@ -365,55 +484,38 @@ fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> 
     if let Some(tables) = open_existing_tables(env).map_err(context)? {
         return Ok(tables);
     }
-    let txn = env
-        .write_txn()
-        .doing("beginning the transaction that creates the tables")
-        .map_err(context)?;
-    let created = env
-        .create_databases_and_commit(txn, |opener, txn| -> Result<_, Failure> {
-            let mut create = |name: &str| {
-                opener
-                    .create_database::<Bytes, Bytes>(txn, Some(name))
-                    .doing(&format!("creating table {name}"))
-            };
-            let tables = (
-                create("meta")?,
-                create("jobs")?,
-                create("subjobs")?,
-                create("summaries")?,
-                create("active")?,
-            );
-            let (meta, jobs, ..) = &tables;
-            let new_store = meta
-                .get(txn, keys::META_FORMAT_VERSION)
-                .doing("reading table meta")?
-                .is_none()
-                && jobs.is_empty(txn).doing("reading table jobs")?;
-            // Only a store without jobs gets the meta records; in a store that has jobs
-            // but lost them, the format version check reports the damage instead.
-            if new_store {
-                meta.put(
-                    txn,
-                    keys::META_FORMAT_VERSION,
-                    &FORMAT_VERSION.to_be_bytes(),
-                )
-                .doing("writing the format version")?;
-                if meta
-                    .get(txn, keys::META_NEXT_JOB_ID)
-                    .doing("reading table meta")?
-                    .is_none()
-                {
-                    meta.put(txn, keys::META_NEXT_JOB_ID, &keys::job(0))
-                        .doing("writing the next job id")?;
-                }
+    // An existing store's map is no larger than its data (LMDB's minimum on open), so
+    // creating a table in it may find the map full: grown here like in `SharedEnv::write`.
+    let mut attempts = 0;
+    let created = loop {
+        attempts += 1;
+        let result = env
+            .write_txn()
+            .doing("beginning the transaction that creates the tables")
+            .and_then(|txn| create_tables(env, txn));
+        match result {
+            Err(e) if e.is_map_full() && attempts < MAX_ATTEMPTS => {
+                let grown = round_map_size(env.info().map_size.saturating_mul(2));
+                // SAFETY: the environment was just opened and is not shared yet, so no
+                // transaction of this process is open on it.
+                unsafe { env.resize(grown) }
+                    .doing("growing the map")
+                    .map_err(context)?;
             }
-            Ok(CommitOrAbort::<_, ()>::Commit(tables))
-        })
-        .map_err(context)?;
+            Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
+                // SAFETY: as above. Size 0 adopts the size recorded in the file.
+                unsafe { env.resize(0) }
+                    .doing("adopting the map size set by another process")
+                    .map_err(context)?;
+            }
+            result => break result.map_err(context)?,
+        }
+    };
     match created {
-        CommitOrAbort::Commit((meta, jobs, subjobs, summaries, active)) => Ok(Tables {
+        CommitOrAbort::Commit((meta, jobs, dicts, subjobs, summaries, active)) => Ok(Tables {
             meta,
             jobs,
+            dicts,
             subjobs,
             summaries,
             active,
@@ -423,6 +525,56 @@ fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> 
             dir.display()
         ))),
     }
+}
+
+type CreatedTables = (Table, Table, Table, Table, Table, Table);
+
+/// Creates the tables that are missing (and the meta records of a new store) in `txn`,
+/// and commits it.
+fn create_tables(
+    env: &Env<WithoutTls>,
+    txn: RwTxn<'_>,
+) -> Result<CommitOrAbort<CreatedTables, ()>, Failure> {
+    env.create_databases_and_commit(txn, |opener, txn| -> Result<_, Failure> {
+        let mut create = |name: &str| {
+            opener
+                .create_database::<Bytes, Bytes>(txn, Some(name))
+                .doing(&format!("creating table {name}"))
+        };
+        let tables = (
+            create("meta")?,
+            create("jobs")?,
+            create("dicts")?,
+            create("subjobs")?,
+            create("summaries")?,
+            create("active")?,
+        );
+        let (meta, jobs, ..) = &tables;
+        let new_store = meta
+            .get(txn, keys::META_FORMAT_VERSION)
+            .doing("reading table meta")?
+            .is_none()
+            && jobs.is_empty(txn).doing("reading table jobs")?;
+        // Only a store without jobs gets the meta records; in a store that has jobs
+        // but lost them, the format version check reports the damage instead.
+        if new_store {
+            meta.put(
+                txn,
+                keys::META_FORMAT_VERSION,
+                &FORMAT_VERSION.to_be_bytes(),
+            )
+            .doing("writing the format version")?;
+            if meta
+                .get(txn, keys::META_NEXT_JOB_ID)
+                .doing("reading table meta")?
+                .is_none()
+            {
+                meta.put(txn, keys::META_NEXT_JOB_ID, &keys::job(0))
+                    .doing("writing the next job id")?;
+            }
+        }
+        Ok(CommitOrAbort::<_, ()>::Commit(tables))
+    })
 }
 
 /// The tables of an existing store, or `None` if any is missing.
@@ -450,6 +602,7 @@ fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure
         let tables = (
             open("meta")?,
             open("jobs")?,
+            open("dicts")?,
             open("subjobs")?,
             open("summaries")?,
             open("active")?,
@@ -460,12 +613,14 @@ fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure
         CommitOrAbort::Commit((
             Some(meta),
             Some(jobs),
+            Some(dicts),
             Some(subjobs),
             Some(summaries),
             Some(active),
         )) => Some(Tables {
             meta,
             jobs,
+            dicts,
             subjobs,
             summaries,
             active,

@@ -1,16 +1,23 @@
-//! The LMDB store: ganga's jobs kept in an LMDB environment (through heed), one CBOR
-//! record per job and per subjob, with the indexes `ganga jobs` and the monitor read
-//! kept in the same transactions as the records.
+//! The LMDB store: ganga's jobs kept in an LMDB environment (through heed), one compact
+//! CBOR record per job and per subjob (`ganga_core::compact`), with the indexes `ganga
+//! jobs` and the monitor read kept in the same transactions as the records.
 //!
-//! Tables (named databases) of format version 1:
+//! Tables (named databases) of format version 2 (`docs/storage-format.md`):
 //!
-//! | table       | key                                   | value                          |
-//! |-------------|---------------------------------------|--------------------------------|
-//! | `meta`      | `format_version`, `next_job_id`       | `u32` BE, `u64` BE             |
-//! | `jobs`      | job id, `u64` BE                      | CBOR `Job`                     |
-//! | `subjobs`   | job id `u64` BE ++ index `u32` BE     | CBOR `Subjob`                  |
-//! | `summaries` | job id, `u64` BE                      | CBOR `JobSummary::of(job)`     |
-//! | `active`    | backend name ++ `0x00` ++ id `u64` BE | status discriminant, one byte  |
+//! | table       | key                                   | value                            |
+//! |-------------|---------------------------------------|----------------------------------|
+//! | `meta`      | `format_version`, `next_job_id`       | `u32` BE, `u64` BE               |
+//! | `jobs`      | job id, `u64` BE                      | compact `Job`                    |
+//! | `dicts`     | job id, `u64` BE                      | the job's `Dictionary`           |
+//! | `subjobs`   | job id `u64` BE ++ index `u32` BE     | compact `Subjob`, against `dicts`|
+//! | `summaries` | job id, `u64` BE                      | compact `JobSummary::of(job)`    |
+//! | `active`    | backend name ++ `0x00` ++ id `u64` BE | status discriminant, one byte    |
+//!
+//! A job has a dictionary exactly while it has subjob records; the dictionary only grows
+//! and its base time never moves, so subjob records stay readable whatever happens to
+//! their master. Puts beyond the last key of a table append (`MDB_APPEND`), which keeps
+//! leaf pages full. A store of format version 1 is upgraded in place when opened, in one
+//! write transaction; a newer one is refused.
 //!
 //! A job is in `active` exactly while its status is active. Every commit is one write
 //! transaction; a job put carries the revision its writer read and is refused on a
@@ -29,9 +36,12 @@ mod dump;
 mod env;
 mod error;
 mod keys;
+mod ordered;
 mod store;
+mod upgrade;
+mod v1;
 
-pub use crate::store::{LmdbOptions, LmdbStore};
+pub use crate::store::{LmdbOptions, LmdbStore, StoreSpace, TableSpace};
 
 /// As a plugin, the store lives in `<home>/store`, or in the directory the plugin's config
 /// table names with `path` (relative to the home).

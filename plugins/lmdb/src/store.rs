@@ -5,12 +5,13 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::Arc;
 
+use ganga_core::compact::{Dictionary, SubjobBatch};
 use ganga_core::{
-    ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, JobSummary, Status, Store,
-    StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry,
+    ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, Status, Store, StoreDescription,
+    StoreError, Subjob, SubjobIndex, SummaryEntry,
 };
 
-use crate::codec::{FORMAT_VERSION, decode};
+use crate::codec::{FORMAT_VERSION, decode_dictionary, decode_job, decode_summary, unreadable};
 use crate::env::{DEFAULT_MAP_SIZE, SharedEnv, TABLE_NAMES};
 use crate::error::Doing;
 use crate::{check, commit, dump, keys};
@@ -40,6 +41,49 @@ impl LmdbOptions {
     pub fn initial_map_size(mut self, bytes: usize) -> LmdbOptions {
         self.initial_map_size = bytes;
         self
+    }
+}
+
+/// What a store takes on disk: its data file, and the pages of each table. For
+/// measuring the format (`docs/storage-format.md`, the benchmarks); reading it costs a
+/// read transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpace {
+    /// LMDB's page size (the operating system's, 4096 bytes on most machines).
+    pub page_size: u32,
+    /// The apparent size of `data.mdb`.
+    pub file_bytes: u64,
+    /// Pages up to the last one in use: every table's, LMDB's own (two meta pages, the
+    /// table of tables) and the free pages that later commits will reuse.
+    pub used_pages: u64,
+    pub tables: Vec<TableSpace>,
+}
+
+impl StoreSpace {
+    pub fn table(&self, name: &str) -> Option<&TableSpace> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Bytes of the pages that hold records of the tables (their B-trees).
+    pub fn table_bytes(&self) -> u64 {
+        self.tables.iter().map(TableSpace::pages).sum::<u64>() * u64::from(self.page_size)
+    }
+}
+
+/// The B-tree of one table (`mdb_stat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpace {
+    pub name: &'static str,
+    pub entries: u64,
+    pub depth: u32,
+    pub branch_pages: u64,
+    pub leaf_pages: u64,
+    pub overflow_pages: u64,
+}
+
+impl TableSpace {
+    pub fn pages(&self) -> u64 {
+        self.branch_pages + self.leaf_pages + self.overflow_pages
     }
 }
 
@@ -82,18 +126,35 @@ impl LmdbStore {
     pub fn map_size(&self) -> usize {
         self.shared.map_size()
     }
+
+    /// What the store takes on disk, table by table.
+    pub fn space(&self) -> Result<StoreSpace, StoreError> {
+        self.shared.space()
+    }
 }
 
 /// Hooks for tests that need to damage a store or hold a transaction open. Not part of
 /// the API.
 impl LmdbStore {
-    /// Writes raw bytes into a table (`meta`, `jobs`, `subjobs`, `summaries`, `active`),
-    /// bypassing every check.
+    /// Writes raw bytes into a table (`meta`, `jobs`, `dicts`, `subjobs`, `summaries`,
+    /// `active`), bypassing every check.
     #[doc(hidden)]
     pub fn raw_put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let db = self.raw_table(table)?;
         self.shared
             .write(|_, txn| db.put(txn, key, value).doing("writing raw bytes"))
+    }
+
+    /// Reads the raw bytes of a record, as stored.
+    #[doc(hidden)]
+    pub fn raw_get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = self.raw_table(table)?;
+        self.shared.read(|_, txn| {
+            Ok(db
+                .get(txn, key)
+                .doing("reading raw bytes")?
+                .map(<[u8]>::to_vec))
+        })
     }
 
     /// Deletes a key from a table, bypassing every check. Returns whether it existed.
@@ -168,58 +229,62 @@ impl Store for LmdbStore {
             else {
                 return Ok(None);
             };
-            let job: Job = decode(bytes).map_err(|detail| StoreError::Corrupt {
+            let job = decode_job(id, bytes).map_err(|detail| StoreError::Corrupt {
                 job: JobRef::job(id),
                 detail: format!("table jobs: {detail}"),
             })?;
-            if job.id != id {
-                return Err(StoreError::Corrupt {
-                    job: JobRef::job(id),
-                    detail: format!("table jobs: the record says it is job {}", job.id),
-                }
-                .into());
-            }
             Ok(Some(job))
         })
     }
 
+    /// The stored records as they are, with the job's dictionary: nothing is decoded but
+    /// the dictionary, so a record that does not decode is reported (as `Corrupt`, for its
+    /// subjob) only when the batch is unpacked.
     fn subjob_batch(
         &self,
         job: JobId,
         range: Range<SubjobIndex>,
-    ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
-        Ok(ganga_core::compact::SubjobBatch::pack(&self.subjobs(job, range)?))
-    }
-
-    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+    ) -> Result<SubjobBatch, StoreError> {
         if range.is_empty() {
-            return Ok(Vec::new());
+            return Ok(SubjobBatch::default());
         }
         self.shared.read(|tables, txn| {
             let start = keys::subjob(job, range.start);
             let end = keys::subjob(job, range.end);
             let bounds = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
-            let mut subjobs = Vec::new();
+            let mut batch: Option<SubjobBatch> = None;
             for entry in tables
                 .subjobs
                 .range(txn, &bounds)
                 .doing("reading table subjobs")?
             {
-                let (key, bytes) = entry.doing("reading table subjobs")?;
+                let (key, record) = entry.doing("reading table subjobs")?;
+                // Every key in the range is this job's 12-byte key.
                 let index = keys::parse_subjob(key).map_or(range.start, |(_, index)| index);
-                let corrupt = |detail: String| StoreError::Corrupt {
-                    job: JobRef::subjob(job, index),
-                    detail: format!("table subjobs: {detail}"),
+                let batch = match &mut batch {
+                    Some(batch) => batch,
+                    // Read the dictionary once, when the first record shows it is needed.
+                    None => batch.insert(SubjobBatch::with_dictionary(dictionary(
+                        tables, txn, job, index,
+                    )?)),
                 };
-                let subjob: Subjob = decode(bytes).map_err(corrupt)?;
-                if subjob.index != index {
-                    return Err(
-                        corrupt(format!("the record says it is subjob {}", subjob.index)).into(),
-                    );
-                }
-                subjobs.push(subjob);
+                batch.push_record(index, record);
             }
-            Ok(subjobs)
+            Ok(batch.unwrap_or_default())
+        })
+    }
+
+    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+        let batch = self.subjob_batch(job, range)?;
+        batch.unpack().map_err(|(index, error)| {
+            let record = batch
+                .records()
+                .find(|(i, _)| *i == index)
+                .map_or(&[][..], |(_, r)| r);
+            StoreError::Corrupt {
+                job: JobRef::subjob(job, index),
+                detail: format!("table subjobs: {}", unreadable(record, &error)),
+            }
         })
     }
 
@@ -242,7 +307,7 @@ impl Store for LmdbStore {
                     tracing::warn!(key = %dump::hex(key), "skipping a malformed summaries key");
                     continue;
                 };
-                entries.push(match decode::<JobSummary>(bytes) {
+                entries.push(match decode_summary(id, bytes) {
                     Ok(summary) => SummaryEntry::Readable(summary),
                     Err(error) => SummaryEntry::Unreadable {
                         id,
@@ -293,5 +358,31 @@ impl Store for LmdbStore {
 
     fn dump(&self) -> Result<String, StoreError> {
         self.shared.read(dump::dump)
+    }
+}
+
+/// The dictionary of `job`, which has subjob records (the first of which, in the range
+/// being read, is `first`); its absence or damage makes them all unreadable.
+fn dictionary(
+    tables: &crate::env::Tables,
+    txn: &heed::RoTxn,
+    job: JobId,
+    first: SubjobIndex,
+) -> Result<Dictionary, crate::error::Failure> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        job: JobRef::subjob(job, first),
+        detail: format!("table dicts: {detail}"),
+    };
+    match tables
+        .dicts
+        .get(txn, &keys::job(job))
+        .doing("reading table dicts")?
+    {
+        Some(bytes) => Ok(decode_dictionary(bytes)
+            .map_err(|d| corrupt(format!("the dictionary of job {job}: {d}")))?),
+        None => Err(corrupt(format!(
+            "job {job} has subjob records but no dictionary, so none of them can be read"
+        ))
+        .into()),
     }
 }

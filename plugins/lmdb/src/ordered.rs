@@ -1,0 +1,67 @@
+//! Puts that keep leaf pages full.
+//!
+//! A put whose key sorts after every key of its table is done with `MDB_APPEND`: LMDB
+//! then goes straight to the last leaf and, when that leaf is full, starts a new one
+//! instead of splitting it, so the leaf it leaves behind is full. That is the common case
+//! (new jobs get ascending ids; a new job's subjobs are put in index order; the upgrade
+//! rewrites whole tables in key order). Any other put is an ordinary one.
+//! `docs/storage-format.md` has the measurements.
+
+use heed::{PutFlags, RwTxn};
+
+use crate::env::Table;
+use crate::error::{Doing, Failure};
+
+/// Puts into one table within one write transaction, remembering the table's last key.
+pub(crate) struct OrderedPuts {
+    table: Table,
+    /// The table's last key, once looked up; `Some(None)` for an empty table.
+    last: Option<Option<Vec<u8>>>,
+}
+
+impl OrderedPuts {
+    pub(crate) fn new(table: Table) -> OrderedPuts {
+        OrderedPuts { table, last: None }
+    }
+
+    /// Writes `value` under `key`, appending when `key` is beyond the last key.
+    pub(crate) fn put(
+        &mut self,
+        txn: &mut RwTxn,
+        key: &[u8],
+        value: &[u8],
+        doing: impl FnOnce() -> String,
+    ) -> Result<(), Failure> {
+        let last = match &mut self.last {
+            Some(last) => last,
+            None => {
+                let found = self
+                    .table
+                    .last(txn)
+                    .doing("finding the last key of a table")?
+                    .map(|(k, _)| k.to_vec());
+                self.last.insert(found)
+            }
+        };
+        if last.as_deref().is_none_or(|last| key > last) {
+            self.table
+                .put_with_flags(txn, PutFlags::APPEND, key, value)
+                .doing(&doing())?;
+            match last {
+                Some(last) => {
+                    last.clear();
+                    last.extend_from_slice(key);
+                }
+                None => *last = Some(key.to_vec()),
+            }
+        } else {
+            self.table.put(txn, key, value).doing(&doing())?;
+        }
+        Ok(())
+    }
+
+    /// To be called after deleting from the table: the last key may have gone.
+    pub(crate) fn forget_last(&mut self) {
+        self.last = None;
+    }
+}

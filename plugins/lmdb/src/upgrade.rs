@@ -1,0 +1,223 @@
+//! Upgrading a store in place when it is opened: format version 1 (CBOR of the serde
+//! types) to 2 (compact records and per-job dictionaries).
+//!
+//! The upgrade is one write transaction: it empties the tables whose records change and
+//! fills them again from a read snapshot of the same state (see
+//! [`crate::env::SharedEnv::write_with_snapshot`]), in key order, so that every leaf page
+//! is full, holding one record at a time in memory. It sets the format version last;
+//! until it commits, every reader (and a crash) sees format 1 untouched. A record that
+//! does not decode in format 1 is carried over byte for byte: it stays reported as
+//! unreadable in format 2 (it is not a format-2 record either), never lost.
+//!
+//! A later format (3) would do the same: a `v2` module keeping the reader of format 2
+//! (`crate::codec` as it is now), a `from_v2` here rewriting every table whose records
+//! change from the snapshot, and `settle_format_version` running the steps in turn
+//! (1 -> 2 -> 3, or 1 -> 3 directly), each in its own transaction or all in one.
+
+use ganga_core::compact::{Dictionary, encode_subjob};
+use ganga_core::{Job, JobId, JobSummary, Status, StoreError, Subjob, Timestamp};
+use heed::{RoTxn, RwTxn};
+
+use crate::codec::{FORMAT_VERSION, encode_job, encode_summary};
+use crate::env::{Table, Tables};
+use crate::error::{Doing, Failure};
+use crate::ordered::OrderedPuts;
+use crate::{keys, v1};
+
+/// What an upgrade rewrote.
+#[derive(Debug, Default)]
+pub(crate) struct Upgraded {
+    pub(crate) jobs: u64,
+    pub(crate) subjobs: u64,
+    /// Records that did not decode in format 1, carried over as they were.
+    pub(crate) carried: u64,
+}
+
+/// Rewrites a format-1 store in format 2. `old` is a snapshot of the state `txn` started
+/// from. `None` if the store is no longer at format 1 (another process upgraded it).
+pub(crate) fn from_v1(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+) -> Result<Option<Upgraded>, Failure> {
+    match tables.format_version(txn)? {
+        Some(v1::FORMAT_VERSION) => {}
+        Some(FORMAT_VERSION) => return Ok(None),
+        other => {
+            return Err(StoreError::Io(format!(
+                "cannot upgrade from format version {other:?}: only version {} can be",
+                v1::FORMAT_VERSION
+            ))
+            .into());
+        }
+    }
+    let mut upgraded = Upgraded::default();
+    for (name, table) in [
+        ("jobs", tables.jobs),
+        ("summaries", tables.summaries),
+        ("dicts", tables.dicts),
+        ("subjobs", tables.subjobs),
+    ] {
+        table
+            .clear(txn)
+            .doing(&format!("emptying table {name} to rewrite it"))?;
+    }
+
+    // Jobs and summaries: one record each, re-encoded under the same key.
+    rewrite(
+        tables.jobs,
+        "jobs",
+        old,
+        txn,
+        &mut upgraded,
+        |key, bytes| {
+            let id = keys::parse_job(key)?;
+            let job: Job = v1::decode(bytes).ok().filter(|j: &Job| j.id == id)?;
+            Some(encode_job(&job))
+        },
+    )?;
+    upgraded.jobs = tables.jobs.len(txn).doing("counting table jobs")?;
+    rewrite(
+        tables.summaries,
+        "summaries",
+        old,
+        txn,
+        &mut upgraded,
+        |key, bytes| {
+            let id = keys::parse_job(key)?;
+            let summary: JobSummary = v1::decode(bytes).ok().filter(|s: &JobSummary| s.id == id)?;
+            Some(encode_summary(&summary))
+        },
+    )?;
+    upgrade_subjobs(tables, old, txn, &mut upgraded)?;
+
+    tables
+        .meta
+        .put(
+            txn,
+            keys::META_FORMAT_VERSION,
+            &FORMAT_VERSION.to_be_bytes(),
+        )
+        .doing("writing the format version")?;
+    Ok(Some(upgraded))
+}
+
+/// Refills `table` (emptied in `txn`) from its records in `old`, each re-encoded by
+/// `convert`, or carried over as it was where `convert` cannot read it.
+fn rewrite(
+    table: Table,
+    name: &str,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+    upgraded: &mut Upgraded,
+    convert: impl Fn(&[u8], &[u8]) -> Option<Vec<u8>>,
+) -> Result<(), Failure> {
+    let doing = format!("reading table {name} of format 1");
+    let mut puts = OrderedPuts::new(table);
+    for entry in table.iter(old).doing(&doing)? {
+        let (key, bytes) = entry.doing(&doing)?;
+        let converted = convert(key, bytes);
+        if converted.is_none() {
+            upgraded.carried += 1;
+        }
+        puts.put(txn, key, converted.as_deref().unwrap_or(bytes), || {
+            format!("writing table {name} in format {FORMAT_VERSION}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Refills table `subjobs` job by job, each job's records against a new dictionary, which
+/// is written to table `dicts` after them.
+fn upgrade_subjobs(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+    upgraded: &mut Upgraded,
+) -> Result<(), Failure> {
+    let doing = "reading table subjobs of format 1";
+    let mut subjobs = OrderedPuts::new(tables.subjobs);
+    let mut dicts = OrderedPuts::new(tables.dicts);
+    let mut current: Option<(JobId, Dictionary)> = None;
+    let mut record = Vec::with_capacity(64);
+    for entry in tables.subjobs.iter(old).doing(doing)? {
+        let (key, bytes) = entry.doing(doing)?;
+        upgraded.subjobs += 1;
+        let converted = match keys::parse_subjob(key) {
+            None => None,
+            Some((job, index)) => {
+                let dict = match &mut current {
+                    Some((j, dict)) if *j == job => dict,
+                    _ => {
+                        if let Some((j, dict)) = current.take() {
+                            write_dictionary(&mut dicts, txn, j, &dict)?;
+                        }
+                        let base = dictionary_base(tables, old, job)?;
+                        &mut current.insert((job, Dictionary::new(base))).1
+                    }
+                };
+                v1::decode::<Subjob>(bytes)
+                    .ok()
+                    .filter(|s| s.index == index)
+                    .map(|subjob| {
+                        record.clear();
+                        encode_subjob(&subjob, dict, &mut record);
+                        &record[..]
+                    })
+            }
+        };
+        if converted.is_none() {
+            upgraded.carried += 1;
+        }
+        subjobs.put(txn, key, converted.unwrap_or(bytes), || {
+            format!("writing table subjobs in format {FORMAT_VERSION}")
+        })?;
+    }
+    if let Some((j, dict)) = current {
+        write_dictionary(&mut dicts, txn, j, &dict)?;
+    }
+    Ok(())
+}
+
+/// Every job with subjob records gets a dictionary, even if none of them decoded (then
+/// an empty one): a job with subjobs but no dictionary is damage that `check` reports.
+fn write_dictionary(
+    dicts: &mut OrderedPuts,
+    txn: &mut RwTxn,
+    job: JobId,
+    dict: &Dictionary,
+) -> Result<(), Failure> {
+    dicts.put(txn, &keys::job(job), &dict.encode(), || {
+        format!("writing the dictionary of job {job} to table dicts")
+    })
+}
+
+/// As for new subjobs (see `commit`): the master's `new` time, else the earliest time of
+/// the job's subjobs that decode, else zero.
+fn dictionary_base(tables: &Tables, old: &RoTxn, job: JobId) -> Result<Timestamp, Failure> {
+    let master = tables
+        .jobs
+        .get(old, &keys::job(job))
+        .doing("reading table jobs of format 1")?
+        .and_then(|bytes| v1::decode::<Job>(bytes).ok());
+    if let Some(created) = master.and_then(|m| m.run.times.get(Status::New)) {
+        return Ok(created);
+    }
+    let start = keys::subjob(job, 0);
+    let end = keys::subjob(job, u32::MAX);
+    let bounds = (
+        std::ops::Bound::Included(&start[..]),
+        std::ops::Bound::Included(&end[..]),
+    );
+    let doing = "reading table subjobs of format 1";
+    let mut earliest: Option<Timestamp> = None;
+    for entry in tables.subjobs.range(old, &bounds).doing(doing)? {
+        let (_, bytes) = entry.doing(doing)?;
+        if let Ok(subjob) = v1::decode::<Subjob>(bytes)
+            && let Some(first) = subjob.run.times.iter().map(|(_, t)| t).min()
+        {
+            earliest = Some(earliest.map_or(first, |e| e.min(first)));
+        }
+    }
+    Ok(earliest.unwrap_or(Timestamp(0)))
+}
