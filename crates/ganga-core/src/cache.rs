@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
 
+use crate::compact::SubjobBatch;
 use crate::{
-    Change, Committed, Job, JobId, JobSummary, Override, RunState, Store, StoreError, Subjob,
+    Change, Committed, Job, JobId, JobSummary, RunState, Status, Store, StoreError, Subjob,
     SubjobIndex, SummaryEntry,
 };
 
@@ -58,6 +59,14 @@ pub trait Cache: Send + Sync {
     /// The subjobs of `id` with an index in `range`, loading only the pages that hold them.
     fn subjobs(&self, id: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError>;
 
+    /// The status of each subjob of `id` with an index in `range`: what listings and the
+    /// monitor need, read from the packed pages without decoding the subjobs.
+    fn statuses(
+        &self,
+        id: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<Vec<(SubjobIndex, Status)>, StoreError>;
+
     /// Writes changes to the store in one commit and brings memory up to date.
     fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError>;
 
@@ -89,8 +98,9 @@ enum Entry {
         job: Arc<Job>,
         unsaved: bool,
     },
+    /// Pages are held packed (a few dozen bytes a subjob); subjobs are decoded when read.
     Page {
-        subjobs: Arc<Vec<Subjob>>,
+        batch: Arc<SubjobBatch>,
         unsaved: bool,
     },
 }
@@ -112,7 +122,7 @@ impl Weighter<Key, Entry> for ByEstimatedBytes {
         let bytes = match val {
             Entry::Summary(s) => summary_bytes(s),
             Entry::Job { job, .. } => job_bytes(job),
-            Entry::Page { subjobs, .. } => 64 + subjobs.iter().map(subjob_bytes).sum::<usize>(),
+            Entry::Page { batch, .. } => 64 + batch.heap_bytes(),
         };
         bytes as u64
     }
@@ -164,28 +174,6 @@ fn run_bytes(run: &RunState) -> usize {
         + opt(&b.reason)
         + opt(&b.actual_ce)
         + strings(&run.outputs)
-}
-
-fn override_bytes(o: &Override) -> usize {
-    match o {
-        Override::Name(s) | Override::Comment(s) | Override::Exe(s) => string(s),
-        Override::Args(a) | Override::AppendArgs(a) => strings(a),
-        Override::Env(env) => {
-            env.iter()
-                .map(|(k, v)| 48 + string(k) + string(v))
-                .sum::<usize>()
-                + 64
-        }
-        Override::EnvVar(k, v) => string(k) + string(v),
-        Override::BackendOption(k, v) => string(k) + 64 + v.to_string().len(),
-    }
-}
-
-fn subjob_bytes(sj: &Subjob) -> usize {
-    std::mem::size_of::<Subjob>()
-        + heap(sj.overrides.len() * std::mem::size_of::<Override>())
-        + sj.overrides.iter().map(override_bytes).sum::<usize>()
-        + run_bytes(&sj.run)
 }
 
 fn job_bytes(job: &Job) -> usize {
@@ -286,33 +274,22 @@ impl JobCache {
         self.staged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn page(&self, id: JobId, page: SubjobIndex) -> Result<Arc<Vec<Subjob>>, StoreError> {
+    fn page(&self, id: JobId, page: SubjobIndex) -> Result<Arc<SubjobBatch>, StoreError> {
         let key = Key::Page(id, page);
-        if let Some(Entry::Page { subjobs, .. }) = self.entries.get(&key) {
-            return Ok(subjobs);
+        if let Some(Entry::Page { batch, .. }) = self.entries.get(&key) {
+            return Ok(batch);
         }
-        let start = page.saturating_mul(SUBJOB_PAGE);
-        let mut loaded = self
-            .store
-            .subjobs(id, start..start.saturating_add(SUBJOB_PAGE))?;
-        // Staged subjobs of this page whose page was evicted cannot exist (an unsaved
-        // page is never evicted), but a page loaded for the first time may have staged
-        // subjobs recorded before: apply them.
+        let range = page_range(page);
+        let mut loaded = self.store.subjob_batch(id, range.clone())?;
+        // A page loaded for the first time may have staged subjobs (staged while it was
+        // not held): they are part of it, and keep it from being evicted.
         let unsaved = {
             let staged = self.staged();
             match staged.get(&id) {
-                Some(s)
-                    if s.subjobs
-                        .range(start..start.saturating_add(SUBJOB_PAGE))
-                        .next()
-                        .is_some() =>
-                {
-                    patch(
-                        &mut loaded,
-                        s.subjobs
-                            .range(start..start.saturating_add(SUBJOB_PAGE))
-                            .map(|(_, sj)| sj),
-                    );
+                Some(s) if s.subjobs.range(range.clone()).next().is_some() => {
+                    for (_, sj) in s.subjobs.range(range) {
+                        loaded.put(sj);
+                    }
                     true
                 }
                 _ => false,
@@ -322,7 +299,7 @@ impl JobCache {
         self.entries.insert(
             key,
             Entry::Page {
-                subjobs: loaded.clone(),
+                batch: loaded.clone(),
                 unsaved,
             },
         );
@@ -367,16 +344,18 @@ impl JobCache {
         for (page, changed) in by_page {
             let key = Key::Page(id, page);
             if let Some(Entry::Page {
-                subjobs,
+                batch,
                 unsaved: was,
             }) = self.entries.get(&key)
             {
-                let mut copy = Vec::clone(&subjobs);
-                patch(&mut copy, changed.into_iter());
+                let mut copy = SubjobBatch::clone(&batch);
+                for sj in changed {
+                    copy.put(sj);
+                }
                 self.entries.insert(
                     key,
                     Entry::Page {
-                        subjobs: Arc::new(copy),
+                        batch: Arc::new(copy),
                         unsaved: unsaved || was,
                     },
                 );
@@ -410,11 +389,11 @@ impl JobCache {
         let pages: BTreeSet<SubjobIndex> = staged.subjobs.keys().map(|i| i / SUBJOB_PAGE).collect();
         for page in pages {
             let key = Key::Page(id, page);
-            if let Some(Entry::Page { subjobs, .. }) = self.entries.get(&key) {
+            if let Some(Entry::Page { batch, .. }) = self.entries.get(&key) {
                 self.entries.insert(
                     key,
                     Entry::Page {
-                        subjobs,
+                        batch,
                         unsaved: false,
                     },
                 );
@@ -423,14 +402,21 @@ impl JobCache {
     }
 }
 
-/// Replaces, in a page ordered by index, the subjobs with the same index (or inserts them
-/// in order).
-fn patch<'a>(page: &mut Vec<Subjob>, changed: impl Iterator<Item = &'a Subjob>) {
-    for sj in changed {
-        match page.binary_search_by_key(&sj.index, |s| s.index) {
-            Ok(i) => page[i] = sj.clone(),
-            Err(i) => page.insert(i, sj.clone()),
-        }
+/// The subjob indices a page holds.
+fn page_range(page: SubjobIndex) -> Range<SubjobIndex> {
+    let start = page.saturating_mul(SUBJOB_PAGE);
+    start..start.saturating_add(SUBJOB_PAGE)
+}
+
+/// The pages holding `range`.
+fn pages(range: &Range<SubjobIndex>) -> std::ops::RangeInclusive<SubjobIndex> {
+    range.start / SUBJOB_PAGE..=(range.end - 1) / SUBJOB_PAGE
+}
+
+fn corrupt(id: JobId, index: SubjobIndex, e: crate::compact::CodecError) -> StoreError {
+    StoreError::Corrupt {
+        job: crate::JobRef::subjob(id, index),
+        detail: e.to_string(),
     }
 }
 
@@ -479,11 +465,31 @@ impl Cache for JobCache {
         if range.is_empty() {
             return Ok(out);
         }
-        let first = range.start / SUBJOB_PAGE;
-        let last = (range.end - 1) / SUBJOB_PAGE;
-        for page in first..=last {
-            let p = self.page(id, page)?;
-            out.extend(p.iter().filter(|sj| range.contains(&sj.index)).cloned());
+        for page in pages(&range) {
+            let batch = self.page(id, page)?;
+            for &i in batch.indices().iter().filter(|i| range.contains(i)) {
+                if let Some(sj) = batch.get(i) {
+                    out.push(sj.map_err(|e| corrupt(id, i, e))?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn statuses(
+        &self,
+        id: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<Vec<(SubjobIndex, Status)>, StoreError> {
+        let mut out = Vec::new();
+        if range.is_empty() {
+            return Ok(out);
+        }
+        for page in pages(&range) {
+            let batch = self.page(id, page)?;
+            for (i, status) in batch.statuses().filter(|(i, _)| range.contains(i)) {
+                out.push((i, status.map_err(|e| corrupt(id, i, e))?));
+            }
         }
         Ok(out)
     }

@@ -494,7 +494,7 @@ fn put_times(out: &mut Out<'_>, times: &StatusTimes, base: i64) {
     for (s, _) in times.iter() {
         mask |= 1 << s.index();
     }
-    out.array(1 + times.iter().count());
+    out.array(1 + times.len());
     out.uint(mask);
     let mut prev = base;
     for (_, t) in times.iter() {
@@ -513,14 +513,14 @@ fn get_times(input: &mut In<'_>, base: i64) -> Result<StatusTimes> {
         return Err(CodecError::new("times: the mask does not match the deltas"));
     }
     let mut prev = base;
-    let mut times = Vec::with_capacity(n - 1);
+    let mut times = StatusTimes::default();
     for s in Status::ALL {
         if mask & (1 << s.index()) != 0 {
             prev = prev.wrapping_add(input.int("time")?);
-            times.push((s, Timestamp(prev)));
+            times.set(s, Timestamp(prev));
         }
     }
-    Ok(times.into_iter().collect())
+    Ok(times)
 }
 
 fn put_counts(out: &mut Out<'_>, counts: &StatusCounts) {
@@ -702,8 +702,16 @@ fn get_overrides(input: &mut In<'_>, dict: &Dictionary) -> Result<Vec<Override>>
 /// Encodes a subjob against its job's dictionary (which may grow) into `out`.
 ///
 /// `[status, submit_count, times, backend_id, exit_code, native_state, reason, actual_ce,
-/// outputs, overrides]`, trailing empty items left out.
-pub fn encode_subjob(sj: &Subjob, dict: &mut Dictionary, buf: &mut Vec<u8>) {
+/// outputs, overrides]`, trailing empty items left out. `split_item` is what the master's
+/// splitter gives this subjob now: overrides equal to it are not repeated (the record
+/// says `true`), so a store that uses this must rewrite a job's subjob records before its
+/// splitter changes (see [`split_items`]).
+pub fn encode_subjob(
+    sj: &Subjob,
+    dict: &mut Dictionary,
+    split_item: Option<&[Override]>,
+    buf: &mut Vec<u8>,
+) {
     let run = &sj.run;
     let b = &run.backend;
     let len = if !sj.overrides.is_empty() {
@@ -750,12 +758,36 @@ pub fn encode_subjob(sj: &Subjob, dict: &mut Dictionary, buf: &mut Vec<u8>) {
         put_outputs(&mut out, dict, &run.outputs);
     }
     if len > 9 {
-        put_overrides(&mut out, dict, &sj.overrides);
+        if split_item == Some(&sj.overrides[..]) {
+            out.bool(true);
+        } else {
+            put_overrides(&mut out, dict, &sj.overrides);
+        }
     }
 }
 
-/// Decodes a subjob record made by [`encode_subjob`] with this dictionary.
-pub fn decode_subjob(index: SubjobIndex, bytes: &[u8], dict: &Dictionary) -> Result<Subjob> {
+/// What a master's splitter gives each subjob in `range` (empty without a splitter, or
+/// for indices past its end): what [`encode_subjob`] leaves out of subjob records.
+pub fn split_items(
+    splitter: Option<&Splitter>,
+    range: std::ops::Range<SubjobIndex>,
+) -> Vec<(SubjobIndex, Vec<Override>)> {
+    let Some(splitter) = splitter else {
+        return Vec::new();
+    };
+    range
+        .filter_map(|i| splitter.item(i as usize).ok().flatten().map(|o| (i, o)))
+        .collect()
+}
+
+/// Decodes a subjob record made by [`encode_subjob`] with this dictionary and the same
+/// split item.
+pub fn decode_subjob(
+    index: SubjobIndex,
+    bytes: &[u8],
+    dict: &Dictionary,
+    split_item: Option<&[Override]>,
+) -> Result<Subjob> {
     let mut input = In::new(bytes);
     let mut f = Fields::open(&mut input, "subjob")?;
     let status = match f.next() {
@@ -800,7 +832,17 @@ pub fn decode_subjob(index: SubjobIndex, bytes: &[u8], dict: &Dictionary) -> Res
         run.outputs = get_outputs(i, dict)?;
     }
     if let Some(i) = f.next() {
-        overrides = get_overrides(i, dict)?;
+        overrides = match i.header()? {
+            Header::Simple(ciborium_ll::simple::TRUE) => split_item
+                .ok_or_else(|| {
+                    CodecError::new("the record takes its overrides from the master's splitter, which gives this subjob none")
+                })?
+                .to_vec(),
+            h => {
+                i.dec.push(h);
+                get_overrides(i, dict)?
+            }
+        };
     }
     f.close()?;
     input.end("subjob")?;
@@ -809,6 +851,15 @@ pub fn decode_subjob(index: SubjobIndex, bytes: &[u8], dict: &Dictionary) -> Res
         overrides,
         run,
     })
+}
+
+/// The status of a subjob record: its first item.
+fn record_status(record: &[u8]) -> Result<Status> {
+    let mut input = In::new(record);
+    if input.array("subjob")? == 0 {
+        return Err(CodecError::new("subjob: no status"));
+    }
+    status(input.uint("status")?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -959,6 +1010,71 @@ fn get_opt_text(input: &mut In<'_>, what: &str) -> Result<Option<String>> {
     }
 }
 
+/// Lists of words (an ArgSplitter's arguments: thousands of lists that share most of
+/// their words) as `[table, lists]`: a word used more than once is in `table` and written
+/// as `-(k + 1)`; a word that is a plain decimal number is written as that number; any
+/// other word as text.
+fn put_word_lists(out: &mut Out<'_>, lists: &[Vec<String>]) {
+    let mut uses: HashMap<&str, u32> = HashMap::new();
+    for w in lists.iter().flatten() {
+        *uses.entry(w.as_str()).or_default() += 1;
+    }
+    let mut table: Vec<&str> = uses
+        .iter()
+        .filter(|&(w, &n)| n > 1 && canonical_number(w).is_none())
+        .map(|(w, _)| *w)
+        .collect();
+    table.sort_unstable();
+    let refs: HashMap<&str, i64> = table
+        .iter()
+        .enumerate()
+        .map(|(k, w)| (*w, -(k as i64) - 1))
+        .collect();
+    out.texts(table.iter().copied());
+    out.array(lists.len());
+    for list in lists {
+        out.array(list.len());
+        for w in list {
+            if let Some(&r) = refs.get(w.as_str()) {
+                out.int(r);
+            } else if let Some(n) = canonical_number(w) {
+                out.uint(n);
+            } else {
+                out.text(w);
+            }
+        }
+    }
+}
+
+fn get_word_lists(input: &mut In<'_>) -> Result<Vec<Vec<String>>> {
+    let table = input.texts("word table")?;
+    let n = input.array("word lists")?;
+    let mut lists = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = input.array("word list")?;
+        let mut list = Vec::with_capacity(m);
+        for _ in 0..m {
+            list.push(match input.header()? {
+                Header::Positive(n) => n.to_string(),
+                Header::Negative(k) => table
+                    .get(usize::try_from(k).unwrap_or(usize::MAX))
+                    .cloned()
+                    .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
+                Header::Text(Some(len)) => input.text_body(len, "word")?,
+                other => return Err(CodecError::new(format!("word list: unexpected {other:?}"))),
+            });
+        }
+        lists.push(list);
+    }
+    Ok(lists)
+}
+
+/// The number a word spells, if it is written the one way that number is written.
+fn canonical_number(w: &str) -> Option<u64> {
+    let n: u64 = w.parse().ok()?;
+    (n.to_string() == w).then_some(n)
+}
+
 /// `[status, times, submit_count, [id, native_state, exit_code, reason, actual_ce], outputs]`
 fn put_run(out: &mut Out<'_>, run: &RunState) {
     out.array(5);
@@ -1052,13 +1168,10 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
     match &spec.splitter {
         None => out.null(),
         Some(Splitter::Args { args, append }) => {
-            out.array(3);
+            out.array(4);
             out.uint(0);
             out.bool(*append);
-            out.array(args.len());
-            for a in args {
-                out.texts(a.iter().map(String::as_str));
-            }
+            put_word_lists(out, args);
         }
         Some(Splitter::Generic { attributes }) => {
             out.array(2);
@@ -1110,10 +1223,9 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
     } else {
         let n = i.array("splitter")?;
         match (i.uint("splitter kind")?, n) {
-            (0, 3) => {
+            (0, 4) => {
                 let append = i.bool("append")?;
-                let lists = i.array("args")?;
-                let args = (0..lists).map(|_| i.texts("args")).collect::<Result<_>>()?;
+                let args = get_word_lists(i)?;
                 Some(Splitter::Args { args, append })
             }
             (1, 2) => {
@@ -1155,98 +1267,66 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
 // Batches of subjobs, as the protocol carries them.
 // ---------------------------------------------------------------------------------------
 
-/// Subjobs packed for transport: a dictionary and each subjob's record against it. A
-/// store can answer with its own dictionary and stored records without decoding any.
+/// Byte strings kept one after the other, each under a subjob index, in index order.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SubjobBatch {
-    dict: Dictionary,
+struct Packed {
     indices: Vec<SubjobIndex>,
-    /// The records, one after the other.
-    records: Vec<u8>,
-    /// Where each record ends in `records`.
+    /// Where each string ends in `bytes`.
     ends: Vec<u32>,
+    bytes: Vec<u8>,
 }
 
-impl SubjobBatch {
-    /// Packs subjobs with a dictionary made for them.
-    pub fn pack(subjobs: &[Subjob]) -> SubjobBatch {
-        let base = subjobs
-            .iter()
-            .filter_map(|sj| sj.run.times.iter().next().map(|(_, t)| t))
-            .min()
-            .unwrap_or(Timestamp(0));
-        let mut batch = SubjobBatch::with_dictionary(Dictionary::new(base));
-        for sj in subjobs {
-            let mut dict = std::mem::take(&mut batch.dict);
-            let start = batch.records.len();
-            encode_subjob(sj, &mut dict, &mut batch.records);
-            batch.dict = dict;
-            batch.push_end(sj.index, start);
-        }
-        batch
+impl Packed {
+    fn start(&self, k: usize) -> usize {
+        if k == 0 { 0 } else { self.ends[k - 1] as usize }
     }
 
-    /// An empty batch whose records will be encoded against `dict` (a store's own).
-    pub fn with_dictionary(dict: Dictionary) -> SubjobBatch {
-        SubjobBatch {
-            dict,
-            indices: Vec::new(),
-            records: Vec::new(),
-            ends: Vec::new(),
-        }
+    fn at(&self, k: usize) -> &[u8] {
+        let end = (self.ends[k] as usize).min(self.bytes.len());
+        &self.bytes[self.start(k).min(end)..end]
     }
 
-    /// Adds a record already encoded against this batch's dictionary.
-    pub fn push_record(&mut self, index: SubjobIndex, record: &[u8]) {
-        let start = self.records.len();
-        self.records.extend_from_slice(record);
-        self.push_end(index, start);
-    }
-
-    fn push_end(&mut self, index: SubjobIndex, _start: usize) {
+    fn push(&mut self, index: SubjobIndex, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
         self.indices.push(index);
         self.ends
-            .push(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+            .push(u32::try_from(self.bytes.len()).unwrap_or(u32::MAX));
     }
 
-    pub fn len(&self) -> usize {
-        self.indices.len()
+    fn get(&self, index: SubjobIndex) -> Option<&[u8]> {
+        self.indices.binary_search(&index).ok().map(|k| self.at(k))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.indices.is_empty()
+    fn iter(&self) -> impl Iterator<Item = (SubjobIndex, &[u8])> {
+        (0..self.indices.len()).map(|k| (self.indices[k], self.at(k)))
     }
 
-    pub fn dictionary(&self) -> &Dictionary {
-        &self.dict
+    /// Puts `bytes` under `index`, replacing what was there or inserting it in order.
+    fn put(&mut self, index: SubjobIndex, bytes: &[u8]) {
+        let k = match self.indices.binary_search(&index) {
+            Ok(k) => k,
+            Err(k) if k == self.indices.len() => return self.push(index, bytes),
+            Err(k) => {
+                let at = self.start(k);
+                self.indices.insert(k, index);
+                self.ends.insert(k, u32::try_from(at).unwrap_or(u32::MAX));
+                k
+            }
+        };
+        let (start, end) = (self.start(k), self.ends[k] as usize);
+        self.bytes.splice(start..end, bytes.iter().copied());
+        let shift = bytes.len() as i64 - (end - start) as i64;
+        for e in &mut self.ends[k..] {
+            *e = u32::try_from(i64::from(*e) + shift).unwrap_or(u32::MAX);
+        }
     }
 
-    /// Each subjob's index and record.
-    pub fn records(&self) -> impl Iterator<Item = (SubjobIndex, &[u8])> {
-        let mut start = 0usize;
-        self.indices.iter().zip(&self.ends).map(move |(&i, &end)| {
-            let end = (end as usize).min(self.records.len()).max(start);
-            let r = &self.records[start..end];
-            start = end;
-            (i, r)
-        })
+    fn heap_bytes(&self) -> usize {
+        self.indices.capacity() * 4 + self.ends.capacity() * 4 + self.bytes.capacity()
     }
 
-    /// Decodes every subjob.
-    pub fn unpack(&self) -> std::result::Result<Vec<Subjob>, (SubjobIndex, CodecError)> {
-        self.records()
-            .map(|(i, r)| decode_subjob(i, r, &self.dict).map_err(|e| (i, e)))
-            .collect()
-    }
-
-    /// `[dictionary, indices (delta-coded), record ends, records]`
-    pub fn encode(&self) -> Vec<u8> {
-        let dict = self.dict.encode();
-        let mut buf =
-            Vec::with_capacity(dict.len() + self.records.len() + self.indices.len() * 4 + 16);
-        let mut out = Out::new(&mut buf);
-        out.array(4);
-        out.bytes(&dict);
+    /// `indices` (delta-coded), lengths, then the bytes.
+    fn encode(&self, out: &mut Out<'_>) {
         out.array(self.indices.len());
         let mut prev = 0i64;
         for &i in &self.indices {
@@ -1259,50 +1339,228 @@ impl SubjobBatch {
             out.uint(u64::from(e.saturating_sub(prev)));
             prev = e;
         }
-        out.bytes(&self.records);
+        out.bytes(&self.bytes);
+    }
+
+    fn decode(input: &mut In<'_>, what: &str) -> Result<Packed> {
+        let n = input.array(what)?;
+        let mut indices = Vec::with_capacity(n);
+        let mut prev = 0i64;
+        for _ in 0..n {
+            prev = prev.saturating_add(input.int(what)?);
+            let i = SubjobIndex::try_from(prev)
+                .map_err(|_| CodecError::new(format!("{what}: index out of range")))?;
+            if indices.last().is_some_and(|&last| last >= i) {
+                return Err(CodecError::new(format!("{what}: indices out of order")));
+            }
+            indices.push(i);
+        }
+        if input.array(what)? != n {
+            return Err(CodecError::new(format!(
+                "{what}: as many lengths as indices expected"
+            )));
+        }
+        let mut ends = Vec::with_capacity(n);
+        let mut end = 0u32;
+        for _ in 0..n {
+            end = end.saturating_add(input.small(what)?);
+            ends.push(end);
+        }
+        let bytes = input.bytes(what)?;
+        if end as usize != bytes.len() {
+            return Err(CodecError::new(format!("{what}: lengths do not add up")));
+        }
+        Ok(Packed {
+            indices,
+            ends,
+            bytes,
+        })
+    }
+}
+
+/// Subjobs packed: a dictionary and each subjob's record against it. This is what
+/// crosses the plugin boundary and what the cache holds: a store can answer with its
+/// own dictionary and stored records without decoding any, and a reader decodes only
+/// what it looks at (a status costs two CBOR headers).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubjobBatch {
+    dict: Dictionary,
+    records: Packed,
+    /// The master's split items, for records that leave their overrides out, encoded as
+    /// override lists against `dict`.
+    split: Packed,
+}
+
+impl SubjobBatch {
+    /// Packs subjobs with a dictionary made for them.
+    pub fn pack(subjobs: &[Subjob]) -> SubjobBatch {
+        let base = subjobs
+            .iter()
+            .filter_map(|sj| sj.run.times.iter().next().map(|(_, t)| t))
+            .min()
+            .unwrap_or(Timestamp(0));
+        let mut batch = SubjobBatch::with_dictionary(Dictionary::new(base));
+        let mut record = Vec::with_capacity(64);
+        for sj in subjobs {
+            record.clear();
+            encode_subjob(sj, &mut batch.dict, None, &mut record);
+            batch.records.push(sj.index, &record);
+        }
+        batch
+    }
+
+    /// An empty batch whose records will be encoded against `dict` (a store's own).
+    pub fn with_dictionary(dict: Dictionary) -> SubjobBatch {
+        SubjobBatch {
+            dict,
+            records: Packed::default(),
+            split: Packed::default(),
+        }
+    }
+
+    /// Says what the master's splitter gives the subjobs of this batch (from
+    /// [`split_items`]), for records that leave their overrides out.
+    pub fn set_split_items(&mut self, mut items: Vec<(SubjobIndex, Vec<Override>)>) {
+        items.sort_by_key(|(i, _)| *i);
+        self.split = Packed::default();
+        let mut buf = Vec::new();
+        for (i, overrides) in &items {
+            buf.clear();
+            put_overrides(&mut Out::new(&mut buf), &mut self.dict, overrides);
+            self.split.push(*i, &buf);
+        }
+    }
+
+    fn split_item(&self, index: SubjobIndex) -> Result<Option<Vec<Override>>> {
+        match self.split.get(index) {
+            None => Ok(None),
+            Some(bytes) => get_overrides(&mut In::new(bytes), &self.dict).map(Some),
+        }
+    }
+
+    fn decode_one(&self, index: SubjobIndex, record: &[u8]) -> Result<Subjob> {
+        // Most records are decoded without their split item; only one that refers to it
+        // needs it decoded.
+        match decode_subjob(index, record, &self.dict, None) {
+            Err(e) if e.0.contains("master's splitter") => {
+                let item = self.split_item(index)?;
+                decode_subjob(index, record, &self.dict, item.as_deref())
+            }
+            other => other,
+        }
+    }
+
+    /// Adds a record already encoded against this batch's dictionary, after the others.
+    pub fn push_record(&mut self, index: SubjobIndex, record: &[u8]) {
+        self.records.push(index, record);
+    }
+
+    /// Puts a subjob in (replacing the one with its index), encoded against this batch's
+    /// dictionary, leaving out overrides equal to its split item.
+    pub fn put(&mut self, sj: &Subjob) {
+        let item = self.split_item(sj.index).ok().flatten();
+        let mut record = Vec::with_capacity(64);
+        encode_subjob(sj, &mut self.dict, item.as_deref(), &mut record);
+        self.records.put(sj.index, &record);
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.indices.is_empty()
+    }
+
+    pub fn dictionary(&self) -> &Dictionary {
+        &self.dict
+    }
+
+    /// The subjob indices held, in order.
+    pub fn indices(&self) -> &[SubjobIndex] {
+        &self.records.indices
+    }
+
+    /// Each subjob's index and record.
+    pub fn records(&self) -> impl Iterator<Item = (SubjobIndex, &[u8])> {
+        self.records.iter()
+    }
+
+    /// The status of one subjob, without decoding the rest of its record.
+    pub fn status(&self, index: SubjobIndex) -> Option<Result<Status>> {
+        self.records.get(index).map(record_status)
+    }
+
+    /// Every subjob's index and status, decoding nothing else.
+    pub fn statuses(&self) -> impl Iterator<Item = (SubjobIndex, Result<Status>)> + '_ {
+        self.records().map(|(i, r)| (i, record_status(r)))
+    }
+
+    /// Decodes one subjob.
+    pub fn get(&self, index: SubjobIndex) -> Option<Result<Subjob>> {
+        self.records.get(index).map(|r| self.decode_one(index, r))
+    }
+
+    /// Decodes every subjob.
+    pub fn unpack(&self) -> std::result::Result<Vec<Subjob>, (SubjobIndex, CodecError)> {
+        self.records()
+            .map(|(i, r)| self.decode_one(i, r).map_err(|e| (i, e)))
+            .collect()
+    }
+
+    /// About how many bytes of memory it holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.records.heap_bytes()
+            + self.split.heap_bytes()
+            + self
+                .dict
+                .strings
+                .iter()
+                .map(|s| s.len() * 2 + 64)
+                .sum::<usize>()
+    }
+
+    /// `[dictionary, records, split items]`, each packed as indices, lengths, bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let dict = self.dict.encode();
+        let mut buf = Vec::with_capacity(
+            dict.len() + self.records.bytes.len() + self.split.bytes.len() + self.len() * 4 + 32,
+        );
+        let mut out = Out::new(&mut buf);
+        out.array(3);
+        out.bytes(&dict);
+        out.array(3);
+        self.records.encode(&mut out);
+        out.array(3);
+        self.split.encode(&mut out);
         buf
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SubjobBatch> {
         let mut input = In::new(bytes);
-        if input.array("subjob batch")? != 4 {
-            return Err(CodecError::new("subjob batch: not 4 items"));
+        if input.array("subjob batch")? != 3 {
+            return Err(CodecError::new(
+                "subjob batch: not [dictionary, records, split items]",
+            ));
         }
         let dict = Dictionary::decode(&input.bytes("dictionary")?)?;
-        let n = input.array("indices")?;
-        let mut indices = Vec::with_capacity(n);
-        let mut prev = 0i64;
-        for _ in 0..n {
-            prev += input.int("index")?;
-            indices.push(
-                SubjobIndex::try_from(prev)
-                    .map_err(|_| CodecError::new("subjob index out of range"))?,
-            );
-        }
-        let m = input.array("record ends")?;
-        if m != n {
+        if input.array("records")? != 3 {
             return Err(CodecError::new(
-                "subjob batch: as many ends as indices expected",
+                "subjob batch: records are not [indices, lengths, bytes]",
             ));
         }
-        let mut ends = Vec::with_capacity(m);
-        let mut prev = 0u32;
-        for _ in 0..m {
-            prev = prev.saturating_add(input.small("record length")?);
-            ends.push(prev);
-        }
-        let records = input.bytes("records")?;
-        if ends.last().is_some_and(|&e| e as usize != records.len()) {
+        let records = Packed::decode(&mut input, "records")?;
+        if input.array("split items")? != 3 {
             return Err(CodecError::new(
-                "subjob batch: record lengths do not add up",
+                "subjob batch: split items are not [indices, lengths, bytes]",
             ));
         }
+        let split = Packed::decode(&mut input, "split items")?;
         input.end("subjob batch")?;
         Ok(SubjobBatch {
             dict,
-            indices,
             records,
-            ends,
+            split,
         })
     }
 }

@@ -152,6 +152,32 @@ impl Splitter {
         Ok(subjobs)
     }
 
+    /// What subjob `index` gets, as [`Splitter::split`] would give it, without making the
+    /// others; `None` past the last subjob.
+    pub fn item(&self, index: usize) -> Result<Option<Vec<Override>>, SplitError> {
+        Ok(match self {
+            Splitter::Args { args, append } => args.get(index).map(|a| {
+                vec![if *append {
+                    Override::AppendArgs(a.clone())
+                } else {
+                    Override::Args(a.clone())
+                }]
+            }),
+            Splitter::Generic { attributes } => {
+                if attributes.iter().any(|a| a.values.len() <= index) {
+                    None
+                } else {
+                    Some(
+                        attributes
+                            .iter()
+                            .map(|a| override_for(&a.path, index, &a.values[index]))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
+                }
+            }
+        })
+    }
+
     /// A short label for listings: `ArgSplitter(3)`.
     pub fn label(&self) -> String {
         match self {

@@ -34,39 +34,81 @@ impl fmt::Display for Timestamp {
 }
 
 /// When a job last entered each status (Ganga's `JobTime.timestamps`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StatusTimes(BTreeMap<Status, Timestamp>);
+///
+/// Kept inline (a bit set and one slot per status) rather than in a map: a million subjobs
+/// in memory each hold one, and a map would cost each an allocation.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusTimes {
+    set: u16,
+    at: [i64; Status::ALL.len()],
+}
 
 impl StatusTimes {
     pub fn get(&self, status: Status) -> Option<Timestamp> {
-        self.0.get(&status).copied()
+        let i = status.index();
+        (self.set & (1 << i) != 0).then(|| Timestamp(self.at[i]))
     }
 
     pub fn set(&mut self, status: Status, at: Timestamp) {
-        self.0.insert(status, at);
+        let i = status.index();
+        self.set |= 1 << i;
+        self.at[i] = at.as_millis();
     }
 
     pub fn clear(&mut self, status: Status) {
-        self.0.remove(&status);
+        let i = status.index();
+        self.set &= !(1 << i);
+        self.at[i] = 0;
     }
 
+    /// The times recorded, in status order.
     pub fn iter(&self) -> impl Iterator<Item = (Status, Timestamp)> + '_ {
-        self.0.iter().map(|(&s, &t)| (s, t))
+        Status::ALL
+            .iter()
+            .filter_map(|&s| self.get(s).map(|t| (s, t)))
     }
 
     /// The latest time recorded for any status.
     pub fn latest(&self) -> Option<Timestamp> {
-        self.0.values().copied().max()
+        self.iter().map(|(_, t)| t).max()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.set == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.count_ones() as usize
+    }
+}
+
+impl fmt::Debug for StatusTimes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl FromIterator<(Status, Timestamp)> for StatusTimes {
     fn from_iter<I: IntoIterator<Item = (Status, Timestamp)>>(iter: I) -> Self {
-        StatusTimes(iter.into_iter().collect())
+        let mut times = StatusTimes::default();
+        for (s, t) in iter {
+            times.set(s, t);
+        }
+        times
+    }
+}
+
+/// As a map from status to time, as it always was on the wire and in JSON.
+impl Serialize for StatusTimes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusTimes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(BTreeMap::<Status, Timestamp>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }

@@ -236,3 +236,35 @@ fn write_through_commits_update_memory_without_a_reread() {
     );
     assert_eq!(cache.stats().misses, misses, "served from memory");
 }
+
+#[test]
+fn statuses_come_from_packed_pages_and_follow_staged_changes() {
+    let (_dir, store) = store();
+    fill(&*store, 1, 3_000);
+    let cache = JobCache::new(store, 64 << 20);
+    let statuses = cache.statuses(0, 0..3_000).unwrap();
+    assert_eq!(statuses.len(), 3_000);
+    assert!(statuses.iter().all(|&(_, s)| s == Status::Submitting));
+    let mut job = Job::clone(&cache.job(0).unwrap().unwrap());
+    let mut sj = cache.subjobs(0, 2_500..2_501).unwrap().remove(0);
+    job.set_subjob_status(&mut sj, Status::Submitted, Timestamp(9))
+        .unwrap();
+    cache
+        .stage(vec![
+            Change::PutJob(job),
+            Change::PutSubjobs {
+                job: 0,
+                subjobs: vec![sj],
+            },
+        ])
+        .unwrap();
+    let statuses = cache.statuses(0, 2_499..2_502).unwrap();
+    assert_eq!(
+        statuses,
+        vec![
+            (2_499, Status::Submitting),
+            (2_500, Status::Submitted),
+            (2_501, Status::Submitting)
+        ]
+    );
+}

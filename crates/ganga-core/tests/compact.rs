@@ -153,17 +153,17 @@ fn every_field_of_a_subjob_survives_with_its_dictionary() {
     sj.run.backend.reason = Some("why".into());
     sj.run.backend.id = Some("007".into()); // not a canonical number: kept as text
     let mut buf = Vec::new();
-    encode_subjob(&sj, &mut dict, &mut buf);
+    encode_subjob(&sj, &mut dict, None, &mut buf);
     // The dictionary travels separately: through its own encoding.
     let dict = Dictionary::decode(&dict.encode()).unwrap();
-    assert_eq!(decode_subjob(3, &buf, &dict).unwrap(), sj);
+    assert_eq!(decode_subjob(3, &buf, &dict, None).unwrap(), sj);
 
     // A new subjob: only status, count, times.
     let fresh = Subjob::new(9, Vec::new(), Timestamp(T0 - 100));
     let mut buf = Vec::new();
     let mut dict = Dictionary::new(Timestamp(T0));
-    encode_subjob(&fresh, &mut dict, &mut buf);
-    assert_eq!(decode_subjob(9, &buf, &dict).unwrap(), fresh);
+    encode_subjob(&fresh, &mut dict, None, &mut buf);
+    assert_eq!(decode_subjob(9, &buf, &dict, None).unwrap(), fresh);
     assert!(buf.len() <= 8, "a new subjob is tiny: {} bytes", buf.len());
 }
 
@@ -173,7 +173,7 @@ fn a_typical_finished_subjob_is_a_few_dozen_bytes() {
     let mut total = 0;
     for i in 0..1000 {
         let mut buf = Vec::new();
-        encode_subjob(&completed_subjob(i), &mut dict, &mut buf);
+        encode_subjob(&completed_subjob(i), &mut dict, None, &mut buf);
         total += buf.len();
     }
     let per = total / 1000;
@@ -220,7 +220,7 @@ fn damaged_records_are_errors_never_panics() {
     let mut sj = completed_subjob(1);
     sj.overrides = every_override();
     let mut sub = Vec::new();
-    encode_subjob(&sj, &mut dict, &mut sub);
+    encode_subjob(&sj, &mut dict, None, &mut sub);
     let mut job = Vec::new();
     encode_job(&full_job(), &mut job);
     let mut summary = Vec::new();
@@ -237,7 +237,7 @@ fn damaged_records_are_errors_never_panics() {
         for cut in 0..bytes.len() {
             let b = &bytes[..cut];
             let ok = match name {
-                "subjob" => decode_subjob(1, b, &dict).is_ok(),
+                "subjob" => decode_subjob(1, b, &dict, None).is_ok(),
                 "job" => decode_job(1, b).is_ok(),
                 "summary" => decode_summary(1, b).is_ok(),
                 _ => SubjobBatch::decode(b).is_ok(),
@@ -250,7 +250,7 @@ fn damaged_records_are_errors_never_panics() {
                 let mut b = bytes.clone();
                 b[pos] ^= flip;
                 let _ = match name {
-                    "subjob" => decode_subjob(1, &b, &dict).map(|_| ()),
+                    "subjob" => decode_subjob(1, &b, &dict, None).map(|_| ()),
                     "job" => decode_job(1, &b).map(|_| ()),
                     "summary" => decode_summary(1, &b).map(|_| ()),
                     _ => SubjobBatch::decode(&b).map(|_| ()),
@@ -259,7 +259,7 @@ fn damaged_records_are_errors_never_panics() {
         }
     }
     // A reference to a string the dictionary does not have.
-    let err = decode_subjob(1, &sub, &Dictionary::new(Timestamp(T0))).unwrap_err();
+    let err = decode_subjob(1, &sub, &Dictionary::new(Timestamp(T0)), None).unwrap_err();
     assert!(
         err.to_string().contains("not in the job's dictionary"),
         "{err}"
@@ -269,7 +269,8 @@ fn damaged_records_are_errors_never_panics() {
         decode_subjob(
             1,
             &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-            &dict
+            &dict,
+            None
         )
         .is_err()
     );
@@ -289,12 +290,12 @@ fn records_from_a_newer_writer_with_more_fields_still_read() {
     let mut dict = Dictionary::new(Timestamp(T0));
     let sj = completed_subjob(0);
     let mut buf = Vec::new();
-    encode_subjob(&sj, &mut dict, &mut buf);
+    encode_subjob(&sj, &mut dict, None, &mut buf);
     // Append a field: bump the array length (0x8a = array of 10 -> 0x8b) and add an item.
     assert_eq!(buf[0], 0x8a);
     buf[0] = 0x8b;
     buf.extend_from_slice(&[0x82, 0x01, 0x62, b'h', b'i']);
-    assert_eq!(decode_subjob(0, &buf, &dict).unwrap(), sj);
+    assert_eq!(decode_subjob(0, &buf, &dict, None).unwrap(), sj);
 }
 
 #[test]
@@ -310,6 +311,99 @@ fn times_are_kept_exactly_whatever_their_order() {
     sj.run.times = times;
     let mut dict = Dictionary::new(Timestamp(T0));
     let mut buf = Vec::new();
-    encode_subjob(&sj, &mut dict, &mut buf);
-    assert_eq!(decode_subjob(0, &buf, &dict).unwrap(), sj);
+    encode_subjob(&sj, &mut dict, None, &mut buf);
+    assert_eq!(decode_subjob(0, &buf, &dict, None).unwrap(), sj);
+}
+
+#[test]
+fn overrides_equal_to_the_masters_split_item_are_not_repeated() {
+    let splitter = Splitter::Args {
+        args: (0..10)
+            .map(|i| {
+                vec![
+                    "medium".into(),
+                    "sub".into(),
+                    i.to_string(),
+                    format!("r{i}"),
+                ]
+            })
+            .collect(),
+        append: false,
+    };
+    let mut dict = Dictionary::new(Timestamp(T0));
+    let mut sj = completed_subjob(4);
+    sj.overrides = splitter.item(4).unwrap().unwrap();
+    let item = splitter.item(4).unwrap().unwrap();
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    encode_subjob(&sj, &mut dict, Some(&item), &mut with);
+    encode_subjob(&sj, &mut dict, None, &mut without);
+    assert!(
+        with.len() + 15 <= without.len(),
+        "{} vs {}",
+        with.len(),
+        without.len()
+    );
+    assert_eq!(decode_subjob(4, &with, &dict, Some(&item)).unwrap(), sj);
+    assert_eq!(decode_subjob(4, &without, &dict, None).unwrap(), sj);
+    // Without the split item the record cannot be read, and says why.
+    let err = decode_subjob(4, &with, &dict, None).unwrap_err();
+    assert!(err.to_string().contains("master's splitter"), "{err}");
+    // A subjob whose overrides differ from the item keeps its own.
+    let mut own = sj.clone();
+    own.overrides = vec![Override::Args(vec!["mine".into()])];
+    let mut buf = Vec::new();
+    encode_subjob(&own, &mut dict, Some(&item), &mut buf);
+    assert_eq!(decode_subjob(4, &buf, &dict, Some(&item)).unwrap(), own);
+
+    // A batch carries the items its records need.
+    let mut batch = SubjobBatch::with_dictionary(dict.clone());
+    batch.push_record(4, &with);
+    batch.set_split_items(ganga_core::compact::split_items(Some(&splitter), 4..5));
+    let back = SubjobBatch::decode(&batch.encode()).unwrap();
+    assert_eq!(back.unpack().unwrap(), vec![sj.clone()]);
+    assert_eq!(back.get(4).unwrap().unwrap(), sj);
+    assert_eq!(back.status(4).unwrap().unwrap(), Status::Completed);
+    assert!(back.get(5).is_none());
+}
+
+#[test]
+fn statuses_are_read_without_decoding_the_rest() {
+    let mut subjobs: Vec<Subjob> = (0..50).map(completed_subjob).collect();
+    subjobs[7].run.status = Status::Failed;
+    let batch = SubjobBatch::decode(&SubjobBatch::pack(&subjobs).encode()).unwrap();
+    let statuses: Vec<_> = batch.statuses().map(|(i, s)| (i, s.unwrap())).collect();
+    assert_eq!(statuses.len(), 50);
+    assert_eq!(statuses[7], (7, Status::Failed));
+    assert!(
+        statuses
+            .iter()
+            .filter(|(_, s)| *s == Status::Completed)
+            .count()
+            == 49
+    );
+}
+
+#[test]
+fn arg_splitter_words_are_shared_in_a_master_record() {
+    let words = |i: usize| {
+        vec![
+            "medium".to_owned(),
+            "sub".to_owned(),
+            i.to_string(),
+            format!("r{i}"),
+            "007".into(),
+            "-1".into(),
+            String::new(),
+        ]
+    };
+    let mut job = full_job();
+    job.spec.splitter = Some(Splitter::Args {
+        args: (0..1000).map(words).collect(),
+        append: true,
+    });
+    let mut buf = Vec::new();
+    encode_job(&job, &mut buf);
+    assert_eq!(decode_job(42, &buf).unwrap(), job);
+    // 1,000 lists of seven words: the shared ones once, numbers as numbers.
+    assert!(buf.len() < 1000 * 16, "{} bytes", buf.len());
 }

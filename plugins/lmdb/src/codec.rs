@@ -38,7 +38,7 @@ pub(crate) fn decode_subjob(
     bytes: &[u8],
     dict: &Dictionary,
 ) -> Result<Subjob, String> {
-    compact::decode_subjob(index, bytes, dict).map_err(|e| unreadable(bytes, &e))
+    compact::decode_subjob(index, bytes, dict, None).map_err(|e| unreadable(bytes, &e))
 }
 
 /// Why a record does not decode, saying what kind of record was expected.

@@ -137,7 +137,7 @@ fn put_subjobs(
     let mut record = Vec::with_capacity(64);
     for subjob in subjobs {
         record.clear();
-        encode_subjob(subjob, &mut open.dict, &mut record);
+        encode_subjob(subjob, &mut open.dict, None, &mut record);
         puts.subjobs
             .put(txn, &keys::subjob(job, subjob.index), &record, || {
                 format!(

@@ -161,7 +161,7 @@ fn upgrade_subjobs(
                     .filter(|s| s.index == index)
                     .map(|subjob| {
                         record.clear();
-                        encode_subjob(&subjob, dict, &mut record);
+                        encode_subjob(&subjob, dict, None, &mut record);
                         &record[..]
                     })
             }

@@ -661,6 +661,7 @@ fn check_passes_after_a_mixed_workload_and_finds_broken_indexes() -> TestResult 
     compact::encode_subjob(
         &Subjob::new(0, Vec::new(), at(0)),
         &mut Dictionary::new(at(0)),
+        None,
         &mut orphan,
     );
     store.raw_put("subjobs", &orphan_key, &orphan)?;
@@ -1518,6 +1519,7 @@ fn a_corrupt_subjob_record_is_reported_for_that_subjob() -> TestResult {
     compact::encode_subjob(
         &completed_subjob(7, at(0), &mut Rng(2)),
         &mut foreign,
+        None,
         &mut record,
     );
     store.raw_put("subjobs", &subjob_key(id, 7), &record)?;
