@@ -127,9 +127,30 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SECS")]
         interval: Option<f64>,
     },
+    /// Bring a Ganga gangadir into ganga-rs: jobs, subjobs, templates, job tree folders
+    /// and outputs (see docs/migration.md)
+    Migrate(MigrateArgs),
     /// List the plugins found, where from, and those refused
     Plugins {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct MigrateArgs {
+    /// The gangadir: the directory Ganga's [Configuration]gangadir names (e.g. ~/gangadir)
+    pub(crate) gangadir: PathBuf,
+    /// Read everything and print the report, but write nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Go on although a Ganga session seems to be running on the gangadir
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// How job outputs are brought over: copied, hard-linked where possible, or left
+    #[arg(long, value_name = "HOW", default_value = "copy", value_parser = ["copy", "link", "none"])]
+    pub(crate) workspace: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
 }

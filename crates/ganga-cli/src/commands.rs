@@ -35,6 +35,7 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
             interval,
         } => monitor(session, until_idle, interval).await,
         Command::Plugins { json } => plugins(session, json),
+        Command::Migrate(args) => crate::migrate::run(session, args).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod config;
 mod jobfile;
+mod migrate;
 mod render;
 mod session;
 mod tomlfile;

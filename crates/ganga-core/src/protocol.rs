@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
-pub const PROTOCOL_VERSION: &str = "1.0.0";
+pub const PROTOCOL_VERSION: &str = "2.0.0";
 
 /// What a plugin is given when it is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
