@@ -4,6 +4,10 @@
 //!   to completion with the real binary and its plugins, showing the results.
 //! - `cargo xtask test`: build every crate (so the plugin libraries exist), then run every
 //!   test of the workspace.
+//! - `cargo xtask bench`: issue 3's benchmarks of the store and the cache, with plugins
+//!   loaded and linked in (see `docs/benchmarks.md`).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,12 +20,15 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo(&root),
         Some("test") => test(&root, &args[1..]),
+        Some("bench") => bench::bench(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test> [args]\n");
+            eprintln!("usage: cargo xtask <demo|test|bench> [args]\n");
             eprintln!("  demo   build (release) and run examples/hello-split.toml to completion");
             eprintln!(
                 "  test   build everything, then run every test (extra args go to the test runner)"
             );
+            eprintln!("  bench  measure the store and the cache (see docs/benchmarks.md):\n");
+            eprintln!("{}", bench::USAGE);
             bail!("no such task: {}", args.join(" "))
         }
     }

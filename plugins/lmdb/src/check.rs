@@ -1,18 +1,22 @@
 //! `Store::check`: do the summaries, the active index, the dictionaries and the subjob
-//! counters agree with the job and subjob records, and does every record decode? Reads
+//! counters agree with the job and subjob records, and does every record (each subjob's
+//! against its dictionary and its master's split item) decode? Reads
 //! everything in one read transaction and reports every disagreement it finds as a
 //! sentence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ganga_core::compact::Dictionary;
-use ganga_core::{CheckReport, JobId, JobSummary, Status, StatusCounts, SubjobIndex};
+use ganga_core::{CheckReport, JobId, JobSummary, Splitter, Status, StatusCounts, SubjobIndex};
 use heed::RoTxn;
 
-use crate::codec::{FORMAT_VERSION, decode_dictionary, decode_job, decode_subjob, decode_summary};
+use crate::codec::{
+    FORMAT_VERSION, decode_dictionary, decode_job, decode_subjob, decode_summary, split_item,
+};
 use crate::dump::{counts_text, hex, status_byte_text};
 use crate::env::Tables;
 use crate::error::{Doing, Failure};
+use crate::group::{self, first_index, last_index};
 use crate::keys;
 
 pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure> {
@@ -157,29 +161,53 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         dicts.insert(id, dict);
     }
 
-    // Subjobs: each has a master and decodes against its dictionary, and the master's
-    // counters count them.
+    // Subjobs: each has a master and decodes against its dictionary and its master's
+    // split item, and the master's counters count them.
     let mut counted: BTreeMap<JobId, StatusCounts> = BTreeMap::new();
-    // Jobs whose subjobs cannot be decoded at all (dictionary missing or unreadable):
-    // their counters cannot be checked. For a missing one: its first subjob, how many.
+    // Jobs whose subjobs cannot all be decoded (dictionary missing or unreadable, a group
+    // that does not decode): their counters cannot be checked. For a missing dictionary:
+    // the job's first subjob, how many.
     let mut undecodable: BTreeSet<JobId> = BTreeSet::new();
     let mut without_dictionary: BTreeMap<JobId, (SubjobIndex, u64)> = BTreeMap::new();
+    // The splitter of the master whose groups are being read (groups come job by job);
+    // `None` inside for a master without one, or unreadable.
+    let mut splitter: Option<(JobId, Option<Splitter>)> = None;
     for entry in tables.subjobs.iter(txn).doing("reading table subjobs")? {
         let (key, bytes) = entry.doing("reading table subjobs")?;
-        report.subjobs += 1;
-        let Some((job, index)) = keys::parse_subjob(key) else {
+        let Some((job, g)) = keys::parse_group(key) else {
             problems.push(format!(
-                "subjobs: key {} is not a job id and subjob index",
+                "subjobs: key {} is not a job id and group number",
                 hex(key)
             ));
             continue;
         };
+        let (first, last) = (first_index(g), last_index(g));
         let has_master = jobs.contains_key(&job);
         if !has_master {
             problems.push(format!(
-                "subjob {job}.{index}: its master job {job} does not exist"
+                "subjobs {job}.{first}–{job}.{last}: their master job {job} does not exist"
             ));
+            // That is the problem with them; what they hold is not checked further.
+            report.subjobs += group::parse(bytes).map_or(0, |s| s.iter().flatten().count()) as u64;
+            continue;
         }
+        let slots = match group::parse(bytes) {
+            Ok(slots) => slots,
+            Err(detail) => {
+                problems.push(format!(
+                    "subjob {job}.{first}: record unreadable: the group of subjobs \
+                     {job}.{first}–{job}.{last} does not decode: {detail}"
+                ));
+                undecodable.insert(job);
+                continue;
+            }
+        };
+        let records = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| r.map(|r| (first + k as u32, r)));
+        let present = records.clone().count() as u64;
+        report.subjobs += present;
         let dict = match dicts.get(&job) {
             Some(Some(dict)) => dict,
             // Reported once, above.
@@ -187,19 +215,40 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
                 undecodable.insert(job);
                 continue;
             }
-            // Of a subjob without a master, that is the problem already reported.
-            None if !has_master => continue,
             None => {
                 undecodable.insert(job);
-                without_dictionary.entry(job).or_insert((index, 0)).1 += 1;
+                if present > 0 {
+                    let first_present = records.clone().next().map_or(first, |(i, _)| i);
+                    without_dictionary
+                        .entry(job)
+                        .or_insert((first_present, 0))
+                        .1 += present;
+                }
                 continue;
             }
         };
-        match decode_subjob(index, bytes, dict) {
-            Err(detail) => {
-                problems.push(format!("subjob {job}.{index}: record unreadable: {detail}"))
+        let splitter = match &splitter {
+            Some((j, s)) if *j == job => s.as_ref(),
+            _ => {
+                let master = tables
+                    .jobs
+                    .get(txn, &keys::job(job))
+                    .doing("reading table jobs")?
+                    .and_then(|bytes| decode_job(job, bytes).ok());
+                splitter
+                    .insert((job, master.and_then(|m| m.spec.splitter)))
+                    .1
+                    .as_ref()
             }
-            Ok(subjob) => counted.entry(job).or_default().add(subjob.status(), 1),
+        };
+        for (index, record) in records {
+            let item = split_item(splitter, index);
+            match decode_subjob(index, record, dict, item.as_deref()) {
+                Err(detail) => {
+                    problems.push(format!("subjob {job}.{index}: record unreadable: {detail}"));
+                }
+                Ok(subjob) => counted.entry(job).or_default().add(subjob.status(), 1),
+            }
         }
     }
     for (job, (first, n)) in without_dictionary {

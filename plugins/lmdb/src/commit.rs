@@ -1,6 +1,6 @@
 //! `Store::commit`: checking a batch of changes (shape, then revisions) and applying it,
-//! with the summaries, the active index and the subjobs' dictionaries kept in step, all
-//! in one write transaction.
+//! with the summaries, the active index, the subjobs' dictionaries and their records'
+//! split items kept in step, all in one write transaction.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,13 +8,17 @@ use std::ops::Bound;
 
 use ganga_core::compact::{Dictionary, encode_subjob};
 use ganga_core::{
-    Change, Committed, Job, JobId, JobRef, JobSummary, Status, StoreError, Subjob, Timestamp,
+    Change, Committed, Job, JobId, JobRef, JobSummary, Splitter, Status, StoreError, Subjob,
+    SubjobIndex, Timestamp,
 };
 use heed::{RoTxn, RwTxn};
 
-use crate::codec::{decode_dictionary, decode_job, encode_job, encode_summary};
+use crate::codec::{
+    decode_dictionary, decode_job, decode_subjob, encode_job, encode_summary, split_item, split_len,
+};
 use crate::env::Tables;
 use crate::error::{Doing, Failure};
+use crate::group::{self, GROUP_SIZE, first_index, group_of, last_index};
 use crate::keys;
 use crate::ordered::OrderedPuts;
 
@@ -88,12 +92,42 @@ pub(crate) fn apply(
 
     let mut puts = Puts::new(tables);
     let mut dicts: BTreeMap<JobId, OpenDictionary> = BTreeMap::new();
+    // First, while every stored subjob record still goes with the splitter its master has
+    // now: the records that leave out a split item the master's new splitter changes get
+    // it written out (before this commit's own subjobs are written against the new one).
+    for (change, stored) in changes.iter().zip(&stored) {
+        if let (Change::PutJob(job), Stored::Readable(old)) = (change, stored)
+            && old.spec.splitter != job.spec.splitter
+        {
+            respell_split_items(
+                tables,
+                txn,
+                &mut puts,
+                &mut dicts,
+                job.id,
+                old.spec.splitter.as_ref(),
+                job.spec.splitter.as_ref(),
+            )?;
+        }
+    }
+    // Every job whose subjobs are put is put in the same commit (`check_shape`): its
+    // subjobs are written against that master's splitter.
+    let masters: BTreeMap<JobId, &Job> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutJob(job) => Some((job.id, job)),
+            _ => None,
+        })
+        .collect();
     let mut committed = Vec::new();
     for (change, stored) in changes.iter().zip(stored) {
         match change {
             Change::PutJob(job) => committed.push(put_job(tables, txn, &mut puts, job, stored)?),
             Change::PutSubjobs { job, subjobs } => {
-                put_subjobs(tables, txn, &mut puts, &mut dicts, changes, *job, subjobs)?;
+                let splitter = masters.get(job).and_then(|m| m.spec.splitter.as_ref());
+                put_subjobs(
+                    tables, txn, &mut puts, &mut dicts, changes, *job, subjobs, splitter,
+                )?;
             }
             Change::RemoveJob { job, .. } => {
                 remove_job(tables, txn, *job, stored)?;
@@ -114,8 +148,11 @@ pub(crate) fn apply(
     Ok(committed)
 }
 
-/// Encodes and writes subjobs against their job's dictionary, which is read (or made)
-/// once per commit and grows as new strings come.
+/// Encodes subjobs against their job's dictionary (read or made once per commit, growing
+/// as new strings come) and their master's split items, and splices them into their
+/// groups: each group touched is read and written once, the records already in it
+/// copied as they are. Of two puts of one index, the later wins.
+#[allow(clippy::too_many_arguments)]
 fn put_subjobs(
     tables: &Tables,
     txn: &mut RwTxn,
@@ -124,6 +161,7 @@ fn put_subjobs(
     changes: &[Change],
     job: JobId,
     subjobs: &[Subjob],
+    splitter: Option<&Splitter>,
 ) -> Result<(), Failure> {
     if subjobs.is_empty() {
         return Ok(());
@@ -134,17 +172,175 @@ fn put_subjobs(
             vacant.insert(open_dictionary(tables, txn, changes, job, subjobs)?)
         }
     };
-    let mut record = Vec::with_capacity(64);
+    let mut records: BTreeMap<SubjobIndex, Vec<u8>> = BTreeMap::new();
     for subjob in subjobs {
-        record.clear();
-        encode_subjob(subjob, &mut open.dict, None, &mut record);
-        puts.subjobs
-            .put(txn, &keys::subjob(job, subjob.index), &record, || {
+        let item = split_item(splitter, subjob.index);
+        let mut record = Vec::with_capacity(48);
+        encode_subjob(subjob, &mut open.dict, item.as_deref(), &mut record);
+        records.insert(subjob.index, record);
+    }
+    let mut records = records.into_iter().peekable();
+    let mut new: Vec<(usize, Vec<u8>)> = Vec::with_capacity(GROUP_SIZE as usize);
+    while let Some((index, record)) = records.next() {
+        let g = group_of(index);
+        new.clear();
+        new.push(((index - first_index(g)) as usize, record));
+        while let Some((index, record)) = records.next_if(|(i, _)| group_of(*i) == g) {
+            new.push(((index - first_index(g)) as usize, record));
+        }
+        write_group(tables, txn, puts, job, g, &new)?;
+    }
+    Ok(())
+}
+
+/// Puts records into group `g` of `job` at the positions `new` names.
+fn write_group(
+    tables: &Tables,
+    txn: &mut RwTxn,
+    puts: &mut Puts,
+    job: JobId,
+    g: u32,
+    new: &[(usize, Vec<u8>)],
+) -> Result<(), Failure> {
+    let key = keys::group(job, g);
+    // A new job's groups go after the table's last key: nothing to read.
+    let value = if puts.subjobs.is_after_last(txn, &key)? {
+        group::splice(&[], new)
+    } else {
+        match tables
+            .subjobs
+            .get(txn, &key)
+            .doing("reading table subjobs")?
+        {
+            None => group::splice(&[], new),
+            Some(stored) => {
+                let slots = group::parse(stored).map_err(|detail| {
+                    let first = first_index(g) + new.first().map_or(0, |(k, _)| *k as u32);
+                    StoreError::Corrupt {
+                        job: JobRef::subjob(job, first),
+                        detail: format!(
+                            "table subjobs: the group of subjobs {job}.{}–{job}.{} does not \
+                             decode: {detail}; subjobs cannot be written into it, remove the \
+                             job instead",
+                            first_index(g),
+                            last_index(g)
+                        ),
+                    }
+                })?;
+                group::splice(&slots, new)
+            }
+        }
+    };
+    puts.subjobs.put(txn, &key, &value, || {
+        format!(
+            "writing subjobs {job}.{}–{job}.{} to table subjobs",
+            first_index(g),
+            last_index(g)
+        )
+    })
+}
+
+/// Keeps every subjob record of `job` readable across a change of its master's splitter
+/// from `old` to `new`: a record that left out its overrides because they were `old`'s
+/// item gets them written out (or left out again, if `new` gives the same ones), for every
+/// index whose item changes. Records of other indices, records that spell out their
+/// overrides and records that do not decode are left as they are (a record that does not
+/// decode stays unreadable either way); a group that does not decode too. Without a
+/// readable dictionary no record of the job decodes, so there is nothing to do.
+fn respell_split_items(
+    tables: &Tables,
+    txn: &mut RwTxn,
+    puts: &mut Puts,
+    dicts: &mut BTreeMap<JobId, OpenDictionary>,
+    job: JobId,
+    old: Option<&Splitter>,
+    new: Option<&Splitter>,
+) -> Result<(), Failure> {
+    let Some(old) = old else {
+        return Ok(());
+    };
+    let Some(last) = split_len(old)
+        .checked_sub(1)
+        .map(|l| SubjobIndex::try_from(l).unwrap_or(SubjobIndex::MAX))
+    else {
+        return Ok(());
+    };
+    let start = keys::group(job, 0);
+    let end = keys::group_of_subjob(job, last);
+    let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
+    let mut groups = Vec::new();
+    for entry in tables
+        .subjobs
+        .range(txn, &bounds)
+        .doing("reading table subjobs")?
+    {
+        let (key, _) = entry.doing("reading table subjobs")?;
+        if let Some((_, g)) = keys::parse_group(key) {
+            groups.push(g);
+        }
+    }
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let open = match dicts.entry(job) {
+        Entry::Occupied(open) => open.into_mut(),
+        Entry::Vacant(vacant) => match tables
+            .dicts
+            .get(txn, &keys::job(job))
+            .doing("reading table dicts")?
+            .map(decode_dictionary)
+        {
+            Some(Ok(dict)) => vacant.insert(OpenDictionary {
+                stored_len: Some(dict.len()),
+                dict,
+            }),
+            None | Some(Err(_)) => return Ok(()),
+        },
+    };
+    for g in groups {
+        let key = keys::group(job, g);
+        let Some(stored) = tables
+            .subjobs
+            .get(txn, &key)
+            .doing("reading table subjobs")?
+        else {
+            continue;
+        };
+        let Ok(slots) = group::parse(stored) else {
+            continue;
+        };
+        let mut respelled: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (k, record) in slots.iter().enumerate() {
+            let Some(record) = record else { continue };
+            let index = first_index(g) + k as u32;
+            let Some(old_item) = split_item(Some(old), index) else {
+                continue;
+            };
+            let new_item = split_item(new, index);
+            if new_item.as_ref() == Some(&old_item) {
+                continue;
+            }
+            let Ok(subjob) = decode_subjob(index, record, &open.dict, Some(&old_item)) else {
+                continue;
+            };
+            // Only a record whose overrides are the item can have left them out.
+            if subjob.overrides != old_item {
+                continue;
+            }
+            let mut rewritten = Vec::with_capacity(record.len() + old_item.len() * 16);
+            encode_subjob(&subjob, &mut open.dict, new_item.as_deref(), &mut rewritten);
+            respelled.push((k, rewritten));
+        }
+        if !respelled.is_empty() {
+            let value = group::splice(&slots, &respelled);
+            puts.subjobs.put(txn, &key, &value, || {
                 format!(
-                    "writing subjob {} to table subjobs",
-                    JobRef::subjob(job, subjob.index)
+                    "rewriting subjobs {job}.{}–{job}.{} for the new splitter of job {job}",
+                    first_index(g),
+                    last_index(g)
                 )
             })?;
+        }
     }
     Ok(())
 }
@@ -373,8 +569,8 @@ fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Resul
         .dicts
         .delete(txn, &key)
         .doing(&format!("deleting the dictionary of job {id}"))?;
-    let first = keys::subjob(id, 0);
-    let last = keys::subjob(id, u32::MAX);
+    let first = keys::group(id, 0);
+    let last = keys::group(id, u32::MAX);
     tables
         .subjobs
         .delete_range(

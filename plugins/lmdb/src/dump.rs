@@ -1,18 +1,20 @@
-//! `Store::dump`: every table as text, one line per record, in key order. Stable (no
-//! addresses, no clock, maps in key order) so that snapshot tests can diff it.
+//! `Store::dump`: every table as text, one line per record (per subjob, for table
+//! `subjobs`), in key order. Stable (no addresses, no clock, maps in key order) so that
+//! snapshot tests can diff it.
 
 use std::fmt::{Display, Write};
 
 use ganga_core::compact::Dictionary;
 use ganga_core::{
-    BackendInfo, Job, JobId, JobSpec, JobSummary, Options, Override, RunState, Status,
-    StatusCounts, Subjob,
+    BackendInfo, Job, JobId, JobSpec, JobSummary, Options, Override, RunState, Splitter, Status,
+    StatusCounts, SubjobIndex,
 };
 use heed::RoTxn;
 
-use crate::codec::{decode_dictionary, decode_job, decode_subjob, decode_summary};
+use crate::codec::{decode_dictionary, decode_job, decode_subjob, decode_summary, split_item};
 use crate::env::{Table, Tables};
 use crate::error::{Doing, Failure};
+use crate::group::{self, first_index, last_index};
 use crate::keys;
 
 pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
@@ -49,39 +51,71 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
             Err(e) => unreadable(&id, &e, value),
         }
     })?;
-    // The dictionary of the job whose subjobs are being listed.
-    let mut dict: Option<(JobId, Result<Dictionary, String>)> = None;
-    section(&mut out, "subjobs", tables.subjobs, txn, |key, value| {
-        let parsed = keys::parse_subjob(key);
-        let Some((job, index)) = parsed else {
-            return unreadable(
+    // The dictionary and the master's splitter of the job whose subjobs are being listed.
+    let mut current: Option<(JobId, Result<Dictionary, String>, Option<Splitter>)> = None;
+    let mut groups = 0;
+    let mut lines = Vec::new();
+    let doing = "reading table subjobs";
+    for entry in tables.subjobs.iter(txn).doing(doing)? {
+        let (key, value) = entry.doing(doing)?;
+        groups += 1;
+        let Some((job, g)) = keys::parse_group(key) else {
+            lines.push(unreadable(
                 &format!("<bad key {}>", hex(key)),
-                "not a job id and subjob index",
+                "not a job id and group number",
                 value,
-            );
+            ));
+            continue;
         };
-        let id = format!("{job}.{index}");
-        let dict = match &dict {
-            Some((j, dict)) if *j == job => dict,
+        let (first, last) = (first_index(g), last_index(g));
+        let slots = match group::parse(value) {
+            Ok(slots) => slots,
+            Err(e) => {
+                lines.push(unreadable(
+                    &format!("{job}.{first}–{job}.{last}"),
+                    &format!("group: {e}"),
+                    value,
+                ));
+                continue;
+            }
+        };
+        let (dict, splitter) = match &current {
+            Some((j, dict, splitter)) if *j == job => (dict, splitter),
             _ => {
-                let found = match tables.dicts.get(txn, &keys::job(job)) {
+                let dict = match tables.dicts.get(txn, &keys::job(job)) {
                     Ok(Some(bytes)) => decode_dictionary(bytes)
                         .map_err(|e| format!("the dictionary of job {job}: {e}")),
                     Ok(None) => Err(format!("job {job} has no dictionary")),
                     Err(e) => Err(format!("the dictionary of job {job}: {e}")),
                 };
-                &dict.insert((job, found)).1
+                let splitter = tables
+                    .jobs
+                    .get(txn, &keys::job(job))
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| decode_job(job, bytes).ok())
+                    .and_then(|master| master.spec.splitter);
+                let (_, dict, splitter) = current.insert((job, dict, splitter));
+                (&*dict, &*splitter)
             }
         };
-        match dict
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|dict| decode_subjob(index, value, dict))
-        {
-            Ok(subjob) => format!("{id} {}", subjob_text(&subjob)),
-            Err(e) => unreadable(&id, &e, value),
+        for (k, record) in slots.iter().enumerate() {
+            let Some(record) = record else { continue };
+            let index = first + k as u32;
+            let id = format!("{job}.{index}");
+            lines.push(match dict {
+                Err(e) => unreadable(&id, e, record),
+                Ok(dict) => match subjob_line(index, record, dict, splitter.as_ref()) {
+                    Ok(line) => format!("{id} {line}"),
+                    Err(e) => unreadable(&id, &e, record),
+                },
+            });
         }
-    })?;
+    }
+    let _ = writeln!(out, "[subjobs] {} records in {groups} groups", lines.len());
+    for l in lines {
+        let _ = writeln!(out, "  {l}");
+    }
     section(
         &mut out,
         "summaries",
@@ -196,11 +230,36 @@ fn job_text(job: &Job) -> String {
     f.done()
 }
 
-fn subjob_text(subjob: &Subjob) -> String {
+/// A subjob record as text. Overrides the record leaves out, because they are its
+/// master's split item, are shown as `split_item=[...]`; those it spells out as
+/// `overrides=[...]`.
+fn subjob_line(
+    index: SubjobIndex,
+    record: &[u8],
+    dict: &Dictionary,
+    splitter: Option<&Splitter>,
+) -> Result<String, String> {
+    // A record that decodes without its split item spells out its overrides (or has
+    // none); one that only decodes with it left them out.
+    let (subjob, from_splitter) = match decode_subjob(index, record, dict, None) {
+        Ok(subjob) => (subjob, false),
+        Err(e) => match split_item(splitter, index) {
+            Some(item) => (decode_subjob(index, record, dict, Some(&item))?, true),
+            None => return Err(e),
+        },
+    };
     let mut f = Fields::default();
     run_fields(&mut f, &subjob.run);
-    f.list("overrides", &subjob.overrides, override_text);
-    f.done()
+    f.list(
+        if from_splitter {
+            "split_item"
+        } else {
+            "overrides"
+        },
+        &subjob.overrides,
+        override_text,
+    );
+    Ok(f.done())
 }
 
 fn summary_text(s: &JobSummary) -> String {

@@ -28,7 +28,8 @@ pub(crate) struct Tables {
     pub(crate) jobs: Table,
     /// Job id -> the job's `Dictionary`, for each job that has subjobs.
     pub(crate) dicts: Table,
-    /// Job id ++ subjob index -> compact `Subjob` record, against the job's dictionary.
+    /// Job id ++ group number -> a group of compact `Subjob` records (`crate::group`),
+    /// against the job's dictionary and its master's split items.
     pub(crate) subjobs: Table,
     /// Job id -> compact `JobSummary` record, always `JobSummary::of` the job record.
     pub(crate) summaries: Table,

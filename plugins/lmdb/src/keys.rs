@@ -1,5 +1,5 @@
 //! The byte layout of the keys of every table. Integers are big-endian so that LMDB's
-//! byte-wise key order is numeric order: jobs list by id, subjobs by index.
+//! byte-wise key order is numeric order: jobs list by id, groups of subjobs by index.
 
 use ganga_core::{JobId, SubjobIndex};
 
@@ -24,21 +24,28 @@ pub(crate) fn parse_job(key: &[u8]) -> Option<JobId> {
     Some(JobId::from_be_bytes(key.try_into().ok()?))
 }
 
-/// `subjobs` key: the master's id then the subjob's index.
-pub(crate) fn subjob(job: JobId, index: SubjobIndex) -> [u8; 12] {
+/// `subjobs` key: the master's id then the number of a group of subjobs
+/// ([`crate::group`]).
+pub(crate) fn group(job: JobId, group: u32) -> [u8; 12] {
     let mut key = [0; 12];
     key[..8].copy_from_slice(&job.to_be_bytes());
-    key[8..].copy_from_slice(&index.to_be_bytes());
+    key[8..].copy_from_slice(&group.to_be_bytes());
     key
 }
 
-pub(crate) fn parse_subjob(key: &[u8]) -> Option<(JobId, SubjobIndex)> {
+/// The job id and group number of a `subjobs` key; `None` if it is not one (a group
+/// number above [`crate::group::MAX_GROUP`] would hold indices past `u32::MAX`).
+pub(crate) fn parse_group(key: &[u8]) -> Option<(JobId, u32)> {
     let key: &[u8; 12] = key.try_into().ok()?;
-    let (job, index) = key.split_at(8);
-    Some((
-        JobId::from_be_bytes(job.try_into().ok()?),
-        SubjobIndex::from_be_bytes(index.try_into().ok()?),
-    ))
+    let (job, group) = key.split_at(8);
+    let group = u32::from_be_bytes(group.try_into().ok()?);
+    (group <= crate::group::MAX_GROUP)
+        .then_some((JobId::from_be_bytes(job.try_into().ok()?), group))
+}
+
+/// The `subjobs` key of the group that holds subjob `index` of `job`.
+pub(crate) fn group_of_subjob(job: JobId, index: SubjobIndex) -> [u8; 12] {
+    group(job, crate::group::group_of(index))
 }
 
 /// `active` key: backend name, a zero byte, the job id. Grouped by backend so that a
@@ -89,12 +96,17 @@ mod tests {
     fn keys_sort_numerically_and_parse_back() {
         assert!(job(2) < job(10));
         assert!(job(255) < job(256));
-        assert!(subjob(1, u32::MAX) < subjob(2, 0));
-        assert!(subjob(7, 9) < subjob(7, 10));
+        assert!(group(1, u32::MAX) < group(2, 0));
+        assert!(group(7, 9) < group(7, 10));
+        assert!(group_of_subjob(7, 15) < group_of_subjob(7, 16));
         assert_eq!(parse_job(&job(123_456)), Some(123_456));
         assert_eq!(parse_job(b"short"), None);
-        assert_eq!(parse_subjob(&subjob(5, 17)), Some((5, 17)));
-        assert_eq!(parse_subjob(&job(5)), None);
+        assert_eq!(parse_group(&group(5, 17)), Some((5, 17)));
+        let last = crate::group::MAX_GROUP;
+        assert_eq!(group_of_subjob(5, u32::MAX), group(5, last));
+        assert_eq!(parse_group(&group(5, last)), Some((5, last)));
+        assert_eq!(parse_group(&group(5, last + 1)), None);
+        assert_eq!(parse_group(&job(5)), None);
         assert_eq!(parse_active(&active("local", 42)), Some(("local", 42)));
         assert_eq!(parse_active(&active("", 0)), Some(("", 0)));
         assert_eq!(parse_active(b"local"), None);

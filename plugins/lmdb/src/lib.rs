@@ -1,6 +1,7 @@
 //! The LMDB store: ganga's jobs kept in an LMDB environment (through heed), one compact
-//! CBOR record per job and per subjob (`ganga_core::compact`), with the indexes `ganga
-//! jobs` and the monitor read kept in the same transactions as the records.
+//! CBOR record per job and per subjob (`ganga_core::compact`), subjob records sixteen to
+//! an LMDB entry, with the indexes `ganga jobs` and the monitor read kept in the same
+//! transactions as the records.
 //!
 //! Tables (named databases) of format version 2 (`docs/storage-format.md`):
 //!
@@ -9,13 +10,16 @@
 //! | `meta`      | `format_version`, `next_job_id`       | `u32` BE, `u64` BE               |
 //! | `jobs`      | job id, `u64` BE                      | compact `Job`                    |
 //! | `dicts`     | job id, `u64` BE                      | the job's `Dictionary`           |
-//! | `subjobs`   | job id `u64` BE ++ index `u32` BE     | compact `Subjob`, against `dicts`|
+//! | `subjobs`   | job id `u64` BE ++ group `u32` BE     | a group: the compact `Subjob`    |
+//! |             | (group = index / 16)                  | records of 16 consecutive indices|
 //! | `summaries` | job id, `u64` BE                      | compact `JobSummary::of(job)`    |
 //! | `active`    | backend name ++ `0x00` ++ id `u64` BE | status discriminant, one byte    |
 //!
 //! A job has a dictionary exactly while it has subjob records; the dictionary only grows
-//! and its base time never moves, so subjob records stay readable whatever happens to
-//! their master. Puts beyond the last key of a table append (`MDB_APPEND`), which keeps
+//! and its base time never moves. A subjob record leaves out overrides that are its
+//! master's split item; a commit that changes a master's splitter first writes them out
+//! in the records whose item changes, so every record stays readable whatever happens to
+//! its master. Puts beyond the last key of a table append (`MDB_APPEND`), which keeps
 //! leaf pages full. A store of format version 1 is upgraded in place when opened, in one
 //! write transaction; a newer one is refused.
 //!
@@ -35,6 +39,7 @@ mod commit;
 mod dump;
 mod env;
 mod error;
+mod group;
 mod keys;
 mod ordered;
 mod store;
@@ -42,6 +47,11 @@ mod upgrade;
 mod v1;
 
 pub use crate::store::{LmdbOptions, LmdbStore, StoreSpace, TableSpace};
+
+/// How many consecutive subjob indices one entry of table `subjobs` holds (see
+/// `docs/storage-format.md`). For tests and measurements; not part of the API.
+#[doc(hidden)]
+pub const SUBJOBS_PER_GROUP: u32 = crate::group::GROUP_SIZE;
 
 /// As a plugin, the store lives in `<home>/store`, or in the directory the plugin's config
 /// table names with `path` (relative to the home).

@@ -7,7 +7,7 @@
 //! rewrites whole tables in key order). Any other put is an ordinary one.
 //! `docs/storage-format.md` has the measurements.
 
-use heed::{PutFlags, RwTxn};
+use heed::{PutFlags, RoTxn, RwTxn};
 
 use crate::env::Table;
 use crate::error::{Doing, Failure};
@@ -24,6 +24,23 @@ impl OrderedPuts {
         OrderedPuts { table, last: None }
     }
 
+    /// Whether `key` sorts after every key of the table (so is not in it).
+    pub(crate) fn is_after_last(&mut self, txn: &RoTxn, key: &[u8]) -> Result<bool, Failure> {
+        Ok(self.last_key(txn)?.as_deref().is_none_or(|last| key > last))
+    }
+
+    fn last_key(&mut self, txn: &RoTxn) -> Result<&Option<Vec<u8>>, Failure> {
+        if self.last.is_none() {
+            let found = self
+                .table
+                .last(txn)
+                .doing("finding the last key of a table")?
+                .map(|(k, _)| k.to_vec());
+            self.last = Some(found);
+        }
+        Ok(self.last.get_or_insert(None))
+    }
+
     /// Writes `value` under `key`, appending when `key` is beyond the last key.
     pub(crate) fn put(
         &mut self,
@@ -32,17 +49,8 @@ impl OrderedPuts {
         value: &[u8],
         doing: impl FnOnce() -> String,
     ) -> Result<(), Failure> {
-        let last = match &mut self.last {
-            Some(last) => last,
-            None => {
-                let found = self
-                    .table
-                    .last(txn)
-                    .doing("finding the last key of a table")?
-                    .map(|(k, _)| k.to_vec());
-                self.last.insert(found)
-            }
-        };
+        self.last_key(txn)?;
+        let last = self.last.get_or_insert(None);
         if last.as_deref().is_none_or(|last| key > last) {
             self.table
                 .put_with_flags(txn, PutFlags::APPEND, key, value)

@@ -11,9 +11,12 @@ use ganga_core::{
     StoreError, Subjob, SubjobIndex, SummaryEntry,
 };
 
-use crate::codec::{FORMAT_VERSION, decode_dictionary, decode_job, decode_summary, unreadable};
+use crate::codec::{
+    FORMAT_VERSION, decode_dictionary, decode_job, decode_summary, split_items, unreadable,
+};
 use crate::env::{DEFAULT_MAP_SIZE, SharedEnv, TABLE_NAMES};
 use crate::error::Doing;
+use crate::group::{self, first_index, group_of, last_index};
 use crate::{check, commit, dump, keys};
 
 /// How to open a store. The defaults suit real use; tests shrink the map.
@@ -137,7 +140,7 @@ impl LmdbStore {
 /// the API.
 impl LmdbStore {
     /// Writes raw bytes into a table (`meta`, `jobs`, `dicts`, `subjobs`, `summaries`,
-    /// `active`), bypassing every check.
+    /// `active`), bypassing every check. A `subjobs` key is a job id and a group number.
     #[doc(hidden)]
     pub fn raw_put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let db = self.raw_table(table)?;
@@ -237,9 +240,11 @@ impl Store for LmdbStore {
         })
     }
 
-    /// The stored records as they are, with the job's dictionary: nothing is decoded but
-    /// the dictionary, so a record that does not decode is reported (as `Corrupt`, for its
-    /// subjob) only when the batch is unpacked.
+    /// The stored records as they are, with the job's dictionary and the split items its
+    /// master's splitter gives the range: nothing is decoded but the dictionary and the
+    /// master, so a record that does not decode is reported (as `Corrupt`, for its
+    /// subjob) only when the batch is unpacked. A group whose framing does not decode
+    /// makes the range `Corrupt` at once, naming its first subjob in the range.
     fn subjob_batch(
         &self,
         job: JobId,
@@ -249,28 +254,61 @@ impl Store for LmdbStore {
             return Ok(SubjobBatch::default());
         }
         self.shared.read(|tables, txn| {
-            let start = keys::subjob(job, range.start);
-            let end = keys::subjob(job, range.end);
-            let bounds = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
+            let first_group = group_of(range.start);
+            let start = keys::group(job, first_group);
+            let end = keys::group_of_subjob(job, range.end - 1);
+            let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
             let mut batch: Option<SubjobBatch> = None;
             for entry in tables
                 .subjobs
                 .range(txn, &bounds)
                 .doing("reading table subjobs")?
             {
-                let (key, record) = entry.doing("reading table subjobs")?;
-                // Every key in the range is this job's 12-byte key.
-                let index = keys::parse_subjob(key).map_or(range.start, |(_, index)| index);
-                let batch = match &mut batch {
-                    Some(batch) => batch,
-                    // Read the dictionary once, when the first record shows it is needed.
-                    None => batch.insert(SubjobBatch::with_dictionary(dictionary(
-                        tables, txn, job, index,
-                    )?)),
-                };
-                batch.push_record(index, record);
+                let (key, value) = entry.doing("reading table subjobs")?;
+                // Every key in the range is one of this job's groups.
+                let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
+                let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
+                    job: JobRef::subjob(job, first_index(g).max(range.start)),
+                    detail: format!(
+                        "table subjobs: the group of subjobs {job}.{}–{job}.{} does not \
+                         decode: {detail}",
+                        first_index(g),
+                        last_index(g)
+                    ),
+                })?;
+                for (k, record) in slots.into_iter().enumerate() {
+                    let index = first_index(g) + k as u32;
+                    let Some(record) = record.filter(|_| range.contains(&index)) else {
+                        continue;
+                    };
+                    let batch = match &mut batch {
+                        Some(batch) => batch,
+                        // Read the dictionary once, when the first record shows it is
+                        // needed.
+                        None => batch.insert(SubjobBatch::with_dictionary(dictionary(
+                            tables, txn, job, index,
+                        )?)),
+                    };
+                    batch.push_record(index, record);
+                }
             }
-            Ok(batch.unwrap_or_default())
+            let Some(mut batch) = batch else {
+                return Ok(SubjobBatch::default());
+            };
+            // A master that is missing or does not decode gives no items: the records
+            // that need theirs are reported when they are decoded.
+            if let Some(bytes) = tables
+                .jobs
+                .get(txn, &keys::job(job))
+                .doing("reading table jobs")?
+                && let Ok(master) = decode_job(job, bytes)
+            {
+                let items = split_items(master.spec.splitter.as_ref(), range.clone());
+                if !items.is_empty() {
+                    batch.set_split_items(items);
+                }
+            }
+            Ok(batch)
         })
     }
 

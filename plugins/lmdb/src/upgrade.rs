@@ -1,10 +1,11 @@
 //! Upgrading a store in place when it is opened: format version 1 (CBOR of the serde
-//! types) to 2 (compact records and per-job dictionaries).
+//! types, one entry per subjob) to 2 (compact records, per-job dictionaries, subjob
+//! records leaving out their master's split item, sixteen subjobs to an entry).
 //!
 //! The upgrade is one write transaction: it empties the tables whose records change and
 //! fills them again from a read snapshot of the same state (see
 //! [`crate::env::SharedEnv::write_with_snapshot`]), in key order, so that every leaf page
-//! is full, holding one record at a time in memory. It sets the format version last;
+//! is full, holding one record (or one group of subjob records) at a time in memory. It sets the format version last;
 //! until it commits, every reader (and a crash) sees format 1 untouched. A record that
 //! does not decode in format 1 is carried over byte for byte: it stays reported as
 //! unreadable in format 2 (it is not a format-2 record either), never lost.
@@ -15,12 +16,13 @@
 //! (1 -> 2 -> 3, or 1 -> 3 directly), each in its own transaction or all in one.
 
 use ganga_core::compact::{Dictionary, encode_subjob};
-use ganga_core::{Job, JobId, JobSummary, Status, StoreError, Subjob, Timestamp};
+use ganga_core::{Job, JobId, JobSummary, Splitter, Status, StoreError, Subjob, Timestamp};
 use heed::{RoTxn, RwTxn};
 
-use crate::codec::{FORMAT_VERSION, encode_job, encode_summary};
+use crate::codec::{FORMAT_VERSION, encode_job, encode_summary, split_item};
 use crate::env::{Table, Tables};
 use crate::error::{Doing, Failure};
+use crate::group::{self, first_index, group_of};
 use crate::ordered::OrderedPuts;
 use crate::{keys, v1};
 
@@ -127,8 +129,9 @@ fn rewrite(
     Ok(())
 }
 
-/// Refills table `subjobs` job by job, each job's records against a new dictionary, which
-/// is written to table `dicts` after them.
+/// Refills table `subjobs` job by job: each job's records against a new dictionary
+/// (written to table `dicts` after them) and its master's split items, gathered into
+/// groups as they come (in key order, so a group is complete when the next begins).
 fn upgrade_subjobs(
     tables: &Tables,
     old: &RoTxn,
@@ -138,45 +141,90 @@ fn upgrade_subjobs(
     let doing = "reading table subjobs of format 1";
     let mut subjobs = OrderedPuts::new(tables.subjobs);
     let mut dicts = OrderedPuts::new(tables.dicts);
-    let mut current: Option<(JobId, Dictionary)> = None;
+    // The job whose subjobs are being rewritten: its dictionary and its master's splitter.
+    let mut current: Option<(JobId, Dictionary, Option<Splitter>)> = None;
+    // The group being gathered.
+    let mut pending: Option<Gathered> = None;
     let mut record = Vec::with_capacity(64);
     for entry in tables.subjobs.iter(old).doing(doing)? {
         let (key, bytes) = entry.doing(doing)?;
         upgraded.subjobs += 1;
-        let converted = match keys::parse_subjob(key) {
-            None => None,
-            Some((job, index)) => {
-                let dict = match &mut current {
-                    Some((j, dict)) if *j == job => dict,
-                    _ => {
-                        if let Some((j, dict)) = current.take() {
-                            write_dictionary(&mut dicts, txn, j, &dict)?;
-                        }
-                        let base = dictionary_base(tables, old, job)?;
-                        &mut current.insert((job, Dictionary::new(base))).1
-                    }
-                };
-                v1::decode::<Subjob>(bytes)
-                    .ok()
-                    .filter(|s| s.index == index)
-                    .map(|subjob| {
-                        record.clear();
-                        encode_subjob(&subjob, dict, None, &mut record);
-                        &record[..]
-                    })
+        let Some((job, index)) = v1::parse_subjob_key(key) else {
+            // Not a subjob's key: carried over as it is, under the same key.
+            upgraded.carried += 1;
+            flush_group(&mut subjobs, txn, pending.take())?;
+            subjobs.put(txn, key, bytes, || {
+                format!("writing table subjobs in format {FORMAT_VERSION}")
+            })?;
+            continue;
+        };
+        let (dict, splitter) = match &mut current {
+            Some((j, dict, splitter)) if *j == job => (dict, splitter),
+            _ => {
+                if let Some((j, dict, _)) = current.take() {
+                    write_dictionary(&mut dicts, txn, j, &dict)?;
+                }
+                let master = tables
+                    .jobs
+                    .get(old, &keys::job(job))
+                    .doing("reading table jobs of format 1")?
+                    .and_then(|bytes| v1::decode::<Job>(bytes).ok())
+                    .filter(|m| m.id == job);
+                let base = dictionary_base(tables, old, job, master.as_ref())?;
+                let splitter = master.and_then(|m| m.spec.splitter);
+                let (_, dict, splitter) = current.insert((job, Dictionary::new(base), splitter));
+                (dict, splitter)
             }
         };
-        if converted.is_none() {
+        let converted = v1::decode::<Subjob>(bytes)
+            .ok()
+            .filter(|s| s.index == index)
+            .map(|subjob| {
+                let item = split_item(splitter.as_ref(), index);
+                record.clear();
+                encode_subjob(&subjob, dict, item.as_deref(), &mut record);
+                record.clone()
+            });
+        let converted = converted.unwrap_or_else(|| {
             upgraded.carried += 1;
+            bytes.to_vec()
+        });
+        let g = group_of(index);
+        let at = (index - first_index(g)) as usize;
+        match &mut pending {
+            Some((j, pg, records)) if *j == job && *pg == g => records.push((at, converted)),
+            _ => {
+                flush_group(&mut subjobs, txn, pending.take())?;
+                pending = Some((job, g, vec![(at, converted)]));
+            }
         }
-        subjobs.put(txn, key, converted.unwrap_or(bytes), || {
-            format!("writing table subjobs in format {FORMAT_VERSION}")
-        })?;
     }
-    if let Some((j, dict)) = current {
+    flush_group(&mut subjobs, txn, pending)?;
+    if let Some((j, dict, _)) = current {
         write_dictionary(&mut dicts, txn, j, &dict)?;
     }
     Ok(())
+}
+
+/// A group of subjob records being gathered: its job, its number, its records by
+/// position.
+type Gathered = (JobId, u32, Vec<(usize, Vec<u8>)>);
+
+/// Writes a gathered group of subjob records.
+fn flush_group(
+    subjobs: &mut OrderedPuts,
+    txn: &mut RwTxn,
+    group: Option<Gathered>,
+) -> Result<(), Failure> {
+    let Some((job, g, records)) = group else {
+        return Ok(());
+    };
+    subjobs.put(
+        txn,
+        &keys::group(job, g),
+        &group::splice(&[], &records),
+        || format!("writing table subjobs in format {FORMAT_VERSION}"),
+    )
 }
 
 /// Every job with subjob records gets a dictionary, even if none of them decoded (then
@@ -194,17 +242,17 @@ fn write_dictionary(
 
 /// As for new subjobs (see `commit`): the master's `new` time, else the earliest time of
 /// the job's subjobs that decode, else zero.
-fn dictionary_base(tables: &Tables, old: &RoTxn, job: JobId) -> Result<Timestamp, Failure> {
-    let master = tables
-        .jobs
-        .get(old, &keys::job(job))
-        .doing("reading table jobs of format 1")?
-        .and_then(|bytes| v1::decode::<Job>(bytes).ok());
+fn dictionary_base(
+    tables: &Tables,
+    old: &RoTxn,
+    job: JobId,
+    master: Option<&Job>,
+) -> Result<Timestamp, Failure> {
     if let Some(created) = master.and_then(|m| m.run.times.get(Status::New)) {
         return Ok(created);
     }
-    let start = keys::subjob(job, 0);
-    let end = keys::subjob(job, u32::MAX);
+    let start = v1::subjob_key(job, 0);
+    let end = v1::subjob_key(job, u32::MAX);
     let bounds = (
         std::ops::Bound::Included(&start[..]),
         std::ops::Bound::Included(&end[..]),

@@ -1,0 +1,130 @@
+//! `touch-all`: reads every job and every subjob's status through the cache, page by
+//! page, as a program looking at all its jobs would: with `Cache::statuses` (only the
+//! statuses, what a listing or the monitor needs) or `Cache::subjobs` (each subjob in
+//! full).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ganga_core::{Cache, CacheStats, JobCache, JobId, SUBJOB_PAGE, Status, SummaryEntry};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Touched {
+    pub(crate) jobs: u64,
+    pub(crate) subjobs: u64,
+    /// Jobs listed whose summary could not be read, or that vanished meanwhile.
+    pub(crate) unreadable: u64,
+    pub(crate) job_statuses: BTreeMap<String, u64>,
+    pub(crate) subjob_statuses: BTreeMap<String, u64>,
+    /// Listing, then every job and subjob page through the cache.
+    pub(crate) work_secs: f64,
+    pub(crate) cache: CacheFigures,
+}
+
+/// The cache's own view of itself at the end (its estimates, not the OS's).
+#[derive(Debug, Serialize)]
+pub(crate) struct CacheFigures {
+    pub(crate) budget_bytes: u64,
+    pub(crate) used_bytes: u64,
+    pub(crate) unsaved_bytes: u64,
+    pub(crate) entries: usize,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+}
+
+impl From<CacheStats> for CacheFigures {
+    fn from(s: CacheStats) -> Self {
+        CacheFigures {
+            budget_bytes: s.budget_bytes,
+            used_bytes: s.used_bytes,
+            unsaved_bytes: s.unsaved_bytes,
+            entries: s.entries,
+            hits: s.hits,
+            misses: s.misses,
+        }
+    }
+}
+
+/// Every job id in the store, in order, from the summaries (what `ganga jobs` reads).
+pub(crate) fn all_ids(cache: &dyn Cache) -> anyhow::Result<(Vec<JobId>, u64)> {
+    let mut ids = Vec::new();
+    let mut unreadable = 0;
+    let mut from = 0;
+    loop {
+        let page = cache.summaries(from, 10_000)?;
+        let Some(last) = page.last() else { break };
+        from = last.id() + 1;
+        for entry in &page {
+            if let SummaryEntry::Unreadable { .. } = entry {
+                unreadable += 1;
+            }
+            ids.push(entry.id());
+        }
+    }
+    Ok((ids, unreadable))
+}
+
+/// How `touch-all` reads the subjobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Read {
+    /// `Cache::statuses`: only the status of each subjob.
+    Statuses,
+    /// `Cache::subjobs`: each subjob in full.
+    Subjobs,
+}
+
+pub(crate) fn touch_all(cache: &JobCache, read: Read) -> anyhow::Result<Touched> {
+    let mut job_counts = [0u64; Status::ALL.len()];
+    let mut subjob_counts = [0u64; Status::ALL.len()];
+    let mut subjobs = 0u64;
+    let work = Instant::now();
+    let (ids, mut unreadable) = all_ids(cache)?;
+    for &id in &ids {
+        let Some(job) = cache.job(id)? else {
+            unreadable += 1;
+            continue;
+        };
+        job_counts[job.status().index()] += 1;
+        let n = job.subjob_count();
+        let mut start = 0;
+        while start < n {
+            let end = start.saturating_add(SUBJOB_PAGE).min(n);
+            match read {
+                Read::Statuses => {
+                    for (_, status) in cache.statuses(id, start..end)? {
+                        subjob_counts[status.index()] += 1;
+                        subjobs += 1;
+                    }
+                }
+                Read::Subjobs => {
+                    for sj in cache.subjobs(id, start..end)? {
+                        subjob_counts[sj.status().index()] += 1;
+                        subjobs += 1;
+                    }
+                }
+            }
+            start = end;
+        }
+    }
+    let work_secs = work.elapsed().as_secs_f64();
+    Ok(Touched {
+        jobs: ids.len() as u64,
+        subjobs,
+        unreadable,
+        job_statuses: named(&job_counts),
+        subjob_statuses: named(&subjob_counts),
+        work_secs,
+        cache: cache.stats().into(),
+    })
+}
+
+pub(crate) fn named(counts: &[u64; Status::ALL.len()]) -> BTreeMap<String, u64> {
+    Status::ALL
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| (s.to_string(), *n))
+        .collect()
+}

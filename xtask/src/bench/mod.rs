@@ -1,0 +1,902 @@
+//! `cargo xtask bench`: issue 3's benchmarks of the store and the cache.
+//!
+//! Builds the `ganga` binary and the `ganga-bench` driver twice (plugins loaded as
+//! libraries, and linked in with the `static-plugins` features), copies each build into
+//! an install directory of its own (so a concurrent `cargo build` cannot swap a binary
+//! mid-run, and only the shipped plugins sit beside it), populates a fresh home per
+//! linking mode, runs each benchmark as a child process measured from outside (wall
+//! clock, and `wait4` for peak RSS and CPU time), prints a table and writes every run's
+//! figures with a description of the machine as JSON. See `docs/benchmarks.md`.
+
+mod child;
+mod machine;
+mod report;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use self::child::Measured;
+use self::report::{BenchResult, Figure, Run, Unit, median, secs};
+use self::workload::{Named, Workload};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bench {
+    Store,
+    List,
+    LoadOne,
+    TouchAll,
+    TouchAllSubjobs,
+    Churn,
+}
+
+impl Bench {
+    /// In the order they run: `churn` changes the store, so it comes last.
+    const ALL: [Bench; 6] = [
+        Bench::Store,
+        Bench::List,
+        Bench::LoadOne,
+        Bench::TouchAll,
+        Bench::TouchAllSubjobs,
+        Bench::Churn,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Bench::Store => "store",
+            Bench::List => "list",
+            Bench::LoadOne => "load-one",
+            Bench::TouchAll => "touch-all",
+            Bench::TouchAllSubjobs => "touch-all-subjobs",
+            Bench::Churn => "churn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linking {
+    Dynamic,
+    Static,
+}
+
+impl Linking {
+    fn name(self) -> &'static str {
+        match self {
+            Linking::Dynamic => "dynamic",
+            Linking::Static => "static",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Release,
+    Debug,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Debug => "debug",
+        }
+    }
+}
+
+struct Options {
+    benches: Vec<Bench>,
+    workload: String,
+    linkings: Vec<Linking>,
+    runs: Option<u32>,
+    json: Option<PathBuf>,
+    profile: Profile,
+    dir: Option<PathBuf>,
+    build: bool,
+}
+
+pub(crate) const USAGE: &str = "\
+cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic|static|both]
+                  [--runs N] [--json PATH] [--profile release|debug] [--dir DIR] [--no-build]
+
+  NAME       store, list, load-one, touch-all, touch-all-subjobs, churn (default: all;
+             store always runs, the others read the home it makes)
+  --workload a file in xtask/workloads/ by name, or a path (default: small)
+  --linking  plugins loaded as libraries, linked in, or both (default: both)
+  --runs     runs of each benchmark but store (default: the workload's)
+  --json     where to write every run's figures (default: DIR/WORKLOAD/results.json)
+  --profile  build profile (default: release; debug is for the harness's own test)
+  --dir      where homes, installs and logs go (default: target/bench)
+  --no-build use the binaries already built";
+
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        benches: Vec::new(),
+        workload: "small".to_owned(),
+        linkings: vec![Linking::Dynamic, Linking::Static],
+        runs: None,
+        json: None,
+        profile: Profile::Release,
+        dir: None,
+        build: true,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--workload" => o.workload = value(arg)?,
+            "--linking" => {
+                o.linkings = match value(arg)?.as_str() {
+                    "dynamic" => vec![Linking::Dynamic],
+                    "static" => vec![Linking::Static],
+                    "both" => vec![Linking::Dynamic, Linking::Static],
+                    other => bail!("--linking {other}: expected dynamic, static or both"),
+                }
+            }
+            "--runs" => {
+                let v = value(arg)?;
+                let n: u32 = v.parse().with_context(|| format!("--runs {v}"))?;
+                if n == 0 {
+                    bail!("--runs must be at least 1");
+                }
+                o.runs = Some(n);
+            }
+            "--json" => o.json = Some(PathBuf::from(value(arg)?)),
+            "--dir" => o.dir = Some(PathBuf::from(value(arg)?)),
+            "--profile" => {
+                o.profile = match value(arg)?.as_str() {
+                    "release" => Profile::Release,
+                    "debug" => Profile::Debug,
+                    other => bail!("--profile {other}: expected release or debug"),
+                }
+            }
+            "--no-build" => o.build = false,
+            "-h" | "--help" => bail!("{USAGE}"),
+            name => match Bench::ALL.iter().find(|b| b.name() == name) {
+                Some(b) => o.benches.push(*b),
+                None => bail!("unknown benchmark or option `{name}`\n\n{USAGE}"),
+            },
+        }
+    }
+    if o.benches.is_empty() {
+        o.benches = Bench::ALL.to_vec();
+    }
+    Ok(o)
+}
+
+pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let opts = parse(args)?;
+    let named = Named::load(root, &opts.workload)?;
+    let target = crate::target_dir(root);
+    let dir = opts
+        .dir
+        .clone()
+        .unwrap_or_else(|| target.join("bench"))
+        .join(&named.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let started = machine::utc_now();
+    eprintln!(
+        "bench: workload {} ({}), linking {}, results in {}",
+        named.name,
+        named.workload.description,
+        opts.linkings
+            .iter()
+            .map(|l| l.name())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        dir.display()
+    );
+
+    // Every build first, so that no build runs between measurements.
+    let mut installs = Vec::new();
+    for &linking in &opts.linkings {
+        if opts.build {
+            build(root, &target, linking, opts.profile)?;
+        }
+        installs.push((linking, install(&target, linking, opts.profile, &dir)?));
+    }
+    let machine = machine::describe(root, &dir);
+
+    let mut results = Vec::new();
+    let mut checks = serde_json::Map::new();
+    for (linking, bin) in installs {
+        let mut mode = Mode::new(linking, bin, &dir, &named, opts.runs)?;
+        results.extend(mode.run(&opts.benches)?);
+        checks.insert(linking.name().to_owned(), Value::Object(mode.checks));
+    }
+
+    let json_path = opts
+        .json
+        .clone()
+        .unwrap_or_else(|| dir.join("results.json"));
+    let report = json!({
+        "harness": "cargo xtask bench",
+        "arguments": args,
+        "profile": opts.profile.dir(),
+        "started_utc": started,
+        "finished_utc": machine::utc_now(),
+        "load_average_at_end": machine::load_average(),
+        "machine": machine,
+        "workload": {
+            "name": named.name,
+            "path": named.path,
+            "file": serde_json::to_value(&named.raw)?,
+        },
+        "checks": checks,
+        "results": results,
+    });
+    if let Some(parent) = json_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!(
+        "\nworkload {}: {}; {} profile; {}",
+        named.name,
+        named.workload.description,
+        opts.profile.dir(),
+        started
+    );
+    println!("{}", report::table(&results));
+    eprintln!("\nevery run's figures: {}", json_path.display());
+    Ok(())
+}
+
+fn build(root: &Path, target: &Path, linking: Linking, profile: Profile) -> anyhow::Result<()> {
+    let release: &[&str] = match profile {
+        Profile::Release => &["--release"],
+        Profile::Debug => &[],
+    };
+    match (linking, profile) {
+        // What `cargo xtask demo` builds too: the binary and every plugin library.
+        (Linking::Dynamic, Profile::Release) => crate::run(
+            crate::cargo()
+                .current_dir(root)
+                .args(["build", "--release", "--workspace"]),
+        ),
+        // Package by package, as the tests' own builds do, so they share artifacts.
+        (Linking::Dynamic, Profile::Debug) => {
+            for package in [
+                "ganga-cli",
+                "ganga-bench",
+                "ganga-store-lmdb",
+                "ganga-backend-local",
+            ] {
+                crate::run(
+                    crate::cargo()
+                        .current_dir(root)
+                        .args(["build", "-p", package]),
+                )?;
+            }
+            Ok(())
+        }
+        // A target directory of its own, so the dynamic build is not disturbed.
+        (Linking::Static, _) => crate::run(
+            crate::cargo()
+                .current_dir(root)
+                .args(["build"])
+                .args(release)
+                .args([
+                    "-p",
+                    "ganga-cli",
+                    "-p",
+                    "ganga-bench",
+                    "--features",
+                    "ganga-cli/static-plugins,ganga-bench/static-plugins",
+                    "--target-dir",
+                ])
+                .arg(target.join("bench-static")),
+        ),
+    }
+}
+
+/// Copies the binaries (and, for dynamic linking, the shipped plugin libraries) into
+/// `DIR/LINKING/bin`, as a user's install would hold them.
+fn install(
+    target: &Path,
+    linking: Linking,
+    profile: Profile,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let from = match linking {
+        Linking::Dynamic => target.join(profile.dir()),
+        Linking::Static => target.join("bench-static").join(profile.dir()),
+    };
+    let bin = dir.join(linking.name()).join("bin");
+    if bin.exists() {
+        std::fs::remove_dir_all(&bin).with_context(|| format!("cannot clear {}", bin.display()))?;
+    }
+    std::fs::create_dir_all(&bin)?;
+    let lib = |name: &str| {
+        format!(
+            "{}{name}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )
+    };
+    let mut files = vec!["ganga".to_owned(), "ganga-bench".to_owned()];
+    if linking == Linking::Dynamic {
+        files.push(lib("ganga_store_lmdb"));
+        files.push(lib("ganga_backend_local"));
+    }
+    for file in files {
+        let src = from.join(&file);
+        std::fs::copy(&src, bin.join(&file)).with_context(|| {
+            format!(
+                "cannot copy {} (built? run without --no-build)",
+                src.display()
+            )
+        })?;
+    }
+    Ok(bin)
+}
+
+/// One linking mode: its install, its home, and the benchmarks run against them.
+struct Mode<'a> {
+    linking: Linking,
+    bin: PathBuf,
+    home: PathBuf,
+    /// An empty XDG config directory: no user config or plugin dir leaks in.
+    xdg: PathBuf,
+    logs: PathBuf,
+    named: &'a Named,
+    runs: u32,
+    /// How many processes ran so far, to name their logs.
+    count: usize,
+    checks: serde_json::Map<String, Value>,
+}
+
+impl<'a> Mode<'a> {
+    fn new(
+        linking: Linking,
+        bin: PathBuf,
+        dir: &Path,
+        named: &'a Named,
+        runs: Option<u32>,
+    ) -> anyhow::Result<Mode<'a>> {
+        let base = dir.join(linking.name());
+        let logs = base.join("logs");
+        let xdg = base.join("xdg-config");
+        for d in [&logs, &xdg] {
+            if d.exists() {
+                std::fs::remove_dir_all(d)?;
+            }
+            std::fs::create_dir_all(d)?;
+        }
+        Ok(Mode {
+            linking,
+            bin,
+            home: base.join("home"),
+            xdg,
+            logs,
+            named,
+            runs: runs.unwrap_or(named.workload.runs).max(1),
+            count: 0,
+            checks: serde_json::Map::new(),
+        })
+    }
+
+    fn workload(&self) -> &Workload {
+        &self.named.workload
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        for var in [
+            "GANGA_HOME",
+            "GANGA_CONFIG",
+            "GANGA_PLUGIN_PATH",
+            "GANGA_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("XDG_CONFIG_HOME", &self.xdg)
+            .env("GANGA_HOME", &self.home)
+            .current_dir(&self.bin);
+        cmd
+    }
+
+    fn ganga(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command("ganga");
+        cmd.args(args);
+        cmd
+    }
+
+    fn driver(&self, subcommand: &str, args: &[String]) -> Command {
+        let mut cmd = self.command("ganga-bench");
+        cmd.arg(subcommand).arg("--home").arg(&self.home).args(args);
+        cmd
+    }
+
+    /// Runs a process, its stdout kept if `keep` (in the logs directory).
+    fn measure(&mut self, label: &str, cmd: &mut Command, keep: bool) -> anyhow::Result<Measured> {
+        self.count += 1;
+        let stem = format!("{:03}-{}", self.count, label.replace([' ', '/'], "_"));
+        let stdout = keep.then(|| self.logs.join(format!("{stem}.stdout")));
+        child::measure(
+            cmd,
+            stdout.as_deref(),
+            &self.logs.join(format!("{stem}.stderr")),
+        )
+    }
+
+    /// Runs a command once, unmeasured, and returns its stdout parsed as JSON.
+    fn json_of(&mut self, label: &str, mut cmd: Command) -> anyhow::Result<Value> {
+        let m = self.measure(label, &mut cmd, true)?;
+        let text = m.output()?;
+        serde_json::from_str(&text).with_context(|| format!("{label}: stdout is not JSON"))
+    }
+
+    /// Runs a command once, unmeasured, and returns the length of the JSON array it prints.
+    fn array_len_of(&mut self, label: &str, mut cmd: Command) -> anyhow::Result<usize> {
+        self.measure(label, &mut cmd, true)?.json_array_len()
+    }
+
+    fn progress(&self, bench: &str, i: u32, n: u32, m: &Measured, extra: &str) {
+        if m.peak_rss_kib <= m.parent_peak_rss_kib {
+            eprintln!(
+                "bench: warning: the peak RSS of {bench} ({} KiB) is not above the harness's \
+                 own ({} KiB), which Linux carries over into its children: the figure is the \
+                 harness's",
+                m.peak_rss_kib, m.parent_peak_rss_kib
+            );
+        }
+        eprintln!(
+            "bench [{}] {bench} {}/{n}: wall {}, peak RSS {:.1} MiB{extra}",
+            self.linking.name(),
+            i + 1,
+            secs(m.wall_secs),
+            m.peak_rss_mib()
+        );
+    }
+
+    fn run(&mut self, benches: &[Bench]) -> anyhow::Result<Vec<BenchResult>> {
+        let mut results = vec![self.store()?];
+        let big_job = self.check_store()?;
+        if benches.contains(&Bench::List) {
+            results.push(self.list()?);
+        }
+        if benches.contains(&Bench::LoadOne) {
+            match big_job {
+                Some(id) => results.extend(self.load_one(id)?),
+                None => eprintln!("bench: load-one skipped: the workload has no big job"),
+            }
+        }
+        if benches.contains(&Bench::TouchAll) {
+            results.push(self.touch_all("statuses")?);
+        }
+        if benches.contains(&Bench::TouchAllSubjobs) {
+            results.push(self.touch_all("subjobs")?);
+        }
+        if benches.contains(&Bench::Churn) {
+            results.push(self.churn()?);
+        }
+        Ok(results)
+    }
+
+    fn result(
+        &self,
+        benchmark: &str,
+        cmd: &Command,
+        runs: Vec<Run>,
+        figures: Vec<Figure>,
+    ) -> BenchResult {
+        BenchResult {
+            benchmark: benchmark.to_owned(),
+            linking: self.linking.name().to_owned(),
+            command: crate::shown(cmd),
+            runs,
+            figures,
+        }
+    }
+
+    fn store(&mut self) -> anyhow::Result<BenchResult> {
+        let n = self.workload().store_runs.max(1);
+        let workload = self.named.path.display().to_string();
+        let mut runs = Vec::new();
+        let mut cmd = self.driver("populate", &["--workload".to_owned(), workload]);
+        for i in 0..n {
+            if self.home.exists() {
+                std::fs::remove_dir_all(&self.home)
+                    .with_context(|| format!("cannot clear {}", self.home.display()))?;
+            }
+            let m = self.measure("store", &mut cmd, true)?;
+            let driver: Value = serde_json::from_str(&m.output()?).context("populate's report")?;
+            let disk = disk_usage(&self.home.join("store"))?;
+            let subjobs = num(&driver, "/result/subjobs");
+            let per = num(&disk, "/apparent_bytes") / subjobs.max(1.0);
+            self.progress(
+                "store",
+                i,
+                n,
+                &m,
+                &format!(
+                    ", store {} for {} subjobs, {per:.0} B/subjob",
+                    secs(num(&driver, "/result/store_secs")),
+                    report::thousands(subjobs as u64)
+                ),
+            );
+            runs.push(Run {
+                process: m,
+                driver: Some(driver),
+                disk: Some(disk),
+            });
+        }
+        let subjobs = med(&runs, |r| num_opt(&r.driver, "/result/subjobs"));
+        let jobs = med(&runs, |r| num_opt(&r.driver, "/result/jobs"));
+        let store_secs = med(&runs, |r| num_opt(&r.driver, "/result/store_secs"));
+        let targets = &self.workload().targets;
+        let figures = vec![
+            Figure::new(
+                "wall_secs",
+                med(&runs, |r| r.process.wall_secs),
+                Unit::Secs,
+                "",
+            ),
+            Figure::new(
+                "peak_rss_mib",
+                med(&runs, |r| r.process.peak_rss_mib()),
+                Unit::Mib,
+                "",
+            ),
+            Figure::new(
+                "bytes_per_subjob",
+                med(&runs, |r| num_opt(&r.disk, "/apparent_bytes")) / subjobs.max(1.0),
+                Unit::Bytes,
+                "per subjob",
+            )
+            .at_most(targets.store_bytes_per_subjob, |t| format!("{t} B")),
+            Figure::new(
+                "allocated_bytes_per_subjob",
+                med(&runs, |r| num_opt(&r.disk, "/allocated_bytes")) / subjobs.max(1.0),
+                Unit::Bytes,
+                "allocated per subjob",
+            ),
+            Figure::new(
+                "store_bytes",
+                med(&runs, |r| num_opt(&r.disk, "/apparent_bytes")),
+                Unit::Bytes,
+                "in the store's files",
+            ),
+            Figure::new("subjobs", subjobs, Unit::Count, "subjobs"),
+            Figure::new(
+                "store_secs",
+                store_secs,
+                Unit::Secs,
+                "in reserve_ids and commit",
+            ),
+            Figure::new(
+                "subjobs_written",
+                subjobs / store_secs,
+                Unit::PerSec,
+                "subjobs",
+            ),
+            Figure::new("jobs_written", jobs / store_secs, Unit::PerSec, "jobs"),
+        ];
+        Ok(self.result("store", &cmd, runs, figures))
+    }
+
+    /// Checks, unmeasured, that the binaries use the store the mode says and that the
+    /// home holds what the workload made; returns the big job's id. Also warms up.
+    fn check_store(&mut self) -> anyhow::Result<Option<u64>> {
+        let plugins = self.json_of("check-plugins", self.ganga(&["plugins", "--json"]))?;
+        let store = plugins["plugins"]
+            .as_array()
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["kind"] == "store" && p["name"] == "lmdb")
+            })
+            .cloned()
+            .context("`ganga plugins` lists no lmdb store")?;
+        let info = self.json_of("check-driver", self.driver("info", &[]))?;
+        let cli_file = store["file"].as_str();
+        let driver_file = info["store"]["plugin"].as_str();
+        match self.linking {
+            Linking::Dynamic if cli_file.is_none() || driver_file == Some("linked") => {
+                bail!("dynamic linking, but the store is linked in: {store} / {info}")
+            }
+            Linking::Static if cli_file.is_some() || driver_file != Some("linked") => {
+                bail!("static linking, but the store is loaded from a library: {store} / {info}")
+            }
+            _ => {}
+        }
+        let listed = self.array_len_of("check-jobs", self.ganga(&["jobs", "--json"]))? as u64;
+        if listed != self.workload().jobs() {
+            bail!(
+                "`ganga jobs` listed {listed} jobs; the workload makes {}",
+                self.workload().jobs()
+            );
+        }
+        self.checks.insert("cli_store".to_owned(), store);
+        self.checks
+            .insert("driver_store".to_owned(), info["store"].clone());
+        self.checks.insert("jobs_listed".to_owned(), json!(listed));
+        Ok(self.big_job())
+    }
+
+    /// The big job's id: the last job, when the workload has one.
+    fn big_job(&self) -> Option<u64> {
+        (self.workload().big_job_subjobs() > 0).then(|| self.workload().jobs() - 1)
+    }
+
+    /// Runs a `ganga` command `self.runs` times.
+    fn ganga_runs(&mut self, label: &str, args: &[&str]) -> anyhow::Result<(Command, Vec<Run>)> {
+        let mut cmd = self.ganga(args);
+        let mut runs = Vec::new();
+        for i in 0..self.runs {
+            let m = self.measure(label, &mut cmd, false)?;
+            self.progress(label, i, self.runs, &m, "");
+            runs.push(Run {
+                process: m,
+                driver: None,
+                disk: None,
+            });
+        }
+        Ok((cmd, runs))
+    }
+
+    fn list(&mut self) -> anyhow::Result<BenchResult> {
+        let (cmd, runs) = self.ganga_runs("list", &["jobs"])?;
+        let t = &self.workload().targets;
+        let figures = vec![
+            Figure::new(
+                "wall_secs",
+                med(&runs, |r| r.process.wall_secs),
+                Unit::Secs,
+                "",
+            )
+            .at_most(t.list_wall_ms.map(|ms| ms / 1000.0), secs),
+            Figure::new(
+                "peak_rss_mib",
+                med(&runs, |r| r.process.peak_rss_mib()),
+                Unit::Mib,
+                "",
+            )
+            .at_most(t.list_peak_rss_mb.map(mb_to_mib), mib_as_mb),
+            Figure::new("jobs", self.workload().jobs() as f64, Unit::Count, "jobs"),
+        ];
+        Ok(self.result("list", &cmd, runs, figures))
+    }
+
+    fn load_one(&mut self, id: u64) -> anyhow::Result<Vec<BenchResult>> {
+        let n = self.workload().big_job_subjobs();
+        let one = format!("{id}.{}", n / 2);
+        let id = id.to_string();
+        let count =
+            self.array_len_of("check-subjobs", self.ganga(&["subjobs", &id, "--json"]))? as u64;
+        if count != n {
+            bail!("`ganga subjobs {id}` showed {count} subjobs, not {n}");
+        }
+        self.json_of("check-show", self.ganga(&["show", &one, "--json"]))?;
+        let t = self.workload().targets.clone();
+        let mut out = Vec::new();
+        for (label, args) in [
+            (
+                format!("load-one subjobs {id}"),
+                vec!["subjobs", id.as_str()],
+            ),
+            (format!("load-one show {one}"), vec!["show", one.as_str()]),
+        ] {
+            let (cmd, runs) = self.ganga_runs(&label, &args)?;
+            let figures = vec![
+                Figure::new(
+                    "wall_secs",
+                    med(&runs, |r| r.process.wall_secs),
+                    Unit::Secs,
+                    "",
+                )
+                .at_most(t.load_one_wall_ms.map(|ms| ms / 1000.0), secs),
+                Figure::new(
+                    "peak_rss_mib",
+                    med(&runs, |r| r.process.peak_rss_mib()),
+                    Unit::Mib,
+                    "",
+                )
+                .at_most(t.load_one_peak_rss_mb.map(mb_to_mib), mib_as_mb),
+            ];
+            out.push(self.result(&label, &cmd, runs, figures));
+        }
+        Ok(out)
+    }
+
+    /// Runs the driver `self.runs` times; each run's report must pass `check`.
+    fn driver_runs(
+        &mut self,
+        label: &str,
+        subcommand: &str,
+        args: &[String],
+        check: impl Fn(&Value) -> anyhow::Result<String>,
+    ) -> anyhow::Result<(Command, Vec<Run>)> {
+        let mut cmd = self.driver(subcommand, args);
+        let mut runs = Vec::new();
+        for i in 0..self.runs {
+            let m = self.measure(label, &mut cmd, true)?;
+            let driver: Value =
+                serde_json::from_str(&m.output()?).with_context(|| format!("{label}'s report"))?;
+            let extra = check(&driver)?;
+            self.progress(label, i, self.runs, &m, &extra);
+            runs.push(Run {
+                process: m,
+                driver: Some(driver),
+                disk: None,
+            });
+        }
+        Ok((cmd, runs))
+    }
+
+    /// `read`: `statuses` (the issue's figure, held to its targets) or `subjobs`.
+    fn touch_all(&mut self, read: &str) -> anyhow::Result<BenchResult> {
+        let (jobs, subjobs) = (self.workload().jobs(), self.workload().subjobs());
+        let label = match read {
+            "statuses" => "touch-all",
+            _ => "touch-all-subjobs",
+        };
+        let args = ["--read".to_owned(), read.to_owned()];
+        let (cmd, runs) = self.driver_runs(label, "touch-all", &args, |d| {
+            let (j, s) = (
+                num(d, "/result/jobs") as u64,
+                num(d, "/result/subjobs") as u64,
+            );
+            if (j, s) != (jobs, subjobs) {
+                bail!(
+                    "touch-all read {j} jobs and {s} subjobs; the workload has {jobs} and {subjobs}"
+                );
+            }
+            Ok(format!(", work {}", secs(num(d, "/result/work_secs"))))
+        })?;
+        let t = &self.workload().targets;
+        let work = med(&runs, |r| num_opt(&r.driver, "/result/work_secs"));
+        let figures = vec![
+            Figure::new(
+                "wall_secs",
+                med(&runs, |r| r.process.wall_secs),
+                Unit::Secs,
+                "",
+            )
+            .at_most(t.touch_all_wall_s, secs),
+            Figure::new(
+                "peak_rss_mib",
+                med(&runs, |r| r.process.peak_rss_mib()),
+                Unit::Mib,
+                "",
+            )
+            .at_most(t.touch_all_peak_rss_mb.map(mb_to_mib), mib_as_mb),
+            Figure::new("subjobs", subjobs as f64, Unit::Count, "subjobs"),
+            Figure::new("work_secs", work, Unit::Secs, "of work"),
+            Figure::new(
+                "subjobs_read",
+                subjobs as f64 / work,
+                Unit::PerSec,
+                "subjobs",
+            ),
+        ];
+        Ok(self.result(label, &cmd, runs, figures))
+    }
+
+    fn churn(&mut self) -> anyhow::Result<BenchResult> {
+        let c = self.workload().churn.clone();
+        let args = [
+            "--changes".to_owned(),
+            c.changes.to_string(),
+            "--batch".to_owned(),
+            c.batch.to_string(),
+            "--jobs-per-batch".to_owned(),
+            c.jobs_per_batch.to_string(),
+            "--failed-percent".to_owned(),
+            c.failed_percent.to_string(),
+        ];
+        let (cmd, runs) = self.driver_runs("churn", "churn", &args, |d| {
+            let changes = num(d, "/result/changes") as u64;
+            if changes != c.changes {
+                bail!("churn made {changes} changes, not {}", c.changes);
+            }
+            Ok(format!(
+                ", work {} (commit {})",
+                secs(num(d, "/result/work_secs")),
+                secs(num(d, "/result/commit_secs"))
+            ))
+        })?;
+        let t = &self.workload().targets;
+        let work = med(&runs, |r| num_opt(&r.driver, "/result/work_secs"));
+        let figures = vec![
+            Figure::new(
+                "wall_secs",
+                med(&runs, |r| r.process.wall_secs),
+                Unit::Secs,
+                "",
+            ),
+            Figure::new(
+                "peak_rss_mib",
+                med(&runs, |r| r.process.peak_rss_mib()),
+                Unit::Mib,
+                "",
+            ),
+            Figure::new("changes", c.changes as f64, Unit::Count, "changes"),
+            Figure::new("work_secs", work, Unit::Secs, "of work").at_most(t.churn_wall_s, secs),
+            Figure::new(
+                "commit_secs",
+                med(&runs, |r| num_opt(&r.driver, "/result/commit_secs")),
+                Unit::Secs,
+                "in Cache::commit",
+            ),
+            Figure::new(
+                "read_secs",
+                med(&runs, |r| num_opt(&r.driver, "/result/read_secs")),
+                Unit::Secs,
+                "reading",
+            ),
+            Figure::new(
+                "changes_committed",
+                c.changes as f64 / work,
+                Unit::PerSec,
+                "changes",
+            ),
+        ];
+        Ok(self.result("churn", &cmd, runs, figures))
+    }
+}
+
+fn mb_to_mib(mb: f64) -> f64 {
+    mb * 1e6 / 1_048_576.0
+}
+
+fn mib_as_mb(mib: f64) -> String {
+    format!("{:.0} MB", mib * 1_048_576.0 / 1e6)
+}
+
+/// A number in a JSON report, by pointer; NaN if absent.
+fn num(v: &Value, pointer: &str) -> f64 {
+    v.pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN)
+}
+
+fn num_opt(v: &Option<Value>, pointer: &str) -> f64 {
+    v.as_ref().map_or(f64::NAN, |v| num(v, pointer))
+}
+
+fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    median(runs.iter().map(f).collect())
+}
+
+/// The files of a directory tree: apparent size (bytes in the files) and allocated size
+/// (blocks the filesystem gave them), in total and per file.
+fn disk_usage(dir: &Path) -> anyhow::Result<Value> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?
+        {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                let name = entry
+                    .path()
+                    .strip_prefix(dir)
+                    .map_or_else(|_| entry.path(), Path::to_owned);
+                files.push((name.display().to_string(), meta.len(), meta.blocks() * 512));
+            }
+        }
+    }
+    files.sort();
+    Ok(json!({
+        "directory": dir,
+        "apparent_bytes": files.iter().map(|f| f.1).sum::<u64>(),
+        "allocated_bytes": files.iter().map(|f| f.2).sum::<u64>(),
+        "files": files
+            .iter()
+            .map(|(name, apparent, allocated)| json!({"name": name, "apparent_bytes": apparent, "allocated_bytes": allocated}))
+            .collect::<Vec<_>>(),
+    }))
+}

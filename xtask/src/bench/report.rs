@@ -1,0 +1,231 @@
+//! Results: the figures of each benchmark (medians over its runs, with the target each is
+//! held to) and the table printed at the end.
+
+use serde::Serialize;
+
+use super::child::Measured;
+
+/// One benchmark in one linking mode, with every run.
+#[derive(Debug, Serialize)]
+pub(crate) struct BenchResult {
+    pub(crate) benchmark: String,
+    pub(crate) linking: String,
+    /// The measured command, as run.
+    pub(crate) command: String,
+    pub(crate) runs: Vec<Run>,
+    /// Medians over the runs, and what is derived from them.
+    pub(crate) figures: Vec<Figure>,
+}
+
+/// One run: the OS's figures for the process, and the driver's own report if it is
+/// `ganga-bench`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Run {
+    #[serde(flatten)]
+    pub(crate) process: Measured,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) driver: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) disk: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Unit {
+    Secs,
+    Mib,
+    Bytes,
+    PerSec,
+    Count,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figure {
+    pub(crate) name: String,
+    pub(crate) value: f64,
+    pub(crate) unit: Unit,
+    /// What the value is, in the table: `408 B per subjob`, `52,513 subjobs/s`.
+    #[serde(skip)]
+    pub(crate) label: &'static str,
+    /// The most the issue allows, in `unit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<f64>,
+    /// The target as the issue states it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) target_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) met: Option<bool>,
+}
+
+impl Figure {
+    pub(crate) fn new(name: &str, value: f64, unit: Unit, label: &'static str) -> Figure {
+        Figure {
+            name: name.to_owned(),
+            value,
+            unit,
+            label,
+            target: None,
+            target_text: None,
+            met: None,
+        }
+    }
+
+    /// Holds the figure to at most `target` (in its unit), stated as `text`.
+    pub(crate) fn at_most(
+        mut self,
+        target: Option<f64>,
+        text: impl FnOnce(f64) -> String,
+    ) -> Figure {
+        if let Some(t) = target {
+            self.met = Some(self.value <= t);
+            self.target = Some(t);
+            self.target_text = Some(text(t));
+        }
+        self
+    }
+
+    /// The value, and its target with the verdict.
+    fn shown(&self) -> String {
+        let value = match (self.unit, self.label) {
+            (_, "") => show(self.value, self.unit),
+            (Unit::PerSec, label) => {
+                format!("{} {label}/s", thousands(self.value.round() as u64))
+            }
+            (unit, label) => format!("{} {label}", show(self.value, unit)),
+        };
+        match (&self.target_text, self.met) {
+            (Some(t), Some(met)) => {
+                format!("{value} [≤ {t}: {}]", if met { "met" } else { "MISSED" })
+            }
+            _ => value,
+        }
+    }
+}
+
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// A value in its unit, for people.
+pub(crate) fn show(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Secs => secs(value),
+        Unit::Mib => format!("{value:.1} MiB"),
+        Unit::Bytes => format!("{} B", thousands(value.round() as u64)),
+        Unit::PerSec => format!("{}/s", thousands(value.round() as u64)),
+        Unit::Count => thousands(value.round() as u64),
+    }
+}
+
+pub(crate) fn secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.1} ms", s * 1000.0)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl BenchResult {
+    fn figure(&self, name: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.name == name)
+    }
+
+    /// The "throughput or size" cell: every figure but wall and RSS.
+    fn details(&self) -> String {
+        self.figures
+            .iter()
+            .filter(|f| f.name != "wall_secs" && f.name != "peak_rss_mib")
+            .map(Figure::shown)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The results as a Markdown table (readable as text, pasteable into the docs).
+pub(crate) fn table(results: &[BenchResult]) -> String {
+    let header = [
+        "benchmark",
+        "linking",
+        "runs",
+        "wall (median)",
+        "peak RSS (median)",
+        "throughput, size, work time (medians)",
+    ];
+    let rows: Vec<[String; 6]> = results
+        .iter()
+        .map(|r| {
+            [
+                r.benchmark.clone(),
+                r.linking.clone(),
+                r.runs.len().to_string(),
+                r.figure("wall_secs").map(Figure::shown).unwrap_or_default(),
+                r.figure("peak_rss_mib")
+                    .map(Figure::shown)
+                    .unwrap_or_default(),
+                r.details(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    let mut out = vec![
+        line(&header.map(str::to_owned)),
+        line(&widths.map(|w| "-".repeat(w))),
+    ];
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_numbers_read_right() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(thousands(1_010_000), "1,010,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(secs(0.0451), "45.1 ms");
+        let f = Figure::new("wall_secs", 0.0451, Unit::Secs, "").at_most(Some(0.1), secs);
+        assert_eq!(f.shown(), "45.1 ms [≤ 100.0 ms: met]");
+        let f = Figure::new("subjobs_written", 52_513.2, Unit::PerSec, "subjobs");
+        assert_eq!(f.shown(), "52,513 subjobs/s");
+        let f = Figure::new("bytes_per_subjob", 408.4, Unit::Bytes, "per subjob")
+            .at_most(Some(64.0), |t| format!("{t} B"));
+        assert_eq!(f.shown(), "408 B per subjob [≤ 64 B: MISSED]");
+    }
+}
