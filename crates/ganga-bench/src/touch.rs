@@ -1,7 +1,8 @@
-//! `touch-all`: reads every job and every subjob's status through the cache, page by
-//! page, as a program looking at all its jobs would: with `Cache::statuses` (only the
-//! statuses, what a listing or the monitor needs) or `Cache::subjobs` (each subjob in
-//! full).
+//! `touch-all`: reads every job's summary and every subjob's status through the cache,
+//! page by page, as a program looking at all its jobs would: with `Cache::statuses` (only
+//! the statuses, what a listing or the monitor needs) or `Cache::subjobs` (each subjob in
+//! full). A job's status and number of subjobs come from its summary, as `ganga jobs`
+//! shows them: a master's spec is never read.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -46,23 +47,29 @@ impl From<CacheStats> for CacheFigures {
     }
 }
 
-/// Every job id in the store, in order, from the summaries (what `ganga jobs` reads).
-pub(crate) fn all_ids(cache: &dyn Cache) -> anyhow::Result<(Vec<JobId>, u64)> {
-    let mut ids = Vec::new();
+/// A listed job: its id, status and number of subjobs.
+type Listed = (JobId, Status, u32);
+
+/// Every readable job, from the summaries, and how many were unreadable.
+fn listing(cache: &dyn Cache) -> anyhow::Result<(Vec<Listed>, u64)> {
+    let mut listed = Vec::new();
     let mut unreadable = 0;
     let mut from = 0;
     loop {
         let page = cache.summaries(from, 10_000)?;
         let Some(last) = page.last() else { break };
         from = last.id() + 1;
-        for entry in &page {
-            if let SummaryEntry::Unreadable { .. } = entry {
-                unreadable += 1;
+        for entry in page {
+            match entry {
+                SummaryEntry::Readable(s) => {
+                    let n = u32::try_from(s.subjobs.total()).unwrap_or(u32::MAX);
+                    listed.push((s.id, s.status, n));
+                }
+                SummaryEntry::Unreadable { .. } => unreadable += 1,
             }
-            ids.push(entry.id());
         }
     }
-    Ok((ids, unreadable))
+    Ok((listed, unreadable))
 }
 
 /// How `touch-all` reads the subjobs.
@@ -80,14 +87,9 @@ pub(crate) fn touch_all(cache: &JobCache, read: Read) -> anyhow::Result<Touched>
     let mut subjob_counts = [0u64; Status::ALL.len()];
     let mut subjobs = 0u64;
     let work = Instant::now();
-    let (ids, mut unreadable) = all_ids(cache)?;
-    for &id in &ids {
-        let Some(job) = cache.job(id)? else {
-            unreadable += 1;
-            continue;
-        };
-        job_counts[job.status().index()] += 1;
-        let n = job.subjob_count();
+    let (listed, unreadable) = listing(cache)?;
+    for &(id, status, n) in &listed {
+        job_counts[status.index()] += 1;
         let mut start = 0;
         while start < n {
             let end = start.saturating_add(SUBJOB_PAGE).min(n);
@@ -110,7 +112,7 @@ pub(crate) fn touch_all(cache: &JobCache, read: Read) -> anyhow::Result<Touched>
     }
     let work_secs = work.elapsed().as_secs_f64();
     Ok(Touched {
-        jobs: ids.len() as u64,
+        jobs: listed.len() as u64 + unreadable,
         subjobs,
         unreadable,
         job_statuses: named(&job_counts),

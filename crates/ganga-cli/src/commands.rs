@@ -249,7 +249,9 @@ async fn jobs(session: &Session, statuses: &[Status], json: bool) -> anyhow::Res
             println!("no jobs {}", render::status_list(statuses));
         }
     } else {
-        println!("{}", render::jobs_table(&entries));
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        render::jobs_table(&entries).write(&mut out)?;
+        std::io::Write::flush(&mut out)?;
     }
     for (id, error) in &unreadable {
         eprintln!("warning: job {id} is unreadable: {error}");
@@ -327,7 +329,9 @@ async fn subjobs(
             }
         );
     } else {
-        println!("{}", render::subjobs_table(&job, &shown));
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        render::subjobs_table(&job, &shown).write(&mut out)?;
+        std::io::Write::flush(&mut out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

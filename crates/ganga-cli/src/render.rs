@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use comfy_table::{CellAlignment, Table, presets::NOTHING};
+use comfy_table::{Table, presets::NOTHING};
 use ganga_core::{
     Job, JobRef, JobSpec, JobSummary, RunState, Status, StatusCounts, Subjob, SummaryEntry,
     Timestamp, Workspaces, effective_spec,
@@ -54,33 +54,94 @@ pub(crate) fn counts(c: &StatusCounts) -> String {
         .join(", ")
 }
 
-pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> String {
-    let mut t = table(&[
-        "id",
-        "status",
-        "name",
-        "subjobs",
-        "run/fail/cing/done",
-        "backend",
-        "application",
-        "created",
-    ]);
+/// A plain table for listings that run to many thousands of rows: each column padded to
+/// its widest cell, laid out like comfy-table's borderless preset. (comfy-table keeps a
+/// rich model of every cell; for 11,000 jobs that costs tens of MB.)
+pub(crate) struct Listing {
+    header: Vec<&'static str>,
+    right: Vec<usize>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Listing {
+    pub(crate) fn new(header: &[&'static str], right_aligned: &[usize]) -> Listing {
+        Listing {
+            header: header.to_vec(),
+            right: right_aligned.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub(crate) fn write(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+        }
+        let mut line = String::new();
+        let mut emit = |cells: &mut dyn Iterator<Item = &str>, out: &mut dyn std::io::Write| {
+            line.clear();
+            for (i, w) in widths.iter().enumerate() {
+                let cell = cells.next().unwrap_or("");
+                let pad = w.saturating_sub(cell.chars().count());
+                line.push(' ');
+                if self.right.contains(&i) {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                line.push(' ');
+            }
+            writeln!(out, "{}", line.trim_end())
+        };
+        emit(&mut self.header.iter().copied(), out)?;
+        for row in &self.rows {
+            emit(&mut row.iter().map(String::as_str), out)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> Listing {
+    let mut t = Listing::new(
+        &[
+            "id",
+            "status",
+            "name",
+            "subjobs",
+            "run/fail/cing/done",
+            "backend",
+            "application",
+            "created",
+        ],
+        &[0, 3],
+    );
     for e in entries {
         match e {
             SummaryEntry::Readable(s) => {
-                t.add_row(vec![
+                let split = !s.subjobs.is_empty();
+                t.row(vec![
                     s.id.to_string(),
                     s.status.to_string(),
                     s.name.clone(),
-                    if s.subjobs.is_empty() {
-                        "-".into()
-                    } else {
+                    if split {
                         s.subjobs.total().to_string()
-                    },
-                    if s.subjobs.is_empty() {
-                        "-".into()
                     } else {
+                        "-".into()
+                    },
+                    if split {
                         s.subjobs.display_short()
+                    } else {
+                        "-".into()
                     },
                     s.backend.clone(),
                     s.application.clone(),
@@ -88,17 +149,11 @@ pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> String {
                 ]);
             }
             SummaryEntry::Unreadable { id, error } => {
-                t.add_row(vec![id.to_string(), "unreadable".into(), error.clone()]);
+                t.row(vec![id.to_string(), "unreadable".into(), error.clone()]);
             }
         }
     }
-    if let Some(c) = t.column_mut(0) {
-        c.set_cell_alignment(CellAlignment::Right);
-    }
-    if let Some(c) = t.column_mut(3) {
-        c.set_cell_alignment(CellAlignment::Right);
-    }
-    text(&t)
+    t
 }
 
 pub(crate) fn summary_json(e: &SummaryEntry) -> Json {
@@ -313,18 +368,21 @@ pub(crate) fn subjob_text(job: &Job, sj: &Subjob, ws: &Workspaces) -> String {
     out
 }
 
-pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> String {
-    let mut t = table(&[
-        "id",
-        "status",
-        "backend id",
-        "exit",
-        "ran on",
-        "outputs",
-        "reason",
-    ]);
+pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> Listing {
+    let mut t = Listing::new(
+        &[
+            "id",
+            "status",
+            "backend id",
+            "exit",
+            "ran on",
+            "outputs",
+            "reason",
+        ],
+        &[],
+    );
     for sj in subjobs {
-        t.add_row(vec![
+        t.row(vec![
             JobRef::subjob(job.id, sj.index).to_string(),
             sj.run.status.to_string(),
             dash(sj.run.backend.id.as_ref()),
@@ -334,7 +392,7 @@ pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> String {
             sj.run.backend.reason.clone().unwrap_or_default(),
         ]);
     }
-    text(&t)
+    t
 }
 
 /// One line saying where a job is, for progress while waiting.

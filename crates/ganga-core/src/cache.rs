@@ -166,24 +166,42 @@ fn strings(v: &[String]) -> usize {
 
 fn run_bytes(run: &RunState) -> usize {
     let b = &run.backend;
-    // A status-times map is one B-tree leaf of 11 slots.
-    let times = if run.times.is_empty() { 0 } else { heap(128) };
-    times
-        + opt(&b.id)
-        + opt(&b.native_state)
-        + opt(&b.reason)
-        + opt(&b.actual_ce)
-        + strings(&run.outputs)
+    opt(&b.id) + opt(&b.native_state) + opt(&b.reason) + opt(&b.actual_ce) + strings(&run.outputs)
 }
 
-fn job_bytes(job: &Job) -> usize {
-    let spec = &job.spec;
+fn value_bytes(v: &crate::Value) -> usize {
+    48 + match v {
+        crate::Value::String(s) => string(s),
+        crate::Value::List(items) => {
+            heap(items.len() * 48) + items.iter().map(value_bytes).sum::<usize>()
+        }
+        crate::Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| 48 + string(k) + value_bytes(v))
+            .sum::<usize>(),
+        _ => 0,
+    }
+}
+
+fn splitter_bytes(s: &crate::Splitter) -> usize {
+    match s {
+        crate::Splitter::Args { args, .. } => {
+            heap(args.len() * 24) + args.iter().map(|a| strings(a)).sum::<usize>()
+        }
+        crate::Splitter::Generic { attributes } => attributes
+            .iter()
+            .map(|a| {
+                64 + string(&a.path)
+                    + heap(a.values.len() * 48)
+                    + a.values.iter().map(value_bytes).sum::<usize>()
+            })
+            .sum(),
+    }
+}
+
+fn spec_bytes(spec: &crate::JobSpec) -> usize {
     let exe = spec.application.executable();
-    let splitter = spec
-        .splitter
-        .as_ref()
-        .map_or(0, |s| 64 + format!("{s:?}").len() * 2);
-    std::mem::size_of::<Job>()
+    std::mem::size_of::<crate::JobSpec>()
         + string(&spec.name)
         + string(&spec.comment)
         + string(&exe.exe)
@@ -203,9 +221,16 @@ fn job_bytes(job: &Job) -> usize {
             .backend
             .options
             .iter()
-            .map(|(k, v)| 64 + string(k) + v.to_string().len())
+            .map(|(k, v)| 48 + string(k) + value_bytes(v))
             .sum::<usize>()
-        + splitter
+        + spec.splitter.as_ref().map_or(0, splitter_bytes)
+}
+
+fn job_bytes(job: &Job) -> usize {
+    // The spec is shared by the copies of a job; it is counted with each entry that holds
+    // it, which errs on the safe side.
+    std::mem::size_of::<Job>()
+        + spec_bytes(&job.spec)
         + run_bytes(&job.run)
         + job
             .metadata
@@ -227,6 +252,9 @@ fn summary_bytes(s: &JobSummary) -> usize {
 struct Staged {
     /// The job as staged (its revision is the one first read).
     job: Option<Arc<Job>>,
+    /// The job as it was read before it was first staged: a flush sends only the run
+    /// state when the spec and metadata are still these.
+    read: Option<Arc<Job>>,
     /// Subjobs staged, by index.
     subjobs: BTreeMap<SubjobIndex, Subjob>,
     /// A removal staged at this revision.
@@ -329,6 +357,29 @@ impl JobCache {
                         },
                     );
                 }
+                Change::PutRun(update) => {
+                    // The spec is as held (a run update does not change it): apply the
+                    // update to the copy held, if any.
+                    if let Some(Entry::Job { job, .. }) = self.entries.get(&Key::Job(update.job)) {
+                        let mut job = with_run(&job, update);
+                        if let Some(&r) = revisions.get(&job.id) {
+                            job.revision = r;
+                        }
+                        self.entries.insert(
+                            Key::Summary(job.id),
+                            Entry::Summary(Arc::new(JobSummary::of(&job))),
+                        );
+                        self.entries.insert(
+                            Key::Job(job.id),
+                            Entry::Job {
+                                job: Arc::new(job),
+                                unsaved: false,
+                            },
+                        );
+                    } else {
+                        self.entries.remove(&Key::Summary(update.job));
+                    }
+                }
                 Change::PutSubjobs { job, subjobs } => self.patch_pages(*job, subjobs, false),
                 Change::RemoveJob { job, .. } => self.drop_entries(*job),
             }
@@ -399,6 +450,18 @@ impl JobCache {
                 );
             }
         }
+    }
+}
+
+/// A copy of `job` with the run state and counters of `update` (sharing its spec).
+fn with_run(job: &Job, update: &crate::RunUpdate) -> Job {
+    Job {
+        id: job.id,
+        revision: update.revision,
+        spec: job.spec.clone(),
+        run: update.run.clone(),
+        subjobs: update.subjobs.clone(),
+        metadata: job.metadata.clone(),
     }
 }
 
@@ -503,11 +566,7 @@ impl Cache for JobCache {
             Err(e) => {
                 // After a conflict (or any failure) memory may be stale: re-read next time.
                 for change in &changes {
-                    let id = match change {
-                        Change::PutJob(job) => job.id,
-                        Change::PutSubjobs { job, .. } | Change::RemoveJob { job, .. } => *job,
-                    };
-                    self.forget(id);
+                    self.forget(change.job());
                 }
                 Err(e)
             }
@@ -530,8 +589,54 @@ impl Cache for JobCache {
         for change in changes {
             match change {
                 Change::PutJob(job) => {
+                    let held = match self.entries.get(&Key::Job(job.id)) {
+                        Some(Entry::Job { job, .. }) => Some(job),
+                        _ => None,
+                    };
                     let entry = staged.entry(job.id).or_default();
+                    if entry.job.is_none() && entry.read.is_none() {
+                        entry.read = held;
+                    }
                     let mut job = job;
+                    if let Some(first) = &entry.job {
+                        job.revision = first.revision;
+                    }
+                    let job = Arc::new(job);
+                    self.entries.insert(
+                        Key::Summary(job.id),
+                        Entry::Summary(Arc::new(JobSummary::of(&job))),
+                    );
+                    self.entries.insert(
+                        Key::Job(job.id),
+                        Entry::Job {
+                            job: job.clone(),
+                            unsaved: true,
+                        },
+                    );
+                    entry.job = Some(job);
+                }
+                Change::PutRun(update) => {
+                    // A run update applies to the job as held (or as read now).
+                    let held = match staged.get(&update.job).and_then(|s| s.job.clone()) {
+                        Some(j) => j,
+                        None => match self.entries.get(&Key::Job(update.job)) {
+                            Some(Entry::Job { job, .. }) => job,
+                            _ => match self.store.job(update.job)? {
+                                Some(j) => Arc::new(j),
+                                None => {
+                                    return Err(StoreError::Invalid(format!(
+                                        "job {} does not exist",
+                                        update.job
+                                    )));
+                                }
+                            },
+                        },
+                    };
+                    let mut job = with_run(&held, &update);
+                    let entry = staged.entry(update.job).or_default();
+                    if entry.job.is_none() && entry.read.is_none() {
+                        entry.read = Some(held.clone());
+                    }
                     if let Some(first) = &entry.job {
                         job.revision = first.revision;
                     }
@@ -594,7 +699,16 @@ impl Cache for JobCache {
                         },
                     },
                 };
-                changes.push(Change::PutJob(job));
+                let unchanged = s.job.is_none()
+                    || s.read.as_ref().is_some_and(|read| {
+                        (Arc::ptr_eq(&read.spec, &job.spec) || read.spec == job.spec)
+                            && read.metadata == job.metadata
+                    });
+                if unchanged {
+                    changes.push(Change::PutRun(crate::RunUpdate::of(&job)));
+                } else {
+                    changes.push(Change::PutJob(job));
+                }
                 if !s.subjobs.is_empty() {
                     changes.push(Change::PutSubjobs {
                         job: id,

@@ -788,6 +788,18 @@ pub fn decode_subjob(
     dict: &Dictionary,
     split_item: Option<&[Override]>,
 ) -> Result<Subjob> {
+    decode_subjob_with(index, bytes, dict, &mut || {
+        Ok(split_item.map(<[Override]>::to_vec))
+    })
+}
+
+/// As [`decode_subjob`], asking for the split item only if the record refers to it.
+fn decode_subjob_with(
+    index: SubjobIndex,
+    bytes: &[u8],
+    dict: &Dictionary,
+    split_item: &mut dyn FnMut() -> Result<Option<Vec<Override>>>,
+) -> Result<Subjob> {
     let mut input = In::new(bytes);
     let mut f = Fields::open(&mut input, "subjob")?;
     let status = match f.next() {
@@ -833,11 +845,11 @@ pub fn decode_subjob(
     }
     if let Some(i) = f.next() {
         overrides = match i.header()? {
-            Header::Simple(ciborium_ll::simple::TRUE) => split_item
-                .ok_or_else(|| {
-                    CodecError::new("the record takes its overrides from the master's splitter, which gives this subjob none")
-                })?
-                .to_vec(),
+            Header::Simple(ciborium_ll::simple::TRUE) => split_item()?.ok_or_else(|| {
+                CodecError::new(
+                    "the record takes its overrides from the master's splitter, which gives this subjob none",
+                )
+            })?,
             h => {
                 i.dec.push(h);
                 get_overrides(i, dict)?
@@ -988,11 +1000,114 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job> {
     Ok(Job {
         id,
         revision,
-        spec,
+        spec: std::sync::Arc::new(spec),
         run,
         subjobs,
         metadata,
     })
+}
+
+/// A job's state, the part of its record that changes as it runs: `[revision, run,
+/// subjob counts, metadata]`. A store may keep it apart from the spec, so that a change
+/// of status rewrites a few dozen bytes, not a master's thousands of split arguments.
+pub fn encode_state(job: &Job, buf: &mut Vec<u8>) {
+    encode_state_parts(job.revision, &job.run, &job.subjobs, &job.metadata, buf);
+}
+
+fn encode_state_parts(
+    revision: u64,
+    run: &RunState,
+    counts: &StatusCounts,
+    metadata: &BTreeMap<String, String>,
+    buf: &mut Vec<u8>,
+) {
+    let mut out = Out::new(buf);
+    out.array(4);
+    out.uint(revision);
+    put_run(&mut out, run);
+    put_counts(&mut out, counts);
+    out.pairs(metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+}
+
+/// A job's state as stored by [`encode_state`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobState {
+    pub revision: u64,
+    pub run: RunState,
+    pub subjobs: StatusCounts,
+    pub metadata: BTreeMap<String, String>,
+}
+
+pub fn decode_state(bytes: &[u8]) -> Result<JobState> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "job state")?;
+    let revision = f.need("revision")?.uint("revision")?;
+    let run = get_run(f.need("run state")?)?;
+    let subjobs = match f.next() {
+        Some(i) => get_counts(i)?,
+        None => StatusCounts::default(),
+    };
+    let metadata = match f.next() {
+        Some(i) => i.pairs("metadata")?,
+        None => BTreeMap::new(),
+    };
+    f.close()?;
+    input.end("job state")?;
+    Ok(JobState {
+        revision,
+        run,
+        subjobs,
+        metadata,
+    })
+}
+
+/// A job's spec without its splitter (the splitter is [`encode_splitter`]'s).
+pub fn encode_spec(spec: &JobSpec, buf: &mut Vec<u8>) {
+    let mut out = Out::new(buf);
+    let bare = JobSpec {
+        splitter: None,
+        ..spec.clone()
+    };
+    put_spec(&mut out, &bare);
+}
+
+pub fn decode_spec(bytes: &[u8]) -> Result<JobSpec> {
+    let mut input = In::new(bytes);
+    let spec = get_spec(&mut input)?;
+    input.end("spec")?;
+    Ok(spec)
+}
+
+/// A splitter alone (null for none).
+pub fn encode_splitter(splitter: Option<&Splitter>, buf: &mut Vec<u8>) {
+    let mut out = Out::new(buf);
+    put_splitter(&mut out, splitter);
+}
+
+pub fn decode_splitter(bytes: &[u8]) -> Result<Option<Splitter>> {
+    let mut input = In::new(bytes);
+    let splitter = get_splitter(&mut input)?;
+    input.end("splitter")?;
+    Ok(splitter)
+}
+
+/// A job from its parts as [`encode_state`], [`encode_spec`] and [`encode_splitter`] wrote
+/// them.
+pub fn job_from_parts(
+    id: JobId,
+    state: JobState,
+    mut spec: JobSpec,
+    splitter: Option<Splitter>,
+) -> Job {
+    spec.splitter = splitter;
+    Job {
+        id,
+        revision: state.revision,
+        spec: std::sync::Arc::new(spec),
+        run: state.run,
+        subjobs: state.subjobs,
+        metadata: state.metadata,
+    }
 }
 
 fn put_opt_text(out: &mut Out<'_>, s: &Option<String>) {
@@ -1165,7 +1280,11 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
         .collect();
     out.texts(inputs.iter().map(String::as_str));
     out.texts(spec.output_files.iter().map(String::as_str));
-    match &spec.splitter {
+    put_splitter(out, spec.splitter.as_ref());
+}
+
+fn put_splitter(out: &mut Out<'_>, splitter: Option<&Splitter>) {
+    match splitter {
         None => out.null(),
         Some(Splitter::Args { args, append }) => {
             out.array(4);
@@ -1184,6 +1303,42 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
             }
         }
     }
+}
+
+fn get_splitter(i: &mut In<'_>) -> Result<Option<Splitter>> {
+    Ok(if i.is_null()? {
+        None
+    } else {
+        let n = i.array("splitter")?;
+        match (i.uint("splitter kind")?, n) {
+            (0, 4) => {
+                let append = i.bool("append")?;
+                let args = get_word_lists(i)?;
+                Some(Splitter::Args { args, append })
+            }
+            (1, 2) => {
+                let count = i.array("attributes")?;
+                let mut attributes = Vec::with_capacity(count);
+                for _ in 0..count {
+                    if i.array("attribute")? != 2 {
+                        return Err(CodecError::new("splitter attribute is not [path, values]"));
+                    }
+                    let path = i.text("attribute path")?;
+                    let values = match i.value("attribute values", 0)? {
+                        Value::List(v) => v,
+                        _ => return Err(CodecError::new("splitter values: not a list")),
+                    };
+                    attributes.push(SplitAttribute { path, values });
+                }
+                Some(Splitter::Generic { attributes })
+            }
+            (k, n) => {
+                return Err(CodecError::new(format!(
+                    "unknown splitter kind {k} of {n} items"
+                )));
+            }
+        }
+    })
 }
 
 fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
@@ -1217,40 +1372,7 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
         .map(PathBuf::from)
         .collect();
     let output_files = f.need("output files")?.texts("output files")?;
-    let i = f.need("splitter")?;
-    let splitter = if i.is_null()? {
-        None
-    } else {
-        let n = i.array("splitter")?;
-        match (i.uint("splitter kind")?, n) {
-            (0, 4) => {
-                let append = i.bool("append")?;
-                let args = get_word_lists(i)?;
-                Some(Splitter::Args { args, append })
-            }
-            (1, 2) => {
-                let count = i.array("attributes")?;
-                let mut attributes = Vec::with_capacity(count);
-                for _ in 0..count {
-                    if i.array("attribute")? != 2 {
-                        return Err(CodecError::new("splitter attribute is not [path, values]"));
-                    }
-                    let path = i.text("attribute path")?;
-                    let values = match i.value("attribute values", 0)? {
-                        Value::List(v) => v,
-                        _ => return Err(CodecError::new("splitter values: not a list")),
-                    };
-                    attributes.push(SplitAttribute { path, values });
-                }
-                Some(Splitter::Generic { attributes })
-            }
-            (k, n) => {
-                return Err(CodecError::new(format!(
-                    "unknown splitter kind {k} of {n} items"
-                )));
-            }
-        }
-    };
+    let splitter = get_splitter(f.need("splitter")?)?;
     f.close()?;
     Ok(JobSpec {
         name,
@@ -1382,13 +1504,20 @@ impl Packed {
 /// crosses the plugin boundary and what the cache holds: a store can answer with its
 /// own dictionary and stored records without decoding any, and a reader decodes only
 /// what it looks at (a status costs two CBOR headers).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SubjobBatch {
     dict: Dictionary,
     records: Packed,
-    /// The master's split items, for records that leave their overrides out, encoded as
-    /// override lists against `dict`.
-    split: Packed,
+    /// The master's splitter, encoded ([`encode_splitter`]), for records that leave their
+    /// overrides out; decoded the first time such a record is read.
+    splitter: Option<Vec<u8>>,
+    decoded: std::sync::OnceLock<std::result::Result<Option<Splitter>, CodecError>>,
+}
+
+impl PartialEq for SubjobBatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.dict == other.dict && self.records == other.records && self.splitter == other.splitter
+    }
 }
 
 impl SubjobBatch {
@@ -1413,41 +1542,40 @@ impl SubjobBatch {
     pub fn with_dictionary(dict: Dictionary) -> SubjobBatch {
         SubjobBatch {
             dict,
-            records: Packed::default(),
-            split: Packed::default(),
+            ..SubjobBatch::default()
         }
     }
 
-    /// Says what the master's splitter gives the subjobs of this batch (from
-    /// [`split_items`]), for records that leave their overrides out.
-    pub fn set_split_items(&mut self, mut items: Vec<(SubjobIndex, Vec<Override>)>) {
-        items.sort_by_key(|(i, _)| *i);
-        self.split = Packed::default();
-        let mut buf = Vec::new();
-        for (i, overrides) in &items {
-            buf.clear();
-            put_overrides(&mut Out::new(&mut buf), &mut self.dict, overrides);
-            self.split.push(*i, &buf);
-        }
+    /// Gives the master's splitter, encoded by [`encode_splitter`] (as a store keeps it),
+    /// for records that leave their overrides out. It is decoded only if one is read.
+    pub fn set_splitter_bytes(&mut self, bytes: Vec<u8>) {
+        self.splitter = Some(bytes);
+        self.decoded = std::sync::OnceLock::new();
+    }
+
+    /// As [`SubjobBatch::set_splitter_bytes`], from the splitter itself.
+    pub fn set_splitter(&mut self, splitter: Option<&Splitter>) {
+        let mut bytes = Vec::new();
+        encode_splitter(splitter, &mut bytes);
+        self.set_splitter_bytes(bytes);
     }
 
     fn split_item(&self, index: SubjobIndex) -> Result<Option<Vec<Override>>> {
-        match self.split.get(index) {
-            None => Ok(None),
-            Some(bytes) => get_overrides(&mut In::new(bytes), &self.dict).map(Some),
+        let Some(bytes) = &self.splitter else {
+            return Ok(None);
+        };
+        let splitter = self.decoded.get_or_init(|| decode_splitter(bytes));
+        match splitter {
+            Err(e) => Err(CodecError::new(format!("the master's splitter: {e}"))),
+            Ok(None) => Ok(None),
+            Ok(Some(s)) => s
+                .item(index as usize)
+                .map_err(|e| CodecError::new(format!("the master's splitter: {e}"))),
         }
     }
 
     fn decode_one(&self, index: SubjobIndex, record: &[u8]) -> Result<Subjob> {
-        // Most records are decoded without their split item; only one that refers to it
-        // needs it decoded.
-        match decode_subjob(index, record, &self.dict, None) {
-            Err(e) if e.0.contains("master's splitter") => {
-                let item = self.split_item(index)?;
-                decode_subjob(index, record, &self.dict, item.as_deref())
-            }
-            other => other,
-        }
+        decode_subjob_with(index, record, &self.dict, &mut || self.split_item(index))
     }
 
     /// Adds a record already encoded against this batch's dictionary, after the others.
@@ -1510,8 +1638,9 @@ impl SubjobBatch {
 
     /// About how many bytes of memory it holds.
     pub fn heap_bytes(&self) -> usize {
+        let splitter = self.splitter.as_ref().map_or(0, |b| b.capacity() * 4);
         self.records.heap_bytes()
-            + self.split.heap_bytes()
+            + splitter
             + self
                 .dict
                 .strings
@@ -1520,19 +1649,22 @@ impl SubjobBatch {
                 .sum::<usize>()
     }
 
-    /// `[dictionary, records, split items]`, each packed as indices, lengths, bytes.
+    /// `[dictionary, records (indices, lengths, bytes), splitter or null]`
     pub fn encode(&self) -> Vec<u8> {
         let dict = self.dict.encode();
+        let splitter = self.splitter.as_deref().unwrap_or(&[]);
         let mut buf = Vec::with_capacity(
-            dict.len() + self.records.bytes.len() + self.split.bytes.len() + self.len() * 4 + 32,
+            dict.len() + self.records.bytes.len() + splitter.len() + self.len() * 4 + 32,
         );
         let mut out = Out::new(&mut buf);
         out.array(3);
         out.bytes(&dict);
         out.array(3);
         self.records.encode(&mut out);
-        out.array(3);
-        self.split.encode(&mut out);
+        match &self.splitter {
+            Some(b) => out.bytes(b),
+            None => out.null(),
+        }
         buf
     }
 
@@ -1540,7 +1672,7 @@ impl SubjobBatch {
         let mut input = In::new(bytes);
         if input.array("subjob batch")? != 3 {
             return Err(CodecError::new(
-                "subjob batch: not [dictionary, records, split items]",
+                "subjob batch: not [dictionary, records, splitter]",
             ));
         }
         let dict = Dictionary::decode(&input.bytes("dictionary")?)?;
@@ -1550,17 +1682,17 @@ impl SubjobBatch {
             ));
         }
         let records = Packed::decode(&mut input, "records")?;
-        if input.array("split items")? != 3 {
-            return Err(CodecError::new(
-                "subjob batch: split items are not [indices, lengths, bytes]",
-            ));
-        }
-        let split = Packed::decode(&mut input, "split items")?;
+        let splitter = if input.is_null()? {
+            None
+        } else {
+            Some(input.bytes("splitter")?)
+        };
         input.end("subjob batch")?;
         Ok(SubjobBatch {
             dict,
             records,
-            split,
+            splitter,
+            decoded: std::sync::OnceLock::new(),
         })
     }
 }
@@ -1621,6 +1753,48 @@ pub mod packed_job {
             .split_first_chunk::<8>()
             .ok_or_else(|| D::Error::custom("a job record without its id"))?;
         decode_job(u64::from_be_bytes(*id), record).map_err(D::Error::custom)
+    }
+}
+
+/// Serde for a [`crate::RunUpdate`] as a compact record `[job, revision, run, counts]`.
+pub mod packed_run {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{In, Out, get_counts, get_run, put_counts, put_run};
+    use crate::RunUpdate;
+
+    pub fn serialize<S: Serializer>(u: &RunUpdate, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = Vec::with_capacity(96);
+        let mut out = Out::new(&mut buf);
+        out.array(4);
+        out.uint(u.job);
+        out.uint(u.revision);
+        put_run(&mut out, &u.run);
+        put_counts(&mut out, &u.subjobs);
+        s.serialize_bytes(&buf)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunUpdate, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        let mut input = In::new(&bytes);
+        (|| {
+            if input.array("run update")? != 4 {
+                return Err(super::CodecError::new("run update: not 4 items"));
+            }
+            let job = input.uint("job")?;
+            let revision = input.uint("revision")?;
+            let run = get_run(&mut input)?;
+            let subjobs = get_counts(&mut input)?;
+            input.end("run update")?;
+            Ok(RunUpdate {
+                job,
+                revision,
+                run,
+                subjobs,
+            })
+        })()
+        .map_err(D::Error::custom)
     }
 }
 

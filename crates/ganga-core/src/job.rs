@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -203,7 +204,10 @@ pub struct Job {
     /// so two processes never overwrite each other's changes unknowingly.
     #[serde(default)]
     pub revision: u64,
-    pub spec: JobSpec,
+    /// Shared, because it is large (a splitter may hold thousands of argument lists) and
+    /// rarely changes while the run state changes all the time: copies of a job share it,
+    /// and a change of status never copies it. Change it with `Arc::make_mut`.
+    pub spec: Arc<JobSpec>,
     pub run: RunState,
     /// How many subjobs are in each status; empty for a job that was not split.
     #[serde(default)]
@@ -220,7 +224,7 @@ impl Job {
         Job {
             id,
             revision: 0,
-            spec,
+            spec: Arc::new(spec),
             run: RunState::new(now),
             subjobs: StatusCounts::default(),
             metadata: BTreeMap::new(),

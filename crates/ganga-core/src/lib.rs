@@ -35,8 +35,8 @@ pub use crate::{
     split::{Override, SplitAttribute, SplitError, Splitter},
     status::{Status, StatusCounts, UnknownStatus},
     store::{
-        ActiveJob, Change, CheckReport, Committed, JobSummary, Store, StoreDescription, StoreError,
-        SummaryEntry,
+        ActiveJob, Change, CheckReport, Committed, JobSummary, RunUpdate, Store, StoreDescription,
+        StoreError, SummaryEntry,
     },
     time::{StatusTimes, Timestamp},
     value::{Options, Value},

@@ -259,7 +259,7 @@ impl Job {
     /// A new job with the same spec (Ganga's `copy()`): status `new`, no subjobs, no
     /// history.
     pub fn copy_as(&self, id: crate::JobId, now: Timestamp) -> Job {
-        Job::new(id, self.spec.clone(), now)
+        Job::new(id, JobSpec::clone(&self.spec), now)
     }
 
     /// Ganga's `force_status` on a job without subjobs.
@@ -398,7 +398,7 @@ pub fn effective_spec(job: &Job, subjob: Option<&Subjob>) -> JobSpec {
     match subjob {
         Some(sj) => sj.effective_spec(&job.spec),
         None => {
-            let mut spec = job.spec.clone();
+            let mut spec = JobSpec::clone(&job.spec);
             spec.splitter = None;
             spec
         }

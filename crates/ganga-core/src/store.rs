@@ -5,7 +5,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::compact::SubjobBatch;
-use crate::{Job, JobId, JobRef, Status, StatusCounts, Subjob, SubjobIndex, Timestamp};
+use crate::{Job, JobId, JobRef, RunState, Status, StatusCounts, Subjob, SubjobIndex, Timestamp};
 
 /// One change in a [`Store::commit`]. All changes of a commit land together or not at all.
 // Changes live only until they are committed; boxing the job would buy nothing.
@@ -17,8 +17,12 @@ pub enum Change {
     /// created); if the stored one differs, another process changed the job meanwhile and
     /// the commit is refused with [`StoreError::Conflict`].
     PutJob(#[serde(with = "crate::compact::packed_job")] Job),
-    /// Writes subjobs. The same commit must also put their master, whose status counters
-    /// describe them.
+    /// Writes only a job's run state and subjob counters, at the revision read (as
+    /// [`Change::PutJob`]); its spec and metadata stay as stored. What a change of status
+    /// sends, so that it never carries (or rewrites) a master's large spec.
+    PutRun(#[serde(with = "crate::compact::packed_run")] RunUpdate),
+    /// Writes subjobs. The same commit must also put their master (as a job or a run
+    /// update), whose status counters describe them.
     PutSubjobs {
         job: JobId,
         #[serde(with = "crate::compact::packed_subjobs")]
@@ -26,6 +30,38 @@ pub enum Change {
     },
     /// Deletes a job and its subjobs, if it is still at `revision`.
     RemoveJob { job: JobId, revision: u64 },
+}
+
+/// A job's run state and subjob counters: the part of a job that changes as it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunUpdate {
+    pub job: JobId,
+    /// The revision the writer read.
+    pub revision: u64,
+    pub run: RunState,
+    pub subjobs: StatusCounts,
+}
+
+impl RunUpdate {
+    pub fn of(job: &Job) -> RunUpdate {
+        RunUpdate {
+            job: job.id,
+            revision: job.revision,
+            run: job.run.clone(),
+            subjobs: job.subjobs.clone(),
+        }
+    }
+}
+
+impl Change {
+    /// The job a change is about.
+    pub fn job(&self) -> JobId {
+        match self {
+            Change::PutJob(job) => job.id,
+            Change::PutRun(update) => update.job,
+            Change::PutSubjobs { job, .. } | Change::RemoveJob { job, .. } => *job,
+        }
+    }
 }
 
 /// A job's new revision after a commit.
@@ -91,6 +127,8 @@ pub struct ActiveJob {
     pub id: JobId,
     pub backend: String,
     pub status: Status,
+    /// The job's revision: a monitor holding an older copy must read it again.
+    pub revision: u64,
 }
 
 /// The result of a consistency check: do the indexes agree with the records?

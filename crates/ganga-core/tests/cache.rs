@@ -189,12 +189,12 @@ fn a_flush_drops_only_the_jobs_another_process_changed() {
     let cache = JobCache::new(store.clone(), 1 << 20);
     for id in 0..2 {
         let mut job = Job::clone(&cache.job(id).unwrap().unwrap());
-        job.spec.comment = format!("staged {id}");
+        Arc::make_mut(&mut job.spec).comment = format!("staged {id}");
         cache.stage(vec![Change::PutJob(job)]).unwrap();
     }
     // Another writer changes job 1 behind the cache's back.
     let mut other = store.job(1).unwrap().unwrap();
-    other.spec.comment = "theirs".into();
+    Arc::make_mut(&mut other.spec).comment = "theirs".into();
     store.commit(&[Change::PutJob(other)]).unwrap();
 
     let flushed = cache.flush().unwrap();

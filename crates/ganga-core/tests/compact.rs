@@ -58,7 +58,7 @@ fn full_job() -> Job {
     Job {
         id: 42,
         revision: 7,
-        spec,
+        spec: std::sync::Arc::new(spec),
         run: RunState {
             status: Status::Running,
             times: [
@@ -136,7 +136,7 @@ fn every_field_of_a_job_survives() {
         1,
         JobSpec {
             splitter: None,
-            ..full_job().spec
+            ..JobSpec::clone(&full_job().spec)
         },
         Timestamp(5),
     );
@@ -358,7 +358,7 @@ fn overrides_equal_to_the_masters_split_item_are_not_repeated() {
     // A batch carries the items its records need.
     let mut batch = SubjobBatch::with_dictionary(dict.clone());
     batch.push_record(4, &with);
-    batch.set_split_items(ganga_core::compact::split_items(Some(&splitter), 4..5));
+    batch.set_splitter(Some(&splitter));
     let back = SubjobBatch::decode(&batch.encode()).unwrap();
     assert_eq!(back.unpack().unwrap(), vec![sj.clone()]);
     assert_eq!(back.get(4).unwrap().unwrap(), sj);
@@ -397,7 +397,7 @@ fn arg_splitter_words_are_shared_in_a_master_record() {
         ]
     };
     let mut job = full_job();
-    job.spec.splitter = Some(Splitter::Args {
+    std::sync::Arc::make_mut(&mut job.spec).splitter = Some(Splitter::Args {
         args: (0..1000).map(words).collect(),
         append: true,
     });
@@ -406,4 +406,43 @@ fn arg_splitter_words_are_shared_in_a_master_record() {
     assert_eq!(decode_job(42, &buf).unwrap(), job);
     // 1,000 lists of seven words: the shared ones once, numbers as numbers.
     assert!(buf.len() < 1000 * 16, "{} bytes", buf.len());
+}
+
+#[test]
+fn a_job_in_parts_is_the_job() {
+    use ganga_core::compact::{
+        decode_spec, decode_splitter, decode_state, encode_spec, encode_splitter, encode_state,
+        job_from_parts,
+    };
+    let job = full_job();
+    let (mut state, mut spec, mut splitter) = (Vec::new(), Vec::new(), Vec::new());
+    encode_state(&job, &mut state);
+    encode_spec(&job.spec, &mut spec);
+    encode_splitter(job.spec.splitter.as_ref(), &mut splitter);
+    let back = job_from_parts(
+        job.id,
+        decode_state(&state).unwrap(),
+        decode_spec(&spec).unwrap(),
+        decode_splitter(&splitter).unwrap(),
+    );
+    assert_eq!(back, job);
+    assert!(
+        state.len() < 150,
+        "the state of a job is small: {} bytes",
+        state.len()
+    );
+}
+
+#[test]
+fn a_run_update_travels_compactly() {
+    use ganga_core::{Change, RunUpdate};
+    let job = full_job();
+    let change = Change::PutRun(RunUpdate::of(&job));
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&change, &mut bytes).unwrap();
+    assert!(bytes.len() < 120, "{} bytes", bytes.len());
+    assert_eq!(
+        ciborium::from_reader::<Change, _>(&bytes[..]).unwrap(),
+        change
+    );
 }

@@ -156,7 +156,7 @@ impl<'c> JobBuilder<'c> {
             job: Job {
                 id: 0,
                 revision: 0,
-                spec: placeholder_spec(),
+                spec: std::sync::Arc::new(placeholder_spec()),
                 run: RunState::new(ctx.now),
                 subjobs: StatusCounts::default(),
                 metadata: BTreeMap::new(),
@@ -320,7 +320,7 @@ impl<'c> JobBuilder<'c> {
             }
             unit.run.status = Status::Template;
         }
-        out.job.spec = unit.spec;
+        out.job.spec = std::sync::Arc::new(unit.spec);
         out.job.run = unit.run;
         out.job.subjobs = self.counts;
         out.job.metadata = metadata;

@@ -140,6 +140,7 @@ impl Monitor {
         for a in &active {
             by_backend.entry(a.backend.clone()).or_default().push(a.id);
         }
+        self.forget_stale(&active).await?;
         let reports = futures_util::future::join_all(
             by_backend
                 .into_iter()
@@ -157,6 +158,22 @@ impl Monitor {
             total.problems.extend(r.problems);
         }
         Ok(total)
+    }
+
+    /// Forgets the copies held of jobs another process changed since they were read (the
+    /// index of active jobs says each one's revision), so that they are read again.
+    async fn forget_stale(&self, active: &[ganga_core::ActiveJob]) -> Result<(), OpError> {
+        let cache = self.ctx.cache.clone();
+        let active: Vec<(JobId, u64)> = active.iter().map(|a| (a.id, a.revision)).collect();
+        blocking(move || -> Result<(), OpError> {
+            for (id, revision) in active {
+                if cache.job(id)?.is_some_and(|j| j.revision != revision) {
+                    cache.forget(id);
+                }
+            }
+            Ok(())
+        })
+        .await?
     }
 
     async fn max_batch(&self, name: &str, backend: &dyn Backend) -> usize {

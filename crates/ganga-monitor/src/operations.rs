@@ -347,7 +347,7 @@ impl Operations {
     /// A new job with the same spec, in status `new`.
     pub async fn copy(&self, id: JobId) -> Result<JobId, OpError> {
         let loaded = load(&self.ctx, id).await?;
-        self.create(loaded.job.spec.clone()).await
+        self.create(JobSpec::clone(&loaded.job.spec)).await
     }
 
     /// Ganga's `force_status`: to `completed` or `failed`, on a job, a master (each subjob

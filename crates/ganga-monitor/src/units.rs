@@ -2,8 +2,10 @@
 //! around it. A "unit" is what a backend runs: the job itself when it has no subjobs,
 //! else each subjob.
 
+use std::sync::Arc;
+
 use ganga_core::{
-    BackendRef, Change, Committed, Job, JobId, JobRef, LifecycleError, RunState, Status,
+    BackendRef, Change, Committed, Job, JobId, JobRef, LifecycleError, RunState, RunUpdate, Status,
     StoreError, Subjob, Timestamp,
 };
 
@@ -102,8 +104,9 @@ impl Loaded {
         self.job != self.read_job || self.subjobs != self.read
     }
 
-    /// The changes that write this job back: the job, and the subjobs that differ from
-    /// what was read.
+    /// The changes that write this job back: the job (only its run state when its spec
+    /// and metadata are as read, which keeps a status change small), and the subjobs that
+    /// differ from what was read.
     pub(crate) fn changes(&self) -> Vec<Change> {
         let changed: Vec<Subjob> = self
             .subjobs
@@ -112,7 +115,15 @@ impl Loaded {
             .filter(|(now, then)| now != then)
             .map(|(now, _)| now.clone())
             .collect();
-        let mut changes = vec![Change::PutJob(self.job.clone())];
+        let same_spec =
+            Arc::ptr_eq(&self.job.spec, &self.read_job.spec) || self.job.spec == self.read_job.spec;
+        let mut changes = vec![
+            if same_spec && self.job.metadata == self.read_job.metadata {
+                Change::PutRun(RunUpdate::of(&self.job))
+            } else {
+                Change::PutJob(self.job.clone())
+            },
+        ];
         if !changed.is_empty() {
             changes.push(Change::PutSubjobs {
                 job: self.job.id,

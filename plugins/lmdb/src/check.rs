@@ -1,23 +1,24 @@
-//! `Store::check`: do the summaries, the active index, the dictionaries and the subjob
-//! counters agree with the job and subjob records, and does every record (each subjob's
-//! against its dictionary and its master's split item) decode? Reads
-//! everything in one read transaction and reports every disagreement it finds as a
-//! sentence.
+//! `Store::check`: does every job have its state and its spec (and a splitter only if it
+//! has one), do the summaries, the active index, the dictionaries and the subjob counters
+//! agree with the job and subjob records, and does every record (each subjob's against
+//! its dictionary and its master's split item) decode? Reads everything in one read
+//! transaction and reports every disagreement it finds as a sentence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ganga_core::compact::Dictionary;
+use ganga_core::compact::{Dictionary, job_from_parts};
 use ganga_core::{CheckReport, JobId, JobSummary, Splitter, Status, StatusCounts, SubjobIndex};
 use heed::RoTxn;
 
 use crate::codec::{
-    FORMAT_VERSION, decode_dictionary, decode_job, decode_subjob, decode_summary, split_item,
+    FORMAT_VERSION, decode_active, decode_dictionary, decode_spec, decode_splitter, decode_state,
+    decode_subjob, decode_summary, split_item,
 };
-use crate::dump::{counts_text, hex, status_byte_text};
+use crate::dump::{active_value_text, counts_text, hex};
 use crate::env::Tables;
 use crate::error::{Doing, Failure};
 use crate::group::{self, first_index, last_index};
-use crate::keys;
+use crate::{keys, trim};
 
 pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure> {
     let mut report = CheckReport::default();
@@ -39,13 +40,15 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         }
     };
 
-    // Jobs: what the other tables must hold for each.
+    // Jobs: each has a state and a spec that decode (and a splitter that does, if it has
+    // one), and what the other tables must hold for each.
     // Id -> the subjob counters of a readable job, None for an unreadable one.
     let mut jobs: BTreeMap<JobId, Option<StatusCounts>> = BTreeMap::new();
-    // Active key -> status byte, for each readable job in an active status.
-    let mut expected_active: BTreeMap<Vec<u8>, (JobId, Status)> = BTreeMap::new();
+    // Active key -> the job, its status and revision, for each readable active job.
+    let mut expected_active: BTreeMap<Vec<u8>, (JobId, Status, u64)> = BTreeMap::new();
     for entry in tables.jobs.iter(txn).doing("reading table jobs")? {
         let (key, bytes) = entry.doing("reading table jobs")?;
+        trim::scanned(key.len() + bytes.len());
         report.jobs += 1;
         let Some(id) = keys::parse_job(key) else {
             problems.push(format!("jobs: key {} is not a job id", hex(key)));
@@ -59,14 +62,44 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
                  handed out again"
             ));
         }
-        let job = match decode_job(id, bytes) {
-            Ok(job) => job,
-            Err(detail) => {
-                problems.push(format!("job {id}: record unreadable: {detail}"));
-                jobs.insert(id, None);
-                continue;
+        let spec = tables.specs.get(txn, key).doing("reading table specs")?;
+        let splitter = tables
+            .splitters
+            .get(txn, key)
+            .doing("reading table splitters")?;
+        trim::scanned(spec.map_or(0, <[u8]>::len) + splitter.map_or(0, <[u8]>::len));
+        let state = decode_state(bytes);
+        let spec = spec.map(decode_spec);
+        let splitter = splitter.map(decode_splitter);
+        // Each part that does not decode is named. A job whose state does not decode is
+        // not expected to have the others (an upgrade carries such a record over alone).
+        let mut unreadable = Vec::new();
+        if let Err(e) = &state {
+            unreadable.push(format!("table jobs: {e}"));
+        }
+        match &spec {
+            None if state.is_ok() => unreadable.push(format!("table specs: job {id} has no spec")),
+            Some(Err(e)) => unreadable.push(format!("table specs: {e}")),
+            _ => {}
+        }
+        match &splitter {
+            Some(Err(e)) => unreadable.push(format!("table splitters: {e}")),
+            Some(Ok(None)) => problems.push(format!(
+                "job {id}: table splitters holds an empty splitter (null) for it; a job \
+                 without a splitter has no entry there"
+            )),
+            _ => {}
+        }
+        let (Ok(state), Some(Ok(spec)), Ok(splitter)) =
+            (state, spec, splitter.transpose().map(Option::flatten))
+        else {
+            for u in unreadable {
+                problems.push(format!("job {id}: record unreadable: {u}"));
             }
+            jobs.insert(id, None);
+            continue;
         };
+        let job = job_from_parts(id, state, spec, splitter);
         let expected = JobSummary::of(&job);
         match tables
             .summaries
@@ -84,9 +117,29 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             },
         }
         if job.status().is_active() {
-            expected_active.insert(keys::active(&job.spec.backend.kind, id), (id, job.status()));
+            expected_active.insert(
+                keys::active(&job.spec.backend.kind, id),
+                (id, job.status(), job.revision),
+            );
         }
         jobs.insert(id, Some(job.subjobs));
+    }
+
+    // Specs and splitters: each belongs to a job.
+    for (name, what, table) in [
+        ("specs", "spec", tables.specs),
+        ("splitters", "splitter", tables.splitters),
+    ] {
+        for entry in table.iter(txn).doing(&format!("reading table {name}"))? {
+            let (key, _) = entry.doing(&format!("reading table {name}"))?;
+            match keys::parse_job(key) {
+                None => problems.push(format!("{name}: key {} is not a job id", hex(key))),
+                Some(id) if !jobs.contains_key(&id) => {
+                    problems.push(format!("{what} {id}: there is no job {id}"));
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     for entry in tables
@@ -114,11 +167,12 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             continue;
         };
         match expected_active.remove(key) {
-            Some((_, status)) => {
-                if value != [status as u8] {
+            Some((_, status, revision)) => {
+                if decode_active(value) != Some((status, revision)) {
                     problems.push(format!(
-                        "active entry {backend} {id}: records status {} but job {id} is {status}",
-                        status_byte_text(value)
+                        "active entry {backend} {id}: records {} but job {id} is {status} at \
+                         revision {revision}",
+                        active_value_text(value)
                     ));
                 }
             }
@@ -133,7 +187,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             },
         }
     }
-    for (id, status) in expected_active.values() {
+    for (id, status, _) in expected_active.values() {
         problems.push(format!(
             "job {id} is {status} but is missing from the active index"
         ));
@@ -174,6 +228,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     let mut splitter: Option<(JobId, Option<Splitter>)> = None;
     for entry in tables.subjobs.iter(txn).doing("reading table subjobs")? {
         let (key, bytes) = entry.doing("reading table subjobs")?;
+        trim::scanned(key.len() + bytes.len());
         let Some((job, g)) = keys::parse_group(key) else {
             problems.push(format!(
                 "subjobs: key {} is not a job id and group number",
@@ -230,15 +285,13 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         let splitter = match &splitter {
             Some((j, s)) if *j == job => s.as_ref(),
             _ => {
-                let master = tables
-                    .jobs
+                // Reported above if it does not decode.
+                let decoded = tables
+                    .splitters
                     .get(txn, &keys::job(job))
-                    .doing("reading table jobs")?
-                    .and_then(|bytes| decode_job(job, bytes).ok());
-                splitter
-                    .insert((job, master.and_then(|m| m.spec.splitter)))
-                    .1
-                    .as_ref()
+                    .doing("reading table splitters")?
+                    .and_then(|bytes| decode_splitter(bytes).ok().flatten());
+                splitter.insert((job, decoded)).1.as_ref()
             }
         };
         for (index, record) in records {

@@ -1,25 +1,89 @@
 //! Records of format version 2: the compact encoding of `ganga_core::compact` (CBOR
-//! arrays without field names; a subjob as what differs from its master, against its
-//! job's [`Dictionary`] and its master's split item). This module only adds what the
-//! store needs around it: owned buffers, the split items, and errors worded for
+//! arrays without field names; a job kept in three parts, its state, its spec and its
+//! splitter; a subjob as what differs from its master, against its job's [`Dictionary`]
+//! and its master's split item). This module only adds what the store needs around it:
+//! owned buffers, the split items, the value of an `active` entry, and errors worded for
 //! `Corrupt`, `Unreadable` and `check`.
 
-use std::ops::Range;
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
-use ganga_core::compact::{self, CodecError, Dictionary};
-use ganga_core::{Job, JobId, JobSummary, Override, Splitter, Subjob, SubjobIndex};
+use ganga_core::compact::{self, CodecError, Dictionary, JobState};
+use ganga_core::{
+    Application, BackendConfig, Executable, Job, JobId, JobSpec, JobSummary, Override, RunState,
+    Splitter, Status, StatusCounts, Subjob, SubjobIndex,
+};
 
 /// The format version this code writes, and the highest it reads.
 pub(crate) const FORMAT_VERSION: u32 = 2;
 
-pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256);
-    compact::encode_job(job, &mut buf);
+/// A job's state record (table `jobs`): `[revision, run, subjob counts, metadata]`.
+pub(crate) fn encode_state(job: &Job) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(96);
+    compact::encode_state(job, &mut buf);
     buf
 }
 
-pub(crate) fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, String> {
-    compact::decode_job(id, bytes).map_err(|e| unreadable(bytes, &e))
+/// A spec that is never stored: `compact::encode_state` takes a whole job, of which it
+/// writes everything but the spec.
+static NO_SPEC: LazyLock<Arc<JobSpec>> = LazyLock::new(|| {
+    Arc::new(JobSpec {
+        name: String::new(),
+        comment: String::new(),
+        application: Application::Executable(Executable {
+            exe: String::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+        }),
+        backend: BackendConfig::named(""),
+        input_files: Vec::new(),
+        output_files: Vec::new(),
+        splitter: None,
+    })
+});
+
+/// A state record from its parts, without a job's spec at hand.
+pub(crate) fn encode_state_parts(
+    revision: u64,
+    run: RunState,
+    subjobs: StatusCounts,
+    metadata: BTreeMap<String, String>,
+) -> Vec<u8> {
+    encode_state(&Job {
+        id: 0,
+        revision,
+        spec: NO_SPEC.clone(),
+        run,
+        subjobs,
+        metadata,
+    })
+}
+
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<JobState, String> {
+    compact::decode_state(bytes).map_err(|e| unreadable(bytes, &e))
+}
+
+/// A job's spec without its splitter (table `specs`).
+pub(crate) fn encode_spec(spec: &JobSpec) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(192);
+    compact::encode_spec(spec, &mut buf);
+    buf
+}
+
+pub(crate) fn decode_spec(bytes: &[u8]) -> Result<JobSpec, String> {
+    compact::decode_spec(bytes).map_err(|e| unreadable(bytes, &e))
+}
+
+/// A job's splitter (table `splitters`), `None` for a job without one (it has no entry).
+pub(crate) fn encode_splitter(splitter: Option<&Splitter>) -> Option<Vec<u8>> {
+    let splitter = splitter?;
+    let mut buf = Vec::with_capacity(256);
+    compact::encode_splitter(Some(splitter), &mut buf);
+    Some(buf)
+}
+
+pub(crate) fn decode_splitter(bytes: &[u8]) -> Result<Option<Splitter>, String> {
+    compact::decode_splitter(bytes).map_err(|e| unreadable(bytes, &e))
 }
 
 pub(crate) fn encode_summary(summary: &JobSummary) -> Vec<u8> {
@@ -30,6 +94,21 @@ pub(crate) fn encode_summary(summary: &JobSummary) -> Vec<u8> {
 
 pub(crate) fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary, String> {
     compact::decode_summary(id, bytes).map_err(|e| unreadable(bytes, &e))
+}
+
+/// A summary brought up to date with a job's new run state and counters, without its
+/// spec: what `JobSummary::of` takes from them.
+pub(crate) fn summary_with_run(
+    mut summary: JobSummary,
+    run: &RunState,
+    subjobs: &StatusCounts,
+) -> JobSummary {
+    summary.status = run.status;
+    summary.subjobs = subjobs.clone();
+    summary.exit_code = run.backend.exit_code;
+    summary.created = run.times.get(Status::New);
+    summary.updated = run.times.latest();
+    summary
 }
 
 pub(crate) fn decode_dictionary(bytes: &[u8]) -> Result<Dictionary, String> {
@@ -60,19 +139,6 @@ pub(crate) fn split_item(splitter: Option<&Splitter>, index: SubjobIndex) -> Opt
         .filter(|item| !item.is_empty())
 }
 
-/// The split items of the subjobs in `range` (clamped to the splitter's length), for a
-/// `SubjobBatch`.
-pub(crate) fn split_items(
-    splitter: Option<&Splitter>,
-    range: Range<SubjobIndex>,
-) -> Vec<(SubjobIndex, Vec<Override>)> {
-    let Some(splitter) = splitter else {
-        return Vec::new();
-    };
-    let end = u32::try_from(split_len(splitter)).unwrap_or(u32::MAX);
-    compact::split_items(Some(splitter), range.start..range.end.min(end))
-}
-
 /// How many subjobs a splitter gives items to (past that, none).
 pub(crate) fn split_len(splitter: &Splitter) -> usize {
     match splitter {
@@ -84,10 +150,53 @@ pub(crate) fn split_len(splitter: &Splitter) -> usize {
     }
 }
 
+/// The value of an `active` entry: the status byte, then the job's revision big-endian
+/// without its leading zero bytes (at least one byte): 2 to 9 bytes.
+pub(crate) fn encode_active(status: Status, revision: u64) -> Vec<u8> {
+    let bytes = revision.to_be_bytes();
+    let skip = (revision.leading_zeros() / 8).min(7) as usize;
+    let mut value = Vec::with_capacity(1 + 8 - skip);
+    value.push(status as u8);
+    value.extend_from_slice(&bytes[skip..]);
+    value
+}
+
+/// The status and revision of an `active` entry, `None` if it is not one.
+pub(crate) fn decode_active(value: &[u8]) -> Option<(Status, u64)> {
+    let (status, revision) = value.split_first()?;
+    if revision.is_empty() || revision.len() > 8 {
+        return None;
+    }
+    let status = Status::from_index(usize::from(*status))?;
+    Some((
+        status,
+        revision.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)),
+    ))
+}
+
 /// Why a record does not decode, saying what kind of record was expected.
 pub(crate) fn unreadable(bytes: &[u8], error: &CodecError) -> String {
     format!(
         "compact CBOR record of {} bytes does not decode: {error}",
         bytes.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_values_are_a_status_byte_and_a_short_revision() {
+        for (revision, len) in [(0, 2), (1, 2), (255, 2), (256, 3), (u64::MAX, 9)] {
+            let value = encode_active(Status::Running, revision);
+            assert_eq!(value.len(), len, "revision {revision}");
+            assert_eq!(value[0], Status::Running as u8);
+            assert_eq!(decode_active(&value), Some((Status::Running, revision)));
+        }
+        assert_eq!(decode_active(&[Status::Running as u8]), None);
+        assert_eq!(decode_active(&[]), None);
+        assert_eq!(decode_active(&[Status::Running as u8; 10]), None);
+        assert_eq!(decode_active(&[200, 1]), None);
+    }
 }

@@ -1,45 +1,49 @@
 //! `Store::commit`: checking a batch of changes (shape, then revisions) and applying it,
 //! with the summaries, the active index, the subjobs' dictionaries and their records'
 //! split items kept in step, all in one write transaction.
+//!
+//! A job is kept in three tables (`crate::parts`): a job put writes its state, and its
+//! spec and splitter only where their encoding differs from what is stored; a run update
+//! (`Change::PutRun`) decodes only the stored state (for its revision and metadata) and
+//! summary, and writes the state, the summary and the active entry.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use ganga_core::compact::{Dictionary, encode_subjob};
+use ganga_core::compact::{Dictionary, JobState, encode_subjob, job_from_parts};
 use ganga_core::{
-    Change, Committed, Job, JobId, JobRef, JobSummary, Splitter, Status, StoreError, Subjob,
-    SubjobIndex, Timestamp,
+    Change, Committed, Job, JobId, JobRef, JobSummary, RunUpdate, Splitter, Status, StoreError,
+    Subjob, SubjobIndex, Timestamp,
 };
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{
-    decode_dictionary, decode_job, decode_subjob, encode_job, encode_summary, split_item, split_len,
+    decode_dictionary, decode_spec, decode_splitter, decode_state, decode_subjob, decode_summary,
+    encode_active, encode_spec, encode_splitter, encode_state, encode_state_parts, encode_summary,
+    split_item, split_len, summary_with_run,
 };
-use crate::env::Tables;
+use crate::env::{PartWrites, Tables};
 use crate::error::{Doing, Failure};
 use crate::group::{self, GROUP_SIZE, first_index, group_of, last_index};
-use crate::keys;
 use crate::ordered::OrderedPuts;
+use crate::parts::get;
+use crate::{keys, trim};
 
-/// What is stored of a job a change touches.
+/// What is stored of the state of a job a change touches.
 enum Stored {
     Absent,
-    Readable(Box<Job>),
+    Readable(Box<JobState>),
     /// The record exists but does not decode.
     Unreadable(String),
 }
 
-fn stored_job(tables: &Tables, txn: &RoTxn, id: JobId) -> Result<Stored, Failure> {
+fn stored_state(tables: &Tables, txn: &RoTxn, id: JobId) -> Result<Stored, Failure> {
     Ok(
-        match tables
-            .jobs
-            .get(txn, &keys::job(id))
-            .doing("reading table jobs")?
-        {
+        match get(tables.jobs, txn, &keys::job(id), "reading table jobs")? {
             None => Stored::Absent,
-            Some(bytes) => match decode_job(id, bytes) {
-                Ok(job) => Stored::Readable(Box::new(job)),
+            Some(bytes) => match decode_state(bytes) {
+                Ok(state) => Stored::Readable(Box::new(state)),
                 Err(detail) => Stored::Unreadable(detail),
             },
         },
@@ -49,6 +53,8 @@ fn stored_job(tables: &Tables, txn: &RoTxn, id: JobId) -> Result<Stored, Failure
 /// The tables a commit appends to, each remembering its last key.
 struct Puts {
     jobs: OrderedPuts,
+    specs: OrderedPuts,
+    splitters: OrderedPuts,
     summaries: OrderedPuts,
     subjobs: OrderedPuts,
     dicts: OrderedPuts,
@@ -58,15 +64,19 @@ impl Puts {
     fn new(tables: &Tables) -> Puts {
         Puts {
             jobs: OrderedPuts::new(tables.jobs),
+            specs: OrderedPuts::new(tables.specs),
+            splitters: OrderedPuts::new(tables.splitters),
             summaries: OrderedPuts::new(tables.summaries),
             subjobs: OrderedPuts::new(tables.subjobs),
             dicts: OrderedPuts::new(tables.dicts),
         }
     }
 
-    /// After a removal: the last key of any table may have gone.
+    /// After a deletion: the last key of any table may have gone.
     fn forget_last(&mut self) {
         self.jobs.forget_last();
+        self.specs.forget_last();
+        self.splitters.forget_last();
         self.summaries.forget_last();
         self.subjobs.forget_last();
         self.dicts.forget_last();
@@ -78,6 +88,17 @@ struct OpenDictionary {
     dict: Dictionary,
     /// How many strings the stored dictionary has; `None` if none is stored yet.
     stored_len: Option<usize>,
+}
+
+/// Refuses to write over a job whose stored record cannot be read.
+fn corrupt(id: JobId, detail: String) -> Failure {
+    StoreError::Corrupt {
+        job: JobRef::job(id),
+        detail: format!(
+            "{detail}; the stored record cannot be overwritten safely, remove the job instead"
+        ),
+    }
+    .into()
 }
 
 /// Applies `changes` in `txn`. On any error the caller aborts the transaction, so a
@@ -93,25 +114,46 @@ pub(crate) fn apply(
     let mut puts = Puts::new(tables);
     let mut dicts: BTreeMap<JobId, OpenDictionary> = BTreeMap::new();
     // First, while every stored subjob record still goes with the splitter its master has
-    // now: the records that leave out a split item the master's new splitter changes get
-    // it written out (before this commit's own subjobs are written against the new one).
+    // now: for each job put, its splitter's encoding is compared with the stored one; if
+    // it changed, the records that leave out a split item the new splitter changes get it
+    // written out (before this commit's own subjobs are written against the new one).
+    // What each job put does to table splitters: `Some(new encoding)` if it changed.
+    let mut splitter_puts: Vec<Option<Option<Vec<u8>>>> = Vec::with_capacity(changes.len());
     for (change, stored) in changes.iter().zip(&stored) {
-        if let (Change::PutJob(job), Stored::Readable(old)) = (change, stored)
-            && old.spec.splitter != job.spec.splitter
-        {
-            respell_split_items(
-                tables,
-                txn,
-                &mut puts,
-                &mut dicts,
-                job.id,
-                old.spec.splitter.as_ref(),
-                job.spec.splitter.as_ref(),
-            )?;
+        let Change::PutJob(job) = change else {
+            splitter_puts.push(None);
+            continue;
+        };
+        let new = encode_splitter(job.spec.splitter.as_ref());
+        let key = keys::job(job.id);
+        let old = get(tables.splitters, txn, &key, "reading table splitters")?;
+        if old == new.as_deref() {
+            splitter_puts.push(None);
+            continue;
         }
+        if let Stored::Readable(_) = stored {
+            let old = match old {
+                Some(bytes) => decode_splitter(bytes)
+                    .map_err(|detail| corrupt(job.id, format!("table splitters: {detail}")))?,
+                None => None,
+            };
+            if old.is_some() {
+                respell_split_items(
+                    tables,
+                    txn,
+                    &mut puts,
+                    &mut dicts,
+                    job.id,
+                    old.as_ref(),
+                    job.spec.splitter.as_ref(),
+                )?;
+            }
+        }
+        splitter_puts.push(Some(new));
     }
-    // Every job whose subjobs are put is put in the same commit (`check_shape`): its
-    // subjobs are written against that master's splitter.
+    // Every job whose subjobs are put is put in the same commit, or has its run updated
+    // (`check_shape`): its subjobs are written against that master's splitter, as this
+    // commit leaves it.
     let masters: BTreeMap<JobId, &Job> = changes
         .iter()
         .filter_map(|c| match c {
@@ -119,12 +161,27 @@ pub(crate) fn apply(
             _ => None,
         })
         .collect();
+    // The stored splitters of jobs whose run is updated, decoded once each.
+    let mut stored_splitters: BTreeMap<JobId, Option<Splitter>> = BTreeMap::new();
     let mut committed = Vec::new();
-    for (change, stored) in changes.iter().zip(stored) {
+    for ((change, stored), splitter_put) in changes.iter().zip(stored).zip(splitter_puts) {
         match change {
-            Change::PutJob(job) => committed.push(put_job(tables, txn, &mut puts, job, stored)?),
+            Change::PutJob(job) => {
+                committed.push(put_job(tables, txn, &mut puts, job, stored, splitter_put)?);
+            }
+            Change::PutRun(update) => {
+                committed.push(put_run(tables, txn, &mut puts, update, stored)?);
+            }
             Change::PutSubjobs { job, subjobs } => {
-                let splitter = masters.get(job).and_then(|m| m.spec.splitter.as_ref());
+                let splitter = match masters.get(job) {
+                    Some(master) => master.spec.splitter.as_ref(),
+                    // Only overrides can be left out: without any, no item is needed.
+                    None if subjobs.iter().all(|s| s.overrides.is_empty()) => None,
+                    None => match stored_splitters.entry(*job) {
+                        Entry::Occupied(e) => e.into_mut().as_ref(),
+                        Entry::Vacant(e) => e.insert(stored_splitter(tables, txn, *job)?).as_ref(),
+                    },
+                };
                 put_subjobs(
                     tables, txn, &mut puts, &mut dicts, changes, *job, subjobs, splitter,
                 )?;
@@ -146,6 +203,29 @@ pub(crate) fn apply(
         }
     }
     Ok(committed)
+}
+
+/// The splitter stored for `job`, for writing its subjobs against. One that does not
+/// decode refuses the commit: what its records leave out is unknown.
+fn stored_splitter(tables: &Tables, txn: &RoTxn, job: JobId) -> Result<Option<Splitter>, Failure> {
+    match get(
+        tables.splitters,
+        txn,
+        &keys::job(job),
+        "reading table splitters",
+    )? {
+        None => Ok(None),
+        Some(bytes) => decode_splitter(bytes).map_err(|detail| {
+            StoreError::Corrupt {
+                job: JobRef::job(job),
+                detail: format!(
+                    "table splitters: {detail}; the subjobs of job {job} cannot be written \
+                     against it, remove the job instead"
+                ),
+            }
+            .into()
+        }),
+    }
 }
 
 /// Encodes subjobs against their job's dictionary (read or made once per commit, growing
@@ -207,11 +287,7 @@ fn write_group(
     let value = if puts.subjobs.is_after_last(txn, &key)? {
         group::splice(&[], new)
     } else {
-        match tables
-            .subjobs
-            .get(txn, &key)
-            .doing("reading table subjobs")?
-        {
+        match get(tables.subjobs, txn, &key, "reading table subjobs")? {
             None => group::splice(&[], new),
             Some(stored) => {
                 let slots = group::parse(stored).map_err(|detail| {
@@ -275,6 +351,7 @@ fn respell_split_items(
         .doing("reading table subjobs")?
     {
         let (key, _) = entry.doing("reading table subjobs")?;
+        trim::scanned(key.len());
         if let Some((_, g)) = keys::parse_group(key) {
             groups.push(g);
         }
@@ -284,26 +361,21 @@ fn respell_split_items(
     }
     let open = match dicts.entry(job) {
         Entry::Occupied(open) => open.into_mut(),
-        Entry::Vacant(vacant) => match tables
-            .dicts
-            .get(txn, &keys::job(job))
-            .doing("reading table dicts")?
-            .map(decode_dictionary)
-        {
-            Some(Ok(dict)) => vacant.insert(OpenDictionary {
-                stored_len: Some(dict.len()),
-                dict,
-            }),
-            None | Some(Err(_)) => return Ok(()),
-        },
+        Entry::Vacant(vacant) => {
+            match get(tables.dicts, txn, &keys::job(job), "reading table dicts")?
+                .map(decode_dictionary)
+            {
+                Some(Ok(dict)) => vacant.insert(OpenDictionary {
+                    stored_len: Some(dict.len()),
+                    dict,
+                }),
+                None | Some(Err(_)) => return Ok(()),
+            }
+        }
     };
     for g in groups {
         let key = keys::group(job, g);
-        let Some(stored) = tables
-            .subjobs
-            .get(txn, &key)
-            .doing("reading table subjobs")?
-        else {
+        let Some(stored) = get(tables.subjobs, txn, &key, "reading table subjobs")? else {
             continue;
         };
         let Ok(slots) = group::parse(stored) else {
@@ -354,11 +426,7 @@ fn open_dictionary(
     subjobs: &[Subjob],
 ) -> Result<OpenDictionary, Failure> {
     Ok(
-        match tables
-            .dicts
-            .get(txn, &keys::job(job))
-            .doing("reading table dicts")?
-        {
+        match get(tables.dicts, txn, &keys::job(job), "reading table dicts")? {
             Some(bytes) => {
                 let dict = decode_dictionary(bytes).map_err(|detail| StoreError::Corrupt {
                     job: JobRef::job(job),
@@ -381,11 +449,13 @@ fn open_dictionary(
 }
 
 /// The base time of a new dictionary: the master's `new` time (the commit puts the master
-/// too, see `check_shape`), or else the earliest time of the subjobs. Every time of the
-/// job's subjobs is stored as a delta from it, and it never changes afterwards.
+/// too, or updates its run, see `check_shape`), or else the earliest time of the subjobs.
+/// Every time of the job's subjobs is stored as a delta from it, and it never changes
+/// afterwards.
 fn dictionary_base(changes: &[Change], job: JobId, subjobs: &[Subjob]) -> Timestamp {
     let master_created = changes.iter().find_map(|c| match c {
         Change::PutJob(j) if j.id == job => j.run.times.get(Status::New),
+        Change::PutRun(u) if u.job == job => u.run.times.get(Status::New),
         _ => None,
     });
     master_created
@@ -404,32 +474,14 @@ fn check_shape(tables: &Tables, txn: &RoTxn, changes: &[Change]) -> Result<(), F
     let mut put = BTreeSet::new();
     let mut removed = BTreeSet::new();
     for change in changes {
-        match change {
+        let (id, revision) = match change {
             Change::PutJob(job) => {
-                if job.id >= next_id {
-                    return Err(invalid(format!(
-                        "job {} was put but was never reserved (the next id to reserve is \
-                         {next_id}); reserve ids with reserve_ids first",
-                        job.id
-                    )));
-                }
                 if let Some(problem) = keys::backend_name_problem(&job.spec.backend.kind) {
                     return Err(invalid(format!("job {}: {problem}", job.id)));
                 }
-                if job.revision == u64::MAX {
-                    return Err(invalid(format!(
-                        "job {} is at the last possible revision",
-                        job.id
-                    )));
-                }
-                if removed.contains(&job.id) || !put.insert(job.id) {
-                    return Err(invalid(format!(
-                        "job {} is changed twice in one commit; put it once, in its final \
-                         state",
-                        job.id
-                    )));
-                }
+                (job.id, job.revision)
             }
+            Change::PutRun(update) => (update.job, update.revision),
             Change::RemoveJob { job, .. } => {
                 if put.contains(job) || !removed.insert(*job) {
                     return Err(invalid(format!(
@@ -437,8 +489,25 @@ fn check_shape(tables: &Tables, txn: &RoTxn, changes: &[Change]) -> Result<(), F
                          removed twice)"
                     )));
                 }
+                continue;
             }
-            Change::PutSubjobs { .. } => {}
+            Change::PutSubjobs { .. } => continue,
+        };
+        if id >= next_id {
+            return Err(invalid(format!(
+                "job {id} was put but was never reserved (the next id to reserve is \
+                 {next_id}); reserve ids with reserve_ids first"
+            )));
+        }
+        if revision == u64::MAX {
+            return Err(invalid(format!(
+                "job {id} is at the last possible revision"
+            )));
+        }
+        if removed.contains(&id) || !put.insert(id) {
+            return Err(invalid(format!(
+                "job {id} is changed twice in one commit; put it once, in its final state"
+            )));
         }
     }
     for change in changes {
@@ -447,7 +516,8 @@ fn check_shape(tables: &Tables, txn: &RoTxn, changes: &[Change]) -> Result<(), F
         {
             return Err(invalid(format!(
                 "subjobs of job {job} were put without their master: a commit that puts \
-                 subjobs must also put job {job}, whose status counters describe them"
+                 subjobs must also put job {job} (or update its run), whose status counters \
+                 describe them"
             )));
         }
     }
@@ -459,7 +529,8 @@ fn invalid(message: String) -> Failure {
 }
 
 /// Compares every revision with the stored one and returns what is stored of each
-/// changed job (in the order of `changes`). Every conflict is listed, not just the first.
+/// changed job's state (in the order of `changes`). Every conflict is listed, not just
+/// the first. Only states are decoded.
 fn check_revisions(
     tables: &Tables,
     txn: &RoTxn,
@@ -469,31 +540,27 @@ fn check_revisions(
     let mut stored_jobs = Vec::with_capacity(changes.len());
     for change in changes {
         let stored = match change {
-            Change::PutJob(job) => {
-                let stored = stored_job(tables, txn, job.id)?;
+            Change::PutJob(Job { id, revision, .. })
+            | Change::PutRun(RunUpdate {
+                job: id, revision, ..
+            }) => {
+                let stored = stored_state(tables, txn, *id)?;
+                let is_run = matches!(change, Change::PutRun(_));
                 match &stored {
-                    Stored::Absent if job.revision != 0 => conflicts.push(job.id),
-                    Stored::Readable(old) if old.revision != job.revision => {
-                        conflicts.push(job.id);
-                    }
+                    // A run update needs a job to update.
+                    Stored::Absent if *revision != 0 || is_run => conflicts.push(*id),
+                    Stored::Readable(old) if old.revision != *revision => conflicts.push(*id),
                     // Nobody could have read this record, so its revision is unknown: the
                     // write would blindly replace whatever it was.
                     Stored::Unreadable(detail) => {
-                        return Err(StoreError::Corrupt {
-                            job: JobRef::job(job.id),
-                            detail: format!(
-                                "{detail}; the stored record cannot be overwritten safely, \
-                                 remove the job instead"
-                            ),
-                        }
-                        .into());
+                        return Err(corrupt(*id, format!("table jobs: {detail}")));
                     }
                     _ => {}
                 }
                 stored
             }
             Change::RemoveJob { job, revision } => {
-                let stored = stored_job(tables, txn, *job)?;
+                let stored = stored_state(tables, txn, *job)?;
                 match &stored {
                     Stored::Absent => conflicts.push(*job),
                     Stored::Readable(old) if old.revision != *revision => conflicts.push(*job),
@@ -516,38 +583,81 @@ fn check_revisions(
     }
 }
 
+/// Writes a job: its state, its spec and splitter where they changed (`splitter_put`:
+/// the splitter's new encoding if it differs from the stored one, `Some(None)` for
+/// none), its summary and its active entry.
 fn put_job(
     tables: &Tables,
     txn: &mut RwTxn,
     puts: &mut Puts,
     job: &Job,
     old: Stored,
+    splitter_put: Option<Option<Vec<u8>>>,
 ) -> Result<Committed, Failure> {
     let mut record = job.clone();
     // Checked in `check_shape`.
     record.revision = job.revision.saturating_add(1);
     let id = record.id;
     let key = keys::job(id);
-    puts.jobs.put(txn, &key, &encode_job(&record), || {
+    let backend = &record.spec.backend.kind;
+
+    // The spec: compared with the stored one first. The backend the job had (for its
+    // active entry) is the new one unless the spec changed.
+    let spec = encode_spec(&record.spec);
+    let (spec_changed, old_backend) = {
+        let stored = get(tables.specs, txn, &key, "reading table specs")?;
+        match (&old, stored) {
+            (_, Some(stored)) if stored == spec.as_slice() => (false, Some(backend.clone())),
+            (Stored::Readable(_), Some(stored)) => {
+                let old_spec = decode_spec(stored)
+                    .map_err(|detail| corrupt(id, format!("table specs: {detail}")))?;
+                (true, Some(old_spec.backend.kind))
+            }
+            (Stored::Readable(_), None) => {
+                return Err(corrupt(id, format!("table specs: job {id} has no spec")));
+            }
+            _ => (true, None),
+        }
+    };
+    puts.jobs.put(txn, &key, &encode_state(&record), || {
         format!("writing job {id} to table jobs")
     })?;
+    PartWrites::count(&tables.writes.states);
+    if spec_changed {
+        puts.specs.put(txn, &key, &spec, || {
+            format!("writing the spec of job {id} to table specs")
+        })?;
+        PartWrites::count(&tables.writes.specs);
+    }
+    match splitter_put {
+        None => {}
+        Some(Some(splitter)) => {
+            puts.splitters.put(txn, &key, &splitter, || {
+                format!("writing the splitter of job {id} to table splitters")
+            })?;
+            PartWrites::count(&tables.writes.splitters);
+        }
+        Some(None) => {
+            PartWrites::count(&tables.writes.splitters);
+            tables
+                .splitters
+                .delete(txn, &key)
+                .doing(&format!("deleting the splitter of job {id}"))?;
+            puts.splitters.forget_last();
+        }
+    }
     let summary = encode_summary(&JobSummary::of(&record));
     puts.summaries.put(txn, &key, &summary, || {
         format!("writing the summary of job {id} to table summaries")
     })?;
     // Deleted whatever the old status, so that a stale entry cannot outlive a put.
-    if let Stored::Readable(old) = &old {
-        delete_active(tables, txn, &old.spec.backend.kind, id)?;
+    if let Some(old_backend) = &old_backend
+        && let Stored::Readable(_) = &old
+    {
+        delete_active(tables, txn, old_backend, id)?;
     }
     if record.status().is_active() {
-        tables
-            .active
-            .put(
-                txn,
-                &keys::active(&record.spec.backend.kind, id),
-                &[record.status() as u8],
-            )
-            .doing(&format!("writing job {id} to table active"))?;
+        put_active(tables, txn, backend, id, record.status(), record.revision)?;
     }
     Ok(Committed {
         job: id,
@@ -555,20 +665,101 @@ fn put_job(
     })
 }
 
-fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Result<(), Failure> {
+/// Writes a job's new run state and counters: its state record (keeping the stored
+/// metadata), its summary (the stored one, brought up to date) and its active entry. The
+/// spec and the splitter are neither read nor written.
+fn put_run(
+    tables: &Tables,
+    txn: &mut RwTxn,
+    puts: &mut Puts,
+    update: &RunUpdate,
+    old: Stored,
+) -> Result<Committed, Failure> {
+    let id = update.job;
     let key = keys::job(id);
-    tables
-        .jobs
-        .delete(txn, &key)
-        .doing(&format!("deleting job {id} from table jobs"))?;
-    tables
-        .summaries
-        .delete(txn, &key)
-        .doing(&format!("deleting the summary of job {id}"))?;
-    tables
-        .dicts
-        .delete(txn, &key)
-        .doing(&format!("deleting the dictionary of job {id}"))?;
+    // `check_revisions` refused any other.
+    let Stored::Readable(old) = old else {
+        return Err(StoreError::Conflict { jobs: vec![id] }.into());
+    };
+    let revision = update.revision.saturating_add(1);
+    let summary = {
+        let stored = get(tables.summaries, txn, &key, "reading table summaries")?;
+        match stored.map(|bytes| decode_summary(id, bytes)) {
+            Some(Ok(summary)) => summary,
+            // A summary that is missing or damaged is made again from the spec.
+            problem => {
+                let spec = get(tables.specs, txn, &key, "reading table specs")?
+                    .ok_or_else(|| format!("job {id} has no spec"))
+                    .and_then(decode_spec)
+                    .map_err(|detail| {
+                        let summary = match problem {
+                            Some(Err(e)) => format!("its summary does not decode ({e})"),
+                            _ => "it has no summary".to_owned(),
+                        };
+                        corrupt(
+                            id,
+                            format!(
+                                "table specs: {detail}, and {summary}: the summary of job \
+                                 {id} cannot be written"
+                            ),
+                        )
+                    })?;
+                let state = JobState {
+                    revision,
+                    run: update.run.clone(),
+                    subjobs: update.subjobs.clone(),
+                    metadata: BTreeMap::new(),
+                };
+                JobSummary::of(&job_from_parts(id, state, spec, None))
+            }
+        }
+    };
+    let summary = summary_with_run(summary, &update.run, &update.subjobs);
+    let state = encode_state_parts(
+        revision,
+        update.run.clone(),
+        update.subjobs.clone(),
+        old.metadata,
+    );
+    puts.jobs.put(txn, &key, &state, || {
+        format!("writing job {id} to table jobs")
+    })?;
+    PartWrites::count(&tables.writes.states);
+    puts.summaries
+        .put(txn, &key, &encode_summary(&summary), || {
+            format!("writing the summary of job {id} to table summaries")
+        })?;
+    delete_active(tables, txn, &summary.backend, id)?;
+    if update.run.status.is_active() {
+        put_active(
+            tables,
+            txn,
+            &summary.backend,
+            id,
+            update.run.status,
+            revision,
+        )?;
+    }
+    Ok(Committed { job: id, revision })
+}
+
+fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Result<(), Failure> {
+    let backend = match old {
+        Stored::Readable(_) => stored_backend(tables, txn, id)?,
+        Stored::Unreadable(_) | Stored::Absent => None,
+    };
+    let key = keys::job(id);
+    for (table, name) in [
+        (tables.jobs, "job"),
+        (tables.specs, "spec"),
+        (tables.splitters, "splitter"),
+        (tables.summaries, "summary"),
+        (tables.dicts, "dictionary"),
+    ] {
+        table
+            .delete(txn, &key)
+            .doing(&format!("deleting the {name} of job {id}"))?;
+    }
     let first = keys::group(id, 0);
     let last = keys::group(id, u32::MAX);
     tables
@@ -578,11 +769,11 @@ fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Resul
             &(Bound::Included(&first[..]), Bound::Included(&last[..])),
         )
         .doing(&format!("deleting the subjobs of job {id}"))?;
-    match old {
-        Stored::Readable(old) => delete_active(tables, txn, &old.spec.backend.kind, id)?,
+    match backend {
+        Some(backend) => delete_active(tables, txn, &backend, id)?,
         // Which backend the job had is unknown: look for its entry in the whole index
         // (which holds only the active jobs, so is short).
-        Stored::Unreadable(_) | Stored::Absent => {
+        None => {
             let mut stale = Vec::new();
             for entry in tables.active.iter(txn).doing("reading table active")? {
                 let (k, _) = entry.doing("reading table active")?;
@@ -599,6 +790,38 @@ fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Resul
         }
     }
     Ok(())
+}
+
+/// The backend of a stored job, from its summary or else its spec; `None` if neither
+/// decodes.
+fn stored_backend(tables: &Tables, txn: &RoTxn, id: JobId) -> Result<Option<String>, Failure> {
+    let key = keys::job(id);
+    if let Some(Ok(summary)) = get(tables.summaries, txn, &key, "reading table summaries")?
+        .map(|bytes| decode_summary(id, bytes))
+    {
+        return Ok(Some(summary.backend));
+    }
+    Ok(get(tables.specs, txn, &key, "reading table specs")?
+        .and_then(|bytes| decode_spec(bytes).ok())
+        .map(|spec| spec.backend.kind))
+}
+
+fn put_active(
+    tables: &Tables,
+    txn: &mut RwTxn,
+    backend: &str,
+    id: JobId,
+    status: Status,
+    revision: u64,
+) -> Result<(), Failure> {
+    tables
+        .active
+        .put(
+            txn,
+            &keys::active(backend, id),
+            &encode_active(status, revision),
+        )
+        .doing(&format!("writing job {id} to table active"))
 }
 
 fn delete_active(

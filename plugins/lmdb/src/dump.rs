@@ -1,17 +1,21 @@
 //! `Store::dump`: every table as text, one line per record (per subjob, for table
-//! `subjobs`), in key order. Stable (no addresses, no clock, maps in key order) so that
+//! `subjobs`), in key order: a job's state in `[jobs]`, its spec in `[specs]`, its
+//! splitter in `[splitters]`. Stable (no addresses, no clock, maps in key order) so that
 //! snapshot tests can diff it.
 
 use std::fmt::{Display, Write};
 
-use ganga_core::compact::Dictionary;
+use ganga_core::compact::{Dictionary, JobState};
 use ganga_core::{
-    BackendInfo, Job, JobId, JobSpec, JobSummary, Options, Override, RunState, Splitter, Status,
-    StatusCounts, SubjobIndex,
+    BackendInfo, JobId, JobSpec, JobSummary, Options, Override, RunState, Splitter, StatusCounts,
+    SubjobIndex,
 };
 use heed::RoTxn;
 
-use crate::codec::{decode_dictionary, decode_job, decode_subjob, decode_summary, split_item};
+use crate::codec::{
+    decode_active, decode_dictionary, decode_spec, decode_splitter, decode_state, decode_subjob,
+    decode_summary, split_item,
+};
 use crate::env::{Table, Tables};
 use crate::error::{Doing, Failure};
 use crate::group::{self, first_index, last_index};
@@ -32,17 +36,24 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
         format!("{} = {value}", String::from_utf8_lossy(key))
     })?;
     section(&mut out, "jobs", tables.jobs, txn, |key, value| {
-        let parsed = keys::parse_job(key);
-        let id = parsed.map(|id| id.to_string());
-        let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match parsed
-            .ok_or_else(|| "not a job id".to_owned())
-            .and_then(|p| decode_job(p, value))
-        {
-            Ok(job) => format!("{id} {}", job_text(&job)),
-            Err(e) => unreadable(&id, &e, value),
-        }
+        record_line(key, value, |v| {
+            decode_state(v).map(|state| state_text(&state))
+        })
     })?;
+    section(&mut out, "specs", tables.specs, txn, |key, value| {
+        record_line(key, value, |v| decode_spec(v).map(|spec| spec_text(&spec)))
+    })?;
+    section(
+        &mut out,
+        "splitters",
+        tables.splitters,
+        txn,
+        |key, value| {
+            record_line(key, value, |v| {
+                decode_splitter(v).map(|s| s.map_or_else(|| "none".to_owned(), |s| s.label()))
+            })
+        },
+    )?;
     section(&mut out, "dicts", tables.dicts, txn, |key, value| {
         let id = keys::parse_job(key).map(|id| id.to_string());
         let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
@@ -89,12 +100,11 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
                     Err(e) => Err(format!("the dictionary of job {job}: {e}")),
                 };
                 let splitter = tables
-                    .jobs
+                    .splitters
                     .get(txn, &keys::job(job))
                     .ok()
                     .flatten()
-                    .and_then(|bytes| decode_job(job, bytes).ok())
-                    .and_then(|master| master.spec.splitter);
+                    .and_then(|bytes| decode_splitter(bytes).ok().flatten());
                 let (_, dict, splitter) = current.insert((job, dict, splitter));
                 (&*dict, &*splitter)
             }
@@ -137,7 +147,7 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     section(&mut out, "active", tables.active, txn, |key, value| {
         let entry = keys::parse_active(key).map(|(backend, id)| format!("{backend} {id}"));
         let entry = entry.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        format!("{entry} {}", status_byte_text(value))
+        format!("{entry} {}", active_value_text(value))
     })?;
     Ok(out)
 }
@@ -221,12 +231,43 @@ impl Fields {
 
 // A record's id or index is its key's (records do not repeat it).
 
-fn job_text(job: &Job) -> String {
+/// A line for a record of a table keyed by job id.
+fn record_line(
+    key: &[u8],
+    value: &[u8],
+    text: impl FnOnce(&[u8]) -> Result<String, String>,
+) -> String {
+    let id = keys::parse_job(key).map(|id| id.to_string());
+    let (id, text) = match id {
+        Some(id) => (id, text(value)),
+        None => (
+            format!("<bad key {}>", hex(key)),
+            Err("not a job id".to_owned()),
+        ),
+    };
+    match text {
+        Ok(text) => format!("{id} {text}"),
+        Err(e) => unreadable(&id, &e, value),
+    }
+}
+
+fn state_text(state: &JobState) -> String {
     let mut f = Fields::default();
-    f.add("rev", job.revision);
-    run_fields(&mut f, &job.run);
-    f.add("subjobs", counts_text(&job.subjobs));
-    spec_fields(&mut f, &job.spec);
+    f.add("rev", state.revision);
+    run_fields(&mut f, &state.run);
+    f.add("subjobs", counts_text(&state.subjobs));
+    let metadata: Vec<String> = state
+        .metadata
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    f.list("metadata", &metadata, Clone::clone);
+    f.done()
+}
+
+fn spec_text(spec: &JobSpec) -> String {
+    let mut f = Fields::default();
+    spec_fields(&mut f, spec);
     f.done()
 }
 
@@ -336,7 +377,6 @@ fn spec_fields(f: &mut Fields, spec: &JobSpec) {
         format!("{:?}", p.display())
     })
     .list("output_files", &spec.output_files, |p| format!("{p:?}"))
-    .some("splitter", spec.splitter.as_ref().map(|s| s.label()))
     .text("comment", &spec.comment);
 }
 
@@ -363,12 +403,10 @@ pub(crate) fn counts_text(counts: &StatusCounts) -> String {
     format!("[{}]", parts.join(" "))
 }
 
-/// The status an `active` entry records, or what is wrong with it.
-pub(crate) fn status_byte_text(value: &[u8]) -> String {
-    match value {
-        [byte] => Status::from_index(usize::from(*byte))
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| format!("<bad status byte {byte}>")),
-        _ => format!("<bad status {}>", hex(value)),
+/// The status and revision an `active` entry records, or what is wrong with it.
+pub(crate) fn active_value_text(value: &[u8]) -> String {
+    match decode_active(value) {
+        Some((status, revision)) => format!("{status} rev={revision}"),
+        None => format!("<bad status and revision {}>", hex(value)),
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
@@ -13,19 +14,25 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTl
 
 use crate::codec::FORMAT_VERSION;
 use crate::error::{Doing, Failure};
-use crate::{keys, upgrade, v1};
+use crate::{keys, trim, upgrade, v1};
 
 /// Every table maps bytes to bytes: keys are laid out by [`keys`], values are decoded by
 /// the store, so that an undecodable record is reported for its job alone.
 pub(crate) type Table = Database<'static, Bytes, Bytes>;
 
 /// The named databases of a store.
-#[derive(Clone, Copy)]
 pub(crate) struct Tables {
     /// Format version and next job id.
     pub(crate) meta: Table,
-    /// Job id -> compact `Job` record.
+    /// Job id -> the job's state (`compact::encode_state`): revision, run state, subjob
+    /// counters, metadata. Rewritten by every change of status.
     pub(crate) jobs: Table,
+    /// Job id -> the job's spec without its splitter (`compact::encode_spec`), for every
+    /// job. Rewritten only when the spec changes.
+    pub(crate) specs: Table,
+    /// Job id -> the job's splitter (`compact::encode_splitter`), only for jobs that have
+    /// one. Rewritten only when it changes.
+    pub(crate) splitters: Table,
     /// Job id -> the job's `Dictionary`, for each job that has subjobs.
     pub(crate) dicts: Table,
     /// Job id ++ group number -> a group of compact `Subjob` records (`crate::group`),
@@ -33,18 +40,54 @@ pub(crate) struct Tables {
     pub(crate) subjobs: Table,
     /// Job id -> compact `JobSummary` record, always `JobSummary::of` the job record.
     pub(crate) summaries: Table,
-    /// Backend ++ 0 ++ job id -> status byte, for exactly the jobs whose status is active.
+    /// Backend ++ 0 ++ job id -> status byte ++ revision (`codec::encode_active`), for
+    /// exactly the jobs whose status is active.
     pub(crate) active: Table,
+    /// How many job parts commits wrote.
+    pub(crate) writes: PartWrites,
 }
 
-pub(crate) const TABLE_NAMES: [&str; 6] =
-    ["meta", "jobs", "dicts", "subjobs", "summaries", "active"];
+/// How many times commits of this process wrote each part of a job (counted as they are
+/// put, in transactions that may yet be aborted). For tests.
+#[derive(Default)]
+pub(crate) struct PartWrites {
+    pub(crate) states: AtomicU64,
+    pub(crate) specs: AtomicU64,
+    pub(crate) splitters: AtomicU64,
+}
+
+impl PartWrites {
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> crate::store::RecordWrites {
+        crate::store::RecordWrites {
+            states: self.states.load(Ordering::Relaxed),
+            specs: self.specs.load(Ordering::Relaxed),
+            splitters: self.splitters.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) const TABLE_NAMES: [&str; 8] = [
+    "meta",
+    "jobs",
+    "specs",
+    "splitters",
+    "dicts",
+    "subjobs",
+    "summaries",
+    "active",
+];
 
 impl Tables {
     pub(crate) fn by_name(&self, name: &str) -> Option<Table> {
         Some(match name {
             "meta" => self.meta,
             "jobs" => self.jobs,
+            "specs" => self.specs,
+            "splitters" => self.splitters,
             "dicts" => self.dicts,
             "subjobs" => self.subjobs,
             "summaries" => self.summaries,
@@ -127,6 +170,32 @@ pub(crate) struct SharedEnv {
     /// map: `mdb_env_set_mapsize` requires that no transaction of this process is open.
     /// It is never held across calls, so other processes are never kept waiting by it.
     gate: RwLock<()>,
+    /// How much of the map this process read since it last let the pages go.
+    reads: Reads,
+}
+
+/// Reads of the map, and trims of it ([`crate::trim`]).
+struct Reads {
+    /// Trim once this many bytes were read since the last trim.
+    threshold: u64,
+    since_trim: AtomicU64,
+    /// Bytes counted since the store was opened.
+    total: AtomicU64,
+    trims: AtomicU64,
+    /// A trim failed (the map could not be found): no more are tried.
+    disabled: AtomicBool,
+}
+
+/// What the store read and trimmed (for tests and measurements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadStats {
+    /// Bytes of the map read (about: the values read, and a page for each lookup) since
+    /// the store was opened in this process.
+    pub bytes_read: u64,
+    /// Of those, read since the last trim.
+    pub since_trim: u64,
+    /// How many times the pages of the map were let go.
+    pub trims: u64,
 }
 
 /// The environments this process has open, by canonical path.
@@ -135,7 +204,11 @@ static OPEN_ENVS: Mutex<BTreeMap<PathBuf, Weak<SharedEnv>>> = Mutex::new(BTreeMa
 impl SharedEnv {
     /// The environment of `dir`, opened (and created with its tables) unless this
     /// process already has it open.
-    pub(crate) fn open(dir: &Path, initial_map_size: usize) -> Result<Arc<SharedEnv>, StoreError> {
+    pub(crate) fn open(
+        dir: &Path,
+        initial_map_size: usize,
+        trim_threshold: u64,
+    ) -> Result<Arc<SharedEnv>, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Io(format!(
                 "cannot create the store directory {}: {e}",
@@ -167,6 +240,13 @@ impl SharedEnv {
             tables,
             dir: dir.clone(),
             gate: RwLock::new(()),
+            reads: Reads {
+                threshold: trim_threshold,
+                since_trim: AtomicU64::new(0),
+                total: AtomicU64::new(0),
+                trims: AtomicU64::new(0),
+                disabled: AtomicBool::new(false),
+            },
         });
         shared.settle_format_version()?;
         open_envs.insert(dir, Arc::downgrade(&shared));
@@ -267,7 +347,13 @@ impl SharedEnv {
             attempts += 1;
             let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
             match self.env.read_txn().doing("beginning a read transaction") {
-                Ok(txn) => return f(&self.tables, &txn).map_err(StoreError::from),
+                Ok(txn) => {
+                    trim::take();
+                    let result = f(&self.tables, &txn).map_err(StoreError::from);
+                    // What it returns is copied out of the map by now.
+                    self.after_reading(&txn);
+                    return result;
+                }
                 Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
                     drop(gate);
                     self.adopt_resized_map()?;
@@ -288,6 +374,7 @@ impl SharedEnv {
             attempts += 1;
             let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
             let seen_map_size = self.map_size();
+            trim::take();
             let result = self
                 .env
                 .write_txn()
@@ -302,6 +389,7 @@ impl SharedEnv {
                         Err(e)
                     }
                 });
+            self.after_writing();
             drop(gate);
             match result {
                 Ok(value) => return Ok(value),
@@ -333,6 +421,7 @@ impl SharedEnv {
             // The write transaction first: it holds the writer lock, so no other process
             // can commit between it and the snapshot, which therefore is its start state.
             // (The environment is opened with MDB_NOTLS, so one thread may hold both.)
+            trim::take();
             let result = self
                 .env
                 .write_txn()
@@ -358,6 +447,7 @@ impl SharedEnv {
                         }
                     }
                 });
+            self.after_writing();
             drop(gate);
             match result {
                 Ok(value) => return Ok(value),
@@ -369,6 +459,70 @@ impl SharedEnv {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// Adds what the call that just ran on this thread read to the bytes read since the
+    /// last trim, and trims if they reach the threshold. `txn` is a read transaction of
+    /// the caller, who holds the gate (so the map cannot move).
+    fn after_reading(&self, txn: &RoTxn) {
+        if self.count_reads() {
+            self.trim(txn);
+        }
+    }
+
+    /// As [`Self::after_reading`], after a write transaction ended (a write reads pages of
+    /// the map too); the caller holds the gate.
+    fn after_writing(&self) {
+        if self.count_reads()
+            && let Ok(txn) = self.env.read_txn()
+        {
+            self.trim(&txn);
+        }
+    }
+
+    /// Counts the bytes read by this thread's call; whether a trim is due.
+    fn count_reads(&self) -> bool {
+        let bytes = trim::take();
+        let reads = &self.reads;
+        reads.total.fetch_add(bytes, Ordering::Relaxed);
+        let since = reads.since_trim.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        since >= reads.threshold && !reads.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Lets this process's pages of the map go ([`crate::trim`]).
+    fn trim(&self, txn: &RoTxn) {
+        let reads = &self.reads;
+        // Another thread may have just trimmed.
+        if reads.since_trim.swap(0, Ordering::Relaxed) < reads.threshold {
+            return;
+        }
+        // A value in the map, to find the map by.
+        let probe = match self.tables.meta.get(txn, keys::META_FORMAT_VERSION) {
+            Ok(Some(value)) => value.as_ptr(),
+            _ => return,
+        };
+        match trim::trim(&self.dir.join("data.mdb"), probe) {
+            Ok(_) => {
+                reads.trims.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                reads.disabled.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    store = %self.dir.display(),
+                    error = %e,
+                    "cannot let the pages of the LMDB map go; the pages read stay resident"
+                );
+            }
+        }
+    }
+
+    pub(crate) fn read_stats(&self) -> ReadStats {
+        let reads = &self.reads;
+        ReadStats {
+            bytes_read: reads.total.load(Ordering::Relaxed),
+            since_trim: reads.since_trim.load(Ordering::Relaxed),
+            trims: reads.trims.load(Ordering::Relaxed),
         }
     }
 
@@ -513,14 +667,7 @@ fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> 
         }
     };
     match created {
-        CommitOrAbort::Commit((meta, jobs, dicts, subjobs, summaries, active)) => Ok(Tables {
-            meta,
-            jobs,
-            dicts,
-            subjobs,
-            summaries,
-            active,
-        }),
+        CommitOrAbort::Commit(tables) => Ok(Tables::from_array(tables)),
         CommitOrAbort::Abort(()) => Err(StoreError::Io(format!(
             "creating the tables of the store in {} was aborted",
             dir.display()
@@ -528,7 +675,34 @@ fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> 
     }
 }
 
-type CreatedTables = (Table, Table, Table, Table, Table, Table);
+type CreatedTables = [Table; TABLE_NAMES.len()];
+
+impl Tables {
+    /// The tables in the order of [`TABLE_NAMES`].
+    fn from_array(tables: [Table; TABLE_NAMES.len()]) -> Tables {
+        let [
+            meta,
+            jobs,
+            specs,
+            splitters,
+            dicts,
+            subjobs,
+            summaries,
+            active,
+        ] = tables;
+        Tables {
+            meta,
+            jobs,
+            specs,
+            splitters,
+            dicts,
+            subjobs,
+            summaries,
+            active,
+            writes: PartWrites::default(),
+        }
+    }
+}
 
 /// Creates the tables that are missing (and the meta records of a new store) in `txn`,
 /// and commits it.
@@ -542,15 +716,18 @@ fn create_tables(
                 .create_database::<Bytes, Bytes>(txn, Some(name))
                 .doing(&format!("creating table {name}"))
         };
-        let tables = (
-            create("meta")?,
-            create("jobs")?,
-            create("dicts")?,
-            create("subjobs")?,
-            create("summaries")?,
-            create("active")?,
-        );
-        let (meta, jobs, ..) = &tables;
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = TABLE_NAMES;
+        let tables = [
+            create(t0)?,
+            create(t1)?,
+            create(t2)?,
+            create(t3)?,
+            create(t4)?,
+            create(t5)?,
+            create(t6)?,
+            create(t7)?,
+        ];
+        let [meta, jobs, ..] = &tables;
         let new_store = meta
             .get(txn, keys::META_FORMAT_VERSION)
             .doing("reading table meta")?
@@ -578,6 +755,12 @@ fn create_tables(
     })
 }
 
+/// The tables, if none is missing.
+fn all_tables(tables: [Option<Table>; TABLE_NAMES.len()]) -> Option<Tables> {
+    let [t0, t1, t2, t3, t4, t5, t6, t7] = tables;
+    Some(Tables::from_array([t0?, t1?, t2?, t3?, t4?, t5?, t6?, t7?]))
+}
+
 /// The tables of an existing store, or `None` if any is missing.
 fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure> {
     let mut attempts = 0;
@@ -600,32 +783,21 @@ fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure
                 .open_database::<Bytes, Bytes>(txn, Some(name))
                 .doing(&format!("opening table {name}"))
         };
-        let tables = (
-            open("meta")?,
-            open("jobs")?,
-            open("dicts")?,
-            open("subjobs")?,
-            open("summaries")?,
-            open("active")?,
-        );
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = TABLE_NAMES;
+        let tables = [
+            open(t0)?,
+            open(t1)?,
+            open(t2)?,
+            open(t3)?,
+            open(t4)?,
+            open(t5)?,
+            open(t6)?,
+            open(t7)?,
+        ];
         Ok(CommitOrAbort::<_, ()>::Commit(tables))
     })?;
     Ok(match opened {
-        CommitOrAbort::Commit((
-            Some(meta),
-            Some(jobs),
-            Some(dicts),
-            Some(subjobs),
-            Some(summaries),
-            Some(active),
-        )) => Some(Tables {
-            meta,
-            jobs,
-            dicts,
-            subjobs,
-            summaries,
-            active,
-        }),
-        _ => None,
+        CommitOrAbort::Commit(tables) => all_tables(tables),
+        CommitOrAbort::Abort(()) => None,
     })
 }

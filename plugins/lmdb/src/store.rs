@@ -7,28 +7,28 @@ use std::sync::Arc;
 
 use ganga_core::compact::{Dictionary, SubjobBatch};
 use ganga_core::{
-    ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, Status, Store, StoreDescription,
+    ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, Store, StoreDescription,
     StoreError, Subjob, SubjobIndex, SummaryEntry,
 };
 
-use crate::codec::{
-    FORMAT_VERSION, decode_dictionary, decode_job, decode_summary, split_items, unreadable,
-};
-use crate::env::{DEFAULT_MAP_SIZE, SharedEnv, TABLE_NAMES};
+use crate::codec::{FORMAT_VERSION, decode_active, decode_dictionary, decode_summary, unreadable};
+use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv, TABLE_NAMES};
 use crate::error::Doing;
 use crate::group::{self, first_index, group_of, last_index};
-use crate::{check, commit, dump, keys};
+use crate::{check, commit, dump, keys, parts, trim};
 
 /// How to open a store. The defaults suit real use; tests shrink the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LmdbOptions {
     initial_map_size: usize,
+    trim_threshold: u64,
 }
 
 impl Default for LmdbOptions {
     fn default() -> Self {
         LmdbOptions {
             initial_map_size: DEFAULT_MAP_SIZE,
+            trim_threshold: trim::DEFAULT_THRESHOLD,
         }
     }
 }
@@ -43,6 +43,15 @@ impl LmdbOptions {
     /// An environment already open in this process keeps its size.
     pub fn initial_map_size(mut self, bytes: usize) -> LmdbOptions {
         self.initial_map_size = bytes;
+        self
+    }
+
+    /// How many bytes of the store this process reads before it lets the pages of the
+    /// memory map go (32 MiB by default; `u64::MAX` never does): LMDB reads through a map
+    /// of the data file, whose pages otherwise stay resident in the process. An
+    /// environment already open in this process keeps its threshold.
+    pub fn trim_threshold(mut self, bytes: u64) -> LmdbOptions {
+        self.trim_threshold = bytes;
         self
     }
 }
@@ -90,6 +99,15 @@ impl TableSpace {
     }
 }
 
+/// How many records of each part of a job commits wrote (`LmdbStore::record_writes`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordWrites {
+    pub states: u64,
+    pub specs: u64,
+    pub splitters: u64,
+}
+
 /// Jobs kept in an LMDB environment in one directory.
 ///
 /// Cheap to clone; every handle of this process on one directory shares one LMDB
@@ -116,7 +134,7 @@ impl LmdbStore {
 
     pub fn open_with(dir: &Path, options: &LmdbOptions) -> Result<LmdbStore, StoreError> {
         Ok(LmdbStore {
-            shared: SharedEnv::open(dir, options.initial_map_size)?,
+            shared: SharedEnv::open(dir, options.initial_map_size, options.trim_threshold)?,
         })
     }
 
@@ -134,13 +152,19 @@ impl LmdbStore {
     pub fn space(&self) -> Result<StoreSpace, StoreError> {
         self.shared.space()
     }
+
+    /// How much of the store this process read, and how often it let the pages of the
+    /// map go (see [`LmdbOptions::trim_threshold`]).
+    pub fn read_stats(&self) -> ReadStats {
+        self.shared.read_stats()
+    }
 }
 
 /// Hooks for tests that need to damage a store or hold a transaction open. Not part of
 /// the API.
 impl LmdbStore {
-    /// Writes raw bytes into a table (`meta`, `jobs`, `dicts`, `subjobs`, `summaries`,
-    /// `active`), bypassing every check. A `subjobs` key is a job id and a group number.
+    /// Writes raw bytes into a table (`meta`, `jobs`, `specs`, `splitters`, `dicts`,
+    /// `subjobs`, `summaries`, `active`), bypassing every check. A `subjobs` key is a job id and a group number.
     #[doc(hidden)]
     pub fn raw_put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let db = self.raw_table(table)?;
@@ -180,6 +204,13 @@ impl LmdbStore {
             |tables, txn| commit::apply(tables, txn, changes),
             |_| during(),
         )
+    }
+
+    /// How many job states, specs and splitters this process's commits wrote to the
+    /// store.
+    #[doc(hidden)]
+    pub fn record_writes(&self) -> RecordWrites {
+        self.shared.tables.writes.get()
     }
 
     fn raw_table(&self, name: &str) -> Result<crate::env::Table, StoreError> {
@@ -225,25 +256,22 @@ impl Store for LmdbStore {
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.shared.read(|tables, txn| {
-            let Some(bytes) = tables
-                .jobs
-                .get(txn, &keys::job(id))
-                .doing("reading table jobs")?
-            else {
+            let Some(parts) = parts::stored(tables, txn, id)? else {
                 return Ok(None);
             };
-            let job = decode_job(id, bytes).map_err(|detail| StoreError::Corrupt {
+            let job = parts.join(id).map_err(|detail| StoreError::Corrupt {
                 job: JobRef::job(id),
-                detail: format!("table jobs: {detail}"),
+                detail,
             })?;
             Ok(Some(job))
         })
     }
 
-    /// The stored records as they are, with the job's dictionary and the split items its
-    /// master's splitter gives the range: nothing is decoded but the dictionary and the
-    /// master, so a record that does not decode is reported (as `Corrupt`, for its
-    /// subjob) only when the batch is unpacked. A group whose framing does not decode
+    /// The stored records as they are, with the job's dictionary and its master's
+    /// splitter as stored (for the records that leave their overrides out): nothing is
+    /// decoded but the dictionary, so a record that does not decode (or that needs a
+    /// splitter that does not) is reported (as `Corrupt`, for its subjob) only when the
+    /// batch is unpacked. A group whose framing does not decode
     /// makes the range `Corrupt` at once, naming its first subjob in the range.
     fn subjob_batch(
         &self,
@@ -265,6 +293,7 @@ impl Store for LmdbStore {
                 .doing("reading table subjobs")?
             {
                 let (key, value) = entry.doing("reading table subjobs")?;
+                trim::scanned(key.len() + value.len());
                 // Every key in the range is one of this job's groups.
                 let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
                 let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
@@ -295,18 +324,15 @@ impl Store for LmdbStore {
             let Some(mut batch) = batch else {
                 return Ok(SubjobBatch::default());
             };
-            // A master that is missing or does not decode gives no items: the records
-            // that need theirs are reported when they are decoded.
-            if let Some(bytes) = tables
-                .jobs
-                .get(txn, &keys::job(job))
-                .doing("reading table jobs")?
-                && let Ok(master) = decode_job(job, bytes)
-            {
-                let items = split_items(master.spec.splitter.as_ref(), range.clone());
-                if !items.is_empty() {
-                    batch.set_split_items(items);
-                }
+            // Attached as stored, decoded only if a record needs it. A master without a
+            // splitter gives none: the records that need one are reported when decoded.
+            if let Some(splitter) = parts::get(
+                tables.splitters,
+                txn,
+                &keys::job(job),
+                "reading table splitters",
+            )? {
+                batch.set_splitter_bytes(splitter.to_vec());
             }
             Ok(batch)
         })
@@ -340,6 +366,7 @@ impl Store for LmdbStore {
                 .doing("reading table summaries")?
             {
                 let (key, bytes) = entry.doing("reading table summaries")?;
+                trim::scanned(key.len() + bytes.len());
                 let Some(id) = keys::parse_job(key) else {
                     // Not a job's key at all: nothing to list it as; `check` reports it.
                     tracing::warn!(key = %dump::hex(key), "skipping a malformed summaries key");
@@ -365,15 +392,13 @@ impl Store for LmdbStore {
             let mut active = Vec::new();
             for entry in tables.active.iter(txn).doing("reading table active")? {
                 let (key, value) = entry.doing("reading table active")?;
-                let parsed = keys::parse_active(key).zip(match value {
-                    [byte] => Status::from_index(usize::from(*byte)),
-                    _ => None,
-                });
-                match parsed {
-                    Some(((backend, id), status)) => active.push(ActiveJob {
+                trim::scanned(key.len() + value.len());
+                match keys::parse_active(key).zip(decode_active(value)) {
+                    Some(((backend, id), (status, revision))) => active.push(ActiveJob {
                         id,
                         backend: backend.to_owned(),
                         status,
+                        revision,
                     }),
                     // One bad index entry must not stop the monitor for every other job;
                     // `check` reports it.
@@ -411,11 +436,7 @@ fn dictionary(
         job: JobRef::subjob(job, first),
         detail: format!("table dicts: {detail}"),
     };
-    match tables
-        .dicts
-        .get(txn, &keys::job(job))
-        .doing("reading table dicts")?
-    {
+    match parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")? {
         Some(bytes) => Ok(decode_dictionary(bytes)
             .map_err(|d| corrupt(format!("the dictionary of job {job}: {d}")))?),
         None => Err(corrupt(format!(

@@ -1,6 +1,8 @@
 //! Upgrading a store in place when it is opened: format version 1 (CBOR of the serde
-//! types, one entry per subjob) to 2 (compact records, per-job dictionaries, subjob
-//! records leaving out their master's split item, sixteen subjobs to an entry).
+//! types, one record per job, one entry per subjob) to 2 (compact records, a job kept as
+//! its state, spec and splitter in three tables, per-job dictionaries, subjob records
+//! leaving out their master's split item, sixteen subjobs to an entry, the revision in
+//! the active index).
 //!
 //! The upgrade is one write transaction: it empties the tables whose records change and
 //! fills them again from a read snapshot of the same state (see
@@ -19,7 +21,10 @@ use ganga_core::compact::{Dictionary, encode_subjob};
 use ganga_core::{Job, JobId, JobSummary, Splitter, Status, StoreError, Subjob, Timestamp};
 use heed::{RoTxn, RwTxn};
 
-use crate::codec::{FORMAT_VERSION, encode_job, encode_summary, split_item};
+use crate::codec::{
+    FORMAT_VERSION, encode_active, encode_spec, encode_splitter, encode_state, encode_summary,
+    split_item,
+};
 use crate::env::{Table, Tables};
 use crate::error::{Doing, Failure};
 use crate::group::{self, first_index, group_of};
@@ -56,28 +61,19 @@ pub(crate) fn from_v1(
     let mut upgraded = Upgraded::default();
     for (name, table) in [
         ("jobs", tables.jobs),
+        ("specs", tables.specs),
+        ("splitters", tables.splitters),
         ("summaries", tables.summaries),
         ("dicts", tables.dicts),
         ("subjobs", tables.subjobs),
+        ("active", tables.active),
     ] {
         table
             .clear(txn)
             .doing(&format!("emptying table {name} to rewrite it"))?;
     }
 
-    // Jobs and summaries: one record each, re-encoded under the same key.
-    rewrite(
-        tables.jobs,
-        "jobs",
-        old,
-        txn,
-        &mut upgraded,
-        |key, bytes| {
-            let id = keys::parse_job(key)?;
-            let job: Job = v1::decode(bytes).ok().filter(|j: &Job| j.id == id)?;
-            Some(encode_job(&job))
-        },
-    )?;
+    upgrade_jobs(tables, old, txn, &mut upgraded)?;
     upgraded.jobs = tables.jobs.len(txn).doing("counting table jobs")?;
     rewrite(
         tables.summaries,
@@ -91,6 +87,7 @@ pub(crate) fn from_v1(
             Some(encode_summary(&summary))
         },
     )?;
+    upgrade_active(tables, old, txn)?;
     upgrade_subjobs(tables, old, txn, &mut upgraded)?;
 
     tables
@@ -124,6 +121,62 @@ fn rewrite(
         }
         puts.put(txn, key, converted.as_deref().unwrap_or(bytes), || {
             format!("writing table {name} in format {FORMAT_VERSION}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Refills tables `jobs`, `specs` and `splitters` from the format-1 job records: each
+/// job's state, spec and splitter (if it has one) under its key. A record that does not
+/// decode is carried over into table `jobs` as it was (so its job stays unreadable).
+fn upgrade_jobs(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+    upgraded: &mut Upgraded,
+) -> Result<(), Failure> {
+    let doing = "reading table jobs of format 1";
+    let mut jobs = OrderedPuts::new(tables.jobs);
+    let mut specs = OrderedPuts::new(tables.specs);
+    let mut splitters = OrderedPuts::new(tables.splitters);
+    let writing = |table: &str| format!("writing table {table} in format {FORMAT_VERSION}");
+    for entry in tables.jobs.iter(old).doing(doing)? {
+        let (key, bytes) = entry.doing(doing)?;
+        let job = keys::parse_job(key)
+            .and_then(|id| v1::decode::<Job>(bytes).ok().filter(|j| j.id == id));
+        let Some(job) = job else {
+            upgraded.carried += 1;
+            jobs.put(txn, key, bytes, || writing("jobs"))?;
+            continue;
+        };
+        jobs.put(txn, key, &encode_state(&job), || writing("jobs"))?;
+        specs.put(txn, key, &encode_spec(&job.spec), || writing("specs"))?;
+        if let Some(splitter) = encode_splitter(job.spec.splitter.as_ref()) {
+            splitters.put(txn, key, &splitter, || writing("splitters"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refills table `active`: each entry gets its job's revision after its status byte. An
+/// entry whose job does not decode (or whose value is not a status byte) is carried over
+/// as it was; `check` reports it.
+fn upgrade_active(tables: &Tables, old: &RoTxn, txn: &mut RwTxn) -> Result<(), Failure> {
+    let doing = "reading table active of format 1";
+    let mut active = OrderedPuts::new(tables.active);
+    for entry in tables.active.iter(old).doing(doing)? {
+        let (key, value) = entry.doing(doing)?;
+        let revision = keys::parse_active(key).and_then(|(_, id)| {
+            let bytes = tables.jobs.get(old, &keys::job(id)).ok().flatten()?;
+            v1::decode::<Job>(bytes).ok().map(|job| job.revision)
+        });
+        let status = match value {
+            [byte] => Status::from_index(usize::from(*byte)),
+            _ => None,
+        };
+        let upgraded = status.zip(revision).map(|(s, r)| encode_active(s, r));
+        active.put(txn, key, upgraded.as_deref().unwrap_or(value), || {
+            format!("writing table active in format {FORMAT_VERSION}")
         })?;
     }
     Ok(())
@@ -171,7 +224,7 @@ fn upgrade_subjobs(
                     .and_then(|bytes| v1::decode::<Job>(bytes).ok())
                     .filter(|m| m.id == job);
                 let base = dictionary_base(tables, old, job, master.as_ref())?;
-                let splitter = master.and_then(|m| m.spec.splitter);
+                let splitter = master.and_then(|m| m.spec.splitter.clone());
                 let (_, dict, splitter) = current.insert((job, Dictionary::new(base), splitter));
                 (dict, splitter)
             }

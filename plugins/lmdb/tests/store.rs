@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ganga_core::compact::{self, Dictionary};
 use ganga_core::protocol::PluginContext;
 use ganga_core::{
     ActiveJob, Application, BackendConfig, BackendInfo, Change, Committed, Executable, Job, JobId,
-    JobRef, JobSpec, JobSummary, Options, Override, RunState, SplitAttribute, Splitter, Status,
-    StatusCounts, StatusTimes, Store, StoreError, Subjob, SummaryEntry, Timestamp, Value,
+    JobRef, JobSpec, JobSummary, Options, Override, RunState, RunUpdate, SplitAttribute, Splitter,
+    Status, StatusCounts, StatusTimes, Store, StoreError, Subjob, SummaryEntry, Timestamp, Value,
 };
 use ganga_plugin_sdk::StorePlugin;
 use ganga_store_lmdb::{LmdbOptions, LmdbStore, SUBJOBS_PER_GROUP as PER_GROUP};
@@ -119,7 +120,7 @@ fn full_job(id: JobId) -> Job {
     Job {
         id,
         revision: 0,
-        spec: JobSpec {
+        spec: Arc::new(JobSpec {
             name: "full job".to_owned(),
             comment: "every field set — ünïcode too".to_owned(),
             application: Application::Executable(Executable {
@@ -151,7 +152,7 @@ fn full_job(id: JobId) -> Job {
                     },
                 ],
             }),
-        },
+        }),
         run: RunState {
             status: Status::Running,
             times,
@@ -234,7 +235,7 @@ fn every_field_of_jobs_and_subjobs_round_trips() -> TestResult {
         args_id = id + 1;
         let job = full_job(id);
         let mut args_job = full_job(args_id);
-        args_job.spec.splitter = Some(Splitter::Args {
+        Arc::make_mut(&mut args_job.spec).splitter = Some(Splitter::Args {
             args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]],
             append: true,
         });
@@ -291,12 +292,14 @@ fn every_field_of_jobs_and_subjobs_round_trips() -> TestResult {
             ActiveJob {
                 id,
                 backend: "slurm".to_owned(),
-                status: Status::Running
+                status: Status::Running,
+                revision: 1,
             },
             ActiveJob {
                 id: args_id,
                 backend: "slurm".to_owned(),
-                status: Status::Running
+                status: Status::Running,
+                revision: 1,
             }
         ]
     );
@@ -314,7 +317,7 @@ fn stale_revisions_are_refused_and_write_nothing() -> TestResult {
     // Another writer read revision 0: refused, and the record stays as it was.
     let mut stale = a.clone();
     stale.revision = 0;
-    stale.spec.name = "stale".to_owned();
+    Arc::make_mut(&mut stale.spec).name = "stale".to_owned();
     assert_eq!(
         store.commit(&[Change::PutJob(stale)]),
         Err(StoreError::Conflict { jobs: vec![a.id] })
@@ -322,7 +325,7 @@ fn stale_revisions_are_refused_and_write_nothing() -> TestResult {
     assert_eq!(store.job(a.id)?, Some(a.clone()));
 
     let mut a2 = a.clone();
-    a2.spec.name = "a2".to_owned();
+    Arc::make_mut(&mut a2.spec).name = "a2".to_owned();
     let a2 = put(&store, &a2)?;
     assert_eq!(a2.revision, 2);
 
@@ -414,7 +417,7 @@ fn malformed_commits_are_invalid() -> TestResult {
 
     // A backend name that cannot be an index key.
     let mut bad_backend = a.clone();
-    bad_backend.spec.backend.kind = "lo\0cal".to_owned();
+    Arc::make_mut(&mut bad_backend.spec).backend.kind = "lo\0cal".to_owned();
     assert!(matches!(
         store.commit(&[Change::PutJob(bad_backend)]),
         Err(StoreError::Invalid(_))
@@ -479,7 +482,8 @@ fn removal_deletes_the_job_its_subjobs_summary_and_index_entry() -> TestResult {
             vec![ActiveJob {
                 id: b,
                 backend: "local".to_owned(),
-                status: Status::Submitted
+                status: Status::Submitted,
+                revision: 1,
             }]
         );
         assert_eq!(store.subjobs(b, 0..10)?.len(), 1);
@@ -517,31 +521,33 @@ fn the_active_index_follows_status_changes() -> TestResult {
     let job = put(&store, &new_job(&store, "busy")?)?;
     assert_eq!(store.active()?, Vec::new());
 
-    let active = |status| {
+    let active = |status, revision| {
         vec![ActiveJob {
             id: job.id,
             backend: "local".to_owned(),
             status,
+            revision,
         }]
     };
     let job = put(&store, &with_status(&job, Status::Submitting, at(1)))?;
-    assert_eq!(store.active()?, active(Status::Submitting));
+    assert_eq!(store.active()?, active(Status::Submitting, 2));
     let job = put(&store, &with_status(&job, Status::Submitted, at(2)))?;
-    assert_eq!(store.active()?, active(Status::Submitted));
+    assert_eq!(store.active()?, active(Status::Submitted, 3));
     let job = put(&store, &with_status(&job, Status::Running, at(3)))?;
-    assert_eq!(store.active()?, active(Status::Running));
+    assert_eq!(store.active()?, active(Status::Running, 4));
     assert_clean(&store)?;
 
     // Moved to another backend while active: only the new entry remains.
     let mut moved = job.clone();
-    moved.spec.backend.kind = "slurm".to_owned();
+    Arc::make_mut(&mut moved.spec).backend.kind = "slurm".to_owned();
     let job = put(&store, &moved)?;
     assert_eq!(
         store.active()?,
         vec![ActiveJob {
             id: job.id,
             backend: "slurm".to_owned(),
-            status: Status::Running
+            status: Status::Running,
+            revision: 5,
         }]
     );
     assert_clean(&store)?;
@@ -634,6 +640,7 @@ fn check_passes_after_a_mixed_workload_and_finds_broken_indexes() -> TestResult 
     let mut key = victim.backend.as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(&victim.id.to_be_bytes());
+    let value = store.raw_get("active", &key)?.ok_or("no active entry")?;
     assert!(store.raw_delete("active", &key)?);
     let problems = store.check()?.problems;
     assert_eq!(problems.len(), 1, "{problems:#?}");
@@ -641,7 +648,17 @@ fn check_passes_after_a_mixed_workload_and_finds_broken_indexes() -> TestResult 
         problems[0].contains(&format!("job {}", victim.id)) && problems[0].contains("active"),
         "{problems:#?}"
     );
-    store.raw_put("active", &key, &[victim.status as u8])?;
+    // An entry with a stale revision (another process changed the job).
+    let mut stale = value.clone();
+    *stale.last_mut().ok_or("an empty active entry")? ^= 0x40;
+    store.raw_put("active", &key, &stale)?;
+    let problems = store.check()?.problems;
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains(&format!("at revision {}", victim.revision)),
+        "{problems:#?}"
+    );
+    store.raw_put("active", &key, &value)?;
     assert_clean(&store)?;
 
     // A summary that no longer matches its job.
@@ -669,7 +686,7 @@ fn check_passes_after_a_mixed_workload_and_finds_broken_indexes() -> TestResult 
     )?;
     let mut stray = b"local\0".to_vec();
     stray.extend_from_slice(&other.id.to_be_bytes());
-    store.raw_put("active", &stray, &[Status::Running as u8])?;
+    store.raw_put("active", &stray, &[Status::Running as u8, 1])?;
 
     let problems = store.check()?.problems;
     let mentions = |needle: &str| problems.iter().any(|p| p.contains(needle));
@@ -813,7 +830,7 @@ fn the_map_grows_when_it_fills() -> TestResult {
         ids = first..first + 600;
         let job_with_comment = |id| {
             let mut job = Job::new(id, spec(&format!("job {id}"), "local"), at(0));
-            job.spec.comment = comment.clone();
+            Arc::make_mut(&mut job.spec).comment = comment.clone();
             job
         };
         // One by one, then a large batch in one transaction.
@@ -973,7 +990,7 @@ fn another_process_reads_while_a_write_is_open() -> TestResult {
     let fresh = new_job(&store, "fresh")?;
 
     let mut changed = with_status(&job, Status::Completed, at(2));
-    changed.spec.name = "uncommitted".to_owned();
+    Arc::make_mut(&mut changed.spec).name = "uncommitted".to_owned();
     let lines = store.with_uncommitted(
         &[Change::PutJob(changed), Change::PutJob(fresh.clone())],
         || run_child("child_lists_jobs", dir.path()),
@@ -992,7 +1009,7 @@ fn another_process_reads_while_a_write_is_open() -> TestResult {
 
     // And once committed, the child sees the new state.
     let mut changed = with_status(&job, Status::Completed, at(2));
-    changed.spec.name = "now-committed".to_owned();
+    Arc::make_mut(&mut changed.spec).name = "now-committed".to_owned();
     put(&store, &changed)?;
     let lines = run_child("child_lists_jobs", dir.path())?;
     assert_eq!(
@@ -1024,7 +1041,7 @@ fn child_fills_store() -> TestResult {
             .iter()
             .map(|&id| {
                 let mut job = Job::new(id, spec("filler", "local"), at(0));
-                job.spec.comment = comment.clone();
+                Arc::make_mut(&mut job.spec).comment = comment.clone();
                 Change::PutJob(job)
             })
             .collect();
@@ -1091,11 +1108,11 @@ fn dump_of_a_small_workload() -> TestResult {
     let first = store.reserve_ids(3)?;
 
     let mut split = Job::new(first, spec("split", "local"), at(0));
-    split.spec.splitter = Some(Splitter::Args {
+    Arc::make_mut(&mut split.spec).splitter = Some(Splitter::Args {
         args: vec![vec!["1".to_owned()], vec!["2".to_owned()]],
         append: false,
     });
-    split.spec.output_files = vec!["out.txt".to_owned()];
+    Arc::make_mut(&mut split.spec).output_files = vec!["out.txt".to_owned()];
     split = with_status(&split, Status::Running, at(10));
     split.run.submit_count = 1;
     split.subjobs = [Status::Running, Status::Completed].into_iter().collect();
@@ -1115,11 +1132,14 @@ fn dump_of_a_small_workload() -> TestResult {
     sub1.run.outputs = vec!["out.txt".to_owned()];
 
     let mut plain = Job::new(first + 1, spec("plain", "slurm"), at(1));
-    plain.spec.comment = "a comment".to_owned();
-    plain.spec.backend.options = [("queue".to_owned(), Value::from("short"))]
+    Arc::make_mut(&mut plain.spec).comment = "a comment".to_owned();
+    Arc::make_mut(&mut plain.spec).backend.options = [("queue".to_owned(), Value::from("short"))]
         .into_iter()
         .collect();
     plain = with_status(&plain, Status::Failed, at(20));
+    plain
+        .metadata
+        .insert("ganga.uuid".to_owned(), "0b4e".to_owned());
     plain.run.backend = BackendInfo {
         id: Some("99".to_owned()),
         native_state: Some("FAILED".to_owned()),
@@ -1348,8 +1368,8 @@ fn split_job_of(
             sj
         })
         .collect();
-    master.spec.splitter = Some(Splitter::Args { args, append });
-    master.spec.output_files = vec!["stdout".to_owned()];
+    Arc::make_mut(&mut master.spec).splitter = Some(Splitter::Args { args, append });
+    Arc::make_mut(&mut master.spec).output_files = vec!["stdout".to_owned()];
     let ended = subjobs
         .iter()
         .filter_map(|s| s.run.times.latest())
@@ -1364,8 +1384,8 @@ fn split_job_of(
 /// A plain job run to the end, as most of a user's jobs are.
 fn completed_plain_job(id: JobId, created: Timestamp) -> Job {
     let mut job = Job::new(id, spec(&format!("plain {id}"), "local"), created);
-    job.spec.comment = format!("plain job {id}");
-    job.spec.output_files = vec!["out.txt".to_owned()];
+    Arc::make_mut(&mut job.spec).comment = format!("plain job {id}");
+    Arc::make_mut(&mut job.spec).output_files = vec!["out.txt".to_owned()];
     let t = created.as_millis();
     for (status, d) in [
         (Status::Submitting, 2_000),
@@ -1400,7 +1420,8 @@ struct Measured {
     /// The pages table `subjobs` would take with every leaf filled in key order as far as
     /// whole entries go (what appending does), and its branch pages.
     packed: f64,
-    /// The pages of table `jobs`: the masters and the plain jobs.
+    /// The pages of tables `jobs`, `specs` and `splitters`: the masters and the plain
+    /// jobs.
     jobs: f64,
     /// The pages of tables `summaries` and `dicts`.
     others: f64,
@@ -1502,14 +1523,17 @@ fn bytes_per_subjob(
         value: per_subjob(values),
         table: per_subjob(subjobs.pages() * page),
         packed: per_subjob((leaves + overflow + subjobs.branch_pages) * page),
-        jobs: per_subjob(table("jobs")?.pages() * page),
+        jobs: per_subjob(
+            (table("jobs")?.pages() + table("specs")?.pages() + table("splitters")?.pages()) * page,
+        ),
         others: per_subjob((table("summaries")?.pages() + table("dicts")?.pages()) * page),
         file: per_subjob(space.file_bytes),
     };
     eprintln!(
         "{workload:?}, {masters} x {per} subjobs + {} plain jobs, {PER_GROUP} subjobs a \
          group, bytes a subjob: record {:.1}, in its group {:.1}, table subjobs {:.1} \
-         ({} leaf pages, {:.1} subjobs a leaf; packed {:.1}), table jobs {:.1}, summaries \
+         ({} leaf pages, {:.1} subjobs a leaf; packed {:.1}), tables jobs, specs and \
+         splitters {:.1}, summaries \
          and dicts {:.1}, data file {:.1}; read every subjob: as batches {batches:?}, \
          decoded {decoding:?}; {space:#?}",
         masters * plain_per_master,
@@ -1529,13 +1553,14 @@ fn bytes_per_subjob(
 
 /// Guards the size of the format: fails if records or LMDB's use of pages grow. Measured
 /// (4 KiB pages) at 20 x 1,000: table subjobs 43.6 bytes a subjob with either workload's
-/// items (records of 36.7), the data file 60.0 (farm) and 68.2 (bulk, whose masters hold
-/// 18 bytes a subjob of argument lists). About 4 of those are pages every store has,
-/// which at the full scale are nothing: there the file takes 54.6 and 62.8 bytes a
-/// subjob (`bytes_per_subjob_at_full_scale`, `docs/storage-format.md`).
+/// items (records of 36.7), the data file 61.8 (farm) and 70.0 (bulk, whose masters hold
+/// 18 bytes a subjob of argument lists). About 6 of those are pages every store has
+/// (each of its eight tables has at least a page, and a job's state and spec are in
+/// tables of their own), which at the full scale are nothing: there the file takes about
+/// 55 and 63 bytes a subjob (`bytes_per_subjob_at_full_scale`, `docs/storage-format.md`).
 #[test]
 fn a_subjob_takes_few_bytes_on_disk() -> TestResult {
-    for (workload, file_at_most) in [(Workload::Farm, 62.0), (Workload::Bulk, 70.0)] {
+    for (workload, file_at_most) in [(Workload::Farm, 63.0), (Workload::Bulk, 71.0)] {
         let m = bytes_per_subjob(workload, 20, 1_000)?;
         assert!(
             m.record <= 37.5 && m.table <= 45.0,
@@ -1626,7 +1651,7 @@ fn bytes_per_subjob_grown_in_place() -> TestResult {
         for id in first..first + masters {
             let created = Timestamp(T0 + i64::try_from(id)? * 37_000);
             let (done, subjobs) = split_job_of(Workload::Bulk, id, per, created, &mut rng);
-            let mut master = Job::new(id, done.spec.clone(), created);
+            let mut master = Job::new(id, JobSpec::clone(&done.spec), created);
             master.subjobs.add(Status::New, per);
             let new: Vec<Subjob> = subjobs
                 .iter()
@@ -1679,7 +1704,8 @@ fn bytes_per_subjob_grown_in_place() -> TestResult {
 
 /// What rewriting subjobs costs with subjobs grouped: 100,000 status changes (100 subjobs
 /// of each of 1,000 masters, spread over the whole job, so every group of every job is
-/// rewritten), committed 50 masters and their subjobs at a time, as the monitor does.
+/// rewritten), committed 50 masters and their subjobs at a time, as the monitor does:
+/// once with the masters put whole, once with their runs updated.
 /// `cargo test -p ganga-store-lmdb --release --test store -- --ignored --nocapture
 /// rewriting_subjobs_at_full_scale`
 #[test]
@@ -1699,29 +1725,64 @@ fn rewriting_subjobs_at_full_scale() -> TestResult {
         ])?;
     }
     let before = store.space()?;
-    let (mut committing, mut changed) = (Duration::ZERO, 0);
     let ids: Vec<JobId> = (first..first + masters).collect();
-    for chunk in ids.chunks(50) {
-        let mut changes = Vec::new();
-        for &id in chunk {
-            let mut master = store.job(id)?.ok_or("no master")?;
-            let mut subjobs = Vec::new();
-            for k in (0..per).step_by(10) {
-                let mut sj = store.subjobs(id, k..k + 1)?.remove(0);
-                let from = sj.status();
-                sj.run.status = Status::Failed;
-                sj.run.times.set(Status::Failed, at(100_000));
-                sj.run.backend.reason = Some("killed by the batch system".to_owned());
-                master.subjobs.shift(from, Status::Failed);
-                subjobs.push(sj);
+    // Twice: the masters put whole (spec and splitter compared with the stored ones), then
+    // only their runs updated (their stored splitters decoded to encode the subjobs).
+    for (round, status) in [(0, Status::Failed), (1, Status::Completed)] {
+        let (mut committing, mut changed, mut splitter_bytes) = (Duration::ZERO, 0, 0);
+        for chunk in ids.chunks(50) {
+            let mut changes = Vec::new();
+            for &id in chunk {
+                let mut master = store.job(id)?.ok_or("no master")?;
+                let mut subjobs = Vec::new();
+                for k in (0..per).step_by(10) {
+                    let mut sj = store.subjobs(id, k..k + 1)?.remove(0);
+                    let from = sj.status();
+                    sj.run.status = status;
+                    sj.run.times.set(status, at(100_000 + round));
+                    sj.run.backend.reason = Some("killed by the batch system".to_owned());
+                    master.subjobs.shift(from, status);
+                    subjobs.push(sj);
+                }
+                changed += subjobs.len();
+                if round == 0 {
+                    changes.push(Change::PutJob(master));
+                } else {
+                    splitter_bytes += store
+                        .raw_get("splitters", &id.to_be_bytes())?
+                        .map_or(0, |b| b.len());
+                    changes.push(Change::PutRun(RunUpdate::of(&master)));
+                }
+                changes.push(Change::PutSubjobs { job: id, subjobs });
             }
-            changed += subjobs.len();
-            changes.push(Change::PutJob(master));
-            changes.push(Change::PutSubjobs { job: id, subjobs });
+            let started = Instant::now();
+            store.commit(&changes)?;
+            committing += started.elapsed();
         }
-        let started = Instant::now();
-        store.commit(&changes)?;
-        committing += started.elapsed();
+        let how = if round == 0 {
+            "job puts"
+        } else {
+            "run updates"
+        };
+        eprintln!(
+            "{changed} subjobs rewritten ({PER_GROUP} a group), masters as {how}: \
+             {committing:?} of commits"
+        );
+        if round == 1 {
+            // What decoding the stored splitters costs of that.
+            let started = Instant::now();
+            for &id in &ids {
+                let bytes = store
+                    .raw_get("splitters", &id.to_be_bytes())?
+                    .ok_or("no splitter")?;
+                compact::decode_splitter(&bytes)?;
+            }
+            eprintln!(
+                "decoding the {masters} splitters ({:.1} KB each): {:?}",
+                splitter_bytes as f64 / masters as f64 / 1000.0,
+                started.elapsed()
+            );
+        }
     }
     let after = store.space()?;
     let table = |s: &ganga_store_lmdb::StoreSpace| {
@@ -1730,8 +1791,7 @@ fn rewriting_subjobs_at_full_scale() -> TestResult {
             / (masters * u64::from(per)) as f64
     };
     eprintln!(
-        "{changed} subjobs rewritten ({PER_GROUP} a group) in {committing:?} of commits; table \
-         subjobs {:.1} -> {:.1} B/subjob, data file {:.1} -> {:.1} B/subjob",
+        "table subjobs {:.1} -> {:.1} B/subjob, data file {:.1} -> {:.1} B/subjob",
         table(&before),
         table(&after),
         before.file_bytes as f64 / (masters * u64::from(per)) as f64,
@@ -1747,7 +1807,7 @@ fn a_master_changed_after_its_subjobs_were_stored_leaves_them_as_written() -> Te
     let store = LmdbStore::open(dir.path())?;
     let id = store.reserve_ids(1)?;
     let mut master = Job::new(id, spec("split", "local"), at(0));
-    master.spec.splitter = Some(Splitter::Args {
+    Arc::make_mut(&mut master.spec).splitter = Some(Splitter::Args {
         args: (0..3).map(|k| vec![format!("a{k}")]).collect(),
         append: false,
     });
@@ -1789,16 +1849,18 @@ fn a_master_changed_after_its_subjobs_were_stored_leaves_them_as_written() -> Te
     // Every field of the master's spec and run state changes, its creation time too.
     let mut changed = master.clone();
     changed.revision = 1;
-    changed.spec.name = "renamed".to_owned();
-    changed.spec.comment = "changed after the split".to_owned();
-    let exe = changed.spec.application.executable_mut();
+    Arc::make_mut(&mut changed.spec).name = "renamed".to_owned();
+    Arc::make_mut(&mut changed.spec).comment = "changed after the split".to_owned();
+    let exe = Arc::make_mut(&mut changed.spec)
+        .application
+        .executable_mut();
     exe.exe = "/bin/other".to_owned();
     exe.args = vec!["--other".to_owned()];
     exe.env = BTreeMap::from([("SEED".to_owned(), "99".to_owned())]);
-    changed.spec.backend.options = [("queue".to_owned(), Value::from("long"))]
+    Arc::make_mut(&mut changed.spec).backend.options = [("queue".to_owned(), Value::from("long"))]
         .into_iter()
         .collect();
-    changed.spec.splitter = Some(Splitter::Generic {
+    Arc::make_mut(&mut changed.spec).splitter = Some(Splitter::Generic {
         attributes: vec![SplitAttribute {
             path: "application.args".to_owned(),
             values: vec![Value::from("x")],
@@ -1856,7 +1918,7 @@ fn resplit(
     splitter: Option<Splitter>,
     subjobs: Vec<Subjob>,
 ) -> TestResult {
-    master.spec.splitter = splitter;
+    Arc::make_mut(&mut master.spec).splitter = splitter;
     let mut changes = Vec::new();
     if !subjobs.is_empty() {
         changes.push(Change::PutSubjobs {
@@ -1899,7 +1961,7 @@ fn a_master_whose_splitter_changes_keeps_its_subjobs_reading_right() -> TestResu
         append: false,
     };
     let mut master = Job::new(id, spec("split", "local"), at(0));
-    master.spec.splitter = Some(args("a", 0..n));
+    Arc::make_mut(&mut master.spec).splitter = Some(args("a", 0..n));
     master = with_status(&master, Status::Running, at(1));
     master.subjobs.add(Status::Running, n);
     let mut subjobs: Vec<Subjob> = (0..n)
@@ -2288,9 +2350,21 @@ fn subjob_batches_hand_over_the_stored_records_undecoded() -> TestResult {
     assert!(store.subjob_batch(id, 20..90)?.is_empty());
     assert!(store.subjob_batch(id + 1, 0..9)?.is_empty());
     assert!(store.subjob_batch(id, 3..3)?.is_empty());
-    // Without a readable master there are no split items: the records that need theirs
-    // are reported when decoded, the others read.
+    // The batch carries the master's splitter as stored, and decodes through it.
+    let splitter = store
+        .raw_get("splitters", &id.to_be_bytes())?
+        .ok_or("no splitter stored")?;
+    assert!(carried.encode().ends_with(&splitter));
+    // The master's state plays no part: a damaged one leaves the subjobs readable.
+    let state = store
+        .raw_get("jobs", &id.to_be_bytes())?
+        .ok_or("no state")?;
     store.raw_put("jobs", &id.to_be_bytes(), b"\x01")?;
+    assert_eq!(store.subjobs(id, 0..2)?, subjobs[..2].to_vec());
+    store.raw_put("jobs", &id.to_be_bytes(), &state)?;
+    // Without a readable splitter there are no split items: the records that need theirs
+    // are reported when decoded, the others read.
+    store.raw_put("splitters", &id.to_be_bytes(), b"\x01")?;
     let batch = store.subjob_batch(id, 0..20)?;
     assert_eq!(batch.len(), 20);
     match store.subjobs(id, 5..6) {
@@ -2346,10 +2420,25 @@ fn a_format_1_store_is_upgraded_in_place() -> TestResult {
             );
             // Compact records now, and a dictionary for each job with subjobs, based at
             // its master's creation.
-            let record = store
-                .raw_get("jobs", &id.to_be_bytes())?
-                .ok_or("no job record")?;
-            assert_eq!(compact::decode_job(id, &record)?, e.job);
+            // Its state, spec and splitter in tables of their own.
+            let key = id.to_be_bytes();
+            let state = store.raw_get("jobs", &key)?.ok_or("no state")?;
+            let spec = store.raw_get("specs", &key)?.ok_or("no spec")?;
+            let splitter = store.raw_get("splitters", &key)?;
+            assert_eq!(splitter.is_some(), e.job.spec.splitter.is_some());
+            let splitter = match splitter {
+                Some(bytes) => compact::decode_splitter(&bytes)?,
+                None => None,
+            };
+            assert_eq!(
+                compact::job_from_parts(
+                    id,
+                    compact::decode_state(&state)?,
+                    compact::decode_spec(&spec)?,
+                    splitter
+                ),
+                e.job
+            );
             if e.subjobs.is_empty() {
                 assert_eq!(store.raw_get("dicts", &id.to_be_bytes())?, None);
             } else {
@@ -2378,6 +2467,7 @@ fn a_format_1_store_is_upgraded_in_place() -> TestResult {
                 id: e.job.id,
                 backend: e.job.spec.backend.kind.clone(),
                 status: e.job.status(),
+                revision: e.job.revision,
             })
             .collect();
         assert!(!active.is_empty(), "the fixture has an active job");
@@ -2589,4 +2679,435 @@ fn format_1_record<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Box<dyn st
     let mut bytes = Vec::new();
     ciborium::into_writer(value, &mut bytes)?;
     Ok(bytes)
+}
+
+// ---------------------------------------------------------------------------------------
+// A job in three parts: run updates, writes of the parts that changed, damage to a part,
+// and the pages of the map let go while reading.
+// ---------------------------------------------------------------------------------------
+
+/// A split master of three subjobs (overrides equal to their ArgSplitter items) with
+/// metadata, stored; and its subjobs.
+fn stored_master(store: &LmdbStore) -> Result<(Job, Vec<Subjob>), Box<dyn std::error::Error>> {
+    let id = store.reserve_ids(1)?;
+    let mut master = Job::new(id, spec("master", "slurm"), at(0));
+    Arc::make_mut(&mut master.spec).splitter = Some(Splitter::Args {
+        args: (0..3).map(|k| vec![format!("arg{k}")]).collect(),
+        append: false,
+    });
+    master
+        .metadata
+        .insert("ganga.uuid".to_owned(), "7f3a".to_owned());
+    master.subjobs = [Status::New; 3].into_iter().collect();
+    let subjobs: Vec<Subjob> = (0..3)
+        .map(|k| Subjob::new(k, vec![Override::Args(vec![format!("arg{k}")])], at(0)))
+        .collect();
+    store.commit(&[
+        Change::PutJob(master.clone()),
+        Change::PutSubjobs {
+            job: id,
+            subjobs: subjobs.clone(),
+        },
+    ])?;
+    master.revision = 1;
+    Ok((master, subjobs))
+}
+
+#[test]
+fn a_run_update_writes_the_state_summary_and_active_entry_only() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let (master, mut subjobs) = stored_master(&store)?;
+    let id = master.id;
+    let key = id.to_be_bytes();
+    let spec_bytes = store.raw_get("specs", &key)?;
+    let splitter_bytes = store.raw_get("splitters", &key)?;
+    assert!(spec_bytes.is_some() && splitter_bytes.is_some());
+    let before = store.record_writes();
+
+    // One subjob runs: its master's run and counters change, with the subjob, in one
+    // commit that does not carry the master's spec.
+    let mut expected = with_status(&master, Status::Running, at(5));
+    expected.run.submit_count = 1;
+    expected.run.backend.id = Some("77".to_owned());
+    expected.subjobs.shift(Status::New, Status::Running);
+    subjobs[1].run.status = Status::Running;
+    subjobs[1].run.times.set(Status::Running, at(5));
+    let committed = store.commit(&[
+        Change::PutSubjobs {
+            job: id,
+            subjobs: vec![subjobs[1].clone()],
+        },
+        Change::PutRun(RunUpdate::of(&expected)),
+    ])?;
+    assert_eq!(
+        committed,
+        vec![Committed {
+            job: id,
+            revision: 2
+        }]
+    );
+    expected.revision = 2;
+
+    // The spec, the splitter and the metadata are as they were, not written again.
+    let after = store.record_writes();
+    assert_eq!(after.states, before.states + 1);
+    assert_eq!(
+        (after.specs, after.splitters),
+        (before.specs, before.splitters)
+    );
+    assert_eq!(store.raw_get("specs", &key)?, spec_bytes);
+    assert_eq!(store.raw_get("splitters", &key)?, splitter_bytes);
+    assert_eq!(store.job(id)?, Some(expected.clone()));
+    // The summary and the active index follow.
+    assert_eq!(
+        store.summaries(id, 1)?,
+        vec![SummaryEntry::Readable(JobSummary::of(&expected))]
+    );
+    assert_eq!(
+        store.active()?,
+        vec![ActiveJob {
+            id,
+            backend: "slurm".to_owned(),
+            status: Status::Running,
+            revision: 2,
+        }]
+    );
+    // The subjob was written against the stored splitter: its record leaves out its
+    // arguments, and reads back with them.
+    assert_eq!(store.subjobs(id, 0..3)?, subjobs);
+    assert_eq!(taking_split_items(&store, id, 3)?, vec![0, 1, 2]);
+    assert_clean(&store)?;
+
+    // A run update at a revision that is not the stored one is refused, and so is one of a
+    // job that does not exist (reserved, never put): nothing is written.
+    let stale = RunUpdate::of(&with_status(&master, Status::Killed, at(6)));
+    assert_eq!(
+        store.commit(&[Change::PutRun(stale)]),
+        Err(StoreError::Conflict { jobs: vec![id] })
+    );
+    let never = store.reserve_ids(1)?;
+    let mut ghost = RunUpdate::of(&expected);
+    ghost.job = never;
+    assert_eq!(
+        store.commit(&[Change::PutRun(ghost)]),
+        Err(StoreError::Conflict { jobs: vec![never] })
+    );
+    // A job put and a run update of the same job in one commit: which one wins is unclear.
+    assert!(matches!(
+        store.commit(&[
+            Change::PutJob(expected.clone()),
+            Change::PutRun(RunUpdate::of(&expected)),
+        ]),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.job(id)?, Some(expected.clone()));
+
+    // A damaged summary is made again from the spec.
+    store.raw_put("summaries", &key, b"\xff")?;
+    let mut done = with_status(&expected, Status::Completed, at(9));
+    done.run.backend.exit_code = Some(0);
+    done.subjobs = [Status::Completed; 3].into_iter().collect();
+    subjobs
+        .iter_mut()
+        .for_each(|s| s.run.status = Status::Completed);
+    store.commit(&[
+        Change::PutRun(RunUpdate::of(&done)),
+        Change::PutSubjobs {
+            job: id,
+            subjobs: subjobs.clone(),
+        },
+    ])?;
+    done.revision = 3;
+    assert_eq!(store.job(id)?, Some(done.clone()));
+    assert_eq!(
+        store.summaries(id, 1)?,
+        vec![SummaryEntry::Readable(JobSummary::of(&done))]
+    );
+    // Finished: out of the active index.
+    assert_eq!(store.active()?, Vec::new());
+    assert_eq!(store.subjobs(id, 0..3)?, subjobs);
+    let after = store.record_writes();
+    assert_eq!(
+        (after.specs, after.splitters),
+        (before.specs, before.splitters)
+    );
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn a_job_put_rewrites_its_spec_and_splitter_only_when_they_change() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let (master, subjobs) = stored_master(&store)?;
+    let id = master.id;
+    let key = id.to_be_bytes();
+    let plain = put(&store, &new_job(&store, "plain")?)?;
+    // A job without a splitter has no entry in table splitters.
+    assert_eq!(store.raw_get("splitters", &plain.id.to_be_bytes())?, None);
+    let spec_bytes = store.raw_get("specs", &key)?;
+    let splitter_bytes = store.raw_get("splitters", &key)?;
+    let counts = store.record_writes();
+
+    // A change of status only: the state is written, not the spec or the splitter.
+    let running = put(&store, &with_status(&master, Status::Submitted, at(1)))?;
+    let now = store.record_writes();
+    assert_eq!(
+        (now.states, now.specs, now.splitters),
+        (counts.states + 1, counts.specs, counts.splitters)
+    );
+    assert_eq!(store.raw_get("specs", &key)?, spec_bytes);
+    assert_eq!(store.raw_get("splitters", &key)?, splitter_bytes);
+    assert_eq!(store.job(id)?, Some(running.clone()));
+
+    // A new name: the spec is written, the splitter is not.
+    let mut renamed = running.clone();
+    Arc::make_mut(&mut renamed.spec).name = "renamed".to_owned();
+    let renamed = put(&store, &renamed)?;
+    let then = store.record_writes();
+    assert_eq!((then.specs, then.splitters), (now.specs + 1, now.splitters));
+    assert!(store.raw_get("specs", &key)? != spec_bytes);
+    assert_eq!(store.raw_get("splitters", &key)?, splitter_bytes);
+    assert_eq!(store.job(id)?, Some(renamed.clone()));
+    assert_eq!(
+        store.summaries(id, 1)?,
+        vec![SummaryEntry::Readable(JobSummary::of(&renamed))]
+    );
+
+    // The splitter removed: its entry goes, and the records that left out their items
+    // spell them out first, so they still read right.
+    let mut unsplit = renamed.clone();
+    Arc::make_mut(&mut unsplit.spec).splitter = None;
+    let unsplit = put(&store, &unsplit)?;
+    let last = store.record_writes();
+    assert_eq!(
+        (last.specs, last.splitters),
+        (then.specs, then.splitters + 1)
+    );
+    assert_eq!(store.raw_get("splitters", &key)?, None);
+    assert_eq!(store.job(id)?, Some(unsplit));
+    assert_eq!(store.subjobs(id, 0..3)?, subjobs);
+    assert_eq!(taking_split_items(&store, id, 3)?, Vec::<u32>::new());
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn the_active_index_carries_each_jobs_revision() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let (master, _) = stored_master(&store)?;
+    let mut job = with_status(&master, Status::Submitted, at(1));
+    let mut plain = put(
+        &store,
+        &with_status(&new_job(&store, "p")?, Status::Running, at(1)),
+    )?;
+    for step in 0..300u64 {
+        // Revisions past 255 take a second byte.
+        let committed = store.commit(&[Change::PutRun(RunUpdate::of(&job))])?;
+        job.revision = committed[0].revision;
+        assert_eq!(job.revision, step + 2);
+        if step % 100 == 0 {
+            plain = put(&store, &plain)?;
+        }
+    }
+    let active = store.active()?;
+    assert_eq!(active.len(), 2);
+    for a in &active {
+        let stored = store.job(a.id)?.ok_or("an active job is missing")?;
+        assert_eq!((a.revision, a.status), (stored.revision, stored.status()));
+    }
+    assert_eq!(active[0].revision, 301);
+    assert_eq!(active[1].revision, plain.revision);
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn a_damaged_spec_or_splitter_makes_only_its_job_unreadable() -> TestResult {
+    let dir = tmp();
+    let store = LmdbStore::open(dir.path())?;
+    let (a, a_subjobs) = stored_master(&store)?;
+    let (b, _) = stored_master(&store)?;
+    let c = put(&store, &new_job(&store, "c")?)?;
+    let garbage = b"\xff\x00 not cbor at all";
+    store.raw_put("specs", &a.id.to_be_bytes(), garbage)?;
+    store.raw_put("splitters", &b.id.to_be_bytes(), garbage)?;
+    // Orphans: a spec and a splitter of a job that does not exist.
+    let orphan = (c.id + 100).to_be_bytes();
+    store.raw_put(
+        "specs",
+        &orphan,
+        &store
+            .raw_get("specs", &c.id.to_be_bytes())?
+            .ok_or("no spec")?,
+    )?;
+    store.raw_put(
+        "splitters",
+        &orphan,
+        &store
+            .raw_get("splitters", &b.id.to_be_bytes())?
+            .ok_or("no splitter")?,
+    )?;
+
+    for (id, table) in [(a.id, "table specs:"), (b.id, "table splitters:")] {
+        match store.job(id) {
+            Err(StoreError::Corrupt { job, detail }) => {
+                assert_eq!(job, JobRef::job(id));
+                assert!(detail.starts_with(table), "{detail}");
+            }
+            other => panic!("expected job {id} Corrupt, got {other:?}"),
+        }
+    }
+    assert_eq!(store.job(c.id)?, Some(c.clone()));
+    // Every summary lists (they are apart from the parts).
+    assert_eq!(
+        summary_ids(&store.summaries(0, 10)?),
+        vec![a.id, b.id, c.id]
+    );
+    // a's subjobs read (its splitter is intact); b's take their items from a splitter
+    // that does not decode.
+    assert_eq!(store.subjobs(a.id, 0..3)?, a_subjobs);
+    match store.subjobs(b.id, 0..3) {
+        Err(StoreError::Corrupt { job, detail }) => {
+            assert_eq!(job, JobRef::subjob(b.id, 0));
+            assert!(detail.contains("master's splitter"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let mut problems = store.check()?.problems;
+    problems.sort();
+    let expected_starts = [
+        format!("job {}: record unreadable: table specs:", a.id),
+        format!("job {}: record unreadable: table splitters:", b.id),
+        format!("spec {}: there is no job", c.id + 100),
+        format!("splitter {}: there is no job", c.id + 100),
+        format!("subjob {}.0: record unreadable", b.id),
+        format!("subjob {}.1: record unreadable", b.id),
+        format!("subjob {}.2: record unreadable", b.id),
+    ];
+    assert_eq!(problems.len(), expected_starts.len(), "{problems:#?}");
+    for (problem, start) in problems.iter().zip(&expected_starts) {
+        assert!(problem.starts_with(start.as_str()), "{problems:#?}");
+    }
+    // A damaged job cannot be overwritten (its spec or splitter would be replaced
+    // unseen), but its run can be updated (the state reads) and it can be removed.
+    for job in [&a, &b] {
+        let mut again = job.clone();
+        Arc::make_mut(&mut again.spec).name = "again".to_owned();
+        assert!(matches!(
+            store.commit(&[Change::PutJob(again)]),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+    let running = with_status(&a, Status::Running, at(3));
+    store.commit(&[Change::PutRun(RunUpdate::of(&running))])?;
+    store.commit(&[
+        Change::RemoveJob {
+            job: a.id,
+            revision: 2,
+        },
+        Change::RemoveJob {
+            job: b.id,
+            revision: 1,
+        },
+    ])?;
+    for table in ["jobs", "specs", "splitters", "summaries", "dicts"] {
+        for id in [a.id, b.id] {
+            assert_eq!(
+                store.raw_get(table, &id.to_be_bytes())?,
+                None,
+                "{table} {id}"
+            );
+        }
+    }
+    assert_eq!(store.active()?, Vec::new());
+    store.raw_delete("specs", &orphan)?;
+    store.raw_delete("splitters", &orphan)?;
+    assert_clean(&store)?;
+    Ok(())
+}
+
+/// The resident bytes of this process's mappings of `file` (`/proc/self/smaps`).
+#[cfg(target_os = "linux")]
+fn resident_bytes_of(file: &Path) -> Result<u64, Box<dyn std::error::Error>> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let name = file.to_str().ok_or("a path that is not UTF-8")?;
+    let mut in_file = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_ascii_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            in_file = line.ends_with(name);
+        } else if in_file && let Some(rss) = line.strip_prefix("Rss:") {
+            kib += rss.trim().trim_end_matches("kB").trim().parse::<u64>()?;
+        }
+    }
+    Ok(kib * 1024)
+}
+
+/// Reading a store through its map leaves the pages read resident in the process unless
+/// they are let go; with a threshold of 1 MiB, reading 12 MB leaves little of it.
+#[cfg(target_os = "linux")]
+#[test]
+fn reading_a_large_store_lets_the_pages_of_the_map_go() -> TestResult {
+    let (jobs, args_per_job) = (600u64, 2_000);
+    let mut resident = Vec::new();
+    for threshold in [1u64 << 20, u64::MAX] {
+        let dir = tmp();
+        let options = LmdbOptions::new().trim_threshold(threshold);
+        let store = LmdbStore::open_with(dir.path(), &options)?;
+        let first = store.reserve_ids(jobs)?;
+        // Masters of 2,000 argument lists of unique words: about 20 KB a splitter.
+        for chunk in (first..first + jobs).collect::<Vec<_>>().chunks(100) {
+            let changes: Vec<Change> = chunk
+                .iter()
+                .map(|&id| {
+                    let mut job = Job::new(id, spec("big", "local"), at(0));
+                    Arc::make_mut(&mut job.spec).splitter = Some(Splitter::Args {
+                        args: (0..args_per_job)
+                            .map(|k| vec![format!("{id}-{k}-x")])
+                            .collect(),
+                        append: false,
+                    });
+                    Change::PutJob(job)
+                })
+                .collect();
+            store.commit(&changes)?;
+        }
+        let data = store.dir().join("data.mdb");
+        let file = std::fs::metadata(&data)?.len();
+        let read_before = store.read_stats();
+        for id in first..first + jobs {
+            assert!(store.job(id)?.is_some());
+        }
+        let stats = store.read_stats();
+        let read = stats.bytes_read - read_before.bytes_read;
+        let rss = resident_bytes_of(&data)?;
+        eprintln!(
+            "threshold {threshold}: data file {file} B, read {read} B, {} trims, map resident \
+             {rss} B",
+            stats.trims
+        );
+        assert!(
+            read >= file / 2,
+            "counted {read} bytes read of a file of {file}"
+        );
+        resident.push((stats.trims, rss, read));
+    }
+    let [(trims, trimmed, read), (no_trims, untrimmed, _)] = resident[..] else {
+        return Err("two runs".into());
+    };
+    assert!(trims >= read / (1 << 20) - 1, "{trims} trims");
+    assert_eq!(no_trims, 0);
+    assert!(
+        trimmed <= 4 << 20,
+        "{trimmed} bytes of the map resident after trims"
+    );
+    assert!(
+        untrimmed >= read / 2,
+        "{untrimmed} bytes of the map resident without trims, of {read} read"
+    );
+    Ok(())
 }

@@ -1,0 +1,69 @@
+//! A job kept in three tables: its state (`jobs`), its spec without the splitter
+//! (`specs`) and its splitter (`splitters`, only for a job that has one). Reading them
+//! and joining them into a `Job`.
+
+use ganga_core::compact::job_from_parts;
+use ganga_core::{Job, JobId};
+use heed::RoTxn;
+
+use crate::codec::{decode_spec, decode_splitter, decode_state};
+use crate::env::{Table, Tables};
+use crate::error::{Doing, Failure};
+use crate::{keys, trim};
+
+/// Reads the value of `key` in `table`, counting the read ([`crate::trim`]).
+pub(crate) fn get<'t>(
+    table: Table,
+    txn: &'t RoTxn,
+    key: &[u8],
+    doing: &str,
+) -> Result<Option<&'t [u8]>, Failure> {
+    let value = table.get(txn, key).doing(doing)?;
+    trim::looked_up(value);
+    Ok(value)
+}
+
+/// The stored parts of a job, as bytes.
+pub(crate) struct Parts<'t> {
+    pub(crate) state: &'t [u8],
+    /// `None` if the job has no spec (damage: every job has one).
+    pub(crate) spec: Option<&'t [u8]>,
+    /// `None` for a job without a splitter.
+    pub(crate) splitter: Option<&'t [u8]>,
+}
+
+/// The stored parts of job `id`; `None` if it has no state (no such job).
+pub(crate) fn stored<'t>(
+    tables: &Tables,
+    txn: &'t RoTxn,
+    id: JobId,
+) -> Result<Option<Parts<'t>>, Failure> {
+    let key = keys::job(id);
+    let Some(state) = get(tables.jobs, txn, &key, "reading table jobs")? else {
+        return Ok(None);
+    };
+    let spec = get(tables.specs, txn, &key, "reading table specs")?;
+    let splitter = get(tables.splitters, txn, &key, "reading table splitters")?;
+    Ok(Some(Parts {
+        state,
+        spec,
+        splitter,
+    }))
+}
+
+impl Parts<'_> {
+    /// The job these parts make, or why they do not make one: the part that does not
+    /// decode, named by its table.
+    pub(crate) fn join(&self, id: JobId) -> Result<Job, String> {
+        let state = decode_state(self.state).map_err(|e| format!("table jobs: {e}"))?;
+        let spec = match self.spec {
+            Some(bytes) => decode_spec(bytes).map_err(|e| format!("table specs: {e}"))?,
+            None => return Err(format!("table specs: job {id} has no spec")),
+        };
+        let splitter = match self.splitter {
+            Some(bytes) => decode_splitter(bytes).map_err(|e| format!("table splitters: {e}"))?,
+            None => None,
+        };
+        Ok(job_from_parts(id, state, spec, splitter))
+    }
+}
