@@ -53,7 +53,8 @@ fn the_harness_runs_every_benchmark_on_the_tiny_workload() {
             "load-one show 13.550",
             "touch-all",
             "touch-all-subjobs",
-            "churn"
+            "churn",
+            "migrate"
         ]
     );
     for r in results {
@@ -80,6 +81,12 @@ fn the_harness_runs_every_benchmark_on_the_tiny_workload() {
     assert_eq!(figure("touch-all", "subjobs"), 1250.0);
     assert_eq!(figure("touch-all-subjobs", "subjobs"), 1250.0);
     assert_eq!(figure("churn", "changes"), 120.0);
+    // Ganga's small fixture, migrated into a fresh store (the harness checks that all 93
+    // subjobs were imported): the store is smaller than Ganga's repository.
+    assert_eq!(figure("migrate", "subjobs"), 93.0);
+    let store = figure("migrate", "store_bytes");
+    assert!(store > 0.0 && store < figure("migrate", "repository_bytes"));
+    assert!(figure("migrate", "gangadir_bytes") > figure("migrate", "repository_bytes"));
     let checks = &report["checks"]["dynamic"];
     assert_eq!(checks["jobs_listed"], 14);
     assert!(

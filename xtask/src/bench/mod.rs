@@ -31,17 +31,20 @@ enum Bench {
     TouchAll,
     TouchAllSubjobs,
     Churn,
+    Migrate,
 }
 
 impl Bench {
     /// In the order they run: `churn` changes the store, so it comes last.
-    const ALL: [Bench; 6] = [
+    /// `migrate` makes homes of its own.
+    const ALL: [Bench; 7] = [
         Bench::Store,
         Bench::List,
         Bench::LoadOne,
         Bench::TouchAll,
         Bench::TouchAllSubjobs,
         Bench::Churn,
+        Bench::Migrate,
     ];
 
     fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Bench {
             Bench::TouchAll => "touch-all",
             Bench::TouchAllSubjobs => "touch-all-subjobs",
             Bench::Churn => "churn",
+            Bench::Migrate => "migrate",
         }
     }
 }
@@ -101,8 +105,9 @@ pub(crate) const USAGE: &str = "\
 cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic|static|both]
                   [--runs N] [--json PATH] [--profile release|debug] [--dir DIR] [--no-build]
 
-  NAME       store, list, load-one, touch-all, touch-all-subjobs, churn (default: all;
-             store always runs, the others read the home it makes)
+  NAME       store, list, load-one, touch-all, touch-all-subjobs, churn, migrate
+             (default: all; store always runs, the others but migrate read the home it
+             makes; migrate runs `ganga migrate` on the workload's Ganga fixture)
   --workload a file in xtask/workloads/ by name, or a path (default: small)
   --linking  plugins loaded as libraries, linked in, or both (default: both)
   --runs     runs of each benchmark but store (default: the workload's)
@@ -202,12 +207,19 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
         }
         installs.push((linking, install(&target, linking, opts.profile, &dir)?));
     }
+    let gangadir = match &named.workload.migrate {
+        Some(m) if opts.benches.contains(&Bench::Migrate) => {
+            Some(Gangadir::unpack(&root.join(&m.fixture), &dir, m.subjobs)?)
+        }
+        _ => None,
+    };
     let machine = machine::describe(root, &dir);
 
     let mut results = Vec::new();
     let mut checks = serde_json::Map::new();
     for (linking, bin) in installs {
         let mut mode = Mode::new(linking, bin, &dir, &named, opts.runs)?;
+        mode.gangadir = gangadir.clone();
         results.extend(mode.run(&opts.benches)?);
         checks.insert(linking.name().to_owned(), Value::Object(mode.checks));
     }
@@ -351,6 +363,8 @@ struct Mode<'a> {
     /// How many processes ran so far, to name their logs.
     count: usize,
     checks: serde_json::Map<String, Value>,
+    /// What `migrate` migrates (none: the workload has no fixture).
+    gangadir: Option<Gangadir>,
 }
 
 impl<'a> Mode<'a> {
@@ -380,6 +394,7 @@ impl<'a> Mode<'a> {
             runs: runs.unwrap_or(named.workload.runs).max(1),
             count: 0,
             checks: serde_json::Map::new(),
+            gangadir: None,
         })
     }
 
@@ -477,6 +492,12 @@ impl<'a> Mode<'a> {
         }
         if benches.contains(&Bench::Churn) {
             results.push(self.churn()?);
+        }
+        if benches.contains(&Bench::Migrate) {
+            match self.gangadir.clone() {
+                Some(g) => results.push(self.migrate(&g)?),
+                None => eprintln!("bench: migrate skipped: the workload names no Ganga fixture"),
+            }
         }
         Ok(results)
     }
@@ -751,7 +772,11 @@ impl<'a> Mode<'a> {
             }
             Ok(format!(", work {}", secs(num(d, "/result/work_secs"))))
         })?;
-        let t = &self.workload().targets;
+        // The issue's targets are for statuses; reading whole subjobs is shown beside.
+        let t = match read {
+            "statuses" => self.workload().targets.clone(),
+            _ => Default::default(),
+        };
         let work = med(&runs, |r| num_opt(&r.driver, "/result/work_secs"));
         let figures = vec![
             Figure::new(
@@ -840,6 +865,139 @@ impl<'a> Mode<'a> {
             ),
         ];
         Ok(self.result("churn", &cmd, runs, figures))
+    }
+
+    /// `ganga migrate GANGADIR --workspace none`, each run into a fresh home of its own:
+    /// the store's side of a migration (outputs copied or linked cost what the
+    /// filesystem makes them cost).
+    fn migrate(&mut self, g: &Gangadir) -> anyhow::Result<BenchResult> {
+        let home = self.home.with_file_name("migrate-home");
+        let mut cmd = self.command("ganga");
+        cmd.env("GANGA_HOME", &home)
+            .arg("migrate")
+            .arg(&g.dir)
+            .args(["--workspace", "none", "--json"]);
+        let mut runs = Vec::new();
+        for i in 0..self.runs {
+            if home.exists() {
+                std::fs::remove_dir_all(&home)
+                    .with_context(|| format!("cannot clear {}", home.display()))?;
+            }
+            let m = self.measure("migrate", &mut cmd, true)?;
+            let report: Value =
+                serde_json::from_str(&m.output()?).context("the migration's report")?;
+            let imported: u64 = report["registries"]
+                .as_object()
+                .map(|regs| {
+                    regs.values()
+                        .filter_map(|r| r["subjobs_imported"].as_u64())
+                        .sum()
+                })
+                .unwrap_or(0);
+            if imported != g.subjobs {
+                bail!(
+                    "`ganga migrate` imported {imported} subjobs; the fixture has {}",
+                    g.subjobs
+                );
+            }
+            let disk = disk_usage(&home.join("store"))?;
+            self.progress(
+                "migrate",
+                i,
+                self.runs,
+                &m,
+                &format!(
+                    ", store {} B",
+                    report::thousands(num(&disk, "/apparent_bytes") as u64)
+                ),
+            );
+            runs.push(Run {
+                process: m,
+                driver: Some(report),
+                disk: Some(disk),
+            });
+        }
+        let wall = med(&runs, |r| r.process.wall_secs);
+        let store = med(&runs, |r| num_opt(&r.disk, "/apparent_bytes"));
+        let subjobs = g.subjobs as f64;
+        let figures = vec![
+            Figure::new("wall_secs", wall, Unit::Secs, ""),
+            Figure::new(
+                "peak_rss_mib",
+                med(&runs, |r| r.process.peak_rss_mib()),
+                Unit::Mib,
+                "",
+            ),
+            Figure::new("subjobs", subjobs, Unit::Count, "subjobs"),
+            Figure::new("subjobs_migrated", subjobs / wall, Unit::PerSec, "subjobs"),
+            Figure::new("store_bytes", store, Unit::Bytes, "in the store's files"),
+            Figure::new(
+                "gangadir_bytes",
+                g.bytes as f64,
+                Unit::Bytes,
+                "in Ganga's gangadir",
+            ),
+            Figure::new(
+                "repository_bytes",
+                g.repository_bytes as f64,
+                Unit::Bytes,
+                "in its repository",
+            ),
+            Figure::new(
+                "repository_to_store",
+                g.repository_bytes as f64 / store,
+                Unit::Ratio,
+                "smaller than the repository",
+            ),
+        ];
+        Ok(self.result("migrate", &cmd, runs, figures))
+    }
+}
+
+/// A Ganga fixture unpacked for `migrate`, once per harness run directory.
+#[derive(Debug, Clone)]
+struct Gangadir {
+    dir: PathBuf,
+    subjobs: u64,
+    /// Apparent bytes of the whole gangadir (repository and workspace).
+    bytes: u64,
+    /// Of its `repository` directory: what Ganga reads, as the store is what we read.
+    repository_bytes: u64,
+}
+
+impl Gangadir {
+    fn unpack(fixture: &Path, dir: &Path, subjobs: u64) -> anyhow::Result<Gangadir> {
+        let stem = fixture
+            .file_name()
+            .map_or_else(|| "fixture".into(), |n| n.to_string_lossy().into_owned());
+        let stem = stem.trim_end_matches(".tar.gz");
+        let into = dir.join(format!("unpacked-{stem}"));
+        let done = into.join(".unpacked");
+        if !done.exists() {
+            if into.exists() {
+                std::fs::remove_dir_all(&into)
+                    .with_context(|| format!("cannot clear {}", into.display()))?;
+            }
+            std::fs::create_dir_all(&into)?;
+            eprintln!("bench: unpacking {}", fixture.display());
+            crate::run(
+                Command::new("tar")
+                    .arg("-xzf")
+                    .arg(fixture)
+                    .arg("-C")
+                    .arg(&into),
+            )
+            .with_context(|| format!("cannot unpack the Ganga fixture {}", fixture.display()))?;
+            std::fs::write(&done, b"")?;
+        }
+        let gangadir = into.join("gangadir");
+        let size = |d: &Path| disk_usage(d).map(|v| num(&v, "/apparent_bytes") as u64);
+        Ok(Gangadir {
+            bytes: size(&gangadir)?,
+            repository_bytes: size(&gangadir.join("repository"))?,
+            dir: gangadir,
+            subjobs,
+        })
     }
 }
 

@@ -37,6 +37,8 @@ pub(crate) enum Unit {
     Bytes,
     PerSec,
     Count,
+    /// How many times one thing is another: `1,234×`.
+    Ratio,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +125,7 @@ pub(crate) fn show(value: f64, unit: Unit) -> String {
         Unit::Bytes => format!("{} B", thousands(value.round() as u64)),
         Unit::PerSec => format!("{}/s", thousands(value.round() as u64)),
         Unit::Count => thousands(value.round() as u64),
+        Unit::Ratio => format!("{}×", thousands(value.round() as u64)),
     }
 }
 
@@ -227,5 +230,12 @@ mod tests {
         let f = Figure::new("bytes_per_subjob", 408.4, Unit::Bytes, "per subjob")
             .at_most(Some(64.0), |t| format!("{t} B"));
         assert_eq!(f.shown(), "408 B per subjob [≤ 64 B: MISSED]");
+        let f = Figure::new(
+            "ratio",
+            1234.4,
+            Unit::Ratio,
+            "smaller than Ganga's gangadir",
+        );
+        assert_eq!(f.shown(), "1,234× smaller than Ganga's gangadir");
     }
 }

@@ -19,8 +19,21 @@ pub(crate) struct Workload {
     /// harness needs to know.
     pub(crate) store: toml::Table,
     pub(crate) churn: Churn,
+    /// The `migrate` benchmark: absent, it is not run.
+    #[serde(default)]
+    pub(crate) migrate: Option<Migrate>,
     #[serde(default)]
     pub(crate) targets: Targets,
+}
+
+/// A gangadir written by Ganga, migrated with `ganga migrate` (issue 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Migrate {
+    /// A `.tar.gz` holding a `gangadir/` directory, relative to the workspace root.
+    pub(crate) fixture: PathBuf,
+    /// The subjobs it holds (checked against what the migration imported).
+    pub(crate) subjobs: u64,
 }
 
 fn one() -> u32 {
