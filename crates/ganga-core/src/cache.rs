@@ -334,6 +334,28 @@ impl JobCache {
         Ok(loaded)
     }
 
+    /// A job put that changes only the job's run, as a run update: the store then writes
+    /// neither its spec nor its splitter (nor is the job sent whole to a plugin). Only
+    /// against a saved copy held at the same revision that shares the spec (a clone of
+    /// it), so the stored spec is known to be the one put.
+    fn narrowed(&self, change: Change) -> Change {
+        let Change::PutJob(job) = change else {
+            return change;
+        };
+        match self.entries.get(&Key::Job(job.id)) {
+            Some(Entry::Job {
+                job: held,
+                unsaved: false,
+            }) if held.revision == job.revision
+                && Arc::ptr_eq(&held.spec, &job.spec)
+                && held.metadata == job.metadata =>
+            {
+                Change::PutRun(crate::RunUpdate::of(&job))
+            }
+            _ => Change::PutJob(job),
+        }
+    }
+
     /// Brings memory up to date after `changes` were written.
     fn apply_committed(&self, changes: &[Change], committed: &[Committed]) {
         let revisions: BTreeMap<JobId, u64> =
@@ -558,6 +580,7 @@ impl Cache for JobCache {
     }
 
     fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError> {
+        let changes: Vec<Change> = changes.into_iter().map(|c| self.narrowed(c)).collect();
         match self.store.commit(&changes) {
             Ok(committed) => {
                 self.apply_committed(&changes, &committed);

@@ -268,3 +268,123 @@ fn statuses_come_from_packed_pages_and_follow_staged_changes() {
         ]
     );
 }
+
+/// The real store, and a record of the kinds of change each commit carried.
+struct Recording {
+    inner: Arc<dyn Store>,
+    commits: std::sync::Mutex<Vec<Vec<&'static str>>>,
+}
+
+impl Store for Recording {
+    fn describe(&self) -> Result<ganga_core::StoreDescription, ganga_core::StoreError> {
+        self.inner.describe()
+    }
+    fn reserve_ids(&self, n: u64) -> Result<ganga_core::JobId, ganga_core::StoreError> {
+        self.inner.reserve_ids(n)
+    }
+    fn commit(
+        &self,
+        changes: &[Change],
+    ) -> Result<Vec<ganga_core::Committed>, ganga_core::StoreError> {
+        let kinds = changes
+            .iter()
+            .map(|c| match c {
+                Change::PutJob(_) => "job",
+                Change::PutRun(_) => "run",
+                Change::PutSubjobs { .. } => "subjobs",
+                Change::RemoveJob { .. } => "remove",
+            })
+            .collect();
+        self.commits.lock().unwrap().push(kinds);
+        self.inner.commit(changes)
+    }
+    fn job(&self, id: ganga_core::JobId) -> Result<Option<Job>, ganga_core::StoreError> {
+        self.inner.job(id)
+    }
+    fn subjob_batch(
+        &self,
+        job: ganga_core::JobId,
+        range: std::ops::Range<ganga_core::SubjobIndex>,
+    ) -> Result<ganga_core::compact::SubjobBatch, ganga_core::StoreError> {
+        self.inner.subjob_batch(job, range)
+    }
+    fn summaries(
+        &self,
+        from: ganga_core::JobId,
+        limit: u32,
+    ) -> Result<Vec<ganga_core::SummaryEntry>, ganga_core::StoreError> {
+        self.inner.summaries(from, limit)
+    }
+    fn active(&self) -> Result<Vec<ganga_core::ActiveJob>, ganga_core::StoreError> {
+        self.inner.active()
+    }
+    fn check(&self) -> Result<ganga_core::CheckReport, ganga_core::StoreError> {
+        self.inner.check()
+    }
+    fn dump(&self) -> Result<String, ganga_core::StoreError> {
+        self.inner.dump()
+    }
+}
+
+#[test]
+fn a_job_put_that_changes_only_its_run_is_committed_as_a_run_update() {
+    let (_dir, inner) = store();
+    fill(&*inner, 1, 100);
+    let store = Arc::new(Recording {
+        inner,
+        commits: Default::default(),
+    });
+    let cache = JobCache::new(store.clone(), 64 << 20);
+
+    // A copy of the job held, its run changed: a run update.
+    let mut job = Job::clone(&cache.job(0).unwrap().unwrap());
+    let mut sjs = cache.subjobs(0, 7..8).unwrap();
+    job.set_subjob_status(&mut sjs[0], Status::Submitted, Timestamp(5))
+        .unwrap();
+    let subjobs = Change::PutSubjobs {
+        job: 0,
+        subjobs: sjs.clone(),
+    };
+    cache
+        .commit(vec![Change::PutJob(job), subjobs.clone()])
+        .unwrap();
+
+    // Its spec changed (a new comment): the whole job.
+    let mut renamed = Job::clone(&cache.job(0).unwrap().unwrap());
+    Arc::make_mut(&mut renamed.spec).comment = "renamed".into();
+    cache.commit(vec![Change::PutJob(renamed)]).unwrap();
+
+    // Its metadata changed: the whole job.
+    let mut labelled = Job::clone(&cache.job(0).unwrap().unwrap());
+    labelled.metadata.insert("label".into(), "x".into());
+    cache.commit(vec![Change::PutJob(labelled)]).unwrap();
+
+    // A copy at an older revision is sent as it is, to be refused as stale.
+    let stale = Job::clone(&cache.job(0).unwrap().unwrap());
+    let mut newer = stale.clone();
+    newer.run.backend.reason = Some("newer".into());
+    cache.commit(vec![Change::PutJob(newer)]).unwrap();
+    assert!(cache.commit(vec![Change::PutJob(stale)]).is_err());
+
+    assert_eq!(
+        *store.commits.lock().unwrap(),
+        vec![
+            vec!["run", "subjobs"],
+            vec!["job"],
+            vec!["job"],
+            vec!["run"],
+            vec!["job"],
+        ]
+    );
+    // What is stored is the job as put, through every kind of write.
+    let stored = store.job(0).unwrap().unwrap();
+    assert_eq!(stored.spec.comment, "renamed");
+    assert_eq!(stored.metadata["label"], "x");
+    assert_eq!(stored.run.backend.reason.as_deref(), Some("newer"));
+    assert_eq!(stored.subjobs.get(Status::Submitted), 1);
+    assert_eq!(
+        store.subjobs(0, 7..8).unwrap()[0].status(),
+        Status::Submitted
+    );
+    assert!(store.check().unwrap().problems.is_empty());
+}

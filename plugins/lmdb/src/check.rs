@@ -48,7 +48,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     let mut expected_active: BTreeMap<Vec<u8>, (JobId, Status, u64)> = BTreeMap::new();
     for entry in tables.jobs.iter(txn).doing("reading table jobs")? {
         let (key, bytes) = entry.doing("reading table jobs")?;
-        trim::scanned(key.len() + bytes.len());
+        trim::scanned(bytes);
         report.jobs += 1;
         let Some(id) = keys::parse_job(key) else {
             problems.push(format!("jobs: key {} is not a job id", hex(key)));
@@ -67,7 +67,8 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             .splitters
             .get(txn, key)
             .doing("reading table splitters")?;
-        trim::scanned(spec.map_or(0, <[u8]>::len) + splitter.map_or(0, <[u8]>::len));
+        trim::scanned(spec.unwrap_or_default());
+        trim::scanned(splitter.unwrap_or_default());
         let state = decode_state(bytes);
         let spec = spec.map(decode_spec);
         let splitter = splitter.map(decode_splitter);
@@ -228,7 +229,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     let mut splitter: Option<(JobId, Option<Splitter>)> = None;
     for entry in tables.subjobs.iter(txn).doing("reading table subjobs")? {
         let (key, bytes) = entry.doing("reading table subjobs")?;
-        trim::scanned(key.len() + bytes.len());
+        trim::scanned(bytes);
         let Some((job, g)) = keys::parse_group(key) else {
             problems.push(format!(
                 "subjobs: key {} is not a job id and group number",

@@ -351,7 +351,7 @@ fn respell_split_items(
         .doing("reading table subjobs")?
     {
         let (key, _) = entry.doing("reading table subjobs")?;
-        trim::scanned(key.len());
+        trim::scanned(key);
         if let Some((_, g)) = keys::parse_group(key) {
             groups.push(g);
         }

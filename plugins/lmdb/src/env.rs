@@ -189,8 +189,11 @@ struct Reads {
 /// What the store read and trimmed (for tests and measurements).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReadStats {
-    /// Bytes of the map read (about: the values read, and a page for each lookup) since
-    /// the store was opened in this process.
+    /// Bytes of the map read since the store was opened in this process, counted as what
+    /// the reads may have mapped in: a 64 KiB window (the kernel's fault-around) for each
+    /// window a read reaches other than the one the read before it was in, so a scan of
+    /// consecutive entries counts about its bytes and scattered reads count more; a
+    /// lookup that found nothing counts a page.
     pub bytes_read: u64,
     /// Of those, read since the last trim.
     pub since_trim: u64,

@@ -47,7 +47,7 @@ impl LmdbOptions {
     }
 
     /// How many bytes of the store this process reads before it lets the pages of the
-    /// memory map go (32 MiB by default; `u64::MAX` never does): LMDB reads through a map
+    /// memory map go (8 MiB by default, counted as [`crate::ReadStats`] says; `u64::MAX` never does): LMDB reads through a map
     /// of the data file, whose pages otherwise stay resident in the process. An
     /// environment already open in this process keeps its threshold.
     pub fn trim_threshold(mut self, bytes: u64) -> LmdbOptions {
@@ -293,7 +293,7 @@ impl Store for LmdbStore {
                 .doing("reading table subjobs")?
             {
                 let (key, value) = entry.doing("reading table subjobs")?;
-                trim::scanned(key.len() + value.len());
+                trim::scanned(value);
                 // Every key in the range is one of this job's groups.
                 let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
                 let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
@@ -366,7 +366,7 @@ impl Store for LmdbStore {
                 .doing("reading table summaries")?
             {
                 let (key, bytes) = entry.doing("reading table summaries")?;
-                trim::scanned(key.len() + bytes.len());
+                trim::scanned(bytes);
                 let Some(id) = keys::parse_job(key) else {
                     // Not a job's key at all: nothing to list it as; `check` reports it.
                     tracing::warn!(key = %dump::hex(key), "skipping a malformed summaries key");
@@ -392,7 +392,7 @@ impl Store for LmdbStore {
             let mut active = Vec::new();
             for entry in tables.active.iter(txn).doing("reading table active")? {
                 let (key, value) = entry.doing("reading table active")?;
-                trim::scanned(key.len() + value.len());
+                trim::scanned(value);
                 match keys::parse_active(key).zip(decode_active(value)) {
                     Some(((backend, id), (status, revision))) => active.push(ActiveJob {
                         id,

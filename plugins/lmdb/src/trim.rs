@@ -3,8 +3,8 @@
 //! LMDB reads through a memory map of the data file: every page a read touches stays
 //! mapped into the process (it counts in its resident memory, RSS) until the map is
 //! unmapped, so reading a million subjobs left the whole data file resident. The store
-//! counts about how many bytes of the map each call reads ([`looked_up`], [`scanned`]);
-//! once more than a threshold has been read since the last trim, it tells the kernel
+//! counts about how many bytes of the map each call maps in ([`looked_up`], [`scanned`]);
+//! once more than a threshold has been since the last trim, it tells the kernel
 //! (`madvise(MADV_DONTNEED)`) that the process no longer needs the pages of the map.
 //! LMDB maps the file read-only and shared (no `MDB_WRITEMAP`), so that only drops this
 //! process's page-table entries: the pages stay in the operating system's page cache, and
@@ -22,29 +22,54 @@
 use std::cell::Cell;
 use std::path::Path;
 
-/// Trim once this much has been read since the last trim, unless the store is opened
-/// with another threshold.
-pub(crate) const DEFAULT_THRESHOLD: u64 = u64::MAX;
+/// Trim once this much of the map has been mapped in since the last trim, unless the
+/// store is opened with another threshold.
+pub(crate) const DEFAULT_THRESHOLD: u64 = 8 << 20;
 
-/// What one point lookup counts at least: the page it reads (a B-tree's branch pages are
-/// few and shared by every lookup).
+/// What reading one byte of the map can map in: the kernel maps the pages around a page
+/// that faults, up to an aligned window of this size (`fault_around_bytes`, 64 KiB by
+/// default), when they are in the page cache, as a store's pages usually are.
+const WINDOW: usize = 64 << 10;
+
+/// What a point lookup that found nothing counts: the page it read.
 const PAGE: u64 = 4096;
 
 thread_local! {
-    /// Bytes read by the current call on this thread (calls run a transaction on the
-    /// thread that called them).
+    /// Bytes of the map the current call on this thread may have mapped in (calls run a
+    /// transaction on the thread that called them).
     static READ: Cell<u64> = const { Cell::new(0) };
+    /// The window the last bytes counted on this thread lie in.
+    static LAST_WINDOW: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// Counts a lookup of one key that found `value` (or nothing).
+/// Counts bytes of the map just read (a key or value borrowed from a transaction): a
+/// whole [`WINDOW`] for each window they reach other than the last one counted. So a scan
+/// of consecutive entries counts about the bytes it reads, and one whose entries lie
+/// apart in the file (a table written between others) counts what it maps in.
+pub(crate) fn scanned(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let first = bytes.as_ptr() as usize / WINDOW;
+    let last = (bytes.as_ptr() as usize + bytes.len() - 1) / WINDOW;
+    let mut count = 0u64;
+    LAST_WINDOW.with(|w| {
+        for window in first..=last {
+            if window != w.get() {
+                count += WINDOW as u64;
+                w.set(window);
+            }
+        }
+    });
+    READ.with(|r| r.set(r.get().saturating_add(count)));
+}
+
+/// Counts a lookup of one key that found `value` (or nothing: the page it read).
 pub(crate) fn looked_up(value: Option<&[u8]>) {
-    let bytes = value.map_or(0, |v| v.len() as u64).max(PAGE);
-    READ.with(|r| r.set(r.get().saturating_add(bytes)));
-}
-
-/// Counts bytes read by a scan of consecutive entries (keys and values).
-pub(crate) fn scanned(bytes: usize) {
-    READ.with(|r| r.set(r.get().saturating_add(bytes as u64)));
+    match value {
+        Some(v) if !v.is_empty() => scanned(v),
+        _ => READ.with(|r| r.set(r.get().saturating_add(PAGE))),
+    }
 }
 
 /// The bytes counted on this thread since the last call, and starts again from zero.
