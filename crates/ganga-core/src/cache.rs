@@ -278,6 +278,10 @@ impl JobCache {
             .estimated_items_capacity(4096)
             .weight_capacity(budget)
             .shards(4)
+            // Half for entries seen once: a job read, then its pages, then committed, must
+            // outlive the other jobs of a monitor's cycle read meanwhile (with the default
+            // 3%, a master of 1,000 argument lists was evicted by the next one).
+            .hot_allocation(0.5)
             .build()
             // Invariant: every option above is set and valid.
             .expect("valid cache options");

@@ -301,6 +301,22 @@ impl<'a> In<'a> {
         })
     }
 
+    /// Passes over `len` bytes of a text or byte string's body.
+    fn pass(&mut self, len: usize, what: &str) -> Result<()> {
+        if len > self.left() {
+            return Err(CodecError::new(format!("{what}: longer than the record")));
+        }
+        let mut left = len;
+        let mut chunk = [0u8; 256];
+        while left > 0 {
+            let n = left.min(chunk.len());
+            ciborium_io::Read::read_exact(&mut self.dec, &mut chunk[..n])
+                .map_err(|_| CodecError::new(format!("{what}: truncated")))?;
+            left -= n;
+        }
+        Ok(())
+    }
+
     /// Skips one item (of a newer writer), whatever it is.
     fn skip(&mut self, depth: usize) -> Result<()> {
         if depth > 64 {
@@ -969,7 +985,7 @@ pub fn encode_job(job: &Job, buf: &mut Vec<u8>) {
     let mut out = Out::new(buf);
     out.array(5);
     out.uint(job.revision);
-    put_spec(&mut out, &job.spec);
+    put_spec(&mut out, &job.spec, job.spec.splitter.as_ref());
     put_run(&mut out, &job.run);
     put_counts(&mut out, &job.subjobs);
     out.pairs(job.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -1064,11 +1080,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<JobState> {
 /// A job's spec without its splitter (the splitter is [`encode_splitter`]'s).
 pub fn encode_spec(spec: &JobSpec, buf: &mut Vec<u8>) {
     let mut out = Out::new(buf);
-    let bare = JobSpec {
-        splitter: None,
-        ..spec.clone()
-    };
-    put_spec(&mut out, &bare);
+    put_spec(&mut out, spec, None);
 }
 
 pub fn decode_spec(bytes: &[u8]) -> Result<JobSpec> {
@@ -1107,6 +1119,52 @@ pub fn job_from_parts(
         run: state.run,
         subjobs: state.subjobs,
         metadata: state.metadata,
+    }
+}
+
+/// A job as a store keeps it: its state ([`encode_state`]), its spec without its
+/// splitter ([`encode_spec`]) and its splitter ([`encode_splitter`], absent for a job
+/// without one). A store that keeps these records hands them over as they are
+/// ([`crate::Store::job_record`]), so that across the plugin boundary a job is decoded
+/// once, by the caller, and never decoded and encoded again by the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobRecord {
+    pub state: serde_bytes::ByteBuf,
+    pub spec: serde_bytes::ByteBuf,
+    pub splitter: Option<serde_bytes::ByteBuf>,
+}
+
+impl JobRecord {
+    /// The records of `job`.
+    pub fn of(job: &Job) -> JobRecord {
+        let mut state = Vec::new();
+        encode_state(job, &mut state);
+        let mut spec = Vec::new();
+        encode_spec(&job.spec, &mut spec);
+        let splitter = job.spec.splitter.as_ref().map(|s| {
+            let mut bytes = Vec::new();
+            encode_splitter(Some(s), &mut bytes);
+            serde_bytes::ByteBuf::from(bytes)
+        });
+        JobRecord {
+            state: state.into(),
+            spec: spec.into(),
+            splitter,
+        }
+    }
+
+    /// The job `id` these records make, or why they do not: the part that does not decode.
+    pub fn decode(&self, id: JobId) -> Result<Job> {
+        fn named(part: &'static str) -> impl Fn(CodecError) -> CodecError {
+            move |e| CodecError::new(format!("its {part}: {e}"))
+        }
+        let state = decode_state(&self.state).map_err(named("state"))?;
+        let spec = decode_spec(&self.spec).map_err(named("spec"))?;
+        let splitter = match &self.splitter {
+            Some(bytes) => decode_splitter(bytes).map_err(named("splitter"))?,
+            None => None,
+        };
+        Ok(job_from_parts(id, state, spec, splitter))
     }
 }
 
@@ -1184,6 +1242,127 @@ fn get_word_lists(input: &mut In<'_>) -> Result<Vec<Vec<String>>> {
     Ok(lists)
 }
 
+/// The split items (what [`Splitter::item`] gives) of the subjobs `indices` of the
+/// splitter encoded in `bytes` ([`encode_splitter`]), decoding those alone (see
+/// [`SplitIndex`]). An index the splitter gives no item (beyond its end, or no splitter)
+/// is absent from the answer. For a store writing a few subjobs of a master of thousands.
+pub fn split_items_of_encoded(
+    bytes: &[u8],
+    indices: &std::collections::BTreeSet<SubjobIndex>,
+) -> Result<BTreeMap<SubjobIndex, Vec<Override>>> {
+    let index = SplitIndex::build(bytes)?;
+    let mut items = BTreeMap::new();
+    for &i in indices {
+        if let Some(item) = index.item(bytes, i)? {
+            items.insert(i, item);
+        }
+    }
+    Ok(items)
+}
+
+/// An encoded splitter ([`encode_splitter`]) read so that one subjob's split item can be
+/// decoded alone: for an ArgSplitter, its word table and where each argument list starts
+/// (one pass, allocating only those); other splitters, which are small, decoded whole.
+#[derive(Debug, Clone)]
+enum SplitIndex {
+    None,
+    Args {
+        append: bool,
+        table: Vec<String>,
+        starts: Vec<u32>,
+    },
+    Decoded(Splitter),
+}
+
+impl SplitIndex {
+    fn build(bytes: &[u8]) -> Result<SplitIndex> {
+        let mut input = In::new(bytes);
+        if input.is_null()? {
+            input.end("splitter")?;
+            return Ok(SplitIndex::None);
+        }
+        let n = input.array("splitter")?;
+        if (input.uint("splitter kind")?, n) != (0, 4) {
+            return Ok(match decode_splitter(bytes)? {
+                Some(s) => SplitIndex::Decoded(s),
+                None => SplitIndex::None,
+            });
+        }
+        let append = input.bool("append")?;
+        let table = input.texts("word table")?;
+        let lists = input.array("word lists")?;
+        let mut starts = Vec::with_capacity(lists.min(bytes.len()));
+        for _ in 0..lists {
+            starts.push(u32::try_from(input.dec.offset()).unwrap_or(u32::MAX));
+            let m = input.array("word list")?;
+            for _ in 0..m {
+                match input.header()? {
+                    Header::Positive(_) => {}
+                    Header::Negative(r) if usize::try_from(r).is_ok_and(|r| r < table.len()) => {}
+                    Header::Negative(_) => {
+                        return Err(CodecError::new("word list: a word not in its table"));
+                    }
+                    Header::Text(Some(len)) => input.pass(len, "word")?,
+                    other => {
+                        return Err(CodecError::new(format!("word list: unexpected {other:?}")));
+                    }
+                }
+            }
+        }
+        input.end("splitter")?;
+        Ok(SplitIndex::Args {
+            append,
+            table,
+            starts,
+        })
+    }
+
+    /// The split item of subjob `index`; `bytes` are those the index was built from.
+    fn item(&self, bytes: &[u8], index: SubjobIndex) -> Result<Option<Vec<Override>>> {
+        match self {
+            SplitIndex::None => Ok(None),
+            SplitIndex::Decoded(s) => s
+                .item(index as usize)
+                .map_err(|e| CodecError::new(e.to_string())),
+            SplitIndex::Args {
+                append,
+                table,
+                starts,
+            } => {
+                let Some(&start) = starts.get(index as usize) else {
+                    return Ok(None);
+                };
+                let rest = bytes
+                    .get(start as usize..)
+                    .ok_or_else(|| CodecError::new("word list: beyond the splitter"))?;
+                let mut input = In::new(rest);
+                let m = input.array("word list")?;
+                let mut list = Vec::with_capacity(m);
+                for _ in 0..m {
+                    list.push(match input.header()? {
+                        Header::Positive(n) => n.to_string(),
+                        Header::Negative(k) => table
+                            .get(usize::try_from(k).unwrap_or(usize::MAX))
+                            .cloned()
+                            .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
+                        Header::Text(Some(len)) => input.text_body(len, "word")?,
+                        other => {
+                            return Err(CodecError::new(format!(
+                                "word list: unexpected {other:?}"
+                            )));
+                        }
+                    });
+                }
+                Ok(Some(vec![if *append {
+                    Override::AppendArgs(list)
+                } else {
+                    Override::Args(list)
+                }]))
+            }
+        }
+    }
+}
+
 /// The number a word spells, if it is written the one way that number is written.
 fn canonical_number(w: &str) -> Option<u64> {
     let n: u64 = w.parse().ok()?;
@@ -1257,7 +1436,8 @@ fn get_run(input: &mut In<'_>) -> Result<RunState> {
 
 /// `[name, comment, [kind, exe, args, env], [backend kind, options], input_files,
 /// output_files, splitter]`
-fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
+/// The spec's fields, with `splitter` in the splitter's place.
+fn put_spec(out: &mut Out<'_>, spec: &JobSpec, splitter: Option<&Splitter>) {
     out.array(7);
     out.text(&spec.name);
     out.text(&spec.comment);
@@ -1280,7 +1460,7 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec) {
         .collect();
     out.texts(inputs.iter().map(String::as_str));
     out.texts(spec.output_files.iter().map(String::as_str));
-    put_splitter(out, spec.splitter.as_ref());
+    put_splitter(out, splitter);
 }
 
 fn put_splitter(out: &mut Out<'_>, splitter: Option<&Splitter>) {
@@ -1511,7 +1691,7 @@ pub struct SubjobBatch {
     /// The master's splitter, encoded ([`encode_splitter`]), for records that leave their
     /// overrides out; decoded the first time such a record is read.
     splitter: Option<Vec<u8>>,
-    decoded: std::sync::OnceLock<std::result::Result<Option<Splitter>, CodecError>>,
+    decoded: std::sync::OnceLock<std::result::Result<SplitIndex, CodecError>>,
 }
 
 impl PartialEq for SubjobBatch {
@@ -1565,12 +1745,10 @@ impl SubjobBatch {
         let Some(bytes) = &self.splitter else {
             return Ok(None);
         };
-        let splitter = self.decoded.get_or_init(|| decode_splitter(bytes));
-        match splitter {
+        match self.decoded.get_or_init(|| SplitIndex::build(bytes)) {
             Err(e) => Err(CodecError::new(format!("the master's splitter: {e}"))),
-            Ok(None) => Ok(None),
-            Ok(Some(s)) => s
-                .item(index as usize)
+            Ok(split) => split
+                .item(bytes, index)
                 .map_err(|e| CodecError::new(format!("the master's splitter: {e}"))),
         }
     }

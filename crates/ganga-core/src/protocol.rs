@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
-pub const PROTOCOL_VERSION: &str = "2.0.0";
+pub const PROTOCOL_VERSION: &str = "2.1.0";
 
 /// What a plugin is given when it is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +60,8 @@ pub enum StoreRequest {
     ReserveIds(u64),
     Commit(Vec<Change>),
     Job(JobId),
+    /// Since 2.1: the job as its records (`StoreReply::JobRecord`).
+    JobRecord(JobId),
     Subjobs {
         job: JobId,
         start: SubjobIndex,
@@ -83,6 +85,7 @@ pub enum StoreReply {
     Reserved(JobId),
     Committed(Vec<Committed>),
     Job(#[serde(with = "crate::compact::packed_opt_job")] Option<Job>),
+    JobRecord(Option<crate::compact::JobRecord>),
     Subjobs(SubjobBatch),
     Summaries(#[serde(with = "crate::compact::packed_summaries")] Vec<SummaryEntry>),
     Active(Vec<ActiveJob>),

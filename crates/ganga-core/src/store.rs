@@ -192,6 +192,13 @@ pub trait Store: Send + Sync {
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 
+    /// The same job as [`Store::job`], as its records: what crosses the plugin boundary.
+    /// A store that keeps compact records answers with them as they are, so the job is
+    /// decoded once, by the caller.
+    fn job_record(&self, id: JobId) -> Result<Option<crate::compact::JobRecord>, StoreError> {
+        Ok(self.job(id)?.map(|job| crate::compact::JobRecord::of(&job)))
+    }
+
     /// The subjobs of `job` whose index is in `range`, in index order.
     fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
         self.subjob_batch(job, range)?

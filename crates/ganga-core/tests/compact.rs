@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use ganga_core::compact::{
-    Dictionary, SubjobBatch, decode_job, decode_subjob, decode_summary, encode_job, encode_subjob,
-    encode_summary,
+    Dictionary, JobRecord, SubjobBatch, decode_job, decode_subjob, decode_summary, encode_job,
+    encode_splitter, encode_subjob, encode_summary, split_items_of_encoded,
 };
 use ganga_core::{
     Application, BackendConfig, BackendInfo, Executable, Job, JobSpec, JobSummary, Override,
@@ -463,4 +463,83 @@ fn a_run_update_travels_compactly() {
         ciborium::from_reader::<Change, _>(&bytes[..]).unwrap(),
         change
     );
+}
+
+#[test]
+fn a_job_record_is_the_job_and_names_the_part_that_is_damaged() {
+    let job = full_job();
+    let record = JobRecord::of(&job);
+    assert!(job.spec.splitter.is_some() && record.splitter.is_some());
+    assert_eq!(record.decode(job.id).unwrap(), job);
+
+    let mut plain = full_job();
+    std::sync::Arc::make_mut(&mut plain.spec).splitter = None;
+    let record = JobRecord::of(&plain);
+    assert_eq!(record.splitter, None);
+    assert_eq!(record.decode(plain.id).unwrap(), plain);
+
+    for (part, damage) in [
+        (
+            "state",
+            (|r: &mut JobRecord| r.state.truncate(3)) as fn(&mut JobRecord),
+        ),
+        ("spec", |r| r.spec.truncate(3)),
+        ("splitter", |r| {
+            if let Some(s) = &mut r.splitter {
+                s.truncate(3);
+            }
+        }),
+    ] {
+        let mut record = JobRecord::of(&job);
+        damage(&mut record);
+        let error = record.decode(job.id).unwrap_err().to_string();
+        assert!(error.starts_with(&format!("its {part}: ")), "{error}");
+    }
+}
+
+#[test]
+fn split_items_read_from_an_encoded_splitter_are_the_splitters_own() {
+    let args = Splitter::Args {
+        // Repeated words (in the word table), numbers, unique words, an empty list.
+        args: (0..500)
+            .map(|k| {
+                if k == 7 {
+                    vec![]
+                } else {
+                    vec![
+                        "medium".into(),
+                        k.to_string(),
+                        format!("r{}", k * 7919 % 1000),
+                    ]
+                }
+            })
+            .collect(),
+        append: true,
+    };
+    let generic = Splitter::Generic {
+        attributes: vec![SplitAttribute {
+            path: "application.args".into(),
+            values: (0..20)
+                .map(|k| Value::List(vec![Value::String(format!("x{k}"))]))
+                .collect(),
+        }],
+    };
+    let wanted: std::collections::BTreeSet<u32> = [0, 7, 8, 19, 250, 499, 500, 10_000].into();
+    for splitter in [&args, &generic] {
+        let mut bytes = Vec::new();
+        encode_splitter(Some(splitter), &mut bytes);
+        let items = split_items_of_encoded(&bytes, &wanted).unwrap();
+        for &i in &wanted {
+            assert_eq!(
+                items.get(&i),
+                splitter.item(i as usize).unwrap().as_ref(),
+                "item {i}"
+            );
+        }
+        bytes.truncate(bytes.len() - 2);
+        assert!(split_items_of_encoded(&bytes, &wanted).is_err());
+    }
+    let mut none = Vec::new();
+    encode_splitter(None, &mut none);
+    assert!(split_items_of_encoded(&none, &wanted).unwrap().is_empty());
 }

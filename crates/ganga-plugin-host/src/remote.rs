@@ -7,11 +7,11 @@ use std::panic::AssertUnwindSafe;
 
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
-use ganga_core::compact::SubjobBatch;
+use ganga_core::compact::{JobRecord, SubjobBatch};
 use ganga_core::protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
 use ganga_core::{
     ActiveJob, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Change,
-    CheckReport, Committed, Job, JobId, OutputsReport, OutputsRequest, PeekFile, PerJob,
+    CheckReport, Committed, Job, JobId, JobRef, OutputsReport, OutputsRequest, PeekFile, PerJob,
     PollReport, Store, StoreDescription, StoreError, SubjobIndex, SubmitSpec, Submitted,
     SummaryEntry,
 };
@@ -179,6 +179,9 @@ impl Backend for DylibBackend {
 pub(crate) struct DylibStore {
     name: String,
     instance: Instance,
+    /// Whether the plugin answers `JobRecord` (protocol 2.1); set false on its first
+    /// `Unsupported`, after which jobs are asked for whole.
+    job_records: std::sync::atomic::AtomicBool,
 }
 
 impl DylibStore {
@@ -190,6 +193,7 @@ impl DylibStore {
         Ok(DylibStore {
             name: name.to_owned(),
             instance: create(decl, context)?,
+            job_records: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -242,8 +246,37 @@ impl Store for DylibStore {
     }
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        use std::sync::atomic::Ordering;
+        // The job's records, decoded here: the plugin neither decodes nor encodes it.
+        if self.job_records.load(Ordering::Relaxed) {
+            match self.call(StoreRequest::JobRecord(id)) {
+                Ok(StoreReply::JobRecord(record)) => {
+                    return record
+                        .map(|r| {
+                            r.decode(id).map_err(|e| StoreError::Corrupt {
+                                job: JobRef::job(id),
+                                detail: e.to_string(),
+                            })
+                        })
+                        .transpose();
+                }
+                Ok(other) => return Err(self.unexpected(&other)),
+                // A plugin older than protocol 2.1.
+                Err(StoreError::Unsupported(_)) => {
+                    self.job_records.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         match self.call(StoreRequest::Job(id))? {
             StoreReply::Job(j) => Ok(j),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        match self.call(StoreRequest::JobRecord(id))? {
+            StoreReply::JobRecord(r) => Ok(r),
             other => Err(self.unexpected(&other)),
         }
     }

@@ -108,6 +108,7 @@ fn answer_store<S: Store + ?Sized>(s: &S, req: StoreRequest) -> Result<StoreRepl
         StoreRequest::ReserveIds(n) => StoreReply::Reserved(s.reserve_ids(n)?),
         StoreRequest::Commit(changes) => StoreReply::Committed(s.commit(&changes)?),
         StoreRequest::Job(id) => StoreReply::Job(s.job(id)?),
+        StoreRequest::JobRecord(id) => StoreReply::JobRecord(s.job_record(id)?),
         StoreRequest::Subjobs { job, start, end } => {
             StoreReply::Subjobs(s.subjob_batch(job, start..end)?)
         }

@@ -11,10 +11,12 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use ganga_core::compact::{Dictionary, JobState, encode_subjob, job_from_parts};
+use ganga_core::compact::{
+    Dictionary, JobState, encode_subjob, job_from_parts, split_items_of_encoded,
+};
 use ganga_core::{
-    Change, Committed, Job, JobId, JobRef, JobSummary, RunUpdate, Splitter, Status, StoreError,
-    Subjob, SubjobIndex, Timestamp,
+    Change, Committed, Job, JobId, JobRef, JobSummary, Override, RunUpdate, Splitter, Status,
+    StoreError, Subjob, SubjobIndex, Timestamp,
 };
 use heed::{RoTxn, RwTxn};
 
@@ -161,8 +163,6 @@ pub(crate) fn apply(
             _ => None,
         })
         .collect();
-    // The stored splitters of jobs whose run is updated, decoded once each.
-    let mut stored_splitters: BTreeMap<JobId, Option<Splitter>> = BTreeMap::new();
     let mut committed = Vec::new();
     for ((change, stored), splitter_put) in changes.iter().zip(stored).zip(splitter_puts) {
         match change {
@@ -173,17 +173,15 @@ pub(crate) fn apply(
                 committed.push(put_run(tables, txn, &mut puts, update, stored)?);
             }
             Change::PutSubjobs { job, subjobs } => {
-                let splitter = match masters.get(job) {
-                    Some(master) => master.spec.splitter.as_ref(),
+                let items = match masters.get(job) {
+                    Some(master) => Items::Splitter(master.spec.splitter.as_ref()),
                     // Only overrides can be left out: without any, no item is needed.
-                    None if subjobs.iter().all(|s| s.overrides.is_empty()) => None,
-                    None => match stored_splitters.entry(*job) {
-                        Entry::Occupied(e) => e.into_mut().as_ref(),
-                        Entry::Vacant(e) => e.insert(stored_splitter(tables, txn, *job)?).as_ref(),
-                    },
+                    None if subjobs.iter().all(|s| s.overrides.is_empty()) => Items::Splitter(None),
+                    // The items of these subjobs alone, read from the stored splitter.
+                    None => Items::Picked(stored_items(tables, txn, *job, subjobs)?),
                 };
                 put_subjobs(
-                    tables, txn, &mut puts, &mut dicts, changes, *job, subjobs, splitter,
+                    tables, txn, &mut puts, &mut dicts, changes, *job, subjobs, &items,
                 )?;
             }
             Change::RemoveJob { job, .. } => {
@@ -205,26 +203,53 @@ pub(crate) fn apply(
     Ok(committed)
 }
 
-/// The splitter stored for `job`, for writing its subjobs against. One that does not
-/// decode refuses the commit: what its records leave out is unknown.
-fn stored_splitter(tables: &Tables, txn: &RoTxn, job: JobId) -> Result<Option<Splitter>, Failure> {
+/// What the subjobs of a put are written against: their split items.
+enum Items<'a> {
+    /// The master's splitter as this commit puts it.
+    Splitter(Option<&'a Splitter>),
+    /// The items of the subjobs put, read from the stored splitter (a run update).
+    Picked(BTreeMap<SubjobIndex, Vec<Override>>),
+}
+
+impl Items<'_> {
+    fn item(&self, index: SubjobIndex) -> Option<Vec<Override>> {
+        match self {
+            Items::Splitter(splitter) => split_item(*splitter, index),
+            Items::Picked(items) => items.get(&index).cloned(),
+        }
+    }
+}
+
+/// The split items of `subjobs` in the splitter stored for `job`, read without decoding
+/// the others (a master of thousands of argument lists has a few subjobs written at a
+/// time). A splitter that does not decode refuses the commit: what its records leave out
+/// is unknown.
+fn stored_items(
+    tables: &Tables,
+    txn: &RoTxn,
+    job: JobId,
+    subjobs: &[Subjob],
+) -> Result<BTreeMap<SubjobIndex, Vec<Override>>, Failure> {
     match get(
         tables.splitters,
         txn,
         &keys::job(job),
         "reading table splitters",
     )? {
-        None => Ok(None),
-        Some(bytes) => decode_splitter(bytes).map_err(|detail| {
-            StoreError::Corrupt {
-                job: JobRef::job(job),
-                detail: format!(
-                    "table splitters: {detail}; the subjobs of job {job} cannot be written \
+        None => Ok(BTreeMap::new()),
+        Some(bytes) => {
+            let indices: BTreeSet<SubjobIndex> = subjobs.iter().map(|s| s.index).collect();
+            split_items_of_encoded(bytes, &indices).map_err(|detail| {
+                StoreError::Corrupt {
+                    job: JobRef::job(job),
+                    detail: format!(
+                        "table splitters: {detail}; the subjobs of job {job} cannot be written \
                      against it, remove the job instead"
-                ),
-            }
-            .into()
-        }),
+                    ),
+                }
+                .into()
+            })
+        }
     }
 }
 
@@ -241,7 +266,7 @@ fn put_subjobs(
     changes: &[Change],
     job: JobId,
     subjobs: &[Subjob],
-    splitter: Option<&Splitter>,
+    items: &Items,
 ) -> Result<(), Failure> {
     if subjobs.is_empty() {
         return Ok(());
@@ -254,7 +279,7 @@ fn put_subjobs(
     };
     let mut records: BTreeMap<SubjobIndex, Vec<u8>> = BTreeMap::new();
     for subjob in subjobs {
-        let item = split_item(splitter, subjob.index);
+        let item = items.item(subjob.index);
         let mut record = Vec::with_capacity(48);
         encode_subjob(subjob, &mut open.dict, item.as_deref(), &mut record);
         records.insert(subjob.index, record);

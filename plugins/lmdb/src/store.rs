@@ -5,7 +5,7 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use ganga_core::compact::{Dictionary, SubjobBatch};
+use ganga_core::compact::{Dictionary, JobRecord, SubjobBatch};
 use ganga_core::{
     ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, Store, StoreDescription,
     StoreError, Subjob, SubjobIndex, SummaryEntry,
@@ -264,6 +264,28 @@ impl Store for LmdbStore {
                 detail,
             })?;
             Ok(Some(job))
+        })
+    }
+
+    /// The job's three records as they are stored, undecoded: the caller decodes them
+    /// (and finds any damage) once, across the plugin boundary too.
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.shared.read(|tables, txn| {
+            let Some(parts) = parts::stored(tables, txn, id)? else {
+                return Ok(None);
+            };
+            let Some(spec) = parts.spec else {
+                return Err(StoreError::Corrupt {
+                    job: JobRef::job(id),
+                    detail: format!("table specs: job {id} has no spec"),
+                }
+                .into());
+            };
+            Ok(Some(JobRecord {
+                state: parts.state.to_vec().into(),
+                spec: spec.to_vec().into(),
+                splitter: parts.splitter.map(|b| b.to_vec().into()),
+            }))
         })
     }
 
