@@ -325,3 +325,144 @@ impl Store for DylibStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A store as a plugin of protocol 2.0 answers it (no `JobRecord`), and one that hands
+    //! over a damaged record: declarations made here, called through `DylibStore` as a
+    //! loaded library would be.
+    #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ganga_core::compact::JobRecord;
+    use ganga_core::{Application, BackendConfig, Executable, JobSpec, Timestamp};
+    use ganga_plugin_abi::{FfiBuf, FfiFuture, FfiSlice, PluginDecl, PluginHeader};
+
+    use super::*;
+
+    fn job(id: JobId) -> Job {
+        let spec = JobSpec {
+            name: format!("job {id}"),
+            comment: String::new(),
+            application: Application::Executable(Executable {
+                exe: "/bin/true".into(),
+                args: vec![],
+                env: Default::default(),
+            }),
+            backend: BackendConfig::named("local"),
+            input_files: vec![],
+            output_files: vec![],
+            splitter: None,
+        };
+        Job::new(id, spec, Timestamp(1_000))
+    }
+
+    fn reply(r: Result<StoreReply, StoreError>) -> FfiBuf {
+        FfiBuf::from_vec(encode(&r).unwrap())
+    }
+
+    unsafe extern "C" fn create(
+        _host: *const ganga_plugin_abi::HostApi,
+        _context: FfiSlice,
+        out: *mut *mut c_void,
+    ) -> FfiBuf {
+        // SAFETY: the host passes a valid place for the instance; any non-null pointer
+        // will do, as these calls never dereference it.
+        unsafe { *out = std::ptr::NonNull::<u8>::dangling().as_ptr().cast() };
+        FfiBuf::empty()
+    }
+
+    unsafe extern "C" fn call(_instance: *const c_void, _request: FfiSlice) -> FfiFuture<FfiBuf> {
+        FfiFuture::new(async { FfiBuf::empty() })
+    }
+
+    unsafe extern "C" fn destroy(_instance: *mut c_void) {}
+
+    static RECORD_ASKS: AtomicUsize = AtomicUsize::new(0);
+
+    /// As a 2.0 store answers: `JobRecord` is a request it cannot read.
+    unsafe extern "C" fn older(_instance: *const c_void, request: FfiSlice) -> FfiBuf {
+        // SAFETY: the host's request bytes are alive for the call.
+        let request = unsafe { request.as_bytes() };
+        reply(match decode::<StoreRequest>(request).unwrap() {
+            StoreRequest::JobRecord(_) => {
+                RECORD_ASKS.fetch_add(1, Ordering::Relaxed);
+                Err(StoreError::Unsupported(
+                    "this plugin is older than the request".into(),
+                ))
+            }
+            StoreRequest::Job(id) => Ok(StoreReply::Job(Some(job(id)))),
+            other => Err(StoreError::Unsupported(format!("{other:?}"))),
+        })
+    }
+
+    /// A store whose records of job 7 are damaged (its state cut short).
+    unsafe extern "C" fn damaged(_instance: *const c_void, request: FfiSlice) -> FfiBuf {
+        // SAFETY: the host's request bytes are alive for the call.
+        let request = unsafe { request.as_bytes() };
+        reply(match decode::<StoreRequest>(request).unwrap() {
+            StoreRequest::JobRecord(id) => {
+                let mut record = JobRecord::of(&job(id));
+                if id == 7 {
+                    record.state.truncate(2);
+                }
+                Ok(StoreReply::JobRecord(Some(record)))
+            }
+            other => Err(StoreError::Unsupported(format!("{other:?}"))),
+        })
+    }
+
+    const fn decl(call_blocking: ganga_plugin_abi::CallBlockingFn) -> PluginDecl {
+        PluginDecl {
+            header: PluginHeader {
+                magic: 0,
+                abi_major: ganga_plugin_abi::ABI_MAJOR,
+                decl_size: ganga_plugin_abi::DECL_SIZE,
+                name: FfiSlice::from_static("test"),
+                version: FfiSlice::from_static("0"),
+            },
+            async_ffi_abi: ganga_plugin_abi::ASYNC_FFI_ABI_VERSION,
+            panic_unwind: 1,
+            kind: ganga_plugin_abi::KIND_STORE,
+            protocol: FfiSlice::from_static("2.0.0"),
+            rustc: FfiSlice::from_static(""),
+            create,
+            call,
+            call_blocking,
+            destroy,
+        }
+    }
+
+    static OLDER: PluginDecl = decl(older);
+    static DAMAGED: PluginDecl = decl(damaged);
+
+    fn context() -> PluginContext {
+        PluginContext {
+            home: std::env::temp_dir(),
+            config: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_store_of_protocol_2_0_is_asked_for_whole_jobs_after_it_says_unsupported() {
+        let store = DylibStore::create("older", &OLDER, &context()).unwrap();
+        assert_eq!(store.job(3).unwrap(), Some(job(3)));
+        assert_eq!(store.job(4).unwrap(), Some(job(4)));
+        // Asked for a record once; from then on for whole jobs.
+        assert_eq!(RECORD_ASKS.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_damaged_record_is_corrupt_for_its_job_alone() {
+        let store = DylibStore::create("damaged", &DAMAGED, &context()).unwrap();
+        assert_eq!(store.job(6).unwrap(), Some(job(6)));
+        match store.job(7) {
+            Err(StoreError::Corrupt { job, detail }) => {
+                assert_eq!(job, JobRef::job(7));
+                assert!(detail.starts_with("its state: "), "{detail}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
