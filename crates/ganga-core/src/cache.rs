@@ -360,6 +360,37 @@ impl JobCache {
         }
     }
 
+    /// Holds `job` and its summary in memory.
+    fn hold(&self, job: Arc<Job>, unsaved: bool) {
+        self.entries.insert(
+            Key::Summary(job.id),
+            Entry::Summary(Arc::new(JobSummary::of(&job))),
+        );
+        self.entries
+            .insert(Key::Job(job.id), Entry::Job { job, unsaved });
+    }
+
+    /// Stages `job` (a put, or a run update applied to `held`): the first change of a job
+    /// since the last flush remembers the copy it was based on (`held`) and its revision,
+    /// which later changes keep.
+    fn stage_job(
+        &self,
+        staged: &mut BTreeMap<JobId, Staged>,
+        mut job: Job,
+        held: Option<Arc<Job>>,
+    ) {
+        let entry = staged.entry(job.id).or_default();
+        if entry.job.is_none() && entry.read.is_none() {
+            entry.read = held;
+        }
+        if let Some(first) = &entry.job {
+            job.revision = first.revision;
+        }
+        let job = Arc::new(job);
+        self.hold(job.clone(), true);
+        entry.job = Some(job);
+    }
+
     /// Brings memory up to date after `changes` were written.
     fn apply_committed(&self, changes: &[Change], committed: &[Committed]) {
         let revisions: BTreeMap<JobId, u64> =
@@ -371,17 +402,7 @@ impl JobCache {
                     if let Some(&r) = revisions.get(&job.id) {
                         job.revision = r;
                     }
-                    self.entries.insert(
-                        Key::Summary(job.id),
-                        Entry::Summary(Arc::new(JobSummary::of(&job))),
-                    );
-                    self.entries.insert(
-                        Key::Job(job.id),
-                        Entry::Job {
-                            job: Arc::new(job),
-                            unsaved: false,
-                        },
-                    );
+                    self.hold(Arc::new(job), false);
                 }
                 Change::PutRun(update) => {
                     // The spec is as held (a run update does not change it): apply the
@@ -391,17 +412,7 @@ impl JobCache {
                         if let Some(&r) = revisions.get(&job.id) {
                             job.revision = r;
                         }
-                        self.entries.insert(
-                            Key::Summary(job.id),
-                            Entry::Summary(Arc::new(JobSummary::of(&job))),
-                        );
-                        self.entries.insert(
-                            Key::Job(job.id),
-                            Entry::Job {
-                                job: Arc::new(job),
-                                unsaved: false,
-                            },
-                        );
+                        self.hold(Arc::new(job), false);
                     } else {
                         self.entries.remove(&Key::Summary(update.job));
                     }
@@ -620,27 +631,7 @@ impl Cache for JobCache {
                         Some(Entry::Job { job, .. }) => Some(job),
                         _ => None,
                     };
-                    let entry = staged.entry(job.id).or_default();
-                    if entry.job.is_none() && entry.read.is_none() {
-                        entry.read = held;
-                    }
-                    let mut job = job;
-                    if let Some(first) = &entry.job {
-                        job.revision = first.revision;
-                    }
-                    let job = Arc::new(job);
-                    self.entries.insert(
-                        Key::Summary(job.id),
-                        Entry::Summary(Arc::new(JobSummary::of(&job))),
-                    );
-                    self.entries.insert(
-                        Key::Job(job.id),
-                        Entry::Job {
-                            job: job.clone(),
-                            unsaved: true,
-                        },
-                    );
-                    entry.job = Some(job);
+                    self.stage_job(&mut staged, job, held);
                 }
                 Change::PutRun(update) => {
                     // A run update applies to the job as held (or as read now).
@@ -659,27 +650,8 @@ impl Cache for JobCache {
                             },
                         },
                     };
-                    let mut job = with_run(&held, &update);
-                    let entry = staged.entry(update.job).or_default();
-                    if entry.job.is_none() && entry.read.is_none() {
-                        entry.read = Some(held.clone());
-                    }
-                    if let Some(first) = &entry.job {
-                        job.revision = first.revision;
-                    }
-                    let job = Arc::new(job);
-                    self.entries.insert(
-                        Key::Summary(job.id),
-                        Entry::Summary(Arc::new(JobSummary::of(&job))),
-                    );
-                    self.entries.insert(
-                        Key::Job(job.id),
-                        Entry::Job {
-                            job: job.clone(),
-                            unsaved: true,
-                        },
-                    );
-                    entry.job = Some(job);
+                    let job = with_run(&held, &update);
+                    self.stage_job(&mut staged, job, Some(held));
                 }
                 Change::PutSubjobs { job, subjobs } => {
                     self.patch_pages(job, &subjobs, true);

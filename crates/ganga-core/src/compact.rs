@@ -1003,14 +1003,7 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job> {
         f.next()
             .ok_or_else(|| CodecError::new("job: no run state"))?,
     )?;
-    let subjobs = match f.next() {
-        Some(i) => get_counts(i)?,
-        None => StatusCounts::default(),
-    };
-    let metadata = match f.next() {
-        Some(i) => i.pairs("metadata")?,
-        None => BTreeMap::new(),
-    };
+    let (subjobs, metadata) = counts_and_metadata(&mut f)?;
     f.close()?;
     input.end("job")?;
     Ok(Job {
@@ -1054,11 +1047,9 @@ pub struct JobState {
     pub metadata: BTreeMap<String, String>,
 }
 
-pub fn decode_state(bytes: &[u8]) -> Result<JobState> {
-    let mut input = In::new(bytes);
-    let mut f = Fields::open(&mut input, "job state")?;
-    let revision = f.need("revision")?.uint("revision")?;
-    let run = get_run(f.need("run state")?)?;
+/// A job's subjob counters and metadata, the last fields of its record and of its state
+/// (each left out when empty).
+fn counts_and_metadata(f: &mut Fields<'_, '_>) -> Result<(StatusCounts, BTreeMap<String, String>)> {
     let subjobs = match f.next() {
         Some(i) => get_counts(i)?,
         None => StatusCounts::default(),
@@ -1067,6 +1058,15 @@ pub fn decode_state(bytes: &[u8]) -> Result<JobState> {
         Some(i) => i.pairs("metadata")?,
         None => BTreeMap::new(),
     };
+    Ok((subjobs, metadata))
+}
+
+pub fn decode_state(bytes: &[u8]) -> Result<JobState> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "job state")?;
+    let revision = f.need("revision")?.uint("revision")?;
+    let run = get_run(f.need("run state")?)?;
+    let (subjobs, metadata) = counts_and_metadata(&mut f)?;
     f.close()?;
     input.end("job state")?;
     Ok(JobState {

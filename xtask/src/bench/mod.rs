@@ -1029,6 +1029,12 @@ fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
 /// every child it starts).
 fn apparent_bytes(dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
+    each_file(dir, |_, meta| total += meta.len())?;
+    Ok(total)
+}
+
+/// Calls `f` with the path and metadata of every file below `dir`.
+fn each_file(dir: &Path, mut f: impl FnMut(PathBuf, std::fs::Metadata)) -> anyhow::Result<()> {
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
         for entry in
@@ -1039,11 +1045,11 @@ fn apparent_bytes(dir: &Path) -> anyhow::Result<u64> {
             if meta.is_dir() {
                 pending.push(entry.path());
             } else {
-                total += meta.len();
+                f(entry.path(), meta);
             }
         }
     }
-    Ok(total)
+    Ok(())
 }
 
 /// The files of a directory tree: apparent size (bytes in the files) and allocated size
@@ -1051,24 +1057,12 @@ fn apparent_bytes(dir: &Path) -> anyhow::Result<u64> {
 fn disk_usage(dir: &Path) -> anyhow::Result<Value> {
     use std::os::unix::fs::MetadataExt as _;
     let mut files = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(d) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?
-        {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else {
-                let name = entry
-                    .path()
-                    .strip_prefix(dir)
-                    .map_or_else(|_| entry.path(), Path::to_owned);
-                files.push((name.display().to_string(), meta.len(), meta.blocks() * 512));
-            }
-        }
-    }
+    each_file(dir, |path, meta| {
+        let name = path
+            .strip_prefix(dir)
+            .map_or_else(|_| path.clone(), Path::to_owned);
+        files.push((name.display().to_string(), meta.len(), meta.blocks() * 512));
+    })?;
     files.sort();
     Ok(json!({
         "directory": dir,
