@@ -1222,24 +1222,29 @@ fn put_word_lists(out: &mut Out<'_>, lists: &[Vec<String>]) {
 fn get_word_lists(input: &mut In<'_>) -> Result<Vec<Vec<String>>> {
     let table = input.texts("word table")?;
     let n = input.array("word lists")?;
-    let mut lists = Vec::with_capacity(n);
+    let mut lists = Vec::with_capacity(n.min(input.left()));
     for _ in 0..n {
-        let m = input.array("word list")?;
-        let mut list = Vec::with_capacity(m);
-        for _ in 0..m {
-            list.push(match input.header()? {
-                Header::Positive(n) => n.to_string(),
-                Header::Negative(k) => table
-                    .get(usize::try_from(k).unwrap_or(usize::MAX))
-                    .cloned()
-                    .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
-                Header::Text(Some(len)) => input.text_body(len, "word")?,
-                other => return Err(CodecError::new(format!("word list: unexpected {other:?}"))),
-            });
-        }
-        lists.push(list);
+        lists.push(get_word_list(input, &table)?);
     }
     Ok(lists)
+}
+
+/// One argument list: each word a number, a reference into `table`, or a text.
+fn get_word_list(input: &mut In<'_>, table: &[String]) -> Result<Vec<String>> {
+    let m = input.array("word list")?;
+    let mut list = Vec::with_capacity(m.min(input.left()));
+    for _ in 0..m {
+        list.push(match input.header()? {
+            Header::Positive(n) => n.to_string(),
+            Header::Negative(k) => table
+                .get(usize::try_from(k).unwrap_or(usize::MAX))
+                .cloned()
+                .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
+            Header::Text(Some(len)) => input.text_body(len, "word")?,
+            other => return Err(CodecError::new(format!("word list: unexpected {other:?}"))),
+        });
+    }
+    Ok(list)
 }
 
 /// The split items (what [`Splitter::item`] gives) of the subjobs `indices` of the
@@ -1335,24 +1340,7 @@ impl SplitIndex {
                 let rest = bytes
                     .get(start as usize..)
                     .ok_or_else(|| CodecError::new("word list: beyond the splitter"))?;
-                let mut input = In::new(rest);
-                let m = input.array("word list")?;
-                let mut list = Vec::with_capacity(m);
-                for _ in 0..m {
-                    list.push(match input.header()? {
-                        Header::Positive(n) => n.to_string(),
-                        Header::Negative(k) => table
-                            .get(usize::try_from(k).unwrap_or(usize::MAX))
-                            .cloned()
-                            .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
-                        Header::Text(Some(len)) => input.text_body(len, "word")?,
-                        other => {
-                            return Err(CodecError::new(format!(
-                                "word list: unexpected {other:?}"
-                            )));
-                        }
-                    });
-                }
+                let list = get_word_list(&mut In::new(rest), table)?;
                 Ok(Some(vec![if *append {
                     Override::AppendArgs(list)
                 } else {
