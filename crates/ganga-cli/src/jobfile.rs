@@ -237,7 +237,11 @@ fn splitter_of(table: SplitterTable) -> Result<Splitter, String> {
         SplitterTable::Args { args, append } => Splitter::Args {
             args: args
                 .into_iter()
-                .map(|a| a.into_iter().map(Word::into_string).collect())
+                .map(|a| {
+                    a.into_iter()
+                        .map(Word::into_string)
+                        .collect::<Vec<String>>()
+                })
                 .collect(),
             append,
         },

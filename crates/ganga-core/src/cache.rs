@@ -185,9 +185,7 @@ fn value_bytes(v: &crate::Value) -> usize {
 
 fn splitter_bytes(s: &crate::Splitter) -> usize {
     match s {
-        crate::Splitter::Args { args, .. } => {
-            heap(args.len() * 24) + args.iter().map(|a| strings(a)).sum::<usize>()
-        }
+        crate::Splitter::Args { args, .. } => 64 + args.heap_bytes(),
         crate::Splitter::Generic { attributes } => attributes
             .iter()
             .map(|a| {

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use ciborium_ll::{Decoder, Encoder, Header};
 
 use crate::{
-    Application, BackendConfig, BackendInfo, Executable, Job, JobId, JobSpec, JobSummary, Options,
-    Override, RunState, SplitAttribute, Splitter, Status, StatusCounts, StatusTimes, Subjob,
-    SubjobIndex, Timestamp, Value,
+    Application, ArgLists, BackendConfig, BackendInfo, Executable, Job, JobId, JobSpec, JobSummary,
+    Options, Override, RunState, SplitAttribute, Splitter, Status, StatusCounts, StatusTimes,
+    Subjob, SubjobIndex, Timestamp, Value,
 };
 
 /// A record that cannot be decoded, and why.
@@ -200,6 +200,23 @@ impl<'a> In<'a> {
         ciborium_io::Read::read_exact(&mut self.dec, &mut buf)
             .map_err(|_| CodecError::new(format!("{what}: truncated text")))?;
         String::from_utf8(buf).map_err(|_| CodecError::new(format!("{what}: text is not UTF-8")))
+    }
+
+    /// Reads a text's body into `buf` (cleared first), reusing its allocation.
+    fn text_into(&mut self, len: usize, what: &str, buf: &mut String) -> Result<()> {
+        if len > self.left() {
+            return Err(CodecError::new(format!(
+                "{what}: text longer than the record"
+            )));
+        }
+        let mut bytes = std::mem::take(buf).into_bytes();
+        bytes.clear();
+        bytes.resize(len, 0);
+        ciborium_io::Read::read_exact(&mut self.dec, &mut bytes)
+            .map_err(|_| CodecError::new(format!("{what}: truncated text")))?;
+        *buf = String::from_utf8(bytes)
+            .map_err(|_| CodecError::new(format!("{what}: text is not UTF-8")))?;
+        Ok(())
     }
 
     fn text(&mut self, what: &str) -> Result<String> {
@@ -1187,10 +1204,10 @@ fn get_opt_text(input: &mut In<'_>, what: &str) -> Result<Option<String>> {
 /// their words) as `[table, lists]`: a word used more than once is in `table` and written
 /// as `-(k + 1)`; a word that is a plain decimal number is written as that number; any
 /// other word as text.
-fn put_word_lists(out: &mut Out<'_>, lists: &[Vec<String>]) {
+fn put_word_lists(out: &mut Out<'_>, lists: &ArgLists) {
     let mut uses: HashMap<&str, u32> = HashMap::new();
     for w in lists.iter().flatten() {
-        *uses.entry(w.as_str()).or_default() += 1;
+        *uses.entry(w).or_default() += 1;
     }
     let mut table: Vec<&str> = uses
         .iter()
@@ -1205,10 +1222,10 @@ fn put_word_lists(out: &mut Out<'_>, lists: &[Vec<String>]) {
         .collect();
     out.texts(table.iter().copied());
     out.array(lists.len());
-    for list in lists {
+    for list in lists.iter() {
         out.array(list.len());
         for w in list {
-            if let Some(&r) = refs.get(w.as_str()) {
+            if let Some(&r) = refs.get(w) {
                 out.int(r);
             } else if let Some(n) = canonical_number(w) {
                 out.uint(n);
@@ -1219,32 +1236,38 @@ fn put_word_lists(out: &mut Out<'_>, lists: &[Vec<String>]) {
     }
 }
 
-fn get_word_lists(input: &mut In<'_>) -> Result<Vec<Vec<String>>> {
+fn get_word_lists(input: &mut In<'_>) -> Result<ArgLists> {
     let table = input.texts("word table")?;
     let n = input.array("word lists")?;
-    let mut lists = Vec::with_capacity(n.min(input.left()));
+    let mut lists = ArgLists::new();
     for _ in 0..n {
-        lists.push(get_word_list(input, &table)?);
+        get_word_list(input, &table, &mut |w| lists.push_word(w))?;
+        lists.end_list();
     }
     Ok(lists)
 }
 
-/// One argument list: each word a number, a reference into `table`, or a text.
-fn get_word_list(input: &mut In<'_>, table: &[String]) -> Result<Vec<String>> {
+/// One argument list, each word handed to `word` in order: a number, a reference into
+/// `table`, or a text.
+fn get_word_list(input: &mut In<'_>, table: &[String], word: &mut dyn FnMut(&str)) -> Result<()> {
     let m = input.array("word list")?;
-    let mut list = Vec::with_capacity(m.min(input.left()));
+    let mut text = String::new();
     for _ in 0..m {
-        list.push(match input.header()? {
-            Header::Positive(n) => n.to_string(),
-            Header::Negative(k) => table
-                .get(usize::try_from(k).unwrap_or(usize::MAX))
-                .cloned()
-                .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
-            Header::Text(Some(len)) => input.text_body(len, "word")?,
+        match input.header()? {
+            Header::Positive(n) => word(&n.to_string()),
+            Header::Negative(k) => word(
+                table
+                    .get(usize::try_from(k).unwrap_or(usize::MAX))
+                    .ok_or_else(|| CodecError::new("word list: a word not in its table"))?,
+            ),
+            Header::Text(Some(len)) => {
+                input.text_into(len, "word", &mut text)?;
+                word(&text);
+            }
             other => return Err(CodecError::new(format!("word list: unexpected {other:?}"))),
-        });
+        }
     }
-    Ok(list)
+    Ok(())
 }
 
 /// The split items (what [`Splitter::item`] gives) of the subjobs `indices` of the
@@ -1340,7 +1363,8 @@ impl SplitIndex {
                 let rest = bytes
                     .get(start as usize..)
                     .ok_or_else(|| CodecError::new("word list: beyond the splitter"))?;
-                let list = get_word_list(&mut In::new(rest), table)?;
+                let mut list = Vec::new();
+                get_word_list(&mut In::new(rest), table, &mut |w| list.push(w.to_owned()))?;
                 Ok(Some(vec![if *append {
                     Override::AppendArgs(list)
                 } else {

@@ -32,7 +32,7 @@ pub use crate::{
         JobSpec, RunState, Subjob, SubjobIndex,
     },
     lifecycle::{LifecycleError, NextStep, effective_spec, next_step},
-    split::{Override, SplitAttribute, SplitError, Splitter},
+    split::{ArgLists, Override, SplitAttribute, SplitError, Splitter},
     status::{Status, StatusCounts, UnknownStatus},
     store::{
         ActiveJob, Change, CheckReport, Committed, JobSummary, RunUpdate, Store, StoreDescription,

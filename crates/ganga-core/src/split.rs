@@ -13,13 +13,156 @@ pub enum Splitter {
     /// Ganga's `ArgSplitter`: one subjob per argument list, which replaces the
     /// application's arguments (or is appended to them).
     Args {
-        args: Vec<Vec<String>>,
+        args: ArgLists,
         #[serde(default)]
         append: bool,
     },
     /// Ganga's `GenericSplitter`: one subjob per value of one attribute, or of several
     /// attributes at once (`multi_attrs`), whose value lists must be equally long.
     Generic { attributes: Vec<SplitAttribute> },
+}
+
+/// An ArgSplitter's argument lists, kept as one string and two tables of offsets rather
+/// than a `String` per word: a master of 1,000 lists of 4 words holds five allocations
+/// instead of 5,000, in about a sixth of the memory, and is decoded without allocating
+/// per word. Serialized (JSON, job files) as a list of lists of strings.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ArgLists {
+    /// Every word, one after the other.
+    words: String,
+    /// Where each word ends in `words`.
+    word_ends: Vec<u32>,
+    /// Where each list ends in `word_ends`.
+    list_ends: Vec<u32>,
+}
+
+impl ArgLists {
+    pub fn new() -> ArgLists {
+        ArgLists::default()
+    }
+
+    /// Adds a list after the others.
+    pub fn push<S: AsRef<str>>(&mut self, list: impl IntoIterator<Item = S>) {
+        for word in list {
+            self.push_word(word.as_ref());
+        }
+        self.end_list();
+    }
+
+    /// Adds a word to the list being built ([`ArgLists::end_list`] ends it).
+    pub fn push_word(&mut self, word: &str) {
+        self.words.push_str(word);
+        self.word_ends.push(offset(self.words.len()));
+    }
+
+    /// Ends the list being built (an empty one if no word was pushed since the last).
+    pub fn end_list(&mut self) {
+        self.list_ends.push(offset(self.word_ends.len()));
+    }
+
+    /// How many lists.
+    pub fn len(&self) -> usize {
+        self.list_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list_ends.is_empty()
+    }
+
+    /// The words of list `k`, or `None` past the last.
+    pub fn get(&self, k: usize) -> Option<impl ExactSizeIterator<Item = &str> + '_> {
+        let end = *self.list_ends.get(k)? as usize;
+        let start = if k == 0 {
+            0
+        } else {
+            self.list_ends[k - 1] as usize
+        };
+        Some((start..end).map(move |w| self.word(w)))
+    }
+
+    /// List `k` as owned strings, or `None` past the last.
+    pub fn list(&self, k: usize) -> Option<Vec<String>> {
+        self.get(k).map(|words| words.map(str::to_owned).collect())
+    }
+
+    /// Every list, in order.
+    pub fn iter(&self) -> impl Iterator<Item = impl ExactSizeIterator<Item = &str> + '_> + '_ {
+        (0..self.len()).filter_map(|k| self.get(k))
+    }
+
+    /// The bytes it holds on the heap (its capacity), for a cache's weighing.
+    pub fn heap_bytes(&self) -> usize {
+        self.words.capacity() + 4 * (self.word_ends.capacity() + self.list_ends.capacity())
+    }
+
+    fn word(&self, w: usize) -> &str {
+        let end = self.word_ends[w] as usize;
+        let start = if w == 0 {
+            0
+        } else {
+            self.word_ends[w - 1] as usize
+        };
+        // Invariant: offsets are pushed at the end of whole words, so they fall on
+        // character boundaries and ascend.
+        &self.words[start..end]
+    }
+}
+
+/// An offset into a buffer that a splitter's words fill: far below 4 GiB (a job file or
+/// a stored splitter holds them all).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl<S: AsRef<str>, L: IntoIterator<Item = S>> FromIterator<L> for ArgLists {
+    fn from_iter<I: IntoIterator<Item = L>>(lists: I) -> ArgLists {
+        let mut out = ArgLists::new();
+        for list in lists {
+            out.push(list);
+        }
+        out
+    }
+}
+
+impl From<Vec<Vec<String>>> for ArgLists {
+    fn from(lists: Vec<Vec<String>>) -> ArgLists {
+        lists.into_iter().collect()
+    }
+}
+
+impl std::fmt::Debug for ArgLists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|l| l.collect::<Vec<_>>()))
+            .finish()
+    }
+}
+
+impl Serialize for ArgLists {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for list in self.iter() {
+            seq.serialize_element(&list.collect::<Vec<_>>())?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ArgLists {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ArgLists, D::Error> {
+        Ok(Vec::<Vec<String>>::deserialize(d)?.into())
+    }
+}
+
+/// What list `k` of an ArgSplitter gives its subjob.
+fn args_item(args: &ArgLists, append: bool, k: usize) -> Option<Vec<Override>> {
+    let list = args.list(k)?;
+    Some(vec![if append {
+        Override::AppendArgs(list)
+    } else {
+        Override::Args(list)
+    }])
 }
 
 /// One attribute a [`Splitter::Generic`] sets, with its value for each subjob.
@@ -114,15 +257,8 @@ impl Splitter {
     /// The overrides of each subjob, in subjob order. Checks every value.
     pub fn split(&self) -> Result<Vec<Vec<Override>>, SplitError> {
         let subjobs = match self {
-            Splitter::Args { args, append } => args
-                .iter()
-                .map(|a| {
-                    vec![if *append {
-                        Override::AppendArgs(a.clone())
-                    } else {
-                        Override::Args(a.clone())
-                    }]
-                })
+            Splitter::Args { args, append } => (0..args.len())
+                .filter_map(|k| args_item(args, *append, k))
                 .collect::<Vec<_>>(),
             Splitter::Generic { attributes } => {
                 let first = attributes.first().ok_or(SplitError::NoAttributes)?;
@@ -156,13 +292,7 @@ impl Splitter {
     /// others; `None` past the last subjob.
     pub fn item(&self, index: usize) -> Result<Option<Vec<Override>>, SplitError> {
         Ok(match self {
-            Splitter::Args { args, append } => args.get(index).map(|a| {
-                vec![if *append {
-                    Override::AppendArgs(a.clone())
-                } else {
-                    Override::Args(a.clone())
-                }]
-            }),
+            Splitter::Args { args, append } => args_item(args, *append, index),
             Splitter::Generic { attributes } => {
                 if attributes.iter().any(|a| a.values.len() <= index) {
                     None

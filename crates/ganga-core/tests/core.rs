@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use ganga_core::{
-    Application, BackendConfig, Executable, Job, JobRef, JobSpec, LifecycleError, NextStep,
-    Override, PollReport, RemoteStatus, SplitAttribute, SplitError, Splitter, Status, StatusCounts,
-    Subjob, Timestamp, Value, next_step,
+    Application, ArgLists, BackendConfig, Executable, Job, JobRef, JobSpec, LifecycleError,
+    NextStep, Override, PollReport, RemoteStatus, SplitAttribute, SplitError, Splitter, Status,
+    StatusCounts, Subjob, Timestamp, Value, next_step,
 };
 
 /// Ganga's `Job.status_graph` (Job.py:671), written out independently of the code:
@@ -185,7 +185,7 @@ fn arg_splitter_replaces_or_appends_args() {
     let mut job = Job::new(
         4,
         spec(Some(Splitter::Args {
-            args: vec![vec!["x".into()]],
+            args: vec![vec!["x".to_owned()]].into(),
             append: true,
         })),
         Timestamp(1),
@@ -284,7 +284,7 @@ fn bad_splitters_are_refused_with_the_cause() {
     assert!(err.contains("expected a table of strings"), "{err}");
 
     let empty = Splitter::Args {
-        args: vec![],
+        args: ArgLists::new(),
         append: false,
     };
     assert_eq!(empty.split(), Err(SplitError::Empty));
@@ -635,4 +635,41 @@ fn user_paths_must_stay_inside_the_working_directory() {
     for bad in ["", "../x", "a/../../x", "/etc/passwd"] {
         assert!(inside(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn argument_lists_keep_every_list_and_word_and_serialize_as_lists() {
+    let given: Vec<Vec<String>> = vec![
+        vec!["a".into(), "".into(), "ünïcödé ☃".into()],
+        vec![],
+        vec!["--flag=x y".into()],
+    ];
+    let lists = ArgLists::from(given.clone());
+    assert_eq!(lists.len(), 3);
+    assert!(!lists.is_empty() && ArgLists::new().is_empty());
+    for (k, list) in given.iter().enumerate() {
+        assert_eq!(lists.list(k).as_ref(), Some(list));
+    }
+    assert_eq!(lists.list(3), None);
+    assert_eq!(
+        lists.iter().map(|l| l.len()).collect::<Vec<_>>(),
+        vec![3, 0, 1]
+    );
+    assert_eq!(
+        format!("{lists:?}"),
+        r#"[["a", "", "ünïcödé ☃"], [], ["--flag=x y"]]"#
+    );
+    let json = serde_json::to_string(&lists).unwrap();
+    assert_eq!(json, serde_json::to_string(&given).unwrap());
+    assert_eq!(serde_json::from_str::<ArgLists>(&json).unwrap(), lists);
+
+    let splitter = Splitter::Args {
+        args: lists,
+        append: true,
+    };
+    assert_eq!(
+        splitter.item(2).unwrap(),
+        Some(vec![Override::AppendArgs(vec!["--flag=x y".into()])])
+    );
+    assert_eq!(splitter.split().unwrap().len(), 3);
 }

@@ -1280,7 +1280,10 @@ fn splitter_of(o: &Object) -> (Option<Splitter>, Vec<(Severity, String)>) {
                 return (None, notes);
             }
             let append = s.value("append") == Some(&PyValue::Bool(true));
-            Some(Splitter::Args { args, append })
+            Some(Splitter::Args {
+                args: args.into(),
+                append,
+            })
         }
         "GenericSplitter" => {
             let mut attributes = Vec::new();

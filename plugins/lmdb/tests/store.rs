@@ -236,7 +236,7 @@ fn every_field_of_jobs_and_subjobs_round_trips() -> TestResult {
         let job = full_job(id);
         let mut args_job = full_job(args_id);
         Arc::make_mut(&mut args_job.spec).splitter = Some(Splitter::Args {
-            args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]],
+            args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]].into(),
             append: true,
         });
         args_job.subjobs = StatusCounts::default();
@@ -276,7 +276,7 @@ fn every_field_of_jobs_and_subjobs_round_trips() -> TestResult {
     assert_eq!(
         args_job.spec.splitter,
         Some(Splitter::Args {
-            args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]],
+            args: vec![vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()]].into(),
             append: true,
         })
     );
@@ -1109,7 +1109,7 @@ fn dump_of_a_small_workload() -> TestResult {
 
     let mut split = Job::new(first, spec("split", "local"), at(0));
     Arc::make_mut(&mut split.spec).splitter = Some(Splitter::Args {
-        args: vec![vec!["1".to_owned()], vec!["2".to_owned()]],
+        args: vec![vec!["1".to_owned()], vec!["2".to_owned()]].into(),
         append: false,
     });
     Arc::make_mut(&mut split.spec).output_files = vec!["out.txt".to_owned()];
@@ -1368,7 +1368,10 @@ fn split_job_of(
             sj
         })
         .collect();
-    Arc::make_mut(&mut master.spec).splitter = Some(Splitter::Args { args, append });
+    Arc::make_mut(&mut master.spec).splitter = Some(Splitter::Args {
+        args: args.into(),
+        append,
+    });
     Arc::make_mut(&mut master.spec).output_files = vec!["stdout".to_owned()];
     let ended = subjobs
         .iter()
@@ -1999,12 +2002,18 @@ fn a_master_whose_splitter_changes_keeps_its_subjobs_reading_right() -> TestResu
     assert_eq!(store.subjobs(id, 0..n)?, subjobs);
 
     // The items of subjobs 5–9 change: their records now spell out their overrides.
-    let mut changed = args("a", 0..n);
-    if let Splitter::Args { args, .. } = &mut changed {
-        for (k, item) in args.iter_mut().enumerate().take(10).skip(5) {
-            *item = words("b", k as u32);
-        }
-    }
+    let changed = Splitter::Args {
+        args: (0..n)
+            .map(|k| {
+                if (5..10).contains(&k) {
+                    words("b", k)
+                } else {
+                    words("a", k)
+                }
+            })
+            .collect(),
+        append: false,
+    };
     resplit(&store, &mut master, Some(changed), Vec::new())?;
     assert_eq!(store.subjobs(id, 0..n)?, subjobs);
     assert_eq!(
