@@ -856,13 +856,8 @@ fn decode_subjob_with(
     if let Some(i) = f.next() {
         run.backend.id = get_backend_id(i)?;
     }
-    if let Some(i) = f.next()
-        && !i.is_null()?
-    {
-        run.backend.exit_code = Some(
-            i32::try_from(i.int("exit code")?)
-                .map_err(|_| CodecError::new("exit code out of range"))?,
-        );
+    if let Some(i) = f.next() {
+        run.backend.exit_code = get_exit_code(i)?;
     }
     if let Some(i) = f.next() {
         run.backend.native_state = get_ref(i, dict, "native state")?;
@@ -949,14 +944,7 @@ pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
     let application = f.need("application")?.text("application")?;
     let subjobs = get_counts(f.need("counts")?)?;
     let i = f.need("exit code")?;
-    let exit_code = if i.is_null()? {
-        None
-    } else {
-        Some(
-            i32::try_from(i.int("exit code")?)
-                .map_err(|_| CodecError::new("exit code out of range"))?,
-        )
-    };
+    let exit_code = get_exit_code(i)?;
     let i = f.need("created")?;
     let created = if i.is_null()? {
         None
@@ -1040,7 +1028,9 @@ pub fn encode_state(job: &Job, buf: &mut Vec<u8>) {
     encode_state_parts(job.revision, &job.run, &job.subjobs, &job.metadata, buf);
 }
 
-fn encode_state_parts(
+/// A job's state ([`encode_state`]) from its parts, for a store that updates a job's run
+/// without its spec.
+pub fn encode_state_parts(
     revision: u64,
     run: &RunState,
     counts: &StatusCounts,
@@ -1375,6 +1365,16 @@ impl SplitIndex {
     }
 }
 
+/// An exit code, or `None` for a null.
+fn get_exit_code(i: &mut In<'_>) -> Result<Option<i32>> {
+    if i.is_null()? {
+        return Ok(None);
+    }
+    i32::try_from(i.int("exit code")?)
+        .map(Some)
+        .map_err(|_| CodecError::new("exit code out of range"))
+}
+
 /// The number a word spells, if it is written the one way that number is written.
 fn canonical_number(w: &str) -> Option<u64> {
     let n: u64 = w.parse().ok()?;
@@ -1419,14 +1419,7 @@ fn get_run(input: &mut In<'_>) -> Result<RunState> {
     }
     let id = get_opt_text(i, "backend id")?;
     let native_state = get_opt_text(i, "native state")?;
-    let exit_code = if i.is_null()? {
-        None
-    } else {
-        Some(
-            i32::try_from(i.int("exit code")?)
-                .map_err(|_| CodecError::new("exit code out of range"))?,
-        )
-    };
+    let exit_code = get_exit_code(i)?;
     let reason = get_opt_text(i, "reason")?;
     let actual_ce = get_opt_text(i, "actual CE")?;
     let outputs = f.need("outputs")?.texts("outputs")?;

@@ -6,12 +6,11 @@
 //! `Corrupt`, `Unreadable` and `check`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
 
 use ganga_core::compact::{self, CodecError, Dictionary, JobState};
 use ganga_core::{
-    Application, BackendConfig, Executable, Job, JobId, JobSpec, JobSummary, Override, RunState,
-    Splitter, Status, StatusCounts, Subjob, SubjobIndex,
+    Job, JobId, JobSpec, JobSummary, Override, RunState, Splitter, Status, StatusCounts, Subjob,
+    SubjobIndex,
 };
 
 /// The format version this code writes, and the highest it reads.
@@ -24,39 +23,16 @@ pub(crate) fn encode_state(job: &Job) -> Vec<u8> {
     buf
 }
 
-/// A spec that is never stored: `compact::encode_state` takes a whole job, of which it
-/// writes everything but the spec.
-static NO_SPEC: LazyLock<Arc<JobSpec>> = LazyLock::new(|| {
-    Arc::new(JobSpec {
-        name: String::new(),
-        comment: String::new(),
-        application: Application::Executable(Executable {
-            exe: String::new(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-        }),
-        backend: BackendConfig::named(""),
-        input_files: Vec::new(),
-        output_files: Vec::new(),
-        splitter: None,
-    })
-});
-
-/// A state record from its parts, without a job's spec at hand.
+/// A job's state from its parts (a run update).
 pub(crate) fn encode_state_parts(
     revision: u64,
-    run: RunState,
-    subjobs: StatusCounts,
-    metadata: BTreeMap<String, String>,
+    run: &RunState,
+    subjobs: &StatusCounts,
+    metadata: &BTreeMap<String, String>,
 ) -> Vec<u8> {
-    encode_state(&Job {
-        id: 0,
-        revision,
-        spec: NO_SPEC.clone(),
-        run,
-        subjobs,
-        metadata,
-    })
+    let mut buf = Vec::with_capacity(96);
+    compact::encode_state_parts(revision, run, subjobs, metadata, &mut buf);
+    buf
 }
 
 pub(crate) fn decode_state(bytes: &[u8]) -> Result<JobState, String> {

@@ -740,12 +740,7 @@ fn put_run(
         }
     };
     let summary = summary_with_run(summary, &update.run, &update.subjobs);
-    let state = encode_state_parts(
-        revision,
-        update.run.clone(),
-        update.subjobs.clone(),
-        old.metadata,
-    );
+    let state = encode_state_parts(revision, &update.run, &update.subjobs, &old.metadata);
     puts.jobs.put(txn, &key, &state, || {
         format!("writing job {id} to table jobs")
     })?;

@@ -204,6 +204,20 @@ pub struct ReadStats {
 /// The environments this process has open, by canonical path.
 static OPEN_ENVS: Mutex<BTreeMap<PathBuf, Weak<SharedEnv>>> = Mutex::new(BTreeMap::new());
 
+/// Commits `txn` if `outcome` is a success, aborts it otherwise.
+fn commit_or_abort<T>(txn: RwTxn, outcome: Result<T, Failure>) -> Result<T, Failure> {
+    match outcome {
+        Ok(value) => txn
+            .commit()
+            .doing("committing a write transaction")
+            .map(|()| value),
+        Err(e) => {
+            txn.abort();
+            Err(e)
+        }
+    }
+}
+
 impl SharedEnv {
     /// The environment of `dir`, opened (and created with its tables) unless this
     /// process already has it open.
@@ -372,39 +386,10 @@ impl SharedEnv {
         &self,
         mut f: impl FnMut(&Tables, &mut RwTxn) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
-            let seen_map_size = self.map_size();
-            trim::take();
-            let result = self
-                .env
-                .write_txn()
-                .doing("beginning a write transaction")
-                .and_then(|mut txn| match f(&self.tables, &mut txn) {
-                    Ok(value) => txn
-                        .commit()
-                        .doing("committing a write transaction")
-                        .map(|()| value),
-                    Err(e) => {
-                        txn.abort();
-                        Err(e)
-                    }
-                });
-            self.after_writing();
-            drop(gate);
-            match result {
-                Ok(value) => return Ok(value),
-                Err(e) if e.is_map_full() && attempts < MAX_ATTEMPTS => {
-                    self.grow_map(seen_map_size)?;
-                }
-                Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
-                    self.adopt_resized_map()?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.writing(|mut txn| {
+            let outcome = f(&self.tables, &mut txn);
+            commit_or_abort(txn, outcome)
+        })
     }
 
     /// Like [`Self::write`], but `f` also gets a read transaction on the state the write
@@ -416,40 +401,37 @@ impl SharedEnv {
         &self,
         mut f: impl FnMut(&Tables, &RoTxn, &mut RwTxn) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
+        // The write transaction first: it holds the writer lock, so no other process can
+        // commit between it and the snapshot, which therefore is its start state. (The
+        // environment is opened with MDB_NOTLS, so one thread may hold both.)
+        self.writing(|mut txn| {
+            let outcome = self
+                .env
+                .read_txn()
+                .doing("beginning a read transaction beside a write transaction")
+                .and_then(|snapshot| f(&self.tables, &snapshot, &mut txn));
+            commit_or_abort(txn, outcome)
+        })
+    }
+
+    /// Begins a write transaction and hands it to `attempt`, which commits or aborts it,
+    /// while holding the gate (so the map is not resized meanwhile). A map that filled up
+    /// is doubled, and one another process resized is adopted, and `attempt` runs again.
+    fn writing<T>(
+        &self,
+        mut attempt: impl FnMut(RwTxn) -> Result<T, Failure>,
+    ) -> Result<T, StoreError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
             let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
             let seen_map_size = self.map_size();
-            // The write transaction first: it holds the writer lock, so no other process
-            // can commit between it and the snapshot, which therefore is its start state.
-            // (The environment is opened with MDB_NOTLS, so one thread may hold both.)
             trim::take();
             let result = self
                 .env
                 .write_txn()
                 .doing("beginning a write transaction")
-                .and_then(|mut txn| {
-                    let outcome = self
-                        .env
-                        .read_txn()
-                        .doing("beginning a read transaction beside a write transaction")
-                        .and_then(|snapshot| {
-                            let value = f(&self.tables, &snapshot, &mut txn);
-                            drop(snapshot);
-                            value
-                        });
-                    match outcome {
-                        Ok(value) => txn
-                            .commit()
-                            .doing("committing a write transaction")
-                            .map(|()| value),
-                        Err(e) => {
-                            txn.abort();
-                            Err(e)
-                        }
-                    }
-                });
+                .and_then(&mut attempt);
             self.after_writing();
             drop(gate);
             match result {

@@ -169,15 +169,13 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             },
         }
     }
-    if o.benches.is_empty() {
-        o.benches = Bench::ALL.to_vec();
-    }
     Ok(o)
 }
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let opts = parse(args)?;
     let named = Named::load(root, &opts.workload)?;
+    let benches = chosen(&opts.benches, &named)?;
     let target = crate::target_dir(root);
     let dir = opts
         .dir
@@ -208,7 +206,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
         installs.push((linking, install(&target, linking, opts.profile, &dir)?));
     }
     let gangadir = match &named.workload.migrate {
-        Some(m) if opts.benches.contains(&Bench::Migrate) => {
+        Some(m) if benches.contains(&Bench::Migrate) => {
             Some(Gangadir::unpack(&root.join(&m.fixture), &dir, m.subjobs)?)
         }
         _ => None,
@@ -220,7 +218,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
     for (linking, bin) in installs {
         let mut mode = Mode::new(linking, bin, &dir, &named, opts.runs)?;
         mode.gangadir = gangadir.clone();
-        results.extend(mode.run(&opts.benches)?);
+        results.extend(mode.run(&benches)?);
         checks.insert(linking.name().to_owned(), Value::Object(mode.checks));
     }
 
@@ -259,6 +257,42 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
     println!("{}", report::table(&results));
     eprintln!("\nevery run's figures: {}", json_path.display());
     Ok(())
+}
+
+/// The benchmarks to run: those named, each of which the workload must be able to run
+/// (`load-one` needs a big job, `migrate` a Ganga fixture), or else every one it can.
+fn chosen(named_benches: &[Bench], named: &Named) -> anyhow::Result<Vec<Bench>> {
+    let w = &named.workload;
+    let lacks = |b: Bench| match b {
+        Bench::LoadOne if w.big_job_subjobs() == 0 => Some("no big job (store.big_job_subjobs)"),
+        Bench::Migrate if w.migrate.is_none() => Some("no Ganga fixture ([migrate])"),
+        _ => None,
+    };
+    if named_benches.is_empty() {
+        let all: Vec<Bench> = Bench::ALL
+            .into_iter()
+            .filter(|&b| lacks(b).is_none())
+            .collect();
+        for b in Bench::ALL.into_iter().filter(|&b| lacks(b).is_some()) {
+            eprintln!(
+                "bench: workload {} has {}: {} is not among the benchmarks run",
+                named.name,
+                lacks(b).unwrap_or_default(),
+                b.name()
+            );
+        }
+        return Ok(all);
+    }
+    for &b in named_benches {
+        if let Some(what) = lacks(b) {
+            bail!(
+                "{} was asked for, but workload {} has {what}",
+                b.name(),
+                named.name
+            );
+        }
+    }
+    Ok(named_benches.to_vec())
 }
 
 fn build(root: &Path, target: &Path, linking: Linking, profile: Profile) -> anyhow::Result<()> {
@@ -348,6 +382,14 @@ fn install(
         })?;
     }
     Ok(bin)
+}
+
+/// The most a benchmark's process may take, as the workload's targets say.
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    wall_secs: Option<f64>,
+    /// MB = 10^6 bytes, as the issue states them.
+    peak_rss_mb: Option<f64>,
 }
 
 /// One linking mode: its install, its home, and the benchmarks run against them.
@@ -479,10 +521,9 @@ impl<'a> Mode<'a> {
             results.push(self.list()?);
         }
         if benches.contains(&Bench::LoadOne) {
-            match big_job {
-                Some(id) => results.extend(self.load_one(id)?),
-                None => eprintln!("bench: load-one skipped: the workload has no big job"),
-            }
+            // `chosen` runs load-one only on a workload with a big job.
+            let id = big_job.context("load-one needs a workload with a big job")?;
+            results.extend(self.load_one(id)?);
         }
         if benches.contains(&Bench::TouchAll) {
             results.push(self.touch_all("statuses")?);
@@ -494,27 +535,49 @@ impl<'a> Mode<'a> {
             results.push(self.churn()?);
         }
         if benches.contains(&Bench::Migrate) {
-            match self.gangadir.clone() {
-                Some(g) => results.push(self.migrate(&g)?),
-                None => eprintln!("bench: migrate skipped: the workload names no Ganga fixture"),
-            }
+            // `chosen` runs migrate only on a workload with a fixture, unpacked by `bench`.
+            let g = self
+                .gangadir
+                .clone()
+                .context("migrate needs a workload with a Ganga fixture")?;
+            results.push(self.migrate(&g)?);
         }
         Ok(results)
     }
 
+    /// A benchmark's result: the medians of its processes' wall time and peak RSS, held
+    /// to `limits`, then its own `figures`.
     fn result(
         &self,
         benchmark: &str,
         cmd: &Command,
         runs: Vec<Run>,
+        limits: Limits,
         figures: Vec<Figure>,
     ) -> BenchResult {
+        let mut all = vec![
+            Figure::new(
+                "wall_secs",
+                med(&runs, |r| r.process.wall_secs),
+                Unit::Secs,
+                "",
+            )
+            .at_most(limits.wall_secs, secs),
+            Figure::new(
+                "peak_rss_mib",
+                med(&runs, |r| r.process.peak_rss_mib()),
+                Unit::Mib,
+                "",
+            )
+            .at_most(limits.peak_rss_mb.map(mb_to_mib), mib_as_mb),
+        ];
+        all.extend(figures);
         BenchResult {
             benchmark: benchmark.to_owned(),
             linking: self.linking.name().to_owned(),
             command: crate::shown(cmd),
             runs,
-            figures,
+            figures: all,
         }
     }
 
@@ -556,18 +619,6 @@ impl<'a> Mode<'a> {
         let targets = &self.workload().targets;
         let figures = vec![
             Figure::new(
-                "wall_secs",
-                med(&runs, |r| r.process.wall_secs),
-                Unit::Secs,
-                "",
-            ),
-            Figure::new(
-                "peak_rss_mib",
-                med(&runs, |r| r.process.peak_rss_mib()),
-                Unit::Mib,
-                "",
-            ),
-            Figure::new(
                 "bytes_per_subjob",
                 med(&runs, |r| num_opt(&r.disk, "/apparent_bytes")) / subjobs.max(1.0),
                 Unit::Bytes,
@@ -601,7 +652,7 @@ impl<'a> Mode<'a> {
             ),
             Figure::new("jobs_written", jobs / store_secs, Unit::PerSec, "jobs"),
         ];
-        Ok(self.result("store", &cmd, runs, figures))
+        Ok(self.result("store", &cmd, runs, Limits::default(), figures))
     }
 
     /// Checks, unmeasured, that the binaries use the store the mode says and that the
@@ -666,24 +717,17 @@ impl<'a> Mode<'a> {
     fn list(&mut self) -> anyhow::Result<BenchResult> {
         let (cmd, runs) = self.ganga_runs("list", &["jobs"])?;
         let t = &self.workload().targets;
-        let figures = vec![
-            Figure::new(
-                "wall_secs",
-                med(&runs, |r| r.process.wall_secs),
-                Unit::Secs,
-                "",
-            )
-            .at_most(t.list_wall_ms.map(|ms| ms / 1000.0), secs),
-            Figure::new(
-                "peak_rss_mib",
-                med(&runs, |r| r.process.peak_rss_mib()),
-                Unit::Mib,
-                "",
-            )
-            .at_most(t.list_peak_rss_mb.map(mb_to_mib), mib_as_mb),
-            Figure::new("jobs", self.workload().jobs() as f64, Unit::Count, "jobs"),
-        ];
-        Ok(self.result("list", &cmd, runs, figures))
+        let limits = Limits {
+            wall_secs: t.list_wall_ms.map(|ms| ms / 1000.0),
+            peak_rss_mb: t.list_peak_rss_mb,
+        };
+        let figures = vec![Figure::new(
+            "jobs",
+            self.workload().jobs() as f64,
+            Unit::Count,
+            "jobs",
+        )];
+        Ok(self.result("list", &cmd, runs, limits, figures))
     }
 
     fn load_one(&mut self, id: u64) -> anyhow::Result<Vec<BenchResult>> {
@@ -706,23 +750,11 @@ impl<'a> Mode<'a> {
             (format!("load-one show {one}"), vec!["show", one.as_str()]),
         ] {
             let (cmd, runs) = self.ganga_runs(&label, &args)?;
-            let figures = vec![
-                Figure::new(
-                    "wall_secs",
-                    med(&runs, |r| r.process.wall_secs),
-                    Unit::Secs,
-                    "",
-                )
-                .at_most(t.load_one_wall_ms.map(|ms| ms / 1000.0), secs),
-                Figure::new(
-                    "peak_rss_mib",
-                    med(&runs, |r| r.process.peak_rss_mib()),
-                    Unit::Mib,
-                    "",
-                )
-                .at_most(t.load_one_peak_rss_mb.map(mb_to_mib), mib_as_mb),
-            ];
-            out.push(self.result(&label, &cmd, runs, figures));
+            let limits = Limits {
+                wall_secs: t.load_one_wall_ms.map(|ms| ms / 1000.0),
+                peak_rss_mb: t.load_one_peak_rss_mb,
+            };
+            out.push(self.result(&label, &cmd, runs, limits, Vec::new()));
         }
         Ok(out)
     }
@@ -779,20 +811,6 @@ impl<'a> Mode<'a> {
         };
         let work = med(&runs, |r| num_opt(&r.driver, "/result/work_secs"));
         let figures = vec![
-            Figure::new(
-                "wall_secs",
-                med(&runs, |r| r.process.wall_secs),
-                Unit::Secs,
-                "",
-            )
-            .at_most(t.touch_all_wall_s, secs),
-            Figure::new(
-                "peak_rss_mib",
-                med(&runs, |r| r.process.peak_rss_mib()),
-                Unit::Mib,
-                "",
-            )
-            .at_most(t.touch_all_peak_rss_mb.map(mb_to_mib), mib_as_mb),
             Figure::new("subjobs", subjobs as f64, Unit::Count, "subjobs"),
             Figure::new("work_secs", work, Unit::Secs, "of work"),
             Figure::new(
@@ -802,7 +820,11 @@ impl<'a> Mode<'a> {
                 "subjobs",
             ),
         ];
-        Ok(self.result(label, &cmd, runs, figures))
+        let limits = Limits {
+            wall_secs: t.touch_all_wall_s,
+            peak_rss_mb: t.touch_all_peak_rss_mb,
+        };
+        Ok(self.result(label, &cmd, runs, limits, figures))
     }
 
     fn churn(&mut self) -> anyhow::Result<BenchResult> {
@@ -831,18 +853,6 @@ impl<'a> Mode<'a> {
         let t = &self.workload().targets;
         let work = med(&runs, |r| num_opt(&r.driver, "/result/work_secs"));
         let figures = vec![
-            Figure::new(
-                "wall_secs",
-                med(&runs, |r| r.process.wall_secs),
-                Unit::Secs,
-                "",
-            ),
-            Figure::new(
-                "peak_rss_mib",
-                med(&runs, |r| r.process.peak_rss_mib()),
-                Unit::Mib,
-                "",
-            ),
             Figure::new("changes", c.changes as f64, Unit::Count, "changes"),
             Figure::new("work_secs", work, Unit::Secs, "of work").at_most(t.churn_wall_s, secs),
             Figure::new(
@@ -864,7 +874,7 @@ impl<'a> Mode<'a> {
                 "changes",
             ),
         ];
-        Ok(self.result("churn", &cmd, runs, figures))
+        Ok(self.result("churn", &cmd, runs, Limits::default(), figures))
     }
 
     /// `ganga migrate GANGADIR --workspace none`, each run into a fresh home of its own:
@@ -921,13 +931,6 @@ impl<'a> Mode<'a> {
         let store = med(&runs, |r| num_opt(&r.disk, "/apparent_bytes"));
         let subjobs = g.subjobs as f64;
         let figures = vec![
-            Figure::new("wall_secs", wall, Unit::Secs, ""),
-            Figure::new(
-                "peak_rss_mib",
-                med(&runs, |r| r.process.peak_rss_mib()),
-                Unit::Mib,
-                "",
-            ),
             Figure::new("subjobs", subjobs, Unit::Count, "subjobs"),
             Figure::new("subjobs_migrated", subjobs / wall, Unit::PerSec, "subjobs"),
             Figure::new("store_bytes", store, Unit::Bytes, "in the store's files"),
@@ -950,7 +953,7 @@ impl<'a> Mode<'a> {
                 "smaller than the repository",
             ),
         ];
-        Ok(self.result("migrate", &cmd, runs, figures))
+        Ok(self.result("migrate", &cmd, runs, Limits::default(), figures))
     }
 }
 
@@ -1073,4 +1076,41 @@ fn disk_usage(dir: &Path) -> anyhow::Result<Value> {
             .map(|(name, apparent, allocated)| json!({"name": name, "apparent_bytes": apparent, "allocated_bytes": allocated}))
             .collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A workload without a big job or a Ganga fixture.
+    fn plain() -> Named {
+        let text = r#"
+            description = "plain"
+            runs = 1
+            [store]
+            masters = 1
+            [churn]
+            changes = 1
+            batch = 1
+        "#;
+        Named {
+            name: "plain".into(),
+            path: PathBuf::from("plain.toml"),
+            workload: toml::from_str(text).expect("a valid workload"),
+            raw: toml::from_str(text).expect("a valid table"),
+        }
+    }
+
+    #[test]
+    fn benchmarks_a_workload_cannot_run_are_refused_when_asked_for_and_left_out_otherwise() {
+        let w = plain();
+        let all = chosen(&[], &w).expect("the default set");
+        assert!(!all.contains(&Bench::LoadOne) && !all.contains(&Bench::Migrate));
+        assert!(all.contains(&Bench::Churn));
+        for b in [Bench::LoadOne, Bench::Migrate] {
+            let e = chosen(&[b], &w).expect_err("refused").to_string();
+            assert!(e.contains(b.name()) && e.contains("plain"), "{e}");
+        }
+        assert_eq!(chosen(&[Bench::List], &w).expect("runs"), [Bench::List]);
+    }
 }
