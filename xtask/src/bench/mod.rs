@@ -106,8 +106,9 @@ cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic
                   [--runs N] [--json PATH] [--profile release|debug] [--dir DIR] [--no-build]
 
   NAME       store, list, load-one, touch-all, touch-all-subjobs, churn, migrate
-             (default: all; store always runs, the others but migrate read the home it
-             makes; migrate runs `ganga migrate` on the workload's Ganga fixture)
+             (default: all the workload can run; store always runs, the others but
+             migrate read the home it makes; load-one needs the workload's big job,
+             migrate runs `ganga migrate` on its Ganga fixture)
   --workload a file in xtask/workloads/ by name, or a path (default: small)
   --linking  plugins loaded as libraries, linked in, or both (default: both)
   --runs     runs of each benchmark but store (default: the workload's)
