@@ -34,6 +34,9 @@ use crate::lease::SubmissionLease;
 use crate::pace::{Pace, PaceRules};
 use crate::{Context, OpError, now};
 
+/// How often the units are read while none is active.
+const IDLE_READ: Duration = Duration::from_secs(1);
+
 /// How the monitor paces itself and what it decides on its own.
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -206,6 +209,7 @@ struct Loop<'m> {
     active_units: usize,
     counts: StatusCounts,
     read_now: bool,
+    last_read: Instant,
     idle_since: Option<Instant>,
     polls: u64,
     last_poll: Option<Timestamp>,
@@ -262,6 +266,7 @@ impl Monitor {
             active_units: 0,
             counts: StatusCounts::default(),
             read_now: true,
+            last_read: Instant::now(),
             idle_since: None,
             polls: 0,
             last_poll: None,
@@ -275,16 +280,18 @@ impl Monitor {
                 if l.in_flight() == 0 || Instant::now() >= deadline {
                     return Ok(());
                 }
-            } else if l.read_now || l.any_due() {
-                match l.read_and_start().await {
-                    Ok(()) => store_failures = 0,
-                    Err(e) => {
-                        store_failures += 1;
-                        tracing::warn!("cannot read the active units: {e}");
-                        if store_failures >= 5 {
-                            return Err(e);
+            } else {
+                if l.read_now || l.any_due() || l.idle_read_due() {
+                    match l.read_and_start().await {
+                        Ok(()) => store_failures = 0,
+                        Err(e) => {
+                            store_failures += 1;
+                            tracing::warn!("cannot read the active units: {e}");
+                            if store_failures >= 5 {
+                                return Err(e);
+                            }
+                            l.delay_all(Duration::from_secs(1));
                         }
-                        l.delay_all(Duration::from_secs(1));
                     }
                 }
                 if l.reached(&until) {
@@ -344,6 +351,12 @@ impl Loop<'_> {
             .any(|b| !b.polling && b.units > 0 && b.next_due <= now)
     }
 
+    /// With nothing active, the units are read now and then anyway: a job submitted by a
+    /// process that could not reach this monitor is found that way.
+    fn idle_read_due(&self) -> bool {
+        self.active_units == 0 && self.last_read.elapsed() >= IDLE_READ
+    }
+
     fn delay_all(&mut self, by: Duration) {
         let at = Instant::now() + by;
         for b in self.backends.values_mut() {
@@ -363,6 +376,9 @@ impl Loop<'_> {
         }
         if let (Some(idle), Some(since)) = (self.settings().idle_exit, self.idle_since) {
             wake = wake.min(since + idle);
+        }
+        if self.active_units == 0 {
+            wake = wake.min(self.last_read + IDLE_READ);
         }
         wake
     }
@@ -411,6 +427,7 @@ impl Loop<'_> {
     /// interrupted submissions.
     async fn read_and_start(&mut self) -> Result<(), OpError> {
         self.read_now = false;
+        self.last_read = Instant::now();
         let units = self.ctx().store.active_units().await?;
         self.active_units = units.len();
         self.counts = units.iter().map(|u| u.status).collect();
