@@ -199,6 +199,9 @@ struct Loop<'m> {
     absent_since: HashMap<(JobRef, u32), Instant>,
     /// Units whose outputs are queued or being collected.
     finalising: HashSet<(JobRef, u32)>,
+    /// Units whose end was settled lately, and when: a poll that started before that
+    /// must not have their outputs collected again.
+    settled: HashMap<(JobRef, u32), Instant>,
     /// Jobs with a lookup of interrupted submissions, or an automatic resubmission, in
     /// flight.
     finding: HashSet<JobId>,
@@ -259,6 +262,7 @@ impl Monitor {
             backends: BTreeMap::new(),
             absent_since: HashMap::new(),
             finalising: HashSet::new(),
+            settled: HashMap::new(),
             finding: HashSet::new(),
             resubmitting: HashSet::new(),
             targeted: 0,
@@ -429,6 +433,9 @@ impl Loop<'_> {
         self.read_now = false;
         self.last_read = Instant::now();
         let units = self.ctx().store.active_units().await?;
+        // Polls are long over for what was settled a while ago.
+        self.settled
+            .retain(|_, at| at.elapsed() < Duration::from_secs(600));
         self.active_units = units.len();
         self.counts = units.iter().map(|u| u.status).collect();
         self.active_jobs = units.iter().map(|u| u.unit.job).collect();
@@ -844,7 +851,9 @@ impl Loop<'_> {
                             updates.push(update(c));
                             ended.push((backend.to_owned(), e, true));
                         }
-                        None if !self.finalising.contains(&(u.unit, u.run)) => {
+                        None if !self.finalising.contains(&(u.unit, u.run))
+                            && !self.settled.contains_key(&(u.unit, u.run)) =>
+                        {
                             ended.push((backend.to_owned(), e, false));
                         }
                         None => {}
@@ -992,6 +1001,7 @@ impl Loop<'_> {
         for e in batch {
             match answers.get(&e.unit) {
                 Some(Ok(out)) => {
+                    self.settled.insert((e.unit, e.run), Instant::now());
                     let change = settle(e.succeeded, e.reason.as_deref(), out, at);
                     report.changed += 1;
                     report.finished += 1;
