@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
 
 mod bad_input;
+mod listing;
 mod migrate;
 mod output;
+mod pipes;
 mod util;
 mod workflow;

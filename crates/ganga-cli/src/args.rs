@@ -68,9 +68,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the subjobs of a job
+    /// List the subjobs of a job, or of every job (`--all`)
     Subjobs {
-        job: u64,
+        #[arg(required_unless_present = "all")]
+        job: Option<u64>,
+        /// Every subjob of every job (with --status: those in it), e.g. `--all --status failed`
+        #[arg(long, conflicts_with = "job")]
+        all: bool,
         /// Only subjobs in this status (repeatable)
         #[arg(long, short)]
         status: Vec<Status>,

@@ -1,17 +1,19 @@
 //! One function per subcommand.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ganga_core::{Job, JobId, JobRef, PeekFile, Status, Store, SummaryEntry};
+use ganga_core::{Job, JobId, JobRef, PeekFile, SUBJOB_PAGE, Status, Store};
 use ganga_monitor::{MonitorLease, SubmitReport, Until};
 use serde_json::json;
 
 use crate::args::Command;
 use crate::jobfile;
+use crate::out::{errln, out, outln};
 use crate::render;
 use crate::session::Session;
 
@@ -21,9 +23,14 @@ const NOT_COMPLETED: u8 = 2;
 pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Submit { target, wait } => submit(session, &target, wait).await,
-        Command::Jobs { status, json } => jobs(session, &status, json).await,
+        Command::Jobs { status, json } => crate::listing::jobs(session, &status, json).await,
         Command::Show { job, json } => show(session, job, json).await,
-        Command::Subjobs { job, status, json } => subjobs(session, job, &status, json).await,
+        Command::Subjobs {
+            job,
+            all: _,
+            status,
+            json,
+        } => crate::listing::subjobs(session, job, &status, json).await,
         Command::Kill { jobs } => kill(session, &jobs).await,
         Command::Resubmit { jobs, wait } => resubmit(session, &jobs, wait).await,
         Command::Remove { jobs, force } => remove(session, &jobs, force).await,
@@ -37,6 +44,15 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
         Command::Plugins { json } => plugins(session, json),
         Command::Migrate(args) => crate::migrate::run(session, args).await,
     }
+}
+
+/// Writes a JSON document to stdout, as serde_json's pretty printer lays it out.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Runs blocking store work off the async threads.
@@ -82,7 +98,7 @@ async fn submit(session: &Session, target: &str, wait: bool) -> anyhow::Result<E
         }
         ops.submit_spec(parsed.spec).await?
     };
-    print_submitted(&report);
+    print_submitted(&report)?;
     if !report.failed.is_empty() && report.submitted == 0 {
         return Ok(ExitCode::from(NOT_COMPLETED));
     }
@@ -92,15 +108,16 @@ async fn submit(session: &Session, target: &str, wait: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_submitted(report: &SubmitReport) {
-    println!(
+fn print_submitted(report: &SubmitReport) -> std::io::Result<()> {
+    outln!(
         "job {}: {} submitted",
         report.job,
         plural(report.submitted, "unit", "units")
-    );
+    )?;
     for (job, reason) in &report.failed {
-        eprintln!("job {job}: submission failed: {reason}");
+        errln!("job {job}: submission failed: {reason}");
     }
+    Ok(())
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -118,14 +135,14 @@ async fn wait_for(session: &Session, ids: &[JobId]) -> anyhow::Result<ExitCode> 
     if lease.is_none() {
         let holder =
             MonitorLease::holder(&lease_path).map_or_else(String::new, |p| format!(" (pid {p})"));
-        eprintln!("another `ganga monitor`{holder} is driving jobs; watching the store");
+        errln!("another `ganga monitor`{holder} is driving jobs; watching the store");
     }
     for &id in ids {
         let mut last = String::new();
         let mut show = |job: &Job| {
             let line = render::progress(job);
             if line != last {
-                eprintln!("{line}");
+                errln!("{line}");
                 last = line;
             }
         };
@@ -174,22 +191,27 @@ async fn wait_for(session: &Session, ids: &[JobId]) -> anyhow::Result<ExitCode> 
 /// What a finished job produced: its status and, per unit, where its outputs are.
 async fn print_outcome(session: &Session, job: &Job) -> anyhow::Result<()> {
     let ws = session.workspaces();
-    println!("job {} ({}) ended {}", job.id, job.spec.name, job.status());
+    outln!("job {} ({}) ended {}", job.id, job.spec.name, job.status())?;
     if job.is_split() {
+        // A page at a time: a job may have a million subjobs.
         let cache = session.context()?.cache.clone();
         let (id, n) = (job.id, job.subjob_count());
-        let subjobs = blocking(move || Ok(cache.subjobs(id, 0..n)?)).await?;
-        for sj in &subjobs {
-            let r = JobRef::subjob(job.id, sj.index);
-            print_unit(&r, &sj.run, &ws.output_dir(r));
+        for start in (0..n).step_by(SUBJOB_PAGE as usize) {
+            let cache = cache.clone();
+            let range = start..n.min(start.saturating_add(SUBJOB_PAGE));
+            let subjobs = blocking(move || Ok(cache.subjobs(id, range)?)).await?;
+            for sj in &subjobs {
+                let r = JobRef::subjob(job.id, sj.index);
+                print_unit(&r, &sj.run, &ws.output_dir(r))?;
+            }
         }
     } else {
-        print_unit(&job.job_ref(), &job.run, &ws.output_dir(job.job_ref()));
+        print_unit(&job.job_ref(), &job.run, &ws.output_dir(job.job_ref()))?;
     }
     Ok(())
 }
 
-fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) {
+fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) -> std::io::Result<()> {
     let mut line = format!("  {r:<8} {:<10}", run.status.as_str());
     if let Some(code) = run.backend.exit_code {
         line.push_str(&format!(" exit {code}"));
@@ -199,10 +221,11 @@ fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) {
     {
         line.push_str(&format!(" ({reason})"));
     }
-    println!("{line}");
+    outln!("{line}")?;
     for o in &run.outputs {
-        println!("           {}", output_dir.join(o).display());
+        outln!("           {}", output_dir.join(o).display())?;
     }
+    Ok(())
 }
 
 async fn ctrl_c() {
@@ -212,65 +235,15 @@ async fn ctrl_c() {
     }
 }
 
-async fn jobs(session: &Session, statuses: &[Status], json: bool) -> anyhow::Result<ExitCode> {
-    let store = store(session)?;
-    let mut entries = blocking(move || {
-        let mut all = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = store.summaries(from, 10_000)?;
-            let Some(last) = page.last() else { break };
-            from = last.id() + 1;
-            all.extend(page);
-        }
-        Ok(all)
-    })
-    .await?;
-    if !statuses.is_empty() {
-        entries.retain(|e| match e {
-            SummaryEntry::Readable(s) => statuses.contains(&s.status),
-            SummaryEntry::Unreadable { .. } => true,
-        });
-    }
-    let unreadable: Vec<_> = entries
-        .iter()
-        .filter_map(|e| match e {
-            SummaryEntry::Unreadable { id, error } => Some((*id, error.clone())),
-            SummaryEntry::Readable(_) => None,
-        })
-        .collect();
-    if json {
-        let out: Vec<_> = entries.iter().map(render::summary_json).collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if entries.is_empty() {
-        if statuses.is_empty() {
-            println!("no jobs");
-        } else {
-            println!("no jobs {}", render::status_list(statuses));
-        }
-    } else {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        render::jobs_table(&entries).write(&mut out)?;
-        std::io::Write::flush(&mut out)?;
-    }
-    for (id, error) in &unreadable {
-        eprintln!("warning: job {id} is unreadable: {error}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<ExitCode> {
     let job = load_job(session, target.job).await?;
     let ws = session.workspaces();
     match target.subjob {
         None => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&render::job_json(&job, &ws))?
-                );
+                print_json(&render::job_json(&job, &ws))?;
             } else {
-                print!("{}", render::job_text(&job, &ws));
+                out!("{}", render::job_text(&job, &ws))?;
             }
         }
         Some(index) => {
@@ -286,52 +259,11 @@ async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<E
                 );
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&render::subjob_json(&job, sj, &ws))?
-                );
+                print_json(&render::subjob_json(&job, sj, &ws))?;
             } else {
-                print!("{}", render::subjob_text(&job, sj, &ws));
+                out!("{}", render::subjob_text(&job, sj, &ws))?;
             }
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn subjobs(
-    session: &Session,
-    id: JobId,
-    statuses: &[Status],
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let job = load_job(session, id).await?;
-    let cache = session.context()?.cache.clone();
-    let n = job.subjob_count();
-    let all = blocking(move || Ok(cache.subjobs(id, 0..n)?)).await?;
-    let shown: Vec<_> = all
-        .iter()
-        .filter(|sj| statuses.is_empty() || statuses.contains(&sj.run.status))
-        .collect();
-    let ws = session.workspaces();
-    if json {
-        let out: Vec<_> = shown
-            .iter()
-            .map(|sj| render::subjob_json(&job, sj, &ws))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if shown.is_empty() {
-        println!(
-            "job {id}: no subjobs{}",
-            if statuses.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", render::status_list(statuses))
-            }
-        );
-    } else {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        render::subjobs_table(&job, &shown).write(&mut out)?;
-        std::io::Write::flush(&mut out)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -342,18 +274,18 @@ async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode>
     for &target in targets {
         match ops.kill(target).await {
             Ok(report) => {
-                println!(
+                outln!(
                     "job {target}: {} killed",
                     plural(report.killed.len(), "unit", "units")
-                );
+                )?;
                 for (job, reason) in &report.failed {
                     ok = false;
-                    eprintln!("job {job}: not killed: {reason}");
+                    errln!("job {job}: not killed: {reason}");
                 }
             }
             Err(e) => {
                 ok = false;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
@@ -369,7 +301,7 @@ async fn resubmit(session: &Session, targets: &[JobRef], wait: bool) -> anyhow::
     let mut ids = Vec::new();
     for &target in targets {
         let report = ops.resubmit(target).await?;
-        print_submitted(&report);
+        print_submitted(&report)?;
         ids.push(report.job);
     }
     if wait {
@@ -384,10 +316,10 @@ async fn remove(session: &Session, ids: &[JobId], force: bool) -> anyhow::Result
     let mut ok = true;
     for &id in ids {
         match ops.remove(id, force).await {
-            Ok(()) => println!("job {id}: removed"),
+            Ok(()) => outln!("job {id}: removed")?,
             Err(e) => {
                 ok = false;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
@@ -401,9 +333,9 @@ async fn remove(session: &Session, ids: &[JobId], force: bool) -> anyhow::Result
 async fn copy(session: &Session, id: JobId, submit: bool) -> anyhow::Result<ExitCode> {
     let ops = session.operations()?;
     let new = ops.copy(id).await?;
-    println!("job {new}: copy of job {id}");
+    outln!("job {new}: copy of job {id}")?;
     if submit {
-        print_submitted(&ops.submit(new).await?);
+        print_submitted(&ops.submit(new).await?)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -415,12 +347,12 @@ async fn force_status(
 ) -> anyhow::Result<ExitCode> {
     let changed = session.operations()?.force_status(target, status).await?;
     if changed.is_empty() {
-        println!("job {target}: nothing changed");
+        outln!("job {target}: nothing changed")?;
     } else {
-        println!(
+        outln!(
             "job {target}: {} now {status}",
             plural(changed.len(), "unit", "units")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -437,8 +369,9 @@ async fn peek(
         _ => PeekFile::Path(file),
     };
     let out = session.operations()?.peek(target, file, bytes).await?;
-    use std::io::Write as _;
-    std::io::stdout().write_all(&out)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -500,7 +433,7 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             .collect();
         let out =
             json!({ "plugins": plugins, "refused": refused, "search_path": session.search_path });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        print_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&["name", "kind", "version", "abi", "protocol", "from"]);
@@ -517,23 +450,23 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             ),
         ]);
     }
-    println!("{}", render::text(&t));
+    outln!("{}", render::text(&t))?;
     for p in catalog.shadowed() {
-        println!(
+        outln!(
             "shadowed: {} {} from {} (an earlier one of that name is used)",
             p.kind,
             p.name,
             p.file
                 .as_ref()
                 .map_or_else(|| "ganga".into(), |f| f.display().to_string())
-        );
+        )?;
     }
     for r in catalog.refusals() {
-        println!("{r}");
+        outln!("{r}")?;
     }
     if let Some(file) = &session.config_file {
-        println!("config: {}", file.display());
+        outln!("config: {}", file.display())?;
     }
-    println!("home: {}", session.home.display());
+    outln!("home: {}", session.home.display())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,11 +5,16 @@
 //! libraries found beside the binary or on the plugin path (or linked in with the
 //! `static-plugins` feature), and the monitor and operations come from `ganga-monitor`.
 
+// Printing goes through out.rs, which neither panics nor fails on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod args;
 mod commands;
 mod config;
 mod jobfile;
+mod listing;
 mod migrate;
+mod out;
 mod render;
 mod session;
 mod tomlfile;
@@ -28,7 +33,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            out::errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -38,8 +43,10 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader of our output has gone (`ganga jobs | head`): not a failure.
+        Err(e) if out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            out::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
