@@ -1,8 +1,10 @@
 //! Bad input gets a clear error naming the thing and the cause, and nothing stored is lost.
 
+use std::os::unix::process::ExitStatusExt as _;
+
 use ganga_test_support::built_plugin;
 
-use crate::util::Ganga;
+use crate::util::{Ganga, truncated_copy};
 
 /// Submits `toml` as a job file and returns the error, with the temp path made stable.
 fn job_file_error(g: &Ganga, toml: &str) -> String {
@@ -161,5 +163,68 @@ fn a_malformed_config_file_is_reported_with_its_line() {
             "config.toml:2:17: monitor.interval_secs: invalid type: string \"fast\", expected f64"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_plugin_is_refused_by_name_and_every_command_goes_on() {
+    let g = Ganga::new();
+    let plugin = built_plugin("ganga-backend-example");
+    let size = std::fs::metadata(&plugin).unwrap().len();
+    let dir = g.path("half-built");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lengths: Vec<u64> = [1024, 64 * 1024, 1 << 20, size / 2, size - 1]
+        .into_iter()
+        .filter(|&n| n < size)
+        .collect();
+    let mut files = Vec::new();
+    for len in &lengths {
+        let file = dir.join(format!("libganga_backend_cut{len}.so"));
+        truncated_copy(&plugin, &file, *len);
+        // Named with --plugin: a hard error (exit code 1) naming it, not a signal.
+        let out = g.output(&["--plugin", file.to_str().unwrap(), "plugins"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), None, "{len} bytes: killed by a signal");
+        assert_eq!(out.status.code(), Some(1), "{len} bytes: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: {} refused: the file is truncated",
+                file.display()
+            )),
+            "{len} bytes: {stderr}"
+        );
+        files.push(file);
+    }
+    // Found by searching: each is listed as refused, the intact plugins are used, and
+    // commands that need them work.
+    let out = g.output(&["--plugin-dir", dir.to_str().unwrap(), "plugins"]);
+    assert_eq!(out.status.signal(), None);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for file in &files {
+        assert!(
+            stdout.contains(&format!(
+                "{} refused: the file is truncated",
+                file.display()
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("local") && stdout.contains("lmdb"),
+        "{stdout}"
+    );
+    let job = g.job_file("ok.toml", "[application]\nexe = \"/bin/true\"\n");
+    let out = g.output(&[
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "submit",
+        "--wait",
+        job.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

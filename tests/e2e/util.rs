@@ -227,3 +227,18 @@ pub(crate) fn alive(pid: u32) -> bool {
 pub(crate) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
+
+/// The first `len` bytes of `from` at `to`, as a half-written build leaves a library.
+pub(crate) fn truncated_copy(from: &Path, to: &Path, len: u64) {
+    use std::io::{Read as _, Write as _};
+    let mut bytes = Vec::new();
+    std::fs::File::open(from)
+        .unwrap()
+        .take(len)
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::File::create(to)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+}
