@@ -47,7 +47,7 @@ pub(crate) enum Command {
     /// Submit a job file (creating the job), or a job in status `new` by its id
     Submit {
         /// A TOML job file, or the id of a `new` job (e.g. one made by `copy`)
-        target: String,
+        target: PathBuf,
         /// Stay until the job has ended, monitoring it
         #[arg(long)]
         wait: bool,

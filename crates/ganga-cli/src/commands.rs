@@ -77,14 +77,14 @@ async fn load_job(session: &Session, id: JobId) -> anyhow::Result<Job> {
     }
 }
 
-async fn submit(session: &Session, target: &str, wait: bool) -> anyhow::Result<ExitCode> {
+async fn submit(session: &Session, target: &Path, wait: bool) -> anyhow::Result<ExitCode> {
     let ops = session.operations()?;
-    let report = if let Ok(id) = target.parse::<JobId>()
-        && !Path::new(target).exists()
+    let report = if let Some(id) = target.to_str().and_then(|t| t.parse::<JobId>().ok())
+        && !target.exists()
     {
         ops.submit(id).await?
     } else {
-        let parsed = jobfile::read(Path::new(target), &session.config.defaults.backend)?;
+        let parsed = jobfile::read(target, &session.config.defaults.backend)?;
         let names = session.backend_names();
         if !names.contains(&parsed.spec.backend.kind) {
             // Name the line, and say what there is instead.

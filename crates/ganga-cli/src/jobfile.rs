@@ -21,7 +21,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ganga_core::{Application, BackendConfig, Executable, JobSpec, SplitAttribute, Splitter};
+use ganga_core::{
+    Application, BackendConfig, Executable, JobSpec, Override, SplitAttribute, Splitter,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -41,7 +43,7 @@ struct JobFile {
     #[serde(default)]
     input_files: Vec<Spanned<String>>,
     #[serde(default)]
-    output_files: Vec<String>,
+    output_files: Vec<Spanned<String>>,
     #[serde(default)]
     splitter: Option<Spanned<SplitterTable>>,
 }
@@ -54,9 +56,9 @@ struct ApplicationTable {
     kind: Option<Spanned<String>>,
     exe: Spanned<String>,
     #[serde(default)]
-    args: Vec<Word>,
+    args: Vec<Spanned<Word>>,
     #[serde(default)]
-    env: BTreeMap<String, Word>,
+    env: BTreeMap<Spanned<String>, Spanned<Word>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +156,43 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             "must name a program".into(),
         ));
     }
+    // What no backend could hand to a process is refused here, with its line, rather
+    // than stored as a job that fails at submission.
+    if let Some(problem) = exe_problem(app.exe.get_ref()) {
+        return Err(err(app.exe.span(), "application.exe", problem));
+    }
+    let mut args = Vec::with_capacity(app.args.len());
+    for (i, arg) in app.args.into_iter().enumerate() {
+        let span = arg.span();
+        let arg = arg.into_inner().into_string();
+        if let Some(problem) = arg_problem(&arg) {
+            return Err(err(span, &format!("application.args[{i}]"), problem));
+        }
+        args.push(arg);
+    }
+    let mut env = BTreeMap::new();
+    for (name, value) in app.env {
+        if let Some(problem) = env_name_problem(name.get_ref()) {
+            return Err(err(name.span(), "application.env", problem));
+        }
+        let span = value.span();
+        let value = value.into_inner().into_string();
+        if let Some(problem) = env_value_problem(&value) {
+            return Err(err(
+                span,
+                &format!("application.env.{}", name.get_ref()),
+                problem,
+            ));
+        }
+        env.insert(name.into_inner(), value);
+    }
+    let mut output_files = Vec::with_capacity(file.output_files.len());
+    for (i, pattern) in file.output_files.into_iter().enumerate() {
+        if let Some(problem) = pattern_problem(pattern.get_ref()) {
+            return Err(err(pattern.span(), &format!("output_files[{i}]"), problem));
+        }
+        output_files.push(pattern.into_inner());
+    }
 
     let mut input_files = Vec::with_capacity(file.input_files.len());
     for (i, f) in file.input_files.iter().enumerate() {
@@ -165,6 +204,16 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
                 format!(
                     "`{}` is not a file (looked for {})",
                     f.get_ref(),
+                    resolved.display()
+                ),
+            ));
+        }
+        if resolved.to_str().is_none() {
+            return Err(err(
+                f.span(),
+                &format!("input_files[{i}]"),
+                format!(
+                    "the path {} is not valid UTF-8: ganga keeps paths as text; rename the file or the directories on its way",
                     resolved.display()
                 ),
             ));
@@ -203,9 +252,18 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             let span = s.span();
             let splitter =
                 splitter_of(s.into_inner()).map_err(|m| err(span.clone(), "splitter", m))?;
-            splitter
+            let subjobs = splitter
                 .split()
-                .map_err(|e| err(span, "splitter", e.to_string()))?;
+                .map_err(|e| err(span.clone(), "splitter", e.to_string()))?;
+            for (i, overrides) in subjobs.iter().enumerate() {
+                if let Some((field, problem)) = override_problem(overrides, args.len()) {
+                    return Err(err(
+                        span,
+                        "splitter",
+                        format!("subjob {i}: {field}: {problem}"),
+                    ));
+                }
+            }
             Some(splitter)
         }
     };
@@ -216,16 +274,12 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             comment: file.comment,
             application: Application::Executable(Executable {
                 exe: app.exe.into_inner(),
-                args: app.args.into_iter().map(Word::into_string).collect(),
-                env: app
-                    .env
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_string()))
-                    .collect(),
+                args,
+                env,
             }),
             backend,
             input_files,
-            output_files: file.output_files,
+            output_files,
             splitter,
         },
         backend_at,
@@ -270,6 +324,76 @@ fn splitter_of(table: SplitterTable) -> Result<Splitter, String> {
             };
             Splitter::Generic { attributes }
         }
+    })
+}
+
+/// Why a program cannot be run by this name, if it cannot.
+fn exe_problem(exe: &str) -> Option<String> {
+    if exe.starts_with('-') {
+        // Wrappers and env(1) would take it for an option.
+        Some(format!(
+            "`{exe}` starts with `-`, which would be taken for an option"
+        ))
+    } else {
+        nul_problem(exe)
+    }
+}
+
+fn arg_problem(arg: &str) -> Option<String> {
+    nul_problem(arg)
+}
+
+/// A process gets its arguments and environment as NUL-terminated strings.
+fn nul_problem(text: &str) -> Option<String> {
+    text.contains('\0')
+        .then(|| "contains a NUL character, which no process can be given".to_owned())
+}
+
+/// `env NAME=value` splits at the first `=`, a NUL ends the name, and a leading `-` is an
+/// option to env(1).
+fn env_name_problem(name: &str) -> Option<String> {
+    (name.is_empty() || name.contains(['=', '\0']) || name.starts_with('-')).then(|| {
+        format!(
+            "`{}` cannot be the name of an environment variable (it is empty, contains `=` or a NUL, or starts with `-`)",
+            name.escape_debug()
+        )
+    })
+}
+
+fn env_value_problem(value: &str) -> Option<String> {
+    nul_problem(value)
+}
+
+/// An output pattern must be a glob relative to the job's working directory.
+fn pattern_problem(pattern: &str) -> Option<String> {
+    if let Err(e) = ganga_core::check_inside_workdir(pattern) {
+        return Some(e);
+    }
+    glob::Pattern::new(pattern)
+        .err()
+        .map(|e| format!("`{pattern}` is not a usable pattern: {e}"))
+}
+
+/// The first value a subjob's overrides would set that no process could be given, as
+/// (field, why). `base_args` is how many arguments the master has (appended ones follow).
+fn override_problem(overrides: &[Override], base_args: usize) -> Option<(String, String)> {
+    let args = |list: &[String], first: usize| {
+        list.iter().enumerate().find_map(|(j, a)| {
+            arg_problem(a).map(|p| (format!("application.args[{}]", first + j), p))
+        })
+    };
+    let env_var = |name: &str, value: &str| {
+        env_name_problem(name)
+            .map(|p| ("application.env".to_owned(), p))
+            .or_else(|| env_value_problem(value).map(|p| (format!("application.env.{name}"), p)))
+    };
+    overrides.iter().find_map(|o| match o {
+        Override::Exe(exe) => exe_problem(exe).map(|p| ("application.exe".to_owned(), p)),
+        Override::Args(list) => args(list, 0),
+        Override::AppendArgs(list) => args(list, base_args),
+        Override::Env(env) => env.iter().find_map(|(k, v)| env_var(k, v)),
+        Override::EnvVar(k, v) => env_var(k, v),
+        Override::Name(_) | Override::Comment(_) | Override::BackendOption(..) => None,
     })
 }
 

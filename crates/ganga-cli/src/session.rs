@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Cache, JobCache, Store, Workspaces};
+use ganga_core::{
+    ActiveJob, Backend, Cache, Change, CheckReport, Committed, Job, JobCache, JobId, Store,
+    StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, Workspaces,
+};
 use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations};
 use ganga_plugin_host::{Catalog, PluginKind};
 
@@ -75,10 +78,17 @@ impl Session {
         if let Some(c) = self.context.get() {
             return Ok(c);
         }
+        if self.home.to_str().is_none() {
+            bail!(
+                "the ganga home {} is not valid UTF-8: paths cross to plugins as text; choose another with --home or GANGA_HOME",
+                self.home.display()
+            );
+        }
         std::fs::create_dir_all(&self.home)
             .with_context(|| format!("cannot create the ganga home {}", self.home.display()))?;
         let name = &self.config.store.plugin;
-        let store: Arc<dyn Store> = self.catalog.store(name, &self.plugin_context(name))?;
+        let store = self.catalog.store(name, &self.plugin_context(name))?;
+        let store: Arc<dyn Store> = Arc::new(LocatedStore::new(store, name, &self.home));
         let budget = self
             .config
             .store
@@ -144,6 +154,80 @@ impl Backends for CatalogBackends {
         self.catalog
             .backend(name, &context)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A store whose storage errors say where the store is: "No space left on device" alone
+/// names no file. The location is the store's own description of itself, asked once.
+struct LocatedStore {
+    inner: Arc<dyn Store>,
+    location: String,
+}
+
+impl LocatedStore {
+    fn new(inner: Arc<dyn Store>, plugin: &str, home: &Path) -> LocatedStore {
+        let location = match inner.describe() {
+            Ok(d) if !d.location.is_empty() => format!("the store at {}", d.location),
+            _ => format!("the `{plugin}` store of {}", home.display()),
+        };
+        LocatedStore { inner, location }
+    }
+
+    fn locate(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Io(m) => StoreError::Io(format!("{}: {m}", self.location)),
+            StoreError::Protocol(m) => StoreError::Protocol(format!("{}: {m}", self.location)),
+            StoreError::Panicked(m) => StoreError::Panicked(format!("{}: {m}", self.location)),
+            other => other,
+        }
+    }
+}
+
+impl Store for LocatedStore {
+    fn describe(&self) -> Result<StoreDescription, StoreError> {
+        self.inner.describe().map_err(|e| self.locate(e))
+    }
+    fn reserve_ids(&self, n: u64) -> Result<JobId, StoreError> {
+        self.inner.reserve_ids(n).map_err(|e| self.locate(e))
+    }
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Committed>, StoreError> {
+        self.inner.commit(changes).map_err(|e| self.locate(e))
+    }
+    fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.inner.job(id).map_err(|e| self.locate(e))
+    }
+    fn job_record(&self, id: JobId) -> Result<Option<ganga_core::compact::JobRecord>, StoreError> {
+        self.inner.job_record(id).map_err(|e| self.locate(e))
+    }
+    fn subjobs(
+        &self,
+        job: JobId,
+        range: std::ops::Range<SubjobIndex>,
+    ) -> Result<Vec<Subjob>, StoreError> {
+        self.inner.subjobs(job, range).map_err(|e| self.locate(e))
+    }
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: std::ops::Range<SubjobIndex>,
+    ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
+        self.inner
+            .subjob_batch(job, range)
+            .map_err(|e| self.locate(e))
+    }
+    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
+        self.inner
+            .summaries(from, limit)
+            .map_err(|e| self.locate(e))
+    }
+    fn active(&self) -> Result<Vec<ActiveJob>, StoreError> {
+        self.inner.active().map_err(|e| self.locate(e))
+    }
+    fn check(&self) -> Result<CheckReport, StoreError> {
+        self.inner.check().map_err(|e| self.locate(e))
+    }
+    fn dump(&self) -> Result<String, StoreError> {
+        self.inner.dump().map_err(|e| self.locate(e))
     }
 }
 
