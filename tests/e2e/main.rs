@@ -7,6 +7,7 @@ mod bad_input;
 mod listing;
 mod migrate;
 mod output;
+mod permissions;
 mod pipes;
 mod util;
 mod workflow;

@@ -37,6 +37,9 @@ impl Session {
         };
         let home = std::path::absolute(&home).unwrap_or(home);
         let (mut config, config_file) = Config::load(global.config.as_deref(), &home)?;
+        // Before anything is created: the home, the store, workspaces, and every file a
+        // job writes (jobs inherit it) are made with it.
+        set_umask(config.home.umask);
         if let Some(mib) = global.cache_mib {
             config.store.cache_budget_mib = mib;
         }
@@ -228,6 +231,14 @@ impl Store for LocatedStore {
     }
     fn dump(&self) -> Result<String, StoreError> {
         self.inner.dump().map_err(|e| self.locate(e))
+    }
+}
+
+fn set_umask(mask: crate::config::Umask) {
+    // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail
+    // and touches no memory of ours.
+    unsafe {
+        libc::umask(mask.0 as libc::mode_t);
     }
 }
 
