@@ -9,5 +9,6 @@ mod migrate;
 mod output;
 mod permissions;
 mod pipes;
+mod shell;
 mod util;
 mod workflow;

@@ -16,6 +16,8 @@ fn listings(big: u64) -> Vec<Vec<String>> {
         vec!["subjobs", "--all", "--status", "failed", "--json"],
         vec!["show", &big.to_string(), "--json"],
         vec!["plugins"],
+        vec!["completions", "bash"],
+        vec!["man"],
     ]
     .into_iter()
     .map(|a| a.into_iter().map(str::to_owned).collect())

@@ -1,9 +1,11 @@
 //! The command line, as clap reads it. Nothing here knows what the arguments mean beyond
 //! their shape; `session.rs` resolves them against the environment and config.
 
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, CommandFactory as _, Parser, Subcommand};
 use ganga_core::{JobRef, Status};
 
 /// ganga-rs: define jobs, split them into subjobs, run them on this machine, a batch
@@ -139,6 +141,30 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a completion script for a shell, e.g.
+    /// `ganga completions bash > ~/.local/share/bash-completion/completions/ganga`
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `ganga man | man -l -`
+    Man,
+}
+
+/// Writes the completion script for `shell`, made from these definitions.
+pub(crate) fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    // Made in memory first: clap_complete panics when a write fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "ganga", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the manual page, made from these definitions.
+pub(crate) fn print_man() -> anyhow::Result<ExitCode> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    clap_mangen::Man::new(Args::command()).render(&mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, ClapArgs)]

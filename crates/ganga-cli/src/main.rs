@@ -37,10 +37,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let session = session::Session::open(&args.global)?;
-        commands::run(&session, args.command).await
-    });
+    let result = match args.command {
+        // Made from the command line's definitions alone: no config, home or plugins.
+        args::Command::Completions { shell } => args::print_completions(shell),
+        args::Command::Man => args::print_man(),
+        command => runtime.block_on(async {
+            let session = session::Session::open(&args.global)?;
+            commands::run(&session, command).await
+        }),
+    };
     match result {
         Ok(code) => code,
         // The reader of our output has gone (`ganga jobs | head`): not a failure.
