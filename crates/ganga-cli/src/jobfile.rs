@@ -129,9 +129,14 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
         field: None,
         message: format!("cannot read it: {e}"),
     })?;
-    let file: JobFile = tomlfile::parse(path, &text)?;
+    parse(path, &text, default_backend)
+}
+
+/// Reads the text of the job file at `path` (input files are looked for beside it).
+fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile, FileError> {
+    let file: JobFile = tomlfile::parse(path, text)?;
     let err = |span: std::ops::Range<usize>, field: &str, message: String| {
-        FileError::at(path, &text, Some(span), Some(field.to_owned()), message)
+        FileError::at(path, text, Some(span), Some(field.to_owned()), message)
     };
     let base = path.parent().unwrap_or(Path::new("."));
 
@@ -223,7 +228,7 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
 
     let (backend, backend_at) = match file.backend {
         Some(b) => {
-            let (line, col) = tomlfile::line_col(&text, b.kind.span().start);
+            let (line, col) = tomlfile::line_col(text, b.kind.span().start);
             let config = BackendConfig {
                 kind: b.kind.into_inner(),
                 options: b
@@ -238,7 +243,7 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             )
         }
         None => {
-            let (line, col) = tomlfile::line_col(&text, app_span.start);
+            let (line, col) = tomlfile::line_col(text, app_span.start);
             (
                 BackendConfig::named(default_backend),
                 format!("{}:{line}:{col}: (default backend)", path.display()),
@@ -409,4 +414,138 @@ fn absolute(base: &Path, file: &str) -> PathBuf {
         .canonicalize()
         .or_else(|_| std::path::absolute(&joined))
         .unwrap_or(joined)
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! The job-file reader against what a careless edit or a hostile user could write:
+    //! any text, valid job files mutated at random, nesting far deeper than any job
+    //! needs. Whatever the input, it answers (a job or an error) without panicking or
+    //! overflowing the stack. A few hundred cases run with the normal tests; for a long
+    //! run set `PROPTEST_CASES`, e.g.
+    //! `PROPTEST_CASES=200000 cargo test --release -p ganga-cli fuzz`.
+
+    use std::path::PathBuf;
+
+    use ganga_test_support::fuzz::{mutate, mutation};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Job files using every field; input files are looked for in `examples/`.
+    const SAMPLES: &[&str] = &[
+        include_str!("../../../examples/hello-split.toml"),
+        include_str!("../../../examples/generic-split.toml"),
+        include_str!("../../../examples/hello.toml"),
+        r#"name = "all"
+comment = """multi
+line"""
+input_files = ["greeting.txt", './greeting.txt']
+output_files = ["out/*.txt", "a?b[0-9]"]
+[application]
+type = "executable"
+exe = "/bin/sh"
+args = ["-c", 1, 2.5, true, 'lit\eral']
+env = { A = "1", "B.C" = 2, "é" = "ü" }
+[backend]
+type = "local"
+queue = "short"
+nested = { deep = [1, [2, [3]]], when = 1979-05-27T07:32:00Z }
+[splitter]
+type = "generic"
+attributes = { "application.args" = [["a"], ["b"]], "application.env.X" = ["1", "2"], "backend.queue" = ["q1", "q2"] }
+"#,
+    ];
+
+    /// TOML and job-file pieces spliced in by the mutations.
+    const PIECES: &[&str] = &[
+        "[",
+        "]",
+        "{",
+        "}",
+        "[[",
+        "]]",
+        "\"",
+        "'",
+        "\"\"\"",
+        "'''",
+        "=",
+        ",",
+        ".",
+        "\n",
+        "#",
+        "\\u0000",
+        "\\",
+        "[splitter]",
+        "[backend]",
+        "[application]",
+        "type = ",
+        "exe = \"-x\"",
+        "args = [[",
+        "env = {",
+        "output_files = [\"/..\"]",
+        "input_files = [\"../",
+        "1979-05-27",
+        "inf",
+        "nan",
+        "0x7fffffffffffffff",
+        "99999999999999999999",
+        "é",
+        "\u{feff}",
+    ];
+
+    fn job_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fuzzed.toml")
+    }
+
+    /// Reads `text`; an error must still render (it names the file).
+    fn read_text(text: &str) {
+        match parse(&job_path(), text, "local") {
+            Ok(parsed) => assert!(!parsed.backend_at.is_empty()),
+            Err(e) => assert!(e.to_string().contains("fuzzed.toml"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn the_samples_are_valid_job_files() {
+        for text in SAMPLES {
+            if let Err(e) = parse(&job_path(), text, "local") {
+                panic!("{e}\n{text}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_answered(text in "\\PC{0,1024}") {
+            read_text(&text);
+        }
+
+        #[test]
+        fn any_mutation_of_a_job_file_is_answered(
+            which in 0..SAMPLES.len(),
+            mutations in prop::collection::vec(mutation(PIECES), 1..16)
+        ) {
+            let bytes = mutate(SAMPLES[which].as_bytes().to_vec(), &mutations);
+            read_text(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let depth = 100_000;
+        let app = "[application]\nexe = \"x\"\n";
+        let cases = [
+            format!("{app}args = {}{}", "[".repeat(depth), "]".repeat(depth)),
+            format!(
+                "{app}[backend]\ntype = \"local\"\nq = {}1{}",
+                "{a = ".repeat(depth),
+                "}".repeat(depth)
+            ),
+            format!("{}=1\n{app}", vec!["a"; depth].join(".")),
+        ];
+        for text in cases {
+            assert!(parse(&job_path(), &text, "local").is_err());
+        }
+    }
 }
