@@ -164,6 +164,7 @@ impl Ganga {
             input_files: Vec::new(),
             output_files: Vec::new(),
             splitter,
+            auto_resubmit: None,
         };
         let mut changes = Vec::new();
         for id in first..first + plain {

@@ -417,6 +417,7 @@ mod tests {
                     args: (0..n).map(|i| vec![i.to_string()]).collect(),
                     append: false,
                 }),
+                auto_resubmit: None,
             };
             let mut job = Job::new(id, spec, now);
             let mut subjobs = job.split(now).expect("split");

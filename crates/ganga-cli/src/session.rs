@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use ganga_core::protocol::PluginContext;
 use ganga_core::{
-    ActiveJob, Backend, Cache, Change, CheckReport, Committed, Job, JobCache, JobId, Store,
-    StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, Workspaces,
+    ActiveJob, ActiveUnit, Backend, Cache, Change, CheckReport, Committed, Job, JobCache, JobId,
+    Store, StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
+    UnitsUpdated, Workspaces,
 };
 use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations};
 use ganga_plugin_host::{Catalog, PluginKind};
@@ -25,6 +26,7 @@ pub(crate) struct Session {
     /// Where plugins were looked for, in order.
     pub(crate) search_path: Vec<PathBuf>,
     context: OnceLock<Context>,
+    home_id: OnceLock<String>,
 }
 
 impl Session {
@@ -62,6 +64,7 @@ impl Session {
             catalog: Arc::new(catalog),
             search_path,
             context: OnceLock::new(),
+            home_id: OnceLock::new(),
         })
     }
 
@@ -69,7 +72,15 @@ impl Session {
         PluginContext {
             home: self.home.clone(),
             config: self.config.plugin_options(name),
+            home_id: self.home_id(),
         }
+    }
+
+    /// The home's id (see [`home_id`]), read once.
+    fn home_id(&self) -> String {
+        self.home_id
+            .get_or_init(|| home_id(&self.home).unwrap_or_default())
+            .clone()
     }
 
     pub(crate) fn workspaces(&self) -> Workspaces {
@@ -101,6 +112,7 @@ impl Session {
         let backends = Arc::new(CatalogBackends {
             catalog: self.catalog.clone(),
             home: self.home.clone(),
+            home_id: self.home_id(),
             config: self
                 .config
                 .plugin
@@ -145,6 +157,7 @@ impl Session {
 struct CatalogBackends {
     catalog: Arc<Catalog>,
     home: PathBuf,
+    home_id: String,
     config: std::collections::BTreeMap<String, ganga_core::Options>,
 }
 
@@ -153,6 +166,7 @@ impl Backends for CatalogBackends {
         let context = PluginContext {
             home: self.home.clone(),
             config: self.config.get(name).cloned().unwrap_or_default(),
+            home_id: self.home_id.clone(),
         };
         self.catalog
             .backend(name, &context)
@@ -186,6 +200,8 @@ impl LocatedStore {
     }
 }
 
+// Every method is forwarded, those with a default too: a default here would bypass the
+// plugin's own (and its indexes).
 impl Store for LocatedStore {
     fn describe(&self) -> Result<StoreDescription, StoreError> {
         self.inner.describe().map_err(|e| self.locate(e))
@@ -226,6 +242,21 @@ impl Store for LocatedStore {
     fn active(&self) -> Result<Vec<ActiveJob>, StoreError> {
         self.inner.active().map_err(|e| self.locate(e))
     }
+    fn active_units(
+        &self,
+        after: Option<&UnitCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActiveUnit>, StoreError> {
+        self.inner
+            .active_units(after, limit)
+            .map_err(|e| self.locate(e))
+    }
+    fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
+        self.inner.update_units(updates).map_err(|e| self.locate(e))
+    }
+    fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        self.inner.backup(dest).map_err(|e| self.locate(e))
+    }
     fn check(&self) -> Result<CheckReport, StoreError> {
         self.inner.check().map_err(|e| self.locate(e))
     }
@@ -239,6 +270,42 @@ fn set_umask(mask: crate::config::Umask) {
     // and touches no memory of ours.
     unsafe {
         libc::umask(mask.0 as libc::mode_t);
+    }
+}
+
+/// A short id of the home, stable for its life: `<home>/home-id`, made (at random) the
+/// first time it is needed. Backends tag the jobs of this home with it. `None` if the
+/// home cannot be written, when no backend can run jobs anyway.
+fn home_id(home: &Path) -> Option<String> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let path = home.join("home-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && let id = id.trim()
+        && !id.is_empty()
+    {
+        return Some(id.to_owned());
+    }
+    // The standard library's hasher keys are random per process: enough for a tag.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let id = format!("{:08x}", h.finish() as u32);
+    std::fs::create_dir_all(home).ok()?;
+    // Another process may be making it at the same moment: the first one wins.
+    let tmp = home.join(format!("home-id.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{id}\n")).ok()?;
+    let won = std::fs::hard_link(&tmp, &path).is_ok();
+    let _ = std::fs::remove_file(&tmp);
+    if won {
+        Some(id)
+    } else {
+        std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 }
 
