@@ -98,6 +98,23 @@ async fn submit(session: &Session, target: &Path, wait: bool) -> anyhow::Result<
                 .unwrap_or_else(|| format!("unknown backend `{}`", parsed.spec.backend.kind));
             bail!("{}: {detail}", parsed.backend_at);
         }
+        // Options the backend does not know are refused (a typo must not be ignored),
+        // when it says which it knows.
+        let backend = session
+            .context()?
+            .backends
+            .backend(&parsed.spec.backend.kind)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", parsed.backend_at))?;
+        let description = backend.describe().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: backend `{}` cannot describe itself: {e}",
+                parsed.backend_at,
+                parsed.spec.backend.kind
+            )
+        })?;
+        if let Some(known) = &description.options {
+            jobfile::check_backend_options(&parsed, known).map_err(anyhow::Error::msg)?;
+        }
         ops.submit_spec(parsed.spec).await?
     };
     print_submitted(&report)?;

@@ -40,7 +40,7 @@ struct JobFile {
     comment: String,
     application: Spanned<ApplicationTable>,
     #[serde(default)]
-    backend: Option<BackendTable>,
+    backend: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
     #[serde(default)]
     input_files: Vec<Spanned<String>>,
     #[serde(default)]
@@ -82,14 +82,6 @@ struct ApplicationTable {
     args: Vec<Spanned<Word>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, Spanned<Word>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BackendTable {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-    #[serde(flatten)]
-    options: BTreeMap<String, toml::Value>,
 }
 
 /// A command-line word: text, or a number or boolean written as text (as Ganga turns ints
@@ -142,6 +134,39 @@ pub(crate) struct ParsedJobFile {
     /// `file:line:col` of `backend.type`, or of `[application]` when the default backend
     /// is used.
     pub(crate) backend_at: String,
+    /// The backend options the file sets, and where: each key of `[backend]` but `type`,
+    /// and each `backend.OPTION` a splitter sets.
+    pub(crate) backend_options: Vec<OptionAt>,
+}
+
+/// A backend option named in a job file, and where, as `file:line:col: field`.
+pub(crate) struct OptionAt {
+    pub(crate) key: String,
+    pub(crate) at: String,
+}
+
+/// Refuses options the backend does not know (`known`, from its description): a typo in
+/// `[backend]` must not be silently ignored.
+pub(crate) fn check_backend_options(
+    parsed: &ParsedJobFile,
+    known: &[String],
+) -> Result<(), String> {
+    let Some(unknown) = parsed
+        .backend_options
+        .iter()
+        .find(|o| !known.contains(&o.key))
+    else {
+        return Ok(());
+    };
+    let knows = if known.is_empty() {
+        " none".to_owned()
+    } else {
+        format!(": {}", known.join(", "))
+    };
+    Err(format!(
+        "{}: unknown option of backend `{}` (it knows{knows})",
+        unknown.at, parsed.spec.backend.kind
+    ))
 }
 
 /// Reads a job file. `default_backend` is used when it has no `[backend]`.
@@ -249,20 +274,43 @@ fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile
         input_files.push(resolved);
     }
 
+    let at = |span: std::ops::Range<usize>, field: &str| {
+        let (line, col) = tomlfile::line_col(text, span.start);
+        format!("{}:{line}:{col}: {field}", path.display())
+    };
+    let mut backend_options = Vec::new();
     let (backend, backend_at) = match file.backend {
-        Some(b) => {
-            let (line, col) = tomlfile::line_col(text, b.kind.span().start);
-            let config = BackendConfig {
-                kind: b.kind.into_inner(),
-                options: b
-                    .options
-                    .iter()
-                    .map(|(k, v)| (k.clone(), to_value(v)))
-                    .collect(),
+        Some(table) => {
+            // Read by hand rather than derived, to keep where each option is named.
+            let table_span = table.span();
+            let mut kind = None;
+            let mut options = ganga_core::Options::new();
+            for (key, value) in table.into_inner() {
+                if key.get_ref() == "type" {
+                    match value.get_ref() {
+                        toml::Value::String(k) => kind = Some((k.clone(), value.span())),
+                        other => {
+                            return Err(err(
+                                value.span(),
+                                "backend.type",
+                                format!("invalid type: {}, expected a string", other.type_str()),
+                            ));
+                        }
+                    }
+                    continue;
+                }
+                backend_options.push(OptionAt {
+                    key: key.get_ref().clone(),
+                    at: at(key.span(), &format!("backend.{}", key.get_ref())),
+                });
+                options.insert(key.into_inner(), to_value(value.get_ref()));
+            }
+            let Some((kind, kind_span)) = kind else {
+                return Err(err(table_span, "backend", "missing field `type`".into()));
             };
             (
-                config,
-                format!("{}:{line}:{col}: backend.type", path.display()),
+                BackendConfig { kind, options },
+                at(kind_span, "backend.type"),
             )
         }
         None => {
@@ -283,6 +331,15 @@ fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile
             let subjobs = splitter
                 .split()
                 .map_err(|e| err(span.clone(), "splitter", e.to_string()))?;
+            let splitter_at = at(span.clone(), "splitter");
+            for o in subjobs.first().into_iter().flatten() {
+                if let Override::BackendOption(key, _) = o {
+                    backend_options.push(OptionAt {
+                        key: key.clone(),
+                        at: format!("{splitter_at}: backend.{key}"),
+                    });
+                }
+            }
             for (i, overrides) in subjobs.iter().enumerate() {
                 if let Some((field, problem)) = override_problem(overrides, args.len()) {
                     return Err(err(
@@ -342,6 +399,7 @@ fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile
             auto_resubmit,
         },
         backend_at,
+        backend_options,
     })
 }
 
