@@ -10,5 +10,6 @@ mod output;
 mod permissions;
 mod pipes;
 mod shell;
+mod store;
 mod util;
 mod workflow;

@@ -141,6 +141,9 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look after the store: check it, back it up
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a completion script for a shell, e.g.
     /// `ganga completions bash > ~/.local/share/bash-completion/completions/ganga`
     Completions { shell: clap_complete::Shell },
@@ -165,6 +168,23 @@ pub(crate) fn print_man() -> anyhow::Result<ExitCode> {
     clap_mangen::Man::new(Args::command()).render(&mut out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Check that the store's indexes and summaries agree with its records; exits 2 when
+    /// it finds problems. The check runs in a process of its own, so that a crash inside
+    /// the store is reported, naming the store, rather than ending this command.
+    Check {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Run the check in this process (how the checking process is started)
+        #[arg(long, hide = true)]
+        checker: bool,
+    },
+    /// Write a consistent copy of the store into DEST, a new directory, while it is in use
+    Backup { dest: PathBuf },
 }
 
 #[derive(Debug, ClapArgs)]

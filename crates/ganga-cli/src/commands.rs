@@ -42,6 +42,7 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
             interval,
         } => monitor(session, until_idle, interval).await,
         Command::Plugins { json } => plugins(session, json),
+        Command::Store(command) => crate::maintenance::run(session, command).await,
         Command::Completions { shell } => crate::args::print_completions(shell),
         Command::Man => crate::args::print_man(),
         Command::Migrate(args) => crate::migrate::run(session, args).await,

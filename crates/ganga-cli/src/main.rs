@@ -13,6 +13,7 @@ mod commands;
 mod config;
 mod jobfile;
 mod listing;
+mod maintenance;
 mod migrate;
 mod out;
 mod render;
