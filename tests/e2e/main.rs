@@ -6,6 +6,7 @@
 mod bad_input;
 mod listing;
 mod migrate;
+mod monitoring;
 mod output;
 mod permissions;
 mod pipes;

@@ -34,7 +34,7 @@ pub(crate) async fn jobs(
     statuses: &[Status],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = session.context()?.store.clone();
+    let store = session.context()?.store.store().clone();
     let statuses = statuses.to_vec();
     blocking(move || {
         let mut pages = JobPages::new(store);
@@ -84,7 +84,7 @@ pub(crate) async fn subjobs(
     statuses: &[Status],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = session.context()?.store.clone();
+    let store = session.context()?.store.store().clone();
     let workspaces = session.workspaces();
     let statuses = statuses.to_vec();
     blocking(move || {

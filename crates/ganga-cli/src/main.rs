@@ -15,6 +15,7 @@ mod jobfile;
 mod listing;
 mod maintenance;
 mod migrate;
+mod monitoring;
 mod out;
 mod render;
 mod session;

@@ -56,7 +56,7 @@ struct Checked {
 
 /// In the child: say where the store is, check it, print the report (JSON lines).
 async fn checker(session: &Session) -> anyhow::Result<ExitCode> {
-    let store = session.context()?.store.clone();
+    let store = session.context()?.store.store().clone();
     let location = store.describe()?.location;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &Located { location })?;
@@ -74,8 +74,8 @@ async fn checker(session: &Session) -> anyhow::Result<ExitCode> {
 /// In the parent: run the checker and report what became of it.
 async fn check(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program to run the check")?;
-    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    args.push(CHECKER_FLAG.into());
+    let mut args = session.same_setup_args();
+    args.extend(["store", "check", CHECKER_FLAG].map(OsString::from));
     let out = tokio::process::Command::new(&exe)
         .args(&args)
         .stdin(Stdio::null())
@@ -174,7 +174,7 @@ async fn backup(session: &Session, dest: &Path) -> anyhow::Result<ExitCode> {
             dest.display()
         );
     }
-    let store = session.context()?.store.clone();
+    let store = session.context()?.store.store().clone();
     let location = store.describe()?.location;
     let to = std::path::absolute(dest).unwrap_or_else(|_| dest.to_owned());
     let target = to.clone();
