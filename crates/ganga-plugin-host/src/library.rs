@@ -168,12 +168,16 @@ fn check_complete(path: &Path) -> Result<(), String> {
     use object::{Endianness, FileKind, ReadCache};
 
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let len = file
+    let meta = file
         .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?
-        .len();
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a file".to_owned());
+    }
+    let len = meta.len();
     let data = &ReadCache::new(file);
-    let magic = object::ReadRef::read_bytes_at(data, 0, len.min(4)).unwrap_or_default();
+    let magic = object::ReadRef::read_bytes_at(data, 0, len.min(4))
+        .map_err(|()| "cannot read it".to_owned())?;
     let problem = if len == 0 {
         Some("the file is empty".to_owned())
     } else if !object::elf::ELFMAG.starts_with(magic) {

@@ -248,3 +248,20 @@ fn a_library_the_loader_refuses_is_refused_with_the_loaders_reason() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_directory_or_an_empty_file_named_like_a_plugin_is_refused_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(lib_name("dir"))).unwrap();
+    std::fs::write(dir.path().join(lib_name("empty")), b"").unwrap();
+    let mut catalog = Catalog::new();
+    catalog.scan_dir(dir.path());
+    let reasons: Vec<&str> = catalog
+        .refusals()
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "it is not a file");
+    assert!(reasons[1].contains("the file is empty"), "{reasons:?}");
+}
