@@ -206,6 +206,29 @@ impl Ganga {
     }
 }
 
+impl Drop for Ganga {
+    /// A monitor a test left running (in the background, say) goes with its home.
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.home().join("monitor.lock"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        // Only a ganga of this home: the pid may have been reused since.
+        let ours = |pid: u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let home = self.home();
+                let home = home.to_string_lossy();
+                String::from_utf8_lossy(&c).contains(home.as_ref())
+            })
+        };
+        if let Some(pid) = pid
+            && alive(pid)
+            && ours(pid)
+        {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// Waits for `cond`, checking every 50 ms, for at most `secs` seconds.
 pub(crate) fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);

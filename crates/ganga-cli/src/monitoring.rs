@@ -378,8 +378,14 @@ pub(crate) async fn monitor(
     let progress =
         (!background && std::io::stderr().is_terminal()).then(indicatif::ProgressBar::new_spinner);
     let mut polls = 0u64;
+    let stop = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = home_gone(&path) => tracing::warn!("the ganga home was removed: stopping"),
+        }
+    };
     let result = monitor
-        .run(until, shutdown_signal(), |report| {
+        .run(until, stop, |report| {
             polls += 1;
             show_cycle(report, progress.as_ref());
         })
@@ -512,6 +518,14 @@ pub(crate) async fn stop(session: &Session) -> anyhow::Result<ExitCode> {
             outln!("no monitor runs for {}", session.home.display())?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Completes once the monitor's lock file is gone (its home was removed), checking every
+/// few seconds.
+async fn home_gone(lease: &Path) {
+    while lease.exists() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
