@@ -224,7 +224,9 @@ impl Drop for Ganga {
             && alive(pid)
             && ours(pid)
         {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
