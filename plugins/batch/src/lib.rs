@@ -1,0 +1,3 @@
+//! WIP
+#![allow(dead_code)]
+mod flavour;
