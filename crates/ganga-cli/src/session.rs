@@ -22,6 +22,7 @@ pub(crate) struct Session {
     /// Where plugins were looked for, in order.
     pub(crate) search_path: Vec<PathBuf>,
     context: OnceLock<Context>,
+    home_id: OnceLock<String>,
 }
 
 impl Session {
@@ -56,6 +57,7 @@ impl Session {
             catalog: Arc::new(catalog),
             search_path,
             context: OnceLock::new(),
+            home_id: OnceLock::new(),
         })
     }
 
@@ -63,7 +65,15 @@ impl Session {
         PluginContext {
             home: self.home.clone(),
             config: self.config.plugin_options(name),
+            home_id: self.home_id(),
         }
+    }
+
+    /// The home's id (see [`home_id`]), read once.
+    fn home_id(&self) -> String {
+        self.home_id
+            .get_or_init(|| home_id(&self.home).unwrap_or_default())
+            .clone()
     }
 
     pub(crate) fn workspaces(&self) -> Workspaces {
@@ -88,6 +98,7 @@ impl Session {
         let backends = Arc::new(CatalogBackends {
             catalog: self.catalog.clone(),
             home: self.home.clone(),
+            home_id: self.home_id(),
             config: self
                 .config
                 .plugin
@@ -132,6 +143,7 @@ impl Session {
 struct CatalogBackends {
     catalog: Arc<Catalog>,
     home: PathBuf,
+    home_id: String,
     config: std::collections::BTreeMap<String, ganga_core::Options>,
 }
 
@@ -140,10 +152,47 @@ impl Backends for CatalogBackends {
         let context = PluginContext {
             home: self.home.clone(),
             config: self.config.get(name).cloned().unwrap_or_default(),
+            home_id: self.home_id.clone(),
         };
         self.catalog
             .backend(name, &context)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A short id of the home, stable for its life: `<home>/home-id`, made (at random) the
+/// first time it is needed. Backends tag the jobs of this home with it. `None` if the
+/// home cannot be written, when no backend can run jobs anyway.
+fn home_id(home: &Path) -> Option<String> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let path = home.join("home-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && let id = id.trim()
+        && !id.is_empty()
+    {
+        return Some(id.to_owned());
+    }
+    // The standard library's hasher keys are random per process: enough for a tag.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let id = format!("{:08x}", h.finish() as u32);
+    std::fs::create_dir_all(home).ok()?;
+    // Another process may be making it at the same moment: the first one wins.
+    let tmp = home.join(format!("home-id.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{id}\n")).ok()?;
+    let won = std::fs::hard_link(&tmp, &path).is_ok();
+    let _ = std::fs::remove_file(&tmp);
+    if won {
+        Some(id)
+    } else {
+        std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ganga_core::{
-    Backend, BackendRef, JobId, JobRef, NextStep, OutputsRequest, PollReport, Status, StoreError,
-    Timestamp, next_step,
+    Backend, BackendRef, JobId, JobRef, OutputsRequest, PollReport, RemoteStatus, RunState, Status,
+    StoreError, Timestamp,
 };
 
 use crate::units::{Loaded, Unit, blocking, commit, load};
@@ -224,7 +224,11 @@ impl Monitor {
             let refs: Vec<BackendRef> = chunk.iter().map(|t| t.backend_ref.clone()).collect();
             report.polled += refs.len();
             match backend.poll(&refs).await {
-                Ok(polled) => answers.extend(polled.into_iter().map(|p| (p.job, p))),
+                Ok(polled) => answers.extend(
+                    polled
+                        .into_iter()
+                        .filter_map(|(job, answer)| answer.ok().map(|p| (job, p))),
+                ),
                 Err(e) => report.problems.push(format!(
                     "backend `{name}`: polling {} jobs failed (they stay as they are): {e}",
                     refs.len()
@@ -240,7 +244,7 @@ impl Monitor {
             };
             let l = &mut jobs[t.job];
             let before = l.status(t.unit);
-            l.facts_mut(t.unit).note_report(answer);
+            note_report(l.facts_mut(t.unit), answer);
             let outcome = match next_step(before, answer) {
                 NextStep::Stay => Ok(()),
                 NextStep::Become(status) => {
@@ -287,12 +291,13 @@ impl Monitor {
                 .iter()
                 .map(|(j, unit, _, r)| OutputsRequest {
                     job: r.clone(),
+                    output_dir: self.ctx.workspaces.output_dir(r.job),
                     patterns: self.patterns(&jobs[*j], *unit),
                 })
                 .collect();
             match backend.outputs(&requests).await {
                 Ok(results) => {
-                    for ((_, _, _, r), result) in chunk.iter().zip(results) {
+                    for ((_, _, _, r), (_, result)) in chunk.iter().zip(results) {
                         match result {
                             Ok(out) => {
                                 collected.insert(r.job, out);
@@ -452,5 +457,44 @@ impl Monitor {
 impl Monitor {
     pub fn context(&self) -> &Context {
         &self.ctx
+    }
+}
+
+/// What the monitor does with one unit after a backend answered a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextStep {
+    Stay,
+    Become(Status),
+    Finalise { succeeded: bool },
+    Killed,
+}
+
+fn next_step(current: Status, report: &PollReport) -> NextStep {
+    match report.status {
+        RemoteStatus::Unknown | RemoteStatus::Absent => NextStep::Stay,
+        RemoteStatus::Queued => match current {
+            Status::Submitting => NextStep::Become(Status::Submitted),
+            _ => NextStep::Stay,
+        },
+        RemoteStatus::Running => match current {
+            Status::Submitting | Status::Submitted => NextStep::Become(Status::Running),
+            _ => NextStep::Stay,
+        },
+        RemoteStatus::Succeeded => NextStep::Finalise { succeeded: true },
+        RemoteStatus::Failed => NextStep::Finalise { succeeded: false },
+        RemoteStatus::Killed => NextStep::Killed,
+    }
+}
+
+fn note_report(run: &mut RunState, report: &PollReport) {
+    run.backend.native_state = Some(report.native_state.clone());
+    if report.exit_code.is_some() {
+        run.backend.exit_code = report.exit_code;
+    }
+    if report.reason.is_some() {
+        run.backend.reason = report.reason.clone();
+    }
+    if report.actual_ce.is_some() {
+        run.backend.actual_ce = report.actual_ce.clone();
     }
 }

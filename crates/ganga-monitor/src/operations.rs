@@ -156,16 +156,15 @@ impl Operations {
                     let mut answers = Vec::with_capacity(specs.len());
                     for chunk in specs.chunks(max_batch) {
                         match backend.submit(chunk).await {
-                            Ok(results) if results.len() == chunk.len() => {
-                                answers.extend(chunk.iter().map(|s| s.job).zip(results));
-                            }
                             Ok(results) => {
-                                let msg = format!(
-                                    "the backend answered {} of {} submissions",
-                                    results.len(),
-                                    chunk.len()
-                                );
-                                answers.extend(chunk.iter().map(|s| (s.job, Err(msg.clone()))));
+                                let mut results: std::collections::HashMap<_, _> =
+                                    results.into_iter().collect();
+                                answers.extend(chunk.iter().map(|s| {
+                                    let answer = results.remove(&s.job).unwrap_or_else(|| {
+                                        Err("the backend did not answer for it".to_owned())
+                                    });
+                                    (s.job, answer)
+                                }));
                             }
                             Err(e) => answers
                                 .extend(chunk.iter().map(|s| (s.job, Err(describe_error(&e))))),
@@ -217,6 +216,8 @@ impl Operations {
         let exe = spec.application.executable();
         SubmitSpec {
             job: job_ref,
+            run: loaded.run(unit).submit_count,
+            previous_id: None,
             name: spec.name.clone(),
             exe: exe.exe.clone(),
             args: exe.args.clone(),
@@ -283,10 +284,10 @@ impl Operations {
         for chunk in refs.chunks(max_batch) {
             match backend.kill(chunk).await {
                 Ok(results) => {
-                    for (r, result) in chunk.iter().zip(results) {
+                    for (job, result) in results {
                         match result {
-                            Ok(()) => killed.push(r.job),
-                            Err(e) => failed.push((r.job, about(r.job, &e))),
+                            Ok(()) => killed.push(job),
+                            Err(e) => failed.push((job, about(job, &e))),
                         }
                     }
                 }

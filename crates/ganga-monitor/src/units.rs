@@ -94,8 +94,8 @@ impl Loaded {
         Some(BackendRef {
             job,
             id,
+            run: self.run(unit).submit_count,
             workspace: ctx.workspaces.dir(job),
-            output_dir: ctx.workspaces.output_dir(job),
         })
     }
 

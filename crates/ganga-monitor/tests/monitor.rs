@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ganga_core::{
-    Application, Backend, BackendConfig, BackendDescription, BackendError, BackendRef, Executable,
-    JobCache, JobId, JobRef, JobSpec, OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport,
-    RemoteStatus, Splitter, Status, Store, SubmitSpec, Submitted, Workspaces,
+    Answers, Application, Backend, BackendConfig, BackendDescription, BackendError, BackendRef,
+    Executable, JobCache, JobId, JobRef, JobSpec, OutputsReport, OutputsRequest, PeekFile,
+    PollReport, RemoteStatus, Splitter, Status, Store, SubmitSpec, Submitted, Workspaces,
 };
 use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations};
 use ganga_store_lmdb::LmdbStore;
@@ -42,23 +42,19 @@ impl Backend for Scripted {
             version: "0".into(),
             poll_interval_secs: 1,
             max_batch: 2,
+            capabilities: Default::default(),
+            options: None,
         })
     }
 
-    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Vec<PerJob<Submitted>>, BackendError> {
+    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
         Ok(jobs
             .iter()
-            .map(|s| {
-                Ok(Submitted {
-                    job: s.job,
-                    id: format!("id-{}", s.job),
-                    actual_ce: None,
-                })
-            })
+            .map(|s| (s.job, Ok(Submitted::id(format!("id-{}", s.job)))))
             .collect())
     }
 
-    async fn poll(&self, jobs: &[BackendRef]) -> Result<Vec<PollReport>, BackendError> {
+    async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
         *self.polls.lock().unwrap() += 1;
         if let Some(act) = self.during_poll.lock().unwrap().take() {
             act();
@@ -71,26 +67,23 @@ impl Backend for Scripted {
         Ok(jobs
             .iter()
             .filter_map(|r| {
-                answers.get(&r.job).map(|&status| PollReport {
-                    job: r.job,
-                    status,
-                    native_state: format!("{status:?}"),
-                    exit_code: match status {
-                        RemoteStatus::Succeeded => Some(0),
-                        RemoteStatus::Failed => Some(1),
-                        _ => None,
-                    },
-                    reason: None,
-                    actual_ce: None,
-                    started: None,
-                    ended: None,
+                answers.get(&r.job).map(|&status| {
+                    let report = PollReport {
+                        exit_code: match status {
+                            RemoteStatus::Succeeded => Some(0),
+                            RemoteStatus::Failed => Some(1),
+                            _ => None,
+                        },
+                        ..PollReport::new(status, format!("{status:?}"))
+                    };
+                    (r.job, Ok(report))
                 })
             })
             .collect())
     }
 
-    async fn kill(&self, jobs: &[BackendRef]) -> Result<Vec<PerJob<()>>, BackendError> {
-        Ok(jobs.iter().map(|_| Ok(())).collect())
+    async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
+        Ok(jobs.iter().map(|r| (r.job, Ok(()))).collect())
     }
 
     async fn peek(&self, _: &BackendRef, _: &PeekFile, _: u64) -> Result<Vec<u8>, BackendError> {
@@ -100,7 +93,7 @@ impl Backend for Scripted {
     async fn outputs(
         &self,
         jobs: &[OutputsRequest],
-    ) -> Result<Vec<PerJob<OutputsReport>>, BackendError> {
+    ) -> Result<Answers<OutputsReport>, BackendError> {
         if *self.outputs_fail.lock().unwrap() {
             return Err(BackendError::failed("the file server is down"));
         }
@@ -108,11 +101,12 @@ impl Backend for Scripted {
         Ok(jobs
             .iter()
             .map(|r| {
-                Ok(OutputsReport {
-                    job: r.job.job,
+                let report = OutputsReport {
                     collected: vec!["stdout".into()],
                     unmatched: unmatched.clone(),
-                })
+                    skipped: Vec::new(),
+                };
+                (r.job.job, Ok(report))
             })
             .collect())
     }
@@ -176,6 +170,7 @@ fn spec(subjobs: usize) -> JobSpec {
             args: (0..subjobs).map(|i| vec![i.to_string()]).collect(),
             append: false,
         }),
+        auto_resubmit: None,
     }
 }
 
