@@ -30,6 +30,8 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_plan,
     parse_submit,
     unit_id,
+    split_id,
+    delete_failed: false,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
@@ -96,13 +98,21 @@ fn parse_submit(stdout: &str) -> Result<String, ParseError> {
         Some((cluster, proc_)) if is_number(cluster) && is_number(proc_) => Ok(cluster.to_owned()),
         _ => Err(ParseError::new(
             "condor_submit answer",
-            format!("expected `<cluster>.<proc> - <cluster>.<proc>`, got {}", excerpt(stdout)),
+            format!(
+                "expected `<cluster>.<proc> - <cluster>.<proc>`, got {}",
+                excerpt(stdout)
+            ),
         )),
     }
 }
 
 fn unit_id(base: &str, index: u32) -> String {
     format!("{base}.{index}")
+}
+
+fn split_id(id: &str) -> Option<(&str, u32)> {
+    let (base, proc_) = id.split_once('.')?;
+    Some((base, proc_.parse().ok()?))
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -198,7 +208,11 @@ fn map_state(row: &Row) -> Native {
             "E (submission error)",
             Some("HTCondor: submission error".to_owned()),
         ),
-        _ => (Phase::Unknown, s, Some(format!("unknown HTCondor state {s}"))),
+        _ => (
+            Phase::Unknown,
+            s,
+            Some(format!("unknown HTCondor state {s}")),
+        ),
     };
     Native::new(phase, text).with_reason(reason)
 }
@@ -227,7 +241,11 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
         if named.is_empty() {
             return KillOutcome::Failed(format!("condor_rm failed: {text}"));
         }
-        failed.extend(named.into_iter().map(|id| ((*id).to_owned(), line.to_owned())));
+        failed.extend(
+            named
+                .into_iter()
+                .map(|id| ((*id).to_owned(), line.to_owned())),
+        );
     }
     if !out.success() && text.is_empty() {
         return KillOutcome::Failed(format!("condor_rm failed with exit code {:?}", out.code));
@@ -254,7 +272,10 @@ mod tests {
     #[test]
     fn a_queue_listing() {
         let rows = parse_status(&fixture("condor/condor_q-nobatch.txt"), &REQ).expect("parses");
-        let got: Vec<_> = rows.iter().map(|r| (r.id.as_str(), map_state(r).phase)).collect();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.id.as_str(), map_state(r).phase))
+            .collect();
         assert_eq!(
             got,
             [
@@ -268,7 +289,10 @@ mod tests {
         assert_eq!(map_state(&rows[4]).text, "H (held)");
         let other = parse_status(&fixture("condor/condor_q-submitter.txt"), &REQ).expect("parses");
         assert_eq!(other.len(), 1);
-        assert_eq!(parse_status(&fixture("condor/condor_q-empty.txt"), &REQ), Ok(vec![]));
+        assert_eq!(
+            parse_status(&fixture("condor/condor_q-empty.txt"), &REQ),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -276,7 +300,10 @@ mod tests {
         let rows = parse_history(&fixture("condor/condor_history.txt")).expect("parses");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, "823.0");
-        assert_eq!(map_state(&rows[0]).phase, Phase::Ended(EndKind::Unspecified));
+        assert_eq!(
+            map_state(&rows[0]).phase,
+            Phase::Ended(EndKind::Unspecified)
+        );
         // A blank run time, and a removed job.
         let rows = parse_history(
             " ID     OWNER          SUBMITTED   RUN_TIME     ST COMPLETED   CMD\n\
@@ -301,7 +328,10 @@ mod tests {
 
     #[test]
     fn submit_plan_and_answers() {
-        assert_eq!(parse_submit(&fixture("condor/condor_submit-terse.txt")), Ok("15".into()));
+        assert_eq!(
+            parse_submit(&fixture("condor/condor_submit-terse.txt")),
+            Ok("15".into())
+        );
         assert!(parse_submit("ERROR: on Line 2 of submit file:").is_err());
         assert_eq!(unit_id("15", 0), "15.0");
         let dir = std::path::Path::new("/h/batch");
@@ -318,11 +348,23 @@ mod tests {
         };
         let plan = submit_plan(&req).expect("a plan");
         let text = &plan.temp_files[0].1;
-        assert!(text.contains("arguments = \"'/h/it''s here/k1.sh' $(Process) $(Cluster).$(Process)\""), "{text}");
+        assert!(
+            text.contains("arguments = \"'/h/it''s here/k1.sh' $(Process) $(Cluster).$(Process)\""),
+            "{text}"
+        );
         assert!(text.contains("+GangaHome = \"ganga-x\""));
         assert!(text.contains("request_memory = 2GB\nqueue 3\n"));
-        assert_eq!(plan.kept_files[0].0, std::path::Path::new("/h/it's here/k1.sh"));
-        assert!(submit_plan(&SubmitRequest { queue: Some("q"), ..req.clone() }).is_err());
+        assert_eq!(
+            plan.kept_files[0].0,
+            std::path::Path::new("/h/it's here/k1.sh")
+        );
+        assert!(
+            submit_plan(&SubmitRequest {
+                queue: Some("q"),
+                ..req.clone()
+            })
+            .is_err()
+        );
         let bad = vec!["queue 5".to_owned()];
         assert!(submit_plan(&SubmitRequest { extra: &bad, ..req }).is_err());
     }
@@ -334,17 +376,29 @@ mod tests {
             stdout: stdout.to_owned(),
             stderr: String::new(),
         };
-        assert_eq!(kill_outcome(&out(0, "Job 15.0 marked for removal"), &["15.0"]), KillOutcome::Done);
+        assert_eq!(
+            kill_outcome(&out(0, "Job 15.0 marked for removal"), &["15.0"]),
+            KillOutcome::Done
+        );
         assert_eq!(
             kill_outcome(
-                &out(1, "Job 15.1 not found\nCouldn't find/remove all jobs matching your constraint"),
+                &out(
+                    1,
+                    "Job 15.1 not found\nCouldn't find/remove all jobs matching your constraint"
+                ),
                 &["15.1"]
             ),
             KillOutcome::Done
         );
         assert_eq!(
-            kill_outcome(&out(1, "Job 15.2 is not yours: permission denied"), &["15.2"]),
-            KillOutcome::Some(vec![("15.2".into(), "Job 15.2 is not yours: permission denied".into())])
+            kill_outcome(
+                &out(1, "Job 15.2 is not yours: permission denied"),
+                &["15.2"]
+            ),
+            KillOutcome::Some(vec![(
+                "15.2".into(),
+                "Job 15.2 is not yours: permission denied".into()
+            )])
         );
         assert!(matches!(
             kill_outcome(&out(1, "Can't find address for schedd"), &["15.2"]),

@@ -29,6 +29,8 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_plan,
     parse_submit,
     unit_id,
+    split_id,
+    delete_failed: false,
     status_args,
     parse_status,
     status_is_empty,
@@ -71,13 +73,21 @@ fn parse_submit(stdout: &str) -> Result<String, ParseError> {
         Some(id) if is_number(id) => Ok(id.to_owned()),
         _ => Err(ParseError::new(
             "bsub answer",
-            format!("expected `Job <id> is submitted ...`, got {}", excerpt(stdout)),
+            format!(
+                "expected `Job <id> is submitted ...`, got {}",
+                excerpt(stdout)
+            ),
         )),
     }
 }
 
 fn unit_id(base: &str, index: u32) -> String {
     format!("{base}[{index}]")
+}
+
+fn split_id(id: &str) -> Option<(&str, u32)> {
+    let (base, index) = id.strip_suffix(']')?.split_once('[')?;
+    Some((base, index.parse().ok()?))
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -160,7 +170,9 @@ fn map_state(row: &Row) -> Native {
         _ => Phase::Unknown,
     };
     let reason = match phase {
-        Phase::Ended(EndKind::Failure) => Some("LSF says EXIT (a non-zero exit code, or killed)".to_owned()),
+        Phase::Ended(EndKind::Failure) => {
+            Some("LSF says EXIT (a non-zero exit code, or killed)".to_owned())
+        }
         Phase::Unknown if STATES.contains(&s) => Some(format!("LSF says {s}: it cannot tell")),
         Phase::Unknown => Some(format!("unknown LSF state {s}")),
         _ => None,
@@ -186,11 +198,18 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
         {
             continue;
         }
-        let named: Vec<&&str> = ids.iter().filter(|id| line.contains(&format!("<{id}>"))).collect();
+        let named: Vec<&&str> = ids
+            .iter()
+            .filter(|id| line.contains(&format!("<{id}>")))
+            .collect();
         if named.is_empty() {
             return KillOutcome::Failed(format!("bkill failed: {text}"));
         }
-        failed.extend(named.into_iter().map(|id| ((*id).to_owned(), line.to_owned())));
+        failed.extend(
+            named
+                .into_iter()
+                .map(|id| ((*id).to_owned(), line.to_owned())),
+        );
     }
     if !out.success() && text.is_empty() {
         return KillOutcome::Failed(format!("bkill failed with exit code {:?}", out.code));
@@ -218,9 +237,7 @@ mod tests {
     fn a_wide_listing() {
         let rows = parse_status(&fixture("lsf/bjobs-w.txt"), &REQ).expect("parses");
         assert_eq!(rows.len(), 14);
-        let state = |id: &str| {
-            map_state(rows.iter().find(|r| r.id == id).expect("listed")).phase
-        };
+        let state = |id: &str| map_state(rows.iter().find(|r| r.id == id).expect("listed")).phase;
         assert_eq!(state("5085109"), Phase::Running);
         assert_eq!(state("5085604"), Phase::Queued);
         assert_eq!(state("5085611"), Phase::Queued);
@@ -280,7 +297,10 @@ mod tests {
     #[test]
     fn submit_and_kill_answers() {
         assert_eq!(parse_submit(&fixture("lsf/bsub.txt")), Ok("2329803".into()));
-        assert_eq!(parse_submit(&fixture("lsf/bsub-queue.txt")), Ok("764254593".into()));
+        assert_eq!(
+            parse_submit(&fixture("lsf/bsub-queue.txt")),
+            Ok("764254593".into())
+        );
         assert!(parse_submit("Batch job not submitted. Please address the following").is_err());
         assert_eq!(unit_id("12", 3), "12[3]");
         let out = |code, stdout: &str| CommandOutput {
@@ -293,12 +313,18 @@ mod tests {
             KillOutcome::Done
         );
         assert_eq!(
-            kill_outcome(&out(255, "Job <12[3]>: Job has already finished"), &["12[3]"]),
+            kill_outcome(
+                &out(255, "Job <12[3]>: Job has already finished"),
+                &["12[3]"]
+            ),
             KillOutcome::Done
         );
         assert_eq!(
             kill_outcome(&out(255, "Job <12[3]>: User permission denied"), &["12[3]"]),
-            KillOutcome::Some(vec![("12[3]".into(), "Job <12[3]>: User permission denied".into())])
+            KillOutcome::Some(vec![(
+                "12[3]".into(),
+                "Job <12[3]>: User permission denied".into()
+            )])
         );
         assert!(matches!(
             kill_outcome(&out(255, "LSF is down; try later"), &["12[3]"]),

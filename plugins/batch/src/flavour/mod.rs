@@ -37,6 +37,11 @@ pub(crate) fn names() -> String {
     FLAVOURS.map(|f| f.name).join(", ")
 }
 
+/// Arguments of a command for some unit ids.
+pub(crate) type IdsToArgs = fn(&[&str]) -> Vec<String>;
+/// Reads a command's rows.
+pub(crate) type ParseRows = fn(&str) -> Result<Vec<Row>, ParseError>;
+
 /// One batch system.
 pub(crate) struct Flavour {
     /// Its name in configs, job files and unit ids (`slurm:12_3`).
@@ -66,6 +71,11 @@ pub(crate) struct Flavour {
     pub(crate) parse_submit: fn(&str) -> Result<String, ParseError>,
     /// The id of the unit at task index `index` of the submission with id `base`.
     pub(crate) unit_id: fn(base: &str, index: u32) -> String,
+    /// The submission's id and the task index of a unit id: [`Flavour::unit_id`] undone.
+    pub(crate) split_id: fn(&str) -> Option<(&str, u32)>,
+    /// A job that failed to start stays listed until it is deleted (Grid Engine's `Eqw`):
+    /// once it is reported failed, the backend deletes it.
+    pub(crate) delete_failed: bool,
     /// The listing of every job of one ganga home: the status command's arguments.
     pub(crate) status_args: fn(&StatusRequest<'_>) -> Vec<String>,
     /// Reads the listing. Lines it cannot understand make it fail: a unit wrongly missing
@@ -77,12 +87,12 @@ pub(crate) struct Flavour {
     /// What a listed (or historical) job's native state means.
     pub(crate) map_state: fn(&Row) -> Native,
     /// The kill command's arguments for some unit ids.
-    pub(crate) kill_args: fn(&[&str]) -> Vec<String>,
+    pub(crate) kill_args: IdsToArgs,
     /// What the kill command's answer says about each id.
     pub(crate) kill_outcome: fn(&CommandOutput, &[&str]) -> KillOutcome,
     /// The history command's arguments for some unit ids, and how to read its answer.
-    pub(crate) history_args: Option<fn(&[&str]) -> Vec<String>>,
-    pub(crate) parse_history: Option<fn(&str) -> Result<Vec<Row>, ParseError>>,
+    pub(crate) history_args: Option<IdsToArgs>,
+    pub(crate) parse_history: Option<ParseRows>,
 }
 
 impl fmt::Debug for Flavour {
@@ -371,7 +381,9 @@ pub(crate) mod testing {
 
     /// Strategy for text that looks a little like a listing: mostly printable, with
     /// separators and newlines, sometimes lines of a real fixture.
-    pub(crate) fn listing_like(real: Vec<String>) -> impl proptest::strategy::Strategy<Value = String> {
+    pub(crate) fn listing_like(
+        real: Vec<String>,
+    ) -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let line = prop_oneof![
             "[ -~]{0,80}",
@@ -418,6 +430,15 @@ mod tests {
             assert_eq!(by_name(f.name).map(|g| g.name), Some(f.name));
         }
         assert!(by_name("nosuch").is_none());
+    }
+
+    #[test]
+    fn unit_ids_split_back() {
+        for f in FLAVOURS {
+            let index = if f.array.is_some() { 7 } else { 0 };
+            let id = (f.unit_id)("123", index);
+            assert_eq!((f.split_id)(&id), Some(("123", index)), "{}", f.name);
+        }
     }
 
     #[test]

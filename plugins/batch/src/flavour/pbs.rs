@@ -28,6 +28,8 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_plan,
     parse_submit,
     unit_id,
+    split_id,
+    delete_failed: false,
     status_args,
     parse_status,
     status_is_empty,
@@ -89,6 +91,11 @@ fn is_job_id(id: &str) -> bool {
 /// No arrays: a unit's id is its job's id.
 fn unit_id(base: &str, _index: u32) -> String {
     base.to_owned()
+}
+
+/// No arrays: every unit is task 0 of its own job.
+fn split_id(id: &str) -> Option<(&str, u32)> {
+    Some((id, 0))
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -183,10 +190,16 @@ fn parse_status(text: &str, req: &StatusRequest<'_>) -> Result<Vec<Row>, ParseEr
                 format!("job {}: `{state}` is not a PBS state", block.id),
             ));
         }
-        let exit = match block.get("Exit_status").or_else(|| block.get("exit_status")) {
+        let exit = match block
+            .get("Exit_status")
+            .or_else(|| block.get("exit_status"))
+        {
             None => None,
             Some(v) => Some(exit_of(v.parse().map_err(|_| {
-                ParseError::new(WHAT, format!("job {}: `{v}` is not an exit status", block.id))
+                ParseError::new(
+                    WHAT,
+                    format!("job {}: `{v}` is not an exit status", block.id),
+                )
             })?)),
         };
         let host = block
@@ -297,7 +310,10 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
             .iter()
             .filter(|id| {
                 let number = id.split('.').next().unwrap_or(id);
-                line.contains(*id) || line.split(|c: char| !c.is_ascii_digit()).any(|w| w == number)
+                line.contains(*id)
+                    || line
+                        .split(|c: char| !c.is_ascii_digit())
+                        .any(|w| w == number)
             })
             .collect();
         if named.is_empty() {
@@ -309,7 +325,11 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
             || l.contains("invalid job id")
             || l.contains("completed");
         if !gone {
-            failed.extend(named.into_iter().map(|id| ((*id).to_owned(), line.to_owned())));
+            failed.extend(
+                named
+                    .into_iter()
+                    .map(|id| ((*id).to_owned(), line.to_owned())),
+            );
         }
     }
     if failed.is_empty() {
@@ -335,8 +355,11 @@ mod tests {
 
     #[test]
     fn slurm_torque_wrapper_listing() {
-        let rows = parse_status(&fixture("pbs/qstat-f-slurm-torque.txt"), &req("ganga-rec4", false))
-            .expect("parses");
+        let rows = parse_status(
+            &fixture("pbs/qstat-f-slurm-torque.txt"),
+            &req("ganga-rec4", false),
+        )
+        .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["23", "24", "25"], "job 26 is named `other`");
         let done = map_state(&rows[0]);
@@ -361,7 +384,9 @@ mod tests {
         // A value wrapped onto a tab-indented line is joined again.
         assert_eq!(
             rows[0].reason.as_deref(),
-            Some("Job run at Wed Jun 17 at 04:57 on (mycluster-cpu-0686:ncpus=1:mem=512000kb:jobfs=102400kb)")
+            Some(
+                "Job run at Wed Jun 17 at 04:57 on (mycluster-cpu-0686:ncpus=1:mem=512000kb:jobfs=102400kb)"
+            )
         );
 
         let text = fixture("pbs/qstat-f-pbspro-held-running.txt");
@@ -382,15 +407,34 @@ mod tests {
             exit: status.map(exit_of),
             ..Row::default()
         };
-        assert_eq!(map_state(&row("F", Some(0))).phase, Phase::Ended(EndKind::Success));
+        assert_eq!(
+            map_state(&row("F", Some(0))).phase,
+            Phase::Ended(EndKind::Success)
+        );
         let three = map_state(&row("F", Some(3)));
-        assert_eq!((three.phase, three.exit_code), (Phase::Ended(EndKind::Failure), Some(3)));
+        assert_eq!(
+            (three.phase, three.exit_code),
+            (Phase::Ended(EndKind::Failure), Some(3))
+        );
         let signal = map_state(&row("C", Some(271)));
         assert_eq!(signal.phase, Phase::Ended(EndKind::Failure));
-        assert!(signal.reason.as_deref().is_some_and(|r| r.contains("signal 15")));
+        assert!(
+            signal
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("signal 15"))
+        );
         let no_start = map_state(&row("F", Some(-1)));
-        assert!(no_start.reason.as_deref().is_some_and(|r| r.contains("could not run")));
-        assert_eq!(map_state(&row("X", None)).phase, Phase::Ended(EndKind::Unspecified));
+        assert!(
+            no_start
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("could not run"))
+        );
+        assert_eq!(
+            map_state(&row("X", None)).phase,
+            Phase::Ended(EndKind::Unspecified)
+        );
         assert_eq!(map_state(&row("Z", None)).phase, Phase::Unknown);
         assert_eq!(status_args(&req("t", true)), ["-f", "-x"]);
         assert_eq!(status_args(&req("t", false)), ["-f"]);
@@ -414,9 +458,15 @@ mod tests {
 
     #[test]
     fn submit_answers() {
-        assert_eq!(parse_submit(&fixture("pbs/qsub-slurm-torque.txt")), Ok("23".into()));
+        assert_eq!(
+            parse_submit(&fixture("pbs/qsub-slurm-torque.txt")),
+            Ok("23".into())
+        );
         // PBS Pro and Torque answer `<sequence number>.<server>`.
-        assert_eq!(parse_submit("1234.pbs01.example.org\n"), Ok("1234.pbs01.example.org".into()));
+        assert_eq!(
+            parse_submit("1234.pbs01.example.org\n"),
+            Ok("1234.pbs01.example.org".into())
+        );
         assert!(parse_submit("There was an error running the Slurm sbatch command.").is_err());
         assert!(parse_submit("qsub: Unknown queue").is_err());
     }
@@ -429,14 +479,20 @@ mod tests {
             stderr: String::new(),
         };
         // Slurm's wrapper: silent, exit code = number of ids already ended or unknown.
-        assert_eq!(kill_outcome(&out(1, ""), &["24", "99999"]), KillOutcome::Done);
+        assert_eq!(
+            kill_outcome(&out(1, ""), &["24", "99999"]),
+            KillOutcome::Done
+        );
         assert_eq!(
             kill_outcome(&out(153, "qdel: Unknown Job Id 12.pbs01"), &["12.pbs01"]),
             KillOutcome::Done
         );
         assert_eq!(
             kill_outcome(
-                &out(1, "qdel: Kill job error on job id 24: Access/permission denied"),
+                &out(
+                    1,
+                    "qdel: Kill job error on job id 24: Access/permission denied"
+                ),
                 &["24", "25"]
             ),
             KillOutcome::Some(vec![(
@@ -445,7 +501,10 @@ mod tests {
             )])
         );
         assert!(matches!(
-            kill_outcome(&out(1, "qdel: cannot connect to server pbs01"), &["12.pbs01"]),
+            kill_outcome(
+                &out(1, "qdel: cannot connect to server pbs01"),
+                &["12.pbs01"]
+            ),
             KillOutcome::Failed(_)
         ));
     }

@@ -37,6 +37,8 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_plan,
     parse_submit,
     unit_id,
+    split_id,
+    delete_failed: true,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
@@ -92,6 +94,11 @@ fn parse_submit(stdout: &str) -> Result<String, ParseError> {
 
 fn unit_id(base: &str, index: u32) -> String {
     format!("{base}.{index}")
+}
+
+fn split_id(id: &str) -> Option<(&str, u32)> {
+    let (base, task) = id.split_once('.')?;
+    Some((base, task.parse().ok()?))
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -175,7 +182,9 @@ fn parse_status(text: &str, req: &StatusRequest<'_>) -> Result<Vec<Row>, ParseEr
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
                 if e.name().as_ref() == "job_list" {
-                    let done = entry.take().ok_or_else(|| at("</job_list> without <job_list>".into()))?;
+                    let done = entry
+                        .take()
+                        .ok_or_else(|| at("</job_list> without <job_list>".into()))?;
                     rows.extend(rows_of(done, &own).map_err(at)?);
                 }
                 field = None;
@@ -211,9 +220,13 @@ fn rows_of(e: Entry, own: &str) -> Result<Vec<Row>, String> {
     if !is_number(&number) {
         return Err(format!("`{number}` is not a job number"));
     }
-    let state = e.state.ok_or_else(|| format!("job {number} has no <state>"))?;
+    let state = e
+        .state
+        .ok_or_else(|| format!("job {number} has no <state>"))?;
     if state.is_empty() || !state.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(format!("job {number}: `{state}` is not a Grid Engine state"));
+        return Err(format!(
+            "job {number}: `{state}` is not a Grid Engine state"
+        ));
     }
     let Some(key) = e.name.as_deref().and_then(|n| n.strip_prefix(own)) else {
         return Ok(Vec::new());
@@ -273,14 +286,18 @@ fn map_accounting(row: &Row) -> Native {
     let exit = row.exit.unwrap_or_default();
     let failed = exit.failed.unwrap_or(0);
     let code = exit.code;
-    let text = format!("finished (failed {failed}, exit status {})", code.unwrap_or(-1));
+    let text = format!(
+        "finished (failed {failed}, exit status {})",
+        code.unwrap_or(-1)
+    );
     match (failed, code) {
         (0, Some(0)) => Native::new(Phase::Ended(EndKind::Success), text).with_exit_code(Some(0)),
         (0, Some(c)) => Native::new(Phase::Ended(EndKind::Failure), text.clone())
             .with_exit_code(Some(c))
             .with_reason(Some(format!("Grid Engine accounting: exit status {c}"))),
-        (100, _) => Native::new(Phase::Ended(EndKind::Killed), text)
-            .with_reason(Some("Grid Engine accounting: killed (failed 100)".to_owned())),
+        (100, _) => Native::new(Phase::Ended(EndKind::Killed), text).with_reason(Some(
+            "Grid Engine accounting: killed (failed 100)".to_owned(),
+        )),
         (f, _) => Native::new(Phase::Ended(EndKind::Failure), text)
             .with_reason(Some(format!("Grid Engine accounting: failed {f}"))),
     }
@@ -328,12 +345,19 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
     if fields.len() < 36 {
         return Err(ParseError::new(
             WHAT,
-            format!("{} fields, expected at least 36, in {}", fields.len(), excerpt(line)),
+            format!(
+                "{} fields, expected at least 36, in {}",
+                fields.len(),
+                excerpt(line)
+            ),
         ));
     }
     let int = |i: usize| -> Result<i64, ParseError> {
         fields[i].trim().parse().map_err(|_| {
-            ParseError::new(WHAT, format!("field {} is `{}`, not a number", i + 1, fields[i]))
+            ParseError::new(
+                WHAT,
+                format!("field {} is `{}`, not a number", i + 1, fields[i]),
+            )
         })
     };
     let number = int(5)?;
@@ -347,7 +371,10 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
     }
     Ok(Some(AccountingRecord {
         job_name: fields[4].to_owned(),
-        id: unit_id(&number.to_string(), u32::try_from(task.max(1)).unwrap_or(u32::MAX)),
+        id: unit_id(
+            &number.to_string(),
+            u32::try_from(task.max(1)).unwrap_or(u32::MAX),
+        ),
         host: fields[1].to_owned(),
         failed: small(int(11)?, 11)?,
         exit_status: small(int(12)?, 12)?,
@@ -365,8 +392,7 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
     let mut failed = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let l = line.to_ascii_lowercase();
-        if l.contains("has deleted") || l.contains("for deletion") || l.contains("does not exist")
-        {
+        if l.contains("has deleted") || l.contains("for deletion") || l.contains("does not exist") {
             continue;
         }
         if l.starts_with("denied") {
@@ -380,7 +406,11 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
             if named.is_empty() {
                 return KillOutcome::Failed(format!("qdel failed: {text}"));
             }
-            failed.extend(named.into_iter().map(|id| ((*id).to_owned(), line.to_owned())));
+            failed.extend(
+                named
+                    .into_iter()
+                    .map(|id| ((*id).to_owned(), line.to_owned())),
+            );
             continue;
         }
         if !out.success() {
@@ -422,9 +452,11 @@ mod tests {
         assert_eq!(rows[0].key.as_deref(), Some("kB"));
         let held = map_state(&rows[2]);
         assert_eq!((held.phase, held.text.as_str()), (Phase::Queued, "hqw"));
-        assert!(parse_status(&fixture("sge/qstat-array-running.xml"), &req("ganga-other"))
-            .expect("parses")
-            .is_empty());
+        assert!(
+            parse_status(&fixture("sge/qstat-array-running.xml"), &req("ganga-other"))
+                .expect("parses")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -450,7 +482,10 @@ mod tests {
 
     #[test]
     fn an_empty_queue() {
-        assert_eq!(parse_status(&fixture("sge/qstat-empty.xml"), &req("ganga-x")), Ok(vec![]));
+        assert_eq!(
+            parse_status(&fixture("sge/qstat-empty.xml"), &req("ganga-x")),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -466,7 +501,11 @@ mod tests {
             "<job_info><job_list></job_info>",
         ] {
             let e = parse_status(text, &req("t")).expect_err(text);
-            assert!(e.to_string().starts_with("cannot read the qstat -xml output"), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("cannot read the qstat -xml output"),
+                "{e}"
+            );
         }
     }
 
@@ -511,7 +550,10 @@ mod tests {
         // write its output file (failed 26) and deleted running tasks (failed 100).
         assert_eq!(find("1.1").phase, Phase::Ended(EndKind::Success));
         let three = find("8.1");
-        assert_eq!((three.phase, three.exit_code), (Phase::Ended(EndKind::Failure), Some(3)));
+        assert_eq!(
+            (three.phase, three.exit_code),
+            (Phase::Ended(EndKind::Failure), Some(3))
+        );
         assert_eq!(find("2.5").phase, Phase::Ended(EndKind::Success));
         assert_eq!(find("4.1").phase, Phase::Ended(EndKind::Failure));
         assert_eq!(find("7.1").phase, Phase::Ended(EndKind::Killed));
@@ -536,11 +578,17 @@ mod tests {
             stderr: String::new(),
         };
         assert_eq!(
-            kill_outcome(&out(1, &fixture("sge/qdel-mixed.txt")), &["6.2", "7.1", "99999.1"]),
+            kill_outcome(
+                &out(1, &fixture("sge/qdel-mixed.txt")),
+                &["6.2", "7.1", "99999.1"]
+            ),
             KillOutcome::Done
         );
         assert_eq!(
-            kill_outcome(&out(1, "denied: \"alice\" is not owner of job \"5\""), &["5.1", "6.1"]),
+            kill_outcome(
+                &out(1, "denied: \"alice\" is not owner of job \"5\""),
+                &["5.1", "6.1"]
+            ),
             KillOutcome::Some(vec![(
                 "5.1".into(),
                 "denied: \"alice\" is not owner of job \"5\"".into()
@@ -548,7 +596,10 @@ mod tests {
         );
         assert!(matches!(
             kill_outcome(
-                &out(1, "error: commlib error: got select error (Connection refused)"),
+                &out(
+                    1,
+                    "error: commlib error: got select error (Connection refused)"
+                ),
                 &["5.1"]
             ),
             KillOutcome::Failed(_)

@@ -28,6 +28,8 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_plan,
     parse_submit,
     unit_id,
+    split_id,
+    delete_failed: false,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
@@ -85,6 +87,11 @@ fn parse_submit(stdout: &str) -> Result<String, ParseError> {
 
 fn unit_id(base: &str, index: u32) -> String {
     format!("{base}_{index}")
+}
+
+fn split_id(id: &str) -> Option<(&str, u32)> {
+    let (base, task) = id.split_once('_')?;
+    Some((base, task.parse().ok()?))
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -189,9 +196,7 @@ fn map_state(row: &Row) -> Native {
         // COMPLETING: the script has ended, cleanup is under way; its record may follow.
         "RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" | "SIGNALING" | "STAGE_OUT"
         | "RESIZING" => Phase::Running,
-        "COMPLETED" if code.unwrap_or(0) == 0 && signal.is_none() => {
-            Phase::Ended(EndKind::Success)
-        }
+        "COMPLETED" if code.unwrap_or(0) == 0 && signal.is_none() => Phase::Ended(EndKind::Success),
         "COMPLETED" | "FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "BOOT_FAIL"
         | "DEADLINE" | "SPECIAL_EXIT" => Phase::Ended(EndKind::Failure),
         "CANCELLED" | "PREEMPTED" | "REVOKED" => Phase::Ended(EndKind::Killed),
@@ -263,7 +268,10 @@ mod tests {
     };
 
     fn mapped(rows: &[Row], id: &str) -> Native {
-        let row = rows.iter().find(|r| r.id == id).expect("the id is in the fixture");
+        let row = rows
+            .iter()
+            .find(|r| r.id == id)
+            .expect("the id is in the fixture");
         map_state(row)
     }
 
@@ -278,9 +286,15 @@ mod tests {
         assert_eq!(mapped(&rows, "14").phase, Phase::Ended(EndKind::Success));
         let cancelled = mapped(&rows, "18");
         assert_eq!(cancelled.phase, Phase::Ended(EndKind::Killed));
-        assert_eq!(cancelled.exit_code, None, "killed by signal 15: no exit code");
+        assert_eq!(
+            cancelled.exit_code, None,
+            "killed by signal 15: no exit code"
+        );
         let held = mapped(&rows, "17_2");
-        assert_eq!((held.phase, held.text.as_str()), (Phase::Queued, "PENDING (JobHeldUser)"));
+        assert_eq!(
+            (held.phase, held.text.as_str()),
+            (Phase::Queued, "PENDING (JobHeldUser)")
+        );
         assert_eq!(mapped(&rows, "19").text, "PENDING (BeginTime)");
         assert_eq!(mapped(&rows, "16_3").phase, Phase::Running);
         // A pending array task cancelled on its own is gone from the listing at once.
@@ -288,20 +302,32 @@ mod tests {
         let array = rows.iter().find(|r| r.id == "16_0").expect("listed");
         assert_eq!(array.key.as_deref(), Some("kC"));
         assert_eq!(array.host.as_deref(), Some("vm"));
-        assert_eq!(rows.iter().find(|r| r.id == "19").and_then(|r| r.host.clone()), None);
+        assert_eq!(
+            rows.iter()
+                .find(|r| r.id == "19")
+                .and_then(|r| r.host.clone()),
+            None
+        );
     }
 
     #[test]
     fn a_cancelled_array() {
         let rows = parse_status(&fixture("slurm/squeue-cancelled.txt"), &REQ).expect("it parses");
         for id in ["16_0", "16_3", "17_0", "19"] {
-            assert_eq!(mapped(&rows, id).phase, Phase::Ended(EndKind::Killed), "{id}");
+            assert_eq!(
+                mapped(&rows, id).phase,
+                Phase::Ended(EndKind::Killed),
+                "{id}"
+            );
         }
     }
 
     #[test]
     fn an_empty_listing() {
-        assert_eq!(parse_status(&fixture("slurm/squeue-empty.txt"), &REQ), Ok(vec![]));
+        assert_eq!(
+            parse_status(&fixture("slurm/squeue-empty.txt"), &REQ),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -349,13 +375,21 @@ mod tests {
         }
         let killed = map_state(&row("FAILED", 9));
         assert_eq!(killed.exit_code, None);
-        assert!(killed.reason.as_deref().is_some_and(|r| r.contains("signal 9")));
+        assert!(
+            killed
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("signal 9"))
+        );
         assert_eq!(map_state(&row("WEIRD", 0)).text, "WEIRD");
     }
 
     #[test]
     fn submit_answers() {
-        assert_eq!(parse_submit(&fixture("slurm/sbatch-array.txt")), Ok("16".into()));
+        assert_eq!(
+            parse_submit(&fixture("slurm/sbatch-array.txt")),
+            Ok("16".into())
+        );
         assert_eq!(parse_submit("42;cluster2\n"), Ok("42".into()));
         assert!(parse_submit("sbatch: error: Batch job submission failed").is_err());
         assert!(parse_submit("").is_err());
@@ -404,14 +438,20 @@ mod tests {
         assert_eq!(kill_outcome(&out(0, ""), &["1_0"]), KillOutcome::Done);
         assert_eq!(
             kill_outcome(
-                &out(1, "scancel: error: Kill job error on job id 1_0: Invalid job id specified"),
+                &out(
+                    1,
+                    "scancel: error: Kill job error on job id 1_0: Invalid job id specified"
+                ),
                 &["1_0"]
             ),
             KillOutcome::Done
         );
         assert_eq!(
             kill_outcome(
-                &out(1, "scancel: error: Kill job error on job id 1_0: Access/permission denied"),
+                &out(
+                    1,
+                    "scancel: error: Kill job error on job id 1_0: Access/permission denied"
+                ),
                 &["1_0", "1_1"]
             ),
             KillOutcome::Some(vec![(
@@ -421,12 +461,18 @@ mod tests {
         );
         assert!(matches!(
             kill_outcome(
-                &out(1, "scancel: error: Unable to contact slurm controller (connect failure)"),
+                &out(
+                    1,
+                    "scancel: error: Unable to contact slurm controller (connect failure)"
+                ),
                 &["1_0"]
             ),
             KillOutcome::Failed(_)
         ));
-        assert!(matches!(kill_outcome(&out(1, ""), &["1_0"]), KillOutcome::Failed(_)));
+        assert!(matches!(
+            kill_outcome(&out(1, ""), &["1_0"]),
+            KillOutcome::Failed(_)
+        ));
     }
 
     proptest! {
