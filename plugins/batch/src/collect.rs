@@ -27,11 +27,16 @@ pub(crate) fn collect_outputs(
     output_dir: &Path,
     patterns: &[String],
 ) -> Result<OutputsReport, String> {
-    if !work.is_dir() {
-        return Err(format!(
-            "its working directory {} does not exist",
-            work.display()
-        ));
+    if fs::symlink_metadata(work).is_err() {
+        // It never started (the wrapper makes the directory): nothing to collect.
+        return Ok(OutputsReport {
+            collected: Vec::new(),
+            unmatched: patterns.to_vec(),
+            skipped: vec![format!(
+                "its working directory {} does not exist: it never ran",
+                work.display()
+            )],
+        });
     }
     let root = work
         .canonicalize()
@@ -328,6 +333,17 @@ mod tests {
             fs::read_to_string(out.join("alias.txt")).expect("copied"),
             "a"
         );
+    }
+
+    #[test]
+    fn a_unit_that_never_ran_has_nothing_to_collect() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let work = dir.path().join("work");
+        let report = collect_outputs(&work, &dir.path().join("out"), &["*.txt".to_owned()])
+            .expect("an answer");
+        assert_eq!(report.unmatched, ["*.txt"]);
+        assert!(report.collected.is_empty());
+        assert_eq!(report.skipped.len(), 1);
     }
 
     #[test]

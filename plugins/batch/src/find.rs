@@ -1,13 +1,14 @@
 //! Whether a run was handed over although its id was never recorded by ganga (the
-//! `ganga` that submitted it died in between): from the unit's records first, else from
-//! the listing, where the chunk's key is shown.
+//! `ganga` that submitted it died in between): from the chunk's submission record and
+//! the unit's records first, else from the listing, where the chunk's key is shown.
 //!
-//! - `submitted` of this run: yes, with that id.
+//! - no submission record holds this run: certainly not (nothing was asked of the
+//!   system).
+//! - the record has the submission's id: yes, the unit's id follows from it.
 //! - `started` or `exit` of this run (the wrapper ran, and wrote the system's id): yes.
-//! - no `submitting` of this run: certainly not (nothing was asked of the system).
-//! - `submitting` only: the listing is asked for a job with the chunk's key (Slurm's
-//!   comment, Grid Engine's job name). Found: yes; listed without it: no. A flavour whose
-//!   listing cannot show keys cannot tell.
+//! - else the listing is asked for a job with the chunk's key (Slurm's comment, Grid
+//!   Engine's job name). Listed: yes; not listed: no (a held or pending job is listed).
+//!   A flavour whose listing cannot show keys cannot tell.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,6 +20,7 @@ use crate::backend::{Inner, blocking, unit_id};
 use crate::flavour::{self, Flavour, Row};
 use crate::layout::UnitDirs;
 use crate::records::{Reading, RunRecords};
+use crate::submissions::{self, Submission};
 
 enum Step {
     Known(Option<Submitted>),
@@ -35,12 +37,16 @@ pub(crate) async fn find(
     units: &[UnitRun],
 ) -> Result<Answers<Option<Submitted>>, BackendError> {
     let owned = units.to_vec();
-    let read: Vec<(JobRef, io::Result<RunRecords>)> = blocking("find", move || {
+    type Read = io::Result<(Option<(Submission, u32)>, RunRecords)>;
+    let read: Vec<(JobRef, Read)> = blocking("find", move || {
         owned
             .iter()
             .map(|u| {
                 let dirs = UnitDirs::new(&u.workspace);
-                (u.job, RunRecords::read(&dirs, u.run, Reading::Beginnings))
+                let found = submissions::find_unit(u.job, u.run, &u.workspace).and_then(|sub| {
+                    Ok((sub, RunRecords::read(&dirs, u.run, Reading::Beginnings)?))
+                });
+                (u.job, found)
             })
             .collect()
     })
@@ -50,7 +56,7 @@ pub(crate) async fn find(
     let mut looks: Vec<(JobRef, Step)> = Vec::new();
     for (job, records) in read {
         match records {
-            Ok(r) => match step(&r) {
+            Ok((sub, r)) => match step(sub, &r) {
                 Ok(s) => looks.push((job, s)),
                 Err(e) => answers.push((job, Err(format!("job {job}: {e}")))),
             },
@@ -95,19 +101,20 @@ fn shows_keys(flavour: &Flavour) -> bool {
     matches!(flavour.name, "slurm" | "sge")
 }
 
-fn step(r: &RunRecords) -> Result<Step, String> {
-    if let Some(s) = &r.submitted {
-        return Ok(Step::Known(Some(Submitted::id(s.id.clone()))));
-    }
-    let Some(intent) = &r.submitting else {
+fn step(sub: Option<(Submission, u32)>, r: &RunRecords) -> Result<Step, String> {
+    let Some((sub, index)) = sub else {
         return Ok(Step::Known(None));
     };
-    let flavour = flavour::by_name(&intent.system).ok_or_else(|| {
+    let flavour = flavour::by_name(&sub.system).ok_or_else(|| {
         format!(
-            "its submitting record names an unknown system `{}`",
-            intent.system
+            "its submission record names an unknown system `{}`",
+            sub.system
         )
     })?;
+    if let Some(base) = &sub.id {
+        let id = (flavour.unit_id)(base, index);
+        return Ok(Step::Known(Some(Submitted::id(unit_id(flavour, &id)))));
+    }
     let ran = r
         .exit
         .as_ref()
@@ -124,7 +131,7 @@ fn step(r: &RunRecords) -> Result<Step, String> {
     }
     Ok(Step::Look {
         flavour,
-        key: intent.key.clone(),
-        index: intent.index,
+        key: sub.key,
+        index,
     })
 }

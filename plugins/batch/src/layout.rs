@@ -2,17 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-/// The control directory inside a unit's workspace: its program, its records, the
-/// wrapper's log. Named after the backend so that it never meets another's.
+/// The control directory inside a unit's workspace: its records and the wrapper's log. Named after the backend so that it never meets another's.
 const CONTROL_DIR: &str = "batch";
 /// The working directory inside a unit's workspace: input files, the program's files,
 /// `stdout` and `stderr`.
 const WORK_DIR: &str = "work";
 
-pub(crate) const COMMAND: &str = "command.sh";
 pub(crate) const WRAPPER_LOG: &str = "wrapper.log";
-pub(crate) const SUBMITTING: &str = "submitting";
-pub(crate) const SUBMITTED: &str = "submitted";
 pub(crate) const STARTED: &str = "started";
 pub(crate) const EXIT: &str = "exit";
 pub(crate) const KILLED: &str = "killed";

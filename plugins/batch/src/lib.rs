@@ -56,6 +56,7 @@ mod layout;
 mod poll;
 mod records;
 mod script;
+mod submissions;
 mod submit;
 
 pub use crate::backend::BatchBackend;

@@ -5,14 +5,13 @@
 //!
 //! | file | written by, when | keys |
 //! |---|---|---|
-//! | `submitting` | `submit`, before the submit command runs | `run`, `system`, `key` (the chunk's), `index` (the task index), time |
-//! | `submitted` | `submit`, once the command answered an id | `run`, `id`, time |
 //! | `started` | the wrapper, when the unit starts on a worker | `run`, `id`, `host`, time |
 //! | `exit` | the wrapper, when the program ended | `run`, `exit_code`, `signal` (for exit codes 129..=192), `error` (could not run it), `id`, `host`, `started_time_ms`, time |
 //! | `killed` | `kill`, before the kill command runs | `run`, time |
 //!
 //! Every record is written to a temporary file and renamed, so a reader sees all of it
-//! or nothing.
+//! or nothing. What a submission handed over is recorded per chunk instead
+//! (`submissions.rs`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -22,23 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ganga_core::Timestamp;
 
-use crate::layout::{EXIT, KILLED, STARTED, SUBMITTED, SUBMITTING, UnitDirs};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Submitting {
-    pub(crate) run: u32,
-    pub(crate) system: String,
-    pub(crate) key: String,
-    pub(crate) index: u32,
-    pub(crate) time: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SubmittedRecord {
-    pub(crate) run: u32,
-    pub(crate) id: String,
-    pub(crate) time: Option<Timestamp>,
-}
+use crate::layout::{EXIT, KILLED, STARTED, UnitDirs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Started {
@@ -65,45 +48,6 @@ pub(crate) struct Exit {
 pub(crate) struct Killed {
     pub(crate) run: u32,
     pub(crate) time: Option<Timestamp>,
-}
-
-impl Submitting {
-    pub(crate) fn to_text(&self) -> String {
-        let mut s = format!(
-            "run={}\nsystem={}\nkey={}\nindex={}\n",
-            self.run, self.system, self.key, self.index
-        );
-        push_time(&mut s, self.time);
-        s
-    }
-
-    fn parse(text: &str) -> Result<Submitting, String> {
-        let kv = parse_lines(text);
-        Ok(Submitting {
-            run: required(&kv, "run")?,
-            system: required_str(&kv, "system")?,
-            key: required_str(&kv, "key")?,
-            index: required(&kv, "index")?,
-            time: time_of(&kv, ""),
-        })
-    }
-}
-
-impl SubmittedRecord {
-    pub(crate) fn to_text(&self) -> String {
-        let mut s = format!("run={}\nid={}\n", self.run, self.id);
-        push_time(&mut s, self.time);
-        s
-    }
-
-    fn parse(text: &str) -> Result<SubmittedRecord, String> {
-        let kv = parse_lines(text);
-        Ok(SubmittedRecord {
-            run: required(&kv, "run")?,
-            id: required_str(&kv, "id")?,
-            time: time_of(&kv, ""),
-        })
-    }
 }
 
 impl Started {
@@ -161,8 +105,6 @@ impl Killed {
 /// out, as if it were not there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RunRecords {
-    pub(crate) submitting: Option<Submitting>,
-    pub(crate) submitted: Option<SubmittedRecord>,
     pub(crate) started: Option<Started>,
     pub(crate) exit: Option<Exit>,
     pub(crate) killed: Option<Killed>,
@@ -170,7 +112,8 @@ pub(crate) struct RunRecords {
     pub(crate) unreadable: Option<String>,
 }
 
-/// Which records to read: polls need only the end of a run, `find` its beginning.
+/// Which records to read: polls need a run's end (and its start while it runs); `find`
+/// needs whether it started, with the id the wrapper saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     Ends,
@@ -218,35 +161,15 @@ impl RunRecords {
                 &mut unreadable,
             );
         }
-        match what {
-            Reading::Ends => {
-                let killed = dirs.file(KILLED);
-                r.killed = of_run(
-                    read(&killed, Killed::parse)?,
-                    |k| k.run,
-                    run,
-                    &killed,
-                    &mut unreadable,
-                );
-            }
-            Reading::Beginnings => {
-                let submitted = dirs.file(SUBMITTED);
-                r.submitted = of_run(
-                    read(&submitted, SubmittedRecord::parse)?,
-                    |s| s.run,
-                    run,
-                    &submitted,
-                    &mut unreadable,
-                );
-                let submitting = dirs.file(SUBMITTING);
-                r.submitting = of_run(
-                    read(&submitting, Submitting::parse)?,
-                    |s| s.run,
-                    run,
-                    &submitting,
-                    &mut unreadable,
-                );
-            }
+        if what == Reading::Ends {
+            let killed = dirs.file(KILLED);
+            r.killed = of_run(
+                read(&killed, Killed::parse)?,
+                |k| k.run,
+                run,
+                &killed,
+                &mut unreadable,
+            );
         }
         r.unreadable = unreadable;
         Ok(r)
@@ -316,10 +239,6 @@ fn required<T: std::str::FromStr>(kv: &HashMap<&str, &str>, key: &str) -> Result
         .map_err(|_| format!("`{key}={v}` is not a number"))
 }
 
-fn required_str(kv: &HashMap<&str, &str>, key: &str) -> Result<String, String> {
-    optional_str(kv, key).ok_or_else(|| format!("no `{key}`"))
-}
-
 fn optional_str(kv: &HashMap<&str, &str>, key: &str) -> Option<String> {
     kv.get(key)
         .filter(|v| !v.is_empty())
@@ -386,21 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trips() {
-        let s = Submitting {
-            run: 3,
-            system: "slurm".into(),
-            key: "k1".into(),
-            index: 7,
-            time: Some(Timestamp::from_millis(1_700_000_000_000)),
-        };
-        assert_eq!(Submitting::parse(&s.to_text()), Ok(s));
-        let s = SubmittedRecord {
-            run: 3,
-            id: "slurm:12_7".into(),
-            time: None,
-        };
-        assert_eq!(SubmittedRecord::parse(&s.to_text()), Ok(s));
+    fn kill_records_round_trip() {
         let k = Killed::now(4);
         assert_eq!(Killed::parse(&k.to_text()), Ok(k));
     }

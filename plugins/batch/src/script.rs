@@ -1,12 +1,14 @@
-//! The scripts: the wrapper a submission runs (one for a whole chunk, whatever its
-//! size), and each unit's own `command.sh`.
+//! The wrapper a submission runs: one script for a whole chunk, whatever its size.
 //!
-//! The wrapper finds its unit in a table by the task index the batch system gives it,
-//! records `started`, runs the unit's `command.sh` in the unit's working directory with
-//! stdout and stderr in files there, and records `exit` with the run, the exit code and
-//! the times; it then exits with the program's exit code, so that the batch system's
-//! own accounting tells the same story. Everything that comes from a job is quoted for
-//! the shell by `shlex`; nothing else of it is ever shell text.
+//! It finds its unit in a table by the task index the batch system gives it: the unit's
+//! workspace, run, and program with its arguments and environment. It makes the unit's
+//! directories (on the worker: a submission of a thousand units touches no unit
+//! directory on the submit host), records `started`, runs the program in the working
+//! directory with stdout and stderr in files there, and records `exit` with the run, the
+//! exit code and the times; it then exits with the program's exit code, so that the
+//! batch system's own accounting tells the same story. Everything that comes from a job
+//! is quoted for the shell by `shlex` and reaches the program as separate words
+//! (`set -- WORDS`, then `exec "$@"`); nothing of it is ever shell code.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,7 +16,7 @@ use std::path::Path;
 use ganga_core::SubmitSpec;
 
 use crate::flavour::Flavour;
-use crate::layout::{COMMAND, STDERR, STDOUT, WRAPPER_LOG};
+use crate::layout::{STDERR, STDOUT, WRAPPER_LOG};
 
 /// The format of the wrapper and its records (written into each, for whoever reads one
 /// later).
@@ -24,12 +26,14 @@ const FORMAT: u32 = 1;
 /// assignment by env(1).
 const TRAMPOLINE: [&str; 3] = ["/bin/sh", "-c", "exec \"$0\" \"$@\""];
 
-/// One unit of a chunk: its task index, workspace and run.
+/// One unit of a chunk: its task index, workspace, run, and its program as shell words
+/// ([`unit_words`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Task<'a> {
     pub(crate) index: u32,
     pub(crate) workspace: &'a Path,
     pub(crate) run: u32,
+    pub(crate) words: &'a str,
 }
 
 /// A word quoted for the POSIX shell.
@@ -46,8 +50,9 @@ fn quote_path(path: &Path) -> Result<String, String> {
     quote(text)
 }
 
-/// A unit's `command.sh`: its program with its arguments and environment, as one `exec`.
-pub(crate) fn command_script(spec: &SubmitSpec) -> Result<String, String> {
+/// A unit's program with its arguments and environment, as quoted shell words: `env
+/// NAME=VALUE... EXE ARGS...` (env(1) only when there is an environment to add).
+pub(crate) fn unit_words(spec: &SubmitSpec) -> Result<String, String> {
     let mut words: Vec<String> = Vec::new();
     if !spec.env.is_empty() {
         words.push("env".to_owned());
@@ -67,14 +72,7 @@ pub(crate) fn command_script(spec: &SubmitSpec) -> Result<String, String> {
     for arg in &spec.args {
         words.push(quote(arg)?);
     }
-    Ok(format!(
-        "# ganga-rs Batch backend (format {FORMAT}): the program of unit {job}, run {run}.\n\
-         # Run by the wrapper in the working directory, with stdin from /dev/null.\n\
-         exec {command}\n",
-        job = spec.job,
-        run = spec.run,
-        command = words.join(" "),
-    ))
+    Ok(words.join(" "))
 }
 
 /// The wrapper of one chunk of units.
@@ -87,31 +85,36 @@ pub(crate) fn wrapper_script(
     for t in tasks {
         let _ = writeln!(
             table,
-            "{}) ganga_ws={} ganga_run={} ;;",
+            "{})\n    ganga_ws={} ganga_run={}\n    set -- {}\n    ;;",
             t.index,
             quote_path(t.workspace)?,
-            t.run
+            t.run,
+            t.words
         );
     }
     Ok(format!(
         r#"#!/bin/sh
 # ganga-rs Batch backend (format {FORMAT}): the wrapper of submission {key} ({count} unit(s), {title}).
 #
-# Each task finds its unit (workspace, run) in the table below by its task index,
-# records `started`, runs the unit's {COMMAND} in its working directory and records
-# `exit` (records go to a temporary file that is then renamed), then exits with the
-# program's exit code.
+# Each task finds its unit (workspace, run, program) in the table below by its task
+# index, makes the unit's directories, records `started`, runs the program in the
+# working directory and records `exit` (records go to a temporary file that is then
+# renamed), then exits with the program's exit code.
 
 ganga_index={index_expr}
+ganga_id={id_expr}
 case $ganga_index in
 {table}*)
     echo "ganga: task index '$ganga_index' is not in the table of submission {key}" >&2
     exit 70
     ;;
 esac
-ganga_id={id_expr}
 ganga_control=$ganga_ws/batch
 ganga_work=$ganga_ws/work
+if ! mkdir -p "$ganga_control" "$ganga_work"; then
+    echo "ganga: cannot make the directories of $ganga_ws (is it on a file system this host shares?)" >&2
+    exit 71
+fi
 
 # The wrapper's own messages go to the control directory (a failed redirection of
 # `exec` would end the shell: try it in a subshell first).
@@ -151,7 +154,8 @@ ganga_started=$(ganga_now)
 
 ganga_error=
 if cd "$ganga_work" 2>/dev/null; then
-    sh "$ganga_control/{COMMAND}" </dev/null >{STDOUT} 2>{STDERR}
+    # exec: the program is never taken for one of this script's functions or builtins.
+    (exec "$@") </dev/null >{STDOUT} 2>{STDERR}
     ganga_rc=$?
 else
     ganga_rc=126
@@ -219,19 +223,16 @@ mod tests {
     /// Runs the wrapper of a one-unit chunk as the batch system would, with the task
     /// index in `SLURM_ARRAY_TASK_ID`.
     fn run_wrapper(workspace: &Path, spec: &SubmitSpec) -> std::process::ExitStatus {
-        let dirs = UnitDirs::new(workspace);
-        std::fs::create_dir_all(&dirs.control).expect("control dir");
-        std::fs::create_dir_all(&dirs.work).expect("work dir");
-        std::fs::write(dirs.file(COMMAND), command_script(spec).expect("a script"))
-            .expect("written");
+        let words = unit_words(spec).expect("words");
         let tasks = [Task {
             index: 0,
             workspace,
             run: spec.run,
+            words: &words,
         }];
         let wrapper = wrapper_script(flavour::by_name("slurm").expect("slurm"), "k1", &tasks)
             .expect("a wrapper");
-        let path = workspace.join("wrapper.sh");
+        let path = workspace.with_extension("wrapper.sh");
         std::fs::write(&path, wrapper).expect("written");
         Command::new("/bin/sh")
             .arg(&path)
@@ -301,7 +302,7 @@ mod tests {
 
         // A program whose name looks like an assignment, with an environment.
         let ws = dir.path().join("v");
-        std::fs::create_dir_all(UnitDirs::new(&ws).work).expect("work dir");
+        std::fs::create_dir_all(UnitDirs::new(&ws).work).expect("work dir (input files)");
         let odd = UnitDirs::new(&ws).work.join("a=b");
         std::fs::write(&odd, "#!/bin/sh\necho ran $X\n").expect("written");
         std::fs::set_permissions(&odd, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -313,12 +314,27 @@ mod tests {
     }
 
     #[test]
+    fn a_program_named_like_a_builtin_is_not_the_builtin() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ws = dir.path().join("w");
+        // `exit 0` as a builtin would end the wrapper before it records the end.
+        let spec = spec(&ws, "exit", &["0"], &[]);
+        assert_eq!(run_wrapper(&ws, &spec).code(), Some(127));
+        let exit = RunRecords::read(&UnitDirs::new(&ws), 3, Reading::Ends)
+            .expect("read")
+            .exit
+            .expect("recorded");
+        assert_eq!(exit.code, 127);
+    }
+
+    #[test]
     fn an_unknown_task_index_fails_the_task() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let tasks = [Task {
             index: 1,
             workspace: dir.path(),
             run: 1,
+            words: "true",
         }];
         let wrapper =
             wrapper_script(flavour::by_name("sge").expect("sge"), "k", &tasks).expect("a wrapper");
@@ -335,6 +351,6 @@ mod tests {
     fn nul_characters_are_refused() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let spec = spec(dir.path(), "/bin/echo", &["a\0b"], &[]);
-        assert!(command_script(&spec).is_err_and(|e| e.contains("NUL")));
+        assert!(unit_words(&spec).is_err_and(|e| e.contains("NUL")));
     }
 }

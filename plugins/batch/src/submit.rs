@@ -1,13 +1,16 @@
-//! Handing units over: each unit's directories, input files and `command.sh`; then the
-//! units, grouped by what they ask of the batch system (flavour, queue, options), go in
-//! chunks: one array per chunk where the system has arrays, one job per unit elsewhere.
+//! Handing units over. Each unit's directories are cleaned (a resubmitted unit starts
+//! afresh) and its input files copied; the units, grouped by what they ask of the batch
+//! system (flavour, queue, options), then go in chunks: one array per chunk where the
+//! system has arrays, one job per unit elsewhere. The wrapper makes the rest of a unit's
+//! directories when it starts, so a large submission costs the submit host's file system
+//! a few files, not a few per unit.
 //!
-//! A chunk's outcome is one of three. Accepted: each unit gets its id, recorded in its
-//! `submitted` record. Refused (the command said no): each unit fails with the command's
-//! words, and its `submitting` record is removed (it was certainly not handed over).
+//! A chunk's outcome is one of three. Accepted: each unit gets its id, and the chunk's
+//! submission record says it. Refused (the command said no): each unit fails with the
+//! command's words, and the record is removed (it was certainly not handed over).
 //! Uncertain (no answer in time, an answer that cannot be read): nobody can tell whether
-//! the jobs exist, so the whole call fails; the units keep their `submitting` records and
-//! [`crate::find`] settles them later.
+//! the jobs exist, so the whole call fails; the record stays and [`crate::find`] settles
+//! its units later.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -25,21 +28,24 @@ use crate::backend::{Inner, blocking, code_of, unit_id};
 use crate::command::{self, CommandError, Locale};
 use crate::config::JobSettings;
 use crate::flavour::{self, Flavour, SubmitRequest};
-use crate::layout::{COMMAND, SUBMITTED, SUBMITTING, UnitDirs};
-use crate::records::{self, SubmittedRecord, Submitting};
+use crate::layout::UnitDirs;
+use crate::records;
 use crate::script::{self, Task};
+use crate::submissions::{self, Submission};
 
 /// Submit commands running at once, for flavours without arrays (one command per unit).
 const PARALLEL_SUBMITS: usize = 8;
 /// Kept wrappers (HTCondor's) older than this are removed at the next submission.
 const KEEP_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// A unit ready to go: its directories are made and its `command.sh` written.
+/// A unit ready to go: its old directories are gone, its input files in place.
 #[derive(Debug, Clone)]
 struct Unit {
     job: JobRef,
     run: u32,
     workspace: PathBuf,
+    /// Its program as shell words, for the wrapper's table.
+    words: String,
 }
 
 enum Outcome {
@@ -61,7 +67,7 @@ pub(crate) async fn submit(
             Err(e) => answers.push((spec.job, Err(format!("job {}: {e}", spec.job)))),
         }
     }
-    let prepared: Vec<(SubmitSpec, JobSettings, Result<(), String>)> =
+    let prepared: Vec<(SubmitSpec, JobSettings, Result<String, String>)> =
         blocking("preparing", move || {
             wanted
                 .into_iter()
@@ -76,10 +82,11 @@ pub(crate) async fn submit(
     let mut groups: BTreeMap<JobSettings, Vec<Unit>> = BTreeMap::new();
     for (spec, settings, ready) in prepared {
         match ready {
-            Ok(()) => groups.entry(settings).or_default().push(Unit {
+            Ok(words) => groups.entry(settings).or_default().push(Unit {
                 job: spec.job,
                 run: spec.run,
                 workspace: spec.workspace,
+                words,
             }),
             Err(e) => answers.push((spec.job, Err(format!("job {}: {e}", spec.job)))),
         }
@@ -162,6 +169,7 @@ async fn try_chunk(
             index,
             workspace: &u.workspace,
             run: u.run,
+            words: &u.words,
         })
         .collect();
     let wrapper = script::wrapper_script(flavour, &key, &tasks)?;
@@ -178,33 +186,16 @@ async fn try_chunk(
         keep_dir: &dirs.keep,
     })?;
 
-    // The intent first: a `ganga` killed from here on leaves what `find` needs.
-    let intents: Vec<(PathBuf, String)> = units
-        .iter()
-        .zip(first..)
-        .map(|(u, index)| {
-            let record = Submitting {
-                run: u.run,
-                system: flavour.name.to_owned(),
-                key: key.clone(),
-                index,
-                time: Some(records::now()),
-            };
-            (
-                UnitDirs::new(&u.workspace).file(SUBMITTING),
-                record.to_text(),
-            )
-        })
-        .collect();
+    // The chunk's record, per job, before anything is asked of the system: a `ganga`
+    // killed from here on leaves what `find` needs.
+    let mut records = ChunkRecords::new(&key, flavour, units, first);
     let files = plan.temp_files.clone();
     let kept = plan.kept_files.clone();
     let keep_dir = dirs.keep.clone();
     let temp_dir = dirs.temp.clone();
+    let before = records.clone();
     blocking("writing submission files", move || -> Result<(), String> {
-        for (path, text) in &intents {
-            records::write_atomic(path, text)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        }
+        before.write()?;
         if !kept.is_empty() {
             prune_old(&keep_dir, KEEP_FOR);
         }
@@ -237,9 +228,12 @@ async fn try_chunk(
     })
     .await;
 
-    let refused = |why: String| async move {
-        forget_intents(units).await;
-        Err(why)
+    let refused = |why: String| {
+        let records = records.clone();
+        async move {
+            let _ = blocking("removing submission records", move || records.remove()).await;
+            Err(why)
+        }
     };
     let out = match result {
         Ok(out) => out,
@@ -265,62 +259,76 @@ async fn try_chunk(
         Err(e) => return Ok(Outcome::Uncertain(format!("{}: {e}", program.display()))),
     };
 
-    let accepted: Vec<(JobRef, Submitted, PathBuf, String)> = units
-        .iter()
-        .zip(first..)
-        .map(|(u, index)| {
-            let id = unit_id(flavour, &(flavour.unit_id)(&base, index));
-            let record = SubmittedRecord {
-                run: u.run,
-                id: id.clone(),
-                time: Some(records::now()),
-            };
-            (
-                u.job,
-                Submitted::id(id),
-                UnitDirs::new(&u.workspace).file(SUBMITTED),
-                record.to_text(),
-            )
-        })
-        .collect();
-    let writes: Vec<(PathBuf, String)> = accepted
-        .iter()
-        .map(|(_, _, p, t)| (p.clone(), t.clone()))
-        .collect();
-    let _ = blocking("writing submitted records", move || {
-        for (path, text) in writes {
-            // The id is answered anyway; without the record, `find` asks the listing.
-            if let Err(e) = records::write_atomic(&path, &text) {
-                tracing::warn!("batch backend: cannot write {}: {e}", path.display());
-            }
-        }
-    })
-    .await;
+    records.set_id(&base);
+    let after = records.clone();
+    let written = blocking("writing submission records", move || after.write()).await;
+    if let Err(e) | Ok(Err(e)) = written.map_err(|e| e.to_string()) {
+        // The ids are answered anyway; without the record, `find` asks the listing.
+        tracing::warn!("batch backend: {e}");
+    }
     tracing::debug!(
         "batch backend: submitted {} unit(s) to {} as {base}",
         units.len(),
         flavour.title
     );
     Ok(Outcome::Accepted(
-        accepted
-            .into_iter()
-            .map(|(job, s, _, _)| (job, s))
+        units
+            .iter()
+            .zip(first..)
+            .map(|(u, index)| {
+                let id = unit_id(flavour, &(flavour.unit_id)(&base, index));
+                (u.job, Submitted::id(id))
+            })
             .collect(),
     ))
 }
 
-/// Removes the `submitting` records of units certainly not handed over.
-async fn forget_intents(units: &[Unit]) {
-    let paths: Vec<PathBuf> = units
-        .iter()
-        .map(|u| UnitDirs::new(&u.workspace).file(SUBMITTING))
-        .collect();
-    let _ = blocking("removing submitting records", move || {
-        for p in paths {
-            let _ = fs::remove_file(p);
+/// A chunk's submission records: one per job whose units it holds.
+#[derive(Debug, Clone)]
+struct ChunkRecords {
+    records: Vec<(PathBuf, Submission)>,
+}
+
+impl ChunkRecords {
+    fn new(key: &str, flavour: &Flavour, units: &[Unit], first: u32) -> ChunkRecords {
+        let mut by_dir: BTreeMap<PathBuf, Submission> = BTreeMap::new();
+        for (u, index) in units.iter().zip(first..) {
+            by_dir
+                .entry(submissions::dir_of(u.job, &u.workspace))
+                .or_insert_with(|| Submission {
+                    key: key.to_owned(),
+                    system: flavour.name.to_owned(),
+                    id: None,
+                    units: Vec::new(),
+                })
+                .units
+                .push((u.job, u.run, index));
         }
-    })
-    .await;
+        ChunkRecords {
+            records: by_dir.into_iter().collect(),
+        }
+    }
+
+    fn set_id(&mut self, id: &str) {
+        for (_, sub) in &mut self.records {
+            sub.id = Some(id.to_owned());
+        }
+    }
+
+    fn write(&self) -> Result<(), String> {
+        for (dir, sub) in &self.records {
+            submissions::write(dir, sub).map_err(|e| {
+                format!("cannot write a submission record in {}: {e}", dir.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self) {
+        for (dir, sub) in &self.records {
+            submissions::remove(dir, &sub.key);
+        }
+    }
 }
 
 fn write_script(path: &Path, text: &str) -> io::Result<()> {
@@ -391,22 +399,28 @@ fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// Makes fresh directories (a resubmitted unit starts clean), copies the input files and
-/// writes `command.sh`.
-fn prepare(spec: &SubmitSpec) -> Result<(), String> {
+/// Cleans what an earlier run left (a resubmitted unit starts afresh), copies the input
+/// files, and gives the unit's program as shell words.
+fn prepare(spec: &SubmitSpec) -> Result<String, String> {
     check_spec(spec)?;
-    let command = script::command_script(spec)?;
+    let words = script::unit_words(spec)?;
     let dirs = UnitDirs::new(&spec.workspace);
     let io_err =
         |what: &str, path: &Path, e: io::Error| format!("cannot {what} {}: {e}", path.display());
-    for dir in [&dirs.control, &dirs.work] {
-        match fs::remove_dir_all(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("remove the old", dir, e)),
+    // One look at a workspace that does not exist yet (the usual case) and nothing more.
+    if fs::symlink_metadata(&spec.workspace).is_ok() {
+        for dir in [&dirs.control, &dirs.work] {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove the old", dir, e)),
+            }
         }
-        fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
     }
+    if spec.input_files.is_empty() {
+        return Ok(words);
+    }
+    fs::create_dir_all(&dirs.work).map_err(|e| io_err("create", &dirs.work, e))?;
     let mut names = HashSet::new();
     for input in &spec.input_files {
         let name = input
@@ -435,8 +449,7 @@ fn prepare(spec: &SubmitSpec) -> Result<(), String> {
             ));
         }
     }
-    let path = dirs.file(COMMAND);
-    records::write_atomic(&path, &command).map_err(|e| io_err("write", &path, e))
+    Ok(words)
 }
 
 /// Copies a directory tree of input files. Links to directories are not followed (they
