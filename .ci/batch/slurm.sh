@@ -9,14 +9,17 @@
 #   slurm.sh status             exit 0 when the node is ready, 1 otherwise (prints why)
 #
 # Knobs (environment): SLURM_CPUS (default 16: oversubscribed, so tiny test jobs do not
-# queue behind each other on a 2-core machine), SLURM_MINJOBAGE (default 30 s: how long an
-# ended job stays in squeue), SLURM_READY_TIMEOUT (default 90 s).
+# queue behind each other on a 2-core machine), SLURM_MEMORY_MB (default: the machine's
+# memory less 512 MB), SLURM_MINJOBAGE (default 30 s: how long an ended job stays in
+# squeue), SLURM_READY_TIMEOUT (default 90 s).
 # Facts behind the choices: /work/shared/docs/reference/batch-systems.md (no slurmdbd, so
 # no sacct; batch_sched_delay=0; linuxproc without cgroups for containers).
 set -euo pipefail
 
 NODE=$(hostname -s)
 CPUS=${SLURM_CPUS:-16}
+# The node's memory as Slurm sees it (MB), so that jobs asking for memory (--mem) fit.
+MEMORY=${SLURM_MEMORY_MB:-$(awk '/^MemTotal:/ { m = int($2 / 1024) - 512; print (m > 512 ? m : 512) }' /proc/meminfo)}
 MINJOBAGE=${SLURM_MINJOBAGE:-30}
 TIMEOUT=${SLURM_READY_TIMEOUT:-90}
 CONF=/etc/slurm/slurm.conf
@@ -116,7 +119,7 @@ SlurmdParameters=config_overrides
 SlurmdTimeout=300
 InactiveLimit=0
 KillWait=5
-NodeName=$NODE CPUs=$CPUS State=UNKNOWN
+NodeName=$NODE CPUs=$CPUS RealMemory=$MEMORY State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
     if cmp -s "$CONF.new" "$CONF" 2>/dev/null; then
