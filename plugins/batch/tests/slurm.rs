@@ -302,12 +302,21 @@ async fn units_survive_a_controller_outage() {
         })
         .collect();
     let refs = submit(&backend, &specs).await;
-    poll_until(&backend, &refs, Duration::from_secs(120), "to run", |r| {
+    let long = submit(
+        &backend,
+        &[spec(&home, JobRef::job(6), &ShellJob::new("sleep 120"))],
+    )
+    .await;
+    let all: Vec<BackendRef> = refs.iter().chain(&long).cloned().collect();
+    poll_until(&backend, &all, Duration::from_secs(120), "to run", |r| {
         r.status == RemoteStatus::Running
     })
     .await;
 
     let controller = Controller::stop();
+    // A kill while it is down fails as a whole, and leaves no kill record behind.
+    let killed = backend.kill(&long).await;
+    assert!(killed.is_err(), "kill with slurmctld down: {killed:?}");
     // While it is down (the units end meanwhile): an error, or units still going.
     let down_until = Instant::now() + Duration::from_secs(12);
     let mut errors = 0;
@@ -335,6 +344,19 @@ async fn units_survive_a_controller_outage() {
     for rep in &reports {
         assert_eq!(rep.status, RemoteStatus::Succeeded, "{rep:?}");
     }
+    let still = poll_all(&backend, &long).await.expect("a poll");
+    assert_eq!(
+        still[0].status,
+        RemoteStatus::Running,
+        "the failed kill was not recorded"
+    );
+    let answers = backend
+        .kill(&long)
+        .await
+        .expect("kill, now that it is back");
+    assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
+    let reports = until_final(&backend, &long, Duration::from_secs(60)).await;
+    assert_eq!(reports[0].status, RemoteStatus::Killed);
 }
 
 /// A unit whose wrapper died without an exit record: Slurm says FAILED while it lists

@@ -433,6 +433,48 @@ mod tests {
     }
 
     #[test]
+    fn every_submit_plan_carries_the_tag_queue_options_and_script() {
+        let dir = std::path::Path::new("/h/batch/tmp");
+        let extra = vec!["--extra".to_owned()];
+        for f in FLAVOURS {
+            let queue = (f.name != "condor").then_some("q1");
+            let req = SubmitRequest {
+                tag: "ganga-ab12",
+                key: "kz",
+                tasks: 3,
+                queue,
+                extra: &extra,
+                script: "#!/bin/sh\n# the wrapper\n",
+                temp_dir: dir,
+                keep_dir: dir,
+            };
+            let plan = (f.submit_plan)(&req).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+            let all = plan.args.join(" ")
+                + &plan
+                    .temp_files
+                    .iter()
+                    .map(|(_, t)| t.as_str())
+                    .collect::<String>();
+            assert!(all.contains("ganga-ab12"), "{}: {all}", f.name);
+            assert!(all.contains("--extra"), "{}: {all}", f.name);
+            if let Some(q) = queue {
+                assert!(all.contains(q), "{}: {all}", f.name);
+            }
+            let script_goes = plan.stdin.as_deref() == Some(req.script)
+                || plan
+                    .temp_files
+                    .iter()
+                    .chain(&plan.kept_files)
+                    .any(|(_, t)| t == req.script);
+            assert!(script_goes, "{}: the wrapper is handed over", f.name);
+            if let Some(rule) = f.array {
+                let last = (rule.first_index + 2).to_string();
+                assert!(all.contains(&last), "{}: an array of 3: {all}", f.name);
+            }
+        }
+    }
+
+    #[test]
     fn unit_ids_split_back() {
         for f in FLAVOURS {
             let index = if f.array.is_some() { 7 } else { 0 };

@@ -306,6 +306,18 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
     let mut failed = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let l = line.to_ascii_lowercase();
+        // The server (or, under Slurm's wrapper, slurmctld) did not answer: not the job.
+        if [
+            "cannot connect",
+            "unable to contact",
+            "connection refused",
+            "timed out",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+        {
+            return KillOutcome::Failed(format!("qdel failed: {text}"));
+        }
         let named: Vec<&&str> = ids
             .iter()
             .filter(|id| {
@@ -504,6 +516,16 @@ mod tests {
             kill_outcome(
                 &out(1, "qdel: cannot connect to server pbs01"),
                 &["12.pbs01"]
+            ),
+            KillOutcome::Failed(_)
+        ));
+        assert!(matches!(
+            kill_outcome(
+                &out(
+                    1,
+                    "qdel: Kill job error on job id 24: Unable to contact slurm controller (connect failure)"
+                ),
+                &["24"]
             ),
             KillOutcome::Failed(_)
         ));

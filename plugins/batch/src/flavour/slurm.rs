@@ -231,6 +231,10 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
     }
     let mut failed = Vec::new();
     for line in out.text().lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if is_down(line) {
+            // Slurm names each id, but the controller is the trouble, not the job.
+            return KillOutcome::Failed(format!("scancel failed: {}", out.text()));
+        }
         let named = ids
             .iter()
             .find(|id| line.contains(&format!("job id {id}")) || line.ends_with(&format!(" {id}")));
@@ -248,6 +252,13 @@ fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
     } else {
         KillOutcome::Some(failed)
     }
+}
+
+/// The controller did not answer (`Unable to contact slurm controller`, `Socket timed
+/// out on send/recv operation`).
+fn is_down(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    l.contains("unable to contact") || l.contains("connect failure") || l.contains("timed out")
 }
 
 fn is_gone(line: &str) -> bool {
@@ -466,6 +477,17 @@ mod tests {
                     "scancel: error: Unable to contact slurm controller (connect failure)"
                 ),
                 &["1_0"]
+            ),
+            KillOutcome::Failed(_)
+        ));
+        // Recorded with slurmctld stopped: the id is named, the controller is the trouble.
+        assert!(matches!(
+            kill_outcome(
+                &out(
+                    1,
+                    "scancel: error: Kill job error on job id 347_0: Unable to contact slurm controller (connect failure)"
+                ),
+                &["347_0"]
             ),
             KillOutcome::Failed(_)
         ));
