@@ -156,7 +156,9 @@ fn parse_table(text: &str, what: &'static str) -> Result<Vec<Row>, ParseError> {
         }
         let bad = |m: &str| ParseError::at(what, n, format!("{m}: {}", excerpt(line)));
         let words: Vec<&str> = t.split_whitespace().collect();
-        let id = words[0];
+        let Some(&id) = words.first() else {
+            continue;
+        };
         match id.split_once('.') {
             Some((c, p)) if is_number(c) && is_number(p) => {}
             _ => return Err(bad("not a job id")),

@@ -131,6 +131,7 @@ fn parse_status(text: &str, _req: &StatusRequest<'_>) -> Result<Vec<Row>, ParseE
         if words.len() < 9 {
             return Err(bad("too few columns"));
         }
+        // At least 9 words (checked above): the indices below exist.
         let (id, state) = (words[0], words[2]);
         if !is_number(id) {
             return Err(bad("not a job id"));

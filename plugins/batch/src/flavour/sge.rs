@@ -352,6 +352,7 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
             ),
         ));
     }
+    // At least 36 fields (checked above): every index used below exists.
     let int = |i: usize| -> Result<i64, ParseError> {
         fields[i].trim().parse().map_err(|_| {
             ParseError::new(
