@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod migrate;
+mod monitoring;
 mod output;
 mod util;
 mod workflow;

@@ -21,7 +21,8 @@ pub(crate) struct Ganga {
 }
 
 impl Ganga {
-    /// A fresh home with a config that polls fast.
+    /// A fresh home with a config that polls fast and starts no monitor in the background
+    /// (the tests of the background monitor turn it on).
     pub(crate) fn new() -> Ganga {
         for p in PLUGINS {
             built_plugin(p);
@@ -31,7 +32,7 @@ impl Ganga {
         std::fs::create_dir_all(dir.path().join("home")).expect("home");
         std::fs::write(
             dir.path().join("home").join("config.toml"),
-            "[monitor]\ninterval_secs = 0.2\n",
+            "[monitor]\ninterval_secs = 0.2\nbackground = false\n",
         )
         .expect("config");
         Ganga { bin, dir }
@@ -144,6 +145,31 @@ impl Ganga {
         match self.json(&["subjobs", &id.to_string(), "--json"]) {
             Value::Array(a) => a,
             other => panic!("subjobs --json gave {other}"),
+        }
+    }
+}
+
+impl Drop for Ganga {
+    /// A monitor a test left running (in the background, say) goes with its home.
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.home().join("monitor.lock"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        // Only a ganga of this home: the pid may have been reused since.
+        let ours = |pid: u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let home = self.home();
+                let home = home.to_string_lossy();
+                String::from_utf8_lossy(&c).contains(home.as_ref())
+            })
+        };
+        if let Some(pid) = pid
+            && alive(pid)
+            && ours(pid)
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }

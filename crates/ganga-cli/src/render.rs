@@ -187,6 +187,7 @@ fn run_json(r: &RunState) -> Json {
         "status": r.status,
         "times": Json::Object(r.times.iter().map(|(s, t)| (s.to_string(), time_json(Some(t)))).collect()),
         "submit_count": r.submit_count,
+        "auto_resubmits": r.auto_resubmits,
         "backend_id": r.backend.id,
         "native_state": r.backend.native_state,
         "exit_code": r.backend.exit_code,
@@ -206,6 +207,7 @@ fn spec_json(spec: &JobSpec) -> Json {
         "input_files": spec.input_files,
         "output_files": spec.output_files,
         "splitter": spec.splitter,
+        "auto_resubmit": spec.auto_resubmit,
     })
 }
 
@@ -267,6 +269,13 @@ fn field(out: &mut String, name: &str, value: impl AsRef<str>) {
 fn run_fields(out: &mut String, run: &RunState, output_dir: &Path, ran: bool) {
     field(out, "status", run.status.as_str());
     field(out, "submitted", format!("{} time(s)", run.submit_count));
+    if run.auto_resubmits > 0 {
+        field(
+            out,
+            "",
+            format!("{} of them automatically", run.auto_resubmits),
+        );
+    }
     if ran {
         backend_fields(out, run);
     }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Cache, JobCache, Store, Workspaces};
-use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations};
+use ganga_core::{Backend, Store, Workspaces};
+use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle};
 use ganga_plugin_host::{Catalog, PluginKind};
 
 use crate::args::Global;
@@ -23,6 +23,10 @@ pub(crate) struct Session {
     pub(crate) search_path: Vec<PathBuf>,
     context: OnceLock<Context>,
     home_id: OnceLock<String>,
+    /// The plugin flags given, for a background monitor started from here.
+    plugin_dirs: Vec<PathBuf>,
+    plugin_files: Vec<PathBuf>,
+    cache_mib: Option<u64>,
 }
 
 impl Session {
@@ -58,6 +62,9 @@ impl Session {
             search_path,
             context: OnceLock::new(),
             home_id: OnceLock::new(),
+            plugin_dirs: global.plugin_dirs.clone(),
+            plugin_files: global.plugins.clone(),
+            cache_mib: global.cache_mib,
         })
     }
 
@@ -94,7 +101,6 @@ impl Session {
             .store
             .cache_budget_mib
             .saturating_mul(1024 * 1024);
-        let cache: Arc<dyn Cache> = Arc::new(JobCache::new(store.clone(), budget));
         let backends = Arc::new(CatalogBackends {
             catalog: self.catalog.clone(),
             home: self.home.clone(),
@@ -106,12 +112,13 @@ impl Session {
                 .map(|k| (k.clone(), self.config.plugin_options(k)))
                 .collect(),
         });
-        let context = Context {
-            store,
-            cache,
+        let context = Context::new(
+            StoreHandle::new(store, budget),
             backends,
-            workspaces: self.workspaces(),
-        };
+            self.workspaces(),
+            self.home.join("locks"),
+        )
+        .with_call_timeout(secs(self.config.monitor.call_timeout_secs, 1.0));
         Ok(self.context.get_or_init(|| context))
     }
 
@@ -119,15 +126,61 @@ impl Session {
         Ok(Operations::new(self.context()?.clone()))
     }
 
+    /// A monitor as the config says, with `interval` (seconds) for every backend if given.
     pub(crate) fn monitor(&self, interval: Option<f64>) -> anyhow::Result<Monitor> {
-        let secs = interval
-            .unwrap_or(self.config.monitor.interval_secs)
-            .max(0.05);
+        let m = &self.config.monitor;
+        if m.submit_grace_secs.is_some() {
+            tracing::warn!(
+                "monitor.submit_grace_secs is no longer used: interrupted submissions are asked about"
+            );
+        }
         let settings = MonitorSettings {
-            interval: Duration::from_secs_f64(secs),
-            submit_grace: Duration::from_secs(self.config.monitor.submit_grace_secs),
+            interval: interval.or(m.interval_secs).map(|s| secs(s, 0.05)),
+            intervals: m
+                .backend
+                .iter()
+                .filter_map(|(name, pace)| Some((name.clone(), secs(pace.interval_secs?, 0.05))))
+                .collect(),
+            quiet_factor: m.quiet_factor.max(1),
+            error_cap: secs(m.error_backoff_max_secs, 1.0),
+            lost_grace: secs(m.lost_grace_secs, 0.0),
+            poll_concurrency: m.poll_concurrency.max(1),
+            finalise_concurrency: m.finalise_concurrency.max(1),
+            auto_resubmit: m.auto_resubmit.as_ref().and_then(|a| a.policy()),
+            idle_exit: None,
+            control_socket: Some(self.control_socket()),
+            watch_wait: Duration::from_secs(5),
         };
         Ok(Monitor::new(self.context()?.clone(), settings))
+    }
+
+    /// Where the running monitor listens for other processes.
+    pub(crate) fn control_socket(&self) -> PathBuf {
+        self.home.join("monitor.sock")
+    }
+
+    /// Where a background monitor writes its log.
+    pub(crate) fn monitor_log(&self) -> PathBuf {
+        self.home.join("monitor.log")
+    }
+
+    /// How this `ganga` was started, for starting another with the same plugins and
+    /// config (a background monitor).
+    pub(crate) fn same_setup_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--home".into(), self.home.clone().into()];
+        if let Some(config) = &self.config_file {
+            args.extend(["--config".into(), config.clone().into()]);
+        }
+        for dir in &self.plugin_dirs {
+            args.extend(["--plugin-dir".into(), dir.clone().into()]);
+        }
+        for file in &self.plugin_files {
+            args.extend(["--plugin".into(), file.clone().into()]);
+        }
+        if let Some(mib) = self.cache_mib {
+            args.extend(["--cache-mib".into(), mib.to_string().into()]);
+        }
+        args
     }
 
     pub(crate) fn monitor_lease_path(&self) -> PathBuf {
@@ -157,6 +210,15 @@ impl Backends for CatalogBackends {
         self.catalog
             .backend(name, &context)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A number of seconds from the config as a duration, at least `min`.
+fn secs(s: f64, min: f64) -> Duration {
+    if s.is_finite() {
+        Duration::from_secs_f64(s.clamp(min, 1e9))
+    } else {
+        Duration::from_secs_f64(min)
     }
 }
 
