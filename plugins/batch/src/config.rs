@@ -113,8 +113,10 @@ impl Config {
         let submit_timeout = seconds(options, "submit_timeout_secs", 120, Duration::from_secs(1))?;
         let status_timeout = seconds(options, "status_timeout_secs", 60, MIN_STATUS_TIMEOUT)?;
         let kill_timeout = seconds(options, "kill_timeout_secs", 60, Duration::from_secs(1))?;
+        // Ganga's own interval for its batch backends (LSF, PBS): a listing per home every
+        // 20 s is cheap for any scheduler.
         let poll_interval_secs = match options.get("poll_interval_secs") {
-            None => 30,
+            None => 20,
             Some(v) => v
                 .as_integer()
                 .filter(|n| (1..=86_400).contains(n))
