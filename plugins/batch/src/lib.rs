@@ -4,8 +4,8 @@
 //!
 //! One plugin, several flavours: what differs between systems (the commands, their
 //! arguments, how to read their answers, what each native state means) is a small table
-//! per system in [`flavour`](crate::flavour) (PSI/J's granularity); everything else is
-//! shared. `docs/backends/batch.md` is the guide for users and site administrators.
+//! per system in the `flavour` module (PSI/J's granularity); everything else is shared.
+//! `docs/backends/batch.md` is the guide for users and site administrators.
 //!
 //! It is not a scheduler, and keeps no state in memory: what it knows of a unit is in
 //! the unit's workspace and at the batch system, so a fresh instance in another process
@@ -26,7 +26,7 @@
 //!
 //! # Deciding a unit's state
 //!
-//! `poll` and `poll_all` run ONE listing command per system for all the units asked
+//! `poll` and `poll_all` run one listing command per system for all the units asked
 //! (Slurm `squeue --name`, Grid Engine `qstat -g d -xml`, PBS `qstat -f [-x]`, LSF
 //! `bjobs -a -J`, HTCondor `condor_q -constraint`), read each unit's records, and decide
 //! (`decide.rs`): an exit record of the unit's run decides; a kill record means killed;

@@ -143,16 +143,35 @@ impl RunRecords {
                 }
             }
         }
+        // One look at the directory first: a unit that has not started has none (the
+        // wrapper makes it), and a poll of many pending units then costs one lookup each.
+        let present: Vec<std::ffi::OsString> = match std::fs::read_dir(&dirs.control) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(r),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot read {}: {e}", dirs.control.display()),
+                ));
+            }
+        };
+        let has = |name: &str| present.iter().any(|p| p == name);
         let exit = dirs.file(EXIT);
         r.exit = of_run(
-            read(&exit, Exit::parse)?,
+            if has(EXIT) {
+                read(&exit, Exit::parse)?
+            } else {
+                None
+            },
             |e| e.run,
             run,
             &exit,
             &mut unreadable,
         );
         let started = dirs.file(STARTED);
-        if r.exit.is_none() || what == Reading::Beginnings {
+        if has(STARTED) && (r.exit.is_none() || what == Reading::Beginnings) {
             r.started = of_run(
                 read(&started, Started::parse)?,
                 |s| s.run,
@@ -161,7 +180,7 @@ impl RunRecords {
                 &mut unreadable,
             );
         }
-        if what == Reading::Ends {
+        if has(KILLED) && what == Reading::Ends {
             let killed = dirs.file(KILLED);
             r.killed = of_run(
                 read(&killed, Killed::parse)?,

@@ -37,6 +37,9 @@ use crate::submissions::{self, Submission};
 const PARALLEL_SUBMITS: usize = 8;
 /// Kept wrappers (HTCondor's) older than this are removed at the next submission.
 const KEEP_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Submission files (used only while the submit command runs) older than this are left
+/// over from a `ganga` that died meanwhile.
+const TEMP_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// A unit ready to go: its old directories are gone, its input files in place.
 #[derive(Debug, Clone)]
@@ -199,6 +202,8 @@ async fn try_chunk(
         if !kept.is_empty() {
             prune_old(&keep_dir, KEEP_FOR);
         }
+        // What a `ganga` killed during a submit command left behind.
+        prune_old(&temp_dir, TEMP_FOR);
         for dir in [&temp_dir, &keep_dir] {
             fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
