@@ -10,6 +10,7 @@ use serde_json::Value;
 /// The plugins the binary finds beside itself; built before any test runs it.
 const PLUGINS: &[&str] = &[
     "ganga-backend-local",
+    "ganga-backend-batch",
     "ganga-store-lmdb",
     "ganga-backend-example",
 ];

@@ -1,0 +1,349 @@
+//! IBM Spectrum LSF (and OpenLava): `bsub` of a job array `name[1-N]` with the script on
+//! standard input, one `bjobs -a -w -J <tag>` for the home, `bkill`.
+//!
+//! LSF cannot be installed here: the parsers are tested on recorded output from Nextflow's
+//! test suite (see `tests/fixtures/lsf/SOURCE.md`). `bjobs -w` prints one line per job or
+//! array element: `JOBID USER STAT QUEUE FROM_HOST EXEC_HOST JOB_NAME SUBMIT_TIME`, where
+//! EXEC_HOST is empty for pending jobs, the name may hold spaces and an array element's
+//! name ends in `[index]`.
+
+use super::{
+    ArrayRule, CommandOutput, EndKind, Flavour, KillOutcome, Native, ParseError, Phase, Row,
+    StatusRequest, SubmitPlan, SubmitRequest, excerpt, is_number,
+};
+
+pub(crate) static FLAVOUR: Flavour = Flavour {
+    name: "lsf",
+    title: "LSF",
+    submit_command: "bsub",
+    status_command: "bjobs",
+    kill_command: "bkill",
+    history_command: None,
+    array: Some(ArrayRule {
+        first_index: 1,
+        // MAX_JOB_ARRAY_SIZE defaults to 1000.
+        max_tasks: 1000,
+    }),
+    index_expr: "${LSB_JOBINDEX-}",
+    id_expr: "${LSB_JOBID-}[${LSB_JOBINDEX-}]",
+    submit_plan,
+    parse_submit,
+    unit_id,
+    split_id,
+    delete_failed: false,
+    status_args,
+    parse_status,
+    status_is_empty,
+    map_state,
+    kill_args,
+    kill_outcome,
+    history_args: None,
+    parse_history: None,
+};
+
+fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
+    let mut args = vec![
+        "-J".to_owned(),
+        format!("{}[1-{}]", req.tag, req.tasks.max(1)),
+        "-o".to_owned(),
+        "/dev/null".to_owned(),
+        "-e".to_owned(),
+        "/dev/null".to_owned(),
+    ];
+    if let Some(queue) = req.queue {
+        args.extend(["-q".to_owned(), queue.to_owned()]);
+    }
+    args.extend(req.extra.iter().cloned());
+    // `bsub < script` spools the script; `bsub script` would run it from where it lies.
+    Ok(SubmitPlan {
+        args,
+        stdin: Some(req.script.to_owned()),
+        ..SubmitPlan::default()
+    })
+}
+
+/// `Job <12345> is submitted to queue <normal>.`
+fn parse_submit(stdout: &str) -> Result<String, ParseError> {
+    let id = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Job <"))
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(id, _)| id);
+    match id {
+        Some(id) if is_number(id) => Ok(id.to_owned()),
+        _ => Err(ParseError::new(
+            "bsub answer",
+            format!(
+                "expected `Job <id> is submitted ...`, got {}",
+                excerpt(stdout)
+            ),
+        )),
+    }
+}
+
+fn unit_id(base: &str, index: u32) -> String {
+    format!("{base}[{index}]")
+}
+
+fn split_id(id: &str) -> Option<(&str, u32)> {
+    let (base, index) = id.strip_suffix(']')?.split_once('[')?;
+    Some((base, index.parse().ok()?))
+}
+
+fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
+    vec![
+        "-a".to_owned(),
+        "-w".to_owned(),
+        "-J".to_owned(),
+        req.tag.to_owned(),
+    ]
+}
+
+/// `bjobs` exits 255 with `No job found` (or `No unfinished job found`, `No matching job
+/// found`) when nothing matches.
+fn status_is_empty(out: &CommandOutput) -> bool {
+    out.stdout.trim().is_empty() && out.stderr.contains("job found")
+}
+
+const STATES: [&str; 11] = [
+    "PEND", "PROV", "PSUSP", "WAIT", "RUN", "USUSP", "SSUSP", "DONE", "EXIT", "UNKWN", "ZOMBI",
+];
+
+fn parse_status(text: &str, _req: &StatusRequest<'_>) -> Result<Vec<Row>, ParseError> {
+    const WHAT: &str = "bjobs output";
+    let mut rows = Vec::new();
+    let mut header = false;
+    for (n, line) in text.lines().enumerate() {
+        let n = n + 1;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() || line.starts_with("LSF is processing your request") {
+            continue;
+        }
+        if words.first() == Some(&"JOBID") {
+            header = true;
+            continue;
+        }
+        let bad = |m: &str| ParseError::at(WHAT, n, format!("{m}: {}", excerpt(line)));
+        if !header {
+            return Err(bad("a line before the JOBID header"));
+        }
+        // JOBID USER STAT QUEUE FROM_HOST [EXEC_HOST] JOB_NAME... MON DAY HH:MM
+        if words.len() < 9 {
+            return Err(bad("too few columns"));
+        }
+        // At least 9 words (checked above): the indices below exist.
+        let (id, state) = (words[0], words[2]);
+        if !is_number(id) {
+            return Err(bad("not a job id"));
+        }
+        if !state.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(bad("not an LSF state"));
+        }
+        // The name is the last word before the submit time; an array element's ends in
+        // `[index]`.
+        let name = words[words.len() - 4];
+        let index = name
+            .strip_suffix(']')
+            .and_then(|n| n.rsplit_once('['))
+            .map(|(_, i)| i)
+            .filter(|i| is_number(i));
+        rows.push(Row {
+            id: match index {
+                Some(i) => format!("{id}[{i}]"),
+                None => id.to_owned(),
+            },
+            state: state.to_owned(),
+            ..Row::default()
+        });
+    }
+    Ok(rows)
+}
+
+fn map_state(row: &Row) -> Native {
+    let s = row.state.as_str();
+    let phase = match s {
+        "PEND" | "PROV" | "PSUSP" | "WAIT" => Phase::Queued,
+        "RUN" | "USUSP" | "SSUSP" => Phase::Running,
+        "DONE" => Phase::Ended(EndKind::Success),
+        "EXIT" => Phase::Ended(EndKind::Failure),
+        // UNKWN: mbatchd lost contact with the host; ZOMBI: killed while the host was
+        // unreachable. Neither says how the job ends.
+        _ => Phase::Unknown,
+    };
+    let reason = match phase {
+        Phase::Ended(EndKind::Failure) => {
+            Some("LSF says EXIT (a non-zero exit code, or killed)".to_owned())
+        }
+        Phase::Unknown if STATES.contains(&s) => Some(format!("LSF says {s}: it cannot tell")),
+        Phase::Unknown => Some(format!("unknown LSF state {s}")),
+        _ => None,
+    };
+    Native::new(phase, s).with_reason(reason)
+}
+
+fn kill_args(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| (*id).to_owned()).collect()
+}
+
+/// `bkill` prints `Job <12[3]> is being terminated` per job; `Job has already finished`
+/// and `No matching job found` mean it ended already.
+fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
+    let text = out.text();
+    let mut failed = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let l = line.to_ascii_lowercase();
+        if l.contains("is being terminated")
+            || l.contains("is being signaled")
+            || l.contains("already finished")
+            || l.contains("no matching job")
+        {
+            continue;
+        }
+        let named: Vec<&&str> = ids
+            .iter()
+            .filter(|id| line.contains(&format!("<{id}>")))
+            .collect();
+        if named.is_empty() {
+            return KillOutcome::Failed(format!("bkill failed: {text}"));
+        }
+        failed.extend(
+            named
+                .into_iter()
+                .map(|id| ((*id).to_owned(), line.to_owned())),
+        );
+    }
+    if !out.success() && text.is_empty() {
+        return KillOutcome::Failed(format!("bkill failed with exit code {:?}", out.code));
+    }
+    if failed.is_empty() {
+        KillOutcome::Done
+    } else {
+        KillOutcome::Some(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fixture, listing_like};
+    use super::*;
+    use proptest::prelude::*;
+
+    const REQ: StatusRequest<'static> = StatusRequest {
+        tag: "ganga-x",
+        user: "*",
+        pbs_history: false,
+    };
+
+    #[test]
+    fn a_wide_listing() {
+        let rows = parse_status(&fixture("lsf/bjobs-w.txt"), &REQ).expect("parses");
+        assert_eq!(rows.len(), 14);
+        let state = |id: &str| map_state(rows.iter().find(|r| r.id == id).expect("listed")).phase;
+        assert_eq!(state("5085109"), Phase::Running);
+        assert_eq!(state("5085604"), Phase::Queued);
+        assert_eq!(state("5085611"), Phase::Queued);
+        assert_eq!(state("5085107"), Phase::Ended(EndKind::Failure));
+        assert_eq!(state("5085607"), Phase::Unknown);
+        assert_eq!(state("5085608"), Phase::Unknown);
+        assert_eq!(state("5085606"), Phase::Ended(EndKind::Success));
+        assert_eq!(state("5085704"), Phase::Running);
+    }
+
+    #[test]
+    fn extra_headers_are_skipped() {
+        let rows = parse_status(&fixture("lsf/bjobs-w-extra-headers.txt"), &REQ).expect("parses");
+        assert_eq!(rows.len(), 6);
+    }
+
+    #[test]
+    fn array_elements_carry_their_index() {
+        // The layout of the recorded lines, with an array element's name as bjobs shows it.
+        let text = "JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME\n\
+                    5085702 pluskal RUN   normal     tak         it-c01b14   ganga-x[3] Oct 31 15:08\n\
+                    5085702 pluskal PEND  normal     tak                     ganga-x[4] Oct 31 15:08\n";
+        let rows = parse_status(text, &REQ).expect("parses");
+        let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["5085702[3]", "5085702[4]"]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for text in [
+            "5085702 pluskal RUN normal tak it-c01b14 x Oct 31 15:08",
+            "JOBID USER\nnot a job line at all",
+            "JOBID USER\nx123 pluskal RUN normal tak it-c01b14 x Oct 31 15:08",
+            "JOBID USER\n123 pluskal run normal tak it-c01b14 x Oct 31 15:08",
+        ] {
+            assert!(parse_status(text, &REQ).is_err(), "{text}");
+        }
+        assert_eq!(parse_status("", &REQ), Ok(vec![]));
+    }
+
+    #[test]
+    fn empty_answers() {
+        let out = CommandOutput {
+            code: Some(255),
+            stdout: String::new(),
+            stderr: "No job found\n".into(),
+        };
+        assert!(status_is_empty(&out));
+        let down = CommandOutput {
+            code: Some(255),
+            stdout: String::new(),
+            stderr: "LSF daemon (LIM) not responding ... still trying\n".into(),
+        };
+        assert!(!status_is_empty(&down));
+    }
+
+    #[test]
+    fn submit_and_kill_answers() {
+        assert_eq!(parse_submit(&fixture("lsf/bsub.txt")), Ok("2329803".into()));
+        assert_eq!(
+            parse_submit(&fixture("lsf/bsub-queue.txt")),
+            Ok("764254593".into())
+        );
+        assert!(parse_submit("Batch job not submitted. Please address the following").is_err());
+        assert_eq!(unit_id("12", 3), "12[3]");
+        let out = |code, stdout: &str| CommandOutput {
+            code: Some(code),
+            stdout: stdout.to_owned(),
+            stderr: String::new(),
+        };
+        assert_eq!(
+            kill_outcome(&out(0, &fixture("lsf/bkill.txt")), &["764254593"]),
+            KillOutcome::Done
+        );
+        assert_eq!(
+            kill_outcome(
+                &out(255, "Job <12[3]>: Job has already finished"),
+                &["12[3]"]
+            ),
+            KillOutcome::Done
+        );
+        assert_eq!(
+            kill_outcome(&out(255, "Job <12[3]>: User permission denied"), &["12[3]"]),
+            KillOutcome::Some(vec![(
+                "12[3]".into(),
+                "Job <12[3]>: User permission denied".into()
+            )])
+        );
+        assert!(matches!(
+            kill_outcome(&out(255, "LSF is down; try later"), &["12[3]"]),
+            KillOutcome::Failed(_)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(text in listing_like(
+            fixture("lsf/bjobs-w.txt").lines().map(str::to_owned).collect()
+        )) {
+            if let Ok(rows) = parse_status(&text, &REQ) {
+                for row in &rows {
+                    let _ = map_state(row);
+                }
+            }
+            let _ = parse_submit(&text);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! What the real-system tests share: checking that the batch system is up (and failing
+//! with how to start it when it is not), a backend on a fresh home, logging wrappers that
+//! count the commands the backend runs, and waiting on polls.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ganga_backend_batch::BatchBackend;
+use ganga_core::{
+    Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, Value, Workspaces,
+};
+use ganga_test_support::conformance::{ShellJob, backend_ref};
+
+/// The project's scripts that start the batch systems.
+pub fn ci_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.ci/batch")
+        .join(name)
+}
+
+/// Fails the test, saying how to start the system, unless `<system>.sh status` says it
+/// is ready. A test that needs a real batch system never skips.
+pub fn require(system: &str) {
+    let script = ci_script(&format!("{system}.sh"));
+    let out = Command::new("bash").arg(&script).arg("status").output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "{system} is not running, and this test needs it: start it (as root) with `{} start` \
+             (it installs and starts a single-node {system} from Debian packages).\nstatus said: {}{}",
+            script.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("cannot run {}: {e}", script.display()),
+    }
+}
+
+/// A lock shared by every test that uses Slurm, taken exclusively by the one that stops
+/// its controller, so that test does not pull the controller from under the others
+/// (nextest runs each test in a process of its own).
+pub struct SlurmLock(#[allow(dead_code)] File);
+
+impl SlurmLock {
+    fn open() -> File {
+        let path = std::env::temp_dir().join("ganga-batch-tests-slurm.lock");
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+    }
+
+    pub fn shared() -> SlurmLock {
+        let f = SlurmLock::open();
+        f.lock_shared().expect("a shared lock");
+        SlurmLock(f)
+    }
+
+    pub fn exclusive() -> SlurmLock {
+        let f = SlurmLock::open();
+        f.lock().expect("an exclusive lock");
+        SlurmLock(f)
+    }
+}
+
+/// A fresh ganga home with its own id, so that the listing of one test never shows
+/// another's jobs.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pub id: String,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let id = format!("t{:x}{:x}", std::process::id(), n);
+        let dir = tempfile::Builder::new()
+            .prefix("ganga-batch-test")
+            .tempdir()
+            .expect("a temporary directory");
+        Home { dir, id }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn workspaces(&self) -> Workspaces {
+        Workspaces::new(self.path().join("workspace"))
+    }
+
+    pub fn tag(&self) -> String {
+        format!("ganga-{}", self.id)
+    }
+
+    pub fn backend(&self, config: &[(&str, Value)]) -> BatchBackend {
+        let options: Options = config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        BatchBackend::new(self.path().to_owned(), &self.id, &options)
+            .unwrap_or_else(|e| panic!("the backend starts: {e}"))
+    }
+
+    /// A wrapper around `real` that logs each call in `<home>/calls/<name>` and runs it.
+    pub fn logged(&self, name: &str, real: &str) -> PathBuf {
+        let dir = self.path().join("calls");
+        std::fs::create_dir_all(&dir).expect("created");
+        let path = dir.join(format!("{name}-logged"));
+        let log = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n",
+                log.display()
+            ),
+        )
+        .expect("written");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        path
+    }
+
+    /// How many times the logged command `name` ran.
+    pub fn calls(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.path().join("calls").join(name))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+/// A `commands` table for the config.
+pub fn commands(pairs: &[(&str, &Path)]) -> Value {
+    Value::Table(
+        pairs
+            .iter()
+            .map(|(k, p)| ((*k).to_owned(), Value::from(p.display().to_string())))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+pub fn spec(home: &Home, job: JobRef, shell: &ShellJob) -> SubmitSpec {
+    shell.spec(job, &home.workspaces())
+}
+
+/// Submits, expecting every unit accepted; the refs in the order of the specs.
+pub async fn submit(backend: &dyn Backend, specs: &[SubmitSpec]) -> Vec<BackendRef> {
+    let answers = backend
+        .submit(specs)
+        .await
+        .unwrap_or_else(|e| panic!("submit failed as a whole: {e}"));
+    assert_eq!(answers.len(), specs.len(), "one answer per unit");
+    specs
+        .iter()
+        .map(|spec| {
+            let answer = answers
+                .iter()
+                .find(|(j, _)| *j == spec.job)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| panic!("no answer for {}", spec.job));
+            let submitted = answer.unwrap_or_else(|e| panic!("{} refused: {e}", spec.job));
+            backend_ref(spec, &submitted)
+        })
+        .collect()
+}
+
+/// One `poll_all`, as reports in the order of `refs`.
+pub async fn poll_all(
+    backend: &dyn Backend,
+    refs: &[BackendRef],
+) -> Result<Vec<PollReport>, String> {
+    let answers = backend.poll_all(refs).await.map_err(|e| e.to_string())?;
+    refs.iter()
+        .map(|r| {
+            answers
+                .iter()
+                .find(|(j, _)| *j == r.job)
+                .ok_or_else(|| format!("no report for {}", r.job))?
+                .1
+                .clone()
+                .map_err(|e| format!("{}: {e}", r.job))
+        })
+        .collect()
+}
+
+pub fn is_final(status: RemoteStatus) -> bool {
+    matches!(
+        status,
+        RemoteStatus::Succeeded | RemoteStatus::Failed | RemoteStatus::Killed
+    )
+}
+
+/// Polls (all units in one call) until `done` holds for every report, or panics after
+/// `timeout` naming a unit that is not there yet.
+pub async fn poll_until(
+    backend: &dyn Backend,
+    refs: &[BackendRef],
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&PollReport) -> bool,
+) -> Vec<PollReport> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let reports = poll_all(backend, refs)
+            .await
+            .unwrap_or_else(|e| panic!("poll_all failed while waiting {what}: {e}"));
+        if reports.iter().all(&done) {
+            return reports;
+        }
+        if Instant::now() > deadline {
+            let (r, rep) = refs
+                .iter()
+                .zip(&reports)
+                .find(|(_, rep)| !done(rep))
+                .expect("one is not done");
+            panic!(
+                "waited {timeout:?} {what}; unit {} ({}) is still {rep:?}",
+                r.job, r.id
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub async fn until_final(
+    backend: &dyn Backend,
+    refs: &[BackendRef],
+    timeout: Duration,
+) -> Vec<PollReport> {
+    poll_until(backend, refs, timeout, "for the units to end", |r| {
+        is_final(r.status)
+    })
+    .await
+}
+
+/// Removes the submission ids from the submission records in a job's workspace, as if
+/// the `ganga` that submitted had died right after the submit command answered.
+pub fn forget_submission_ids(job_dir: &Path) {
+    let dir = job_dir.join("batch-submissions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("id=")).collect();
+        assert_ne!(
+            kept.len(),
+            text.lines().count(),
+            "{} had an id",
+            path.display()
+        );
+        std::fs::write(&path, kept.join("\n") + "\n").expect("written");
+        n += 1;
+    }
+    assert!(n > 0, "no submission record in {}", dir.display());
+}
