@@ -6,6 +6,10 @@
 //!   test of the workspace.
 //! - `cargo xtask bench`: issue 3's benchmarks of the store and the cache, with plugins
 //!   loaded and linked in (see `docs/benchmarks.md`).
+//! - `cargo xtask services start|stop|status`: the real systems the tests run against
+//!   (single-node Slurm, Grid Engine, PBS through Slurm's Torque wrappers), installed from
+//!   Debian's packages and started by the scripts in `.ci/`. `cargo xtask test` starts
+//!   them first.
 
 mod bench;
 
@@ -20,13 +24,15 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo(&root),
         Some("test") => test(&root, &args[1..]),
+        Some("services") => services(&root, args.get(1).map_or("status", String::as_str)),
         Some("bench") => bench::bench(&root, &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <demo|test|bench> [args]\n");
             eprintln!("  demo   build (release) and run examples/hello-split.toml to completion");
             eprintln!(
-                "  test   build everything, then run every test (extra args go to the test runner)"
+                "  test   start the real systems the tests need, build everything, then run every\n         test (extra args go to the test runner; --no-services: leave the systems be)"
             );
+            eprintln!("  services start|stop|status   the real Slurm, Grid Engine and PBS the tests use");
             eprintln!("  bench  measure the store and the cache (see docs/benchmarks.md):\n");
             eprintln!("{}", bench::USAGE);
             bail!("no such task: {}", args.join(" "))
@@ -121,7 +127,49 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The scripts that start the real systems the tests run against, in the order they are
+/// started (PBS runs on top of Slurm).
+const SERVICES: &[&str] = &[".ci/batch/slurm.sh", ".ci/batch/sge.sh", ".ci/batch/pbs.sh"];
+
+fn services(root: &Path, action: &str) -> anyhow::Result<()> {
+    if !matches!(action, "start" | "stop" | "status") {
+        bail!("services: expected start, stop or status, not `{action}`");
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if action != "status" && unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "starting the test systems (Slurm, Grid Engine, PBS) installs Debian packages and \
+             runs daemons: it needs root. Run `sudo cargo xtask services {action}`, or run the \
+             scripts in .ci/ yourself; tests that need them fail until they run"
+        );
+    }
+    let scripts: Vec<&&str> = if action == "stop" {
+        SERVICES.iter().rev().collect()
+    } else {
+        SERVICES.iter().collect()
+    };
+    let mut failed = Vec::new();
+    for script in scripts {
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(root).arg(script).arg(action);
+        if let Err(e) = run(&mut cmd) {
+            failed.push(format!("{script}: {e:#}"));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
 fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    let (no_services, extra): (Vec<&String>, Vec<&String>) =
+        extra.iter().partition(|a| *a == "--no-services");
+    if no_services.is_empty() {
+        services(root, "start")?;
+    }
+    let extra: Vec<String> = extra.into_iter().cloned().collect();
+    let extra = &extra[..];
     // Build every crate first: the end-to-end tests load plugin libraries and run the
     // `ganga` binary, which they then find up to date.
     run(cargo()
