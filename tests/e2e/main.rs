@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
 
 mod bad_input;
+mod batch;
 mod listing;
 mod migrate;
 mod monitoring;

@@ -32,7 +32,9 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "  test   start the real systems the tests need, build everything, then run every\n         test (extra args go to the test runner; --no-services: leave the systems be)"
             );
-            eprintln!("  services start|stop|status   the real Slurm, Grid Engine and PBS the tests use");
+            eprintln!(
+                "  services start|stop|status   the real Slurm, Grid Engine and PBS the tests use"
+            );
             eprintln!("  bench  measure the store and the cache (see docs/benchmarks.md):\n");
             eprintln!("{}", bench::USAGE);
             bail!("no such task: {}", args.join(" "))
