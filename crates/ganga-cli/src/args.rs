@@ -166,6 +166,9 @@ pub(crate) enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff), e.g. `ganga man | man -l -`
     Man,
+    /// A backend's own command: `ganga BACKEND ARGS...`, e.g. `ganga dirac login`
+    #[command(external_subcommand)]
+    Backend(Vec<String>),
 }
 
 /// Writes the completion script for `shell`, made from these definitions.

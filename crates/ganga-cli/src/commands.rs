@@ -46,6 +46,7 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
         } => monitoring::stop(session).await,
         Command::Wait { jobs, timeout } => monitoring::wait(session, &jobs, timeout).await,
         Command::Plugins { json } => plugins(session, json),
+        Command::Backend(args) => backend_command(session, &args).await,
         Command::Store(command) => crate::maintenance::run(session, command).await,
         Command::Completions { shell } => crate::args::print_completions(shell),
         Command::Man => crate::args::print_man(),
@@ -193,6 +194,43 @@ async fn peek(
     stdout.write_all(&out)?;
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ganga BACKEND ARGS...`: the backend's own command, step by step.
+async fn backend_command(session: &Session, args: &[String]) -> anyhow::Result<ExitCode> {
+    let Some((name, rest)) = args.split_first() else {
+        bail!("no command given");
+    };
+    if !session.backend_names().contains(name) {
+        bail!(
+            "`{name}` is neither a ganga command nor a backend (see `ganga --help`; backends: {})",
+            session.backend_names().join(", ")
+        );
+    }
+    let backend = session
+        .backend(name)
+        .map_err(|e| anyhow::anyhow!("backend `{name}`: {e}"))?;
+    let mut state = None;
+    loop {
+        let step = backend
+            .command(rest, state)
+            .await
+            .map_err(|e| anyhow::anyhow!("ganga {name} {}: {e}", rest.join(" ")))?;
+        if !step.output.is_empty() {
+            let end = if step.output.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            crate::out::out!("{}{end}", step.output)?;
+        }
+        match step.state {
+            Some(next) => state = Some(next),
+            None => {
+                return Ok(ExitCode::from(u8::try_from(step.exit_code).unwrap_or(1)));
+            }
+        }
+    }
 }
 
 fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {

@@ -75,6 +75,15 @@ impl Session {
         })
     }
 
+    /// A backend, made without opening the store (for its own commands).
+    pub(crate) fn backend(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
+        std::fs::create_dir_all(&self.home)
+            .map_err(|e| format!("cannot create the ganga home {}: {e}", self.home.display()))?;
+        self.catalog
+            .backend(name, &self.plugin_context(name))
+            .map_err(|e| e.to_string())
+    }
+
     fn plugin_context(&self, name: &str) -> PluginContext {
         PluginContext {
             home: self.home.clone(),
