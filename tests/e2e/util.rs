@@ -20,7 +20,8 @@ pub(crate) struct Ganga {
 }
 
 impl Ganga {
-    /// A fresh home with a config that polls fast.
+    /// A fresh home with a config that polls fast and starts no monitor in the background
+    /// (the tests of the background monitor turn it on).
     pub(crate) fn new() -> Ganga {
         for p in PLUGINS {
             built_plugin(p);
@@ -30,7 +31,7 @@ impl Ganga {
         std::fs::create_dir_all(dir.path().join("home")).expect("home");
         std::fs::write(
             dir.path().join("home").join("config.toml"),
-            "[monitor]\ninterval_secs = 0.2\n",
+            "[monitor]\ninterval_secs = 0.2\nbackground = false\n",
         )
         .expect("config");
         Ganga { bin, dir }

@@ -89,6 +89,7 @@ pub(crate) fn split_job(
         })
         .collect();
     let spec = JobSpec {
+        auto_resubmit: None,
         name: format!("{LABEL}-split-run-{id}"),
         comment: format!("ArgSplitter job with {n} subjobs (run)"),
         application: Application::Executable(Executable {
@@ -196,6 +197,7 @@ pub(crate) fn plain_job(
     let mut rng = Rng::new(id.wrapping_mul(31).wrapping_add(7));
     let code = i32::from(kind == PlainKind::Failed);
     let spec = JobSpec {
+        auto_resubmit: None,
         name: format!("{LABEL}-{}-{id}", kind.word()),
         comment: format!("plain {} job {id}", kind.word()),
         application: Application::Executable(Executable {

@@ -224,6 +224,7 @@ fn open_store(home: &Path, plugin_dirs: &[PathBuf]) -> anyhow::Result<Opened> {
         catalog.scan_dir(dir);
     }
     let context = PluginContext {
+        home_id: String::new(),
         home,
         config: Options::new(),
     };

@@ -118,14 +118,31 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = ganga_monitor::DEFAULT_PEEK_BYTES)]
         bytes: u64,
     },
-    /// Drive active jobs to the end: poll backends, collect outputs (until Ctrl-C)
+    /// Drive active jobs to the end: poll backends, collect outputs (until Ctrl-C);
+    /// or ask the running monitor how it does, or to stop
     Monitor {
+        #[command(subcommand)]
+        action: Option<MonitorAction>,
         /// Stop once no job is active
         #[arg(long)]
         until_idle: bool,
-        /// Seconds between polls [default: from the config, else 2]
+        /// Seconds between polls of every backend [default: from the config, else each
+        /// backend's own]
         #[arg(long, value_name = "SECS")]
         interval: Option<f64>,
+        /// Run as the background monitor `ganga submit` starts: quietly, logging to
+        /// <home>/monitor.log, leaving if another monitor runs, stopping when idle
+        #[arg(long, hide = true)]
+        background: bool,
+    },
+    /// Wait until jobs have ended (monitoring them if no monitor runs); exit 0 if all
+    /// completed, 2 if any ended otherwise
+    Wait {
+        #[arg(required = true)]
+        jobs: Vec<u64>,
+        /// Give up after this many seconds (exit 3)
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
     },
     /// Bring a Ganga gangadir into ganga-rs: jobs, subjobs, templates, job tree folders
     /// and outputs (see docs/migration.md)
@@ -135,6 +152,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MonitorAction {
+    /// Whether a monitor runs for this home, and how it drives each backend
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running monitor (what it has in flight is committed first)
+    Stop,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -1,39 +1,44 @@
 //! One function per subcommand.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ganga_core::{Job, JobId, JobRef, PeekFile, Status, Store, SummaryEntry};
-use ganga_monitor::{MonitorLease, SubmitReport, Until};
 use serde_json::json;
 
-use crate::args::Command;
-use crate::jobfile;
+use crate::args::{Command, MonitorAction};
+use crate::monitoring::{self, plural, print_submitted};
 use crate::render;
 use crate::session::Session;
 
-/// The exit code of a `--wait` whose job did not end `completed`.
-const NOT_COMPLETED: u8 = 2;
-
 pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Submit { target, wait } => submit(session, &target, wait).await,
+        Command::Submit { target, wait } => monitoring::submit(session, &target, wait).await,
         Command::Jobs { status, json } => jobs(session, &status, json).await,
         Command::Show { job, json } => show(session, job, json).await,
         Command::Subjobs { job, status, json } => subjobs(session, job, &status, json).await,
         Command::Kill { jobs } => kill(session, &jobs).await,
-        Command::Resubmit { jobs, wait } => resubmit(session, &jobs, wait).await,
+        Command::Resubmit { jobs, wait } => monitoring::resubmit(session, &jobs, wait).await,
         Command::Remove { jobs, force } => remove(session, &jobs, force).await,
         Command::Copy { job, submit } => copy(session, job, submit).await,
         Command::ForceStatus { job, status } => force_status(session, job, status).await,
         Command::Peek { job, file, bytes } => peek(session, job, file, bytes).await,
         Command::Monitor {
+            action: None,
             until_idle,
             interval,
-        } => monitor(session, until_idle, interval).await,
+            background,
+        } => monitoring::monitor(session, until_idle, interval, background).await,
+        Command::Monitor {
+            action: Some(MonitorAction::Status { json }),
+            ..
+        } => monitoring::status(session, json).await,
+        Command::Monitor {
+            action: Some(MonitorAction::Stop),
+            ..
+        } => monitoring::stop(session).await,
+        Command::Wait { jobs, timeout } => monitoring::wait(session, &jobs, timeout).await,
         Command::Plugins { json } => plugins(session, json),
         Command::Migrate(args) => crate::migrate::run(session, args).await,
     }
@@ -49,166 +54,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn store(session: &Session) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(session.context()?.store.clone())
+    Ok(session.context()?.store.store().clone())
 }
 
-async fn load_job(session: &Session, id: JobId) -> anyhow::Result<Job> {
-    let cache = session.context()?.cache.clone();
-    let job = blocking(move || Ok(cache.job(id)?)).await?;
-    match job {
+pub(crate) async fn load_job(session: &Session, id: JobId) -> anyhow::Result<Job> {
+    match session.context()?.store.job(id).await? {
         Some(j) => Ok(Job::clone(&j)),
         None => bail!("job {id} does not exist"),
-    }
-}
-
-async fn submit(session: &Session, target: &str, wait: bool) -> anyhow::Result<ExitCode> {
-    let ops = session.operations()?;
-    let report = if let Ok(id) = target.parse::<JobId>()
-        && !Path::new(target).exists()
-    {
-        ops.submit(id).await?
-    } else {
-        let parsed = jobfile::read(Path::new(target), &session.config.defaults.backend)?;
-        let names = session.backend_names();
-        if !names.contains(&parsed.spec.backend.kind) {
-            // Name the line, and say what there is instead.
-            let detail = session
-                .context()?
-                .backends
-                .backend(&parsed.spec.backend.kind)
-                .err()
-                .unwrap_or_else(|| format!("unknown backend `{}`", parsed.spec.backend.kind));
-            bail!("{}: {detail}", parsed.backend_at);
-        }
-        ops.submit_spec(parsed.spec).await?
-    };
-    print_submitted(&report);
-    if !report.failed.is_empty() && report.submitted == 0 {
-        return Ok(ExitCode::from(NOT_COMPLETED));
-    }
-    if wait {
-        return wait_for(session, &[report.job]).await;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_submitted(report: &SubmitReport) {
-    println!(
-        "job {}: {} submitted",
-        report.job,
-        plural(report.submitted, "unit", "units")
-    );
-    for (job, reason) in &report.failed {
-        eprintln!("job {job}: submission failed: {reason}");
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Monitors until every job in `ids` has ended (or leaves it to a running `ganga monitor`
-/// and watches), then shows how they ended.
-async fn wait_for(session: &Session, ids: &[JobId]) -> anyhow::Result<ExitCode> {
-    let lease_path = session.monitor_lease_path();
-    let lease = MonitorLease::try_acquire(&lease_path)
-        .with_context(|| format!("cannot open the monitor lock {}", lease_path.display()))?;
-    let monitor = session.monitor(None)?;
-    let interval = Duration::from_secs_f64(session.config.monitor.interval_secs.max(0.05));
-    if lease.is_none() {
-        let holder =
-            MonitorLease::holder(&lease_path).map_or_else(String::new, |p| format!(" (pid {p})"));
-        eprintln!("another `ganga monitor`{holder} is driving jobs; watching the store");
-    }
-    for &id in ids {
-        let mut last = String::new();
-        let mut show = |job: &Job| {
-            let line = render::progress(job);
-            if line != last {
-                eprintln!("{line}");
-                last = line;
-            }
-        };
-        if lease.is_some() {
-            let cache = session.context()?.cache.clone();
-            let store = store(session)?;
-            let mut on_cycle = |_: &ganga_monitor::CycleReport| {
-                cache.forget(id);
-                if let Ok(Some(job)) = store.job(id) {
-                    show(&job);
-                }
-            };
-            monitor
-                .run(Until::Finished(id), ctrl_c(), &mut on_cycle)
-                .await?;
-        } else {
-            loop {
-                session.context()?.cache.forget(id);
-                let job = load_job(session, id).await?;
-                show(&job);
-                if !job.status().is_active() {
-                    break;
-                }
-                tokio::select! {
-                    () = ctrl_c() => break,
-                    () = tokio::time::sleep(interval) => {}
-                }
-            }
-        }
-    }
-    drop(lease);
-    let mut all_completed = true;
-    for &id in ids {
-        session.context()?.cache.forget(id);
-        let job = load_job(session, id).await?;
-        all_completed &= job.status() == Status::Completed;
-        print_outcome(session, &job).await?;
-    }
-    Ok(if all_completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(NOT_COMPLETED)
-    })
-}
-
-/// What a finished job produced: its status and, per unit, where its outputs are.
-async fn print_outcome(session: &Session, job: &Job) -> anyhow::Result<()> {
-    let ws = session.workspaces();
-    println!("job {} ({}) ended {}", job.id, job.spec.name, job.status());
-    if job.is_split() {
-        let cache = session.context()?.cache.clone();
-        let (id, n) = (job.id, job.subjob_count());
-        let subjobs = blocking(move || Ok(cache.subjobs(id, 0..n)?)).await?;
-        for sj in &subjobs {
-            let r = JobRef::subjob(job.id, sj.index);
-            print_unit(&r, &sj.run, &ws.output_dir(r));
-        }
-    } else {
-        print_unit(&job.job_ref(), &job.run, &ws.output_dir(job.job_ref()));
-    }
-    Ok(())
-}
-
-fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) {
-    let mut line = format!("  {r:<8} {:<10}", run.status.as_str());
-    if let Some(code) = run.backend.exit_code {
-        line.push_str(&format!(" exit {code}"));
-    }
-    if let Some(reason) = &run.backend.reason
-        && run.status != Status::Completed
-    {
-        line.push_str(&format!(" ({reason})"));
-    }
-    println!("{line}");
-    for o in &run.outputs {
-        println!("           {}", output_dir.join(o).display());
-    }
-}
-
-async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handling here: never finish on our own.
-        std::future::pending::<()>().await;
     }
 }
 
@@ -274,10 +126,11 @@ async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<E
             }
         }
         Some(index) => {
-            let cache = session.context()?.cache.clone();
-            let id = job.id;
-            let found =
-                blocking(move || Ok(cache.subjobs(id, index..index.saturating_add(1))?)).await?;
+            let found = session
+                .context()?
+                .store
+                .subjobs(job.id, index..index.saturating_add(1))
+                .await?;
             let Some(sj) = found.first() else {
                 bail!(
                     "job {target} does not exist (job {} has {} subjobs)",
@@ -305,9 +158,11 @@ async fn subjobs(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let job = load_job(session, id).await?;
-    let cache = session.context()?.cache.clone();
-    let n = job.subjob_count();
-    let all = blocking(move || Ok(cache.subjobs(id, 0..n)?)).await?;
+    let all = session
+        .context()?
+        .store
+        .subjobs(id, 0..job.subjob_count())
+        .await?;
     let shown: Vec<_> = all
         .iter()
         .filter(|sj| statuses.is_empty() || statuses.contains(&sj.run.status))
@@ -362,21 +217,6 @@ async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode>
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn resubmit(session: &Session, targets: &[JobRef], wait: bool) -> anyhow::Result<ExitCode> {
-    let ops = session.operations()?;
-    let mut ids = Vec::new();
-    for &target in targets {
-        let report = ops.resubmit(target).await?;
-        print_submitted(&report);
-        ids.push(report.job);
-    }
-    if wait {
-        ids.dedup();
-        return wait_for(session, &ids).await;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn remove(session: &Session, ids: &[JobId], force: bool) -> anyhow::Result<ExitCode> {
@@ -439,45 +279,6 @@ async fn peek(
     let out = session.operations()?.peek(target, file, bytes).await?;
     use std::io::Write as _;
     std::io::stdout().write_all(&out)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn monitor(
-    session: &Session,
-    until_idle: bool,
-    interval: Option<f64>,
-) -> anyhow::Result<ExitCode> {
-    let path = session.monitor_lease_path();
-    let Some(_lease) = MonitorLease::try_acquire(&path)? else {
-        let holder =
-            MonitorLease::holder(&path).map_or_else(String::new, |p| format!(" (pid {p})"));
-        bail!(
-            "another `ganga monitor`{holder} is already running for {}",
-            session.home.display()
-        );
-    };
-    let monitor = session.monitor(interval)?;
-    let until = if until_idle {
-        Until::Idle
-    } else {
-        Until::Stopped
-    };
-    let mut cycles = 0u64;
-    monitor
-        .run(until, ctrl_c(), |report| {
-            cycles += 1;
-            if report.changed > 0 {
-                tracing::info!(
-                    "{} active jobs, {} polled, {} changed, {} finished",
-                    report.active_jobs,
-                    report.polled,
-                    report.changed,
-                    report.finished
-                );
-            }
-        })
-        .await?;
-    tracing::info!("monitor stopped after {cycles} cycles");
     Ok(ExitCode::SUCCESS)
 }
 

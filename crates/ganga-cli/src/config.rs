@@ -6,7 +6,12 @@
 //! plugin = "lmdb"
 //! cache_budget_mib = 64
 //! [monitor]
-//! interval_secs = 2.0
+//! background = true     # `ganga submit` starts a monitor when none runs
+//! idle_exit_secs = 60   # ... which stops after this long with nothing to do
+//! lost_grace_secs = 60
+//! auto_resubmit = false # or true (Ganga's limits), or { max_attempts = 3, max_failed_fraction = 0.5 }
+//! [monitor.backend.local]
+//! interval_secs = 1.0   # instead of the backend's own
 //! [defaults]
 //! backend = "local"
 //! [plugin.local]        # given to the `local` plugin when it starts
@@ -17,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ganga_core::{Options, Value};
+use ganga_core::{AutoResubmit, Options, Value};
 use serde::Deserialize;
 
 use crate::tomlfile;
@@ -46,9 +51,72 @@ pub(crate) struct StoreConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct MonitorConfig {
-    pub(crate) interval_secs: f64,
-    /// How long a unit may stay `submitting` without a backend id before it is failed.
-    pub(crate) submit_grace_secs: u64,
+    /// The poll interval of every backend, instead of each backend's own.
+    pub(crate) interval_secs: Option<f64>,
+    /// Per backend: `[monitor.backend.NAME] interval_secs = ...`.
+    pub(crate) backend: BTreeMap<String, BackendPace>,
+    /// `ganga submit` starts a monitor in the background when none runs.
+    pub(crate) background: bool,
+    /// A background monitor stops after this long with no active job.
+    pub(crate) idle_exit_secs: f64,
+    /// How long a unit may be unknown to its backend, with no record of its end, before
+    /// it is failed as lost.
+    pub(crate) lost_grace_secs: f64,
+    /// The longest a backend call may take.
+    pub(crate) call_timeout_secs: f64,
+    /// Calls to one backend in flight at once, and output collections per backend.
+    pub(crate) poll_concurrency: usize,
+    pub(crate) finalise_concurrency: usize,
+    /// While nothing changes, a backend's interval grows up to this many times its own.
+    pub(crate) quiet_factor: u32,
+    /// The longest wait between polls of a backend that fails.
+    pub(crate) error_backoff_max_secs: f64,
+    /// Ganga's auto-resubmit for jobs that do not set it.
+    pub(crate) auto_resubmit: Option<AutoResubmitConfig>,
+    /// Accepted from configs written for earlier versions, where it bounded how long a
+    /// unit could stay `submitting`; interrupted submissions are now asked about instead.
+    pub(crate) submit_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BackendPace {
+    pub(crate) interval_secs: Option<f64>,
+}
+
+/// `auto_resubmit = true | false | { max_attempts = N, max_failed_fraction = F }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected true, false, or a table with max_attempts and max_failed_fraction"
+)]
+pub(crate) enum AutoResubmitConfig {
+    Switch(bool),
+    Limits {
+        #[serde(default)]
+        max_attempts: Option<u32>,
+        #[serde(default)]
+        max_failed_fraction: Option<f64>,
+    },
+}
+
+impl AutoResubmitConfig {
+    pub(crate) fn policy(&self) -> Option<AutoResubmit> {
+        let d = AutoResubmit::DEFAULT;
+        match self {
+            AutoResubmitConfig::Switch(false) => None,
+            AutoResubmitConfig::Switch(true) => Some(d),
+            AutoResubmitConfig::Limits {
+                max_attempts,
+                max_failed_fraction,
+            } => Some(AutoResubmit {
+                max_attempts: max_attempts.unwrap_or(d.max_attempts),
+                max_failed_fraction: max_failed_fraction
+                    .unwrap_or(d.max_failed_fraction)
+                    .clamp(0.0, 1.0),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,8 +138,18 @@ impl Default for StoreConfig {
 impl Default for MonitorConfig {
     fn default() -> Self {
         MonitorConfig {
-            interval_secs: 2.0,
-            submit_grace_secs: 600,
+            interval_secs: None,
+            backend: BTreeMap::new(),
+            background: true,
+            idle_exit_secs: 60.0,
+            lost_grace_secs: 60.0,
+            call_timeout_secs: 120.0,
+            poll_concurrency: 4,
+            finalise_concurrency: 4,
+            quiet_factor: 4,
+            error_backoff_max_secs: 300.0,
+            auto_resubmit: None,
+            submit_grace_secs: None,
         }
     }
 }

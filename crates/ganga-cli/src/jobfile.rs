@@ -21,7 +21,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ganga_core::{Application, BackendConfig, Executable, JobSpec, SplitAttribute, Splitter};
+use ganga_core::{
+    Application, AutoResubmit, BackendConfig, Executable, JobSpec, SplitAttribute, Splitter,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -44,6 +46,28 @@ struct JobFile {
     output_files: Vec<String>,
     #[serde(default)]
     splitter: Option<Spanned<SplitterTable>>,
+    #[serde(default)]
+    auto_resubmit: Option<Spanned<AutoResubmitSetting>>,
+}
+
+/// `auto_resubmit = true` (Ganga's limits), `false`, or the limits themselves.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected true, false, or a table with max_attempts and max_failed_fraction"
+)]
+enum AutoResubmitSetting {
+    Switch(bool),
+    Limits(AutoResubmitTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoResubmitTable {
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    max_failed_fraction: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +234,36 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
         }
     };
 
+    let auto_resubmit = match file.auto_resubmit {
+        None => None,
+        Some(setting) => {
+            let span = setting.span();
+            Some(match setting.into_inner() {
+                AutoResubmitSetting::Switch(true) => AutoResubmit::DEFAULT,
+                AutoResubmitSetting::Switch(false) => AutoResubmit::OFF,
+                AutoResubmitSetting::Limits(t) => {
+                    let policy = AutoResubmit {
+                        max_attempts: t.max_attempts.unwrap_or(AutoResubmit::DEFAULT.max_attempts),
+                        max_failed_fraction: t
+                            .max_failed_fraction
+                            .unwrap_or(AutoResubmit::DEFAULT.max_failed_fraction),
+                    };
+                    if !(0.0..=1.0).contains(&policy.max_failed_fraction) {
+                        return Err(err(
+                            span,
+                            "auto_resubmit.max_failed_fraction",
+                            format!(
+                                "must be between 0 and 1, not {}",
+                                policy.max_failed_fraction
+                            ),
+                        ));
+                    }
+                    policy
+                }
+            })
+        }
+    };
+
     Ok(ParsedJobFile {
         spec: JobSpec {
             name: file.name,
@@ -227,6 +281,7 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             input_files,
             output_files: file.output_files,
             splitter,
+            auto_resubmit,
         },
         backend_at,
     })

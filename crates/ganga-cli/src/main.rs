@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod jobfile;
 mod migrate;
+mod monitoring;
 mod render;
 mod session;
 mod tomlfile;

@@ -34,7 +34,7 @@ pub(crate) async fn run(session: &Session, args: MigrateArgs) -> anyhow::Result<
     let store: Option<Arc<dyn Store>> = if args.dry_run && !home_in_use(&session.home) {
         None
     } else {
-        Some(session.context()?.store.clone())
+        Some(session.context()?.store.store().clone())
     };
     let workspaces = session.workspaces();
     let gangadir = args.gangadir.clone();

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Cache, JobCache, Store, Workspaces};
-use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations};
+use ganga_core::{Backend, Store, Workspaces};
+use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle};
 use ganga_plugin_host::{Catalog, PluginKind};
 
 use crate::args::Global;
@@ -22,6 +22,11 @@ pub(crate) struct Session {
     /// Where plugins were looked for, in order.
     pub(crate) search_path: Vec<PathBuf>,
     context: OnceLock<Context>,
+    home_id: OnceLock<String>,
+    /// The plugin flags given, for a background monitor started from here.
+    plugin_dirs: Vec<PathBuf>,
+    plugin_files: Vec<PathBuf>,
+    cache_mib: Option<u64>,
 }
 
 impl Session {
@@ -56,6 +61,10 @@ impl Session {
             catalog: Arc::new(catalog),
             search_path,
             context: OnceLock::new(),
+            home_id: OnceLock::new(),
+            plugin_dirs: global.plugin_dirs.clone(),
+            plugin_files: global.plugins.clone(),
+            cache_mib: global.cache_mib,
         })
     }
 
@@ -63,7 +72,15 @@ impl Session {
         PluginContext {
             home: self.home.clone(),
             config: self.config.plugin_options(name),
+            home_id: self.home_id(),
         }
+    }
+
+    /// The home's id (see [`home_id`]), read once.
+    fn home_id(&self) -> String {
+        self.home_id
+            .get_or_init(|| home_id(&self.home).unwrap_or_default())
+            .clone()
     }
 
     pub(crate) fn workspaces(&self) -> Workspaces {
@@ -84,10 +101,10 @@ impl Session {
             .store
             .cache_budget_mib
             .saturating_mul(1024 * 1024);
-        let cache: Arc<dyn Cache> = Arc::new(JobCache::new(store.clone(), budget));
         let backends = Arc::new(CatalogBackends {
             catalog: self.catalog.clone(),
             home: self.home.clone(),
+            home_id: self.home_id(),
             config: self
                 .config
                 .plugin
@@ -95,12 +112,13 @@ impl Session {
                 .map(|k| (k.clone(), self.config.plugin_options(k)))
                 .collect(),
         });
-        let context = Context {
-            store,
-            cache,
+        let context = Context::new(
+            StoreHandle::new(store, budget),
             backends,
-            workspaces: self.workspaces(),
-        };
+            self.workspaces(),
+            self.home.join("locks"),
+        )
+        .with_call_timeout(secs(self.config.monitor.call_timeout_secs, 1.0));
         Ok(self.context.get_or_init(|| context))
     }
 
@@ -108,15 +126,61 @@ impl Session {
         Ok(Operations::new(self.context()?.clone()))
     }
 
+    /// A monitor as the config says, with `interval` (seconds) for every backend if given.
     pub(crate) fn monitor(&self, interval: Option<f64>) -> anyhow::Result<Monitor> {
-        let secs = interval
-            .unwrap_or(self.config.monitor.interval_secs)
-            .max(0.05);
+        let m = &self.config.monitor;
+        if m.submit_grace_secs.is_some() {
+            tracing::warn!(
+                "monitor.submit_grace_secs is no longer used: interrupted submissions are asked about"
+            );
+        }
         let settings = MonitorSettings {
-            interval: Duration::from_secs_f64(secs),
-            submit_grace: Duration::from_secs(self.config.monitor.submit_grace_secs),
+            interval: interval.or(m.interval_secs).map(|s| secs(s, 0.05)),
+            intervals: m
+                .backend
+                .iter()
+                .filter_map(|(name, pace)| Some((name.clone(), secs(pace.interval_secs?, 0.05))))
+                .collect(),
+            quiet_factor: m.quiet_factor.max(1),
+            error_cap: secs(m.error_backoff_max_secs, 1.0),
+            lost_grace: secs(m.lost_grace_secs, 0.0),
+            poll_concurrency: m.poll_concurrency.max(1),
+            finalise_concurrency: m.finalise_concurrency.max(1),
+            auto_resubmit: m.auto_resubmit.as_ref().and_then(|a| a.policy()),
+            idle_exit: None,
+            control_socket: Some(self.control_socket()),
+            watch_wait: Duration::from_secs(5),
         };
         Ok(Monitor::new(self.context()?.clone(), settings))
+    }
+
+    /// Where the running monitor listens for other processes.
+    pub(crate) fn control_socket(&self) -> PathBuf {
+        self.home.join("monitor.sock")
+    }
+
+    /// Where a background monitor writes its log.
+    pub(crate) fn monitor_log(&self) -> PathBuf {
+        self.home.join("monitor.log")
+    }
+
+    /// How this `ganga` was started, for starting another with the same plugins and
+    /// config (a background monitor).
+    pub(crate) fn same_setup_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--home".into(), self.home.clone().into()];
+        if let Some(config) = &self.config_file {
+            args.extend(["--config".into(), config.clone().into()]);
+        }
+        for dir in &self.plugin_dirs {
+            args.extend(["--plugin-dir".into(), dir.clone().into()]);
+        }
+        for file in &self.plugin_files {
+            args.extend(["--plugin".into(), file.clone().into()]);
+        }
+        if let Some(mib) = self.cache_mib {
+            args.extend(["--cache-mib".into(), mib.to_string().into()]);
+        }
+        args
     }
 
     pub(crate) fn monitor_lease_path(&self) -> PathBuf {
@@ -132,6 +196,7 @@ impl Session {
 struct CatalogBackends {
     catalog: Arc<Catalog>,
     home: PathBuf,
+    home_id: String,
     config: std::collections::BTreeMap<String, ganga_core::Options>,
 }
 
@@ -140,10 +205,56 @@ impl Backends for CatalogBackends {
         let context = PluginContext {
             home: self.home.clone(),
             config: self.config.get(name).cloned().unwrap_or_default(),
+            home_id: self.home_id.clone(),
         };
         self.catalog
             .backend(name, &context)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A number of seconds from the config as a duration, at least `min`.
+fn secs(s: f64, min: f64) -> Duration {
+    if s.is_finite() {
+        Duration::from_secs_f64(s.clamp(min, 1e9))
+    } else {
+        Duration::from_secs_f64(min)
+    }
+}
+
+/// A short id of the home, stable for its life: `<home>/home-id`, made (at random) the
+/// first time it is needed. Backends tag the jobs of this home with it. `None` if the
+/// home cannot be written, when no backend can run jobs anyway.
+fn home_id(home: &Path) -> Option<String> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let path = home.join("home-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && let id = id.trim()
+        && !id.is_empty()
+    {
+        return Some(id.to_owned());
+    }
+    // The standard library's hasher keys are random per process: enough for a tag.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let id = format!("{:08x}", h.finish() as u32);
+    std::fs::create_dir_all(home).ok()?;
+    // Another process may be making it at the same moment: the first one wins.
+    let tmp = home.join(format!("home-id.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{id}\n")).ok()?;
+    let won = std::fs::hard_link(&tmp, &path).is_ok();
+    let _ = std::fs::remove_file(&tmp);
+    if won {
+        Some(id)
+    } else {
+        std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 }
 

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use ciborium_ll::{Decoder, Encoder, Header};
 
 use crate::{
-    Application, ArgLists, BackendConfig, BackendInfo, Executable, Job, JobId, JobSpec, JobSummary,
-    Options, Override, RunState, SplitAttribute, Splitter, Status, StatusCounts, StatusTimes,
-    Subjob, SubjobIndex, Timestamp, Value,
+    Application, ArgLists, AutoResubmit, BackendConfig, BackendInfo, Executable, Job, JobId,
+    JobSpec, JobSummary, Options, Override, RunState, SplitAttribute, Splitter, Status,
+    StatusCounts, StatusTimes, Subjob, SubjobIndex, Timestamp, Value,
 };
 
 /// A record that cannot be decoded, and why.
@@ -735,7 +735,7 @@ fn get_overrides(input: &mut In<'_>, dict: &Dictionary) -> Result<Vec<Override>>
 /// Encodes a subjob against its job's dictionary (which may grow) into `out`.
 ///
 /// `[status, submit_count, times, backend_id, exit_code, native_state, reason, actual_ce,
-/// outputs, overrides]`, trailing empty items left out. `split_item` is what the master's
+/// outputs, overrides, auto_resubmits]`, trailing empty items left out. `split_item` is what the master's
 /// splitter gives this subjob now: overrides equal to it are not repeated (the record
 /// says `true`), so a store that uses this must rewrite a job's subjob records before its
 /// splitter changes (see [`split_items`]).
@@ -747,7 +747,9 @@ pub fn encode_subjob(
 ) {
     let run = &sj.run;
     let b = &run.backend;
-    let len = if !sj.overrides.is_empty() {
+    let len = if run.auto_resubmits > 0 {
+        11
+    } else if !sj.overrides.is_empty() {
         10
     } else if !run.outputs.is_empty() {
         9
@@ -797,6 +799,9 @@ pub fn encode_subjob(
             put_overrides(&mut out, dict, &sj.overrides);
         }
     }
+    if len > 10 {
+        out.uint(u64::from(run.auto_resubmits));
+    }
 }
 
 /// What a master's splitter gives each subjob in `range` (empty without a splitter, or
@@ -843,6 +848,7 @@ fn decode_subjob_with(
         status,
         times: StatusTimes::default(),
         submit_count: 0,
+        auto_resubmits: 0,
         backend: BackendInfo::default(),
         outputs: Vec::new(),
     };
@@ -883,6 +889,9 @@ fn decode_subjob_with(
                 get_overrides(i, dict)?
             }
         };
+    }
+    if let Some(i) = f.next() {
+        run.auto_resubmits = i.small("automatic resubmissions")?;
     }
     f.close()?;
     input.end("subjob")?;
@@ -1381,9 +1390,10 @@ fn canonical_number(w: &str) -> Option<u64> {
     (n.to_string() == w).then_some(n)
 }
 
-/// `[status, times, submit_count, [id, native_state, exit_code, reason, actual_ce], outputs]`
+/// `[status, times, submit_count, [id, native_state, exit_code, reason, actual_ce], outputs,
+/// auto_resubmits]`, the last left out when 0.
 fn put_run(out: &mut Out<'_>, run: &RunState) {
-    out.array(5);
+    out.array(if run.auto_resubmits > 0 { 6 } else { 5 });
     out.uint(run.status.index() as u64);
     let base = run.times.iter().next().map_or(0, |(_, t)| t.as_millis());
     out.array(2);
@@ -1401,6 +1411,9 @@ fn put_run(out: &mut Out<'_>, run: &RunState) {
     put_opt_text(out, &b.reason);
     put_opt_text(out, &b.actual_ce);
     out.texts(run.outputs.iter().map(String::as_str));
+    if run.auto_resubmits > 0 {
+        out.uint(u64::from(run.auto_resubmits));
+    }
 }
 
 fn get_run(input: &mut In<'_>) -> Result<RunState> {
@@ -1423,11 +1436,16 @@ fn get_run(input: &mut In<'_>) -> Result<RunState> {
     let reason = get_opt_text(i, "reason")?;
     let actual_ce = get_opt_text(i, "actual CE")?;
     let outputs = f.need("outputs")?.texts("outputs")?;
+    let auto_resubmits = match f.next() {
+        Some(i) => i.small("automatic resubmissions")?,
+        None => 0,
+    };
     f.close()?;
     Ok(RunState {
         status,
         times,
         submit_count,
+        auto_resubmits,
         backend: BackendInfo {
             id,
             native_state,
@@ -1440,10 +1458,11 @@ fn get_run(input: &mut In<'_>) -> Result<RunState> {
 }
 
 /// `[name, comment, [kind, exe, args, env], [backend kind, options], input_files,
-/// output_files, splitter]`
+/// output_files, splitter, auto_resubmit]`, the last (`[max_attempts,
+/// max_failed_fraction]`) left out when the job has none.
 /// The spec's fields, with `splitter` in the splitter's place.
 fn put_spec(out: &mut Out<'_>, spec: &JobSpec, splitter: Option<&Splitter>) {
-    out.array(7);
+    out.array(if spec.auto_resubmit.is_some() { 8 } else { 7 });
     out.text(&spec.name);
     out.text(&spec.comment);
     match &spec.application {
@@ -1466,6 +1485,11 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec, splitter: Option<&Splitter>) {
     out.texts(inputs.iter().map(String::as_str));
     out.texts(spec.output_files.iter().map(String::as_str));
     put_splitter(out, splitter);
+    if let Some(policy) = &spec.auto_resubmit {
+        out.array(2);
+        out.uint(u64::from(policy.max_attempts));
+        out.value(&Value::Float(policy.max_failed_fraction));
+    }
 }
 
 fn put_splitter(out: &mut Out<'_>, splitter: Option<&Splitter>) {
@@ -1558,6 +1582,26 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
         .collect();
     let output_files = f.need("output files")?.texts("output files")?;
     let splitter = get_splitter(f.need("splitter")?)?;
+    let auto_resubmit = match f.next() {
+        None => None,
+        Some(i) => {
+            if i.array("auto-resubmit policy")? != 2 {
+                return Err(CodecError::new(
+                    "spec: auto-resubmit policy is not [max_attempts, max_failed_fraction]",
+                ));
+            }
+            let max_attempts = i.small("max_attempts")?;
+            let max_failed_fraction = match i.value("max_failed_fraction", 0)? {
+                Value::Float(x) => x,
+                Value::Integer(n) => n as f64,
+                _ => return Err(CodecError::new("max_failed_fraction: not a number")),
+            };
+            Some(AutoResubmit {
+                max_attempts,
+                max_failed_fraction,
+            })
+        }
+    };
     f.close()?;
     Ok(JobSpec {
         name,
@@ -1567,6 +1611,7 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
         input_files,
         output_files,
         splitter,
+        auto_resubmit,
     })
 }
 

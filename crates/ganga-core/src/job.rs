@@ -86,6 +86,50 @@ pub struct JobSpec {
     pub output_files: Vec<String>,
     #[serde(default)]
     pub splitter: Option<Splitter>,
+    /// Whether and how failed units are resubmitted automatically; `None` follows the
+    /// user's configuration (off unless switched on there).
+    #[serde(default)]
+    pub auto_resubmit: Option<AutoResubmit>,
+}
+
+impl JobSpec {
+    /// The spec without its splitter: what one unit of the job runs before its
+    /// overrides. Never copies the splitter (which may hold a million argument lists).
+    pub fn without_splitter(&self) -> JobSpec {
+        JobSpec {
+            name: self.name.clone(),
+            comment: self.comment.clone(),
+            application: self.application.clone(),
+            backend: self.backend.clone(),
+            input_files: self.input_files.clone(),
+            output_files: self.output_files.clone(),
+            splitter: None,
+            auto_resubmit: self.auto_resubmit,
+        }
+    }
+}
+
+/// Ganga's auto-resubmit: a failed unit is submitted again, at most `max_attempts` times;
+/// for a split job only once it has ended and at most `max_failed_fraction` of its ended
+/// subjobs failed (more than that suggests something no retry will fix).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AutoResubmit {
+    pub max_attempts: u32,
+    pub max_failed_fraction: f64,
+}
+
+impl AutoResubmit {
+    /// Ganga's defaults (`MaxNumResubmits`, `MaxFracForResubmit`).
+    pub const DEFAULT: AutoResubmit = AutoResubmit {
+        max_attempts: 5,
+        max_failed_fraction: 0.25,
+    };
+
+    /// No automatic resubmission.
+    pub const OFF: AutoResubmit = AutoResubmit {
+        max_attempts: 0,
+        max_failed_fraction: 0.0,
+    };
 }
 
 /// The program a job runs.
@@ -170,9 +214,13 @@ pub struct RunState {
     pub status: Status,
     #[serde(default)]
     pub times: StatusTimes,
-    /// How many times it was handed to a backend (Ganga's `info.submit_counter`).
+    /// How many times it was handed to a backend (Ganga's `info.submit_counter`): the
+    /// number of its current run.
     #[serde(default)]
     pub submit_count: u32,
+    /// How many of those submissions were automatic resubmissions after a failure.
+    #[serde(default)]
+    pub auto_resubmits: u32,
     #[serde(default)]
     pub backend: BackendInfo,
     /// Files collected into the output directory, relative to it.
@@ -188,6 +236,7 @@ impl RunState {
             status: Status::New,
             times,
             submit_count: 0,
+            auto_resubmits: 0,
             backend: BackendInfo::default(),
             outputs: Vec::new(),
         }
@@ -274,8 +323,7 @@ impl Subjob {
     /// The spec this subjob runs: the master's, with this subjob's overrides applied and no
     /// splitter.
     pub fn effective_spec(&self, master: &JobSpec) -> JobSpec {
-        let mut spec = master.clone();
-        spec.splitter = None;
+        let mut spec = master.without_splitter();
         for o in &self.overrides {
             o.apply(&mut spec);
         }

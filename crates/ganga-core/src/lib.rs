@@ -12,33 +12,40 @@ mod cache;
 pub mod compact;
 mod job;
 mod lifecycle;
+mod monitoring;
 pub mod protocol;
 mod split;
 mod status;
 mod store;
 mod time;
+mod unit;
 mod value;
 mod workspace;
 
 pub use crate::{
     backend::{
-        Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, OutputsReport,
-        OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted,
-        check_inside_workdir,
+        Answers, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef,
+        Capabilities, CommandStep, OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport,
+        RemoteStatus, SubmitSpec, Submitted, UnitRun, check_inside_workdir,
     },
     cache::{Cache, CacheStats, Flushed, JobCache, SUBJOB_PAGE},
     job::{
-        Application, BackendConfig, BackendInfo, BadJobRef, Executable, Job, JobId, JobRef,
-        JobSpec, RunState, Subjob, SubjobIndex,
+        Application, AutoResubmit, BackendConfig, BackendInfo, BadJobRef, Executable, Job, JobId,
+        JobRef, JobSpec, RunState, Subjob, SubjobIndex,
     },
-    lifecycle::{LifecycleError, NextStep, effective_spec, next_step},
+    lifecycle::{LifecycleError, effective_spec},
+    monitoring::{
+        PollOutcome, after_find, after_poll, after_submit, auto_resubmission, auto_resubmit_single,
+        auto_resubmit_split, lost, settle,
+    },
     split::{ArgLists, Override, SplitAttribute, SplitError, Splitter},
     status::{Status, StatusCounts, UnknownStatus},
     store::{
-        ActiveJob, Change, CheckReport, Committed, JobSummary, RunUpdate, Store, StoreDescription,
-        StoreError, SummaryEntry,
+        ActiveJob, ActiveUnit, Change, CheckReport, Committed, JobSummary, RunUpdate, Store,
+        StoreDescription, StoreError, SummaryEntry, UnitCursor, UnitsUpdated,
     },
     time::{StatusTimes, Timestamp},
+    unit::{UnitChange, UnitRefusal, UnitUpdate},
     value::{Options, Value},
     workspace::Workspaces,
 };

@@ -3,8 +3,7 @@
 //! backend, then record what it said with these functions, then store the result.
 
 use crate::{
-    BackendInfo, Job, JobRef, JobSpec, PollReport, RemoteStatus, RunState, SplitError, Status,
-    Subjob, SubjobIndex, Timestamp,
+    BackendInfo, Job, JobRef, JobSpec, RunState, SplitError, Status, Subjob, SubjobIndex, Timestamp,
 };
 
 /// A verb or a status change that the rules refuse.
@@ -340,67 +339,10 @@ fn index(i: usize) -> SubjobIndex {
     SubjobIndex::try_from(i).unwrap_or(SubjobIndex::MAX)
 }
 
-/// What the monitor does with one (sub)job after a backend answered a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextStep {
-    /// Nothing to change.
-    Stay,
-    /// Move to this status.
-    Become(Status),
-    /// The job ended at the backend: move to `completing`, collect its outputs, then end
-    /// `completed` (if `succeeded` and every output pattern matched) or `failed`.
-    Finalise { succeeded: bool },
-    /// The job was killed at the backend.
-    Killed,
-}
-
-/// Decides what a poll answer means for a (sub)job in `current` status.
-///
-/// A job already `completing` was interrupted while its outputs were collected: it is
-/// finalised again from the same evidence. A backend that cannot tell (`Unknown`) changes
-/// nothing, so a flaky query never finishes a job wrongly.
-pub fn next_step(current: Status, report: &PollReport) -> NextStep {
-    match report.status {
-        RemoteStatus::Unknown => NextStep::Stay,
-        RemoteStatus::Queued => match current {
-            Status::Submitting => NextStep::Become(Status::Submitted),
-            _ => NextStep::Stay,
-        },
-        RemoteStatus::Running => match current {
-            Status::Submitting | Status::Submitted => NextStep::Become(Status::Running),
-            _ => NextStep::Stay,
-        },
-        RemoteStatus::Succeeded => NextStep::Finalise { succeeded: true },
-        RemoteStatus::Failed => NextStep::Finalise { succeeded: false },
-        RemoteStatus::Killed => NextStep::Killed,
-    }
-}
-
-impl RunState {
-    /// Copies what a poll said into the backend facts (native state, exit code, where it
-    /// ran, why it ended), without changing the status.
-    pub fn note_report(&mut self, report: &PollReport) {
-        self.backend.native_state = Some(report.native_state.clone());
-        if report.exit_code.is_some() {
-            self.backend.exit_code = report.exit_code;
-        }
-        if report.reason.is_some() {
-            self.backend.reason = report.reason.clone();
-        }
-        if report.actual_ce.is_some() {
-            self.backend.actual_ce = report.actual_ce.clone();
-        }
-    }
-}
-
 /// The spec a subjob (or the job itself) runs.
 pub fn effective_spec(job: &Job, subjob: Option<&Subjob>) -> JobSpec {
     match subjob {
         Some(sj) => sj.effective_spec(&job.spec),
-        None => {
-            let mut spec = JobSpec::clone(&job.spec);
-            spec.splitter = None;
-            spec
-        }
+        None => job.spec.without_splitter(),
     }
 }

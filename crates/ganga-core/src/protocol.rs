@@ -9,13 +9,18 @@ use serde_bytes::ByteBuf;
 
 use crate::compact::SubjobBatch;
 use crate::{
-    ActiveJob, BackendDescription, BackendRef, Change, CheckReport, Committed, Job, JobId, Options,
-    OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, StoreDescription, SubjobIndex,
-    SubmitSpec, Submitted, SummaryEntry,
+    ActiveJob, ActiveUnit, Answers, BackendDescription, BackendRef, Change, CheckReport,
+    CommandStep, Committed, Job, JobId, JobRef, Options, OutputsReport, OutputsRequest, PeekFile,
+    PollReport, StoreDescription, SubjobIndex, SubmitSpec, Submitted, SummaryEntry, UnitCursor,
+    UnitRun, UnitUpdate, UnitsUpdated, Value,
 };
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
-pub const PROTOCOL_VERSION: &str = "2.1.0";
+///
+/// 3.0: every backend list call answers keyed by unit; `poll_all`, `changes`, `find` and
+/// `command`; runs on submit specs and references; the store's index of active units,
+/// unit updates and backups.
+pub const PROTOCOL_VERSION: &str = "3.0.0";
 
 /// What a plugin is given when it is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +30,10 @@ pub struct PluginContext {
     /// The plugin's table from the user's config file (`[plugin.<name>]`).
     #[serde(default)]
     pub config: Options,
+    /// A short id of the ganga home, stable for its life: a backend tags every job of
+    /// this home with it, so that one listing answers for all of them.
+    #[serde(default)]
+    pub home_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +42,11 @@ pub enum BackendRequest {
     Describe,
     Submit(Vec<SubmitSpec>),
     Poll(Vec<BackendRef>),
+    PollAll(Vec<BackendRef>),
+    Changes {
+        wait_ms: u64,
+    },
+    Find(Vec<UnitRun>),
     Kill(Vec<BackendRef>),
     Peek {
         job: BackendRef,
@@ -40,17 +54,24 @@ pub enum BackendRequest {
         max_bytes: u64,
     },
     Outputs(Vec<OutputsRequest>),
+    Command {
+        args: Vec<String>,
+        state: Option<Value>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendReply {
     Described(BackendDescription),
-    Submitted(Vec<PerJob<Submitted>>),
-    Polled(Vec<PollReport>),
-    Killed(Vec<PerJob<()>>),
+    Submitted(Answers<Submitted>),
+    Polled(Answers<PollReport>),
+    Changed(Vec<JobRef>),
+    Found(Answers<Option<Submitted>>),
+    Killed(Answers<()>),
     Peeked(ByteBuf),
-    Outputs(Vec<PerJob<OutputsReport>>),
+    Outputs(Answers<OutputsReport>),
+    Command(CommandStep),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +93,12 @@ pub enum StoreRequest {
         limit: u32,
     },
     Active,
+    ActiveUnits {
+        after: Option<UnitCursor>,
+        limit: u32,
+    },
+    UpdateUnits(Vec<UnitUpdate>),
+    Backup(PathBuf),
     Check,
     Dump,
 }
@@ -89,6 +116,9 @@ pub enum StoreReply {
     Subjobs(SubjobBatch),
     Summaries(#[serde(with = "crate::compact::packed_summaries")] Vec<SummaryEntry>),
     Active(Vec<ActiveJob>),
+    ActiveUnits(Vec<ActiveUnit>),
+    UnitsUpdated(UnitsUpdated),
+    BackedUp,
     Checked(CheckReport),
     Dumped(String),
 }

@@ -1,11 +1,16 @@
 //! The Store trait: where jobs are kept between runs of `ganga`.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::compact::SubjobBatch;
-use crate::{Job, JobId, JobRef, RunState, Status, StatusCounts, Subjob, SubjobIndex, Timestamp};
+use crate::{
+    Job, JobId, JobRef, RunState, Status, StatusCounts, Subjob, SubjobIndex, Timestamp,
+    UnitRefusal, UnitUpdate,
+};
 
 /// One change in a [`Store::commit`]. All changes of a commit land together or not at all.
 // Changes live only until they are committed; boxing the job would buy nothing.
@@ -131,6 +136,69 @@ pub struct ActiveJob {
     pub revision: u64,
 }
 
+/// A unit (a job without subjobs, or a subjob) the monitor drives, from the store's index
+/// of active units: what polling it needs, read without decoding its job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveUnit {
+    pub unit: JobRef,
+    pub backend: String,
+    pub status: Status,
+    /// Its submission number (`submit_count`): which run the backend id belongs to.
+    pub run: u32,
+    /// The backend's id for this run, once recorded.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The backend's word for its state, as last recorded.
+    #[serde(default)]
+    pub native_state: Option<String>,
+    /// When it entered its status.
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+}
+
+impl ActiveUnit {
+    /// The index entry of a unit, from its run state.
+    pub fn of(unit: JobRef, backend: &str, run: &RunState) -> ActiveUnit {
+        ActiveUnit {
+            unit,
+            backend: backend.to_owned(),
+            status: run.status,
+            run: run.submit_count,
+            id: run.backend.id.clone(),
+            native_state: run.backend.native_state.clone(),
+            since: run.times.get(run.status),
+        }
+    }
+}
+
+/// Where a page of [`Store::active_units`] starts: after this unit of this backend.
+/// Units are ordered by backend name, then job id, then the job itself before its
+/// subjobs in index order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnitCursor {
+    pub backend: String,
+    pub unit: JobRef,
+}
+
+impl UnitCursor {
+    pub fn after(unit: &ActiveUnit) -> UnitCursor {
+        UnitCursor {
+            backend: unit.backend.clone(),
+            unit: unit.unit,
+        }
+    }
+}
+
+/// What [`Store::update_units`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitsUpdated {
+    /// The new revisions of the jobs whose units changed.
+    pub committed: Vec<Committed>,
+    /// Updates not applied, and why: the unit changed meanwhile, the transition is not
+    /// allowed, or the unit no longer exists.
+    pub refused: Vec<(JobRef, UnitRefusal)>,
+}
+
 /// The result of a consistency check: do the indexes agree with the records?
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
@@ -223,6 +291,133 @@ pub trait Store: Send + Sync {
 
     /// Every job in an active status (see [`Status::is_active`]).
     fn active(&self) -> Result<Vec<ActiveJob>, StoreError>;
+
+    /// Up to `limit` units in an active status, in [`UnitCursor`] order, starting after
+    /// `after`. A store keeps an index of them, so that the monitor reads what it polls
+    /// without decoding jobs. This default reads the jobs instead.
+    fn active_units(
+        &self,
+        after: Option<&UnitCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActiveUnit>, StoreError> {
+        let mut jobs = self.active()?;
+        jobs.sort_by(|a, b| (&a.backend, a.id).cmp(&(&b.backend, b.id)));
+        let mut out = Vec::new();
+        for active in jobs {
+            if let Some(c) = after
+                && (active.backend.as_str(), active.id) < (c.backend.as_str(), c.unit.job)
+            {
+                continue;
+            }
+            let Some(job) = self.job(active.id)? else {
+                continue;
+            };
+            let units: Vec<ActiveUnit> = if job.is_split() {
+                self.subjobs(job.id, 0..job.subjob_count())?
+                    .iter()
+                    .filter(|sj| sj.status().is_active())
+                    .map(|sj| {
+                        ActiveUnit::of(JobRef::subjob(job.id, sj.index), &active.backend, &sj.run)
+                    })
+                    .collect()
+            } else if job.status().is_active() {
+                vec![ActiveUnit::of(job.job_ref(), &active.backend, &job.run)]
+            } else {
+                Vec::new()
+            };
+            for unit in units {
+                if after.is_some_and(|c| UnitCursor::after(&unit) <= *c) {
+                    continue;
+                }
+                out.push(unit);
+                if out.len() >= limit as usize {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies changes to units in one transaction: each is applied only if its unit is
+    /// still in the status and run the writer saw (so a change made meanwhile by another
+    /// process is never overwritten), through the status rules, keeping each master's
+    /// counters and derived status. What a status change costs is the unit's own record.
+    /// This default reads and writes whole jobs instead.
+    fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
+        let mut by_job: BTreeMap<JobId, Vec<&UnitUpdate>> = BTreeMap::new();
+        for u in updates {
+            by_job.entry(u.unit.job).or_default().push(u);
+        }
+        let mut outcome = UnitsUpdated::default();
+        for (id, updates) in by_job {
+            // Another process may commit between our read and write: read again then.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let Some(mut job) = self.job(id)? else {
+                    outcome
+                        .refused
+                        .extend(updates.iter().map(|u| (u.unit, UnitRefusal::NoSuchUnit)));
+                    break;
+                };
+                let mut subjobs: BTreeMap<SubjobIndex, Subjob> = BTreeMap::new();
+                for u in &updates {
+                    if let Some(i) = u.unit.subjob
+                        && !subjobs.contains_key(&i)
+                        && let Some(sj) = self.subjobs(id, i..i.saturating_add(1))?.pop()
+                    {
+                        subjobs.insert(i, sj);
+                    }
+                }
+                let mut refused = Vec::new();
+                let mut changed = Vec::new();
+                for u in &updates {
+                    let result = match u.unit.subjob {
+                        None => job.apply_unit_update(None, u),
+                        Some(i) => match subjobs.get_mut(&i) {
+                            Some(sj) => job.apply_unit_update(Some(sj), u).inspect(|_| {
+                                changed.push(i);
+                            }),
+                            None => Err(UnitRefusal::NoSuchUnit),
+                        },
+                    };
+                    if let Err(why) = result {
+                        refused.push((u.unit, why));
+                    }
+                }
+                let changed: Vec<Subjob> = changed
+                    .into_iter()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .filter_map(|i| subjobs.remove(&i))
+                    .collect();
+                let mut changes = vec![Change::PutRun(RunUpdate::of(&job))];
+                if !changed.is_empty() {
+                    changes.push(Change::PutSubjobs {
+                        job: id,
+                        subjobs: changed,
+                    });
+                }
+                match self.commit(&changes) {
+                    Ok(committed) => {
+                        outcome.committed.extend(committed);
+                        outcome.refused.extend(refused);
+                        break;
+                    }
+                    Err(StoreError::Conflict { .. }) if attempts < 8 => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Writes a consistent, compacted copy of the whole store to the directory `dest`
+    /// (which must not exist yet), while others go on reading and writing.
+    fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        let _ = dest;
+        Err(StoreError::Unsupported("backups".to_owned()))
+    }
 
     /// Checks that indexes and summaries agree with the job records.
     fn check(&self) -> Result<CheckReport, StoreError>;

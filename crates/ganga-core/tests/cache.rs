@@ -19,6 +19,7 @@ fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
 
 fn spec(n: usize) -> JobSpec {
     JobSpec {
+        auto_resubmit: None,
         name: format!("job of {n}"),
         comment: String::new(),
         application: Application::Executable(Executable {

@@ -17,6 +17,7 @@ const T0: i64 = 1_700_000_000_000;
 
 fn full_job() -> Job {
     let spec = JobSpec {
+        auto_resubmit: None,
         name: "ünïcode \"job\"".into(),
         comment: "line one\nline two".into(),
         application: Application::Executable(Executable {
@@ -60,6 +61,7 @@ fn full_job() -> Job {
         revision: 7,
         spec: std::sync::Arc::new(spec),
         run: RunState {
+            auto_resubmits: 0,
             status: Status::Running,
             times: [
                 (Status::New, Timestamp(T0)),
@@ -309,10 +311,11 @@ fn records_from_a_newer_writer_with_more_fields_still_read() {
     let sj = completed_subjob(0);
     let mut buf = Vec::new();
     encode_subjob(&sj, &mut dict, None, &mut buf);
-    // Append a field: bump the array length (0x8a = array of 10 -> 0x8b) and add an item.
+    // Append two fields: bump the array length (0x8a = array of 10 -> 0x8c) and add the
+    // 11th this reader knows (automatic resubmissions, 0) and a 12th it does not.
     assert_eq!(buf[0], 0x8a);
-    buf[0] = 0x8b;
-    buf.extend_from_slice(&[0x82, 0x01, 0x62, b'h', b'i']);
+    buf[0] = 0x8c;
+    buf.extend_from_slice(&[0x00, 0x82, 0x01, 0x62, b'h', b'i']);
     assert_eq!(decode_subjob(0, &buf, &dict, None).unwrap(), sj);
 }
 

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 
 use ganga_core::{
-    Application, ArgLists, BackendConfig, Executable, Job, JobRef, JobSpec, LifecycleError,
-    NextStep, Override, PollReport, RemoteStatus, SplitAttribute, SplitError, Splitter, Status,
-    StatusCounts, Subjob, Timestamp, Value, next_step,
+    ActiveUnit, Application, ArgLists, AutoResubmit, BackendConfig, Executable, Job, JobRef,
+    JobSpec, LifecycleError, OutputsReport, Override, PollOutcome, PollReport, RemoteStatus,
+    SplitAttribute, SplitError, Splitter, Status, StatusCounts, Subjob, Timestamp, UnitChange,
+    UnitRefusal, UnitUpdate, Value, after_poll, auto_resubmission, auto_resubmit_single,
+    auto_resubmit_split, lost, settle,
 };
 
 /// Ganga's `Job.status_graph` (Job.py:671), written out independently of the code:
@@ -128,6 +130,7 @@ fn master_status_follows_gangas_priority() {
 
 fn spec(splitter: Option<Splitter>) -> JobSpec {
     JobSpec {
+        auto_resubmit: None,
         name: "j".into(),
         comment: String::new(),
         application: Application::Executable(Executable {
@@ -514,61 +517,241 @@ fn copy_makes_a_new_job_with_the_same_spec_and_no_history() {
     );
 }
 
-fn report(status: RemoteStatus) -> PollReport {
-    PollReport {
-        job: JobRef::job(1),
+fn unit(status: Status, native: Option<&str>) -> ActiveUnit {
+    ActiveUnit {
+        unit: JobRef::subjob(1, 0),
+        backend: "b".into(),
         status,
-        native_state: "x".into(),
-        exit_code: None,
-        reason: None,
-        actual_ce: None,
-        started: None,
-        ended: None,
+        run: 1,
+        id: Some("7".into()),
+        native_state: native.map(str::to_owned),
+        since: Some(Timestamp(1)),
     }
 }
 
+/// What each (status, answer) pair leads to, as data: the status written (if any),
+/// whether outputs are then collected, whether only the facts are written.
 #[test]
-fn poll_answers_decide_the_next_step_and_unknown_never_finishes_a_job() {
+fn poll_answers_decide_what_happens_and_nothing_uncertain_finishes_a_unit() {
     use RemoteStatus::*;
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Nothing,
+        Become(Status),
+        Facts,
+        Finalise(Option<Status>, bool),
+        Absent,
+    }
+    let now = Timestamp(100);
     let cases = [
-        (Status::Submitted, Unknown, NextStep::Stay),
-        (Status::Running, Unknown, NextStep::Stay),
+        (Status::Submitted, Unknown, Some("x"), Want::Nothing),
+        (Status::Running, Unknown, Some("x"), Want::Nothing),
+        (Status::Running, Absent, Some("x"), Want::Absent),
         (
             Status::Submitting,
             Queued,
-            NextStep::Become(Status::Submitted),
+            None,
+            Want::Become(Status::Submitted),
         ),
-        (Status::Submitted, Queued, NextStep::Stay),
+        (Status::Submitted, Queued, Some("x"), Want::Nothing),
+        (
+            Status::Submitted,
+            Queued,
+            Some("PENDING (Priority)"),
+            Want::Facts,
+        ),
         (
             Status::Submitted,
             Running,
-            NextStep::Become(Status::Running),
+            Some("x"),
+            Want::Become(Status::Running),
         ),
-        (Status::Running, Running, NextStep::Stay),
+        (
+            Status::Submitting,
+            Running,
+            None,
+            Want::Become(Status::Running),
+        ),
+        (Status::Running, Running, Some("x"), Want::Nothing),
         (
             Status::Submitted,
             Succeeded,
-            NextStep::Finalise { succeeded: true },
+            Some("x"),
+            Want::Finalise(Some(Status::Completing), true),
         ),
         (
             Status::Running,
             Failed,
-            NextStep::Finalise { succeeded: false },
+            Some("x"),
+            Want::Finalise(Some(Status::Completing), false),
         ),
+        // Interrupted while its outputs were collected: finalised again, from the same
+        // evidence, without writing anything first.
         (
             Status::Completing,
             Succeeded,
-            NextStep::Finalise { succeeded: true },
+            Some("x"),
+            Want::Finalise(None, true),
         ),
-        (Status::Running, Killed, NextStep::Killed),
+        (
+            Status::Running,
+            Killed,
+            Some("x"),
+            Want::Become(Status::Killed),
+        ),
+        (Status::Completing, Killed, Some("x"), Want::Nothing),
     ];
-    for (current, remote, expected) in cases {
-        assert_eq!(
-            next_step(current, &report(remote)),
-            expected,
-            "{current} + {remote:?}"
-        );
+    for (status, remote, native, want) in cases {
+        let report = PollReport::new(remote, "x");
+        let got = match after_poll(&unit(status, native), &report, now) {
+            PollOutcome::Nothing => Want::Nothing,
+            PollOutcome::Absent => Want::Absent,
+            PollOutcome::Update(c) => match c.status {
+                Some((s, _)) => Want::Become(s),
+                None => {
+                    assert_eq!(c.native_state.as_deref(), Some("x"));
+                    Want::Facts
+                }
+            },
+            PollOutcome::Finalise {
+                update, succeeded, ..
+            } => Want::Finalise(update.and_then(|c| c.status.map(|(s, _)| s)), succeeded),
+        };
+        assert_eq!(got, want, "{status} + {remote:?} (recorded {native:?})");
     }
+}
+
+#[test]
+fn an_ended_unit_settles_by_its_outputs() {
+    let now = Timestamp(5);
+    let all = OutputsReport {
+        collected: vec!["out.txt".into(), "stdout".into()],
+        unmatched: vec![],
+        skipped: vec![],
+    };
+    let c = settle(true, None, &all, now);
+    assert_eq!(c.status, Some((Status::Completed, now)));
+    assert_eq!(c.outputs.as_deref(), Some(&all.collected[..]));
+    assert_eq!(c.reason, None);
+
+    let missing = OutputsReport {
+        unmatched: vec!["*.root".into()],
+        skipped: vec!["link -> /etc: it leads out of the working directory".into()],
+        ..all.clone()
+    };
+    let c = settle(true, None, &missing, now);
+    assert_eq!(c.status, Some((Status::Failed, now)));
+    let reason = c.reason.unwrap();
+    assert!(reason.contains("`*.root` matched nothing"), "{reason}");
+    assert!(
+        reason.contains("leads out of the working directory"),
+        "{reason}"
+    );
+
+    let c = settle(false, Some("exit code 3"), &missing, now);
+    assert!(c.reason.unwrap().starts_with("exit code 3; "));
+    assert_eq!(
+        settle(false, None, &all, now).status,
+        Some((Status::Failed, now))
+    );
+}
+
+#[test]
+fn lost_units_fail_with_the_reason() {
+    let c = lost(Timestamp(9), 120, None);
+    assert_eq!(c.status, Some((Status::Failed, Timestamp(9))));
+    assert!(c.reason.unwrap().starts_with("lost: "));
+}
+
+#[test]
+fn auto_resubmit_follows_gangas_limits() {
+    let policy = AutoResubmit::DEFAULT;
+    assert!(auto_resubmit_single(&policy, 0));
+    assert!(auto_resubmit_single(&policy, 4));
+    assert!(!auto_resubmit_single(&policy, 5));
+    assert!(!auto_resubmit_single(&AutoResubmit::OFF, 0));
+
+    let counts = |pairs: &[(Status, u32)]| {
+        let mut c = StatusCounts::default();
+        for &(s, n) in pairs {
+            c.add(s, n);
+        }
+        c
+    };
+    // Not while a subjob is still going.
+    assert!(!auto_resubmit_split(
+        &policy,
+        &counts(&[(Status::Failed, 1), (Status::Running, 3)])
+    ));
+    // A quarter failed: within the limit.
+    assert!(auto_resubmit_split(
+        &policy,
+        &counts(&[(Status::Failed, 1), (Status::Completed, 3)])
+    ));
+    // More than a quarter: something no retry fixes.
+    assert!(!auto_resubmit_split(
+        &policy,
+        &counts(&[(Status::Failed, 2), (Status::Completed, 3)])
+    ));
+    assert!(!auto_resubmit_split(
+        &policy,
+        &counts(&[(Status::Completed, 3)])
+    ));
+}
+
+#[test]
+fn unit_updates_apply_only_to_what_their_writer_saw() {
+    let (mut job, mut sjs) = split_job(3);
+    job.begin_submit(&mut sjs, Timestamp(3)).unwrap();
+    let id = job.id;
+    let to = |status, seen, run| UnitUpdate {
+        unit: JobRef::subjob(id, 1),
+        seen,
+        run,
+        change: UnitChange::to(status, Timestamp(10)),
+    };
+    // Submitting -> Running passes through Submitted.
+    let u = to(Status::Running, Status::Submitting, 1);
+    job.apply_unit_update(Some(&mut sjs[1]), &u).unwrap();
+    assert_eq!(sjs[1].status(), Status::Running);
+    assert_eq!(sjs[1].run.times.get(Status::Submitted), Some(Timestamp(10)));
+    assert_eq!(job.subjobs.get(Status::Running), 1);
+    assert_eq!(job.subjobs.get(Status::Submitting), 2);
+    assert_eq!(job.status(), Status::Submitting);
+
+    // A writer that saw it submitted, or saw another run, is refused.
+    let stale = to(Status::Completing, Status::Submitted, 1);
+    assert!(matches!(
+        job.apply_unit_update(Some(&mut sjs[1]), &stale),
+        Err(UnitRefusal::Changed {
+            status: Status::Running,
+            run: 1
+        })
+    ));
+    let other_run = to(Status::Completing, Status::Running, 2);
+    assert!(
+        job.apply_unit_update(Some(&mut sjs[1]), &other_run)
+            .is_err()
+    );
+    // Illegal moves are refused.
+    let back = to(Status::New, Status::Running, 1);
+    assert!(matches!(
+        job.apply_unit_update(Some(&mut sjs[1]), &back),
+        Err(UnitRefusal::Illegal { .. })
+    ));
+
+    // An automatic resubmission starts a new run.
+    let failed = to(Status::Failed, Status::Running, 1);
+    job.apply_unit_update(Some(&mut sjs[1]), &failed).unwrap();
+    let again = UnitUpdate {
+        change: auto_resubmission(Timestamp(20)),
+        ..to(Status::Submitting, Status::Failed, 1)
+    };
+    job.apply_unit_update(Some(&mut sjs[1]), &again).unwrap();
+    assert_eq!(sjs[1].run.submit_count, 2);
+    assert_eq!(sjs[1].run.auto_resubmits, 1);
+    assert_eq!(sjs[1].status(), Status::Submitting);
+    assert_eq!(job.subjobs.get(Status::Failed), 0);
 }
 
 #[test]

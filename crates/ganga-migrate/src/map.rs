@@ -341,6 +341,7 @@ fn placeholder_spec() -> JobSpec {
         input_files: Vec::new(),
         output_files: Vec::new(),
         splitter: None,
+        auto_resubmit: None,
     }
 }
 
@@ -654,15 +655,12 @@ impl Unit {
             u.own_inputs = u.spec.input_files.len() - before;
         }
 
-        // What has no counterpart.
+        // Ganga's auto-resubmit, with Ganga's default limits.
         if o.value("do_auto_resubmit") == Some(&PyValue::Bool(true)) {
-            u.meta
-                .push(("ganga.do_auto_resubmit".into(), "True".into()));
-            u.notes.push((
-                Severity::Flagged,
-                "do_auto_resubmit = True has no counterpart (kept as metadata ganga.do_auto_resubmit)".into(),
-            ));
+            u.spec.auto_resubmit = Some(ganga_core::AutoResubmit::DEFAULT);
         }
+
+        // What has no counterpart.
         for attr in ["inputdata", "outputdata", "virtualization", "merger"] {
             if let Some(node) = o.get(attr)
                 && !matches!(node, Node::Value(PyValue::None))

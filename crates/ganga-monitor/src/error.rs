@@ -27,6 +27,12 @@ pub enum OpError {
     Unavailable(String),
     #[error("job {job}: {message}")]
     Io { job: JobRef, message: String },
+    #[error("job {job}: cannot {verb} it while {} is submitting it; wait until that ends, or stop that process first", by.map_or_else(|| "another process".to_owned(), |p| format!("process {p}")))]
+    Busy {
+        job: JobRef,
+        verb: &'static str,
+        by: Option<u32>,
+    },
     #[error("job {0}: gave up after repeated conflicting changes by another process")]
     Contended(JobRef),
     #[error("internal error: {0}")]

@@ -52,3 +52,56 @@ impl MonitorLease {
         &self.path
     }
 }
+
+/// Held by the process that hands a job's units over to its backend, from before they
+/// become `submitting` until their answers are recorded. A unit found `submitting`
+/// without a backend id while nobody holds its job's lease was cut off by a process that
+/// died: the monitor asks the backend what became of it. Kill and remove refuse a job
+/// whose lease is held, rather than race with the submission.
+#[derive(Debug)]
+pub struct SubmissionLease {
+    _file: File,
+}
+
+impl SubmissionLease {
+    fn path(locks: &Path, job: ganga_core::JobId) -> PathBuf {
+        locks.join(format!("submit-{job}.lock"))
+    }
+
+    /// Takes the lease of `job`, waiting while another process holds it.
+    pub(crate) fn acquire(
+        locks: &Path,
+        job: ganga_core::JobId,
+    ) -> std::io::Result<SubmissionLease> {
+        std::fs::create_dir_all(locks)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(Self::path(locks, job))?;
+        file.lock()?;
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(SubmissionLease { _file: file })
+    }
+
+    /// The process submitting `job` now, if any (`Some(0)` if it cannot be told which).
+    pub(crate) fn holder(locks: &Path, job: ganga_core::JobId) -> std::io::Result<Option<u32>> {
+        let path = Self::path(locks, job);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                Ok(Some(text.trim().parse().unwrap_or(0)))
+            }
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}

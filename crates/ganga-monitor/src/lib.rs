@@ -2,29 +2,39 @@
 //!
 //! [`Operations`] carries out what a user asks (submit, kill, resubmit, remove, copy,
 //! force a status, peek) by combining the core's rules with backend calls and store
-//! commits. [`Monitor`] drives active jobs to the end: it asks each backend about its jobs
-//! in bulk, applies what the answers mean, collects outputs of ended jobs, and commits
-//! the changes in batches.
+//! commits. [`Monitor`] drives active units to the end: a scheduler per backend asks it
+//! about all its units at its own pace, answers become changes by the core's rules,
+//! changes are committed in batches, outputs are collected by a bounded pool beside the
+//! polls. [`StoreHandle`] is the one door to the jobs for async code.
 //!
-//! Invariants: a job is finished only on evidence from its backend (an exit record, a
-//! kill), never because a query failed or a job went missing; changes are committed with
-//! the revision they were based on, so a concurrent `ganga` in another process is never
-//! overwritten — the loser re-reads and tries again. This crate knows no terminal, config
-//! file or plugin library: the CLI hands it a store, a cache and a way to find backends.
+//! Invariants: a unit is finished only on evidence from its backend (an exit record, a
+//! kill), or as lost after a grace period of absence, never because a query failed or an
+//! answer was missing; every change names the status and run it was based on, so a
+//! concurrent `ganga` in another process is never overwritten. This crate knows no
+//! terminal, config file or plugin library: the CLI hands it a store and a way to find
+//! backends.
 
 mod clock;
 mod context;
-mod cycle;
+mod control;
 mod error;
+mod handover;
 mod lease;
+mod monitor;
 mod operations;
-mod units;
+mod pace;
+mod store;
+mod whole;
 
 pub use crate::{
     clock::now,
     context::{Backends, Context},
-    cycle::{CycleReport, Monitor, MonitorSettings, Until},
+    control::{BackendStatus, ControlReply, ControlRequest, MonitorStatus, ask},
     error::OpError,
-    lease::MonitorLease,
-    operations::{DEFAULT_PEEK_BYTES, KillReport, Operations, SubmitReport},
+    handover::SubmitReport,
+    lease::{MonitorLease, SubmissionLease},
+    monitor::{CycleReport, Monitor, MonitorSettings, Until},
+    operations::{DEFAULT_PEEK_BYTES, KillReport, Operations},
+    pace::{Pace, PaceRules},
+    store::StoreHandle,
 };

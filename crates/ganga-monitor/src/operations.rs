@@ -1,24 +1,18 @@
 //! What users ask for: submit, resubmit, kill, remove, copy, force a status, peek.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::{Read as _, Seek as _, SeekFrom};
 
 use ganga_core::{
-    Backend, BackendError, Change, Job, JobId, JobRef, JobSpec, PeekFile, Status, SubmitSpec,
-    Submitted, effective_spec,
+    BackendRef, Change, Job, JobId, JobRef, JobSpec, PeekFile, PerJob, Status, Submitted,
+    UnitChange, UnitRun, UnitUpdate, check_inside_workdir,
 };
 
-use crate::units::{Loaded, Unit, blocking, commit, load, modify};
+use crate::handover::{Outgoing, SubmitReport, about, call, hand_over};
+use crate::lease::SubmissionLease;
+use crate::store::blocking;
+use crate::whole::{WholeJob, load, modify};
 use crate::{Context, OpError, now};
-
-/// How a submission went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubmitReport {
-    pub job: JobId,
-    /// Units handed to the backend.
-    pub submitted: usize,
-    /// Units the backend refused, and why; they are now `failed`.
-    pub failed: Vec<(JobRef, String)>,
-}
 
 /// How a kill went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,287 +40,336 @@ impl Operations {
         &self.ctx
     }
 
-    fn backend_for(&self, job: &Job) -> Result<Arc<dyn Backend>, OpError> {
-        let name = &job.spec.backend.kind;
-        self.ctx
-            .backends
-            .backend(name)
-            .map_err(|message| OpError::NoBackend {
-                job: job.job_ref(),
-                backend: name.clone(),
-                message,
-            })
-    }
-
     /// Creates a job from a spec (split into subjobs if it has a splitter), in status
     /// `new`. Nothing runs yet.
     pub async fn create(&self, spec: JobSpec) -> Result<JobId, OpError> {
-        let store = self.ctx.store.clone();
-        let id = blocking(move || store.reserve_ids(1)).await??;
-        let mut job = Job::new(id, spec, now());
+        let id = self.ctx.store.reserve_ids(1).await?;
+        self.store_new(Job::new(id, spec, now())).await
+    }
+
+    /// Stores a `new` job, split into its subjobs.
+    async fn store_new(&self, mut job: Job) -> Result<JobId, OpError> {
+        let id = job.id;
         let subjobs = job.split(now())?;
         let mut changes = vec![Change::PutJob(job)];
         if !subjobs.is_empty() {
             changes.push(Change::PutSubjobs { job: id, subjobs });
         }
-        commit(&self.ctx, changes).await?;
+        self.ctx.store.commit(changes).await?;
         Ok(id)
     }
 
-    /// Creates and submits a job.
+    /// Creates and submits a job: it is stored already `submitting` (its subjobs too),
+    /// then handed over chunk by chunk.
     pub async fn submit_spec(&self, spec: JobSpec) -> Result<SubmitReport, OpError> {
-        // Check the backend exists before anything is stored.
+        // The backend must exist before anything is stored.
         let name = spec.backend.kind.clone();
         self.ctx
-            .backends
-            .backend(&name)
+            .instance(&name)
+            .await
             .map_err(OpError::Unavailable)?;
-        let id = self.create(spec).await?;
-        self.submit(id).await
+        let id = self.ctx.store.reserve_ids(1).await?;
+        let at = now();
+        let mut job = Job::new(id, spec, at);
+        let mut subjobs = job.split(at)?;
+        let lease = self.lease(id).await?;
+        job.begin_submit(&mut subjobs, at)?;
+        let outgoing = outgoing_all(&job, &subjobs);
+        let spec = job.spec.without_splitter();
+        let mut changes = vec![Change::PutJob(job)];
+        if !subjobs.is_empty() {
+            changes.push(Change::PutSubjobs { job: id, subjobs });
+        }
+        self.ctx.store.commit(changes).await?;
+        let instance = self.ctx.instance_for(id, &name).await?;
+        let report = hand_over(&self.ctx, &instance, id, &spec, &outgoing).await;
+        drop(lease);
+        report
     }
 
     /// Submits a `new` job: it and its subjobs become `submitting`, are handed to the
     /// backend, and become `submitted` (or `failed`, with the backend's reason).
     pub async fn submit(&self, id: JobId) -> Result<SubmitReport, OpError> {
-        let (units, loaded) = modify(&self.ctx, id, |l| {
-            let Loaded { job, subjobs, .. } = l;
+        let lease = self.lease(id).await?;
+        let (outgoing, whole) = modify(&self.ctx, id, |w| {
+            let WholeJob { job, subjobs, .. } = w;
             job.begin_submit(subjobs, now())?;
-            Ok(l.units())
+            Ok(outgoing_all(job, subjobs))
         })
         .await?;
-        self.hand_over(loaded, units).await
+        let instance = self
+            .ctx
+            .instance_for(id, &whole.job.spec.backend.kind)
+            .await?;
+        let report = hand_over(
+            &self.ctx,
+            &instance,
+            id,
+            &whole.job.spec.without_splitter(),
+            &outgoing,
+        )
+        .await;
+        drop(lease);
+        report
     }
 
     /// Resubmits a job's failed and killed subjobs (or the job itself if it has none),
     /// or the one subjob named.
     pub async fn resubmit(&self, target: JobRef) -> Result<SubmitReport, OpError> {
-        let (units, loaded) = modify(&self.ctx, target.job, |l| {
-            let now = now();
-            match target.subjob {
+        let id = target.job;
+        let lease = self.lease(id).await?;
+        let (outgoing, whole) = modify(&self.ctx, id, |w| {
+            let at = now();
+            // The ids of the runs that end here, before they are cleared.
+            let previous: HashMap<JobRef, Option<String>> = w
+                .units()
+                .into_iter()
+                .filter_map(|u| Some((u, w.run(u)?.backend.id.clone())))
+                .collect();
+            let chosen: Vec<JobRef> = match target.subjob {
                 None => {
-                    let Loaded { job, subjobs, .. } = l;
-                    let chosen = job.begin_resubmit(subjobs, now)?;
-                    Ok(if l.subjobs.is_empty() {
-                        vec![None]
+                    let WholeJob { job, subjobs, .. } = &mut *w;
+                    let indices = job.begin_resubmit(subjobs, at)?;
+                    if subjobs.is_empty() {
+                        vec![target]
                     } else {
-                        chosen
-                            .iter()
-                            .filter_map(|&index| l.unit_of(JobRef::subjob(target.job, index)))
-                            .collect()
-                    })
+                        indices.into_iter().map(|i| JobRef::subjob(id, i)).collect()
+                    }
                 }
-                Some(_) => {
-                    let unit = l.unit_of(target).ok_or(OpError::NoSuchJob(target))?;
-                    let i = unit.ok_or(OpError::NoSuchJob(target))?;
-                    l.job.begin_resubmit_subjob(&mut l.subjobs[i], now)?;
-                    Ok(vec![unit])
+                Some(i) => {
+                    let at_index = usize::try_from(i).ok();
+                    let sj = at_index
+                        .and_then(|k| w.subjobs.get_mut(k))
+                        .filter(|sj| sj.index == i)
+                        .ok_or(OpError::NoSuchJob(target))?;
+                    w.job.begin_resubmit_subjob(sj, at)?;
+                    vec![target]
                 }
-            }
+            };
+            Ok(chosen
+                .into_iter()
+                .map(|u| Outgoing {
+                    unit: u,
+                    run: w.run(u).map_or(1, |r| r.submit_count),
+                    overrides: w
+                        .subjob(u)
+                        .map(|sj| sj.overrides.clone())
+                        .unwrap_or_default(),
+                    previous_id: previous.get(&u).cloned().flatten(),
+                })
+                .collect::<Vec<_>>())
         })
         .await?;
-        // A new run starts from a clean directory: no outputs or markers of the last one.
-        for &unit in &units {
-            let dir = self.ctx.workspaces.dir(loaded.job_ref(unit));
-            let keep_subjobs = unit.is_none() && !loaded.subjobs.is_empty();
-            if !keep_subjobs {
-                remove_dir(&dir).await.map_err(|message| OpError::Io {
-                    job: loaded.job_ref(unit),
-                    message,
-                })?;
-            }
+        // A new run starts without the outputs of the last one.
+        for o in &outgoing {
+            clear_outputs(&self.ctx, o.unit).await?;
         }
-        self.hand_over(loaded, units).await
+        let instance = self
+            .ctx
+            .instance_for(id, &whole.job.spec.backend.kind)
+            .await?;
+        let report = hand_over(
+            &self.ctx,
+            &instance,
+            id,
+            &whole.job.spec.without_splitter(),
+            &outgoing,
+        )
+        .await;
+        drop(lease);
+        report
     }
 
-    /// Gives `units` (all `submitting`) to the job's backend and records its answers.
-    async fn hand_over(&self, loaded: Loaded, units: Vec<Unit>) -> Result<SubmitReport, OpError> {
-        let id = loaded.job.id;
-        let specs: Vec<SubmitSpec> = units
-            .iter()
-            .map(|&u| self.submit_spec_of(&loaded, u))
-            .collect();
-        let answers: Vec<(JobRef, Result<Submitted, String>)> =
-            match self.backend_for(&loaded.job) {
-                Err(e) => specs.iter().map(|s| (s.job, Err(e.to_string()))).collect(),
-                Ok(backend) => {
-                    let max_batch = match backend.describe().await {
-                        Ok(d) => d.max_batch.max(1) as usize,
-                        Err(_) => 100,
-                    };
-                    let mut answers = Vec::with_capacity(specs.len());
-                    for chunk in specs.chunks(max_batch) {
-                        match backend.submit(chunk).await {
-                            Ok(results) if results.len() == chunk.len() => {
-                                answers.extend(chunk.iter().map(|s| s.job).zip(results));
-                            }
-                            Ok(results) => {
-                                let msg = format!(
-                                    "the backend answered {} of {} submissions",
-                                    results.len(),
-                                    chunk.len()
-                                );
-                                answers.extend(chunk.iter().map(|s| (s.job, Err(msg.clone()))));
-                            }
-                            Err(e) => answers
-                                .extend(chunk.iter().map(|s| (s.job, Err(describe_error(&e))))),
-                        }
-                    }
-                    answers
-                }
-            };
-        let (report, _) = modify(&self.ctx, id, |l| {
-            let now = now();
-            let mut report = SubmitReport {
-                job: id,
-                submitted: 0,
-                failed: Vec::new(),
-            };
-            for (job_ref, answer) in &answers {
-                let Some(unit) = l.unit_of(*job_ref) else {
-                    continue;
-                };
-                if l.status(unit) != Status::Submitting {
-                    continue;
-                }
-                match answer {
-                    Ok(submitted) => {
-                        let facts = l.facts_mut(unit);
-                        facts.backend.id = Some(submitted.id.clone());
-                        facts.backend.actual_ce = submitted.actual_ce.clone();
-                        l.set_status(unit, Status::Submitted, now)?;
-                        report.submitted += 1;
-                    }
-                    Err(reason) => {
-                        let reason = about(*job_ref, reason);
-                        l.facts_mut(unit).backend.reason =
-                            Some(format!("submission failed: {reason}"));
-                        l.set_status(unit, Status::Failed, now)?;
-                        report.failed.push((*job_ref, reason));
-                    }
-                }
-            }
-            Ok(report)
-        })
-        .await?;
-        Ok(report)
+    /// Takes the submission lease of a job, waiting for another submission of it to end.
+    async fn lease(&self, id: JobId) -> Result<SubmissionLease, OpError> {
+        let locks = self.ctx.locks.clone();
+        blocking(move || SubmissionLease::acquire(&locks, id))
+            .await?
+            .map_err(|e| OpError::Io {
+                job: JobRef::job(id),
+                message: format!("cannot take the submission lock: {e}"),
+            })
     }
 
-    fn submit_spec_of(&self, loaded: &Loaded, unit: Unit) -> SubmitSpec {
-        let job_ref = loaded.job_ref(unit);
-        let spec = effective_spec(&loaded.job, unit.map(|i| &loaded.subjobs[i]));
-        let exe = spec.application.executable();
-        SubmitSpec {
-            job: job_ref,
-            name: spec.name.clone(),
-            exe: exe.exe.clone(),
-            args: exe.args.clone(),
-            env: exe.env.clone(),
-            input_files: spec.input_files.clone(),
-            output_patterns: spec.output_files.clone(),
-            workspace: self.ctx.workspaces.dir(job_ref),
-            output_dir: self.ctx.workspaces.output_dir(job_ref),
-            options: spec.backend.options.clone(),
+    /// Refuses to act on a job another process is submitting right now.
+    fn not_being_submitted(&self, id: JobId, verb: &'static str) -> Result<(), OpError> {
+        match SubmissionLease::holder(&self.ctx.locks, id) {
+            Ok(None) => Ok(()),
+            Ok(Some(pid)) => Err(OpError::Busy {
+                job: JobRef::job(id),
+                verb,
+                by: (pid != 0).then_some(pid),
+            }),
+            Err(e) => Err(OpError::Io {
+                job: JobRef::job(id),
+                message: format!("cannot tell whether it is being submitted: {e}"),
+            }),
         }
     }
 
-    /// Kills a job's submitted and running units (or the one subjob named) at the backend
-    /// and marks those the backend killed as `killed`.
+    /// Kills a job's submitted and running units (or the one subjob named) at the
+    /// backend, and those a crashed submission left `submitting` but the backend took,
+    /// and marks those it killed `killed`.
     pub async fn kill(&self, target: JobRef) -> Result<KillReport, OpError> {
-        let loaded = load(&self.ctx, target.job).await?;
-        let units: Vec<Unit> = match target.subjob {
+        self.not_being_submitted(target.job, "kill")?;
+        let whole = load(&self.ctx, target.job).await?;
+        let units: Vec<JobRef> = match target.subjob {
             None => {
-                let indices = loaded.job.kill_targets(&loaded.subjobs)?;
-                if loaded.subjobs.is_empty() {
-                    vec![None]
+                if whole.subjobs.is_empty() {
+                    let run = &whole.job.run;
+                    let cut_off = run.status == Status::Submitting && run.backend.id.is_none();
+                    if !cut_off {
+                        whole.job.kill_targets(&[])?;
+                    }
+                    vec![target]
                 } else {
-                    indices
-                        .iter()
-                        .filter_map(|&i| loaded.unit_of(JobRef::subjob(target.job, i)))
-                        .collect()
+                    killable(&whole)
                 }
             }
             Some(_) => {
-                let unit = loaded.unit_of(target).ok_or(OpError::NoSuchJob(target))?;
-                let status = loaded.status(unit);
-                if !matches!(status, Status::Submitted | Status::Running) {
+                let run = whole.run(target).ok_or(OpError::NoSuchJob(target))?;
+                if !matches!(
+                    run.status,
+                    Status::Submitted | Status::Running | Status::Submitting
+                ) {
                     return Err(ganga_core::LifecycleError::Refused {
                         job: target,
                         verb: "kill",
-                        status,
+                        status: run.status,
                         hint: " (only submitted or running jobs can be killed)",
                     }
                     .into());
                 }
-                vec![unit]
+                vec![target]
             }
         };
+        if units.is_empty() {
+            // Every unit of it is submitting (or ended): kill_targets says what it is.
+            whole.job.kill_targets(&whole.subjobs)?;
+        }
+        let instance = self
+            .ctx
+            .instance_for(target.job, &whole.job.spec.backend.kind)
+            .await?;
         let mut failed = Vec::new();
-        let refs: Vec<_> = units
-            .iter()
-            .filter_map(|&u| {
-                let r = loaded.backend_ref(&self.ctx, u);
-                if r.is_none() {
-                    failed.push((
-                        loaded.job_ref(u),
-                        "the backend never gave it an id".to_owned(),
-                    ));
+        let mut refs = Vec::new();
+        // Units cut off mid-submission: ask the backend whether it took them.
+        let mut lost_ids = Vec::new();
+        for &u in &units {
+            let Some(run) = whole.run(u) else { continue };
+            match &run.backend.id {
+                Some(id) => refs.push(BackendRef {
+                    job: u,
+                    id: id.clone(),
+                    run: run.submit_count,
+                    workspace: self.ctx.workspaces.dir(u),
+                }),
+                None => lost_ids.push(UnitRun {
+                    job: u,
+                    run: run.submit_count,
+                    workspace: self.ctx.workspaces.dir(u),
+                }),
+            }
+        }
+        let mut found_now: HashMap<JobRef, Submitted> = HashMap::new();
+        if !lost_ids.is_empty() {
+            if instance.description.capabilities.find {
+                let answers = call(self.ctx.call_timeout, instance.backend.find(&lost_ids))
+                    .await
+                    .map_err(|e| OpError::Io {
+                        job: target,
+                        message: format!("cannot tell which of its units were started: {e}"),
+                    })?;
+                for (u, answer) in answers {
+                    match answer {
+                        Ok(Some(s)) => {
+                            let run = whole.run(u).map_or(1, |r| r.submit_count);
+                            refs.push(BackendRef {
+                                job: u,
+                                id: s.id.clone(),
+                                run,
+                                workspace: self.ctx.workspaces.dir(u),
+                            });
+                            found_now.insert(u, s);
+                        }
+                        Ok(None) => failed.push((u, "it was never handed to its backend".into())),
+                        Err(e) => failed.push((u, about(u, &e))),
+                    }
                 }
-                r
-            })
-            .collect();
-        let backend = self.backend_for(&loaded.job)?;
-        let max_batch = match backend.describe().await {
-            Ok(d) => d.max_batch.max(1) as usize,
-            Err(_) => 100,
-        };
+            } else {
+                failed.extend(lost_ids.iter().map(|u| {
+                    (
+                        u.job,
+                        "its submission was interrupted and its backend cannot tell whether it started".to_owned(),
+                    )
+                }));
+            }
+        }
         let mut killed = Vec::new();
-        for chunk in refs.chunks(max_batch) {
-            match backend.kill(chunk).await {
-                Ok(results) => {
-                    for (r, result) in chunk.iter().zip(results) {
-                        match result {
-                            Ok(()) => killed.push(r.job),
-                            Err(e) => failed.push((r.job, about(r.job, &e))),
+        for chunk in refs.chunks(instance.max_batch()) {
+            match call(self.ctx.call_timeout, instance.backend.kill(chunk)).await {
+                Ok(answers) => {
+                    let answers: HashMap<JobRef, PerJob<()>> = answers.into_iter().collect();
+                    for r in chunk {
+                        match answers.get(&r.job) {
+                            Some(Ok(())) => killed.push(r.job),
+                            Some(Err(e)) => failed.push((r.job, about(r.job, e))),
+                            None => failed.push((r.job, "the backend did not answer".into())),
                         }
                     }
                 }
-                Err(e) => failed.extend(chunk.iter().map(|r| (r.job, describe_error(&e)))),
+                Err(e) => failed.extend(chunk.iter().map(|r| (r.job, e.to_string()))),
             }
         }
-        modify(&self.ctx, target.job, |l| {
-            let now = now();
-            for job_ref in &killed {
-                if let Some(unit) = l.unit_of(*job_ref)
-                    && l.status(unit).can_become(Status::Killed)
-                    && !l.status(unit).is_final()
-                {
-                    l.facts_mut(unit).backend.reason = Some("killed by the user".into());
-                    l.set_status(unit, Status::Killed, now)?;
+        let at = now();
+        let updates: Vec<UnitUpdate> = killed
+            .iter()
+            .filter_map(|&u| {
+                let run = whole.run(u)?;
+                let mut change = UnitChange::to(Status::Killed, at);
+                change.reason = Some("killed by the user".into());
+                if let Some(s) = found_now.get(&u) {
+                    change.id = Some(s.id.clone());
                 }
-            }
-            Ok(())
-        })
-        .await?;
+                Some(UnitUpdate {
+                    unit: u,
+                    seen: run.status,
+                    run: run.submit_count,
+                    change,
+                })
+            })
+            .collect();
+        let outcome = self.ctx.store.update_units(updates).await?;
+        for (u, why) in outcome.refused {
+            tracing::info!("job {u}: killed at its backend, status not changed here: {why}");
+        }
         Ok(KillReport { killed, failed })
     }
 
     /// Removes a job, its subjobs and its workspace. An active job must be killed first
-    /// unless `force` (then it is killed on the way, as far as the backend can).
+    /// unless `force` (then it is killed on the way, as far as the backend can). A job
+    /// another process is submitting is not removed.
     pub async fn remove(&self, id: JobId, force: bool) -> Result<(), OpError> {
-        let loaded = load(&self.ctx, id).await?;
-        loaded.job.check_remove(force)?;
-        if loaded.job.status().is_active()
+        self.not_being_submitted(id, "remove")?;
+        let whole = load(&self.ctx, id).await?;
+        whole.job.check_remove(force)?;
+        if whole.job.status().is_active()
             && let Err(e) = self.kill(JobRef::job(id)).await
         {
             tracing::warn!("job {id}: removing without a clean kill: {e}");
         }
         for _ in 0..8 {
-            let job = load(&self.ctx, id).await?.job;
+            let job = self
+                .ctx
+                .store
+                .fresh_job(id)
+                .await?
+                .ok_or(OpError::NoSuchJob(JobRef::job(id)))?;
             let change = Change::RemoveJob {
                 job: id,
                 revision: job.revision,
             };
-            match commit(&self.ctx, vec![change]).await {
+            match self.ctx.store.commit(vec![change]).await {
                 Ok(_) => {
                     return remove_dir(&self.ctx.workspaces.job_dir(id))
                         .await
@@ -336,7 +379,7 @@ impl Operations {
                         });
                 }
                 Err(OpError::Store(ganga_core::StoreError::Conflict { .. })) => {
-                    self.ctx.cache.forget(id);
+                    self.ctx.store.forget(id);
                 }
                 Err(e) => return Err(e),
             }
@@ -344,33 +387,40 @@ impl Operations {
         Err(OpError::Contended(JobRef::job(id)))
     }
 
-    /// A new job with the same spec, in status `new`.
+    /// A new job with the same spec, in status `new` (Ganga's `copy()`).
     pub async fn copy(&self, id: JobId) -> Result<JobId, OpError> {
-        let loaded = load(&self.ctx, id).await?;
-        self.create(JobSpec::clone(&loaded.job.spec)).await
+        let job = self
+            .ctx
+            .store
+            .job(id)
+            .await?
+            .ok_or(OpError::NoSuchJob(JobRef::job(id)))?;
+        let new = self.ctx.store.reserve_ids(1).await?;
+        self.store_new(job.copy_as(new, now())).await
     }
 
     /// Ganga's `force_status`: to `completed` or `failed`, on a job, a master (each subjob
     /// that can be forced is) or one subjob.
     pub async fn force_status(&self, target: JobRef, to: Status) -> Result<Vec<JobRef>, OpError> {
-        let (changed, _) = modify(&self.ctx, target.job, |l| {
-            let now = now();
+        let (changed, _) = modify(&self.ctx, target.job, |w| {
+            let at = now();
             match target.subjob {
-                Some(_) => {
-                    let i = l
-                        .unit_of(target)
-                        .flatten()
+                Some(i) => {
+                    let k = usize::try_from(i).ok();
+                    let sj = k
+                        .and_then(|k| w.subjobs.get_mut(k))
+                        .filter(|sj| sj.index == i)
                         .ok_or(OpError::NoSuchJob(target))?;
-                    l.job.force_subjob_status(&mut l.subjobs[i], to, now)?;
+                    w.job.force_subjob_status(sj, to, at)?;
                     Ok(vec![target])
                 }
-                None if l.subjobs.is_empty() => {
-                    l.job.force_status(to, now)?;
+                None if w.subjobs.is_empty() => {
+                    w.job.force_status(to, at)?;
                     Ok(vec![target])
                 }
                 None => {
-                    let Loaded { job, subjobs, .. } = l;
-                    let indices = job.force_status_of_subjobs(subjobs, to, now)?;
+                    let WholeJob { job, subjobs, .. } = w;
+                    let indices = job.force_status_of_subjobs(subjobs, to, at)?;
                     Ok(indices
                         .into_iter()
                         .map(|i| JobRef::subjob(target.job, i))
@@ -382,7 +432,7 @@ impl Operations {
         Ok(changed)
     }
 
-    /// The tail of a (sub)job's stdout, stderr or another file: from the backend while it
+    /// The tail of a unit's stdout, stderr or another file: from the backend while it
     /// runs, else from its output directory (falling back to the backend).
     pub async fn peek(
         &self,
@@ -390,63 +440,125 @@ impl Operations {
         file: PeekFile,
         max_bytes: u64,
     ) -> Result<Vec<u8>, OpError> {
-        let loaded = load(&self.ctx, target.job).await?;
-        let unit = loaded.unit_of(target).ok_or(OpError::NoSuchJob(target))?;
-        if unit.is_none() && !loaded.subjobs.is_empty() {
-            return Err(OpError::Io {
-                job: target,
-                message: "a split job runs nothing itself; peek at one of its subjobs (e.g. ID.0)"
-                    .into(),
-            });
-        }
-        let running = matches!(loaded.status(unit), Status::Submitted | Status::Running);
-        if !running {
-            let name = match &file {
-                PeekFile::Stdout => "stdout".to_owned(),
-                PeekFile::Stderr => "stderr".to_owned(),
-                PeekFile::Path(p) => p.clone(),
-            };
-            let path = self.ctx.workspaces.output_dir(target).join(&name);
-            if !name.contains("..")
-                && !name.starts_with('/')
-                && let Ok(bytes) = tokio::fs::read(&path).await
-            {
-                let start = bytes.len().saturating_sub(max_bytes as usize);
-                return Ok(bytes[start..].to_vec());
+        let job = self
+            .ctx
+            .store
+            .job(target.job)
+            .await?
+            .ok_or(OpError::NoSuchJob(target))?;
+        let run = match target.subjob {
+            None if job.is_split() => {
+                return Err(OpError::Io {
+                    job: target,
+                    message:
+                        "a split job runs nothing itself; peek at one of its subjobs (e.g. ID.0)"
+                            .into(),
+                });
+            }
+            None => job.run.clone(),
+            Some(i) => {
+                self.ctx
+                    .store
+                    .subjobs(target.job, i..i.saturating_add(1))
+                    .await?
+                    .pop()
+                    .filter(|sj| sj.index == i)
+                    .ok_or(OpError::NoSuchJob(target))?
+                    .run
+            }
+        };
+        let running = matches!(run.status, Status::Submitted | Status::Running);
+        if !running && check_inside_workdir(file.name()).is_ok() {
+            let path = self.ctx.workspaces.output_dir(target).join(file.name());
+            if let Some(bytes) = blocking(move || tail(&path, max_bytes)).await? {
+                return Ok(bytes);
             }
         }
-        let r = loaded
-            .backend_ref(&self.ctx, unit)
-            .ok_or_else(|| OpError::Io {
-                job: target,
-                message: format!(
-                    "nothing to peek at: it is {} and was never run",
-                    loaded.status(unit)
-                ),
-            })?;
-        let backend = self.backend_for(&loaded.job)?;
-        backend
+        let id = run.backend.id.clone().ok_or_else(|| OpError::Io {
+            job: target,
+            message: format!("nothing to peek at: it is {} and was never run", run.status),
+        })?;
+        let r = BackendRef {
+            job: target,
+            id,
+            run: run.submit_count,
+            workspace: self.ctx.workspaces.dir(target),
+        };
+        let instance = self
+            .ctx
+            .instance_for(target.job, &job.spec.backend.kind)
+            .await?;
+        instance
+            .backend
             .peek(&r, &file, max_bytes)
             .await
             .map_err(|error| OpError::Backend {
                 job: target,
-                backend: loaded.job.spec.backend.kind.clone(),
+                backend: job.spec.backend.kind.clone(),
                 error,
             })
     }
 }
 
-fn describe_error(e: &BackendError) -> String {
-    e.to_string()
+/// Every unit of a new job, to hand over in its first run.
+fn outgoing_all(job: &Job, subjobs: &[ganga_core::Subjob]) -> Vec<Outgoing> {
+    if subjobs.is_empty() {
+        vec![Outgoing {
+            unit: job.job_ref(),
+            run: job.run.submit_count,
+            overrides: Vec::new(),
+            previous_id: None,
+        }]
+    } else {
+        subjobs
+            .iter()
+            .map(|sj| Outgoing {
+                unit: JobRef::subjob(job.id, sj.index),
+                run: sj.run.submit_count,
+                overrides: sj.overrides.clone(),
+                previous_id: None,
+            })
+            .collect()
+    }
 }
 
-/// A backend's message about one job, without the job's name if the backend put it first
-/// (the caller names the job itself).
-fn about(job: JobRef, message: &str) -> String {
-    message
-        .strip_prefix(&format!("job {job}: "))
-        .unwrap_or(message)
-        .to_owned()
+/// The units of a split job that a kill reaches: submitted, running, or left
+/// `submitting` by a submission that was cut off.
+fn killable(whole: &WholeJob) -> Vec<JobRef> {
+    whole
+        .units()
+        .into_iter()
+        .filter(|&u| {
+            whole.run(u).is_some_and(|r| {
+                matches!(r.status, Status::Submitted | Status::Running)
+                    || (r.status == Status::Submitting && r.backend.id.is_none())
+            })
+        })
+        .filter(|&u| whole.has(u))
+        .collect()
+}
+
+/// Removes the outputs a unit's last run left, before its next run.
+pub(crate) async fn clear_outputs(ctx: &Context, unit: JobRef) -> Result<(), OpError> {
+    remove_dir(&ctx.workspaces.output_dir(unit))
+        .await
+        .map_err(|message| OpError::Io { job: unit, message })
+}
+
+/// The last `max_bytes` of a file, read from there (never the whole file). `None` if it
+/// is not there.
+fn tail(path: &std::path::Path, max_bytes: u64) -> Option<Vec<u8>> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let len = meta.len();
+    let n = len.min(max_bytes);
+    file.seek(SeekFrom::Start(len - n)).ok()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    file.take(n).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 async fn remove_dir(dir: &std::path::Path) -> Result<(), String> {

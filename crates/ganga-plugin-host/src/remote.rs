@@ -4,16 +4,18 @@
 use std::ffi::c_void;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
 use ganga_core::compact::{JobRecord, SubjobBatch};
 use ganga_core::protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
 use ganga_core::{
-    ActiveJob, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Change,
-    CheckReport, Committed, Job, JobId, JobRef, OutputsReport, OutputsRequest, PeekFile, PerJob,
-    PollReport, Store, StoreDescription, StoreError, SubjobIndex, SubmitSpec, Submitted,
-    SummaryEntry,
+    ActiveJob, ActiveUnit, Answers, Backend, BackendDescription, BackendError, BackendErrorKind,
+    BackendRef, Change, CheckReport, CommandStep, Committed, Job, JobId, JobRef, OutputsReport,
+    OutputsRequest, PeekFile, PollReport, Store, StoreDescription, StoreError, SubjobIndex,
+    SubmitSpec, Submitted, SummaryEntry, UnitCursor, UnitRun, UnitUpdate, UnitsUpdated, Value,
 };
 use ganga_plugin_abi::{FfiSlice, PluginDecl};
 use serde::Serialize;
@@ -117,34 +119,45 @@ impl DylibBackend {
     }
 }
 
+/// Calls the plugin and takes the reply of the expected kind.
+macro_rules! ask {
+    ($self:ident, $request:expr, $reply:pat => $value:expr) => {
+        match $self.call($request).await? {
+            $reply => Ok($value),
+            other => Err($self.unexpected(&other)),
+        }
+    };
+}
+
 #[async_trait]
 impl Backend for DylibBackend {
     async fn describe(&self) -> Result<BackendDescription, BackendError> {
-        match self.call(BackendRequest::Describe).await? {
-            BackendReply::Described(d) => Ok(d),
-            other => Err(self.unexpected(&other)),
-        }
+        ask!(self, BackendRequest::Describe, BackendReply::Described(d) => d)
     }
 
-    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Vec<PerJob<Submitted>>, BackendError> {
-        match self.call(BackendRequest::Submit(jobs.to_vec())).await? {
-            BackendReply::Submitted(v) => Ok(v),
-            other => Err(self.unexpected(&other)),
-        }
+    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
+        ask!(self, BackendRequest::Submit(jobs.to_vec()), BackendReply::Submitted(v) => v)
     }
 
-    async fn poll(&self, jobs: &[BackendRef]) -> Result<Vec<PollReport>, BackendError> {
-        match self.call(BackendRequest::Poll(jobs.to_vec())).await? {
-            BackendReply::Polled(v) => Ok(v),
-            other => Err(self.unexpected(&other)),
-        }
+    async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
+        ask!(self, BackendRequest::Poll(jobs.to_vec()), BackendReply::Polled(v) => v)
     }
 
-    async fn kill(&self, jobs: &[BackendRef]) -> Result<Vec<PerJob<()>>, BackendError> {
-        match self.call(BackendRequest::Kill(jobs.to_vec())).await? {
-            BackendReply::Killed(v) => Ok(v),
-            other => Err(self.unexpected(&other)),
-        }
+    async fn poll_all(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
+        ask!(self, BackendRequest::PollAll(jobs.to_vec()), BackendReply::Polled(v) => v)
+    }
+
+    async fn changes(&self, wait: Duration) -> Result<Vec<JobRef>, BackendError> {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        ask!(self, BackendRequest::Changes { wait_ms }, BackendReply::Changed(v) => v)
+    }
+
+    async fn find(&self, jobs: &[UnitRun]) -> Result<Answers<Option<Submitted>>, BackendError> {
+        ask!(self, BackendRequest::Find(jobs.to_vec()), BackendReply::Found(v) => v)
+    }
+
+    async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
+        ask!(self, BackendRequest::Kill(jobs.to_vec()), BackendReply::Killed(v) => v)
     }
 
     async fn peek(
@@ -158,20 +171,26 @@ impl Backend for DylibBackend {
             file: file.clone(),
             max_bytes,
         };
-        match self.call(request).await? {
-            BackendReply::Peeked(bytes) => Ok(bytes.into_vec()),
-            other => Err(self.unexpected(&other)),
-        }
+        ask!(self, request, BackendReply::Peeked(bytes) => bytes.into_vec())
     }
 
     async fn outputs(
         &self,
         jobs: &[OutputsRequest],
-    ) -> Result<Vec<PerJob<OutputsReport>>, BackendError> {
-        match self.call(BackendRequest::Outputs(jobs.to_vec())).await? {
-            BackendReply::Outputs(v) => Ok(v),
-            other => Err(self.unexpected(&other)),
-        }
+    ) -> Result<Answers<OutputsReport>, BackendError> {
+        ask!(self, BackendRequest::Outputs(jobs.to_vec()), BackendReply::Outputs(v) => v)
+    }
+
+    async fn command(
+        &self,
+        args: &[String],
+        state: Option<Value>,
+    ) -> Result<CommandStep, BackendError> {
+        let request = BackendRequest::Command {
+            args: args.to_vec(),
+            state,
+        };
+        ask!(self, request, BackendReply::Command(step) => step)
     }
 }
 
@@ -179,9 +198,6 @@ impl Backend for DylibBackend {
 pub(crate) struct DylibStore {
     name: String,
     instance: Instance,
-    /// Whether the plugin answers `JobRecord` (protocol 2.1); set false on its first
-    /// `Unsupported`, after which jobs are asked for whole.
-    job_records: std::sync::atomic::AtomicBool,
 }
 
 impl DylibStore {
@@ -193,7 +209,6 @@ impl DylibStore {
         Ok(DylibStore {
             name: name.to_owned(),
             instance: create(decl, context)?,
-            job_records: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -246,32 +261,15 @@ impl Store for DylibStore {
     }
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        use std::sync::atomic::Ordering;
         // The job's records, decoded here: the plugin neither decodes nor encodes it.
-        if self.job_records.load(Ordering::Relaxed) {
-            match self.call(StoreRequest::JobRecord(id)) {
-                Ok(StoreReply::JobRecord(record)) => {
-                    return record
-                        .map(|r| {
-                            r.decode(id).map_err(|e| StoreError::Corrupt {
-                                job: JobRef::job(id),
-                                detail: e.to_string(),
-                            })
-                        })
-                        .transpose();
-                }
-                Ok(other) => return Err(self.unexpected(&other)),
-                // A plugin older than protocol 2.1.
-                Err(StoreError::Unsupported(_)) => {
-                    self.job_records.store(false, Ordering::Relaxed);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        match self.call(StoreRequest::Job(id))? {
-            StoreReply::Job(j) => Ok(j),
-            other => Err(self.unexpected(&other)),
-        }
+        self.job_record(id)?
+            .map(|r| {
+                r.decode(id).map_err(|e| StoreError::Corrupt {
+                    job: JobRef::job(id),
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()
     }
 
     fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -311,6 +309,35 @@ impl Store for DylibStore {
         }
     }
 
+    fn active_units(
+        &self,
+        after: Option<&UnitCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActiveUnit>, StoreError> {
+        let request = StoreRequest::ActiveUnits {
+            after: after.cloned(),
+            limit,
+        };
+        match self.call(request)? {
+            StoreReply::ActiveUnits(units) => Ok(units),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
+        match self.call(StoreRequest::UpdateUnits(updates.to_vec()))? {
+            StoreReply::UnitsUpdated(u) => Ok(u),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        match self.call(StoreRequest::Backup(dest.to_path_buf()))? {
+            StoreReply::BackedUp => Ok(()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     fn check(&self) -> Result<CheckReport, StoreError> {
         match self.call(StoreRequest::Check)? {
             StoreReply::Checked(c) => Ok(c),
@@ -328,12 +355,9 @@ impl Store for DylibStore {
 
 #[cfg(test)]
 mod tests {
-    //! A store as a plugin of protocol 2.0 answers it (no `JobRecord`), and one that hands
-    //! over a damaged record: declarations made here, called through `DylibStore` as a
-    //! loaded library would be.
+    //! A store that hands over a damaged record: a declaration made here, called through
+    //! `DylibStore` as a loaded library would be.
     #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use ganga_core::compact::JobRecord;
     use ganga_core::{Application, BackendConfig, Executable, JobSpec, Timestamp};
@@ -354,6 +378,7 @@ mod tests {
             input_files: vec![],
             output_files: vec![],
             splitter: None,
+            auto_resubmit: None,
         };
         Job::new(id, spec, Timestamp(1_000))
     }
@@ -378,24 +403,6 @@ mod tests {
     }
 
     unsafe extern "C" fn destroy(_instance: *mut c_void) {}
-
-    static RECORD_ASKS: AtomicUsize = AtomicUsize::new(0);
-
-    /// As a 2.0 store answers: `JobRecord` is a request it cannot read.
-    unsafe extern "C" fn older(_instance: *const c_void, request: FfiSlice) -> FfiBuf {
-        // SAFETY: the host's request bytes are alive for the call.
-        let request = unsafe { request.as_bytes() };
-        reply(match decode::<StoreRequest>(request).unwrap() {
-            StoreRequest::JobRecord(_) => {
-                RECORD_ASKS.fetch_add(1, Ordering::Relaxed);
-                Err(StoreError::Unsupported(
-                    "this plugin is older than the request".into(),
-                ))
-            }
-            StoreRequest::Job(id) => Ok(StoreReply::Job(Some(job(id)))),
-            other => Err(StoreError::Unsupported(format!("{other:?}"))),
-        })
-    }
 
     /// A store whose records of job 7 are damaged (its state cut short).
     unsafe extern "C" fn damaged(_instance: *const c_void, request: FfiSlice) -> FfiBuf {
@@ -425,7 +432,7 @@ mod tests {
             async_ffi_abi: ganga_plugin_abi::ASYNC_FFI_ABI_VERSION,
             panic_unwind: 1,
             kind: ganga_plugin_abi::KIND_STORE,
-            protocol: FfiSlice::from_static("2.0.0"),
+            protocol: FfiSlice::from_static("3.0.0"),
             rustc: FfiSlice::from_static(""),
             create,
             call,
@@ -434,23 +441,14 @@ mod tests {
         }
     }
 
-    static OLDER: PluginDecl = decl(older);
     static DAMAGED: PluginDecl = decl(damaged);
 
     fn context() -> PluginContext {
         PluginContext {
             home: std::env::temp_dir(),
             config: Default::default(),
+            home_id: String::new(),
         }
-    }
-
-    #[test]
-    fn a_store_of_protocol_2_0_is_asked_for_whole_jobs_after_it_says_unsupported() {
-        let store = DylibStore::create("older", &OLDER, &context()).unwrap();
-        assert_eq!(store.job(3).unwrap(), Some(job(3)));
-        assert_eq!(store.job(4).unwrap(), Some(job(4)));
-        // Asked for a record once; from then on for whole jobs.
-        assert_eq!(RECORD_ASKS.load(Ordering::Relaxed), 1);
     }
 
     #[test]

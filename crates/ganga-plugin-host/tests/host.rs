@@ -11,6 +11,7 @@ use ganga_test_support::built_plugin;
 
 fn context(config: Options) -> PluginContext {
     PluginContext {
+        home_id: String::new(),
         home: PathBuf::from("/nonexistent-ganga-home"),
         config,
     }
@@ -21,7 +22,7 @@ fn a_ref() -> BackendRef {
         job: JobRef::subjob(1, 2),
         id: "x".into(),
         workspace: "/tmp".into(),
-        output_dir: "/tmp".into(),
+        run: 1,
     }
 }
 

@@ -79,6 +79,11 @@ async fn answer_backend<B: Backend + ?Sized>(
         BackendRequest::Describe => BackendReply::Described(b.describe().await?),
         BackendRequest::Submit(jobs) => BackendReply::Submitted(b.submit(&jobs).await?),
         BackendRequest::Poll(jobs) => BackendReply::Polled(b.poll(&jobs).await?),
+        BackendRequest::PollAll(jobs) => BackendReply::Polled(b.poll_all(&jobs).await?),
+        BackendRequest::Changes { wait_ms } => {
+            BackendReply::Changed(b.changes(std::time::Duration::from_millis(wait_ms)).await?)
+        }
+        BackendRequest::Find(jobs) => BackendReply::Found(b.find(&jobs).await?),
         BackendRequest::Kill(jobs) => BackendReply::Killed(b.kill(&jobs).await?),
         BackendRequest::Peek {
             job,
@@ -86,6 +91,9 @@ async fn answer_backend<B: Backend + ?Sized>(
             max_bytes,
         } => BackendReply::Peeked(b.peek(&job, &file, max_bytes).await?.into()),
         BackendRequest::Outputs(jobs) => BackendReply::Outputs(b.outputs(&jobs).await?),
+        BackendRequest::Command { args, state } => {
+            BackendReply::Command(b.command(&args, state).await?)
+        }
     })
 }
 
@@ -114,6 +122,14 @@ fn answer_store<S: Store + ?Sized>(s: &S, req: StoreRequest) -> Result<StoreRepl
         }
         StoreRequest::Summaries { from, limit } => StoreReply::Summaries(s.summaries(from, limit)?),
         StoreRequest::Active => StoreReply::Active(s.active()?),
+        StoreRequest::ActiveUnits { after, limit } => {
+            StoreReply::ActiveUnits(s.active_units(after.as_ref(), limit)?)
+        }
+        StoreRequest::UpdateUnits(updates) => StoreReply::UnitsUpdated(s.update_units(&updates)?),
+        StoreRequest::Backup(dest) => {
+            s.backup(&dest)?;
+            StoreReply::BackedUp
+        }
         StoreRequest::Check => StoreReply::Checked(s.check()?),
         StoreRequest::Dump => StoreReply::Dumped(s.dump()?),
     })

@@ -31,9 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use ganga_core::protocol::PluginContext;
 use ganga_core::{
-    Backend, BackendDescription, BackendError, BackendRef, Options, OutputsReport, OutputsRequest,
-    PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted, Timestamp, Value,
-    check_inside_workdir,
+    Answers, Backend, BackendDescription, BackendError, BackendRef, Capabilities, Options,
+    OutputsReport, OutputsRequest, PeekFile, PollReport, RemoteStatus, SubmitSpec, Submitted,
+    Timestamp, Value, check_inside_workdir,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -272,7 +272,6 @@ impl ExampleBackend {
             .await
             .map_err(|e| format!("cannot write {}: {e}", record.display()))?;
         Ok(Submitted {
-            job: spec.job,
             id,
             actual_ce: None,
         })
@@ -343,21 +342,20 @@ fn poll_job(job: &BackendRef) -> PollReport {
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         // Submit writes the record before it answers, and the monitor polls only jobs
-        // whose submission was answered. So no record means the job is lost (its
+        // whose submission was answered. So no record means the job is not here (its
         // workspace was removed, or it never ran here) - not that it is still running.
+        // `Absent` says so; the monitor fails it as lost if that lasts.
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return report(
-                job,
-                RemoteStatus::Failed,
-                "lost",
-                Some(format!("lost: there is no exit record {}", path.display())),
+                RemoteStatus::Absent,
+                "no exit record",
+                Some(format!("there is no exit record {}", path.display())),
             );
         }
         // Anything else (a permission problem, a flaky network file system) may pass:
         // `Unknown` changes nothing, and the monitor asks again next time.
         Err(e) => {
             return report(
-                job,
                 RemoteStatus::Unknown,
                 "unreadable",
                 Some(format!("cannot read {}: {e}", path.display())),
@@ -366,7 +364,6 @@ fn poll_job(job: &BackendRef) -> PollReport {
     };
     let Some(record) = ExitRecord::parse(&text) else {
         return report(
-            job,
             RemoteStatus::Failed,
             "bad exit record",
             Some(format!("{} is not an exit record", path.display())),
@@ -374,7 +371,6 @@ fn poll_job(job: &BackendRef) -> PollReport {
     };
     if record.id != job.id {
         return report(
-            job,
             RemoteStatus::Failed,
             "lost",
             Some(format!(
@@ -414,25 +410,14 @@ fn poll_job(job: &BackendRef) -> PollReport {
         // Times from the evidence, not from when we looked: the monitor records them.
         started: Some(record.started),
         ended: Some(record.ended),
-        ..report(job, status, &native, reason)
+        ..report(status, &native, reason)
     }
 }
 
-fn report(
-    job: &BackendRef,
-    status: RemoteStatus,
-    native_state: &str,
-    reason: Option<String>,
-) -> PollReport {
+fn report(status: RemoteStatus, native_state: &str, reason: Option<String>) -> PollReport {
     PollReport {
-        job: job.job,
-        status,
-        native_state: native_state.to_owned(),
-        exit_code: None,
         reason,
-        actual_ce: None,
-        started: None,
-        ended: None,
+        ..PollReport::new(status, native_state)
     }
 }
 
@@ -453,7 +438,7 @@ fn collect(request: &OutputsRequest) -> Result<OutputsReport, String> {
             run.display()
         ));
     }
-    let out = &job.output_dir;
+    let out = &request.output_dir;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
 
     let mut collected = BTreeSet::new();
@@ -475,9 +460,9 @@ fn collect(request: &OutputsRequest) -> Result<OutputsReport, String> {
         }
     }
     Ok(OutputsReport {
-        job: job.job,
         collected: collected.into_iter().collect(),
         unmatched,
+        skipped: Vec::new(),
     })
 }
 
@@ -530,11 +515,12 @@ fn tail(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
 // ---------------------------------------------------------------------------------------
 // The Backend trait: what ganga calls.
 //
-// Every call but `peek` takes a batch and answers once per input, in the same order: the
-// monitor asks about thousands of jobs, and a real batch system answers one `squeue` for
-// all of them far faster than one per job. A failure of one job is reported for that job
-// (`PerJob`, or a `PollReport` saying so); an `Err` of the whole call says that the call
-// itself could not be made, and fails or postpones every job in it.
+// Every call but `peek` takes a batch and answers per job, keyed by the job (`Answers`):
+// the monitor asks about thousands of jobs, and a real batch system answers one `squeue`
+// for all of them far faster than one per job. A failure of one job is reported for that
+// job (an `Err` in its answer, or a `PollReport` saying so); a job left out of an answer
+// is simply asked about again later; an `Err` of the whole call says that the call itself
+// could not be made, and changes no job.
 //
 // Never panic here, least of all on what comes from outside (a job's files, a user's
 // pattern). The SDK catches a panic and turns it into a `Panicked` error for the whole
@@ -552,44 +538,43 @@ impl Backend for ExampleBackend {
             // Jobs run one after the other inside `submit`: keep batches small, so one
             // call does not hold the submitting `ganga` too long.
             max_batch: 20,
+            // None of poll_all, watch, find: the defaults do.
+            capabilities: Capabilities::default(),
+            // The per-job settings a job file's `[backend]` table may hold.
+            options: Some(vec!["timeout_secs".into()]),
         })
     }
 
-    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Vec<PerJob<Submitted>>, BackendError> {
-        // One after the other, as Ganga's Interactive backend does. An error names its
-        // job, since the caller may show a list of them.
+    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
+        // One after the other, as Ganga's Interactive backend does.
         let mut answers = Vec::with_capacity(jobs.len());
         for spec in jobs {
-            answers.push(
-                self.run_job(spec)
-                    .await
-                    .map_err(|e| format!("job {}: {e}", spec.job)),
-            );
+            answers.push((spec.job, self.run_job(spec).await));
         }
         Ok(answers)
     }
 
-    async fn poll(&self, jobs: &[BackendRef]) -> Result<Vec<PollReport>, BackendError> {
+    async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
         // Poll must be cheap: one small read per job, all in one blocking task (file
         // reads would otherwise block the runtime's few worker threads).
         let jobs = jobs.to_vec();
-        tokio::task::spawn_blocking(move || jobs.iter().map(poll_job).collect())
+        tokio::task::spawn_blocking(move || jobs.iter().map(|j| (j.job, Ok(poll_job(j)))).collect())
             .await
             .map_err(|e| BackendError::failed(format!("example backend: polling failed: {e}")))
     }
 
-    async fn kill(&self, jobs: &[BackendRef]) -> Result<Vec<PerJob<()>>, BackendError> {
+    async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
         // Every job ended inside `submit`: there is nothing to kill. Saying `Ok` would
         // make ganga mark it killed and forget how it really ended, so refuse, per job.
         let jobs = jobs.to_vec();
         tokio::task::spawn_blocking(move || {
             jobs.iter()
                 .map(|job| {
-                    Err(format!(
-                        "job {}: nothing to kill: the example backend runs each job to its end when it is submitted (this one: {})",
-                        job.job,
+                    let why = format!(
+                        "nothing to kill: the example backend runs each job to its end when it is submitted (this one: {})",
                         poll_job(job).native_state
-                    ))
+                    );
+                    (job.job, Err(why))
                 })
                 .collect()
         })
@@ -628,9 +613,9 @@ impl Backend for ExampleBackend {
     async fn outputs(
         &self,
         jobs: &[OutputsRequest],
-    ) -> Result<Vec<PerJob<OutputsReport>>, BackendError> {
+    ) -> Result<Answers<OutputsReport>, BackendError> {
         let jobs = jobs.to_vec();
-        tokio::task::spawn_blocking(move || jobs.iter().map(collect).collect())
+        tokio::task::spawn_blocking(move || jobs.iter().map(|r| (r.job.job, collect(r))).collect())
             .await
             .map_err(|e| BackendError::failed(format!("example backend: outputs failed: {e}")))
     }

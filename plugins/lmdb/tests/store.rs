@@ -32,6 +32,7 @@ fn tmp() -> tempfile::TempDir {
 
 fn spec(name: &str, backend: &str) -> JobSpec {
     JobSpec {
+        auto_resubmit: None,
         name: name.to_owned(),
         comment: String::new(),
         application: Application::Executable(Executable {
@@ -121,6 +122,7 @@ fn full_job(id: JobId) -> Job {
         id,
         revision: 0,
         spec: Arc::new(JobSpec {
+            auto_resubmit: None,
             name: "full job".to_owned(),
             comment: "every field set — ünïcode too".to_owned(),
             application: Application::Executable(Executable {
@@ -154,6 +156,7 @@ fn full_job(id: JobId) -> Job {
             }),
         }),
         run: RunState {
+            auto_resubmits: 0,
             status: Status::Running,
             times,
             submit_count: 3,
@@ -1078,6 +1081,7 @@ fn a_map_grown_by_another_process_is_adopted() -> TestResult {
 fn the_plugin_opens_the_configured_directory() -> TestResult {
     let home = tmp();
     let context = |config: Options| PluginContext {
+        home_id: String::new(),
         home: home.path().to_owned(),
         config,
     };

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use ganga_core::{
-    Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Options,
-    OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, SubmitSpec, Submitted,
+    Answers, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Capabilities,
+    Options, OutputsReport, OutputsRequest, PeekFile, PollReport, SubmitSpec, Submitted,
 };
 
 use crate::config::Config;
@@ -60,24 +60,27 @@ impl Backend for LocalBackend {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             poll_interval_secs: 2,
             max_batch: 1000,
+            capabilities: Capabilities::default(),
+            // The Local backend takes no per-job options.
+            options: Some(Vec::new()),
         })
     }
 
-    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Vec<PerJob<Submitted>>, BackendError> {
+    async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
         let mut results = Vec::with_capacity(jobs.len());
         for spec in jobs {
-            results.push(self.launcher.submit(spec).await);
+            results.push((spec.job, self.launcher.submit(spec).await));
         }
         Ok(results)
     }
 
-    async fn poll(&self, jobs: &[BackendRef]) -> Result<Vec<PollReport>, BackendError> {
+    async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
         let owned = jobs.to_vec();
         let host = self.launcher.host.clone();
         blocking("poll", move || poll::poll_batch(&owned, &host)).await
     }
 
-    async fn kill(&self, jobs: &[BackendRef]) -> Result<Vec<PerJob<()>>, BackendError> {
+    async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
         Ok(kill::kill_batch(jobs, self.config.kill_grace).await)
     }
 
@@ -96,7 +99,7 @@ impl Backend for LocalBackend {
     async fn outputs(
         &self,
         jobs: &[OutputsRequest],
-    ) -> Result<Vec<PerJob<OutputsReport>>, BackendError> {
+    ) -> Result<Answers<OutputsReport>, BackendError> {
         let owned = jobs.to_vec();
         let keep = self.config.keep_workdir;
         blocking("outputs", move || collect::collect_batch(&owned, keep)).await

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
-use ganga_core::{BackendRef, OutputsReport, OutputsRequest, PeekFile, PerJob};
+use ganga_core::{Answers, BackendRef, OutputsReport, OutputsRequest, PeekFile};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{JobDirs, OUTPUTS, STDERR, STDOUT};
@@ -24,12 +24,15 @@ struct Collection {
     unmatched: Vec<String>,
 }
 
-pub(crate) fn collect_batch(
-    jobs: &[OutputsRequest],
-    keep_workdir: bool,
-) -> Vec<PerJob<OutputsReport>> {
+pub(crate) fn collect_batch(jobs: &[OutputsRequest], keep_workdir: bool) -> Answers<OutputsReport> {
     jobs.iter()
-        .map(|req| collect_one(req, keep_workdir).map_err(|e| format!("job {}: {e}", req.job.job)))
+        .map(|req| {
+            let job = req.job.job;
+            (
+                job,
+                collect_one(req, keep_workdir).map_err(|e| format!("job {job}: {e}")),
+            )
+        })
         .collect()
 }
 
@@ -45,9 +48,9 @@ fn collect_one(req: &OutputsRequest, keep_workdir: bool) -> Result<OutputsReport
             .filter(|c| c.patterns == req.patterns);
         return match done {
             Some(c) => Ok(OutputsReport {
-                job,
                 collected: c.collected,
                 unmatched: c.unmatched,
+                skipped: Vec::new(),
             }),
             None => Err(format!(
                 "its working directory {} does not exist",
@@ -56,7 +59,7 @@ fn collect_one(req: &OutputsRequest, keep_workdir: bool) -> Result<OutputsReport
         };
     }
 
-    let out = &req.job.output_dir;
+    let out = &req.output_dir;
     fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut collected = BTreeSet::new();
     let mut unmatched = Vec::new();
@@ -99,9 +102,9 @@ fn collect_one(req: &OutputsRequest, keep_workdir: bool) -> Result<OutputsReport
             .map_err(|e| format!("cannot remove {}: {e}", dirs.work.display()))?;
     }
     Ok(OutputsReport {
-        job,
         collected: collection.collected,
         unmatched: collection.unmatched,
+        skipped: Vec::new(),
     })
 }
 
@@ -207,7 +210,8 @@ fn name_of(rel: &Path) -> String {
 }
 
 /// The last `max_bytes` of a job's file. Before the job started, stdout and stderr are
-/// empty; after its working directory was removed, the collected copy is read.
+/// empty. (Once its working directory was removed, the collected copy is in the output
+/// directory, which the caller reads itself.)
 pub(crate) fn peek(job: &BackendRef, file: &PeekFile, max_bytes: u64) -> Result<Vec<u8>, String> {
     let (rel, missing_is_empty) = match file {
         PeekFile::Stdout => (STDOUT, true),
@@ -220,11 +224,7 @@ pub(crate) fn peek(job: &BackendRef, file: &PeekFile, max_bytes: u64) -> Result<
         }
     };
     let dirs = JobDirs::new(&job.workspace);
-    let base = if dirs.work.is_dir() {
-        &dirs.work
-    } else {
-        &job.output_dir
-    };
+    let base = &dirs.work;
     let path = base.join(rel);
     match tail(&path, max_bytes.min(PEEK_CAP)) {
         Ok(bytes) => Ok(bytes),

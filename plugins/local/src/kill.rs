@@ -4,7 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use ganga_core::{BackendRef, JobRef, PerJob};
+use ganga_core::{Answers, BackendRef, JobRef, PerJob};
 
 use crate::layout::{JobDirs, KILLED, WRAPPER};
 use crate::poll::job_pgid;
@@ -35,7 +35,13 @@ impl Signalled {
     }
 }
 
-pub(crate) async fn kill_batch(jobs: &[BackendRef], grace: Duration) -> Vec<PerJob<()>> {
+pub(crate) async fn kill_batch(jobs: &[BackendRef], grace: Duration) -> Answers<()> {
+    let results = kill_in_order(jobs, grace).await;
+    jobs.iter().map(|r| r.job).zip(results).collect()
+}
+
+/// One result per job, in the order given.
+async fn kill_in_order(jobs: &[BackendRef], grace: Duration) -> Vec<PerJob<()>> {
     let owned = jobs.to_vec();
     let first = tokio::task::spawn_blocking(move || term_all(&owned)).await;
     let (mut results, mut pending) = match first {

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use ganga_core::{BackendRef, PollReport, RemoteStatus, Timestamp};
+use ganga_core::{Answers, BackendRef, PollReport, RemoteStatus};
 
 use crate::layout::{JobDirs, WRAPPER};
 use crate::procs::{self, GroupScan, Identity, Liveness};
@@ -10,14 +10,15 @@ use crate::records::{self, Exit, Killed, Launch, Started};
 
 /// Polls a batch. Blocking: a few stats and small reads per job, and at most one scan of
 /// `/proc` for the whole batch.
-pub(crate) fn poll_batch(jobs: &[BackendRef], host: &str) -> Vec<PollReport> {
+pub(crate) fn poll_batch(jobs: &[BackendRef], host: &str) -> Answers<PollReport> {
     let mut scan = GroupScan::default();
     jobs.iter()
         .map(|r| {
-            poll_one(r, &mut scan).unwrap_or_else(|e| PollReport {
+            let report = poll_one(r, &mut scan).unwrap_or_else(|e| PollReport {
                 actual_ce: Some(host.to_owned()),
-                ..report(r, RemoteStatus::Unknown, "unknown", Some(e.to_string()))
-            })
+                ..report(RemoteStatus::Unknown, "unknown", Some(e.to_string()))
+            });
+            (r.job, Ok(report))
         })
         .collect()
 }
@@ -41,7 +42,7 @@ fn poll_one(r: &BackendRef, scan: &mut GroupScan) -> io::Result<PollReport> {
         rep
     };
 
-    if let Some(ended) = ended(r, &dirs)? {
+    if let Some(ended) = ended(&dirs)? {
         return Ok(with_facts(ended));
     }
 
@@ -49,7 +50,6 @@ fn poll_one(r: &BackendRef, scan: &mut GroupScan) -> io::Result<PollReport> {
         Ok(pgid) => pgid,
         Err(reason) => {
             return Ok(with_facts(report(
-                r,
                 RemoteStatus::Failed,
                 "lost",
                 Some(format!("lost: {reason}")),
@@ -62,17 +62,16 @@ fn poll_one(r: &BackendRef, scan: &mut GroupScan) -> io::Result<PollReport> {
         wrapper: &wrapper,
     };
     match procs::liveness(pgid, identity, scan)? {
-        Liveness::Alive => Ok(with_facts(running(r, started.as_ref()))),
+        Liveness::Alive => Ok(with_facts(running(started.as_ref()))),
         Liveness::Gone => {
             // It may have ended, or been killed, between the first look and now.
-            if let Some(ended) = ended(r, &dirs)? {
+            if let Some(ended) = ended(&dirs)? {
                 return Ok(with_facts(ended));
             }
             Ok(with_facts(report(
-                r,
-                RemoteStatus::Failed,
-                "lost",
-                Some("lost: the process ended without recording an exit code".to_owned()),
+                RemoteStatus::Absent,
+                "gone",
+                Some("the process ended without recording an exit code".to_owned()),
             )))
         }
     }
@@ -80,12 +79,11 @@ fn poll_one(r: &BackendRef, scan: &mut GroupScan) -> io::Result<PollReport> {
 
 /// The job's end, if its records tell one: an exit, or a kill. When both are there the
 /// earlier wins: an exit recorded before the kill means the kill came too late.
-fn ended(r: &BackendRef, dirs: &JobDirs) -> io::Result<Option<PollReport>> {
+fn ended(dirs: &JobDirs) -> io::Result<Option<PollReport>> {
     let exit = match records::read_exit(dirs) {
         Ok(exit) => exit,
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             return Ok(Some(report(
-                r,
                 RemoteStatus::Failed,
                 "exit record unreadable",
                 Some(e.to_string()),
@@ -96,10 +94,10 @@ fn ended(r: &BackendRef, dirs: &JobDirs) -> io::Result<Option<PollReport>> {
     let killed = records::read_killed(dirs)?;
     Ok(match (exit, killed) {
         (Some(exit), Some(killed)) if !exit_before_kill(&exit, &killed) => {
-            Some(killed_report(r, &killed))
+            Some(killed_report(&killed))
         }
-        (Some(exit), _) => Some(exited(r, &exit)),
-        (None, Some(killed)) => Some(killed_report(r, &killed)),
+        (Some(exit), _) => Some(exited(&exit)),
+        (None, Some(killed)) => Some(killed_report(&killed)),
         (None, None) => None,
     })
 }
@@ -111,7 +109,7 @@ fn exit_before_kill(exit: &Exit, killed: &Killed) -> bool {
     }
 }
 
-fn exited(r: &BackendRef, exit: &Exit) -> PollReport {
+fn exited(exit: &Exit) -> PollReport {
     let (status, native, reason) = match (exit.code, exit.signal, &exit.error) {
         (_, _, Some(error)) => (
             RemoteStatus::Failed,
@@ -133,15 +131,14 @@ fn exited(r: &BackendRef, exit: &Exit) -> PollReport {
     PollReport {
         exit_code: Some(exit.code),
         ended: exit.time,
-        ..report(r, status, &native, reason)
+        ..report(status, &native, reason)
     }
 }
 
-fn killed_report(r: &BackendRef, killed: &Killed) -> PollReport {
+fn killed_report(killed: &Killed) -> PollReport {
     PollReport {
         ended: killed.time,
         ..report(
-            r,
             RemoteStatus::Killed,
             "killed",
             Some("killed on request".to_owned()),
@@ -149,10 +146,10 @@ fn killed_report(r: &BackendRef, killed: &Killed) -> PollReport {
     }
 }
 
-fn running(r: &BackendRef, started: Option<&Started>) -> PollReport {
+fn running(started: Option<&Started>) -> PollReport {
     match started {
-        Some(_) => report(r, RemoteStatus::Running, "running", None),
-        None => report(r, RemoteStatus::Queued, "waiting for a slot", None),
+        Some(_) => report(RemoteStatus::Running, "running", None),
+        None => report(RemoteStatus::Queued, "waiting for a slot", None),
     }
 }
 
@@ -173,20 +170,9 @@ pub(crate) fn job_pgid(r: &BackendRef, launch: Option<&Launch>) -> Result<i32, S
     }
 }
 
-fn report(
-    r: &BackendRef,
-    status: RemoteStatus,
-    native_state: &str,
-    reason: Option<String>,
-) -> PollReport {
+fn report(status: RemoteStatus, native_state: &str, reason: Option<String>) -> PollReport {
     PollReport {
-        job: r.job,
-        status,
-        native_state: native_state.to_owned(),
-        exit_code: None,
         reason,
-        actual_ce: None,
-        started: None::<Timestamp>,
-        ended: None,
+        ..PollReport::new(status, native_state)
     }
 }

@@ -92,7 +92,6 @@ impl Launcher {
         let pgid = recorded.map_err(|e| format!("job {job}: {e}"))?;
         tracing::debug!("local backend: job {job} started as process group {pgid}");
         Ok(Submitted {
-            job,
             id: pgid.to_string(),
             actual_ce: Some(self.host.clone()),
         })

@@ -36,6 +36,8 @@ fn spec(home: &Path, job: u64, exe: &str, args: &[&str]) -> SubmitSpec {
     let workspace = home.join("workspace").join(job.to_string());
     SubmitSpec {
         job: JobRef::job(job),
+        run: 1,
+        previous_id: None,
         name: format!("test job {job}"),
         exe: exe.to_owned(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
@@ -54,19 +56,19 @@ fn sh(home: &Path, job: u64, script: &str) -> SubmitSpec {
 
 async fn submit(b: &LocalBackend, specs: &[SubmitSpec]) -> Vec<Result<BackendRef, String>> {
     let results = b.submit(specs).await.expect("submit call");
-    assert_eq!(results.len(), specs.len());
+    let asked: Vec<JobRef> = specs.iter().map(|s| s.job).collect();
+    let results = conformance::keyed("submit", &asked, results).expect("keyed answers");
     specs
         .iter()
         .zip(results)
         .map(|(s, r)| {
             r.map(|sub| {
-                assert_eq!(sub.job, s.job);
                 assert!(sub.actual_ce.is_some_and(|h| !h.is_empty()));
                 BackendRef {
                     job: s.job,
                     id: sub.id,
+                    run: s.run,
                     workspace: s.workspace.clone(),
-                    output_dir: s.output_dir.clone(),
                 }
             })
         })
@@ -81,11 +83,9 @@ async fn submit_one(b: &LocalBackend, s: &SubmitSpec) -> BackendRef {
 }
 
 async fn poll(b: &LocalBackend, r: &BackendRef) -> PollReport {
-    let mut reports = b.poll(std::slice::from_ref(r)).await.expect("poll call");
-    assert_eq!(reports.len(), 1);
-    let report = reports.remove(0);
-    assert_eq!(report.job, r.job);
-    report
+    let reports = b.poll(std::slice::from_ref(r)).await.expect("poll call");
+    let mut reports = conformance::keyed("poll", &[r.job], reports).expect("keyed answers");
+    reports.remove(0).expect("a report for the job")
 }
 
 /// Waits until `check` gives something, failing the test after [`TIMEOUT`].
@@ -140,12 +140,18 @@ async fn outputs(
 ) -> (Vec<String>, Vec<String>) {
     let req = OutputsRequest {
         job: r.clone(),
+        output_dir: output_dir(r),
         patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
     };
-    let mut reports = b.outputs(&[req]).await.expect("outputs call");
+    let reports = b.outputs(&[req]).await.expect("outputs call");
+    let mut reports = conformance::keyed("outputs", &[r.job], reports).expect("keyed answers");
     let report = reports.remove(0).expect("outputs of this job");
-    assert_eq!(report.job, r.job);
     (report.collected, report.unmatched)
+}
+
+/// Where `spec` puts the outputs of the job `r`.
+fn output_dir(r: &BackendRef) -> PathBuf {
+    r.workspace.join("output")
 }
 
 // --- processes, as /proc shows them -----------------------------------------------------
@@ -228,10 +234,10 @@ async fn a_successful_job_and_its_outputs() {
     let (collected, unmatched) = outputs(&b, &r, &["*.txt", "sub"]).await;
     assert_eq!(collected, ["result.txt", "stderr", "stdout", "sub/a.txt"]);
     assert!(unmatched.is_empty(), "{unmatched:?}");
-    assert_eq!(read(&r.output_dir.join("result.txt")), "data\n");
-    assert_eq!(read(&r.output_dir.join("stdout")), "hello\n");
-    assert_eq!(read(&r.output_dir.join("stderr")), "oops\n");
-    assert_eq!(read(&r.output_dir.join("sub/a.txt")), "x\n");
+    assert_eq!(read(&output_dir(&r).join("result.txt")), "data\n");
+    assert_eq!(read(&output_dir(&r).join("stdout")), "hello\n");
+    assert_eq!(read(&output_dir(&r).join("stderr")), "oops\n");
+    assert_eq!(read(&output_dir(&r).join("sub/a.txt")), "x\n");
 
     // Idempotent: a second call (after a crash, say) gives the same answer.
     assert_eq!(
@@ -246,7 +252,7 @@ async fn a_successful_job_and_its_outputs() {
     .await;
     // A job that has ended is not killed, and stays succeeded.
     let killed = b.kill(std::slice::from_ref(&r)).await.expect("kill call");
-    assert_eq!(killed, [Ok(())]);
+    assert_eq!(killed, [(r.job, Ok(()))]);
     assert_eq!(poll(&b, &r).await.status, RemoteStatus::Succeeded);
 }
 
@@ -271,7 +277,7 @@ async fn a_program_that_does_not_exist() {
     assert_eq!(rep.exit_code, Some(127));
     let (collected, _) = outputs(&b, &r, &[]).await;
     assert_eq!(collected, ["stderr", "stdout"]);
-    assert!(read(&r.output_dir.join("stderr")).contains("/no/such/program"));
+    assert!(read(&output_dir(&r).join("stderr")).contains("/no/such/program"));
 }
 
 #[tokio::test]
@@ -317,8 +323,8 @@ async fn outputs_without_the_working_directory() {
     // Repeated after the working directory is gone: the same answer, and polls still tell.
     assert_eq!(outputs(&b, &r, &["*.txt"]).await, first);
     assert_eq!(poll(&b, &r).await.status, RemoteStatus::Succeeded);
-    let out = b.peek(&r, &PeekFile::Stdout, 100).await.expect("peek");
-    assert_eq!(out, b"out\n");
+    // The collected copy is where `ganga peek` reads it from then.
+    assert_eq!(read(&output_dir(&r).join("stdout")), "out\n");
 }
 
 #[tokio::test]
@@ -342,7 +348,7 @@ async fn kill_stops_the_whole_process_group() {
     assert!(live_members(pgid).len() >= 3, "{:?}", live_members(pgid));
 
     let results = b.kill(std::slice::from_ref(&r)).await.expect("kill call");
-    assert_eq!(results, [Ok(())]);
+    assert_eq!(results, [(r.job, Ok(()))]);
     let rep = poll(&b, &r).await;
     assert_eq!(rep.status, RemoteStatus::Killed, "{rep:?}");
     assert!(rep.ended.is_some());
@@ -370,7 +376,7 @@ async fn kill_falls_back_to_sigkill() {
     wait_file(&r.workspace.join("work/ready")).await;
     assert_eq!(
         b.kill(std::slice::from_ref(&r)).await.expect("kill"),
-        [Ok(())]
+        [(r.job, Ok(()))]
     );
     eventually("the process group to be gone", || async {
         live_members(pgid).is_empty().then_some(())
@@ -411,11 +417,11 @@ async fn a_job_outlives_the_backend_that_started_it() {
     assert_eq!(rep.exit_code, Some(0));
     let (collected, _) = outputs(&second, &r, &[]).await;
     assert_eq!(collected, ["stderr", "stdout"]);
-    assert_eq!(read(&r.output_dir.join("stdout")), "finished\n");
+    assert_eq!(read(&output_dir(&r).join("stdout")), "finished\n");
 }
 
 #[tokio::test]
-async fn a_job_that_vanished_is_lost() {
+async fn a_job_that_vanished_is_absent() {
     let home = home();
     let b = backend(home.path(), &[]);
     let r = submit_one(&b, &spec(home.path(), 6, "sleep", &["600"])).await;
@@ -425,16 +431,19 @@ async fn a_job_that_vanished_is_lost() {
     // SAFETY: kill(2) with integers; pgid > 1 is the job's own group.
     assert!(pgid > 1);
     assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
-    let rep = wait_status(&b, &r, RemoteStatus::Failed).await;
+    // Gone without an exit record: the monitor fails it as lost if that lasts.
+    let rep = wait_status(&b, &r, RemoteStatus::Absent).await;
     assert!(
-        rep.reason.as_deref().is_some_and(|r| r.starts_with("lost")),
+        rep.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("without recording an exit code")),
         "{rep:?}"
     );
     assert_eq!(rep.exit_code, None);
 }
 
 #[tokio::test]
-async fn a_job_id_taken_by_another_process_is_lost() {
+async fn a_job_id_taken_by_another_process_is_absent() {
     let home = home();
     let b = backend(home.path(), &[]);
     let r = submit_one(&b, &sh(home.path(), 6, "exit 0")).await;
@@ -448,8 +457,7 @@ async fn a_job_id_taken_by_another_process_is_lost() {
     };
     std::fs::remove_file(r.workspace.join("local/launch")).expect("remove launch record");
     let rep = poll(&b, &me).await;
-    assert_eq!(rep.status, RemoteStatus::Failed, "{rep:?}");
-    assert!(rep.reason.is_some_and(|r| r.starts_with("lost")));
+    assert_eq!(rep.status, RemoteStatus::Absent, "{rep:?}");
 }
 
 #[tokio::test]
@@ -562,7 +570,7 @@ async fn input_files_are_copied() {
     let (collected, unmatched) = outputs(&b, &r, &["all.txt"]).await;
     assert!(unmatched.is_empty());
     assert!(collected.contains(&"all.txt".to_owned()));
-    assert_eq!(read(&r.output_dir.join("all.txt")), "one\ntwo\nthree\n");
+    assert_eq!(read(&output_dir(&r).join("all.txt")), "one\ntwo\nthree\n");
 }
 
 #[tokio::test]
@@ -622,7 +630,13 @@ async fn max_parallel_is_respected_and_waiting_jobs_are_queued() {
     let mut saw_queued_while_running = false;
     let start = Instant::now();
     loop {
-        let reports = b.poll(&refs).await.expect("poll");
+        let reports: Vec<PollReport> = b
+            .poll(&refs)
+            .await
+            .expect("poll")
+            .into_iter()
+            .map(|(_, r)| r.expect("a report"))
+            .collect();
         let count = |s| reports.iter().filter(|r| r.status == s).count();
         let running = count(RemoteStatus::Running);
         assert!(running <= 1, "{running} jobs run at once: {reports:?}");
@@ -775,27 +789,32 @@ async fn many_jobs_in_one_poll() {
     let b = backend(home.path(), &[]);
     let r = submit_one(&b, &sh(home.path(), 50, "exit 0")).await;
     wait_status(&b, &r, RemoteStatus::Succeeded).await;
-    // The same job many times over, plus ones the backend never saw: one report each, in
-    // order, and no error for the strangers.
-    let mut refs = vec![r.clone(); 500];
-    let stranger = |id: &str, ws: PathBuf| BackendRef {
-        job: JobRef::job(99),
+    // The job, as many other units that point at its workspace, plus ones the backend
+    // never saw: one report each, keyed, and no error for the strangers.
+    let mut refs: Vec<BackendRef> = (0..500)
+        .map(|i| BackendRef {
+            job: JobRef::subjob(50, i),
+            ..r.clone()
+        })
+        .collect();
+    let stranger = |job: u64, id: &str, ws: PathBuf| BackendRef {
+        job: JobRef::job(job),
         id: id.to_owned(),
+        run: 1,
         workspace: ws,
-        output_dir: PathBuf::from("/nonexistent"),
     };
-    refs.push(stranger("not-a-number", home.path().join("nowhere")));
-    refs.push(stranger("1", home.path().join("nowhere")));
+    refs.push(stranger(99, "not-a-number", home.path().join("nowhere")));
+    refs.push(stranger(100, "1", home.path().join("nowhere")));
+    let asked: Vec<JobRef> = refs.iter().map(|r| r.job).collect();
     let reports = b.poll(&refs).await.expect("poll");
-    assert_eq!(reports.len(), refs.len());
-    assert!(
-        reports[..500]
-            .iter()
-            .all(|p| p.status == RemoteStatus::Succeeded)
-    );
-    for p in &reports[500..] {
-        assert_eq!(p.job, JobRef::job(99));
-        assert_eq!(p.status, RemoteStatus::Failed, "{p:?}");
+    let reports = conformance::keyed("poll", &asked, reports).expect("keyed answers");
+    for (job, p) in asked.iter().zip(&reports) {
+        let p = p.as_ref().expect("a report");
+        if job.job == 50 {
+            assert_eq!(p.status, RemoteStatus::Succeeded, "{job}: {p:?}");
+        } else {
+            assert_eq!(p.status, RemoteStatus::Failed, "{job}: {p:?}");
+        }
     }
 }
 
@@ -810,31 +829,40 @@ async fn works_as_a_loaded_plugin() {
     let context = ganga_core::protocol::PluginContext {
         home: home.path().to_path_buf(),
         config: [("max_parallel".to_owned(), Value::Integer(2))].into(),
+        home_id: "test".into(),
     };
     let b = catalog.backend("local", &context).expect("created");
     assert_eq!(b.describe().await.expect("describe").name, "local");
 
     let s = sh(home.path(), 60, "echo via plugin > out.txt");
     let results = b.submit(std::slice::from_ref(&s)).await.expect("submit");
-    let sub = results.into_iter().next().expect("one").expect("submitted");
+    let sub = results
+        .into_iter()
+        .next()
+        .expect("one")
+        .1
+        .expect("submitted");
     let r = BackendRef {
         job: s.job,
         id: sub.id,
+        run: s.run,
         workspace: s.workspace.clone(),
-        output_dir: s.output_dir.clone(),
     };
     let rep = eventually("the job to succeed", || async {
         let rep = b
             .poll(std::slice::from_ref(&r))
             .await
             .expect("poll")
-            .remove(0);
+            .remove(0)
+            .1
+            .expect("a report");
         (rep.status == RemoteStatus::Succeeded).then_some(rep)
     })
     .await;
     assert_eq!(rep.exit_code, Some(0));
     let req = OutputsRequest {
         job: r.clone(),
+        output_dir: output_dir(&r),
         patterns: vec!["out.txt".into()],
     };
     let report = b
@@ -842,6 +870,7 @@ async fn works_as_a_loaded_plugin() {
         .await
         .expect("outputs")
         .remove(0)
+        .1
         .expect("ok");
     assert_eq!(report.collected, ["out.txt", "stderr", "stdout"]);
     // The plugin's own runtime waited for the wrapper.

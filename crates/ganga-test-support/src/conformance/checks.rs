@@ -1,13 +1,14 @@
 //! The checks themselves. Each submits jobs of its own, so any one can run alone.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ganga_core::{
-    Backend, BackendRef, JobRef, OutputsReport, OutputsRequest, PeekFile, PollReport, RemoteStatus,
+    Backend, BackendRef, JobRef, OutputsReport, OutputsRequest, PeekFile, RemoteStatus, UnitRun,
 };
 
 use super::helpers::{
-    Mismatch, ShellJob, poll_checked, poll_until, poll_until_final, show_jobs, show_report,
+    Mismatch, Seen, ShellJob, keyed, poll_checked, poll_until, poll_until_final, show_report,
     submit_all, submit_answers,
 };
 use super::{Check, ConformanceEnv};
@@ -31,6 +32,10 @@ pub(super) async fn run(check: Check, backend: &dyn Backend, env: &ConformanceEn
         Check::PerJobErrors => t.per_job_errors().await,
         Check::KillEnded => t.kill_ended().await,
         Check::KillRunning => t.kill_running().await,
+        Check::Runs => t.runs().await,
+        Check::PollAll => t.poll_all().await,
+        Check::Find => t.find().await,
+        Check::Watch => t.watch().await,
     }
 }
 
@@ -43,7 +48,7 @@ impl Tester<'_> {
     // --- helpers shared by the checks ---
 
     /// Submits one job and waits until it ended.
-    async fn run_one(&self, shell: &ShellJob) -> Result<(BackendRef, PollReport), Mismatch> {
+    async fn run_one(&self, shell: &ShellJob) -> Result<(BackendRef, Seen), Mismatch> {
         let job = JobRef::job(self.env.next_job());
         let refs = submit_all(self.backend, &[self.env.spec(job, shell)]).await?;
         let mut reports = self.wait(&refs).await?;
@@ -57,7 +62,7 @@ impl Tester<'_> {
         Ok((r, report))
     }
 
-    async fn wait(&self, refs: &[BackendRef]) -> Result<Vec<PollReport>, Mismatch> {
+    async fn wait(&self, refs: &[BackendRef]) -> Result<Vec<Seen>, Mismatch> {
         poll_until_final(
             self.backend,
             refs,
@@ -75,26 +80,24 @@ impl Tester<'_> {
     ) -> Result<OutputsReport, Mismatch> {
         let request = OutputsRequest {
             job: job.clone(),
+            output_dir: self.output_dir(job),
             patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
         };
         let mismatch =
             |got: String| Mismatch::new("one outputs report for the job", got).for_job(job.job);
-        let mut answers = self
+        let answers = self
             .backend
             .outputs(std::slice::from_ref(&request))
             .await
             .map_err(|e| mismatch(format!("the whole call failed: {e}")))?;
-        if answers.len() != 1 {
-            return Err(mismatch(format!("{} answers", answers.len())));
-        }
-        let report = answers
+        keyed("outputs", &[job.job], answers)?
             .pop()
             .ok_or_else(|| mismatch("no answer".into()))?
-            .map_err(|e| mismatch(format!("an error: {e}")))?;
-        if report.job != job.job {
-            return Err(mismatch(format!("a report naming job {}", report.job)));
-        }
-        Ok(report)
+            .map_err(|e| mismatch(format!("an error: {e}")))
+    }
+
+    fn output_dir(&self, job: &BackendRef) -> PathBuf {
+        self.env.workspaces().output_dir(job.job)
     }
 
     /// An input file with `content`, in a directory of its own.
@@ -158,6 +161,14 @@ impl Tester<'_> {
         if n != 0 {
             return Err(got("poll", n));
         }
+        let n = b
+            .poll_all(&[])
+            .await
+            .map_err(|e| failed("poll_all", e))?
+            .len();
+        if n != 0 {
+            return Err(got("poll_all", n));
+        }
         let n = b.kill(&[]).await.map_err(|e| failed("kill", e))?.len();
         if n != 0 {
             return Err(got("kill", n));
@@ -197,18 +208,19 @@ impl Tester<'_> {
         .env("GREETING", "hello")
         .input(&input)
         .output("result.txt");
-        let (job, report) = self.run_one(&shell).await?;
-        expect_status(&report, RemoteStatus::Succeeded)?;
-        if report.exit_code.is_some_and(|c| c != 0) {
+        let (job, seen) = self.run_one(&shell).await?;
+        expect_status(&seen, RemoteStatus::Succeeded)?;
+        if seen.report.exit_code.is_some_and(|c| c != 0) {
             return Err(Mismatch::new(
                 "no exit code, or 0, for a job that succeeded",
-                show_report(&report),
+                show_report(&seen.report),
             )
             .for_job(job.job));
         }
         let out = self.outputs_of(&job, &["result.txt"]).await?;
-        expect_collected(&out, &["result.txt", "stderr", "stdout"], &[])?;
+        expect_collected(job.job, &out, &["result.txt", "stderr", "stdout"], &[])?;
         expect_file(
+            self,
             &job,
             "result.txt",
             "hello alpha\nfrom the input file\n",
@@ -218,15 +230,15 @@ impl Tester<'_> {
 
     async fn fails(&self) -> Outcome {
         let shell = ShellJob::new("echo failing; echo oops >&2; exit 3");
-        let (job, report) = self.run_one(&shell).await?;
-        expect_status(&report, RemoteStatus::Failed)?;
-        if report.exit_code != Some(3) {
-            return Err(Mismatch::new("exit code 3", show_report(&report)).for_job(job.job));
+        let (job, seen) = self.run_one(&shell).await?;
+        expect_status(&seen, RemoteStatus::Failed)?;
+        if seen.report.exit_code != Some(3) {
+            return Err(Mismatch::new("exit code 3", show_report(&seen.report)).for_job(job.job));
         }
         let out = self.outputs_of(&job, &["never-written.txt"]).await?;
-        expect_collected(&out, &["stderr", "stdout"], &["never-written.txt"])?;
-        expect_file(&job, "stdout", "failing\n", "its stdout")?;
-        expect_file(&job, "stderr", "oops\n", "its stderr")
+        expect_collected(job.job, &out, &["stderr", "stdout"], &["never-written.txt"])?;
+        expect_file(self, &job, "stdout", "failing\n", "its stdout")?;
+        expect_file(self, &job, "stderr", "oops\n", "its stderr")
     }
 
     async fn poll_batch(&self) -> Outcome {
@@ -256,19 +268,20 @@ impl Tester<'_> {
             BackendRef {
                 job: empty,
                 id: "conformance-never-submitted".into(),
+                run: 1,
                 workspace: workspaces.dir(empty),
-                output_dir: workspaces.output_dir(empty),
             },
             BackendRef {
                 job: absent,
                 id: "999999999".into(),
+                run: 1,
                 workspace: workspaces.dir(absent),
-                output_dir: workspaces.output_dir(absent),
             },
         ];
-        for report in poll_checked(self.backend, &refs).await? {
+        for seen in poll_checked(self.backend, &refs).await? {
+            let report = &seen.report;
             let fine = match report.status {
-                RemoteStatus::Unknown => true,
+                RemoteStatus::Unknown | RemoteStatus::Absent => true,
                 RemoteStatus::Failed => {
                     report.reason.as_ref().is_some_and(|r| !r.trim().is_empty())
                 }
@@ -276,10 +289,10 @@ impl Tester<'_> {
             };
             if !fine {
                 return Err(Mismatch::new(
-                    "Failed with a reason (lost), or Unknown, for a job never submitted",
-                    show_report(&report),
+                    "Absent, Unknown, or Failed with a reason, for a job never submitted",
+                    show_report(report),
                 )
-                .for_job(report.job));
+                .for_job(seen.job));
             }
         }
         Ok(())
@@ -289,26 +302,28 @@ impl Tester<'_> {
         let shell = ShellJob::new(
             "echo to-stdout; echo to-stderr >&2; echo a > a.txt; mkdir sub; echo b > sub/b.txt; echo c > c.log",
         );
-        let (job, report) = self.run_one(&shell).await?;
-        expect_status(&report, RemoteStatus::Succeeded)?;
+        let (job, seen) = self.run_one(&shell).await?;
+        expect_status(&seen, RemoteStatus::Succeeded)?;
         let out = self
             .outputs_of(&job, &["a.txt", "sub/*.txt", "nothing-*.dat"])
             .await?;
         expect_collected(
+            job.job,
             &out,
             &["a.txt", "stderr", "stdout", "sub/b.txt"],
             &["nothing-*.dat"],
         )?;
-        expect_file(&job, "a.txt", "a\n", "a file a pattern named")?;
+        expect_file(self, &job, "a.txt", "a\n", "a file a pattern named")?;
         expect_file(
+            self,
             &job,
             "sub/b.txt",
             "b\n",
             "a file a pattern matched in a subdirectory",
         )?;
-        expect_file(&job, "stdout", "to-stdout\n", "its stdout")?;
-        expect_file(&job, "stderr", "to-stderr\n", "its stderr")?;
-        if job.output_dir.join("c.log").exists() {
+        expect_file(self, &job, "stdout", "to-stdout\n", "its stdout")?;
+        expect_file(self, &job, "stderr", "to-stderr\n", "its stderr")?;
+        if self.output_dir(&job).join("c.log").exists() {
             return Err(Mismatch::new(
                 "only what the patterns match (and stdout, stderr) in the output directory",
                 "c.log, which no pattern names, was copied there too",
@@ -320,8 +335,8 @@ impl Tester<'_> {
 
     async fn outputs_idempotent(&self) -> Outcome {
         let shell = ShellJob::new("echo out; echo a > a.txt");
-        let (job, report) = self.run_one(&shell).await?;
-        expect_status(&report, RemoteStatus::Succeeded)?;
+        let (job, seen) = self.run_one(&shell).await?;
+        expect_status(&seen, RemoteStatus::Succeeded)?;
         let patterns = ["a.txt", "nothing-*.dat"];
         let first = self.outputs_of(&job, &patterns).await?;
         let second = self.outputs_of(&job, &patterns).await?;
@@ -332,22 +347,34 @@ impl Tester<'_> {
             )
             .for_job(job.job));
         }
-        expect_collected(&second, &["a.txt", "stderr", "stdout"], &["nothing-*.dat"])?;
+        expect_collected(
+            job.job,
+            &second,
+            &["a.txt", "stderr", "stdout"],
+            &["nothing-*.dat"],
+        )?;
         expect_file(
+            self,
             &job,
             "a.txt",
             "a\n",
             "a collected file, after the second call",
         )?;
-        expect_file(&job, "stdout", "out\n", "its stdout, after the second call")
+        expect_file(
+            self,
+            &job,
+            "stdout",
+            "out\n",
+            "its stdout, after the second call",
+        )
     }
 
     async fn peek(&self) -> Outcome {
         let shell = ShellJob::new(
             "printf abcdefghij; printf KLMNOPQRST >&2; printf 0123456789 > notes.txt",
         );
-        let (job, report) = self.run_one(&shell).await?;
-        expect_status(&report, RemoteStatus::Succeeded)?;
+        let (job, seen) = self.run_one(&shell).await?;
+        expect_status(&seen, RemoteStatus::Succeeded)?;
         let cases = [
             (PeekFile::Stdout, 1024, "abcdefghij"),
             (PeekFile::Stdout, 4, "ghij"),
@@ -466,8 +493,8 @@ impl Tester<'_> {
                 (_, Ok(s)) => accepted.push(super::helpers::backend_ref(spec, s)),
             }
         }
-        for report in self.wait(&accepted).await? {
-            expect_status(&report, RemoteStatus::Succeeded)?;
+        for seen in self.wait(&accepted).await? {
+            expect_status(&seen, RemoteStatus::Succeeded)?;
         }
         Ok(())
     }
@@ -486,19 +513,14 @@ impl Tester<'_> {
                 )
                 .for_job(job.job)
             })?;
-        if answers.len() != 1 {
-            return Err(Mismatch::new(
-                "one answer for the job",
-                format!("{} answers", answers.len()),
-            )
-            .for_job(job.job));
-        }
+        keyed("kill", &[job.job], answers)?;
         let after = poll_checked(self.backend, std::slice::from_ref(&job)).await?;
-        for report in &after {
-            if report.status != before.status || report.exit_code != before.exit_code {
+        for seen in &after {
+            let (now, then) = (&seen.report, &before.report);
+            if now.status != then.status || now.exit_code != then.exit_code {
                 return Err(Mismatch::new(
-                    format!("still {} after kill", show_report(&before)),
-                    show_report(report),
+                    format!("still {} after kill", show_report(then)),
+                    show_report(now),
                 )
                 .for_job(job.job));
             }
@@ -535,39 +557,193 @@ impl Tester<'_> {
         let answers = self.backend.kill(refs).await.map_err(|e| {
             Mismatch::new("kill to answer done", format!("the whole call failed: {e}"))
         })?;
-        match answers.as_slice() {
-            [Ok(())] => {}
-            [Err(e)] => {
+        let asked: Vec<JobRef> = refs.iter().map(|r| r.job).collect();
+        for (job, answer) in asked.iter().zip(keyed("kill", &asked, answers)?) {
+            if let Err(e) = answer {
                 return Err(
-                    Mismatch::new("kill to answer done", format!("an error: {e}"))
-                        .for_job(refs[0].job),
+                    Mismatch::new("kill to answer done", format!("an error: {e}")).for_job(*job),
                 );
             }
-            other => {
-                return Err(Mismatch::new(
-                    format!("one answer ({})", show_jobs(refs.iter().map(|r| r.job))),
-                    format!("{} answers", other.len()),
-                ));
-            }
         }
-        for report in self.wait(refs).await? {
-            expect_status(&report, RemoteStatus::Killed)?;
+        for seen in self.wait(refs).await? {
+            expect_status(&seen, RemoteStatus::Killed)?;
         }
         Ok(())
     }
+
+    async fn runs(&self) -> Outcome {
+        // The first run ends at once; the second, in the same workspace, runs long. The
+        // first run's records must not make the second look ended.
+        let job = JobRef::job(self.env.next_job());
+        let workspaces = self.env.workspaces();
+        let first = ShellJob::new("exit 0").spec_of_run(job, 1, &workspaces);
+        let refs = submit_all(self.backend, &[first]).await?;
+        self.wait(&refs).await?;
+        let second = ShellJob::new("sleep 60").spec_of_run(job, 2, &workspaces);
+        let refs = submit_all(self.backend, &[second]).await?;
+        let outcome = poll_until(
+            self.backend,
+            &refs,
+            self.env.timeout(),
+            self.env.poll_interval(),
+            "of run 2 (sleep 60) to run, whatever run 1 left behind",
+            |r| r.status == RemoteStatus::Running,
+        )
+        .await
+        .map(drop);
+        let _ = self.backend.kill(&refs).await;
+        outcome
+    }
+
+    async fn poll_all(&self) -> Outcome {
+        let id = self.env.next_job();
+        let specs: Vec<_> = (0..3)
+            .map(|i| {
+                self.env
+                    .spec(JobRef::subjob(id, i), &ShellJob::new(format!("exit {i}")))
+            })
+            .collect();
+        let refs = submit_all(self.backend, &specs).await?;
+        self.wait(&refs).await?;
+        let asked: Vec<JobRef> = refs.iter().map(|r| r.job).collect();
+        let answers = self.backend.poll_all(&refs).await.map_err(|e| {
+            Mismatch::new("poll_all to answer", format!("the whole call failed: {e}"))
+        })?;
+        let seen = asked
+            .iter()
+            .zip(keyed("poll_all", &asked, answers)?)
+            .map(|(job, a)| {
+                a.map(|report| Seen { job: *job, report })
+                    .map_err(|e| Mismatch::new("a report", format!("an error: {e}")).for_job(*job))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        expect_exit_codes(&refs, &seen)
+    }
+
+    async fn find(&self) -> Outcome {
+        let capable = self
+            .backend
+            .describe()
+            .await
+            .is_ok_and(|d| d.capabilities.find);
+        if !capable {
+            return Ok(());
+        }
+        let workspaces = self.env.workspaces();
+        let job = JobRef::job(self.env.next_job());
+        let spec = ShellJob::new("sleep 60").spec(job, &workspaces);
+        let refs = submit_all(self.backend, std::slice::from_ref(&spec)).await?;
+        let never = JobRef::job(self.env.next_job());
+        let first = [
+            UnitRun {
+                job,
+                run: 1,
+                workspace: spec.workspace.clone(),
+            },
+            UnitRun {
+                job: never,
+                run: 1,
+                workspace: workspaces.dir(never),
+            },
+        ];
+        let later = [UnitRun {
+            job,
+            run: 2,
+            workspace: spec.workspace.clone(),
+        }];
+        let outcome = self.found(&first, &later, &refs[0].id).await;
+        let _ = self.backend.kill(&refs).await;
+        outcome
+    }
+
+    /// `first`: a unit submitted as `id`, and one never submitted; `later`: a later run of
+    /// the first, never submitted.
+    async fn found(&self, first: &[UnitRun; 2], later: &[UnitRun; 1], id: &str) -> Outcome {
+        let answers = self.ask_find(first).await?;
+        match &answers[0] {
+            Ok(Some(s)) if s.id == id => {}
+            other => {
+                return Err(Mismatch::new(
+                    format!("find to name run 1 by its id {id:?}"),
+                    format!("{other:?}"),
+                )
+                .for_job(first[0].job));
+            }
+        }
+        if !matches!(answers[1], Ok(None)) {
+            return Err(Mismatch::new(
+                "find to say a job never submitted was not (Ok(None))",
+                format!("{:?}", answers[1]),
+            )
+            .for_job(first[1].job));
+        }
+        let answers = self.ask_find(later).await?;
+        if !matches!(answers[0], Ok(None)) {
+            return Err(Mismatch::new(
+                "find to say run 2, never submitted, was not (Ok(None)), although run 1 was",
+                format!("{:?}", answers[0]),
+            )
+            .for_job(later[0].job));
+        }
+        Ok(())
+    }
+
+    async fn ask_find(
+        &self,
+        units: &[UnitRun],
+    ) -> Result<Vec<ganga_core::PerJob<Option<ganga_core::Submitted>>>, Mismatch> {
+        let asked: Vec<JobRef> = units.iter().map(|u| u.job).collect();
+        let answers =
+            self.backend.find(units).await.map_err(|e| {
+                Mismatch::new("find to answer", format!("the whole call failed: {e}"))
+            })?;
+        keyed("find", &asked, answers)
+    }
+
+    async fn watch(&self) -> Outcome {
+        let capable = self
+            .backend
+            .describe()
+            .await
+            .is_ok_and(|d| d.capabilities.watch);
+        if !capable {
+            return Ok(());
+        }
+        // Start watching before the job exists, then run one that ends soon.
+        let _ = self.backend.changes(Duration::ZERO).await;
+        let job = JobRef::job(self.env.next_job());
+        submit_all(
+            self.backend,
+            &[self.env.spec(job, &ShellJob::new("sleep 0.3"))],
+        )
+        .await?;
+        let deadline = Instant::now() + self.env.timeout();
+        while Instant::now() < deadline {
+            let changed = self
+                .backend
+                .changes(Duration::from_millis(500))
+                .await
+                .map_err(|e| Mismatch::new("changes to answer", format!("an error: {e}")))?;
+            if changed.contains(&job) {
+                return Ok(());
+            }
+        }
+        Err(Mismatch::new("changes to name the job once it ended", "it never did").for_job(job))
+    }
 }
 
-fn expect_status(report: &PollReport, want: RemoteStatus) -> Outcome {
-    if report.status == want {
+fn expect_status(seen: &Seen, want: RemoteStatus) -> Outcome {
+    if seen.report.status == want {
         Ok(())
     } else {
-        Err(Mismatch::new(format!("{want:?}"), show_report(report)).for_job(report.job))
+        Err(Mismatch::new(format!("{want:?}"), show_report(&seen.report)).for_job(seen.job))
     }
 }
 
 /// Job `.i` exits with code `i`: 0 succeeds, the others fail with their code.
-fn expect_exit_codes(refs: &[BackendRef], reports: &[PollReport]) -> Outcome {
-    for (r, report) in refs.iter().zip(reports) {
+fn expect_exit_codes(refs: &[BackendRef], seen: &[Seen]) -> Outcome {
+    for (r, seen) in refs.iter().zip(seen) {
+        let report = &seen.report;
         let code = r
             .job
             .subjob
@@ -591,14 +767,19 @@ fn expect_exit_codes(refs: &[BackendRef], reports: &[PollReport]) -> Outcome {
 }
 
 /// The report's files and unmatched patterns, in any order.
-fn expect_collected(report: &OutputsReport, collected: &[&str], unmatched: &[&str]) -> Outcome {
+fn expect_collected(
+    job: JobRef,
+    report: &OutputsReport,
+    collected: &[&str],
+    unmatched: &[&str],
+) -> Outcome {
     let (got_collected, got_unmatched) = normalised(report);
     if got_collected != collected || got_unmatched != unmatched {
         return Err(Mismatch::new(
             format!("collected {collected:?}, unmatched {unmatched:?}"),
             format!("collected {got_collected:?}, unmatched {got_unmatched:?}"),
         )
-        .for_job(report.job));
+        .for_job(job));
     }
     Ok(())
 }
@@ -612,8 +793,8 @@ fn normalised(report: &OutputsReport) -> (Vec<String>, Vec<String>) {
 }
 
 /// A file in the job's output directory, with exactly `content`.
-fn expect_file(job: &BackendRef, name: &str, content: &str, what: &str) -> Outcome {
-    let path: &Path = &job.output_dir.join(name);
+fn expect_file(t: &Tester<'_>, job: &BackendRef, name: &str, content: &str, what: &str) -> Outcome {
+    let path: &Path = &t.output_dir(job).join(name);
     let expected = format!("{what} in {} as {content:?}", path.display());
     match std::fs::read_to_string(path) {
         Ok(text) if text == content => Ok(()),

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ganga_core::{
-    Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, Submitted, Value,
-    Workspaces,
+    Answers, Backend, BackendRef, JobRef, Options, PerJob, PollReport, RemoteStatus, SubmitSpec,
+    Submitted, Value, Workspaces,
 };
 
 /// What a call answered, against what the contract wants: a check's failure before it is
@@ -97,13 +97,21 @@ impl ShellJob {
         self
     }
 
-    /// The spec for `job`, its workspace and output directory laid out as ganga lays them
-    /// out. Nothing is created: making the workspace is the backend's business.
+    /// The spec of the first run of `job`, its workspace and output directory laid out as
+    /// ganga lays them out. Nothing is created: making the workspace is the backend's
+    /// business.
     pub fn spec(&self, job: JobRef, workspaces: &Workspaces) -> SubmitSpec {
+        self.spec_of_run(job, 1, workspaces)
+    }
+
+    /// The spec of run `run` of `job`.
+    pub fn spec_of_run(&self, job: JobRef, run: u32, workspaces: &Workspaces) -> SubmitSpec {
         let mut args = vec!["-c".to_owned(), self.script.clone(), "job".to_owned()];
         args.extend(self.args.iter().cloned());
         SubmitSpec {
             job,
+            run,
+            previous_id: None,
             name: format!("conformance job {job}"),
             exe: "/bin/sh".to_owned(),
             args,
@@ -122,9 +130,51 @@ pub fn backend_ref(spec: &SubmitSpec, submitted: &Submitted) -> BackendRef {
     BackendRef {
         job: spec.job,
         id: submitted.id.clone(),
+        run: spec.run,
         workspace: spec.workspace.clone(),
-        output_dir: spec.output_dir.clone(),
     }
+}
+
+/// What a poll said of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub job: JobRef,
+    pub report: PollReport,
+}
+
+/// An answer to a batch call in the order of `asked`, checking that it answers for every
+/// job asked about exactly once and for no other.
+pub fn keyed<T>(
+    call: &str,
+    asked: &[JobRef],
+    answers: Answers<T>,
+) -> Result<Vec<PerJob<T>>, Mismatch> {
+    let expected = || {
+        format!(
+            "{call} to answer once for each job asked about ({})",
+            show_jobs(asked.iter().copied())
+        )
+    };
+    let mut by_job: BTreeMap<JobRef, PerJob<T>> = BTreeMap::new();
+    for (job, answer) in answers {
+        if !asked.contains(&job) {
+            return Err(Mismatch::new(
+                expected(),
+                format!("an answer for job {job}"),
+            ));
+        }
+        if by_job.insert(job, answer).is_some() {
+            return Err(Mismatch::new(expected(), "two answers").for_job(job));
+        }
+    }
+    asked
+        .iter()
+        .map(|job| {
+            by_job
+                .remove(job)
+                .ok_or_else(|| Mismatch::new(expected(), "no answer").for_job(*job))
+        })
+        .collect()
 }
 
 /// Whether a status is an end (the monitor then collects outputs, or marks it killed).
@@ -157,42 +207,26 @@ pub(crate) fn show_jobs(jobs: impl IntoIterator<Item = JobRef>) -> String {
     }
 }
 
-/// Submits `specs` in one call and checks the answer's shape: one answer per spec, in
-/// order, each naming the spec's job. Returns the answers, which may be errors.
+/// Submits `specs` in one call and checks the answer's shape: one answer per spec, keyed
+/// by its job, each with a non-empty id if accepted. Returns the answers in the order of
+/// the specs, which may be errors.
 pub(crate) async fn submit_answers(
     backend: &dyn Backend,
     specs: &[SubmitSpec],
 ) -> Result<Vec<Result<Submitted, String>>, Mismatch> {
-    let asked = show_jobs(specs.iter().map(|s| s.job));
+    let asked: Vec<JobRef> = specs.iter().map(|s| s.job).collect();
     let answers = backend.submit(specs).await.map_err(|e| {
         Mismatch::new(
-            format!("one answer per job ({asked})"),
+            format!("one answer per job ({})", show_jobs(asked.clone())),
             format!("the whole call failed: {e}"),
         )
     })?;
-    if answers.len() != specs.len() {
-        return Err(Mismatch::new(
-            format!("{} answers, one per job ({asked})", specs.len()),
-            format!("{} answers", answers.len()),
-        ));
-    }
+    let answers = keyed("submit", &asked, answers)?;
     for (spec, answer) in specs.iter().zip(&answers) {
-        if let Ok(submitted) = answer {
-            if submitted.job != spec.job {
-                return Err(Mismatch::new(
-                    format!("answers in the order of the specs ({asked})"),
-                    format!(
-                        "the answer for job {} names job {}",
-                        spec.job, submitted.job
-                    ),
-                )
-                .for_job(spec.job));
-            }
-            if submitted.id.trim().is_empty() {
-                return Err(
-                    Mismatch::new("a non-empty backend id", "an empty id").for_job(spec.job)
-                );
-            }
+        if let Ok(submitted) = answer
+            && submitted.id.trim().is_empty()
+        {
+            return Err(Mismatch::new("a non-empty backend id", "an empty id").for_job(spec.job));
         }
     }
     Ok(answers)
@@ -216,11 +250,12 @@ pub async fn submit_all(
         .collect()
 }
 
-/// Polls once and checks the answer's shape: one report per job, in the order asked.
+/// Polls once and checks the answer's shape: one report for each job asked about.
+/// Returns them in the order asked.
 pub async fn poll_checked(
     backend: &dyn Backend,
     jobs: &[BackendRef],
-) -> Result<Vec<PollReport>, Mismatch> {
+) -> Result<Vec<Seen>, Mismatch> {
     let asked: Vec<JobRef> = jobs.iter().map(|r| r.job).collect();
     let reports = backend.poll(jobs).await.map_err(|e| {
         Mismatch::new(
@@ -228,17 +263,16 @@ pub async fn poll_checked(
             format!("the whole call failed: {e}"),
         )
     })?;
-    let answered: Vec<JobRef> = reports.iter().map(|r| r.job).collect();
-    if answered != asked {
-        return Err(Mismatch::new(
-            format!(
-                "one poll report per job, in the order asked: {}",
-                show_jobs(asked)
+    asked
+        .iter()
+        .zip(keyed("poll", &asked, reports)?)
+        .map(|(job, answer)| match answer {
+            Ok(report) => Ok(Seen { job: *job, report }),
+            Err(e) => Err(
+                Mismatch::new("a poll report", format!("an error of its own: {e}")).for_job(*job),
             ),
-            format!("reports for {}", show_jobs(answered)),
-        ));
-    }
-    Ok(reports)
+        })
+        .collect()
 }
 
 /// Polls `jobs` (all in each call) until every one has ended, checking each answer's
@@ -248,7 +282,7 @@ pub async fn poll_until_final(
     jobs: &[BackendRef],
     timeout: Duration,
     every: Duration,
-) -> Result<Vec<PollReport>, Mismatch> {
+) -> Result<Vec<Seen>, Mismatch> {
     poll_until(backend, jobs, timeout, every, "to end", |r| {
         is_final(r.status)
     })
@@ -264,28 +298,31 @@ pub(crate) async fn poll_until(
     every: Duration,
     waiting_to: &str,
     done: impl Fn(&PollReport) -> bool,
-) -> Result<Vec<PollReport>, Mismatch> {
+) -> Result<Vec<Seen>, Mismatch> {
     let deadline = Instant::now() + timeout;
     loop {
-        let reports = poll_checked(backend, jobs).await?;
-        if reports.iter().all(&done) {
-            return Ok(reports);
+        let seen = poll_checked(backend, jobs).await?;
+        if seen.iter().all(|s| done(&s.report)) {
+            return Ok(seen);
         }
-        if let Some(ended) = reports.iter().find(|r| !done(r) && is_final(r.status)) {
+        if let Some(ended) = seen
+            .iter()
+            .find(|s| !done(&s.report) && is_final(s.report.status))
+        {
             return Err(Mismatch::new(
                 format!("the job {waiting_to}"),
-                format!("it ended: {}", show_report(ended)),
+                format!("it ended: {}", show_report(&ended.report)),
             )
             .for_job(ended.job));
         }
         if Instant::now() >= deadline {
-            let late = reports.iter().find(|r| !done(r));
+            let late = seen.iter().find(|s| !done(&s.report));
             return Err(match late {
-                Some(r) => Mismatch::new(
+                Some(s) => Mismatch::new(
                     format!("the job {waiting_to} within {timeout:?}"),
-                    format!("it is still {}", show_report(r)),
+                    format!("it is still {}", show_report(&s.report)),
                 )
-                .for_job(r.job),
+                .for_job(s.job),
                 None => Mismatch::new(format!("the jobs {waiting_to}"), "a timeout"),
             });
         }

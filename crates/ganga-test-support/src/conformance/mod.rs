@@ -19,7 +19,7 @@
 //! The suite is backend-agnostic: it runs `/bin/sh` jobs, waits for them by polling (up
 //! to [`ConformanceEnv::timeout`]), and accepts jobs that are answered at once as well as
 //! jobs that are `Queued` or `Running` first. A backend that runs jobs in the foreground
-//! (inside `submit`) skips [`Check::KillRunning`]. Each [`Check`] can also be run alone
+//! (inside `submit`) skips [`Check::KillRunning`] and [`Check::Runs`]. Each [`Check`] can also be run alone
 //! with [`run_check`]. Calls carry up to three jobs, whatever the backend's `max_batch`
 //! says: that is the monitor's hint for chunking, and other callers (`kill`) send more.
 //!
@@ -37,8 +37,8 @@ use std::time::Duration;
 use ganga_core::{Backend, JobId, JobRef, SubmitSpec, Workspaces};
 
 pub use self::helpers::{
-    Mismatch, ShellJob, backend_ref, is_final, poll_checked, poll_until_final, show_report,
-    submit_all,
+    Mismatch, Seen, ShellJob, backend_ref, is_final, keyed, poll_checked, poll_until_final,
+    show_report, submit_all,
 };
 
 /// One rule of the backend contract.
@@ -49,8 +49,8 @@ pub enum Check {
     Describe,
     /// Every batch call accepts an empty list and answers with an empty list.
     EmptyBatches,
-    /// `submit` of N specs answers N times, in order, each naming its job with an id; the
-    /// jobs then run.
+    /// `submit` of N specs answers once for each, keyed by its job, with an id; the jobs
+    /// then run.
     SubmitBatch,
     /// A job that exits 0 ends `Succeeded`, having had its arguments, environment and
     /// input files.
@@ -58,10 +58,10 @@ pub enum Check {
     /// A job that exits 3 ends `Failed` with exit code 3, and its stdout and stderr can
     /// still be collected.
     Fails,
-    /// `poll` answers once per job, in the order asked, each report about its own job.
+    /// `poll` answers once for each job asked about, keyed by the job, and for no other.
     PollBatch,
-    /// A job the backend never ran is never reported `Succeeded`: `Failed` with a reason
-    /// (lost), or `Unknown`.
+    /// A job the backend never ran is never reported `Succeeded`: `Absent`, `Unknown`, or
+    /// `Failed` with a reason.
     UnknownJob,
     /// `outputs` copies what the patterns match, and stdout and stderr, into the output
     /// directory, and names the patterns that matched nothing.
@@ -84,11 +84,21 @@ pub enum Check {
     /// a backend whose `submit` returns before the job ends; skip it for one that runs
     /// jobs in the foreground.
     KillRunning,
+    /// What an earlier run of a unit left (its exit record) never ends a later run of it.
+    /// Needs jobs that run in the background, as `KillRunning`.
+    Runs,
+    /// `poll_all` answers for every unit asked, keyed, as `poll` does.
+    PollAll,
+    /// A backend that declares `find` names a submitted run by its id, and says `None` of
+    /// units and runs it never got.
+    Find,
+    /// A backend that declares `watch` names a job in `changes` once it ended.
+    Watch,
 }
 
 impl Check {
     /// Every check, in the order [`run`] runs them.
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 18] = [
         Check::Describe,
         Check::EmptyBatches,
         Check::SubmitBatch,
@@ -103,6 +113,10 @@ impl Check {
         Check::PerJobErrors,
         Check::KillEnded,
         Check::KillRunning,
+        Check::Runs,
+        Check::PollAll,
+        Check::Find,
+        Check::Watch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +135,10 @@ impl Check {
             Check::PerJobErrors => "per_job_errors",
             Check::KillEnded => "kill_ended",
             Check::KillRunning => "kill_running",
+            Check::Runs => "runs",
+            Check::PollAll => "poll_all",
+            Check::Find => "find",
+            Check::Watch => "watch",
         }
     }
 
@@ -132,7 +150,7 @@ impl Check {
             }
             Check::EmptyBatches => "every batch call answers an empty list with an empty list",
             Check::SubmitBatch => {
-                "submit of N specs answers N times in order, each naming its job with an id, and the jobs run"
+                "submit of N specs answers once for each, keyed by its job, with an id, and the jobs run"
             }
             Check::Succeeds => {
                 "a job that exits 0 ends Succeeded, having had its arguments, environment and input files"
@@ -141,10 +159,10 @@ impl Check {
                 "a job that exits 3 ends Failed with exit code 3, and its stdout and stderr are still collected"
             }
             Check::PollBatch => {
-                "poll answers once per job, in the order asked, each report about its own job"
+                "poll answers once for each job asked about, keyed by the job, and for no other"
             }
             Check::UnknownJob => {
-                "a job the backend never ran is not reported Succeeded: Failed with a reason, or Unknown"
+                "a job the backend never ran is not reported Succeeded: Absent, Unknown, or Failed with a reason"
             }
             Check::Outputs => {
                 "outputs copies matched files, stdout and stderr into the output directory and names unmatched patterns"
@@ -163,6 +181,12 @@ impl Check {
                 "kill of an ended job answers for it and does not change how it ended"
             }
             Check::KillRunning => "kill of a running job answers done and the job ends Killed",
+            Check::Runs => "an earlier run's records never end a later run of the same unit",
+            Check::PollAll => "poll_all answers once for each unit asked about, keyed",
+            Check::Find => {
+                "find names a submitted run by its id and says None of what was never submitted"
+            }
+            Check::Watch => "changes names a job once it ended (for a backend that watches)",
         }
     }
 }

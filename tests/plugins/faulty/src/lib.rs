@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use ganga_core::protocol::PluginContext;
 use ganga_core::{
-    Backend, BackendDescription, BackendError, BackendRef, OutputsReport, OutputsRequest, PeekFile,
-    PerJob, PollReport, SubmitSpec, Submitted,
+    Answers, Backend, BackendDescription, BackendError, BackendRef, OutputsReport, OutputsRequest,
+    PeekFile, PollReport, SubmitSpec, Submitted,
 };
 
 pub struct Faulty;
@@ -14,6 +14,8 @@ pub struct Faulty;
 impl Backend for Faulty {
     async fn describe(&self) -> Result<BackendDescription, BackendError> {
         Ok(BackendDescription {
+            capabilities: Default::default(),
+            options: None,
             name: "faulty".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             poll_interval_secs: 1,
@@ -21,17 +23,17 @@ impl Backend for Faulty {
         })
     }
 
-    async fn submit(&self, _jobs: &[SubmitSpec]) -> Result<Vec<PerJob<Submitted>>, BackendError> {
+    async fn submit(&self, _jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
         panic!("faulty plugin: submit always panics");
     }
 
-    async fn poll(&self, _jobs: &[BackendRef]) -> Result<Vec<PollReport>, BackendError> {
+    async fn poll(&self, _jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
         // Panics after an await, on a runtime worker thread of the plugin.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         panic!("faulty plugin: poll always panics");
     }
 
-    async fn kill(&self, _jobs: &[BackendRef]) -> Result<Vec<PerJob<()>>, BackendError> {
+    async fn kill(&self, _jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
         Err(BackendError::failed("faulty plugin: kill always fails"))
     }
 
@@ -47,7 +49,7 @@ impl Backend for Faulty {
     async fn outputs(
         &self,
         _jobs: &[OutputsRequest],
-    ) -> Result<Vec<PerJob<OutputsReport>>, BackendError> {
+    ) -> Result<Answers<OutputsReport>, BackendError> {
         Err(BackendError::unsupported("outputs"))
     }
 }

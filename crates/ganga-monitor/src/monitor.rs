@@ -1,0 +1,1274 @@
+//! The monitoring service: drives every active unit of a home to its end.
+//!
+//! One event loop owns the decisions and the commits; everything slow runs beside it as
+//! tasks that report back: a poll per backend (its own interval, stretched while nothing
+//! changes, backed off while it fails, under a timeout), a watch per backend that can
+//! name what changed, a bounded pool that collects outputs, lookups of submissions cut
+//! off by a crash, automatic resubmissions. So a backend that hangs delays only its own
+//! units, and a slow download never delays a status change.
+//!
+//! What the answers mean is decided by the core's rules (`after_poll`, `settle`, `lost`,
+//! the auto-resubmit limits); this module only gathers the evidence, applies the rules
+//! and commits their changes, in batches, as unit updates that the store applies only to
+//! units still as they were seen.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use ganga_core::{
+    ActiveUnit, Answers, AutoResubmit, BackendRef, JobId, JobRef, OutputsReport, OutputsRequest,
+    PerJob, PollOutcome, PollReport, Status, StatusCounts, Submitted, Timestamp, UnitChange,
+    UnitRun, UnitUpdate, after_find, after_poll, auto_resubmission, auto_resubmit_single,
+    auto_resubmit_split, lost, settle,
+};
+use tokio::sync::mpsc;
+
+use crate::context::Instance;
+use crate::control::{self, Asked, BackendStatus, ControlReply, ControlRequest, MonitorStatus};
+use crate::handover::{CallError, Outgoing, SubmitReport, call, hand_over};
+use crate::lease::SubmissionLease;
+use crate::pace::{Pace, PaceRules};
+use crate::{Context, OpError, now};
+
+/// How the monitor paces itself and what it decides on its own.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    /// The interval of every backend, instead of its own.
+    pub interval: Option<Duration>,
+    /// The interval of one backend, by name, instead of its own.
+    pub intervals: BTreeMap<String, Duration>,
+    /// While nothing changes a backend's interval grows up to this many times its base.
+    pub quiet_factor: u32,
+    /// The longest wait after failed polls.
+    pub error_cap: Duration,
+    /// How long a unit may be absent at its backend (no exit record) before it is failed
+    /// as lost.
+    pub lost_grace: Duration,
+    /// Calls in flight to one backend at once (chunks of a poll).
+    pub poll_concurrency: usize,
+    /// Output collections in flight at once, per backend.
+    pub finalise_concurrency: usize,
+    /// The auto-resubmit policy of jobs that have none of their own (`None`: off).
+    pub auto_resubmit: Option<AutoResubmit>,
+    /// With [`Until::Stopped`], stop after this long without an active unit.
+    pub idle_exit: Option<Duration>,
+    /// Where to listen for other processes' requests.
+    pub control_socket: Option<PathBuf>,
+    /// How long one `changes` call of a watching backend may wait.
+    pub watch_wait: Duration,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            interval: None,
+            intervals: BTreeMap::new(),
+            quiet_factor: 4,
+            error_cap: Duration::from_secs(300),
+            lost_grace: Duration::from_secs(60),
+            poll_concurrency: 4,
+            finalise_concurrency: 4,
+            auto_resubmit: None,
+            idle_exit: None,
+            control_socket: None,
+            watch_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What one poll of one backend did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub backend: String,
+    /// Units active at every backend when the units were last read.
+    pub active_units: usize,
+    /// How many of them are in each status.
+    pub counts: StatusCounts,
+    /// Units asked about.
+    pub polled: usize,
+    /// Units whose status changed.
+    pub changed: usize,
+    /// Units that ended (completed, failed or killed).
+    pub finished: usize,
+    /// Problems met on the way (a backend that failed to answer, a unit that changed
+    /// meanwhile...); none of them changed a unit wrongly.
+    pub problems: Vec<String>,
+}
+
+/// When [`Monitor::run`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    /// Only when stopped (or idle for `idle_exit`).
+    Stopped,
+    /// When no unit is active and nothing is in flight.
+    Idle,
+    /// When none of these jobs has an active unit and nothing is in flight for them.
+    Finished(Vec<JobId>),
+}
+
+/// Drives active units to the end.
+pub struct Monitor {
+    ctx: Context,
+    settings: MonitorSettings,
+}
+
+/// One unit that ended at its backend, whose outputs are to be collected.
+#[derive(Debug, Clone)]
+struct Ended {
+    unit: JobRef,
+    run: u32,
+    id: String,
+    succeeded: bool,
+    reason: Option<String>,
+}
+
+/// What the tasks beside the loop report.
+enum Event {
+    Polled {
+        backend: String,
+        units: Vec<ActiveUnit>,
+        answers: Answers<PollReport>,
+        failures: Vec<CallError>,
+        full: bool,
+    },
+    Changed {
+        backend: String,
+        units: Vec<JobRef>,
+    },
+    Collected {
+        backend: String,
+        ended: Vec<Ended>,
+        result: Result<Answers<OutputsReport>, CallError>,
+    },
+    Found {
+        job: JobId,
+        units: Vec<ActiveUnit>,
+        result: Result<Answers<Option<Submitted>>, CallError>,
+    },
+    Resubmitted {
+        job: JobId,
+        result: Result<SubmitReport, OpError>,
+    },
+}
+
+/// A backend as the loop drives it.
+struct Driven {
+    instance: Option<Arc<Instance>>,
+    pace: Option<Pace>,
+    next_due: Instant,
+    /// A full poll is in flight.
+    polling: bool,
+    finalise_queue: VecDeque<Ended>,
+    finalising: usize,
+    last_poll: Option<Timestamp>,
+    last_error: Option<String>,
+    units: usize,
+    watching: bool,
+}
+
+impl Driven {
+    fn new() -> Driven {
+        Driven {
+            instance: None,
+            pace: None,
+            next_due: Instant::now(),
+            polling: false,
+            finalise_queue: VecDeque::new(),
+            finalising: 0,
+            last_poll: None,
+            last_error: None,
+            units: 0,
+            watching: false,
+        }
+    }
+}
+
+/// The loop's state.
+struct Loop<'m> {
+    m: &'m Monitor,
+    events: mpsc::Sender<Event>,
+    backends: BTreeMap<String, Driven>,
+    /// When each unit (and run) was first found absent.
+    absent_since: HashMap<(JobRef, u32), Instant>,
+    /// Units whose outputs are queued or being collected.
+    finalising: HashSet<(JobRef, u32)>,
+    /// Jobs with a lookup of interrupted submissions, or an automatic resubmission, in
+    /// flight.
+    finding: HashSet<JobId>,
+    resubmitting: HashSet<JobId>,
+    targeted: usize,
+    /// Jobs whose units were active at the last read.
+    active_jobs: HashSet<JobId>,
+    active_units: usize,
+    counts: StatusCounts,
+    read_now: bool,
+    idle_since: Option<Instant>,
+    polls: u64,
+    last_poll: Option<Timestamp>,
+    started: Timestamp,
+    jitter: u64,
+}
+
+impl Monitor {
+    pub fn new(ctx: Context, settings: MonitorSettings) -> Monitor {
+        Monitor { ctx, settings }
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The same monitor, stopping (with [`Until::Stopped`]) after `idle` without an
+    /// active unit.
+    pub fn with_idle_exit(mut self, idle: Duration) -> Monitor {
+        self.settings.idle_exit = Some(idle);
+        self
+    }
+
+    /// Drives units until `until` holds or `shutdown` completes, calling `on_cycle` after
+    /// each poll. On shutdown, what is in flight is awaited (a few seconds at most) and
+    /// committed. Only a store that cannot be read at all ends it with an error.
+    pub async fn run(
+        &self,
+        until: Until,
+        shutdown: impl Future<Output = ()>,
+        mut on_cycle: impl FnMut(&CycleReport),
+    ) -> Result<(), OpError> {
+        tokio::pin!(shutdown);
+        let (events, mut incoming) = mpsc::channel::<Event>(1024);
+        let (asks, mut asked) = mpsc::channel::<Asked>(64);
+        if let Some(path) = &self.settings.control_socket
+            && let Err(e) = control::listen(path, asks)
+        {
+            tracing::warn!(
+                "cannot listen on {} (other processes cannot reach this monitor): {e}",
+                path.display()
+            );
+        }
+        let mut l = Loop {
+            m: self,
+            events,
+            backends: BTreeMap::new(),
+            absent_since: HashMap::new(),
+            finalising: HashSet::new(),
+            finding: HashSet::new(),
+            resubmitting: HashSet::new(),
+            targeted: 0,
+            active_jobs: HashSet::new(),
+            active_units: 0,
+            counts: StatusCounts::default(),
+            read_now: true,
+            idle_since: None,
+            polls: 0,
+            last_poll: None,
+            started: now(),
+            jitter: u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15,
+        };
+        let mut store_failures = 0u32;
+        let mut stopping: Option<Instant> = None;
+        loop {
+            if let Some(deadline) = stopping {
+                if l.in_flight() == 0 || Instant::now() >= deadline {
+                    return Ok(());
+                }
+            } else if l.read_now || l.any_due() {
+                match l.read_and_start().await {
+                    Ok(()) => store_failures = 0,
+                    Err(e) => {
+                        store_failures += 1;
+                        tracing::warn!("cannot read the active units: {e}");
+                        if store_failures >= 5 {
+                            return Err(e);
+                        }
+                        l.delay_all(Duration::from_secs(1));
+                    }
+                }
+                if l.reached(&until) {
+                    return Ok(());
+                }
+            }
+            let wake = l.next_wake(stopping);
+            tokio::select! {
+                () = &mut shutdown, if stopping.is_none() => {
+                    stopping = Some(Instant::now() + Duration::from_secs(10));
+                }
+                Some((request, reply)) = asked.recv() => {
+                    let answer = l.answer(request, &mut stopping);
+                    let _ = reply.send(answer);
+                }
+                Some(event) = incoming.recv() => {
+                    let mut batch = vec![event];
+                    while let Ok(more) = incoming.try_recv() {
+                        batch.push(more);
+                    }
+                    for report in l.handle(batch, stopping.is_some()).await {
+                        for p in &report.problems {
+                            tracing::warn!("{p}");
+                        }
+                        on_cycle(&report);
+                    }
+                }
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+}
+
+impl Loop<'_> {
+    fn settings(&self) -> &MonitorSettings {
+        &self.m.settings
+    }
+
+    fn ctx(&self) -> &Context {
+        &self.m.ctx
+    }
+
+    fn in_flight(&self) -> usize {
+        self.backends
+            .values()
+            .map(|b| usize::from(b.polling) + b.finalising + b.finalise_queue.len())
+            .sum::<usize>()
+            + self.targeted
+            + self.finding.len()
+            + self.resubmitting.len()
+    }
+
+    fn any_due(&self) -> bool {
+        let now = Instant::now();
+        self.backends
+            .values()
+            .any(|b| !b.polling && b.units > 0 && b.next_due <= now)
+    }
+
+    fn delay_all(&mut self, by: Duration) {
+        let at = Instant::now() + by;
+        for b in self.backends.values_mut() {
+            b.next_due = b.next_due.max(at);
+        }
+    }
+
+    fn next_wake(&self, stopping: Option<Instant>) -> Instant {
+        let mut wake = Instant::now() + Duration::from_secs(30);
+        if let Some(deadline) = stopping {
+            return deadline.min(wake);
+        }
+        for b in self.backends.values() {
+            if !b.polling && b.units > 0 {
+                wake = wake.min(b.next_due);
+            }
+        }
+        if let (Some(idle), Some(since)) = (self.settings().idle_exit, self.idle_since) {
+            wake = wake.min(since + idle);
+        }
+        wake
+    }
+
+    fn next_jitter(&mut self) -> f64 {
+        // xorshift: enough to keep monitors from retrying in step.
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        (self.jitter % 10_000) as f64 / 10_000.0
+    }
+
+    /// Whether the loop is done.
+    fn reached(&mut self, until: &Until) -> bool {
+        match until {
+            Until::Stopped => match (self.settings().idle_exit, self.active_units) {
+                (Some(idle), 0) if self.in_flight() == 0 => {
+                    let since = *self.idle_since.get_or_insert_with(Instant::now);
+                    since.elapsed() >= idle
+                }
+                _ => {
+                    self.idle_since = None;
+                    false
+                }
+            },
+            Until::Idle => self.active_units == 0 && self.in_flight() == 0,
+            Until::Finished(jobs) => {
+                jobs.iter().all(|j| {
+                    !self.active_jobs.contains(j)
+                        && !self.finding.contains(j)
+                        && !self.resubmitting.contains(j)
+                }) && self.in_flight_for(jobs) == 0
+            }
+        }
+    }
+
+    fn in_flight_for(&self, jobs: &[JobId]) -> usize {
+        self.finalising
+            .iter()
+            .filter(|(u, _)| jobs.contains(&u.job))
+            .count()
+            + self.backends.values().filter(|b| b.polling).count()
+    }
+
+    /// Reads every active unit, and starts what is due: full polls, lookups of
+    /// interrupted submissions.
+    async fn read_and_start(&mut self) -> Result<(), OpError> {
+        self.read_now = false;
+        let units = self.ctx().store.active_units().await?;
+        self.active_units = units.len();
+        self.counts = units.iter().map(|u| u.status).collect();
+        self.active_jobs = units.iter().map(|u| u.unit.job).collect();
+        let mut by_backend: BTreeMap<String, Vec<ActiveUnit>> = BTreeMap::new();
+        for u in units {
+            by_backend.entry(u.backend.clone()).or_default().push(u);
+        }
+        for b in self.backends.values_mut() {
+            b.units = 0;
+        }
+        let now = Instant::now();
+        for (name, units) in by_backend {
+            let driven = self
+                .backends
+                .entry(name.clone())
+                .or_insert_with(Driven::new);
+            driven.units = units.len();
+            if driven.instance.is_none() {
+                if driven.next_due > now {
+                    continue;
+                }
+                match self.m.ctx.instance(&name).await {
+                    Ok(instance) => self.start_backend(&name, instance),
+                    Err(e) => {
+                        tracing::warn!("{} units on backend `{name}` wait: {e}", units.len());
+                        let jitter = self.next_jitter();
+                        let wait = Pace::new(self.rules(&name, 10)).failed(jitter);
+                        let driven = self
+                            .backends
+                            .entry(name.clone())
+                            .or_insert_with(Driven::new);
+                        driven.last_error = Some(e);
+                        driven.next_due = now + wait;
+                        continue;
+                    }
+                }
+            }
+            let (interrupted, polled): (Vec<ActiveUnit>, Vec<ActiveUnit>) = units
+                .into_iter()
+                .partition(|u| u.status == Status::Submitting && u.id.is_none());
+            self.recover(&name, interrupted);
+            let driven = self
+                .backends
+                .entry(name.clone())
+                .or_insert_with(Driven::new);
+            if !driven.polling && driven.next_due <= now && !polled.is_empty() {
+                driven.polling = true;
+                self.spawn_poll(&name, polled, true);
+            }
+        }
+        Ok(())
+    }
+
+    fn rules(&self, name: &str, own_secs: u32) -> PaceRules {
+        let s = self.settings();
+        let base = s
+            .intervals
+            .get(name)
+            .copied()
+            .or(s.interval)
+            .unwrap_or(Duration::from_secs(u64::from(own_secs.max(1))));
+        PaceRules {
+            base,
+            quiet_factor: s.quiet_factor,
+            error_cap: s.error_cap.max(base),
+        }
+    }
+
+    /// A backend's instance is known: pace it, and watch it if it can be watched.
+    fn start_backend(&mut self, name: &str, instance: Arc<Instance>) {
+        let rules = self.rules(name, instance.description.poll_interval_secs);
+        let watch = instance.description.capabilities.watch;
+        let wait = self.settings().watch_wait;
+        let driven = self
+            .backends
+            .entry(name.to_owned())
+            .or_insert_with(Driven::new);
+        driven.pace = Some(Pace::new(rules));
+        if watch && !driven.watching {
+            driven.watching = true;
+            let events = self.events.clone();
+            let (backend, name) = (instance.backend.clone(), name.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    let asked = call(wait + Duration::from_secs(30), backend.changes(wait)).await;
+                    match asked {
+                        Ok(units) if units.is_empty() => {}
+                        Ok(units) => {
+                            let ev = Event::Changed {
+                                backend: name.clone(),
+                                units,
+                            };
+                            if events.send(ev).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!("watching backend `{name}`: {e}");
+                            if events.is_closed() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    }
+                }
+            });
+        }
+        driven.instance = Some(instance);
+    }
+
+    fn backend_ref(&self, u: &ActiveUnit) -> Option<BackendRef> {
+        Some(BackendRef {
+            job: u.unit,
+            id: u.id.clone()?,
+            run: u.run,
+            workspace: self.ctx().workspaces.dir(u.unit),
+        })
+    }
+
+    /// Polls `units` of a backend in a task: all in one call where the backend lists
+    /// everything at once, else in chunks, a few at a time, each under the timeout.
+    fn spawn_poll(&mut self, name: &str, units: Vec<ActiveUnit>, full: bool) {
+        let Some(instance) = self.backends.get(name).and_then(|b| b.instance.clone()) else {
+            return;
+        };
+        let refs: Vec<BackendRef> = units.iter().filter_map(|u| self.backend_ref(u)).collect();
+        let timeout = self.ctx().call_timeout;
+        let concurrency = self.settings().poll_concurrency.max(1);
+        let events = self.events.clone();
+        let name = name.to_owned();
+        if !full {
+            self.targeted += 1;
+        }
+        tokio::spawn(async move {
+            let mut answers = Vec::with_capacity(refs.len());
+            let mut failures = Vec::new();
+            if full && instance.description.capabilities.poll_all {
+                match call(timeout, instance.backend.poll_all(&refs)).await {
+                    Ok(a) => answers = a,
+                    Err(e) => failures.push(e),
+                }
+            } else {
+                let chunks: Vec<Vec<BackendRef>> = refs
+                    .chunks(instance.max_batch())
+                    .map(<[BackendRef]>::to_vec)
+                    .collect();
+                let mut calls = futures_util::stream::iter(chunks)
+                    .map(|chunk| {
+                        let backend = instance.backend.clone();
+                        async move { call(timeout, backend.poll(&chunk)).await }
+                    })
+                    .buffer_unordered(concurrency);
+                while let Some(result) = calls.next().await {
+                    match result {
+                        Ok(a) => answers.extend(a),
+                        Err(e) => failures.push(e),
+                    }
+                }
+            }
+            let _ = events
+                .send(Event::Polled {
+                    backend: name,
+                    units,
+                    answers,
+                    failures,
+                    full,
+                })
+                .await;
+        });
+    }
+
+    /// Units left `submitting` without an id: if nobody is submitting their job any more,
+    /// the process that was died; ask the backend what became of them.
+    fn recover(&mut self, name: &str, units: Vec<ActiveUnit>) {
+        let mut by_job: BTreeMap<JobId, Vec<ActiveUnit>> = BTreeMap::new();
+        for u in units {
+            by_job.entry(u.unit.job).or_default().push(u);
+        }
+        let Some(instance) = self.backends.get(name).and_then(|b| b.instance.clone()) else {
+            return;
+        };
+        for (job, units) in by_job {
+            if self.finding.contains(&job) || self.resubmitting.contains(&job) {
+                continue;
+            }
+            match SubmissionLease::holder(&self.ctx().locks, job) {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("job {job}: cannot tell whether it is being submitted: {e}");
+                    continue;
+                }
+            }
+            self.finding.insert(job);
+            let asked: Vec<UnitRun> = units
+                .iter()
+                .map(|u| UnitRun {
+                    job: u.unit,
+                    run: u.run,
+                    workspace: self.ctx().workspaces.dir(u.unit),
+                })
+                .collect();
+            let events = self.events.clone();
+            let timeout = self.ctx().call_timeout;
+            let instance = instance.clone();
+            tokio::spawn(async move {
+                let result = if instance.description.capabilities.find {
+                    call(timeout, instance.backend.find(&asked)).await
+                } else {
+                    Err(CallError::Refused(format!(
+                        "backend `{}` cannot tell whether it took a job whose submission was cut off",
+                        instance.name
+                    )))
+                };
+                let _ = events.send(Event::Found { job, units, result }).await;
+            });
+        }
+    }
+
+    /// Handles a batch of events: their changes are committed together.
+    async fn handle(&mut self, events: Vec<Event>, stopping: bool) -> Vec<CycleReport> {
+        let mut updates: Vec<UnitUpdate> = Vec::new();
+        let mut reports: Vec<CycleReport> = Vec::new();
+        // Ended units to collect once their `completing` is committed.
+        let mut ended: Vec<(String, Ended, bool)> = Vec::new();
+        let mut changed: HashMap<String, HashSet<JobRef>> = HashMap::new();
+        for event in events {
+            match event {
+                Event::Polled {
+                    backend,
+                    units,
+                    answers,
+                    failures,
+                    full,
+                } => {
+                    if !full {
+                        self.targeted = self.targeted.saturating_sub(1);
+                    }
+                    let report = self.polled(
+                        &backend,
+                        &units,
+                        answers,
+                        &failures,
+                        full,
+                        &mut updates,
+                        &mut ended,
+                    );
+                    reports.push(report);
+                }
+                Event::Changed { backend, units } => {
+                    changed.entry(backend).or_default().extend(units);
+                }
+                Event::Collected {
+                    backend,
+                    ended: batch,
+                    result,
+                } => {
+                    let report = self.collected(&backend, batch, result, &mut updates);
+                    reports.push(report);
+                }
+                Event::Found { job, units, result } => {
+                    self.finding.remove(&job);
+                    self.found(units, result, &mut updates);
+                }
+                Event::Resubmitted { job, result } => {
+                    self.resubmitting.remove(&job);
+                    self.read_now = true;
+                    match result {
+                        Ok(r) => tracing::info!(
+                            "job {job}: resubmitted {} unit(s) automatically ({} refused)",
+                            r.submitted,
+                            r.failed.len()
+                        ),
+                        Err(e) => tracing::warn!("job {job}: automatic resubmission failed: {e}"),
+                    }
+                }
+            }
+        }
+
+        // One commit for everything the batch decided.
+        let (refused, problem) = match self.ctx().store.update_units(updates.clone()).await {
+            Ok(outcome) => {
+                let refused: HashSet<JobRef> = outcome.refused.iter().map(|(u, _)| *u).collect();
+                for (u, why) in &outcome.refused {
+                    tracing::debug!("job {u}: not changed: {why}");
+                }
+                (refused, None)
+            }
+            Err(e) => (
+                updates.iter().map(|u| u.unit).collect(),
+                Some(format!(
+                    "saving {} changes failed (they are made again next time): {e}",
+                    updates.len()
+                )),
+            ),
+        };
+        if let (Some(p), Some(r)) = (problem, reports.first_mut()) {
+            r.problems.push(p);
+        }
+        let applied = |u: &JobRef| !refused.contains(u);
+        for r in &mut reports {
+            r.active_units = self.active_units;
+            r.counts = self.counts.clone();
+        }
+        // Count what changed per backend report, from what was applied.
+        let mut failed_jobs: HashSet<JobId> = HashSet::new();
+        let mut applied_n = 0usize;
+        for u in &updates {
+            if !applied(&u.unit) {
+                continue;
+            }
+            applied_n += 1;
+            if let Some((to, _)) = u.change.status {
+                if to == Status::Failed {
+                    failed_jobs.insert(u.unit.job);
+                }
+                if matches!(to, Status::Completed | Status::Failed | Status::Killed) {
+                    self.read_now = true;
+                }
+            }
+        }
+        let _ = applied_n;
+        for (backend, e, needs_commit) in ended {
+            if needs_commit && !applied(&e.unit) {
+                continue;
+            }
+            if self.finalising.insert((e.unit, e.run))
+                && let Some(b) = self.backends.get_mut(&backend)
+            {
+                b.finalise_queue.push_back(e);
+            }
+        }
+        if !stopping {
+            self.start_finalising();
+            for (backend, units) in changed {
+                self.poll_changed(&backend, units.into_iter().collect())
+                    .await;
+            }
+            self.auto_resubmit(failed_jobs).await;
+        }
+        reports
+    }
+
+    /// What one poll's answers mean; the changes go to `updates`, ended units to `ended`.
+    #[allow(clippy::too_many_arguments)]
+    fn polled(
+        &mut self,
+        backend: &str,
+        units: &[ActiveUnit],
+        answers: Answers<PollReport>,
+        failures: &[CallError],
+        full: bool,
+        updates: &mut Vec<UnitUpdate>,
+        ended: &mut Vec<(String, Ended, bool)>,
+    ) -> CycleReport {
+        let at = now();
+        let instant = Instant::now();
+        let grace = self.settings().lost_grace;
+        let mut report = CycleReport {
+            backend: backend.to_owned(),
+            polled: units.len(),
+            ..CycleReport::default()
+        };
+        let answered = answers.len();
+        let mut answers = keyed(answers);
+        let before = updates.len();
+        let mut ambiguous = 0usize;
+        for u in units {
+            let answer = match answers.remove(&u.unit) {
+                None => continue,
+                Some(None) => {
+                    ambiguous += 1;
+                    continue;
+                }
+                Some(Some(answer)) => answer,
+            };
+            let r = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("job {}: backend `{backend}`: {e}", u.unit));
+                    continue;
+                }
+            };
+            if r.status != ganga_core::RemoteStatus::Absent {
+                self.absent_since.remove(&(u.unit, u.run));
+            }
+            let update = |change: UnitChange| UnitUpdate {
+                unit: u.unit,
+                seen: u.status,
+                run: u.run,
+                change,
+            };
+            match after_poll(u, &r, at) {
+                PollOutcome::Nothing => {}
+                PollOutcome::Update(change) => updates.push(update(change)),
+                PollOutcome::Finalise {
+                    update: change,
+                    succeeded,
+                    reason,
+                } => {
+                    let Some(id) = u.id.clone() else { continue };
+                    let e = Ended {
+                        unit: u.unit,
+                        run: u.run,
+                        id,
+                        succeeded,
+                        reason,
+                    };
+                    match change {
+                        Some(c) => {
+                            updates.push(update(c));
+                            ended.push((backend.to_owned(), e, true));
+                        }
+                        None if !self.finalising.contains(&(u.unit, u.run)) => {
+                            ended.push((backend.to_owned(), e, false));
+                        }
+                        None => {}
+                    }
+                }
+                PollOutcome::Absent => {
+                    let first = *self.absent_since.entry((u.unit, u.run)).or_insert(instant);
+                    let absent_for = instant.saturating_duration_since(first);
+                    if absent_for >= grace {
+                        self.absent_since.remove(&(u.unit, u.run));
+                        updates.push(update(lost(at, absent_for.as_secs(), None)));
+                    }
+                }
+            }
+        }
+        let changes = &updates[before..];
+        report.changed = changes.iter().filter(|u| u.change.status.is_some()).count();
+        report.finished = changes
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u.change.status,
+                    Some((Status::Failed | Status::Killed | Status::Completed, _))
+                )
+            })
+            .count();
+        if ambiguous > 0 {
+            report.problems.push(format!(
+                "backend `{backend}` answered twice, differently, for {ambiguous} units; they are asked again later"
+            ));
+        }
+        if answered < units.len() && failures.is_empty() {
+            report.problems.push(format!(
+                "backend `{backend}` answered for {answered} of {} units; the others are asked again later",
+                units.len()
+            ));
+        }
+        for f in failures {
+            report.problems.push(format!(
+                "backend `{backend}`: a poll failed (its units stay as they are): {f}"
+            ));
+        }
+        if full {
+            self.polls += 1;
+            self.last_poll = Some(at);
+            let jitter = self.next_jitter();
+            if let Some(b) = self.backends.get_mut(backend) {
+                b.polling = false;
+                b.last_poll = Some(at);
+                if let Some(pace) = &mut b.pace {
+                    let wait = if !failures.is_empty() {
+                        b.last_error = failures.last().map(ToString::to_string);
+                        pace.failed(jitter)
+                    } else if report.changed > 0 {
+                        b.last_error = None;
+                        pace.changed()
+                    } else {
+                        b.last_error = None;
+                        pace.quiet()
+                    };
+                    b.next_due = Instant::now() + wait;
+                }
+            }
+        }
+        report
+    }
+
+    /// Polls at once the units a watching backend named.
+    async fn poll_changed(&mut self, backend: &str, units: Vec<JobRef>) {
+        let read = self.ctx().store.units_of(backend, units).await;
+        match read {
+            Ok(units) => {
+                let units: Vec<ActiveUnit> = units
+                    .into_iter()
+                    .filter(|u| u.id.is_some() && !self.finalising.contains(&(u.unit, u.run)))
+                    .collect();
+                if !units.is_empty() {
+                    self.spawn_poll(backend, units, false);
+                }
+            }
+            Err(e) => tracing::warn!("cannot read the units backend `{backend}` named: {e}"),
+        }
+    }
+
+    /// Starts output collections, up to the concurrency allowed per backend.
+    fn start_finalising(&mut self) {
+        let limit = self.settings().finalise_concurrency.max(1);
+        let timeout = self.ctx().call_timeout;
+        let names: Vec<String> = self.backends.keys().cloned().collect();
+        for name in names {
+            while let Some(b) = self.backends.get_mut(&name) {
+                let Some(instance) = b.instance.clone() else {
+                    break;
+                };
+                if b.finalising >= limit || b.finalise_queue.is_empty() {
+                    break;
+                }
+                let n = instance.max_batch().min(b.finalise_queue.len());
+                let batch: Vec<Ended> = b.finalise_queue.drain(..n).collect();
+                b.finalising += 1;
+                let (ctx, events, name) = (self.ctx().clone(), self.events.clone(), name.clone());
+                tokio::spawn(async move {
+                    let result = collect(&ctx, &instance, &batch, timeout).await;
+                    let _ = events
+                        .send(Event::Collected {
+                            backend: name,
+                            ended: batch,
+                            result,
+                        })
+                        .await;
+                });
+            }
+        }
+    }
+
+    /// Settles how collected units ended.
+    fn collected(
+        &mut self,
+        backend: &str,
+        batch: Vec<Ended>,
+        result: Result<Answers<OutputsReport>, CallError>,
+        updates: &mut Vec<UnitUpdate>,
+    ) -> CycleReport {
+        let mut report = CycleReport {
+            backend: backend.to_owned(),
+            ..CycleReport::default()
+        };
+        if let Some(b) = self.backends.get_mut(backend) {
+            b.finalising = b.finalising.saturating_sub(1);
+        }
+        for e in &batch {
+            self.finalising.remove(&(e.unit, e.run));
+        }
+        let answers: HashMap<JobRef, PerJob<OutputsReport>> = match result {
+            Ok(a) => a.into_iter().collect(),
+            Err(e) => {
+                report.problems.push(format!(
+                    "backend `{backend}`: collecting the outputs of {} units failed (tried again later): {e}",
+                    batch.len()
+                ));
+                return report;
+            }
+        };
+        let at = now();
+        for e in batch {
+            match answers.get(&e.unit) {
+                Some(Ok(out)) => {
+                    let change = settle(e.succeeded, e.reason.as_deref(), out, at);
+                    report.changed += 1;
+                    report.finished += 1;
+                    updates.push(UnitUpdate {
+                        unit: e.unit,
+                        seen: Status::Completing,
+                        run: e.run,
+                        change,
+                    });
+                }
+                Some(Err(why)) => report.problems.push(format!(
+                    "job {}: collecting its outputs failed (tried again later): {why}",
+                    e.unit
+                )),
+                None => report.problems.push(format!(
+                    "job {}: backend `{backend}` did not answer for its outputs (tried again later)",
+                    e.unit
+                )),
+            }
+        }
+        report
+    }
+
+    /// Records what the backend found of interrupted submissions.
+    fn found(
+        &mut self,
+        units: Vec<ActiveUnit>,
+        result: Result<Answers<Option<Submitted>>, CallError>,
+        updates: &mut Vec<UnitUpdate>,
+    ) {
+        let at = now();
+        let update = |u: &ActiveUnit, change| UnitUpdate {
+            unit: u.unit,
+            seen: Status::Submitting,
+            run: u.run,
+            change,
+        };
+        match result {
+            Ok(answers) => {
+                let answers: HashMap<JobRef, PerJob<Option<Submitted>>> =
+                    answers.into_iter().collect();
+                for u in &units {
+                    match answers.get(&u.unit) {
+                        Some(Ok(found)) => updates.push(update(u, after_find(found, at))),
+                        Some(Err(e)) => {
+                            tracing::warn!(
+                                "job {}: cannot tell whether it was submitted: {e}",
+                                u.unit
+                            )
+                        }
+                        None => {}
+                    }
+                }
+            }
+            Err(CallError::Refused(why)) => {
+                for u in &units {
+                    let mut change = UnitChange::to(Status::Failed, at);
+                    change.reason = Some(format!(
+                        "the submission was interrupted, and it cannot be told whether it started ({why}); resubmit it"
+                    ));
+                    updates.push(update(u, change));
+                }
+            }
+            Err(CallError::Uncertain(why)) => {
+                tracing::warn!(
+                    "cannot tell what became of {} interrupted submissions (asked again later): {why}",
+                    units.len()
+                );
+            }
+        }
+    }
+
+    /// Resubmits, where the job's policy says so, the units that just failed.
+    async fn auto_resubmit(&mut self, jobs: HashSet<JobId>) {
+        for id in jobs {
+            if self.resubmitting.contains(&id) {
+                continue;
+            }
+            match self.resubmission(id).await {
+                Ok(Some((instance, spec, outgoing))) => {
+                    self.resubmitting.insert(id);
+                    let (ctx, events) = (self.ctx().clone(), self.events.clone());
+                    tokio::spawn(async move {
+                        let result = resubmit(&ctx, &instance, id, &spec, outgoing).await;
+                        let _ = events.send(Event::Resubmitted { job: id, result }).await;
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("job {id}: cannot decide on an automatic resubmission: {e}")
+                }
+            }
+        }
+    }
+
+    /// What to resubmit of a job automatically, if anything.
+    async fn resubmission(
+        &self,
+        id: JobId,
+    ) -> Result<Option<(Arc<Instance>, ganga_core::JobSpec, Vec<Outgoing>)>, OpError> {
+        let store = &self.ctx().store;
+        let Some(job) = store.fresh_job(id).await? else {
+            return Ok(None);
+        };
+        let Some(policy) = job.spec.auto_resubmit.or(self.settings().auto_resubmit) else {
+            return Ok(None);
+        };
+        let outgoing = if !job.is_split() {
+            if job.status() != Status::Failed
+                || !auto_resubmit_single(&policy, job.run.auto_resubmits)
+            {
+                return Ok(None);
+            }
+            vec![Outgoing {
+                unit: job.job_ref(),
+                run: job.run.submit_count,
+                overrides: Vec::new(),
+                previous_id: job.run.backend.id.clone(),
+            }]
+        } else {
+            if !auto_resubmit_split(&policy, &job.subjobs) {
+                return Ok(None);
+            }
+            let n = job.subjob_count();
+            let failed: Vec<u32> = store
+                .statuses(id, 0..n)
+                .await?
+                .into_iter()
+                .filter(|(_, s)| *s == Status::Failed)
+                .map(|(i, _)| i)
+                .collect();
+            let mut outgoing = Vec::new();
+            for i in failed {
+                for sj in store.subjobs(id, i..i + 1).await? {
+                    if sj.status() == Status::Failed
+                        && auto_resubmit_single(&policy, sj.run.auto_resubmits)
+                    {
+                        outgoing.push(Outgoing {
+                            unit: JobRef::subjob(id, sj.index),
+                            run: sj.run.submit_count,
+                            previous_id: sj.run.backend.id.clone(),
+                            overrides: sj.overrides,
+                        });
+                    }
+                }
+            }
+            outgoing
+        };
+        if outgoing.is_empty() {
+            return Ok(None);
+        }
+        let instance = self.ctx().instance_for(id, &job.spec.backend.kind).await?;
+        Ok(Some((instance, job.spec.without_splitter(), outgoing)))
+    }
+
+    /// Answers another process.
+    fn answer(&mut self, request: ControlRequest, stopping: &mut Option<Instant>) -> ControlReply {
+        match request {
+            ControlRequest::Status => ControlReply::Status(self.status()),
+            ControlRequest::Poll { jobs } => {
+                let _ = jobs;
+                self.read_now = true;
+                let now = Instant::now();
+                for b in self.backends.values_mut() {
+                    b.next_due = b.next_due.min(now);
+                }
+                ControlReply::Done
+            }
+            ControlRequest::Stop => {
+                stopping.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+                ControlReply::Done
+            }
+        }
+    }
+
+    fn status(&self) -> MonitorStatus {
+        MonitorStatus {
+            pid: std::process::id(),
+            since: self.started,
+            polls: self.polls,
+            last_poll: self.last_poll,
+            active_units: self.active_units,
+            finalising: self.finalising.len(),
+            backends: self
+                .backends
+                .iter()
+                .map(|(name, b)| BackendStatus {
+                    name: name.clone(),
+                    active_units: b.units,
+                    last_poll: b.last_poll,
+                    interval_secs: b.pace.map_or(0.0, |p| p.interval().as_secs_f64()),
+                    errors: b.pace.map_or(0, |p| p.errors()),
+                    last_error: b.last_error.clone(),
+                    capabilities: b
+                        .instance
+                        .as_ref()
+                        .map(|i| i.description.capabilities)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Answers by unit. A unit answered twice, differently, has no answer it can be trusted
+/// with (`None`); answers for units not asked about are never looked at.
+fn keyed<T: PartialEq>(answers: Answers<T>) -> HashMap<JobRef, Option<PerJob<T>>> {
+    let mut by_unit: HashMap<JobRef, Option<PerJob<T>>> = HashMap::with_capacity(answers.len());
+    for (unit, answer) in answers {
+        match by_unit.get_mut(&unit) {
+            None => {
+                by_unit.insert(unit, Some(answer));
+            }
+            Some(seen) => {
+                if seen.as_ref() != Some(&answer) {
+                    *seen = None;
+                }
+            }
+        }
+    }
+    by_unit
+}
+
+/// Collects the outputs of ended units.
+async fn collect(
+    ctx: &Context,
+    instance: &Instance,
+    batch: &[Ended],
+    timeout: Duration,
+) -> Result<Answers<OutputsReport>, CallError> {
+    let mut patterns: HashMap<JobId, Vec<String>> = HashMap::new();
+    let mut requests = Vec::with_capacity(batch.len());
+    for e in batch {
+        if let std::collections::hash_map::Entry::Vacant(slot) = patterns.entry(e.unit.job) {
+            let job = ctx
+                .store
+                .job(e.unit.job)
+                .await
+                .map_err(|e| CallError::Uncertain(e.to_string()))?;
+            let Some(job) = job else { continue };
+            slot.insert(job.spec.output_files.clone());
+        }
+        requests.push(OutputsRequest {
+            job: BackendRef {
+                job: e.unit,
+                id: e.id.clone(),
+                run: e.run,
+                workspace: ctx.workspaces.dir(e.unit),
+            },
+            output_dir: ctx.workspaces.output_dir(e.unit),
+            patterns: patterns.get(&e.unit.job).cloned().unwrap_or_default(),
+        });
+    }
+    call(timeout, instance.backend.outputs(&requests)).await
+}
+
+/// Starts the next run of failed units: records it, clears their collected outputs, and
+/// hands them over.
+async fn resubmit(
+    ctx: &Context,
+    instance: &Instance,
+    id: JobId,
+    spec: &ganga_core::JobSpec,
+    outgoing: Vec<Outgoing>,
+) -> Result<SubmitReport, OpError> {
+    let locks = ctx.locks.clone();
+    let _lease = crate::store::blocking(move || SubmissionLease::acquire(&locks, id))
+        .await?
+        .map_err(|e| OpError::Io {
+            job: JobRef::job(id),
+            message: format!("cannot take the submission lock: {e}"),
+        })?;
+    let at = now();
+    let updates: Vec<UnitUpdate> = outgoing
+        .iter()
+        .map(|o| UnitUpdate {
+            unit: o.unit,
+            seen: Status::Failed,
+            run: o.run,
+            change: auto_resubmission(at),
+        })
+        .collect();
+    let outcome = ctx.store.update_units(updates).await?;
+    let refused: HashSet<JobRef> = outcome.refused.into_iter().map(|(u, _)| u).collect();
+    let mut next = Vec::with_capacity(outgoing.len());
+    for o in outgoing {
+        if refused.contains(&o.unit) {
+            continue;
+        }
+        crate::operations::clear_outputs(ctx, o.unit).await?;
+        next.push(Outgoing {
+            run: o.run + 1,
+            ..o
+        });
+    }
+    hand_over(ctx, instance, id, spec, &next).await
+}
