@@ -207,7 +207,10 @@ PY
   # shellcheck disable=SC1091
   . "$DIR/secrets.sh"
   {
-    "$VENV/bin/python" -m diracx.db generate-local-urls "$DIR/db"
+    # sqlite waits 5 s for a lock by default; tests that write from many requests at once
+    # (and a second server over the same files) need longer.
+    "$VENV/bin/python" -m diracx.db generate-local-urls "$DIR/db" \
+      | sed -E 's|^(export DIRACX_DB_URL_[A-Z]+="sqlite[^"]*\.db)"|\1?timeout=60"|'
     cat <<EOF
 export DIRACX_CONFIG_BACKEND_URL="git+file://$DIR/cs"
 export DIRACX_SERVICE_AUTH_TOKEN_KEYSTORE="file://$DIR/keystore/jwks.json"

@@ -120,8 +120,9 @@ impl DiracX {
         &self.identity
     }
 
-    pub(crate) fn http(&self) -> &Http {
-        &self.http
+    /// HTTP requests sent so far (every attempt, the sandbox store's too).
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.http.requests_sent()
     }
 
     fn request(&self, method: Method, path: &str, what: impl Into<String>) -> Result<Request, DiracError> {

@@ -59,6 +59,7 @@ impl DiracError {
 impl From<DiracError> for BackendError {
     fn from(e: DiracError) -> BackendError {
         let kind = match &e {
+            DiracError::LoginNeeded(_) => BackendErrorKind::Unauthorized,
             DiracError::Settings(_) => BackendErrorKind::InvalidOptions,
             DiracError::Protocol { .. } => BackendErrorKind::Protocol,
             _ => BackendErrorKind::Failed,

@@ -206,13 +206,20 @@ pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Dur
 pub(crate) struct Http {
     client: reqwest::Client,
     pub(crate) policy: RetryPolicy,
+    /// Requests sent (every attempt), for the benchmarks' request budgets.
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Http {
     pub(crate) fn new(policy: RetryPolicy) -> Result<Http, DiracError> {
-        // reqwest is built without a crypto provider of its own (no aws-lc): use ring.
-        // Installing fails only if one is installed already, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest is built without a crypto provider of its own: ring, which builds from
+        // a small C part everywhere, rather than aws-lc, which needs a larger C toolchain
+        // build on every machine. (rustls deprecates ring's provider for lacking
+        // post-quantum key exchange; classical TLS 1.3 is what DiracX servers offer.)
+        // Installing fails only if a provider is installed already, which is as good.
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let _ = provider.install_default();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(120))
@@ -220,10 +227,23 @@ impl Http {
             .user_agent(concat!("ganga-rs-dirac/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DiracError::Local(format!("cannot create the HTTP client: {e}")))?;
-        Ok(Http { client, policy })
+        Ok(Http {
+            client,
+            policy,
+            sent: std::sync::Arc::default(),
+        })
+    }
+
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn build(&self, req: &Request) -> reqwest::RequestBuilder {
+        self.count();
         let mut b = self
             .client
             .request(req.method.clone(), req.url.clone())
@@ -372,6 +392,7 @@ impl Http {
         let local = |e: std::io::Error| {
             Failure::Final(DiracError::local(format!("{what}: {}", file.display()), e))
         };
+        self.count();
         let mut resp = self
             .client
             .get(url.clone())

@@ -14,6 +14,7 @@
 //! DiracX 0.7 has no endpoint for it.
 
 mod auth;
+mod backend;
 mod client;
 mod error;
 mod http;
@@ -23,4 +24,30 @@ mod sandbox;
 mod settings;
 mod status;
 
-pub use crate::error::DiracError;
+pub use crate::{backend::DiracBackend, error::DiracError};
+
+/// For tests that check the JDL against DIRAC's own parsers: the JDL of a command line
+/// and environment, and the wrapper script a wrapped command line needs.
+#[doc(hidden)]
+pub fn jdl_of(
+    exe: &str,
+    args: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+    output_patterns: &[String],
+) -> Result<(String, Option<&'static str>), String> {
+    let command = jdl::Command::new(exe, args, false)?;
+    let options = settings::JobOptions::default();
+    let text = jdl::write(&jdl::JobDescription {
+        name: "ganga:test:1:r1",
+        command: &command,
+        env,
+        input_sandbox: &[],
+        output_patterns,
+        options: &options,
+    })?;
+    Ok((text, command.needs_wrapper().then_some(jdl::WRAPPER_SCRIPT)))
+}
+
+// The declaration ganga's loader looks for, and the name job files use:
+// `[backend] type = "dirac"`.
+ganga_plugin_sdk::export_backend!(DiracBackend, "dirac");
