@@ -123,18 +123,27 @@ pub(crate) fn login_again(why: impl std::fmt::Display) -> DiracError {
 /// Reads the tokens file; `None` if there is none.
 pub(crate) fn read_stored(path: &Path) -> Result<Option<StoredTokens>, DiracError> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| login_again(format!("the DiracX tokens in {} are damaged ({e})", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            login_again(format!(
+                "the DiracX tokens in {} are damaged ({e})",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(DiracError::local(format!("cannot read {}", path.display()), e)),
+        Err(e) => Err(DiracError::local(
+            format!("cannot read {}", path.display()),
+            e,
+        )),
     }
 }
 
 /// Writes the tokens file readable by its owner only, atomically.
 pub(crate) fn write_stored(path: &Path, tokens: &StoredTokens) -> Result<(), DiracError> {
     let dir = path.parent().ok_or_else(|| {
-        DiracError::Local(format!("{}: a tokens file needs a directory", path.display()))
+        DiracError::Local(format!(
+            "{}: a tokens file needs a directory",
+            path.display()
+        ))
     })?;
     fs::DirBuilder::new()
         .recursive(true)
@@ -160,7 +169,10 @@ pub(crate) fn write_stored(path: &Path, tokens: &StoredTokens) -> Result<(), Dir
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(DiracError::local(format!("cannot write {}", path.display()), e));
+        return Err(DiracError::local(
+            format!("cannot write {}", path.display()),
+            e,
+        ));
     }
     Ok(())
 }
@@ -290,7 +302,10 @@ impl Auth {
                 })
                 .await?;
                 let token = token_text(&raw).map_err(|e| {
-                    DiracError::LoginNeeded(format!("the DiracX token file {}: {e}", path.display()))
+                    DiracError::LoginNeeded(format!(
+                        "the DiracX token file {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 (token, None)
             }
@@ -364,12 +379,16 @@ impl Auth {
             drop(lock);
             return Ok(());
         }
-        let refresh = stored.refresh_token.clone().filter(|r| !r.is_empty()).ok_or_else(|| {
-            login_again(format!(
-                "the DiracX session in {} cannot be renewed (no refresh token)",
-                path.display()
-            ))
-        })?;
+        let refresh = stored
+            .refresh_token
+            .clone()
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                login_again(format!(
+                    "the DiracX session in {} cannot be renewed (no refresh token)",
+                    path.display()
+                ))
+            })?;
         let response = self.exchange_refresh(http, &refresh).await?;
         let mut renewed = StoredTokens::new(&self.identity, response, now_secs());
         if renewed.refresh_token.is_none() {
@@ -390,13 +409,18 @@ impl Auth {
         Ok(())
     }
 
-    async fn exchange_refresh(&self, http: &Http, refresh: &str) -> Result<TokenResponse, DiracError> {
+    async fn exchange_refresh(
+        &self,
+        http: &Http,
+        refresh: &str,
+    ) -> Result<TokenResponse, DiracError> {
         let url = self
             .identity
             .url
             .join("api/auth/token")
             .map_err(|e| DiracError::Settings(format!("DiracX URL: {e}")))?;
-        let mut req = Request::new(Method::POST, url, "renewing the DiracX access token").not_idempotent();
+        let mut req =
+            Request::new(Method::POST, url, "renewing the DiracX access token").not_idempotent();
         req.body = Body::Form(vec![
             ("grant_type".into(), "refresh_token".into()),
             ("client_id".into(), self.client_id.clone()),
@@ -505,7 +529,11 @@ mod tests {
         write_stored(&path, &tokens).expect("written");
         let mode = fs::metadata(&path).expect("exists").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = fs::metadata(path.parent().expect("dir")).expect("exists").permissions().mode() & 0o777;
+        let dir_mode = fs::metadata(path.parent().expect("dir"))
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dir_mode, 0o700);
         assert_eq!(read_stored(&path).expect("readable"), Some(tokens.clone()));
         assert_eq!(tokens.identity(), Some(identity));
@@ -524,6 +552,9 @@ mod tests {
         fs::write(&path, "{ nope").expect("written");
         let err = read_stored(&path).expect_err("damaged").to_string();
         assert!(err.contains("ganga dirac login"), "{err}");
-        assert_eq!(read_stored(&dir.path().join("none")).expect("no file"), None);
+        assert_eq!(
+            read_stored(&dir.path().join("none")).expect("no file"),
+            None
+        );
     }
 }

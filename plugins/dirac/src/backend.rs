@@ -22,6 +22,12 @@ use crate::sandbox::{self, Limits};
 use crate::settings::{JOB_KEYS, JobOptions, Settings};
 use crate::status;
 
+/// Reads an environment variable (the process's, or a test's own).
+pub type EnvReader = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// A group of units sharing an input sandbox, with its PFN (none without input files).
+type Uploaded<'a> = (Result<Option<String>, DiracError>, Vec<Prepared<'a>>);
+
 /// How many outputs (downloads and unpacking) run at once within one call.
 const OUTPUTS_IN_FLIGHT: usize = 4;
 /// The most units of one kill request.
@@ -32,7 +38,7 @@ pub struct DiracBackend {
     home: PathBuf,
     home_id: String,
     config: Options,
-    env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: EnvReader,
     settings: Settings,
     client: tokio::sync::OnceCell<DiracX>,
 }
@@ -85,7 +91,7 @@ impl DiracBackend {
         home: &Path,
         home_id: &str,
         config: Options,
-        env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+        env: EnvReader,
     ) -> Result<DiracBackend, DiracError> {
         let settings = Settings::resolve(&config, &*env, home, stored_identity(home))?;
         Ok(DiracBackend {
@@ -144,9 +150,12 @@ impl DiracBackend {
         for p in fresh {
             let mut files = p.spec.input_files.clone();
             files.sort();
-            groups.entry((files, p.command.needs_wrapper())).or_default().push(p);
+            groups
+                .entry((files, p.command.needs_wrapper()))
+                .or_default()
+                .push(p);
         }
-        let uploads: Vec<(Result<Option<String>, DiracError>, Vec<Prepared<'_>>)> =
+        let uploads: Vec<Uploaded<'_>> =
             // (The futures are gathered first: a closure inside the stream would make the
             // call's future too generic for `Send`.)
             stream::iter(gather(groups.into_iter().map(|(key, units)| upload_group(client, key, units))))
@@ -173,8 +182,14 @@ impl DiracBackend {
                             options: &p.options,
                         };
                         match jdl::write(&description) {
-                            Ok(jdl) => jdls.push(Described { job: p.spec.job, name, jdl }),
-                            Err(e) => answers.push((p.spec.job, Err(format!("job {}: {e}", p.spec.job)))),
+                            Ok(jdl) => jdls.push(Described {
+                                job: p.spec.job,
+                                name,
+                                jdl,
+                            }),
+                            Err(e) => {
+                                answers.push((p.spec.job, Err(format!("job {}: {e}", p.spec.job))))
+                            }
                         }
                     }
                 }
@@ -188,12 +203,16 @@ impl DiracBackend {
                 }
             }
         }
-        let chunks: Vec<Vec<Described>> =
-            jdls.chunks(MAX_JDLS_PER_REQUEST).map(<[_]>::to_vec).collect();
-        let results = stream::iter(gather(chunks.into_iter().map(|chunk| submit_chunk(client, chunk))))
-            .buffer_unordered(self.settings.submit_in_flight)
-            .collect::<Vec<_>>()
-            .await;
+        let chunks: Vec<Vec<Described>> = jdls
+            .chunks(MAX_JDLS_PER_REQUEST)
+            .map(<[_]>::to_vec)
+            .collect();
+        let results = stream::iter(gather(
+            chunks.into_iter().map(|chunk| submit_chunk(client, chunk)),
+        ))
+        .buffer_unordered(self.settings.submit_in_flight)
+        .collect::<Vec<_>>()
+        .await;
         let mut any_submitted = false;
         for chunk in results {
             for (job, result) in chunk {
@@ -230,7 +249,8 @@ impl DiracBackend {
         ready: Vec<Prepared<'a>>,
         answers: &mut Answers<Submitted>,
     ) -> Result<Vec<Prepared<'a>>, DiracError> {
-        let (again, mut fresh): (Vec<_>, Vec<_>) = ready.into_iter().partition(|p| p.previous.is_some());
+        let (again, mut fresh): (Vec<_>, Vec<_>) =
+            ready.into_iter().partition(|p| p.previous.is_some());
         if again.is_empty() {
             return Ok(fresh);
         }
@@ -247,7 +267,10 @@ impl DiracBackend {
                 other => {
                     tracing::debug!(
                         "DIRAC job {id} was not rescheduled ({}); job {} is submitted afresh",
-                        other.map_or_else(|| result.failure_of(id).unwrap_or_default(), str::to_owned),
+                        other.map_or_else(
+                            || result.failure_of(id).unwrap_or_default(),
+                            str::to_owned
+                        ),
                         p.spec.job
                     );
                     fresh.push(p);
@@ -292,7 +315,10 @@ impl DiracBackend {
                         ended: seen.ended,
                     }
                 }
-                None => PollReport::new(RemoteStatus::Absent, format!("DiracX does not know job {id}")),
+                None => PollReport::new(
+                    RemoteStatus::Absent,
+                    format!("DiracX does not know job {id}"),
+                ),
             };
             answers.push((job.job, Ok(report)));
         }
@@ -316,8 +342,12 @@ impl DiracBackend {
                 // An illegal change is answered 200 with the old status: read each one.
                 let answer = match (result.status_of(*id), result.failure_of(*id)) {
                     (Some("Killed"), _) => Ok(()),
-                    (Some(other), _) => Err(format!("job {job}: DIRAC did not kill job {id}: it is {other}")),
-                    (None, Some(why)) => Err(format!("job {job}: DIRAC did not kill job {id}: {why}")),
+                    (Some(other), _) => Err(format!(
+                        "job {job}: DIRAC did not kill job {id}: it is {other}"
+                    )),
+                    (None, Some(why)) => {
+                        Err(format!("job {job}: DIRAC did not kill job {id}: {why}"))
+                    }
                     (None, None) => Err(format!("job {job}: DiracX did not answer for job {id}")),
                 };
                 answers.push((*job, answer));
@@ -336,7 +366,9 @@ impl DiracBackend {
             .map_err(|e| DiracError::local(format!("cannot create {}", scratch.display()), e))?;
         tokio::fs::create_dir_all(&req.output_dir)
             .await
-            .map_err(|e| DiracError::local(format!("cannot create {}", req.output_dir.display()), e))?;
+            .map_err(|e| {
+                DiracError::local(format!("cannot create {}", req.output_dir.display()), e)
+            })?;
         let mut skipped = Vec::new();
         for (i, pfn) in pfns.iter().enumerate() {
             let file = scratch.join(format!("output-sandbox-{i}.download"));
@@ -344,7 +376,8 @@ impl DiracBackend {
             let dest = req.output_dir.clone();
             let f = file.clone();
             let unpacked = tokio::task::spawn_blocking(move || {
-                let reader = std::fs::File::open(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let reader =
+                    std::fs::File::open(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 sandbox::unpack(std::io::BufReader::new(reader), &dest, Limits::default())
             })
             .await
@@ -366,16 +399,25 @@ impl DiracBackend {
         })
     }
 
-    async fn outputs_keyed(&self, req: &OutputsRequest) -> (JobRef, Result<OutputsReport, DiracError>) {
+    async fn outputs_keyed(
+        &self,
+        req: &OutputsRequest,
+    ) -> (JobRef, Result<OutputsReport, DiracError>) {
         (req.job.job, self.outputs_of(req).await)
     }
 
-    async fn peek_unit(&self, job: &BackendRef, file: &PeekFile, max_bytes: u64) -> Result<Vec<u8>, DiracError> {
+    async fn peek_unit(
+        &self,
+        job: &BackendRef,
+        file: &PeekFile,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, DiracError> {
         let name = match file {
             PeekFile::Stdout => jdl::STDOUT.to_owned(),
             PeekFile::Stderr => jdl::STDERR.to_owned(),
             PeekFile::Path(p) => {
-                ganga_core::check_inside_workdir(p).map_err(|e| DiracError::Local(format!("peek: {e}")))?;
+                ganga_core::check_inside_workdir(p)
+                    .map_err(|e| DiracError::Local(format!("peek: {e}")))?;
                 p.clone()
             }
         };
@@ -400,7 +442,8 @@ impl DiracBackend {
             let t = tmp.clone();
             let wanted = PathBuf::from(&name);
             let tail = tokio::task::spawn_blocking(move || {
-                let reader = std::fs::File::open(&t).map_err(|e| format!("{}: {e}", t.display()))?;
+                let reader =
+                    std::fs::File::open(&t).map_err(|e| format!("{}: {e}", t.display()))?;
                 sandbox::tail_of_entry(std::io::BufReader::new(reader), &wanted, max_bytes)
             })
             .await
@@ -419,22 +462,34 @@ impl DiracBackend {
 
     async fn find_units(&self, jobs: &[UnitRun]) -> Result<Answers<Option<Submitted>>, DiracError> {
         let client = self.client().await?;
-        let names: Vec<String> = jobs.iter().map(|u| job_name(&self.home_id, u.job, u.run)).collect();
+        let names: Vec<String> = jobs
+            .iter()
+            .map(|u| job_name(&self.home_id, u.job, u.run))
+            .collect();
         let found = client.jobs_named(&names).await?;
         let mut by_name: HashMap<&str, Vec<i64>> = HashMap::new();
         for row in &found {
-            by_name.entry(row.name.as_str()).or_default().push(row.job_id);
+            by_name
+                .entry(row.name.as_str())
+                .or_default()
+                .push(row.job_id);
         }
         Ok(jobs
             .iter()
             .zip(&names)
             .map(|(unit, name)| {
-                let answer = by_name.get(name.as_str()).and_then(|ids| ids.iter().min().copied()).map(|id| {
-                    if by_name.get(name.as_str()).is_some_and(|ids| ids.len() > 1) {
-                        tracing::warn!("job {}: DIRAC has several jobs named {name}; following {id}", unit.job);
-                    }
-                    Submitted::id(id.to_string())
-                });
+                let answer = by_name
+                    .get(name.as_str())
+                    .and_then(|ids| ids.iter().min().copied())
+                    .map(|id| {
+                        if by_name.get(name.as_str()).is_some_and(|ids| ids.len() > 1) {
+                            tracing::warn!(
+                                "job {}: DIRAC has several jobs named {name}; following {id}",
+                                unit.job
+                            );
+                        }
+                        Submitted::id(id.to_string())
+                    });
                 (unit.job, Ok(answer))
             })
             .collect())
@@ -453,13 +508,23 @@ struct Prepared<'a> {
     previous: Option<i64>,
 }
 
-fn prepare<'a>(spec: &'a SubmitSpec, settings: &Settings, client: &DiracX) -> Result<Prepared<'a>, String> {
+fn prepare<'a>(
+    spec: &'a SubmitSpec,
+    settings: &Settings,
+    client: &DiracX,
+) -> Result<Prepared<'a>, String> {
     let options = JobOptions::parse(&spec.options, &settings.defaults, Some(client.identity()))?;
-    let shipped = spec.input_files.iter().any(|f| f.as_os_str() == spec.exe.as_str());
+    let shipped = spec
+        .input_files
+        .iter()
+        .any(|f| f.as_os_str() == spec.exe.as_str());
     let command = Command::new(&spec.exe, &spec.args, shipped)?;
     for f in &spec.input_files {
         if !f.is_absolute() {
-            return Err(format!("input file {} is not an absolute path", f.display()));
+            return Err(format!(
+                "input file {} is not an absolute path",
+                f.display()
+            ));
         }
     }
     let previous = match (&spec.previous_id, spec.run) {
@@ -487,7 +552,7 @@ async fn upload_group<'a>(
     client: &DiracX,
     (files, wrapper): (Vec<PathBuf>, bool),
     units: Vec<Prepared<'a>>,
-) -> (Result<Option<String>, DiracError>, Vec<Prepared<'a>>) {
+) -> Uploaded<'a> {
     if files.is_empty() && !wrapper {
         return (Ok(None), units);
     }
@@ -520,37 +585,65 @@ struct Described {
 /// Submits one chunk. A chunk DiracX refuses as a whole (400) is sent again job by job, so
 /// that one bad JDL fails alone. A chunk that met a server error (5xx) may or may not have
 /// been created: the jobs are looked up by name, and only those not there are sent again.
-async fn submit_chunk(client: &DiracX, chunk: Vec<Described>) -> Vec<(JobRef, Result<i64, DiracError>)> {
+async fn submit_chunk(
+    client: &DiracX,
+    chunk: Vec<Described>,
+) -> Vec<(JobRef, Result<i64, DiracError>)> {
     let jdls: Vec<String> = chunk.iter().map(|d| d.jdl.clone()).collect();
     match client.submit_jdls(&jdls).await {
-        Ok(ids) => chunk.iter().zip(ids).map(|(d, inserted)| (d.job, Ok(inserted.job_id))).collect(),
+        Ok(ids) => chunk
+            .iter()
+            .zip(ids)
+            .map(|(d, inserted)| (d.job, Ok(inserted.job_id)))
+            .collect(),
         Err(DiracError::Refused { status: 400, .. }) if chunk.len() > 1 => {
             let mut out = Vec::with_capacity(chunk.len());
             for d in chunk {
-                let one = client.submit_jdls(std::slice::from_ref(&d.jdl)).await.and_then(|ids| {
-                    ids.first()
-                        .map(|i| i.job_id)
-                        .ok_or_else(|| DiracError::protocol("submitting a job", "no job id"))
-                });
+                let one = client
+                    .submit_jdls(std::slice::from_ref(&d.jdl))
+                    .await
+                    .and_then(|ids| {
+                        ids.first()
+                            .map(|i| i.job_id)
+                            .ok_or_else(|| DiracError::protocol("submitting a job", "no job id"))
+                    });
                 out.push((d.job, one));
             }
             out
         }
-        Err(e @ DiracError::Refused { status: 500..=599, .. }) => recover_chunk(client, chunk, e).await,
+        Err(
+            e @ DiracError::Refused {
+                status: 500..=599, ..
+            },
+        ) => recover_chunk(client, chunk, e).await,
         Err(e) => chunk.into_iter().map(|d| (d.job, Err(e.clone()))).collect(),
     }
 }
 
-async fn recover_chunk(client: &DiracX, chunk: Vec<Described>, first: DiracError) -> Vec<(JobRef, Result<i64, DiracError>)> {
+async fn recover_chunk(
+    client: &DiracX,
+    chunk: Vec<Described>,
+    first: DiracError,
+) -> Vec<(JobRef, Result<i64, DiracError>)> {
     let names: Vec<String> = chunk.iter().map(|d| d.name.clone()).collect();
     let found = match client.jobs_named(&names).await {
         Ok(found) => found,
-        Err(_) => return chunk.into_iter().map(|d| (d.job, Err(first.clone()))).collect(),
+        Err(_) => {
+            return chunk
+                .into_iter()
+                .map(|d| (d.job, Err(first.clone())))
+                .collect();
+        }
     };
     let mut out = Vec::with_capacity(chunk.len());
     let mut missing = Vec::new();
     for d in chunk {
-        match found.iter().filter(|f| f.name == d.name).map(|f| f.job_id).min() {
+        match found
+            .iter()
+            .filter(|f| f.name == d.name)
+            .map(|f| f.job_id)
+            .min()
+        {
             Some(id) => out.push((d.job, Ok(id))),
             None => missing.push(d),
         }
@@ -596,9 +689,10 @@ fn collect(dir: &Path, patterns: &[String]) -> Result<(Vec<String>, Vec<String>)
     }
     for pattern in patterns {
         let matched: Vec<&String> = match glob::Pattern::new(pattern) {
-            Ok(p) if ganga_core::check_inside_workdir(pattern).is_ok() => {
-                files.iter().filter(|f| p.matches_with(f, options)).collect()
-            }
+            Ok(p) if ganga_core::check_inside_workdir(pattern).is_ok() => files
+                .iter()
+                .filter(|f| p.matches_with(f, options))
+                .collect(),
             _ => Vec::new(),
         };
         if matched.is_empty() {
@@ -622,7 +716,9 @@ fn walk(dir: &Path) -> Result<Vec<String>, String> {
         let entries = std::fs::read_dir(&here).map_err(|e| format!("{}: {e}", here.display()))?;
         for entry in entries {
             let entry = entry.map_err(|e| format!("{}: {e}", here.display()))?;
-            let kind = entry.file_type().map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
             let name = rel.join(entry.file_name());
             if kind.is_dir() {
                 todo.push(name);
@@ -642,7 +738,10 @@ fn state_to_value(state: &LoginState) -> Value {
         ("url".to_owned(), Value::from(state.url.clone())),
         ("vo".to_owned(), Value::from(state.vo.clone())),
         ("group".to_owned(), Value::from(state.group.clone())),
-        ("device_code".to_owned(), Value::from(state.device_code.clone())),
+        (
+            "device_code".to_owned(),
+            Value::from(state.device_code.clone()),
+        ),
         ("expires_at".to_owned(), Value::Integer(state.expires_at)),
     ]))
 }
@@ -713,11 +812,21 @@ impl Backend for DiracBackend {
         keyed(self.kill_units(jobs).await)
     }
 
-    async fn peek(&self, job: &BackendRef, file: &PeekFile, max_bytes: u64) -> Result<Vec<u8>, BackendError> {
-        self.peek_unit(job, file, max_bytes).await.map_err(BackendError::from)
+    async fn peek(
+        &self,
+        job: &BackendRef,
+        file: &PeekFile,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        self.peek_unit(job, file, max_bytes)
+            .await
+            .map_err(BackendError::from)
     }
 
-    async fn outputs(&self, jobs: &[OutputsRequest]) -> Result<Answers<OutputsReport>, BackendError> {
+    async fn outputs(
+        &self,
+        jobs: &[OutputsRequest],
+    ) -> Result<Answers<OutputsReport>, BackendError> {
         let results: Vec<(JobRef, Result<OutputsReport, DiracError>)> =
             stream::iter(gather(jobs.iter().map(|req| self.outputs_keyed(req))))
                 .buffer_unordered(OUTPUTS_IN_FLIGHT)
@@ -736,11 +845,18 @@ impl Backend for DiracBackend {
         Ok(answers)
     }
 
-    async fn command(&self, args: &[String], state: Option<Value>) -> Result<CommandStep, BackendError> {
+    async fn command(
+        &self,
+        args: &[String],
+        state: Option<Value>,
+    ) -> Result<CommandStep, BackendError> {
         let state = match state {
             None => None,
             Some(v) => Some(state_from_value(&v).ok_or_else(|| {
-                BackendError::new(ganga_core::BackendErrorKind::Protocol, "dirac: a login step's state is damaged")
+                BackendError::new(
+                    ganga_core::BackendErrorKind::Protocol,
+                    "dirac: a login step's state is damaged",
+                )
             })?),
         };
         let step = login::command(&self.settings, args, state).await;
@@ -754,8 +870,13 @@ impl Backend for DiracBackend {
 
 impl ganga_plugin_sdk::BackendPlugin for DiracBackend {
     fn create(context: PluginContext) -> Result<Self, String> {
-        DiracBackend::with_env(&context.home, &context.home_id, context.config, Arc::new(process_env))
-            .map_err(|e| e.to_string())
+        DiracBackend::with_env(
+            &context.home,
+            &context.home_id,
+            context.config,
+            Arc::new(process_env),
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -793,7 +914,12 @@ mod tests {
         std::fs::write(dir.path().join(".hidden"), "h").expect("write");
         let (collected, unmatched) = collect(
             dir.path(),
-            &["res/*.txt".to_owned(), "*.root".to_owned(), "*".to_owned(), "../x".to_owned()],
+            &[
+                "res/*.txt".to_owned(),
+                "*.root".to_owned(),
+                "*".to_owned(),
+                "../x".to_owned(),
+            ],
         )
         .expect("ok");
         assert_eq!(collected, ["stdout", "res/a.txt"]);

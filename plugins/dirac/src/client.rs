@@ -52,11 +52,13 @@ impl BulkResult {
 
     /// Why the call failed for this job, if it did.
     pub(crate) fn failure_of(&self, id: i64) -> Option<String> {
-        self.failed.get(&id.to_string()).map(|v| match v.get("detail") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => v.to_string(),
-        })
+        self.failed
+            .get(&id.to_string())
+            .map(|v| match v.get("detail") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => v.to_string(),
+            })
     }
 }
 
@@ -108,7 +110,11 @@ impl DiracX {
             ..RetryPolicy::default()
         })?;
         Ok(DiracX {
-            auth: Auth::new(settings.token.clone(), identity.clone(), settings.client_id.clone()),
+            auth: Auth::new(
+                settings.token.clone(),
+                identity.clone(),
+                settings.client_id.clone(),
+            ),
             http,
             identity,
             request_timeout: settings.request_timeout,
@@ -125,12 +131,16 @@ impl DiracX {
         self.http.requests_sent()
     }
 
-    fn request(&self, method: Method, path: &str, what: impl Into<String>) -> Result<Request, DiracError> {
-        let url = self
-            .identity
-            .url
-            .join(path)
-            .map_err(|e| DiracError::Settings(format!("DiracX URL {}: {e}", self.identity.url)))?;
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        what: impl Into<String>,
+    ) -> Result<Request, DiracError> {
+        let url =
+            self.identity.url.join(path).map_err(|e| {
+                DiracError::Settings(format!("DiracX URL {}: {e}", self.identity.url))
+            })?;
         let mut req = Request::new(method, url, what);
         req.timeout = self.request_timeout;
         Ok(req)
@@ -144,8 +154,14 @@ impl DiracX {
         if resp.status.as_u16() != 401 {
             return Ok(resp);
         }
-        tracing::debug!("DiracX refused the token for {} ({}); renewing it", req.what, resp.detail());
-        self.auth.refused(&self.http, generation, &resp.detail()).await?;
+        tracing::debug!(
+            "DiracX refused the token for {} ({}); renewing it",
+            req.what,
+            resp.detail()
+        );
+        self.auth
+            .refused(&self.http, generation, &resp.detail())
+            .await?;
         let (token, _) = self.auth.bearer(&self.http).await?;
         req.bearer = Some(token);
         let resp = self.http.send(&req).await?;
@@ -156,7 +172,10 @@ impl DiracX {
     }
 
     /// Submits up to 20 plain (non-parametric) JDLs; the ids come in the same order.
-    pub(crate) async fn submit_jdls(&self, jdls: &[String]) -> Result<Vec<InsertedJob>, DiracError> {
+    pub(crate) async fn submit_jdls(
+        &self,
+        jdls: &[String],
+    ) -> Result<Vec<InsertedJob>, DiracError> {
         debug_assert!(jdls.len() <= MAX_JDLS_PER_REQUEST);
         let what = format!("submitting {} jobs", jdls.len());
         // Not idempotent: a submission whose answer was lost is found again by `find`.
@@ -227,8 +246,12 @@ impl DiracX {
             return Ok(Vec::new());
         }
         let filter = json!([{"parameter": "JobID", "operator": "in", "values": ids}]);
-        self.search(SEARCH_PARAMETERS, filter, &format!("the status of {} jobs", ids.len()))
-            .await
+        self.search(
+            SEARCH_PARAMETERS,
+            filter,
+            &format!("the status of {} jobs", ids.len()),
+        )
+        .await
     }
 
     /// The jobs with these names.
@@ -237,12 +260,21 @@ impl DiracX {
             return Ok(Vec::new());
         }
         let filter = json!([{"parameter": "JobName", "operator": "in", "values": names}]);
-        self.search(&["JobID", "JobName"], filter, &format!("the search for {} job names", names.len()))
-            .await
+        self.search(
+            &["JobID", "JobName"],
+            filter,
+            &format!("the search for {} job names", names.len()),
+        )
+        .await
     }
 
     /// Sets the status of jobs (`Killed`, `Deleted`), reading back what each became.
-    pub(crate) async fn set_status(&self, ids: &[i64], status: &str, minor: &str) -> Result<BulkResult, DiracError> {
+    pub(crate) async fn set_status(
+        &self,
+        ids: &[i64],
+        status: &str,
+        minor: &str,
+    ) -> Result<BulkResult, DiracError> {
         let when = now_for_dirac();
         let body: BTreeMap<String, serde_json::Value> = ids
             .iter()
@@ -254,7 +286,9 @@ impl DiracX {
             })
             .collect();
         let what = format!("setting {} jobs {status}", ids.len());
-        let req = self.request(Method::PATCH, "api/jobs/status", what.clone())?.json(&body)?;
+        let req = self
+            .request(Method::PATCH, "api/jobs/status", what.clone())?
+            .json(&body)?;
         let resp = self.call(req).await?;
         bulk_result(&resp, &what, 404)
     }
@@ -273,12 +307,14 @@ impl DiracX {
     /// Uploads a packed sandbox unless DiracX has it already; returns its PFN.
     pub(crate) async fn upload_sandbox(&self, packed: &Packed) -> Result<String, DiracError> {
         let what = "the input sandbox upload";
-        let req = self.request(Method::POST, "api/jobs/sandbox", what)?.json(&json!({
-            "checksum_algorithm": "sha256",
-            "checksum": packed.checksum,
-            "size": packed.bytes.len(),
-            "format": sandbox::FORMAT,
-        }))?;
+        let req = self
+            .request(Method::POST, "api/jobs/sandbox", what)?
+            .json(&json!({
+                "checksum_algorithm": "sha256",
+                "checksum": packed.checksum,
+                "size": packed.bytes.len(),
+                "format": sandbox::FORMAT,
+            }))?;
         let resp = self.call(req).await?;
         if !resp.status.is_success() {
             return Err(resp.refused(what));
@@ -288,9 +324,14 @@ impl DiracX {
             tracing::debug!("DiracX has the sandbox {} already", answer.pfn);
             return Ok(answer.pfn);
         };
-        let url = Url::parse(&url).map_err(|e| DiracError::protocol(what, format!("upload URL: {e}")))?;
+        let url =
+            Url::parse(&url).map_err(|e| DiracError::protocol(what, format!("upload URL: {e}")))?;
         // A presigned POST to the sandbox store: no Authorization header, the file last.
-        let mut s3 = Request::new(Method::POST, url, "the input sandbox upload to the sandbox store");
+        let mut s3 = Request::new(
+            Method::POST,
+            url,
+            "the input sandbox upload to the sandbox store",
+        );
         s3.timeout = self.transfer_timeout;
         s3.body = Body::Multipart {
             fields: answer.fields.into_iter().collect(),
@@ -306,7 +347,11 @@ impl DiracX {
     /// The output sandboxes assigned to a job (usually one, or none yet).
     pub(crate) async fn output_sandboxes(&self, id: i64) -> Result<Vec<String>, DiracError> {
         let what = format!("the output sandbox list of DIRAC job {id}");
-        let req = self.request(Method::GET, &format!("api/jobs/{id}/sandbox/output"), what.clone())?;
+        let req = self.request(
+            Method::GET,
+            &format!("api/jobs/{id}/sandbox/output"),
+            what.clone(),
+        )?;
         let resp = self.call(req).await?;
         if !resp.status.is_success() {
             return Err(resp.refused(&what));
@@ -318,15 +363,24 @@ impl DiracX {
     /// Downloads a sandbox to a file.
     pub(crate) async fn download_sandbox(&self, pfn: &str, to: &Path) -> Result<u64, DiracError> {
         let what = "the sandbox download";
-        let req = self.request(Method::GET, "api/jobs/sandbox", what)?.query("pfn", pfn);
+        let req = self
+            .request(Method::GET, "api/jobs/sandbox", what)?
+            .query("pfn", pfn);
         let resp = self.call(req).await?;
         if !resp.status.is_success() {
             return Err(resp.refused(what));
         }
         let answer: DownloadUrl = resp.json(what)?;
-        let url = Url::parse(&answer.url).map_err(|e| DiracError::protocol(what, format!("download URL: {e}")))?;
+        let url = Url::parse(&answer.url)
+            .map_err(|e| DiracError::protocol(what, format!("download URL: {e}")))?;
         self.http
-            .download(&url, to, self.transfer_timeout, sandbox::MAX_SANDBOX_BYTES, what)
+            .download(
+                &url,
+                to,
+                self.transfer_timeout,
+                sandbox::MAX_SANDBOX_BYTES,
+                what,
+            )
             .await
     }
 
@@ -355,7 +409,11 @@ impl DiracX {
     }
 }
 
-fn bulk_result(resp: &Response, what: &str, all_failed_status: u16) -> Result<BulkResult, DiracError> {
+fn bulk_result(
+    resp: &Response,
+    what: &str,
+    all_failed_status: u16,
+) -> Result<BulkResult, DiracError> {
     if resp.status.is_success() {
         return resp.json(what);
     }

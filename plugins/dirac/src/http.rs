@@ -53,9 +53,8 @@ impl Request {
     }
 
     pub(crate) fn json(mut self, value: &impl serde::Serialize) -> Result<Request, DiracError> {
-        self.body = Body::Json(
-            serde_json::to_vec(value).map_err(|e| DiracError::protocol(&self.what, e))?,
-        );
+        self.body =
+            Body::Json(serde_json::to_vec(value).map_err(|e| DiracError::protocol(&self.what, e))?);
         Ok(self)
     }
 
@@ -338,7 +337,13 @@ impl Http {
     }
 
     fn wait(&self, outcome: Outcome, req: &Request, attempt: u32) -> Option<Duration> {
-        retry_after(&self.policy, outcome, req.idempotent, attempt, fastrand::f64())
+        retry_after(
+            &self.policy,
+            outcome,
+            req.idempotent,
+            attempt,
+            fastrand::f64(),
+        )
     }
 
     /// Streams a GET into `file` (an S3 presigned URL: no auth), with retries on the
@@ -353,7 +358,10 @@ impl Http {
     ) -> Result<u64, DiracError> {
         let mut attempt = 0;
         loop {
-            match self.download_once(url, file, timeout, max_bytes, what).await {
+            match self
+                .download_once(url, file, timeout, max_bytes, what)
+                .await
+            {
                 Ok(n) => return Ok(n),
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Transient(outcome, cause)) => {
@@ -386,7 +394,11 @@ impl Http {
     ) -> Result<u64, Failure> {
         use tokio::io::AsyncWriteExt as _;
         let transient = |e: reqwest::Error| {
-            let outcome = if e.is_connect() { Outcome::NotConnected } else { Outcome::Lost };
+            let outcome = if e.is_connect() {
+                Outcome::NotConnected
+            } else {
+                Outcome::Lost
+            };
             Failure::Transient(outcome, error_chain(&e))
         };
         let local = |e: std::io::Error| {
@@ -456,7 +468,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     // Presigned URLs carry credentials in their query: never show one.
     match text.find('?') {
         Some(i) if text[..i].contains("http") => {
-            let end = text[i..].find(|c: char| c.is_whitespace() || c == ')').map_or(text.len(), |j| i + j);
+            let end = text[i..]
+                .find(|c: char| c.is_whitespace() || c == ')')
+                .map_or(text.len(), |j| i + j);
             text.replace_range(i..end, "?...");
             text
         }
@@ -483,25 +497,44 @@ mod tests {
 
     #[test]
     fn server_errors_and_lost_answers_are_retried_only_when_safe() {
-        for outcome in [Outcome::Answered(500, None), Outcome::Answered(502, None), Outcome::Lost] {
-            assert!(retry_after(&P, outcome, true, 0, 0.0).is_some(), "{outcome:?}");
-            assert!(retry_after(&P, outcome, false, 0, 0.0).is_none(), "{outcome:?}");
+        for outcome in [
+            Outcome::Answered(500, None),
+            Outcome::Answered(502, None),
+            Outcome::Lost,
+        ] {
+            assert!(
+                retry_after(&P, outcome, true, 0, 0.0).is_some(),
+                "{outcome:?}"
+            );
+            assert!(
+                retry_after(&P, outcome, false, 0, 0.0).is_none(),
+                "{outcome:?}"
+            );
         }
     }
 
     #[test]
     fn client_errors_are_not_retried() {
         for code in [400, 401, 403, 404, 422] {
-            assert_eq!(retry_after(&P, Outcome::Answered(code, None), true, 0, 0.0), None);
+            assert_eq!(
+                retry_after(&P, Outcome::Answered(code, None), true, 0, 0.0),
+                None
+            );
         }
     }
 
     #[test]
     fn too_many_requests_waits_as_told() {
         let wait = Some(Duration::from_secs(7));
-        assert_eq!(retry_after(&P, Outcome::Answered(429, wait), false, 0, 0.9), wait);
+        assert_eq!(
+            retry_after(&P, Outcome::Answered(429, wait), false, 0, 0.9),
+            wait
+        );
         let long = Some(Duration::from_secs(3600));
-        assert_eq!(retry_after(&P, Outcome::Answered(429, long), true, 0, 0.9), None);
+        assert_eq!(
+            retry_after(&P, Outcome::Answered(429, long), true, 0, 0.9),
+            None
+        );
         assert!(retry_after(&P, Outcome::Answered(429, None), false, 1, 0.9).is_some());
     }
 
@@ -534,14 +567,19 @@ mod tests {
     #[test]
     fn details_are_read_from_fastapi_errors() {
         assert_eq!(detail_of(br#"{"detail":"Invalid JWT"}"#), "Invalid JWT");
-        assert_eq!(detail_of(br#"{"error":"authorization_pending"}"#), "authorization_pending");
+        assert_eq!(
+            detail_of(br#"{"error":"authorization_pending"}"#),
+            "authorization_pending"
+        );
         assert_eq!(detail_of(b"plain text"), "plain text");
         assert!(detail_of(&vec![b'x'; 5000]).len() < 500);
     }
 
     #[test]
     fn presigned_queries_are_never_shown() {
-        let e = std::io::Error::other("error sending request for url (http://s3/b/k?X-Amz-Signature=secret)");
+        let e = std::io::Error::other(
+            "error sending request for url (http://s3/b/k?X-Amz-Signature=secret)",
+        );
         let shown = error_chain(&e);
         assert!(!shown.contains("secret"), "{shown}");
     }

@@ -49,8 +49,14 @@ impl Command {
         if exe.is_empty() {
             return Err("the program (application.exe) is empty".to_owned());
         }
-        if let Some(bad) = std::iter::once(exe).chain(args.iter().map(String::as_str)).find(|w| w.contains('\0')) {
-            return Err(format!("`{}` holds a NUL character, which no program can be given", bad.escape_debug()));
+        if let Some(bad) = std::iter::once(exe)
+            .chain(args.iter().map(String::as_str))
+            .find(|w| w.contains('\0'))
+        {
+            return Err(format!(
+                "`{}` holds a NUL character, which no program can be given",
+                bad.escape_debug()
+            ));
         }
         let program = if shipped {
             // DIRAC's JobWrapper looks a name without `/` up on PATH, else takes it
@@ -60,9 +66,15 @@ impl Command {
         } else {
             exe.to_owned()
         };
-        let plain_program = program.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./+@%:=,-".contains(&b));
+        let plain_program = program
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./+@%:=,-".contains(&b));
         if plain_program && args.iter().all(|a| a.bytes().all(plain_arg_byte)) {
-            let arguments = args.iter().map(|a| single_quoted(a)).collect::<Vec<_>>().join(" ");
+            let arguments = args
+                .iter()
+                .map(|a| single_quoted(a))
+                .collect::<Vec<_>>()
+                .join(" ");
             return Ok(Command::Plain {
                 executable: program,
                 arguments,
@@ -107,7 +119,9 @@ pub(crate) fn encode_env_value(value: &str) -> String {
 
 fn check_env_name(name: &str) -> Result<(), String> {
     let mut bytes = name.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     if first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(())
     } else {
@@ -148,7 +162,10 @@ fn item_problem(text: &str) -> Option<&'static str> {
 fn scalar(what: &str, text: &str) -> Result<String, String> {
     match scalar_problem(text) {
         None => Ok(format!("\"{text}\"")),
-        Some(why) => Err(format!("{what} `{}` cannot be written in a DIRAC JDL: {why}", text.escape_debug())),
+        Some(why) => Err(format!(
+            "{what} `{}` cannot be written in a DIRAC JDL: {why}",
+            text.escape_debug()
+        )),
     }
 }
 
@@ -157,7 +174,10 @@ fn list<S: AsRef<str>>(what: &str, items: &[S]) -> Result<String, String> {
     for item in items {
         let item = item.as_ref();
         if let Some(why) = item_problem(item) {
-            return Err(format!("{what} `{}` cannot be written in a DIRAC JDL: {why}", item.escape_debug()));
+            return Err(format!(
+                "{what} `{}` cannot be written in a DIRAC JDL: {why}",
+                item.escape_debug()
+            ));
         }
         parts.push(format!("\"{item}\""));
     }
@@ -182,7 +202,10 @@ pub(crate) fn write(job: &JobDescription<'_>) -> Result<String, String> {
     let mut attrs: Vec<(&str, String)> = Vec::new();
     attrs.push(("JobName", scalar("the job name", job.name)?));
     match job.command {
-        Command::Plain { executable, arguments } => {
+        Command::Plain {
+            executable,
+            arguments,
+        } => {
             attrs.push(("Executable", scalar("the program", executable)?));
             if !arguments.is_empty() {
                 attrs.push(("Arguments", scalar("the arguments", arguments)?));
@@ -201,10 +224,16 @@ pub(crate) fn write(job: &JobDescription<'_>) -> Result<String, String> {
             check_env_name(name)?;
             items.push(format!("{name}={}", encode_env_value(value)));
         }
-        attrs.push(("ExecutionEnvironment", list("the environment entry", &items)?));
+        attrs.push((
+            "ExecutionEnvironment",
+            list("the environment entry", &items)?,
+        ));
     }
     if !job.input_sandbox.is_empty() {
-        attrs.push(("InputSandbox", list("the input sandbox entry", job.input_sandbox)?));
+        attrs.push((
+            "InputSandbox",
+            list("the input sandbox entry", job.input_sandbox)?,
+        ));
     }
     let mut outputs: Vec<&str> = vec![STDOUT, STDERR];
     for pattern in job.output_patterns {
@@ -260,7 +289,12 @@ mod tests {
         ws.iter().map(|w| (*w).to_owned()).collect()
     }
 
-    fn describe<'a>(command: &'a Command, env: &'a BTreeMap<String, String>, patterns: &'a [String], options: &'a JobOptions) -> JobDescription<'a> {
+    fn describe<'a>(
+        command: &'a Command,
+        env: &'a BTreeMap<String, String>,
+        patterns: &'a [String],
+        options: &'a JobOptions,
+    ) -> JobDescription<'a> {
         JobDescription {
             name: "ganga:h1:12.3:r1",
             command,
@@ -273,7 +307,12 @@ mod tests {
 
     #[test]
     fn plain_command_lines_stay_readable() {
-        let c = Command::new("echo", &words(&["hello world", "it's", "$HOME", "a\\b"]), false).expect("valid");
+        let c = Command::new(
+            "echo",
+            &words(&["hello world", "it's", "$HOME", "a\\b"]),
+            false,
+        )
+        .expect("valid");
         assert_eq!(
             c,
             Command::Plain {
@@ -284,7 +323,10 @@ mod tests {
         let shipped = Command::new("/home/me/run.sh", &[], true).expect("valid");
         assert_eq!(
             shipped,
-            Command::Plain { executable: "./run.sh".into(), arguments: String::new() }
+            Command::Plain {
+                executable: "./run.sh".into(),
+                arguments: String::new()
+            }
         );
     }
 
@@ -292,8 +334,13 @@ mod tests {
     fn what_the_jdl_cannot_carry_is_wrapped() {
         for arg in ["a;b", "say \"hi\"", "[x]", "{}", "two\nlines", "é"] {
             let c = Command::new("echo", &words(&[arg]), false).expect("valid");
-            let Command::Wrapped { arguments } = &c else { panic!("{arg:?} should be wrapped: {c:?}") };
-            assert!(arguments.starts_with("ganga-dirac-run.sh x6563686f x"), "{arguments}");
+            let Command::Wrapped { arguments } = &c else {
+                panic!("{arg:?} should be wrapped: {c:?}")
+            };
+            assert!(
+                arguments.starts_with("ganga-dirac-run.sh x6563686f x"),
+                "{arguments}"
+            );
             assert!(scalar_problem(arguments).is_none());
         }
         let c = Command::new("my prog", &[], false).expect("valid");
@@ -352,7 +399,10 @@ mod tests {
         let bad_env = BTreeMap::from([("A-B".to_owned(), "x".to_owned())]);
         let err = write(&describe(&c, &bad_env, &[], &options)).expect_err("refused");
         assert!(err.contains("`A-B`"), "{err}");
-        let bad_site = JobOptions { sites: words(&["A B"]), ..JobOptions::default() };
+        let bad_site = JobOptions {
+            sites: words(&["A B"]),
+            ..JobOptions::default()
+        };
         assert!(write(&describe(&c, &env, &[], &bad_site)).is_err());
     }
 
@@ -362,8 +412,7 @@ mod tests {
         let body = jdl.trim().strip_prefix('[')?.strip_suffix(']')?;
         let mut out = Vec::new();
         let mut rest = body;
-        loop {
-            let Some(eq) = rest.find('=') else { break };
+        while let Some(eq) = rest.find('=') {
             let name = rest[..eq].trim().to_owned();
             rest = &rest[eq + 1..];
             let semi = rest.find(';')?;

@@ -24,7 +24,10 @@ mod sandbox;
 mod settings;
 mod status;
 
-pub use crate::{backend::DiracBackend, error::DiracError};
+pub use crate::{
+    backend::{DiracBackend, EnvReader},
+    error::DiracError,
+};
 
 /// For tests that check the JDL against DIRAC's own parsers: the JDL of a command line
 /// and environment, and the wrapper script a wrapped command line needs.

@@ -27,11 +27,19 @@ pub(crate) struct Step {
 
 impl Step {
     fn done(output: String) -> Step {
-        Step { output, state: None, exit_code: 0 }
+        Step {
+            output,
+            state: None,
+            exit_code: 0,
+        }
     }
 
     fn failed(output: String, exit_code: i32) -> Step {
-        Step { output, state: None, exit_code }
+        Step {
+            output,
+            state: None,
+            exit_code,
+        }
     }
 }
 
@@ -72,7 +80,11 @@ const STEP_WAIT: Duration = Duration::from_secs(20);
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs one step of a plugin command.
-pub(crate) async fn command(settings: &Settings, args: &[String], state: Option<LoginState>) -> Step {
+pub(crate) async fn command(
+    settings: &Settings,
+    args: &[String],
+    state: Option<LoginState>,
+) -> Step {
     let result = match (args.first().map(String::as_str), state) {
         (Some("login"), None) => login_start(settings, &args[1..]).await,
         (Some("login"), Some(state)) => login_wait(settings, state, STEP_WAIT, POLL_EVERY).await,
@@ -80,7 +92,9 @@ pub(crate) async fn command(settings: &Settings, args: &[String], state: Option<
         (Some("whoami"), _) => whoami(settings).await,
         (Some("help" | "--help" | "-h"), _) => return Step::done(USAGE.to_owned()),
         (other, _) => {
-            let what = other.map_or("no command".to_owned(), |c| format!("unknown command `{c}`"));
+            let what = other.map_or("no command".to_owned(), |c| {
+                format!("unknown command `{c}`")
+            });
             return Step::failed(format!("ganga dirac: {what}\n\n{USAGE}"), 2);
         }
     };
@@ -136,7 +150,11 @@ fn login_identity(settings: &Settings, args: &[String]) -> Result<Identity, Dira
 }
 
 /// Starts a device flow.
-pub(crate) async fn start_device_flow(http: &Http, identity: &Identity, client_id: &str) -> Result<DeviceStart, DiracError> {
+pub(crate) async fn start_device_flow(
+    http: &Http,
+    identity: &Identity,
+    client_id: &str,
+) -> Result<DeviceStart, DiracError> {
     let url = identity
         .url
         .join("api/auth/device")
@@ -166,7 +184,10 @@ pub(crate) async fn poll_device_flow(
         .map_err(|e| DiracError::Settings(format!("DiracX URL: {e}")))?;
     let mut req = Request::new(Method::POST, url, "waiting for the DiracX login").not_idempotent();
     req.body = Body::Form(vec![
-        ("grant_type".into(), "urn:ietf:params:oauth:grant-type:device_code".into()),
+        (
+            "grant_type".into(),
+            "urn:ietf:params:oauth:grant-type:device_code".into(),
+        ),
         ("client_id".into(), client_id.to_owned()),
         ("device_code".into(), device_code.to_owned()),
     ]);
@@ -211,7 +232,12 @@ async fn login_start(settings: &Settings, args: &[String]) -> Result<Step, Dirac
 }
 
 /// Waits up to `wait` for the approval, asking every `every`.
-pub(crate) async fn login_wait(settings: &Settings, state: LoginState, wait: Duration, every: Duration) -> Result<Step, DiracError> {
+pub(crate) async fn login_wait(
+    settings: &Settings,
+    state: LoginState,
+    wait: Duration,
+    every: Duration,
+) -> Result<Step, DiracError> {
     let identity = Identity {
         url: parse_url(&state.url)?,
         vo: state.vo.clone(),
@@ -222,11 +248,14 @@ pub(crate) async fn login_wait(settings: &Settings, state: LoginState, wait: Dur
     loop {
         if auth::now_secs() > state.expires_at {
             return Ok(Step::failed(
-                "The login code expired before it was approved; run `ganga dirac login` again.\n".to_owned(),
+                "The login code expired before it was approved; run `ganga dirac login` again.\n"
+                    .to_owned(),
                 1,
             ));
         }
-        if let Some(tokens) = poll_device_flow(&http, &identity, &settings.client_id, &state.device_code).await? {
+        if let Some(tokens) =
+            poll_device_flow(&http, &identity, &settings.client_id, &state.device_code).await?
+        {
             let stored = StoredTokens::new(&identity, tokens, auth::now_secs());
             let path = settings.tokens_path.clone();
             let written = stored.clone();
@@ -266,7 +295,10 @@ async fn logout(settings: &Settings) -> Result<Step, DiracError> {
         .await
         .map_err(|e| DiracError::Local(format!("reading the tokens failed: {e}")))??;
     let Some(stored) = stored else {
-        return Ok(Step::done(format!("Not logged in (no {}).\n", path.display())));
+        return Ok(Step::done(format!(
+            "Not logged in (no {}).\n",
+            path.display()
+        )));
     };
     let mut output = String::new();
     if let (Some(refresh), Some(identity)) = (&stored.refresh_token, stored.identity()) {
@@ -282,7 +314,10 @@ async fn logout(settings: &Settings) -> Result<Step, DiracError> {
         ]);
         match http.send(&req).await {
             Ok(resp) if resp.status.is_success() => {}
-            Ok(resp) => output.push_str(&format!("warning: {}\n", resp.refused("revoking the session"))),
+            Ok(resp) => output.push_str(&format!(
+                "warning: {}\n",
+                resp.refused("revoking the session")
+            )),
             Err(e) => output.push_str(&format!("warning: {e}\n")),
         }
     }
@@ -298,11 +333,21 @@ async fn logout(settings: &Settings) -> Result<Step, DiracError> {
 async fn whoami(settings: &Settings) -> Result<Step, DiracError> {
     let client = DiracX::new(settings)?;
     let info = client.userinfo().await?;
-    let field = |k: &str| info.get(k).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+    let field = |k: &str| {
+        info.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
     let properties = info
         .get("properties")
         .and_then(serde_json::Value::as_array)
-        .map(|ps| ps.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(", "))
+        .map(|ps| {
+            ps.iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default();
     Ok(Step::done(format!(
         "{} (VO {}, group {}; {}) at {}\n",
@@ -322,7 +367,13 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings::resolve(&BTreeMap::new(), &|_| None, Path::new("/nonexistent-home"), None).expect("valid")
+        Settings::resolve(
+            &BTreeMap::new(),
+            &|_| None,
+            Path::new("/nonexistent-home"),
+            None,
+        )
+        .expect("valid")
     }
 
     fn words(ws: &[&str]) -> Vec<String> {
@@ -331,7 +382,11 @@ mod tests {
 
     #[test]
     fn login_arguments() {
-        let id = login_identity(&settings(), &words(&["--url", "https://dx.example", "--vo=lhcb"])).expect("valid");
+        let id = login_identity(
+            &settings(),
+            &words(&["--url", "https://dx.example", "--vo=lhcb"]),
+        )
+        .expect("valid");
         assert_eq!(id.url.as_str(), "https://dx.example/");
         assert_eq!(id.vo, "lhcb");
         assert_eq!(id.group, "user");
@@ -341,7 +396,9 @@ mod tests {
             (words(&["--colour", "red"]), "unknown argument"),
             (words(&["--url", "ftp://x", "--vo", "v"]), "https://"),
         ] {
-            let err = login_identity(&settings(), &args).expect_err("invalid").to_string();
+            let err = login_identity(&settings(), &args)
+                .expect_err("invalid")
+                .to_string();
             assert!(err.contains(needle), "{err} should contain {needle}");
         }
     }

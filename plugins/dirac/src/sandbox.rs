@@ -51,7 +51,10 @@ pub(crate) fn pack(files: &[PathBuf], extra: &[(&str, &[u8], bool)]) -> Result<P
         } else if meta.is_file() {
             entries.push((name, Source::File(path.clone(), executable(&meta))));
         } else {
-            return Err(format!("input file {}: not a regular file or directory", path.display()));
+            return Err(format!(
+                "input file {}: not a regular file or directory",
+                path.display()
+            ));
         }
     }
     for (name, data, exec) in extra {
@@ -78,8 +81,12 @@ pub(crate) fn pack(files: &[PathBuf], extra: &[(&str, &[u8], bool)]) -> Result<P
                 tar.append_data(&mut header, name, io::empty())
             }
             Source::File(path, exec) => {
-                let f = fs::File::open(path).map_err(|e| format!("input file {}: {e}", path.display()))?;
-                let len = f.metadata().map_err(|e| format!("input file {}: {e}", path.display()))?.len();
+                let f = fs::File::open(path)
+                    .map_err(|e| format!("input file {}: {e}", path.display()))?;
+                let len = f
+                    .metadata()
+                    .map_err(|e| format!("input file {}: {e}", path.display()))?
+                    .len();
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if *exec { 0o755 } else { 0o644 });
                 header.set_size(len);
@@ -135,7 +142,8 @@ fn collect_dir(dir: &Path, name: &str, out: &mut Vec<(String, Source)>) -> Resul
             .file_name()
             .into_string()
             .map_err(|n| format!("input file {}: the name {n:?} is not UTF-8", path.display()))?;
-        let meta = fs::metadata(&path).map_err(|e| format!("input file {}: {e}", path.display()))?;
+        let meta =
+            fs::metadata(&path).map_err(|e| format!("input file {}: {e}", path.display()))?;
         let full = format!("{name}/{child_name}");
         if meta.is_dir() {
             collect_dir(&path, &full, out)?;
@@ -178,7 +186,9 @@ fn decompressed<'a>(mut reader: Box<dyn io::BufRead + 'a>) -> io::Result<Box<dyn
     if magic.starts_with(b"BZh") {
         Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(reader)))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(io::Error::other("a tar.zst sandbox: only tar.bz2 is supported"))
+        Err(io::Error::other(
+            "a tar.zst sandbox: only tar.bz2 is supported",
+        ))
     } else {
         Ok(reader)
     }
@@ -222,19 +232,31 @@ fn make_parents(dest: &Path, rel: &Path) -> Result<(), String> {
 
 /// Unpacks an output sandbox into `dest` (created if needed). An `Err` means the archive
 /// could not be read or a limit was passed; entries refused one by one are in `skipped`.
-pub(crate) fn unpack(archive: impl io::BufRead, dest: &Path, limits: Limits) -> Result<Unpacked, String> {
+pub(crate) fn unpack(
+    archive: impl io::BufRead,
+    dest: &Path,
+    limits: Limits,
+) -> Result<Unpacked, String> {
     fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
     let reader = decompressed(Box::new(archive)).map_err(|e| format!("the sandbox: {e}"))?;
     let mut tar = tar::Archive::new(reader);
     let mut done = Unpacked::default();
     let mut total: u64 = 0;
-    let entries = tar.entries().map_err(|e| format!("the sandbox is not a tar archive: {e}"))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("the sandbox is not a tar archive: {e}"))?;
     for (count, entry) in entries.enumerate() {
         if count >= limits.max_entries {
-            return Err(format!("the sandbox has more than {} entries", limits.max_entries));
+            return Err(format!(
+                "the sandbox has more than {} entries",
+                limits.max_entries
+            ));
         }
         let mut entry = entry.map_err(|e| format!("the sandbox is damaged: {e}"))?;
-        let raw = entry.path().map_err(|e| format!("the sandbox is damaged: {e}"))?.into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| format!("the sandbox is damaged: {e}"))?
+            .into_owned();
         let shown = raw.display().to_string();
         let rel = match safe_relative(&raw) {
             Ok(rel) => rel,
@@ -261,10 +283,16 @@ pub(crate) fn unpack(archive: impl io::BufRead, dest: &Path, limits: Limits) -> 
             done.skipped.push(format!("{shown}: {what}"));
             continue;
         }
-        let size = entry.header().size().map_err(|e| format!("the sandbox is damaged: {e}"))?;
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| format!("the sandbox is damaged: {e}"))?;
         total = total.saturating_add(size);
         if total > limits.max_bytes {
-            return Err(format!("the sandbox unpacks to more than {} bytes", limits.max_bytes));
+            return Err(format!(
+                "the sandbox unpacks to more than {} bytes",
+                limits.max_bytes
+            ));
         }
         if let Err(why) = make_parents(dest, &rel) {
             done.skipped.push(format!("{shown}: {why}"));
@@ -273,7 +301,8 @@ pub(crate) fn unpack(archive: impl io::BufRead, dest: &Path, limits: Limits) -> 
         let exec = entry.header().mode().is_ok_and(|m| m & 0o100 != 0);
         let target = dest.join(&rel);
         if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-            done.skipped.push(format!("{shown}: a directory of that name is in the way"));
+            done.skipped
+                .push(format!("{shown}: a directory of that name is in the way"));
             continue;
         }
         // O_NOFOLLOW: a symlink at the target is not written through.
@@ -303,23 +332,40 @@ pub(crate) fn unpack(archive: impl io::BufRead, dest: &Path, limits: Limits) -> 
 }
 
 /// The last `max_bytes` of the entry `name` in an archive, if it has one.
-pub(crate) fn tail_of_entry(archive: impl io::BufRead, name: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, String> {
+pub(crate) fn tail_of_entry(
+    archive: impl io::BufRead,
+    name: &Path,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, String> {
     let reader = decompressed(Box::new(archive)).map_err(|e| format!("the sandbox: {e}"))?;
     let mut tar = tar::Archive::new(reader);
     let wanted = safe_relative(name).map_err(|why| format!("{}: {why}", name.display()))?;
-    let entries = tar.entries().map_err(|e| format!("the sandbox is not a tar archive: {e}"))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("the sandbox is not a tar archive: {e}"))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("the sandbox is damaged: {e}"))?;
-        let path = entry.path().map_err(|e| format!("the sandbox is damaged: {e}"))?;
-        if safe_relative(&path).ok().as_deref() != Some(wanted.as_path()) || !entry.header().entry_type().is_file() {
+        let path = entry
+            .path()
+            .map_err(|e| format!("the sandbox is damaged: {e}"))?;
+        if safe_relative(&path).ok().as_deref() != Some(wanted.as_path())
+            || !entry.header().entry_type().is_file()
+        {
             continue;
         }
-        let size = entry.header().size().map_err(|e| format!("the sandbox is damaged: {e}"))?;
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| format!("the sandbox is damaged: {e}"))?;
         let skip = size.saturating_sub(max_bytes);
         let mut reader = entry;
-        io::copy(&mut (&mut reader).take(skip), &mut io::sink()).map_err(|e| format!("reading {}: {e}", name.display()))?;
+        io::copy(&mut (&mut reader).take(skip), &mut io::sink())
+            .map_err(|e| format!("reading {}: {e}", name.display()))?;
         let mut tail = Vec::new();
-        reader.take(max_bytes).read_to_end(&mut tail).map_err(|e| format!("reading {}: {e}", name.display()))?;
+        reader
+            .take(max_bytes)
+            .read_to_end(&mut tail)
+            .map_err(|e| format!("reading {}: {e}", name.display()))?;
         return Ok(Some(tail));
     }
     Ok(None)
@@ -335,7 +381,10 @@ mod tests {
 
     /// A tar.bz2 built by hand, entry by entry, including what a hostile worker could send.
     fn archive(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast()));
+        let mut b = tar::Builder::new(bzip2::write::BzEncoder::new(
+            Vec::new(),
+            bzip2::Compression::fast(),
+        ));
         for (path, kind, data, link) in entries {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(*kind);
@@ -364,18 +413,29 @@ mod tests {
         fs::set_permissions(&s, fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::create_dir(&sub).expect("mkdir");
         fs::write(sub.join("x.dat"), "x").expect("write");
-        let one = pack(&[s.clone(), a.clone(), sub.clone()], &[("w.sh", b"echo", true)]).expect("packs");
+        let one = pack(
+            &[s.clone(), a.clone(), sub.clone()],
+            &[("w.sh", b"echo", true)],
+        )
+        .expect("packs");
         let two = pack(&[sub, a, s], &[("w.sh", b"echo", true)]).expect("packs");
         assert_eq!(one, two, "same files, same bytes");
         assert_eq!(one.checksum, sha256_hex(&one.bytes));
 
         let out = tempfile::tempdir().expect("tempdir");
-        let got = unpack(io::Cursor::new(&one.bytes), out.path(), Limits::default()).expect("unpacks");
+        let got =
+            unpack(io::Cursor::new(&one.bytes), out.path(), Limits::default()).expect("unpacks");
         assert_eq!(got.files, ["a.txt", "data/x.dat", "run.sh", "w.sh"]);
         assert!(got.skipped.is_empty());
-        let mode = fs::metadata(out.path().join("run.sh")).expect("exists").permissions().mode();
+        let mode = fs::metadata(out.path().join("run.sh"))
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111);
-        assert_eq!(fs::read_to_string(out.path().join("a.txt")).expect("read"), "alpha");
+        assert_eq!(
+            fs::read_to_string(out.path().join("a.txt")).expect("read"),
+            "alpha"
+        );
     }
 
     #[test]
@@ -400,7 +460,8 @@ mod tests {
         fs::create_dir(&dest).expect("mkdir");
         // A symlink planted in the destination beforehand must not be written through.
         std::os::unix::fs::symlink(root.path(), dest.join("planted")).expect("symlink");
-        std::os::unix::fs::symlink(root.path().join("victim"), dest.join("victim-link")).expect("symlink");
+        std::os::unix::fs::symlink(root.path().join("victim"), dest.join("victim-link"))
+            .expect("symlink");
         let bytes = archive(&[
             ("ok.txt", tar::EntryType::Regular, b"fine", None),
             ("../escape.txt", tar::EntryType::Regular, b"bad", None),
@@ -425,19 +486,37 @@ mod tests {
     #[test]
     fn limits_are_kept() {
         let dest = tempfile::tempdir().expect("tempdir");
-        let bytes = archive(&[("a", tar::EntryType::Regular, &[0u8; 100], None), ("b", tar::EntryType::Regular, &[0u8; 100], None)]);
-        let small = Limits { max_bytes: 150, max_entries: 10 };
+        let bytes = archive(&[
+            ("a", tar::EntryType::Regular, &[0u8; 100], None),
+            ("b", tar::EntryType::Regular, &[0u8; 100], None),
+        ]);
+        let small = Limits {
+            max_bytes: 150,
+            max_entries: 10,
+        };
         assert!(unpack(io::Cursor::new(&bytes), dest.path(), small).is_err());
-        let few = Limits { max_bytes: 1000, max_entries: 1 };
+        let few = Limits {
+            max_bytes: 1000,
+            max_entries: 1,
+        };
         assert!(unpack(io::Cursor::new(&bytes), dest.path(), few).is_err());
     }
 
     #[test]
     fn the_tail_of_one_entry() {
         let bytes = archive(&[("std.out", tar::EntryType::Regular, b"0123456789", None)]);
-        assert_eq!(tail_of_entry(io::Cursor::new(&bytes), Path::new("std.out"), 4).expect("ok"), Some(b"6789".to_vec()));
-        assert_eq!(tail_of_entry(io::Cursor::new(&bytes), Path::new("./std.out"), 40).expect("ok"), Some(b"0123456789".to_vec()));
-        assert_eq!(tail_of_entry(io::Cursor::new(&bytes), Path::new("std.err"), 4).expect("ok"), None);
+        assert_eq!(
+            tail_of_entry(io::Cursor::new(&bytes), Path::new("std.out"), 4).expect("ok"),
+            Some(b"6789".to_vec())
+        );
+        assert_eq!(
+            tail_of_entry(io::Cursor::new(&bytes), Path::new("./std.out"), 40).expect("ok"),
+            Some(b"0123456789".to_vec())
+        );
+        assert_eq!(
+            tail_of_entry(io::Cursor::new(&bytes), Path::new("std.err"), 4).expect("ok"),
+            None
+        );
         assert!(tail_of_entry(io::Cursor::new(&bytes), Path::new("../x"), 4).is_err());
     }
 

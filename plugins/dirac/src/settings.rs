@@ -175,7 +175,9 @@ impl Settings {
         };
 
         let secs = |key: &str, default: u64, max: u64| -> Result<Duration, DiracError> {
-            Ok(Duration::from_secs(config_int(config, key, default, 1, max)?))
+            Ok(Duration::from_secs(config_int(
+                config, key, default, 1, max,
+            )?))
         };
         Ok(Settings {
             identity,
@@ -230,7 +232,9 @@ pub(crate) fn parse_url(text: &str) -> Result<Url, DiracError> {
     let bad = |why: &str| DiracError::Settings(format!("DiracX URL `{text}`: {why}"));
     let mut url = Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("must start with https:// (or http:// for a test server)"));
+        return Err(bad(
+            "must start with https:// (or http:// for a test server)",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
@@ -256,7 +260,13 @@ fn config_string(config: &Options, key: &str) -> Result<Option<String>, DiracErr
     }
 }
 
-fn config_int(config: &Options, key: &str, default: u64, min: u64, max: u64) -> Result<u64, DiracError> {
+fn config_int(
+    config: &Options,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, DiracError> {
     match config.get(key) {
         None => Ok(default),
         Some(Value::Integer(n)) if (min..=max).contains(&n.unsigned_abs()) && *n >= 0 => {
@@ -298,9 +308,12 @@ impl JobOptions {
             }
         }
         if let Some(identity) = identity {
-            check_same(job, "url", |v| {
-                parse_url(v).map(|u| u == identity.url).unwrap_or(false)
-            }, identity.url.as_str())?;
+            check_same(
+                job,
+                "url",
+                |v| parse_url(v).map(|u| u == identity.url).unwrap_or(false),
+                identity.url.as_str(),
+            )?;
             check_same(job, "vo", |v| v == identity.vo, &identity.vo)?;
             check_same(job, "group", |v| v == identity.group, &identity.group)?;
         }
@@ -329,7 +342,10 @@ impl JobOptions {
             match get(key) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(format!("option `{key}` must be a string, not {} ({v})", v.kind())),
+                Some(v) => Err(format!(
+                    "option `{key}` must be a string, not {} ({v})",
+                    v.kind()
+                )),
             }
         };
         let int = |key: &str, min: i64, max: i64| -> Result<Option<i64>, String> {
@@ -378,7 +394,10 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, Value)]) -> Options {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     fn s(v: &str) -> Value {
@@ -396,7 +415,10 @@ mod tests {
         let id = settings.identity().expect("set");
         assert_eq!(id.url.as_str(), "https://dx.example.org/base/");
         assert_eq!(id.group, "user");
-        assert_eq!(settings.token, TokenSource::Stored(PathBuf::from("/h/dirac/tokens.json")));
+        assert_eq!(
+            settings.token,
+            TokenSource::Stored(PathBuf::from("/h/dirac/tokens.json"))
+        );
 
         let env = |k: &str| match k {
             ENV_GROUP => Some("prod".to_owned()),
@@ -405,7 +427,10 @@ mod tests {
         };
         let settings = Settings::resolve(&config, &env, Path::new("/h"), None).expect("valid");
         assert_eq!(settings.identity().expect("set").group, "prod");
-        assert_eq!(settings.token, TokenSource::File(PathBuf::from("/ci/token")));
+        assert_eq!(
+            settings.token,
+            TokenSource::File(PathBuf::from("/ci/token"))
+        );
     }
 
     #[test]
@@ -424,8 +449,13 @@ mod tests {
             vo: "v".into(),
             group: "g".into(),
         };
-        let settings = Settings::resolve(&BTreeMap::new(), &no_env, Path::new("/h"), Some(stored.clone()))
-            .expect("valid");
+        let settings = Settings::resolve(
+            &BTreeMap::new(),
+            &no_env,
+            Path::new("/h"),
+            Some(stored.clone()),
+        )
+        .expect("valid");
         assert_eq!(settings.identity().expect("set"), &stored);
     }
 
@@ -446,7 +476,10 @@ mod tests {
 
     #[test]
     fn job_options_override_defaults_and_refuse_unknown_keys() {
-        let defaults = opts(&[("site", s("LCG.CERN.cern")), ("cpu_time", Value::Integer(100))]);
+        let defaults = opts(&[
+            ("site", s("LCG.CERN.cern")),
+            ("cpu_time", Value::Integer(100)),
+        ]);
         let job = opts(&[
             ("site", Value::List(vec![s("A"), s("B")])),
             ("tags", s("GPU")),
@@ -456,8 +489,8 @@ mod tests {
         assert_eq!(o.cpu_time, Some(100));
         assert_eq!(o.tags, ["GPU"]);
 
-        let err = JobOptions::parse(&opts(&[("queue", s("x"))]), &defaults, None)
-            .expect_err("unknown");
+        let err =
+            JobOptions::parse(&opts(&[("queue", s("x"))]), &defaults, None).expect_err("unknown");
         assert!(err.contains("`queue`"), "{err}");
         let err = JobOptions::parse(&opts(&[("cpu_time", s("x"))]), &defaults, None)
             .expect_err("bad type");
@@ -471,7 +504,14 @@ mod tests {
             vo: "v".into(),
             group: "g".into(),
         };
-        assert!(JobOptions::parse(&opts(&[("url", s("https://a.example/"))]), &BTreeMap::new(), Some(&id)).is_ok());
+        assert!(
+            JobOptions::parse(
+                &opts(&[("url", s("https://a.example/"))]),
+                &BTreeMap::new(),
+                Some(&id)
+            )
+            .is_ok()
+        );
         let err = JobOptions::parse(&opts(&[("vo", s("other"))]), &BTreeMap::new(), Some(&id))
             .expect_err("other vo");
         assert!(err.contains("differs"), "{err}");

@@ -50,15 +50,20 @@ pub(crate) struct Seen {
 
 /// Text DIRAC puts where it knows nothing.
 fn meaningful(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim)
-        .filter(|t| !t.is_empty() && !matches!(*t, "Unknown" | "unknown" | "None" | "ANY" | "Multiple"))
+    text.map(str::trim).filter(|t| {
+        !t.is_empty() && !matches!(*t, "Unknown" | "unknown" | "None" | "ANY" | "Multiple")
+    })
 }
 
 pub(crate) fn seen(row: &JobRow) -> Seen {
     let status = row.status.as_deref().map(str::trim).unwrap_or("");
     let minor = meaningful(row.minor_status.as_deref());
     let app = meaningful(row.application_status.as_deref());
-    let mut native = if status.is_empty() { "(no status)".to_owned() } else { status.to_owned() };
+    let mut native = if status.is_empty() {
+        "(no status)".to_owned()
+    } else {
+        status.to_owned()
+    };
     match (minor, app) {
         (Some(m), Some(a)) => native.push_str(&format!(" ({m}; application: {a})")),
         (Some(m), None) => native.push_str(&format!(" ({m})")),
@@ -157,9 +162,16 @@ mod tests {
 
     #[test]
     fn a_failure_keeps_dirac_words_as_its_reason() {
-        let s = seen(&row("Failed", "Application Finished With Errors", "Unknown"));
+        let s = seen(&row(
+            "Failed",
+            "Application Finished With Errors",
+            "Unknown",
+        ));
         assert_eq!(s.native, "Failed (Application Finished With Errors)");
-        assert_eq!(s.reason.as_deref(), Some("Application Finished With Errors"));
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("Application Finished With Errors")
+        );
         assert_eq!(s.site.as_deref(), Some("LCG.CERN.cern"));
         assert_eq!(s.started, Some(Timestamp::from_secs(1_795_373_801)));
         assert_eq!(s.ended, Some(Timestamp::from_millis(1_795_374_000_250)));

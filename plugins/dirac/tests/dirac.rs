@@ -7,22 +7,31 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
-use futures_util::StreamExt as _;
 use common::{Server, TO_DONE, TO_FAILED, TO_RUNNING, as_ids, ids_of, reference, spec};
+use futures_util::StreamExt as _;
 use ganga_core::{
-    Backend as _, BackendErrorKind, BackendRef, JobRef, OutputsRequest, PeekFile, PollReport, RemoteStatus,
-    SubmitSpec, UnitRun,
+    Backend as _, BackendErrorKind, BackendRef, JobRef, OutputsRequest, PeekFile, PollReport,
+    RemoteStatus, SubmitSpec, UnitRun,
 };
 
 fn reports(answers: ganga_core::Answers<PollReport>) -> BTreeMap<JobRef, PollReport> {
     answers
         .into_iter()
-        .map(|(job, a)| (job, a.unwrap_or_else(|e| panic!("no report for {job}: {e}"))))
+        .map(|(job, a)| {
+            (
+                job,
+                a.unwrap_or_else(|e| panic!("no report for {job}: {e}")),
+            )
+        })
         .collect()
 }
 
 fn refs(specs: &[SubmitSpec], ids: &[String]) -> Vec<BackendRef> {
-    specs.iter().zip(ids).map(|(s, id)| reference(s, id)).collect()
+    specs
+        .iter()
+        .zip(ids)
+        .map(|(s, id)| reference(s, id))
+        .collect()
 }
 
 fn input_file(dir: &std::path::Path) -> PathBuf {
@@ -40,15 +49,32 @@ async fn login_with_the_device_flow_keeps_owner_only_tokens() {
     assert!(output.contains("Logged in to DiracX"), "{output}");
     assert!(output.contains("as alice"), "{output}");
     let tokens = home.path().join("dirac").join("tokens.json");
-    let mode = std::fs::metadata(&tokens).expect("tokens stored").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&tokens)
+        .expect("tokens stored")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
-    let step = backend.command(&["whoami".to_owned()], None).await.expect("whoami runs");
+    let step = backend
+        .command(&["whoami".to_owned()], None)
+        .await
+        .expect("whoami runs");
     assert_eq!(step.exit_code, 0, "{}", step.output);
-    assert!(step.output.starts_with("alice (VO testvo, group user"), "{}", step.output);
-    let step = backend.command(&["logout".to_owned()], None).await.expect("logout runs");
+    assert!(
+        step.output.starts_with("alice (VO testvo, group user"),
+        "{}",
+        step.output
+    );
+    let step = backend
+        .command(&["logout".to_owned()], None)
+        .await
+        .expect("logout runs");
     assert_eq!(step.exit_code, 0, "{}", step.output);
     assert!(!tokens.exists());
-    let step = backend.command(&["whoami".to_owned()], None).await.expect("whoami runs");
+    let step = backend
+        .command(&["whoami".to_owned()], None)
+        .await
+        .expect("whoami runs");
     assert_eq!(step.exit_code, 1);
     assert!(step.output.contains("ganga dirac login"), "{}", step.output);
 }
@@ -60,7 +86,15 @@ async fn a_split_job_of_100_goes_in_bulk_and_ends_with_its_outputs() {
     let backend = server.backend(home.path(), &server.url, &[]);
     server.login(&backend).await;
     let input = input_file(home.path());
-    let specs: Vec<SubmitSpec> = (0..100).map(|i| spec(home.path(), JobRef::subjob(1, i), &[input.clone()])).collect();
+    let specs: Vec<SubmitSpec> = (0..100)
+        .map(|i| {
+            spec(
+                home.path(),
+                JobRef::subjob(1, i),
+                std::slice::from_ref(&input),
+            )
+        })
+        .collect();
 
     let before = backend.requests_sent();
     let answers = backend.submit(&specs).await.expect("submitted");
@@ -83,14 +117,24 @@ async fn a_split_job_of_100_goes_in_bulk_and_ends_with_its_outputs() {
         assert_eq!(r.native_state, "Received (Job accepted)");
     }
     let rows = server.rows(&as_ids(&ids)).await;
-    assert!(rows.values().all(|r| r["JobName"].as_str().is_some_and(|n| n.starts_with("ganga:t"))));
+    assert!(rows.values().all(|r| {
+        r["JobName"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("ganga:t"))
+    }));
 
     let pilot = server.pilot().await;
     let dirac_ids = as_ids(&ids);
     pilot.walk(&dirac_ids, TO_RUNNING).await;
     let seen = reports(backend.poll_all(&all).await.expect("polled"));
-    assert!(seen.values().all(|r| r.status == RemoteStatus::Running), "{seen:?}");
-    assert!(seen.values().all(|r| r.native_state == "Running (Application)"));
+    assert!(
+        seen.values().all(|r| r.status == RemoteStatus::Running),
+        "{seen:?}"
+    );
+    assert!(
+        seen.values()
+            .all(|r| r.native_state == "Running (Application)")
+    );
 
     // Each job's JobWrapper uploads its own output sandbox, then the job is Done.
     let uploads: Vec<_> = dirac_ids
@@ -101,40 +145,72 @@ async fn a_split_job_of_100_goes_in_bulk_and_ends_with_its_outputs() {
                 let result = format!("result of DIRAC job {id}\n");
                 let out = format!("hello from {id}\n");
                 pilot
-                    .upload_output(*id, &[("result.txt", result.as_bytes()), ("std.out", out.as_bytes()), ("std.err", b"")])
+                    .upload_output(
+                        *id,
+                        &[
+                            ("result.txt", result.as_bytes()),
+                            ("std.out", out.as_bytes()),
+                            ("std.err", b""),
+                        ],
+                    )
                     .await;
             }
         })
         .collect();
     // Workers finish over time, not all in the same instant.
-    futures_util::stream::iter(uploads).buffer_unordered(8).collect::<Vec<()>>().await;
+    futures_util::stream::iter(uploads)
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
     pilot.walk(&dirac_ids, TO_DONE).await;
 
     let seen = reports(backend.poll_all(&all).await.expect("polled"));
-    assert!(seen.values().all(|r| r.status == RemoteStatus::Succeeded), "{seen:?}");
+    assert!(
+        seen.values().all(|r| r.status == RemoteStatus::Succeeded),
+        "{seen:?}"
+    );
 
     let requests: Vec<OutputsRequest> = specs
         .iter()
         .zip(&all)
-        .map(|(s, r)| OutputsRequest { job: r.clone(), output_dir: s.output_dir.clone(), patterns: s.output_patterns.clone() })
+        .map(|(s, r)| OutputsRequest {
+            job: r.clone(),
+            output_dir: s.output_dir.clone(),
+            patterns: s.output_patterns.clone(),
+        })
         .collect();
     let collected = backend.outputs(&requests).await.expect("outputs");
     assert_eq!(collected.len(), 100);
     for (job, report) in &collected {
         let report = report.as_ref().unwrap_or_else(|e| panic!("{job}: {e}"));
-        assert_eq!(report.collected, ["stdout", "stderr", "result.txt"], "{job}");
-        assert!(report.unmatched.is_empty() && report.skipped.is_empty(), "{job}: {report:?}");
+        assert_eq!(
+            report.collected,
+            ["stdout", "stderr", "result.txt"],
+            "{job}"
+        );
+        assert!(
+            report.unmatched.is_empty() && report.skipped.is_empty(),
+            "{job}: {report:?}"
+        );
     }
     for (s, id) in specs.iter().zip(&ids) {
-        let result = std::fs::read_to_string(s.output_dir.join("result.txt")).expect("result on disk");
+        let result =
+            std::fs::read_to_string(s.output_dir.join("result.txt")).expect("result on disk");
         assert_eq!(result, format!("result of DIRAC job {id}\n"));
         let stdout = std::fs::read_to_string(s.output_dir.join("stdout")).expect("stdout on disk");
         assert_eq!(stdout, format!("hello from {id}\n"));
     }
     // Idempotent: again, the same answer and the same files.
-    let again = backend.outputs(&requests[..3]).await.expect("outputs again");
+    let again = backend
+        .outputs(&requests[..3])
+        .await
+        .expect("outputs again");
     for (job, report) in again {
-        assert_eq!(report.expect("collected").collected, ["stdout", "stderr", "result.txt"], "{job}");
+        assert_eq!(
+            report.expect("collected").collected,
+            ["stdout", "stderr", "result.txt"],
+            "{job}"
+        );
     }
 }
 
@@ -149,18 +225,27 @@ async fn a_failed_job_fails_with_dirac_minor_status_as_its_reason() {
     let pilot = server.pilot().await;
     let dirac_ids = as_ids(&ids);
     pilot.walk(&dirac_ids, TO_RUNNING).await;
-    pilot.upload_output(dirac_ids[0], &[("std.err", b"segfault\n")]).await;
+    pilot
+        .upload_output(dirac_ids[0], &[("std.err", b"segfault\n")])
+        .await;
     pilot.walk(&dirac_ids, TO_FAILED).await;
     let seen = reports(backend.poll(&refs(&specs, &ids)).await.expect("polled"));
     let r = &seen[&JobRef::job(7)];
     assert_eq!(r.status, RemoteStatus::Failed);
-    assert_eq!(r.reason.as_deref(), Some("Application Finished With Errors"));
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("Application Finished With Errors")
+    );
     assert_eq!(r.native_state, "Failed (Application Finished With Errors)");
     assert!(r.started.is_some(), "DIRAC's StartExecTime: {r:?}");
     assert!(r.ended.is_some(), "DIRAC's EndExecTime: {r:?}");
 
     // A failed job's outputs are collected too; its result is missing.
-    let req = OutputsRequest { job: reference(&specs[0], &ids[0]), output_dir: specs[0].output_dir.clone(), patterns: specs[0].output_patterns.clone() };
+    let req = OutputsRequest {
+        job: reference(&specs[0], &ids[0]),
+        output_dir: specs[0].output_dir.clone(),
+        patterns: specs[0].output_patterns.clone(),
+    };
     let out = backend.outputs(&[req]).await.expect("outputs");
     let report = out[0].1.as_ref().expect("collected");
     assert_eq!(report.collected, ["stderr"]);
@@ -173,7 +258,9 @@ async fn kill_stops_a_job_and_never_an_ended_one() {
     let home = tempfile::tempdir().expect("home");
     let backend = server.backend(home.path(), &server.url, &[]);
     server.login(&backend).await;
-    let specs: Vec<SubmitSpec> = (0..3).map(|i| spec(home.path(), JobRef::subjob(3, i), &[])).collect();
+    let specs: Vec<SubmitSpec> = (0..3)
+        .map(|i| spec(home.path(), JobRef::subjob(3, i), &[]))
+        .collect();
     let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
     let dirac_ids = as_ids(&ids);
     let pilot = server.pilot().await;
@@ -181,16 +268,35 @@ async fn kill_stops_a_job_and_never_an_ended_one() {
     pilot.walk(&dirac_ids[2..], TO_DONE).await;
 
     let all = refs(&specs, &ids);
-    let killed: BTreeMap<JobRef, Result<(), String>> = backend.kill(&all).await.expect("kill answers").into_iter().collect();
-    assert_eq!(killed[&JobRef::subjob(3, 0)], Ok(()), "a queued job is killed");
-    assert_eq!(killed[&JobRef::subjob(3, 1)], Ok(()), "a running job is killed");
-    let done = killed[&JobRef::subjob(3, 2)].as_ref().expect_err("a done job is not killed");
+    let killed: BTreeMap<JobRef, Result<(), String>> = backend
+        .kill(&all)
+        .await
+        .expect("kill answers")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        killed[&JobRef::subjob(3, 0)],
+        Ok(()),
+        "a queued job is killed"
+    );
+    assert_eq!(
+        killed[&JobRef::subjob(3, 1)],
+        Ok(()),
+        "a running job is killed"
+    );
+    let done = killed[&JobRef::subjob(3, 2)]
+        .as_ref()
+        .expect_err("a done job is not killed");
     assert!(done.contains("it is Done"), "{done}");
 
     let seen = reports(backend.poll_all(&all).await.expect("polled"));
     assert_eq!(seen[&JobRef::subjob(3, 0)].status, RemoteStatus::Killed);
     assert_eq!(seen[&JobRef::subjob(3, 1)].status, RemoteStatus::Killed);
-    assert_eq!(seen[&JobRef::subjob(3, 2)].status, RemoteStatus::Succeeded, "its end is not rewritten");
+    assert_eq!(
+        seen[&JobRef::subjob(3, 2)].status,
+        RemoteStatus::Succeeded,
+        "its end is not rewritten"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -199,7 +305,9 @@ async fn resubmit_reschedules_where_dirac_allows_and_submits_afresh_where_not() 
     let home = tempfile::tempdir().expect("home");
     let backend = server.backend(home.path(), &server.url, &[]);
     server.login(&backend).await;
-    let specs: Vec<SubmitSpec> = (0..3).map(|i| spec(home.path(), JobRef::subjob(4, i), &[])).collect();
+    let specs: Vec<SubmitSpec> = (0..3)
+        .map(|i| spec(home.path(), JobRef::subjob(4, i), &[]))
+        .collect();
     let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
     let dirac_ids = as_ids(&ids);
     let pilot = server.pilot().await;
@@ -213,19 +321,43 @@ async fn resubmit_reschedules_where_dirac_allows_and_submits_afresh_where_not() 
     let again: Vec<SubmitSpec> = specs
         .iter()
         .zip(&ids)
-        .map(|(s, id)| SubmitSpec { run: 2, previous_id: Some(id.clone()), ..s.clone() })
+        .map(|(s, id)| SubmitSpec {
+            run: 2,
+            previous_id: Some(id.clone()),
+            ..s.clone()
+        })
         .collect();
     let new_ids = ids_of(&again, &backend.submit(&again).await.expect("resubmitted"));
-    assert_ne!(new_ids[0], ids[0], "a failed DIRAC job is not rescheduled: a new one");
+    assert_ne!(
+        new_ids[0], ids[0],
+        "a failed DIRAC job is not rescheduled: a new one"
+    );
     assert_ne!(new_ids[1], ids[1]);
-    assert_eq!(new_ids[2], ids[2], "the running one runs again under its id");
-    let seen = reports(backend.poll_all(&refs(&again, &new_ids)).await.expect("polled"));
+    assert_eq!(
+        new_ids[2], ids[2],
+        "the running one runs again under its id"
+    );
+    let seen = reports(
+        backend
+            .poll_all(&refs(&again, &new_ids))
+            .await
+            .expect("polled"),
+    );
     for r in seen.values() {
         assert_eq!(r.status, RemoteStatus::Queued, "{r:?}");
     }
     let rows = server.rows(&as_ids(&new_ids)).await;
-    let name = |id: &str| rows[&id.parse::<i64>().expect("id")]["JobName"].as_str().expect("name").to_owned();
-    assert!(name(&new_ids[0]).ends_with(":4.0:r2"), "{}", name(&new_ids[0]));
+    let name = |id: &str| {
+        rows[&id.parse::<i64>().expect("id")]["JobName"]
+            .as_str()
+            .expect("name")
+            .to_owned()
+    };
+    assert!(
+        name(&new_ids[0]).ends_with(":4.0:r2"),
+        "{}",
+        name(&new_ids[0])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,29 +370,54 @@ async fn an_expired_token_is_renewed_without_the_user_noticing() {
     let specs = vec![spec(home.path(), JobRef::job(5), &[])];
 
     // The access token expired (and the file says so): it is renewed before the call.
-    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
+    let mut stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
     let first_refresh = stored["refresh_token"].clone();
-    stored["access_token"] = server.expired(stored["access_token"].as_str().expect("a token")).into();
+    stored["access_token"] = server
+        .expired(stored["access_token"].as_str().expect("a token"))
+        .into();
     stored["expires_at"] = (jiff::Timestamp::now().as_second() - 120).into();
     std::fs::write(&tokens_path, serde_json::to_vec(&stored).expect("json")).expect("written");
     let fresh = server.backend(home.path(), &server.url, &[]);
-    let ids = ids_of(&specs, &fresh.submit(&specs).await.expect("submitted with a renewed token"));
-    let renewed: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
+    let ids = ids_of(
+        &specs,
+        &fresh
+            .submit(&specs)
+            .await
+            .expect("submitted with a renewed token"),
+    );
+    let renewed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
     assert_ne!(renewed["access_token"], stored["access_token"]);
-    assert_ne!(renewed["refresh_token"], first_refresh, "DiracX rotates refresh tokens");
+    assert_ne!(
+        renewed["refresh_token"], first_refresh,
+        "DiracX rotates refresh tokens"
+    );
 
     // The file claims the token is good, the server says it expired (401): renewed once,
     // then the call goes through.
     let mut lying = renewed.clone();
-    lying["access_token"] = server.expired(renewed["access_token"].as_str().expect("a token")).into();
+    lying["access_token"] = server
+        .expired(renewed["access_token"].as_str().expect("a token"))
+        .into();
     lying["expires_at"] = (jiff::Timestamp::now().as_second() + 3600).into();
     std::fs::write(&tokens_path, serde_json::to_vec(&lying).expect("json")).expect("written");
     let fresh = server.backend(home.path(), &server.url, &[]);
-    let seen = reports(fresh.poll(&refs(&specs, &ids)).await.expect("polled with a renewed token"));
+    let seen = reports(
+        fresh
+            .poll(&refs(&specs, &ids))
+            .await
+            .expect("polled with a renewed token"),
+    );
     assert_eq!(seen[&JobRef::job(5)].status, RemoteStatus::Queued);
-    let renewed_again: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
+    let renewed_again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
     assert_ne!(renewed_again["access_token"], lying["access_token"]);
-    let mode = std::fs::metadata(&tokens_path).expect("tokens").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&tokens_path)
+        .expect("tokens")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "still owner-only after renewing");
 }
 
@@ -274,44 +431,69 @@ async fn a_revoked_session_is_a_clear_error_that_changes_no_job() {
     let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
 
     let tokens_path = home.path().join("dirac").join("tokens.json");
-    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
+    let mut stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tokens_path).expect("tokens")).expect("json");
     let resp = server
         .http
         .post(format!("{}/api/auth/revoke", server.url))
-        .form(&[("token", stored["refresh_token"].as_str().expect("refresh")), ("client_id", "myDIRACClientID")])
+        .form(&[
+            ("token", stored["refresh_token"].as_str().expect("refresh")),
+            ("client_id", "myDIRACClientID"),
+        ])
         .send()
         .await
         .expect("revoke answers");
     assert!(resp.status().is_success());
-    stored["access_token"] = server.expired(stored["access_token"].as_str().expect("a token")).into();
+    stored["access_token"] = server
+        .expired(stored["access_token"].as_str().expect("a token"))
+        .into();
     std::fs::write(&tokens_path, serde_json::to_vec(&stored).expect("json")).expect("written");
 
     let revoked = server.backend(home.path(), &server.url, &[]);
     let all = refs(&specs, &ids);
-    let err = revoked.poll_all(&all).await.expect_err("no valid credentials");
+    let err = revoked
+        .poll_all(&all)
+        .await
+        .expect_err("no valid credentials");
     assert_eq!(err.kind, BackendErrorKind::Unauthorized, "{err}");
-    assert!(err.message.contains("log in again: ganga dirac login"), "{err}");
+    assert!(
+        err.message.contains("log in again: ganga dirac login"),
+        "{err}"
+    );
     let err = revoked.kill(&all).await.expect_err("no valid credentials");
     assert_eq!(err.kind, BackendErrorKind::Unauthorized, "{err}");
-    let err = revoked.submit(&specs).await.expect_err("no valid credentials");
+    let err = revoked
+        .submit(&specs)
+        .await
+        .expect_err("no valid credentials");
     assert_eq!(err.kind, BackendErrorKind::Unauthorized, "{err}");
     let rows = server.rows(&as_ids(&ids)).await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows.values().next().expect("the job")["Status"], "Received", "the kill changed nothing");
+    assert_eq!(
+        rows.values().next().expect("the job")["Status"],
+        "Received",
+        "the kill changed nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_going_away_is_an_error_and_its_return_recovers() {
     let server = Server::get().await;
     // A server of this test's own, over the same databases, to stop and start again.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let port_text = port.to_string();
     server.script(&["extra-start", &port_text]);
     let url = format!("http://127.0.0.1:{port}");
     struct Stop<'a>(&'a Server, String);
     impl Drop for Stop<'_> {
         fn drop(&mut self) {
-            let _ = std::process::Command::new(&self.0.script).args(["extra-stop", &self.1]).status();
+            let _ = std::process::Command::new(&self.0.script)
+                .args(["extra-stop", &self.1])
+                .status();
         }
     }
     let _stop = Stop(&server, port_text.clone());
@@ -319,23 +501,43 @@ async fn the_server_going_away_is_an_error_and_its_return_recovers() {
     // A token from a file, as in CI.
     let home = tempfile::tempdir().expect("home");
     let token_file = home.path().join("ci-token.json");
-    std::fs::write(&token_file, server.token("alice", "user").await.to_string()).expect("token written");
-    let backend = server.backend(home.path(), &url, &[("GANGA_DIRAC_TOKEN_FILE", token_file.display().to_string())]);
+    std::fs::write(&token_file, server.token("alice", "user").await.to_string())
+        .expect("token written");
+    let backend = server.backend(
+        home.path(),
+        &url,
+        &[("GANGA_DIRAC_TOKEN_FILE", token_file.display().to_string())],
+    );
     let specs = vec![spec(home.path(), JobRef::job(8), &[])];
     let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
     let all = refs(&specs, &ids);
-    assert_eq!(reports(backend.poll_all(&all).await.expect("polled"))[&JobRef::job(8)].status, RemoteStatus::Queued);
+    assert_eq!(
+        reports(backend.poll_all(&all).await.expect("polled"))[&JobRef::job(8)].status,
+        RemoteStatus::Queued
+    );
 
     server.script(&["extra-stop", &port_text]);
-    let err = backend.poll_all(&all).await.expect_err("the server is gone");
+    let err = backend
+        .poll_all(&all)
+        .await
+        .expect_err("the server is gone");
     assert_eq!(err.kind, BackendErrorKind::Failed);
     assert!(err.message.contains("cannot be reached"), "{err}");
     let err = backend.kill(&all).await.expect_err("the server is gone");
     assert!(err.message.contains("cannot be reached"), "{err}");
 
     server.script(&["extra-start", &port_text]);
-    let seen = reports(backend.poll_all(&all).await.expect("polled after the server came back"));
-    assert_eq!(seen[&JobRef::job(8)].status, RemoteStatus::Queued, "the kill during the outage changed nothing");
+    let seen = reports(
+        backend
+            .poll_all(&all)
+            .await
+            .expect("polled after the server came back"),
+    );
+    assert_eq!(
+        seen[&JobRef::job(8)].status,
+        RemoteStatus::Queued,
+        "the kill during the outage changed nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -344,18 +546,45 @@ async fn find_recognises_a_submission_whose_answer_was_lost() {
     let home = tempfile::tempdir().expect("home");
     let backend = server.backend(home.path(), &server.url, &[]);
     server.login(&backend).await;
-    let specs: Vec<SubmitSpec> = (0..2).map(|i| spec(home.path(), JobRef::subjob(9, i), &[])).collect();
-    let ids = ids_of(&specs[..1], &backend.submit(&specs[..1]).await.expect("submitted"));
+    let specs: Vec<SubmitSpec> = (0..2)
+        .map(|i| spec(home.path(), JobRef::subjob(9, i), &[]))
+        .collect();
+    let ids = ids_of(
+        &specs[..1],
+        &backend.submit(&specs[..1]).await.expect("submitted"),
+    );
     let units: Vec<UnitRun> = specs
         .iter()
-        .map(|s| UnitRun { job: s.job, run: 1, workspace: s.workspace.clone() })
-        .chain([UnitRun { job: specs[0].job, run: 2, workspace: specs[0].workspace.clone() }])
+        .map(|s| UnitRun {
+            job: s.job,
+            run: 1,
+            workspace: s.workspace.clone(),
+        })
+        .chain([UnitRun {
+            job: specs[0].job,
+            run: 2,
+            workspace: specs[0].workspace.clone(),
+        }])
         .collect();
     let found = backend.find(&units).await.expect("find answers");
     assert_eq!(found.len(), 3);
-    assert_eq!(found[0], (JobRef::subjob(9, 0), Ok(Some(ganga_core::Submitted::id(ids[0].clone())))));
-    assert_eq!(found[1], (JobRef::subjob(9, 1), Ok(None)), "never handed over");
-    assert_eq!(found[2], (JobRef::subjob(9, 0), Ok(None)), "run 2 was never handed over");
+    assert_eq!(
+        found[0],
+        (
+            JobRef::subjob(9, 0),
+            Ok(Some(ganga_core::Submitted::id(ids[0].clone())))
+        )
+    );
+    assert_eq!(
+        found[1],
+        (JobRef::subjob(9, 1), Ok(None)),
+        "never handed over"
+    );
+    assert_eq!(
+        found[2],
+        (JobRef::subjob(9, 0), Ok(None)),
+        "run 2 was never handed over"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -368,19 +597,48 @@ async fn peek_shows_stdout_once_the_sandbox_is_there() {
     let specs = vec![spec(home.path(), JobRef::job(10), &[input])];
     let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
     let job = reference(&specs[0], &ids[0]);
-    let err = backend.peek(&job, &PeekFile::Stdout, 100).await.expect_err("nothing to see yet");
+    let err = backend
+        .peek(&job, &PeekFile::Stdout, 100)
+        .await
+        .expect_err("nothing to see yet");
     assert!(err.message.contains("no output sandbox yet"), "{err}");
 
     let pilot = server.pilot().await;
     let id = as_ids(&ids)[0];
     pilot.walk(&[id], TO_RUNNING).await;
-    pilot.upload_output(id, &[("std.out", b"line 1\nline 2\n"), ("log/app.log", b"started\n")]).await;
+    pilot
+        .upload_output(
+            id,
+            &[
+                ("std.out", b"line 1\nline 2\n"),
+                ("log/app.log", b"started\n"),
+            ],
+        )
+        .await;
     pilot.walk(&[id], TO_DONE).await;
-    assert_eq!(backend.peek(&job, &PeekFile::Stdout, 7).await.expect("peeked"), b"line 2\n");
-    assert_eq!(backend.peek(&job, &PeekFile::Path("log/app.log".into()), 100).await.expect("peeked"), b"started\n");
-    let err = backend.peek(&job, &PeekFile::Path("../x".into()), 10).await.expect_err("outside");
+    assert_eq!(
+        backend
+            .peek(&job, &PeekFile::Stdout, 7)
+            .await
+            .expect("peeked"),
+        b"line 2\n"
+    );
+    assert_eq!(
+        backend
+            .peek(&job, &PeekFile::Path("log/app.log".into()), 100)
+            .await
+            .expect("peeked"),
+        b"started\n"
+    );
+    let err = backend
+        .peek(&job, &PeekFile::Path("../x".into()), 10)
+        .await
+        .expect_err("outside");
     assert!(err.message.contains(".."), "{err}");
-    let err = backend.peek(&job, &PeekFile::Stderr, 10).await.expect_err("no stderr");
+    let err = backend
+        .peek(&job, &PeekFile::Stderr, 10)
+        .await
+        .expect_err("no stderr");
     assert!(err.message.contains("std.err"), "{err}");
 }
 
@@ -404,7 +662,11 @@ async fn bad_jobs_fail_alone() {
     let backend = server.backend(home.path(), &server.url, &[]);
     server.login(&backend).await;
     let good = spec(home.path(), JobRef::subjob(12, 0), &[]);
-    let missing = spec(home.path(), JobRef::subjob(12, 1), &[home.path().join("nope.dat")]);
+    let missing = spec(
+        home.path(),
+        JobRef::subjob(12, 1),
+        &[home.path().join("nope.dat")],
+    );
     let mut bad_option = spec(home.path(), JobRef::subjob(12, 2), &[]);
     bad_option.options.insert("queue".into(), "long".into());
     let mut bad_pattern = spec(home.path(), JobRef::subjob(12, 3), &[]);
@@ -418,13 +680,22 @@ async fn bad_jobs_fail_alone() {
         .into_iter()
         .collect();
     assert!(answers[&JobRef::subjob(12, 0)].is_ok());
-    let e = answers[&JobRef::subjob(12, 1)].as_ref().expect_err("missing input");
+    let e = answers[&JobRef::subjob(12, 1)]
+        .as_ref()
+        .expect_err("missing input");
     assert!(e.contains("nope.dat"), "{e}");
-    let e = answers[&JobRef::subjob(12, 2)].as_ref().expect_err("unknown option");
+    let e = answers[&JobRef::subjob(12, 2)]
+        .as_ref()
+        .expect_err("unknown option");
     assert!(e.contains("`queue`"), "{e}");
-    let e = answers[&JobRef::subjob(12, 3)].as_ref().expect_err("a space in a pattern");
+    let e = answers[&JobRef::subjob(12, 3)]
+        .as_ref()
+        .expect_err("a space in a pattern");
     assert!(e.contains("my results.txt"), "{e}");
-    assert!(answers[&JobRef::subjob(12, 4)].is_ok(), "odd arguments travel wrapped");
+    assert!(
+        answers[&JobRef::subjob(12, 4)].is_ok(),
+        "odd arguments travel wrapped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -452,6 +723,9 @@ async fn it_works_as_a_loaded_plugin() {
     let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
     let seen = reports(backend.poll_all(&refs(&specs, &ids)).await.expect("polled"));
     assert_eq!(seen[&JobRef::job(13)].status, RemoteStatus::Queued);
-    let step = backend.command(&["whoami".to_owned()], None).await.expect("a command step");
+    let step = backend
+        .command(&["whoami".to_owned()], None)
+        .await
+        .expect("a command step");
     assert!(step.output.starts_with("alice"), "{}", step.output);
 }

@@ -38,7 +38,8 @@ impl Server {
     /// The running server; panics with instructions if there is none.
     pub async fn get() -> Server {
         install_crypto();
-        let path = std::env::var("GANGA_DIRACX_ENV").unwrap_or_else(|_| DEFAULT_ENV_FILE.to_owned());
+        let path =
+            std::env::var("GANGA_DIRACX_ENV").unwrap_or_else(|_| DEFAULT_ENV_FILE.to_owned());
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "the DiracX test server is not set up ({path}: {e}); start it with `.ci/diracx.sh start` \
@@ -71,7 +72,12 @@ impl Server {
     pub async fn wait_ready(&self, url: &str, within: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let last = match self.http.get(format!("{url}/api/health/ready")).send().await {
+            let last = match self
+                .http
+                .get(format!("{url}/api/health/ready"))
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => format!("HTTP {}", r.status()),
                 Err(e) => e.to_string(),
@@ -93,12 +99,19 @@ impl Server {
                 .bearer_auth(format!("diracx:legacy:{}", self.legacy_key))
         })
         .await;
-        assert!(resp.status().is_success(), "legacy exchange: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "legacy exchange: {}",
+            resp.status()
+        );
         resp.json().await.expect("a token response")
     }
 
     pub async fn access_token(&self, user: &str, group: &str) -> String {
-        self.token(user, group).await["access_token"].as_str().expect("a token").to_owned()
+        self.token(user, group).await["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
     }
 
     /// The same token, signed again by the server's key with `exp` in the past.
@@ -116,14 +129,28 @@ impl Server {
             .write_all(token.as_bytes())
             .expect("token written");
         let out = child.wait_with_output().expect("it ends");
-        assert!(out.status.success(), "{} expire failed", self.script.display());
-        String::from_utf8(out.stdout).expect("text").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "{} expire failed",
+            self.script.display()
+        );
+        String::from_utf8(out.stdout)
+            .expect("text")
+            .trim()
+            .to_owned()
     }
 
     /// Runs the CI script (`extra-start PORT`...).
     pub fn script(&self, args: &[&str]) {
-        let status = std::process::Command::new(&self.script).args(args).status().expect("the CI script runs");
-        assert!(status.success(), "{} {args:?} failed", self.script.display());
+        let status = std::process::Command::new(&self.script)
+            .args(args)
+            .status()
+            .expect("the CI script runs");
+        assert!(
+            status.success(),
+            "{} {args:?} failed",
+            self.script.display()
+        );
     }
 
     /// The backend's settings for this server.
@@ -138,18 +165,28 @@ impl Server {
 
     /// A backend of a fresh home, reading no environment variable but those given.
     pub fn backend(&self, home: &Path, url: &str, env: &[(&str, String)]) -> DiracBackend {
-        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         let home_id = format!("t{}", fastrand::u64(..));
-        DiracBackend::with_env(home, &home_id, self.config(url), Arc::new(move |k| env.get(k).cloned()))
-            .expect("settings are valid")
+        DiracBackend::with_env(
+            home,
+            &home_id,
+            self.config(url),
+            Arc::new(move |k| env.get(k).cloned()),
+        )
+        .expect("settings are valid")
     }
 
     /// `ganga dirac login` through the device flow, with this test as the browser.
     pub async fn login(&self, backend: &DiracBackend) -> String {
-        let args: Vec<String> = ["login", "--url", &self.url, "--vo", &self.vo, "--group", "user"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let args: Vec<String> = [
+            "login", "--url", &self.url, "--vo", &self.vo, "--group", "user",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
         let step = backend.command(&args, None).await.expect("login starts");
         assert_eq!(step.exit_code, 0, "{}", step.output);
         let link = step
@@ -161,12 +198,24 @@ impl Server {
             .to_owned();
         // The "browser": DiracX sends it to the identity provider, which approves at once
         // and sends it back.
-        let resp = self.http.get(&link).send().await.expect("the browser gets through");
-        assert!(resp.status().is_success(), "approving the login: {}", resp.status());
+        let resp = self
+            .http
+            .get(&link)
+            .send()
+            .await
+            .expect("the browser gets through");
+        assert!(
+            resp.status().is_success(),
+            "approving the login: {}",
+            resp.status()
+        );
         let mut state = step.state;
         let mut output = step.output;
         while let Some(s) = state {
-            let step = backend.command(&args, Some(s)).await.expect("login goes on");
+            let step = backend
+                .command(&args, Some(s))
+                .await
+                .expect("login goes on");
             output.push_str(&step.output);
             assert_eq!(step.exit_code, 0, "{output}");
             state = step.state;
@@ -190,7 +239,9 @@ impl Server {
         .await;
         assert!(resp.status().is_success(), "search: {}", resp.status());
         let rows: Vec<serde_json::Value> = resp.json().await.expect("rows");
-        rows.into_iter().map(|r| (r["JobID"].as_i64().expect("an id"), r)).collect()
+        rows.into_iter()
+            .map(|r| (r["JobID"].as_i64().expect("an id"), r))
+            .collect()
     }
 
     pub async fn pilot(&self) -> Pilot {
@@ -223,7 +274,10 @@ pub const TO_RUNNING: &[(&str, &str)] = &[
     ("Matched", "Assigned"),
     ("Running", "Application"),
 ];
-pub const TO_DONE: &[(&str, &str)] = &[("Completing", "Uploading Output Sandbox"), ("Done", "Execution Complete")];
+pub const TO_DONE: &[(&str, &str)] = &[
+    ("Completing", "Uploading Output Sandbox"),
+    ("Done", "Execution Complete"),
+];
 pub const TO_FAILED: &[(&str, &str)] = &[("Failed", "Application Finished With Errors")];
 
 /// A stand-in for DIRAC's pilots and JobWrapper.
@@ -242,7 +296,8 @@ impl Pilot {
         for id in ids {
             let mut updates = serde_json::Map::new();
             for (i, (status, minor)) in steps.iter().enumerate() {
-                let at = base + jiff::SignedDuration::from_millis(i64::try_from(i).expect("few") + 1);
+                let at =
+                    base + jiff::SignedDuration::from_millis(i64::try_from(i).expect("few") + 1);
                 let micros = at.as_microsecond().rem_euclid(1_000_000);
                 let when = format!("{}.{micros:06}Z", at.strftime("%Y-%m-%dT%H:%M:%S"));
                 updates.insert(
@@ -260,7 +315,11 @@ impl Pilot {
                 .json(&body)
         })
         .await;
-        assert!(resp.status().is_success(), "pilot status update: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "pilot status update: {}",
+            resp.status()
+        );
         let answer: serde_json::Value = resp.json().await.expect("json");
         let last = steps.last().expect("at least one step").0;
         for id in ids {
@@ -275,7 +334,10 @@ impl Pilot {
     /// Uploads an output sandbox holding `files` with the owner's credentials (a pilot
     /// may not create sandboxes) and assigns it to the job as the pilot.
     pub async fn upload_output(&self, id: i64, files: &[(&str, &[u8])]) {
-        let mut tar = tar::Builder::new(bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast()));
+        let mut tar = tar::Builder::new(bzip2::write::BzEncoder::new(
+            Vec::new(),
+            bzip2::Compression::fast(),
+        ));
         for (name, data) in files {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
@@ -292,15 +354,27 @@ impl Pilot {
                 .json(&json!({"checksum_algorithm": "sha256", "checksum": checksum, "size": bytes.len(), "format": "tar.bz2"}))
         })
         .await;
-        assert!(resp.status().is_success(), "sandbox init: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "sandbox init: {}",
+            resp.status()
+        );
         let init: serde_json::Value = resp.json().await.expect("json");
         if let Some(url) = init["url"].as_str() {
             let mut form = reqwest::multipart::Form::new();
             for (k, v) in init["fields"].as_object().expect("fields") {
                 form = form.text(k.clone(), v.as_str().expect("text").to_owned());
             }
-            form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name("sb.tar.bz2"));
-            let resp = http.post(url).multipart(form).send().await.expect("S3 answers");
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("sb.tar.bz2"),
+            );
+            let resp = http
+                .post(url)
+                .multipart(form)
+                .send()
+                .await
+                .expect("S3 answers");
             assert!(resp.status().is_success(), "S3 upload: {}", resp.status());
         }
         let pfn = init["pfn"].as_str().expect("a pfn");
@@ -310,7 +384,11 @@ impl Pilot {
                 .json(&pfn)
         })
         .await;
-        assert!(resp.status().is_success(), "assigning the output sandbox: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "assigning the output sandbox: {}",
+            resp.status()
+        );
     }
 }
 
@@ -343,8 +421,15 @@ pub fn reference(spec: &SubmitSpec, id: &str) -> BackendRef {
 }
 
 /// The ids of a submission, in the order of `specs`; panics on any refusal.
-pub fn ids_of(specs: &[SubmitSpec], answers: &ganga_core::Answers<ganga_core::Submitted>) -> Vec<String> {
-    assert_eq!(answers.len(), specs.len(), "one answer per unit: {answers:?}");
+pub fn ids_of(
+    specs: &[SubmitSpec],
+    answers: &ganga_core::Answers<ganga_core::Submitted>,
+) -> Vec<String> {
+    assert_eq!(
+        answers.len(),
+        specs.len(),
+        "one answer per unit: {answers:?}"
+    );
     let by_job: BTreeMap<JobRef, &ganga_core::PerJob<ganga_core::Submitted>> =
         answers.iter().map(|(j, a)| (*j, a)).collect();
     specs
@@ -357,5 +442,7 @@ pub fn ids_of(specs: &[SubmitSpec], answers: &ganga_core::Answers<ganga_core::Su
 }
 
 pub fn as_ids(ids: &[String]) -> Vec<i64> {
-    ids.iter().map(|i| i.parse().expect("numeric DIRAC ids")).collect()
+    ids.iter()
+        .map(|i| i.parse().expect("numeric DIRAC ids"))
+        .collect()
 }
