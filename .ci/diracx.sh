@@ -12,7 +12,9 @@
 #
 # Usage:
 #   .ci/diracx.sh start                 install once, start what is not running, mint tokens, write
-#                                       the env file; idempotent (a second start only re-checks)
+#                                       the env file; idempotent (a second start only re-checks).
+#                                       A server started after a stop starts empty (moto keeps
+#                                       sandboxes in memory only, so the databases are reset too)
 #   .ci/diracx.sh stop                  stop the processes this script started (by their pid files)
 #   .ci/diracx.sh status                which of them run
 #   .ci/diracx.sh env                   print the env file (KEY=value lines, also shell-sourceable)
@@ -329,6 +331,11 @@ start() {
   install
   t1=$(date +%s.%N)
   setup_state
+  if ! running moto; then
+    # moto keeps the sandboxes in memory only: a new moto starts empty, so the databases
+    # (which would list sandboxes it no longer has) start empty too.
+    rm -f "$DIR"/db/*.db
+  fi
   spawn moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
   spawn idp "$VENV/bin/python" "$DIR/idp.py" --port "$IDP_PORT" --sub "$ALICE_SUB"
   wait_http moto "http://127.0.0.1:$S3_PORT/"

@@ -255,7 +255,18 @@ impl DiracBackend {
             return Ok(fresh);
         }
         let ids: Vec<i64> = again.iter().filter_map(|p| p.previous).collect();
-        let result = client.reschedule(&ids).await?;
+        let result = match client.reschedule(&ids).await {
+            Ok(result) => result,
+            Err(e) if e.is_whole_call() => return Err(e),
+            Err(e) => {
+                tracing::debug!(
+                    "DIRAC rescheduled none of {} jobs ({e}): submitting afresh",
+                    ids.len()
+                );
+                fresh.extend(again);
+                return Ok(fresh);
+            }
+        };
         let mut rescheduled = Vec::new();
         for p in again {
             let Some(id) = p.previous else { continue };

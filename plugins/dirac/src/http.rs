@@ -105,7 +105,18 @@ pub(crate) fn detail_of(body: &[u8]) -> String {
         };
         return shorten(&shown);
     }
-    shorten(String::from_utf8_lossy(body).trim())
+    let text = String::from_utf8_lossy(body);
+    // S3's errors: <Error><Code>NoSuchKey</Code><Message>...</Message>...</Error>
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find("</")? + start;
+        Some(text[start..end].trim().to_owned())
+    };
+    if let (Some(code), Some(message)) = (tag("Code"), tag("Message")) {
+        return shorten(&format!("{code}: {message}"));
+    }
+    shorten(text.trim())
 }
 
 fn shorten(text: &str) -> String {
@@ -572,6 +583,10 @@ mod tests {
             "authorization_pending"
         );
         assert_eq!(detail_of(b"plain text"), "plain text");
+        assert_eq!(
+            detail_of(b"<?xml version=\"1.0\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>k</Key></Error>"),
+            "NoSuchKey: The specified key does not exist."
+        );
         assert!(detail_of(&vec![b'x'; 5000]).len() < 500);
     }
 

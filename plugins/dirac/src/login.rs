@@ -108,11 +108,25 @@ fn http(settings: &Settings) -> Result<Http, DiracError> {
     })
 }
 
-/// The identity to log in as: the settings, overridden by `--url`, `--vo`, `--group`.
+/// The identity to log in as: the settings, overridden by `--url`, `--vo`, `--group`. An
+/// empty group asks for the VO's default group, learnt from the token.
 fn login_identity(settings: &Settings, args: &[String]) -> Result<Identity, DiracError> {
-    let mut url = settings.identity.as_ref().map(|i| i.url.clone());
-    let mut vo = settings.identity.as_ref().map(|i| i.vo.clone());
-    let mut group = settings.identity.as_ref().map(|i| i.group.clone());
+    let known = settings.identity.as_ref();
+    let mut url = settings
+        .configured
+        .url
+        .clone()
+        .or_else(|| known.map(|i| i.url.clone()));
+    let mut vo = settings
+        .configured
+        .vo
+        .clone()
+        .or_else(|| known.map(|i| i.vo.clone()));
+    let mut group = settings
+        .configured
+        .group
+        .clone()
+        .or_else(|| known.map(|i| i.group.clone()));
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -140,12 +154,20 @@ fn login_identity(settings: &Settings, args: &[String]) -> Result<Identity, Dira
         (Some(url), Some(vo)) => Ok(Identity {
             url,
             vo,
-            group: group.unwrap_or_else(|| "user".to_owned()),
+            group: group.unwrap_or_default(),
         }),
         _ => Err(DiracError::Settings(
             "login: which DiracX? give --url URL --vo VO (or set url and vo in [plugin.dirac] of the config)"
                 .to_owned(),
         )),
+    }
+}
+
+fn shown_group(group: &str) -> &str {
+    if group.is_empty() {
+        "(the VO's default)"
+    } else {
+        group
     }
 }
 
@@ -212,7 +234,7 @@ async fn login_start(settings: &Settings, args: &[String]) -> Result<Step, Dirac
         "To log in to DiracX at {} (VO {}, group {}), open\n\n    {}\n\nin a browser, or open {} and enter the code {}.\nWaiting for the approval (the code is valid for {} minutes)...\n",
         identity.url,
         identity.vo,
-        identity.group,
+        shown_group(&identity.group),
         start.verification_uri_complete,
         start.verification_uri,
         start.user_code,
@@ -238,7 +260,7 @@ pub(crate) async fn login_wait(
     wait: Duration,
     every: Duration,
 ) -> Result<Step, DiracError> {
-    let identity = Identity {
+    let mut identity = Identity {
         url: parse_url(&state.url)?,
         vo: state.vo.clone(),
         group: state.group.clone(),
@@ -256,6 +278,16 @@ pub(crate) async fn login_wait(
         if let Some(tokens) =
             poll_device_flow(&http, &identity, &settings.client_id, &state.device_code).await?
         {
+            if identity.group.is_empty() {
+                identity.group = auth::jwt_claims(&tokens.access_token)
+                    .and_then(|c| {
+                        c.get("dirac_group")
+                            .and_then(|g| g.as_str().map(str::to_owned))
+                    })
+                    .ok_or_else(|| {
+                        DiracError::protocol("the DiracX login", "the token names no DIRAC group")
+                    })?;
+            }
             let stored = StoredTokens::new(&identity, tokens, auth::now_secs());
             let path = settings.tokens_path.clone();
             let written = stored.clone();
@@ -389,7 +421,7 @@ mod tests {
         .expect("valid");
         assert_eq!(id.url.as_str(), "https://dx.example/");
         assert_eq!(id.vo, "lhcb");
-        assert_eq!(id.group, "user");
+        assert_eq!(id.group, "", "the VO's default group, learnt at login");
         for (args, needle) in [
             (words(&[]), "which DiracX"),
             (words(&["--url"]), "needs a value"),

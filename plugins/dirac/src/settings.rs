@@ -30,8 +30,13 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
+    /// The OAuth scope; without a group (empty), DiracX gives the VO's default group.
     pub(crate) fn scope(&self) -> String {
-        format!("vo:{} group:{}", self.vo, self.group)
+        if self.group.is_empty() {
+            format!("vo:{}", self.vo)
+        } else {
+            format!("vo:{} group:{}", self.vo, self.group)
+        }
     }
 }
 
@@ -39,6 +44,14 @@ impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (VO {}, group {})", self.url, self.vo, self.group)
     }
+}
+
+/// The parts of an identity the settings give, maybe not all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Partial {
+    pub(crate) url: Option<Url>,
+    pub(crate) vo: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 /// Where the access token comes from.
@@ -59,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) identity: Option<Identity>,
     /// Why `identity` is missing, if it is.
     pub(crate) identity_missing: Option<String>,
+    /// What the config and environment say, complete or not (for `ganga dirac login`).
+    pub(crate) configured: Partial,
     pub(crate) client_id: String,
     pub(crate) token: TokenSource,
     /// Where `ganga dirac login` keeps tokens, whatever `token` says.
@@ -129,21 +144,33 @@ impl Settings {
         };
         let tokens_path = home.join("dirac").join("tokens.json");
 
-        let url = text("url", ENV_URL)?;
+        let url = text("url", ENV_URL)?.map(|u| parse_url(&u)).transpose()?;
         let vo = text("vo", ENV_VO)?;
         let group = text("group", ENV_GROUP)?;
+        let configured = Partial {
+            url: url.clone(),
+            vo: vo.clone(),
+            group: group.clone(),
+        };
         let (identity, identity_missing) = match (url, vo) {
             (Some(url), Some(vo)) => {
-                let url = parse_url(&url)?;
-                let group = match group {
-                    Some(g) => g,
-                    None => stored
+                let group = group.or_else(|| {
+                    stored
                         .as_ref()
                         .filter(|s| s.url == url && s.vo == vo)
                         .map(|s| s.group.clone())
-                        .unwrap_or_else(|| "user".to_owned()),
-                };
-                (Some(Identity { url, vo, group }), None)
+                });
+                match group {
+                    Some(group) => (Some(Identity { url, vo, group }), None),
+                    None => (
+                        None,
+                        Some(format!(
+                            "the DIRAC backend does not know your DIRAC group: set group in \
+                             [plugin.dirac] of the config (or {ENV_GROUP}), or log in with \
+                             `ganga dirac login`, which learns it"
+                        )),
+                    ),
+                }
             }
             (None, None) if stored.is_some() => (stored, None),
             (url, vo) => {
@@ -182,6 +209,7 @@ impl Settings {
         Ok(Settings {
             identity,
             identity_missing,
+            configured,
             client_id: config_string(config, "client_id")?
                 .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned()),
             token,
@@ -410,11 +438,15 @@ mod tests {
 
     #[test]
     fn config_gives_identity_and_env_wins() {
-        let config = opts(&[("url", s("https://dx.example.org/base")), ("vo", s("lhcb"))]);
+        let config = opts(&[
+            ("url", s("https://dx.example.org/base")),
+            ("vo", s("lhcb")),
+            ("group", s("lhcb_user")),
+        ]);
         let settings = Settings::resolve(&config, &no_env, Path::new("/h"), None).expect("valid");
         let id = settings.identity().expect("set");
         assert_eq!(id.url.as_str(), "https://dx.example.org/base/");
-        assert_eq!(id.group, "user");
+        assert_eq!(id.group, "lhcb_user");
         assert_eq!(
             settings.token,
             TokenSource::Stored(PathBuf::from("/h/dirac/tokens.json"))
@@ -440,6 +472,23 @@ mod tests {
         let err = settings.identity().expect_err("not set up").to_string();
         assert!(err.contains("url and vo"), "{err}");
         assert!(err.contains("ganga dirac login"), "{err}");
+    }
+
+    #[test]
+    fn without_a_group_the_last_login_gives_it() {
+        let config = opts(&[("url", s("https://dx.example.org")), ("vo", s("lhcb"))]);
+        let settings = Settings::resolve(&config, &no_env, Path::new("/h"), None).expect("valid");
+        let err = settings.identity().expect_err("no group").to_string();
+        assert!(err.contains("DIRAC group"), "{err}");
+        assert_eq!(settings.configured.vo.as_deref(), Some("lhcb"));
+        let stored = Identity {
+            url: parse_url("https://dx.example.org").expect("url"),
+            vo: "lhcb".into(),
+            group: "lhcb_prod".into(),
+        };
+        let settings =
+            Settings::resolve(&config, &no_env, Path::new("/h"), Some(stored)).expect("valid");
+        assert_eq!(settings.identity().expect("set").group, "lhcb_prod");
     }
 
     #[test]
