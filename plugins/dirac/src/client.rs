@@ -93,6 +93,7 @@ pub(crate) struct DiracX {
     identity: Identity,
     request_timeout: Duration,
     transfer_timeout: Duration,
+    page_size: usize,
 }
 
 #[derive(Serialize)]
@@ -119,6 +120,7 @@ impl DiracX {
             identity,
             request_timeout: settings.request_timeout,
             transfer_timeout: settings.transfer_timeout,
+            page_size: settings.search_page_size.clamp(1, MAX_PER_PAGE),
         })
     }
 
@@ -215,7 +217,7 @@ impl DiracX {
             let req = self
                 .request(Method::POST, "api/jobs/search", what.to_owned())?
                 .query("page", page)
-                .query("per_page", MAX_PER_PAGE)
+                .query("per_page", self.page_size)
                 .json(&body)?;
             let resp = self.call(req).await?;
             match resp.status.as_u16() {

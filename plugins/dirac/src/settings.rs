@@ -84,6 +84,8 @@ pub(crate) struct Settings {
     /// How many submission requests of 20 JDLs are in flight at once.
     pub(crate) submit_in_flight: usize,
     pub(crate) poll_interval_secs: u32,
+    /// Rows per page of a search (DiracX gives at most 10,000).
+    pub(crate) search_page_size: usize,
     /// Defaults for every job's JDL options.
     pub(crate) defaults: Options,
 }
@@ -99,6 +101,7 @@ const CONFIG_KEYS: &[&str] = &[
     "retries",
     "submit_in_flight",
     "poll_interval_secs",
+    "search_page_size",
 ];
 
 /// The `[backend]` options a job may give (and `[plugin.dirac]` may default).
@@ -227,6 +230,14 @@ impl Settings {
                 86_400,
             )?)
             .unwrap_or(30),
+            search_page_size: usize::try_from(config_int(
+                config,
+                "search_page_size",
+                10_000,
+                1,
+                10_000,
+            )?)
+            .unwrap_or(10_000),
             defaults: config
                 .iter()
                 .filter(|(k, _)| JOB_KEYS.contains(&k.as_str()))

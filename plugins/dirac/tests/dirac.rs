@@ -729,3 +729,42 @@ async fn it_works_as_a_loaded_plugin() {
         .expect("a command step");
     assert!(step.output.starts_with("alice"), "{}", step.output);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_search_spanning_pages_answers_for_every_job() {
+    let server = Server::get().await;
+    let home = tempfile::tempdir().expect("home");
+    let token_file = home.path().join("token.json");
+    std::fs::write(&token_file, server.token("alice", "user").await.to_string())
+        .expect("token written");
+    // Pages of 7 rows instead of 10,000: 23 jobs take 4 pages.
+    let mut config = server.config(&server.url);
+    config.insert("search_page_size".into(), ganga_core::Value::Integer(7));
+    config.insert("token_file".into(), token_file.display().to_string().into());
+    let backend = ganga_backend_dirac::DiracBackend::with_env(
+        home.path(),
+        "paged",
+        config,
+        std::sync::Arc::new(|_| None),
+    )
+    .expect("valid settings");
+    let specs: Vec<SubmitSpec> = (0..23)
+        .map(|i| spec(home.path(), JobRef::subjob(14, i), &[]))
+        .collect();
+    let ids = ids_of(&specs, &backend.submit(&specs).await.expect("submitted"));
+    let pilot = server.pilot().await;
+    let dirac_ids = as_ids(&ids);
+    pilot.walk(&dirac_ids[20..], TO_RUNNING).await;
+    let before = backend.requests_sent();
+    let seen = reports(backend.poll_all(&refs(&specs, &ids)).await.expect("polled"));
+    assert_eq!(backend.requests_sent() - before, 4, "four pages");
+    assert_eq!(seen.len(), 23, "every job answered");
+    for (i, s) in specs.iter().enumerate() {
+        let want = if i >= 20 {
+            RemoteStatus::Running
+        } else {
+            RemoteStatus::Queued
+        };
+        assert_eq!(seen[&s.job].status, want, "{}", s.job);
+    }
+}
