@@ -1,8 +1,10 @@
 //! Bad input gets a clear error naming the thing and the cause, and nothing stored is lost.
 
+use std::os::unix::process::ExitStatusExt as _;
+
 use ganga_test_support::built_plugin;
 
-use crate::util::Ganga;
+use crate::util::{Ganga, truncated_copy};
 
 /// Submits `toml` as a job file and returns the error, with the temp path made stable.
 fn job_file_error(g: &Ganga, toml: &str) -> String {
@@ -162,4 +164,319 @@ fn a_malformed_config_file_is_reported_with_its_line() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_truncated_plugin_is_refused_by_name_and_every_command_goes_on() {
+    let g = Ganga::new();
+    let plugin = built_plugin("ganga-backend-example");
+    let size = std::fs::metadata(&plugin).unwrap().len();
+    let dir = g.path("half-built");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lengths: Vec<u64> = [1024, 64 * 1024, 1 << 20, size / 2, size - 1]
+        .into_iter()
+        .filter(|&n| n < size)
+        .collect();
+    let mut files = Vec::new();
+    for len in &lengths {
+        let file = dir.join(format!("libganga_backend_cut{len}.so"));
+        truncated_copy(&plugin, &file, *len);
+        // Named with --plugin: a hard error (exit code 1) naming it, not a signal.
+        let out = g.output(&["--plugin", file.to_str().unwrap(), "plugins"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), None, "{len} bytes: killed by a signal");
+        assert_eq!(out.status.code(), Some(1), "{len} bytes: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: {} refused: the file is truncated",
+                file.display()
+            )),
+            "{len} bytes: {stderr}"
+        );
+        files.push(file);
+    }
+    // Found by searching: each is listed as refused, the intact plugins are used, and
+    // commands that need them work.
+    let out = g.output(&["--plugin-dir", dir.to_str().unwrap(), "plugins"]);
+    assert_eq!(out.status.signal(), None);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for file in &files {
+        assert!(
+            stdout.contains(&format!(
+                "{} refused: the file is truncated",
+                file.display()
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("local") && stdout.contains("lmdb"),
+        "{stdout}"
+    );
+    let job = g.job_file("ok.toml", "[application]\nexe = \"/bin/true\"\n");
+    let out = g.output(&[
+        "--plugin-dir",
+        dir.to_str().unwrap(),
+        "submit",
+        "--wait",
+        job.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unknown_store_says_where_plugins_were_looked_for_and_what_was_refused() {
+    let g = Ganga::new();
+    // A ganga installed alone, with a damaged store library on the plugin path.
+    let lonely = g.path("lonely");
+    std::fs::create_dir_all(&lonely).unwrap();
+    let bin = lonely.join("ganga");
+    std::fs::copy(&g.bin, &bin).unwrap();
+    let extra = g.path("extra-plugins");
+    std::fs::create_dir_all(&extra).unwrap();
+    let damaged = extra.join("libganga_store_lmdb.so");
+    truncated_copy(&built_plugin("ganga-store-lmdb"), &damaged, 4096);
+    let mut tries = 0;
+    let out = loop {
+        let run = std::process::Command::new(&bin)
+            .arg("jobs")
+            .env("GANGA_HOME", g.home())
+            .env("GANGA_PLUGIN_PATH", &extra)
+            .env("XDG_CONFIG_HOME", g.path("xdg-config"))
+            .env_remove("GANGA_CONFIG")
+            .output();
+        match run {
+            // A test thread that forks while the copy is open for writing keeps it open
+            // in the child until its exec: the copy is "busy" for that moment.
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            run => break run.unwrap(),
+        }
+    };
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown store `lmdb`; loaded stores: none"),
+        "{err}"
+    );
+    for dir in [
+        extra.clone(),
+        g.path("xdg-config").join("ganga").join("plugins"),
+        lonely.join("plugins"),
+        lonely.clone(),
+    ] {
+        assert!(
+            err.contains(&dir.display().to_string()),
+            "{dir:?} not named:\n{err}"
+        );
+    }
+    assert!(
+        err.contains(&format!(
+            "{} refused: the file is truncated",
+            damaged.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_path_that_is_not_utf8_is_refused_at_the_job_file() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let g = Ganga::new();
+    let dir = g.path("").join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data.txt"), "some input\n").unwrap();
+    let file = dir.join("job.toml");
+    std::fs::write(
+        &file,
+        "name = \"latin-1\"\ninput_files = [\"data.txt\"]\n[application]\nexe = \"/bin/cat\"\nargs = [\"data.txt\"]\n",
+    )
+    .unwrap();
+    let out = g.command(&["submit"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("job.toml:2:16: input_files[0]:"), "{err}");
+    assert!(
+        err.contains("data.txt") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+    assert_eq!(g.run(&["jobs"]).trim(), "no jobs");
+    // A home there is refused before anything is made in it.
+    let out = g
+        .command(&["jobs"])
+        .env("GANGA_HOME", dir.join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the ganga home") && err.contains("is not valid UTF-8"),
+        "{err}"
+    );
+    assert!(!dir.join("home").exists());
+}
+
+#[test]
+fn values_no_backend_could_run_are_refused_at_the_job_file() {
+    let g = Ganga::new();
+    let app = "[application]\nexe = \"/bin/true\"\n";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "empty env name",
+            format!("{app}env = {{ \"\" = \"x\" }}\n"),
+            "bad.toml:3:9: application.env: `` cannot be the name of an environment variable",
+        ),
+        (
+            "env name with =",
+            format!("{app}env = {{ \"A=B\" = \"x\" }}\n"),
+            "bad.toml:3:9: application.env: `A=B` cannot be the name",
+        ),
+        (
+            "env name with NUL",
+            format!("{app}env = {{ \"A\\u0000B\" = \"x\" }}\n"),
+            "bad.toml:3:9: application.env: `A\\0B` cannot be the name",
+        ),
+        (
+            "env name starting with -",
+            format!("{app}env = {{ OK = \"1\", \"-x\" = \"1\" }}\n"),
+            "bad.toml:3:19: application.env: `-x` cannot be the name",
+        ),
+        (
+            "env value with NUL",
+            format!("{app}env = {{ A = \"1\\u0000\" }}\n"),
+            "bad.toml:3:13: application.env.A: contains a NUL character",
+        ),
+        (
+            "exe starting with -",
+            "[application]\nexe = \"-rf\"\n".to_owned(),
+            "bad.toml:2:7: application.exe: `-rf` starts with `-`",
+        ),
+        (
+            "arg with NUL",
+            format!("{app}args = [\"fine\", \"a\\u0000b\"]\n"),
+            "bad.toml:3:17: application.args[1]: contains a NUL character",
+        ),
+        (
+            "invalid glob",
+            format!("output_files = [\"ok.txt\", \"[abc\"]\n{app}"),
+            "bad.toml:1:27: output_files[1]: `[abc` is not a usable pattern:",
+        ),
+        (
+            "absolute pattern",
+            format!("output_files = [\"/etc/passwd\"]\n{app}"),
+            "bad.toml:1:17: output_files[0]: `/etc/passwd` is absolute",
+        ),
+        (
+            "pattern with ..",
+            format!("output_files = [\"out/../../x\"]\n{app}"),
+            "bad.toml:1:17: output_files[0]: `out/../../x` contains `..`",
+        ),
+        (
+            "empty pattern",
+            format!("output_files = [\"\"]\n{app}"),
+            "bad.toml:1:17: output_files[0]: an empty path",
+        ),
+        (
+            "split exe starting with -",
+            format!(
+                "{app}[splitter]\ntype = \"generic\"\nattribute = \"application.exe\"\nvalues = [\"/bin/echo\", \"--help\"]\n"
+            ),
+            "bad.toml:3:1: splitter: subjob 1: application.exe: `--help` starts with `-`",
+        ),
+        (
+            "split arg with NUL",
+            format!("{app}[splitter]\ntype = \"args\"\nargs = [[\"a\"], [\"b\\u0000\"]]\n"),
+            "bad.toml:3:1: splitter: subjob 1: application.args[0]: contains a NUL character",
+        ),
+    ];
+    for (what, toml, expected) in cases {
+        let err = job_file_error(&g, toml);
+        assert!(
+            err.contains(expected),
+            "{what}: expected `{expected}` in:\n{err}"
+        );
+    }
+    // Nothing was stored by any of them.
+    assert_eq!(g.run(&["jobs"]).trim(), "no jobs");
+}
+
+#[test]
+fn a_store_that_cannot_be_written_is_named() {
+    use std::os::unix::process::CommandExt as _;
+    let g = Ganga::new();
+    g.run(&["jobs"]); // the store exists
+    let file = g.job_file("ok.toml", "[application]\nexe = \"/bin/true\"\n");
+    let mut cmd = g.command(&["submit", file.to_str().unwrap()]);
+    // A full disk, as far as ganga can tell: no file may grow (EFBIG, as ENOSPC would be).
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &none) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let store = g.home().join("store");
+    assert!(
+        err.contains(&format!("the store at {}", store.display())),
+        "{err}"
+    );
+    assert!(err.contains("File too large"), "{err}");
+}
+
+#[test]
+fn an_unknown_backend_option_is_refused_with_its_line_and_the_known_ones() {
+    let g = Ganga::new();
+    // The Local backend takes no per-job options.
+    let err = job_file_error(
+        &g,
+        "[application]\nexe = \"/bin/true\"\n\n[backend]\ntype = \"local\"\nqueue = \"short\"\n",
+    );
+    assert!(
+        err.contains(
+            "bad.toml:6:1: backend.queue: unknown option of backend `local` (it knows none)"
+        ),
+        "{err}"
+    );
+    // The example backend knows `timeout_secs`: a typo of it is refused, naming it.
+    let err = job_file_error(
+        &g,
+        "[application]\nexe = \"/bin/true\"\n[backend]\ntype = \"example\"\ntimeout_secs = 5\ntimout_secs = 5\n",
+    );
+    assert!(
+        err.contains("bad.toml:6:1: backend.timout_secs: unknown option of backend `example` (it knows: timeout_secs)"),
+        "{err}"
+    );
+    // Also when a splitter sets it.
+    let err = job_file_error(
+        &g,
+        "[application]\nexe = \"/bin/true\"\n[splitter]\ntype = \"generic\"\nattribute = \"backend.queue\"\nvalues = [\"a\", \"b\"]\n",
+    );
+    assert!(
+        err.contains("bad.toml:3:1: splitter: backend.queue: unknown option of backend `local`"),
+        "{err}"
+    );
+    assert_eq!(g.run(&["jobs"]).trim(), "no jobs");
+    // A known option goes through.
+    let ok = g.job_file(
+        "ok.toml",
+        "[application]\nexe = \"/bin/true\"\n[backend]\ntype = \"example\"\ntimeout_secs = 5\n",
+    );
+    g.run(&["submit", ok.to_str().unwrap()]);
 }

@@ -4,7 +4,13 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
 
 mod bad_input;
+mod listing;
 mod migrate;
+mod monitoring;
 mod output;
+mod permissions;
+mod pipes;
+mod shell;
+mod store;
 mod util;
 mod workflow;

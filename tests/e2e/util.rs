@@ -140,10 +140,93 @@ impl Ganga {
             .to_owned()
     }
 
+    /// Puts jobs straight into the home's store, as a long-used home has them, without
+    /// running anything: `plain` jobs without subjobs, then one job per entry of `split`
+    /// with that many subjobs, of which every seventh (index 3, 10, 17, ...) `failed` and
+    /// the others `completed`. Returns the ids of the split jobs.
+    pub(crate) fn populate(&self, plain: u64, split: &[u32]) -> Vec<u64> {
+        use ganga_core::{
+            Application, BackendConfig, Change, Executable, Job, JobSpec, Splitter, Status, Store,
+            Timestamp,
+        };
+        let store = ganga_store_lmdb::LmdbStore::open(&self.home().join("store")).unwrap();
+        let count = plain + split.len() as u64;
+        let first = store.reserve_ids(count).unwrap();
+        let now = Timestamp::from_millis(1_767_603_600_000);
+        let spec = |id: u64, splitter: Option<Splitter>| JobSpec {
+            name: format!("filler-{id}"),
+            comment: String::new(),
+            application: Application::Executable(Executable {
+                exe: "/bin/echo".into(),
+                args: vec!["x".into()],
+                env: Default::default(),
+            }),
+            backend: BackendConfig::named("local"),
+            input_files: Vec::new(),
+            output_files: Vec::new(),
+            splitter,
+            auto_resubmit: None,
+        };
+        let mut changes = Vec::new();
+        for id in first..first + plain {
+            changes.push(Change::PutJob(Job::new(id, spec(id, None), now)));
+        }
+        let mut ids = Vec::new();
+        for (k, &n) in split.iter().enumerate() {
+            let id = first + plain + k as u64;
+            let args = (0..n).map(|i| vec![format!("a{i}")]).collect();
+            let splitter = Splitter::Args { args, append: true };
+            let mut job = Job::new(id, spec(id, Some(splitter)), now);
+            let mut subjobs = job.split(now).unwrap();
+            for sj in &mut subjobs {
+                let status = if sj.index % 7 == 3 {
+                    Status::Failed
+                } else {
+                    Status::Completed
+                };
+                sj.run.status = status;
+                sj.run.times.set(status, now);
+                sj.run.backend.exit_code = Some(i32::from(status == Status::Failed));
+            }
+            job.subjobs = subjobs.iter().map(|s| s.run.status).collect();
+            job.derive_status(now);
+            changes.push(Change::PutJob(job));
+            changes.push(Change::PutSubjobs { job: id, subjobs });
+            ids.push(id);
+        }
+        store.commit(&changes).unwrap();
+        ids
+    }
+
     pub(crate) fn subjobs(&self, id: u64) -> Vec<Value> {
         match self.json(&["subjobs", &id.to_string(), "--json"]) {
             Value::Array(a) => a,
             other => panic!("subjobs --json gave {other}"),
+        }
+    }
+}
+
+impl Drop for Ganga {
+    /// A monitor a test left running (in the background, say) goes with its home.
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.home().join("monitor.lock"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        // Only a ganga of this home: the pid may have been reused since.
+        let ours = |pid: u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let home = self.home();
+                let home = home.to_string_lossy();
+                String::from_utf8_lossy(&c).contains(home.as_ref())
+            })
+        };
+        if let Some(pid) = pid
+            && alive(pid)
+            && ours(pid)
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
@@ -170,4 +253,19 @@ pub(crate) fn alive(pid: u32) -> bool {
 /// The directory the repository's examples are in.
 pub(crate) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// The first `len` bytes of `from` at `to`, as a half-written build leaves a library.
+pub(crate) fn truncated_copy(from: &Path, to: &Path, len: u64) {
+    use std::io::{Read as _, Write as _};
+    let mut bytes = Vec::new();
+    std::fs::File::open(from)
+        .unwrap()
+        .take(len)
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::File::create(to)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
 }

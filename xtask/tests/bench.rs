@@ -98,3 +98,29 @@ fn the_harness_runs_every_benchmark_on_the_tiny_workload() {
     let first_churn = &results[6]["runs"][0]["driver"]["result"]["to_statuses"];
     assert_eq!(first_churn["submitting"], 120, "{first_churn}");
 }
+
+#[test]
+fn asking_for_help_prints_the_usage_and_succeeds() {
+    for flag in ["--help", "-h"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["bench", flag])
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("xtask can be started");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "bench {flag} failed:\n{stderr}");
+        assert!(
+            stdout.starts_with("cargo xtask bench [NAME...]") && stdout.contains("--no-build"),
+            "no usage on stdout:\n{stdout}"
+        );
+        assert!(stderr.is_empty(), "bench {flag} said on stderr:\n{stderr}");
+    }
+    // A mistake still fails, with the usage.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--no-such-flag"])
+        .output()
+        .expect("xtask can be started");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cargo xtask bench [NAME...]"));
+}

@@ -11,6 +11,7 @@
 
 mod churn;
 mod generate;
+mod monitor;
 mod populate;
 mod touch;
 
@@ -78,6 +79,19 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_BUDGET_MIB)]
         budget_mib: u64,
     },
+    /// Drive many active units with the monitor and test-support's fake backend: one
+    /// full cycle (submitted -> running), then every unit to the end
+    MonitorCycle {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        units: u64,
+        /// Subjobs per job
+        #[arg(long, default_value_t = 1_000)]
+        subjobs: u64,
+        #[arg(long, default_value_t = DEFAULT_BUDGET_MIB)]
+        budget_mib: u64,
+    },
     /// Say where the store comes from and describe it
     Info {
         #[arg(long)]
@@ -126,6 +140,23 @@ fn main() -> anyhow::Result<()> {
             };
             let done = churn::churn(&cache, plan)?;
             json!({"command": "churn", "store": opened.describe()?, "budget_mib": budget_mib, "setup_secs": setup_secs, "result": done, "memory_at_end": memory_at_end()})
+        }
+        Command::MonitorCycle {
+            home,
+            units,
+            subjobs,
+            budget_mib,
+        } => {
+            let opened = open_store(&home, &args.plugin_dirs)?;
+            let setup_secs = setup.elapsed().as_secs_f64();
+            let done = monitor::monitor_cycle(
+                opened.store.clone(),
+                &home,
+                units,
+                subjobs,
+                budget_mib.saturating_mul(1 << 20),
+            )?;
+            json!({"command": "monitor-cycle", "store": opened.describe()?, "budget_mib": budget_mib, "setup_secs": setup_secs, "result": done, "memory_at_end": memory_at_end()})
         }
         Command::Info { home } => {
             let opened = open_store(&home, &args.plugin_dirs)?;

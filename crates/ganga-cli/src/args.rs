@@ -1,9 +1,11 @@
 //! The command line, as clap reads it. Nothing here knows what the arguments mean beyond
 //! their shape; `session.rs` resolves them against the environment and config.
 
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, CommandFactory as _, Parser, Subcommand};
 use ganga_core::{JobRef, Status};
 
 /// ganga-rs: define jobs, split them into subjobs, run them on this machine, a batch
@@ -47,7 +49,7 @@ pub(crate) enum Command {
     /// Submit a job file (creating the job), or a job in status `new` by its id
     Submit {
         /// A TOML job file, or the id of a `new` job (e.g. one made by `copy`)
-        target: String,
+        target: PathBuf,
         /// Stay until the job has ended, monitoring it
         #[arg(long)]
         wait: bool,
@@ -68,9 +70,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the subjobs of a job
+    /// List the subjobs of a job, or of every job (`--all`)
     Subjobs {
-        job: u64,
+        #[arg(required_unless_present = "all")]
+        job: Option<u64>,
+        /// Every subjob of every job (with --status: those in it), e.g. `--all --status failed`
+        #[arg(long, conflicts_with = "job")]
+        all: bool,
         /// Only subjobs in this status (repeatable)
         #[arg(long, short)]
         status: Vec<Status>,
@@ -152,6 +158,50 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look after the store: check it, back it up
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Print a completion script for a shell, e.g.
+    /// `ganga completions bash > ~/.local/share/bash-completion/completions/ganga`
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `ganga man | man -l -`
+    Man,
+}
+
+/// Writes the completion script for `shell`, made from these definitions.
+pub(crate) fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    // Made in memory first: clap_complete panics when a write fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "ganga", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the manual page, made from these definitions.
+pub(crate) fn print_man() -> anyhow::Result<ExitCode> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    clap_mangen::Man::new(Args::command()).render(&mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Check that the store's indexes and summaries agree with its records; exits 2 when
+    /// it finds problems. The check runs in a process of its own, so that a crash inside
+    /// the store is reported, naming the store, rather than ending this command.
+    Check {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Run the check in this process (how the checking process is started)
+        #[arg(long, hide = true)]
+        checker: bool,
+    },
+    /// Write a consistent copy of the store into DEST, a new directory, while it is in use
+    Backup { dest: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,23 +1,29 @@
 //! One function per subcommand.
 
+use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
-use ganga_core::{Job, JobId, JobRef, PeekFile, Status, Store, SummaryEntry};
+use anyhow::bail;
+use ganga_core::{Job, JobId, JobRef, PeekFile, Status};
 use serde_json::json;
 
 use crate::args::{Command, MonitorAction};
 use crate::monitoring::{self, plural, print_submitted};
+use crate::out::{errln, out, outln};
 use crate::render;
 use crate::session::Session;
 
 pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Submit { target, wait } => monitoring::submit(session, &target, wait).await,
-        Command::Jobs { status, json } => jobs(session, &status, json).await,
+        Command::Jobs { status, json } => crate::listing::jobs(session, &status, json).await,
         Command::Show { job, json } => show(session, job, json).await,
-        Command::Subjobs { job, status, json } => subjobs(session, job, &status, json).await,
+        Command::Subjobs {
+            job,
+            all: _,
+            status,
+            json,
+        } => crate::listing::subjobs(session, job, &status, json).await,
         Command::Kill { jobs } => kill(session, &jobs).await,
         Command::Resubmit { jobs, wait } => monitoring::resubmit(session, &jobs, wait).await,
         Command::Remove { jobs, force } => remove(session, &jobs, force).await,
@@ -40,21 +46,20 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
         } => monitoring::stop(session).await,
         Command::Wait { jobs, timeout } => monitoring::wait(session, &jobs, timeout).await,
         Command::Plugins { json } => plugins(session, json),
+        Command::Store(command) => crate::maintenance::run(session, command).await,
+        Command::Completions { shell } => crate::args::print_completions(shell),
+        Command::Man => crate::args::print_man(),
         Command::Migrate(args) => crate::migrate::run(session, args).await,
     }
 }
 
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .context("a store task failed")?
-}
-
-fn store(session: &Session) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(session.context()?.store.store().clone())
+/// Writes a JSON document to stdout, as serde_json's pretty printer lays it out.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
 }
 
 pub(crate) async fn load_job(session: &Session, id: JobId) -> anyhow::Result<Job> {
@@ -64,65 +69,15 @@ pub(crate) async fn load_job(session: &Session, id: JobId) -> anyhow::Result<Job
     }
 }
 
-async fn jobs(session: &Session, statuses: &[Status], json: bool) -> anyhow::Result<ExitCode> {
-    let store = store(session)?;
-    let mut entries = blocking(move || {
-        let mut all = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = store.summaries(from, 10_000)?;
-            let Some(last) = page.last() else { break };
-            from = last.id() + 1;
-            all.extend(page);
-        }
-        Ok(all)
-    })
-    .await?;
-    if !statuses.is_empty() {
-        entries.retain(|e| match e {
-            SummaryEntry::Readable(s) => statuses.contains(&s.status),
-            SummaryEntry::Unreadable { .. } => true,
-        });
-    }
-    let unreadable: Vec<_> = entries
-        .iter()
-        .filter_map(|e| match e {
-            SummaryEntry::Unreadable { id, error } => Some((*id, error.clone())),
-            SummaryEntry::Readable(_) => None,
-        })
-        .collect();
-    if json {
-        let out: Vec<_> = entries.iter().map(render::summary_json).collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if entries.is_empty() {
-        if statuses.is_empty() {
-            println!("no jobs");
-        } else {
-            println!("no jobs {}", render::status_list(statuses));
-        }
-    } else {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        render::jobs_table(&entries).write(&mut out)?;
-        std::io::Write::flush(&mut out)?;
-    }
-    for (id, error) in &unreadable {
-        eprintln!("warning: job {id} is unreadable: {error}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<ExitCode> {
     let job = load_job(session, target.job).await?;
     let ws = session.workspaces();
     match target.subjob {
         None => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&render::job_json(&job, &ws))?
-                );
+                print_json(&render::job_json(&job, &ws))?;
             } else {
-                print!("{}", render::job_text(&job, &ws));
+                out!("{}", render::job_text(&job, &ws))?;
             }
         }
         Some(index) => {
@@ -139,54 +94,11 @@ async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<E
                 );
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&render::subjob_json(&job, sj, &ws))?
-                );
+                print_json(&render::subjob_json(&job, sj, &ws))?;
             } else {
-                print!("{}", render::subjob_text(&job, sj, &ws));
+                out!("{}", render::subjob_text(&job, sj, &ws))?;
             }
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn subjobs(
-    session: &Session,
-    id: JobId,
-    statuses: &[Status],
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let job = load_job(session, id).await?;
-    let all = session
-        .context()?
-        .store
-        .subjobs(id, 0..job.subjob_count())
-        .await?;
-    let shown: Vec<_> = all
-        .iter()
-        .filter(|sj| statuses.is_empty() || statuses.contains(&sj.run.status))
-        .collect();
-    let ws = session.workspaces();
-    if json {
-        let out: Vec<_> = shown
-            .iter()
-            .map(|sj| render::subjob_json(&job, sj, &ws))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if shown.is_empty() {
-        println!(
-            "job {id}: no subjobs{}",
-            if statuses.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", render::status_list(statuses))
-            }
-        );
-    } else {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        render::subjobs_table(&job, &shown).write(&mut out)?;
-        std::io::Write::flush(&mut out)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -197,18 +109,18 @@ async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode>
     for &target in targets {
         match ops.kill(target).await {
             Ok(report) => {
-                println!(
+                outln!(
                     "job {target}: {} killed",
                     plural(report.killed.len(), "unit", "units")
-                );
+                )?;
                 for (job, reason) in &report.failed {
                     ok = false;
-                    eprintln!("job {job}: not killed: {reason}");
+                    errln!("job {job}: not killed: {reason}");
                 }
             }
             Err(e) => {
                 ok = false;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
@@ -224,10 +136,10 @@ async fn remove(session: &Session, ids: &[JobId], force: bool) -> anyhow::Result
     let mut ok = true;
     for &id in ids {
         match ops.remove(id, force).await {
-            Ok(()) => println!("job {id}: removed"),
+            Ok(()) => outln!("job {id}: removed")?,
             Err(e) => {
                 ok = false;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
@@ -241,9 +153,9 @@ async fn remove(session: &Session, ids: &[JobId], force: bool) -> anyhow::Result
 async fn copy(session: &Session, id: JobId, submit: bool) -> anyhow::Result<ExitCode> {
     let ops = session.operations()?;
     let new = ops.copy(id).await?;
-    println!("job {new}: copy of job {id}");
+    outln!("job {new}: copy of job {id}")?;
     if submit {
-        print_submitted(&ops.submit(new).await?);
+        print_submitted(&ops.submit(new).await?)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -255,12 +167,12 @@ async fn force_status(
 ) -> anyhow::Result<ExitCode> {
     let changed = session.operations()?.force_status(target, status).await?;
     if changed.is_empty() {
-        println!("job {target}: nothing changed");
+        outln!("job {target}: nothing changed")?;
     } else {
-        println!(
+        outln!(
             "job {target}: {} now {status}",
             plural(changed.len(), "unit", "units")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -277,8 +189,9 @@ async fn peek(
         _ => PeekFile::Path(file),
     };
     let out = session.operations()?.peek(target, file, bytes).await?;
-    use std::io::Write as _;
-    std::io::stdout().write_all(&out)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -301,7 +214,7 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             .collect();
         let out =
             json!({ "plugins": plugins, "refused": refused, "search_path": session.search_path });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        print_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&["name", "kind", "version", "abi", "protocol", "from"]);
@@ -318,23 +231,23 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             ),
         ]);
     }
-    println!("{}", render::text(&t));
+    outln!("{}", render::text(&t))?;
     for p in catalog.shadowed() {
-        println!(
+        outln!(
             "shadowed: {} {} from {} (an earlier one of that name is used)",
             p.kind,
             p.name,
             p.file
                 .as_ref()
                 .map_or_else(|| "ganga".into(), |f| f.display().to_string())
-        );
+        )?;
     }
     for r in catalog.refusals() {
-        println!("{r}");
+        outln!("{r}")?;
     }
     if let Some(file) = &session.config_file {
-        println!("config: {}", file.display());
+        outln!("config: {}", file.display())?;
     }
-    println!("home: {}", session.home.display());
+    outln!("home: {}", session.home.display())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,8 @@
 //! interval_secs = 1.0   # instead of the backend's own
 //! [defaults]
 //! backend = "local"
+//! [home]
+//! umask = "077"         # files ganga and its jobs create are the user's alone
 //! [plugin.local]        # given to the `local` plugin when it starts
 //! max_parallel = 4
 //! ```
@@ -35,6 +37,7 @@ pub(crate) struct Config {
     pub(crate) store: StoreConfig,
     pub(crate) monitor: MonitorConfig,
     pub(crate) defaults: Defaults,
+    pub(crate) home: HomeConfig,
     /// Each plugin's own settings, by plugin name.
     pub(crate) plugin: BTreeMap<String, toml::Table>,
 }
@@ -126,6 +129,44 @@ pub(crate) struct Defaults {
     pub(crate) backend: String,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HomeConfig {
+    /// The umask ganga runs with, and so its jobs: what they create is private by default.
+    pub(crate) umask: Umask,
+}
+
+/// A umask, written as octal digits (`"077"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Umask(pub(crate) u32);
+
+impl Default for Umask {
+    fn default() -> Self {
+        Umask(0o077)
+    }
+}
+
+impl<'de> Deserialize<'de> for Umask {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_umask(&text)
+            .map(Umask)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_umask(text: &str) -> Result<u32, String> {
+    let not = || format!("`{text}` is not a umask: expected up to four octal digits, e.g. \"077\"");
+    if text.is_empty() || text.len() > 4 || !text.bytes().all(|b| matches!(b, b'0'..=b'7')) {
+        return Err(not());
+    }
+    let mask = u32::from_str_radix(text, 8).map_err(|_| not())?;
+    if mask > 0o777 {
+        return Err(not());
+    }
+    Ok(mask)
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -208,6 +249,21 @@ pub(crate) fn to_value(v: &toml::Value) -> Value {
         toml::Value::Array(a) => Value::List(a.iter().map(to_value).collect()),
         toml::Value::Table(t) => {
             Value::Table(t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umasks_are_octal_digits() {
+        assert_eq!(parse_umask("077"), Ok(0o077));
+        assert_eq!(parse_umask("0022"), Ok(0o022));
+        assert_eq!(parse_umask("7"), Ok(0o7));
+        for bad in ["", "8", "0988", "77777", "-1", "0o77", " 77", "1777"] {
+            assert!(parse_umask(bad).is_err(), "{bad}");
         }
     }
 }

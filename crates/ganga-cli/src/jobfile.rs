@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ganga_core::{
-    Application, AutoResubmit, BackendConfig, Executable, JobSpec, SplitAttribute, Splitter,
+    Application, AutoResubmit, BackendConfig, Executable, JobSpec, Override, SplitAttribute,
+    Splitter,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -39,11 +40,11 @@ struct JobFile {
     comment: String,
     application: Spanned<ApplicationTable>,
     #[serde(default)]
-    backend: Option<BackendTable>,
+    backend: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
     #[serde(default)]
     input_files: Vec<Spanned<String>>,
     #[serde(default)]
-    output_files: Vec<String>,
+    output_files: Vec<Spanned<String>>,
     #[serde(default)]
     splitter: Option<Spanned<SplitterTable>>,
     #[serde(default)]
@@ -78,17 +79,9 @@ struct ApplicationTable {
     kind: Option<Spanned<String>>,
     exe: Spanned<String>,
     #[serde(default)]
-    args: Vec<Word>,
+    args: Vec<Spanned<Word>>,
     #[serde(default)]
-    env: BTreeMap<String, Word>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BackendTable {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-    #[serde(flatten)]
-    options: BTreeMap<String, toml::Value>,
+    env: BTreeMap<Spanned<String>, Spanned<Word>>,
 }
 
 /// A command-line word: text, or a number or boolean written as text (as Ganga turns ints
@@ -141,6 +134,39 @@ pub(crate) struct ParsedJobFile {
     /// `file:line:col` of `backend.type`, or of `[application]` when the default backend
     /// is used.
     pub(crate) backend_at: String,
+    /// The backend options the file sets, and where: each key of `[backend]` but `type`,
+    /// and each `backend.OPTION` a splitter sets.
+    pub(crate) backend_options: Vec<OptionAt>,
+}
+
+/// A backend option named in a job file, and where, as `file:line:col: field`.
+pub(crate) struct OptionAt {
+    pub(crate) key: String,
+    pub(crate) at: String,
+}
+
+/// Refuses options the backend does not know (`known`, from its description): a typo in
+/// `[backend]` must not be silently ignored.
+pub(crate) fn check_backend_options(
+    parsed: &ParsedJobFile,
+    known: &[String],
+) -> Result<(), String> {
+    let Some(unknown) = parsed
+        .backend_options
+        .iter()
+        .find(|o| !known.contains(&o.key))
+    else {
+        return Ok(());
+    };
+    let knows = if known.is_empty() {
+        " none".to_owned()
+    } else {
+        format!(": {}", known.join(", "))
+    };
+    Err(format!(
+        "{}: unknown option of backend `{}` (it knows{knows})",
+        unknown.at, parsed.spec.backend.kind
+    ))
 }
 
 /// Reads a job file. `default_backend` is used when it has no `[backend]`.
@@ -151,9 +177,14 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
         field: None,
         message: format!("cannot read it: {e}"),
     })?;
-    let file: JobFile = tomlfile::parse(path, &text)?;
+    parse(path, &text, default_backend)
+}
+
+/// Reads the text of the job file at `path` (input files are looked for beside it).
+fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile, FileError> {
+    let file: JobFile = tomlfile::parse(path, text)?;
     let err = |span: std::ops::Range<usize>, field: &str, message: String| {
-        FileError::at(path, &text, Some(span), Some(field.to_owned()), message)
+        FileError::at(path, text, Some(span), Some(field.to_owned()), message)
     };
     let base = path.parent().unwrap_or(Path::new("."));
 
@@ -178,6 +209,43 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             "must name a program".into(),
         ));
     }
+    // What no backend could hand to a process is refused here, with its line, rather
+    // than stored as a job that fails at submission.
+    if let Some(problem) = exe_problem(app.exe.get_ref()) {
+        return Err(err(app.exe.span(), "application.exe", problem));
+    }
+    let mut args = Vec::with_capacity(app.args.len());
+    for (i, arg) in app.args.into_iter().enumerate() {
+        let span = arg.span();
+        let arg = arg.into_inner().into_string();
+        if let Some(problem) = arg_problem(&arg) {
+            return Err(err(span, &format!("application.args[{i}]"), problem));
+        }
+        args.push(arg);
+    }
+    let mut env = BTreeMap::new();
+    for (name, value) in app.env {
+        if let Some(problem) = env_name_problem(name.get_ref()) {
+            return Err(err(name.span(), "application.env", problem));
+        }
+        let span = value.span();
+        let value = value.into_inner().into_string();
+        if let Some(problem) = env_value_problem(&value) {
+            return Err(err(
+                span,
+                &format!("application.env.{}", name.get_ref()),
+                problem,
+            ));
+        }
+        env.insert(name.into_inner(), value);
+    }
+    let mut output_files = Vec::with_capacity(file.output_files.len());
+    for (i, pattern) in file.output_files.into_iter().enumerate() {
+        if let Some(problem) = pattern_problem(pattern.get_ref()) {
+            return Err(err(pattern.span(), &format!("output_files[{i}]"), problem));
+        }
+        output_files.push(pattern.into_inner());
+    }
 
     let mut input_files = Vec::with_capacity(file.input_files.len());
     for (i, f) in file.input_files.iter().enumerate() {
@@ -193,27 +261,60 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
                 ),
             ));
         }
+        if resolved.to_str().is_none() {
+            return Err(err(
+                f.span(),
+                &format!("input_files[{i}]"),
+                format!(
+                    "the path {} is not valid UTF-8: ganga keeps paths as text; rename the file or the directories on its way",
+                    resolved.display()
+                ),
+            ));
+        }
         input_files.push(resolved);
     }
 
+    let at = |span: std::ops::Range<usize>, field: &str| {
+        let (line, col) = tomlfile::line_col(text, span.start);
+        format!("{}:{line}:{col}: {field}", path.display())
+    };
+    let mut backend_options = Vec::new();
     let (backend, backend_at) = match file.backend {
-        Some(b) => {
-            let (line, col) = tomlfile::line_col(&text, b.kind.span().start);
-            let config = BackendConfig {
-                kind: b.kind.into_inner(),
-                options: b
-                    .options
-                    .iter()
-                    .map(|(k, v)| (k.clone(), to_value(v)))
-                    .collect(),
+        Some(table) => {
+            // Read by hand rather than derived, to keep where each option is named.
+            let table_span = table.span();
+            let mut kind = None;
+            let mut options = ganga_core::Options::new();
+            for (key, value) in table.into_inner() {
+                if key.get_ref() == "type" {
+                    match value.get_ref() {
+                        toml::Value::String(k) => kind = Some((k.clone(), value.span())),
+                        other => {
+                            return Err(err(
+                                value.span(),
+                                "backend.type",
+                                format!("invalid type: {}, expected a string", other.type_str()),
+                            ));
+                        }
+                    }
+                    continue;
+                }
+                backend_options.push(OptionAt {
+                    key: key.get_ref().clone(),
+                    at: at(key.span(), &format!("backend.{}", key.get_ref())),
+                });
+                options.insert(key.into_inner(), to_value(value.get_ref()));
+            }
+            let Some((kind, kind_span)) = kind else {
+                return Err(err(table_span, "backend", "missing field `type`".into()));
             };
             (
-                config,
-                format!("{}:{line}:{col}: backend.type", path.display()),
+                BackendConfig { kind, options },
+                at(kind_span, "backend.type"),
             )
         }
         None => {
-            let (line, col) = tomlfile::line_col(&text, app_span.start);
+            let (line, col) = tomlfile::line_col(text, app_span.start);
             (
                 BackendConfig::named(default_backend),
                 format!("{}:{line}:{col}: (default backend)", path.display()),
@@ -227,9 +328,27 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             let span = s.span();
             let splitter =
                 splitter_of(s.into_inner()).map_err(|m| err(span.clone(), "splitter", m))?;
-            splitter
+            let subjobs = splitter
                 .split()
-                .map_err(|e| err(span, "splitter", e.to_string()))?;
+                .map_err(|e| err(span.clone(), "splitter", e.to_string()))?;
+            let splitter_at = at(span.clone(), "splitter");
+            for o in subjobs.first().into_iter().flatten() {
+                if let Override::BackendOption(key, _) = o {
+                    backend_options.push(OptionAt {
+                        key: key.clone(),
+                        at: format!("{splitter_at}: backend.{key}"),
+                    });
+                }
+            }
+            for (i, overrides) in subjobs.iter().enumerate() {
+                if let Some((field, problem)) = override_problem(overrides, args.len()) {
+                    return Err(err(
+                        span,
+                        "splitter",
+                        format!("subjob {i}: {field}: {problem}"),
+                    ));
+                }
+            }
             Some(splitter)
         }
     };
@@ -270,20 +389,17 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
             comment: file.comment,
             application: Application::Executable(Executable {
                 exe: app.exe.into_inner(),
-                args: app.args.into_iter().map(Word::into_string).collect(),
-                env: app
-                    .env
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_string()))
-                    .collect(),
+                args,
+                env,
             }),
             backend,
             input_files,
-            output_files: file.output_files,
+            output_files,
             splitter,
             auto_resubmit,
         },
         backend_at,
+        backend_options,
     })
 }
 
@@ -328,6 +444,76 @@ fn splitter_of(table: SplitterTable) -> Result<Splitter, String> {
     })
 }
 
+/// Why a program cannot be run by this name, if it cannot.
+fn exe_problem(exe: &str) -> Option<String> {
+    if exe.starts_with('-') {
+        // Wrappers and env(1) would take it for an option.
+        Some(format!(
+            "`{exe}` starts with `-`, which would be taken for an option"
+        ))
+    } else {
+        nul_problem(exe)
+    }
+}
+
+fn arg_problem(arg: &str) -> Option<String> {
+    nul_problem(arg)
+}
+
+/// A process gets its arguments and environment as NUL-terminated strings.
+fn nul_problem(text: &str) -> Option<String> {
+    text.contains('\0')
+        .then(|| "contains a NUL character, which no process can be given".to_owned())
+}
+
+/// `env NAME=value` splits at the first `=`, a NUL ends the name, and a leading `-` is an
+/// option to env(1).
+fn env_name_problem(name: &str) -> Option<String> {
+    (name.is_empty() || name.contains(['=', '\0']) || name.starts_with('-')).then(|| {
+        format!(
+            "`{}` cannot be the name of an environment variable (it is empty, contains `=` or a NUL, or starts with `-`)",
+            name.escape_debug()
+        )
+    })
+}
+
+fn env_value_problem(value: &str) -> Option<String> {
+    nul_problem(value)
+}
+
+/// An output pattern must be a glob relative to the job's working directory.
+fn pattern_problem(pattern: &str) -> Option<String> {
+    if let Err(e) = ganga_core::check_inside_workdir(pattern) {
+        return Some(e);
+    }
+    glob::Pattern::new(pattern)
+        .err()
+        .map(|e| format!("`{pattern}` is not a usable pattern: {e}"))
+}
+
+/// The first value a subjob's overrides would set that no process could be given, as
+/// (field, why). `base_args` is how many arguments the master has (appended ones follow).
+fn override_problem(overrides: &[Override], base_args: usize) -> Option<(String, String)> {
+    let args = |list: &[String], first: usize| {
+        list.iter().enumerate().find_map(|(j, a)| {
+            arg_problem(a).map(|p| (format!("application.args[{}]", first + j), p))
+        })
+    };
+    let env_var = |name: &str, value: &str| {
+        env_name_problem(name)
+            .map(|p| ("application.env".to_owned(), p))
+            .or_else(|| env_value_problem(value).map(|p| (format!("application.env.{name}"), p)))
+    };
+    overrides.iter().find_map(|o| match o {
+        Override::Exe(exe) => exe_problem(exe).map(|p| ("application.exe".to_owned(), p)),
+        Override::Args(list) => args(list, 0),
+        Override::AppendArgs(list) => args(list, base_args),
+        Override::Env(env) => env.iter().find_map(|(k, v)| env_var(k, v)),
+        Override::EnvVar(k, v) => env_var(k, v),
+        Override::Name(_) | Override::Comment(_) | Override::BackendOption(..) => None,
+    })
+}
+
 /// The file's absolute path, without `..` or symbolic links when it exists.
 fn absolute(base: &Path, file: &str) -> PathBuf {
     let p = Path::new(file);
@@ -340,4 +526,138 @@ fn absolute(base: &Path, file: &str) -> PathBuf {
         .canonicalize()
         .or_else(|_| std::path::absolute(&joined))
         .unwrap_or(joined)
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! The job-file reader against what a careless edit or a hostile user could write:
+    //! any text, valid job files mutated at random, nesting far deeper than any job
+    //! needs. Whatever the input, it answers (a job or an error) without panicking or
+    //! overflowing the stack. A few hundred cases run with the normal tests; for a long
+    //! run set `PROPTEST_CASES`, e.g.
+    //! `PROPTEST_CASES=200000 cargo test --release -p ganga-cli fuzz`.
+
+    use std::path::PathBuf;
+
+    use ganga_test_support::fuzz::{mutate, mutation};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Job files using every field; input files are looked for in `examples/`.
+    const SAMPLES: &[&str] = &[
+        include_str!("../../../examples/hello-split.toml"),
+        include_str!("../../../examples/generic-split.toml"),
+        include_str!("../../../examples/hello.toml"),
+        r#"name = "all"
+comment = """multi
+line"""
+input_files = ["greeting.txt", './greeting.txt']
+output_files = ["out/*.txt", "a?b[0-9]"]
+[application]
+type = "executable"
+exe = "/bin/sh"
+args = ["-c", 1, 2.5, true, 'lit\eral']
+env = { A = "1", "B.C" = 2, "é" = "ü" }
+[backend]
+type = "local"
+queue = "short"
+nested = { deep = [1, [2, [3]]], when = 1979-05-27T07:32:00Z }
+[splitter]
+type = "generic"
+attributes = { "application.args" = [["a"], ["b"]], "application.env.X" = ["1", "2"], "backend.queue" = ["q1", "q2"] }
+"#,
+    ];
+
+    /// TOML and job-file pieces spliced in by the mutations.
+    const PIECES: &[&str] = &[
+        "[",
+        "]",
+        "{",
+        "}",
+        "[[",
+        "]]",
+        "\"",
+        "'",
+        "\"\"\"",
+        "'''",
+        "=",
+        ",",
+        ".",
+        "\n",
+        "#",
+        "\\u0000",
+        "\\",
+        "[splitter]",
+        "[backend]",
+        "[application]",
+        "type = ",
+        "exe = \"-x\"",
+        "args = [[",
+        "env = {",
+        "output_files = [\"/..\"]",
+        "input_files = [\"../",
+        "1979-05-27",
+        "inf",
+        "nan",
+        "0x7fffffffffffffff",
+        "99999999999999999999",
+        "é",
+        "\u{feff}",
+    ];
+
+    fn job_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fuzzed.toml")
+    }
+
+    /// Reads `text`; an error must still render (it names the file).
+    fn read_text(text: &str) {
+        match parse(&job_path(), text, "local") {
+            Ok(parsed) => assert!(!parsed.backend_at.is_empty()),
+            Err(e) => assert!(e.to_string().contains("fuzzed.toml"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn the_samples_are_valid_job_files() {
+        for text in SAMPLES {
+            if let Err(e) = parse(&job_path(), text, "local") {
+                panic!("{e}\n{text}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_answered(text in "\\PC{0,1024}") {
+            read_text(&text);
+        }
+
+        #[test]
+        fn any_mutation_of_a_job_file_is_answered(
+            which in 0..SAMPLES.len(),
+            mutations in prop::collection::vec(mutation(PIECES), 1..16)
+        ) {
+            let bytes = mutate(SAMPLES[which].as_bytes().to_vec(), &mutations);
+            read_text(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let depth = 100_000;
+        let app = "[application]\nexe = \"x\"\n";
+        let cases = [
+            format!("{app}args = {}{}", "[".repeat(depth), "]".repeat(depth)),
+            format!(
+                "{app}[backend]\ntype = \"local\"\nq = {}1{}",
+                "{a = ".repeat(depth),
+                "}".repeat(depth)
+            ),
+            format!("{}=1\n{app}", vec!["a"; depth].join(".")),
+        ];
+        for text in cases {
+            assert!(parse(&job_path(), &text, "local").is_err());
+        }
+    }
 }

@@ -5,12 +5,18 @@
 //! libraries found beside the binary or on the plugin path (or linked in with the
 //! `static-plugins` feature), and the monitor and operations come from `ganga-monitor`.
 
+// Printing goes through out.rs, which neither panics nor fails on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod args;
 mod commands;
 mod config;
 mod jobfile;
+mod listing;
+mod maintenance;
 mod migrate;
 mod monitoring;
+mod out;
 mod render;
 mod session;
 mod tomlfile;
@@ -29,18 +35,25 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            out::errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let session = session::Session::open(&args.global)?;
-        commands::run(&session, args.command).await
-    });
+    let result = match args.command {
+        // Made from the command line's definitions alone: no config, home or plugins.
+        args::Command::Completions { shell } => args::print_completions(shell),
+        args::Command::Man => args::print_man(),
+        command => runtime.block_on(async {
+            let session = session::Session::open(&args.global)?;
+            commands::run(&session, command).await
+        }),
+    };
     match result {
         Ok(code) => code,
+        // The reader of our output has gone (`ganga jobs | head`): not a failure.
+        Err(e) if out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            out::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,7 @@
 //! `ganga migrate GANGADIR`: brings a Ganga gangadir into this home through
 //! `ganga-migrate`, with a progress bar on a terminal and the report at the end.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use ganga_migrate::{Options, Progress, Severity, WorkspaceMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::MigrateArgs;
+use crate::out::{out, outln};
 use crate::session::Session;
 
 /// The exit code of a migration that skipped some objects (all others were brought over).
@@ -66,11 +67,14 @@ pub(crate) async fn run(session: &Session, args: MigrateArgs) -> anyhow::Result<
     let report = report.with_context(|| format!("cannot migrate {}", args.gangadir.display()))?;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        out.flush()?;
     } else {
-        print!("{report}");
+        out!("{report}")?;
         if args.dry_run {
-            println!("dry run: nothing was written");
+            outln!("dry run: nothing was written")?;
         }
     }
     Ok(if report.problems_of(Severity::Skipped).next().is_some() {

@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use ganga_core::{Job, JobId, JobRef, Status};
+use ganga_core::{Job, JobId, JobRef, SUBJOB_PAGE, Status};
 use ganga_monitor::{
     ControlReply, ControlRequest, CycleReport, MonitorLease, MonitorStatus, SubmitReport, Until,
 };
 
 use crate::commands::load_job;
 use crate::jobfile;
+use crate::out::{errln, out, outln};
 use crate::render;
 use crate::session::Session;
 
@@ -26,16 +27,16 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn submit(
     session: &Session,
-    target: &str,
+    target: &Path,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let ops = session.operations()?;
-    let report = if let Ok(id) = target.parse::<JobId>()
-        && !Path::new(target).exists()
+    let report = if let Some(id) = target.to_str().and_then(|t| t.parse::<JobId>().ok())
+        && !target.exists()
     {
         ops.submit(id).await?
     } else {
-        let parsed = jobfile::read(Path::new(target), &session.config.defaults.backend)?;
+        let parsed = jobfile::read(target, &session.config.defaults.backend)?;
         let names = session.backend_names();
         if !names.contains(&parsed.spec.backend.kind) {
             // Name the line, and say what there is instead.
@@ -47,9 +48,26 @@ pub(crate) async fn submit(
                 .unwrap_or_else(|| format!("unknown backend `{}`", parsed.spec.backend.kind));
             bail!("{}: {detail}", parsed.backend_at);
         }
+        // Options the backend does not know are refused (a typo must not be ignored),
+        // when it says which it knows.
+        let backend = session
+            .context()?
+            .backends
+            .backend(&parsed.spec.backend.kind)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", parsed.backend_at))?;
+        let description = backend.describe().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: backend `{}` cannot describe itself: {e}",
+                parsed.backend_at,
+                parsed.spec.backend.kind
+            )
+        })?;
+        if let Some(known) = &description.options {
+            jobfile::check_backend_options(&parsed, known).map_err(anyhow::Error::msg)?;
+        }
         ops.submit_spec(parsed.spec).await?
     };
-    print_submitted(&report);
+    print_submitted(&report)?;
     if wait {
         return wait_for(session, &[report.job], None).await;
     }
@@ -67,7 +85,7 @@ pub(crate) async fn resubmit(
     let mut code = ExitCode::SUCCESS;
     for &target in targets {
         let report = ops.resubmit(target).await?;
-        print_submitted(&report);
+        print_submitted(&report)?;
         if submission_outcome(&report) != ExitCode::SUCCESS {
             code = ExitCode::FAILURE;
         }
@@ -90,20 +108,19 @@ fn submission_outcome(report: &SubmitReport) -> ExitCode {
     }
 }
 
-pub(crate) fn print_submitted(report: &SubmitReport) {
-    println!(
+pub(crate) fn print_submitted(report: &SubmitReport) -> std::io::Result<()> {
+    outln!(
         "job {}: {} submitted",
         report.job,
         plural(report.submitted, "unit", "units")
-    );
+    )?;
     for (job, reason) in &report.failed {
-        eprintln!("job {job}: submission failed: {reason}");
+        errln!("job {job}: submission failed: {reason}");
     }
     for (job, reason) in &report.undecided {
-        eprintln!(
-            "job {job}: not known whether its backend took it ({reason}); the monitor will ask"
-        );
+        errln!("job {job}: not known whether its backend took it ({reason}); the monitor will ask");
     }
+    Ok(())
 }
 
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
@@ -128,7 +145,7 @@ async fn ensure_monitor(session: &Session, jobs: &[JobId]) {
         return;
     }
     if !session.config.monitor.background {
-        eprintln!(
+        errln!(
             "note: no monitor runs for {}: run `ganga monitor` (or `ganga wait ID`) to drive the job",
             session.home.display()
         );
@@ -139,7 +156,7 @@ async fn ensure_monitor(session: &Session, jobs: &[JobId]) {
             "started a monitor in the background (pid {pid}, log {})",
             session.monitor_log().display()
         ),
-        Err(e) => eprintln!(
+        Err(e) => errln!(
             "warning: cannot start a monitor in the background ({e:#}); run `ganga monitor` to drive the job"
         ),
     }
@@ -211,7 +228,7 @@ async fn wait_for(
             let job = fresh_job(session, id).await?;
             let line = render::progress(&job);
             if line != shown[k] {
-                eprintln!("{line}");
+                errln!("{line}");
                 shown[k] = line;
             }
             all_ended &= !job.status().is_active();
@@ -220,7 +237,7 @@ async fn wait_for(
             break;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            eprintln!("gave up waiting after {:?}", timeout.unwrap_or_default());
+            errln!("gave up waiting after {:?}", timeout.unwrap_or_default());
             return Ok(ExitCode::from(TIMED_OUT));
         }
         let lease = MonitorLease::try_acquire(&lease_path)
@@ -248,7 +265,7 @@ async fn wait_for(
             asked = true;
             let holder = MonitorLease::holder(&lease_path)
                 .map_or_else(String::new, |p| format!(" (pid {p})"));
-            eprintln!("another `ganga monitor`{holder} is driving jobs; watching the store");
+            errln!("another `ganga monitor`{holder} is driving jobs; watching the store");
             let poll = ControlRequest::Poll { jobs: ids.to_vec() };
             let _ = ganga_monitor::ask(&socket, &poll, ASK_TIMEOUT).await;
         }
@@ -280,24 +297,25 @@ async fn fresh_job(session: &Session, id: JobId) -> anyhow::Result<Job> {
 /// What a finished job produced: its status and, per unit, where its outputs are.
 async fn print_outcome(session: &Session, job: &Job) -> anyhow::Result<()> {
     let ws = session.workspaces();
-    println!("job {} ({}) ended {}", job.id, job.spec.name, job.status());
+    outln!("job {} ({}) ended {}", job.id, job.spec.name, job.status())?;
     if job.is_split() {
-        let subjobs = session
-            .context()?
-            .store
-            .subjobs(job.id, 0..job.subjob_count())
-            .await?;
-        for sj in &subjobs {
-            let r = JobRef::subjob(job.id, sj.index);
-            print_unit(&r, &sj.run, &ws.output_dir(r));
+        // A page at a time: a job may have a million subjobs.
+        let n = job.subjob_count();
+        for start in (0..n).step_by(SUBJOB_PAGE as usize) {
+            let range = start..n.min(start.saturating_add(SUBJOB_PAGE));
+            let subjobs = session.context()?.store.subjobs(job.id, range).await?;
+            for sj in &subjobs {
+                let r = JobRef::subjob(job.id, sj.index);
+                print_unit(&r, &sj.run, &ws.output_dir(r))?;
+            }
         }
     } else {
-        print_unit(&job.job_ref(), &job.run, &ws.output_dir(job.job_ref()));
+        print_unit(&job.job_ref(), &job.run, &ws.output_dir(job.job_ref()))?;
     }
     Ok(())
 }
 
-fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) {
+fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) -> std::io::Result<()> {
     let mut line = format!("  {r:<8} {:<10}", run.status.as_str());
     if let Some(code) = run.backend.exit_code {
         line.push_str(&format!(" exit {code}"));
@@ -313,10 +331,11 @@ fn print_unit(r: &JobRef, run: &ganga_core::RunState, output_dir: &Path) {
             plural(run.auto_resubmits as usize, "time", "times")
         ));
     }
-    println!("{line}");
+    outln!("{line}")?;
     for o in &run.outputs {
-        println!("           {}", output_dir.join(o).display());
+        outln!("           {}", output_dir.join(o).display())?;
     }
+    Ok(())
 }
 
 /// `ganga monitor`: drives every active job until Ctrl-C (or idle).
@@ -359,8 +378,14 @@ pub(crate) async fn monitor(
     let progress =
         (!background && std::io::stderr().is_terminal()).then(indicatif::ProgressBar::new_spinner);
     let mut polls = 0u64;
+    let stop = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = home_gone(&path) => tracing::warn!("the ganga home was removed: stopping"),
+        }
+    };
     let result = monitor
-        .run(until, shutdown_signal(), |report| {
+        .run(until, stop, |report| {
             polls += 1;
             show_cycle(report, progress.as_ref());
         })
@@ -428,12 +453,12 @@ pub(crate) async fn status(session: &Session, json: bool) -> anyhow::Result<Exit
     };
     if json {
         let out = serde_json::json!({ "running": status.is_some(), "monitor": status });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     match status {
-        None => println!("no monitor runs for {}", session.home.display()),
-        Some(s) => print!("{}", status_text(&s)),
+        None => outln!("no monitor runs for {}", session.home.display())?,
+        Some(s) => out!("{}", status_text(&s))?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -482,7 +507,7 @@ pub(crate) async fn stop(session: &Session) -> anyhow::Result<ExitCode> {
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if MonitorLease::try_acquire(&path)?.is_some() {
-                    println!("monitor stopped");
+                    outln!("monitor stopped")?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -490,9 +515,17 @@ pub(crate) async fn stop(session: &Session) -> anyhow::Result<ExitCode> {
             bail!("the monitor was asked to stop but still runs after 30 s")
         }
         None => {
-            println!("no monitor runs for {}", session.home.display());
+            outln!("no monitor runs for {}", session.home.display())?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Completes once the monitor's lock file is gone (its home was removed), checking every
+/// few seconds.
+async fn home_gone(lease: &Path) {
+    while lease.exists() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

@@ -1,12 +1,16 @@
 //! How jobs look on a terminal and in JSON.
 
+use std::cell::RefCell;
+use std::io::Write;
 use std::path::Path;
 
 use comfy_table::{Table, presets::NOTHING};
 use ganga_core::{
-    Job, JobRef, JobSpec, JobSummary, RunState, Status, StatusCounts, Subjob, SummaryEntry,
+    Job, JobId, JobRef, JobSpec, JobSummary, RunState, Status, StatusCounts, Subjob, SummaryEntry,
     Timestamp, Workspaces, effective_spec,
 };
+use serde::Serialize;
+use serde::ser::{SerializeSeq as _, Serializer};
 use serde_json::{Value as Json, json};
 
 /// A point in time in the local time zone, to the second.
@@ -54,65 +58,119 @@ pub(crate) fn counts(c: &StatusCounts) -> String {
         .join(", ")
 }
 
-/// A plain table for listings that run to many thousands of rows: each column padded to
-/// its widest cell, laid out like comfy-table's borderless preset. (comfy-table keeps a
-/// rich model of every cell; for 11,000 jobs that costs tens of MB.)
-pub(crate) struct Listing {
+/// Rows held before the column widths are fixed.
+const WIDTH_ROWS: usize = 1000;
+
+/// A plain table for listings that run to millions of rows, written as the rows come:
+/// laid out like comfy-table's borderless preset, each column padded to the widest of its
+/// first [`WIDTH_ROWS`] cells (and its header). After those a wider cell pushes the rest
+/// of its row right instead of re-laying out what was written, so memory stays bounded
+/// whatever the length. (comfy-table keeps a rich model of every cell; for 11,000 jobs
+/// that costs tens of MB.)
+pub(crate) struct Listing<W: Write> {
     header: Vec<&'static str>,
     right: Vec<usize>,
-    rows: Vec<Vec<String>>,
+    held: Vec<Vec<String>>,
+    /// Widths callers asked for.
+    min: Vec<usize>,
+    /// Fixed once the first rows are written.
+    widths: Option<Vec<usize>>,
+    rows: u64,
+    line: String,
+    out: W,
 }
 
-impl Listing {
-    pub(crate) fn new(header: &[&'static str], right_aligned: &[usize]) -> Listing {
+impl<W: Write> Listing<W> {
+    pub(crate) fn new(header: &[&'static str], right_aligned: &[usize], out: W) -> Listing<W> {
         Listing {
             header: header.to_vec(),
             right: right_aligned.to_vec(),
-            rows: Vec::new(),
+            held: Vec::new(),
+            min: Vec::new(),
+            widths: None,
+            rows: 0,
+            line: String::new(),
+            out,
         }
     }
 
-    pub(crate) fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+    pub(crate) fn row(&mut self, cells: Vec<String>) -> std::io::Result<()> {
+        self.rows += 1;
+        if self.widths.is_some() {
+            return self.emit(&cells);
+        }
+        self.held.push(cells);
+        if self.held.len() >= WIDTH_ROWS {
+            self.fix_widths()?;
+        }
+        Ok(())
     }
 
-    pub(crate) fn write(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    /// Makes column `col` at least `width` wide, if its width is not fixed yet (a caller
+    /// that knows how wide a column will get says so before the first rows are written).
+    pub(crate) fn at_least(&mut self, col: usize, width: usize) {
+        if self.widths.is_none() {
+            if self.min.len() <= col {
+                self.min.resize(col + 1, 0);
+            }
+            self.min[col] = self.min[col].max(width);
+        }
+    }
+
+    /// Writes what is held; returns the number of rows and the writer. A listing without
+    /// rows writes nothing, not even its header (the caller says there is nothing).
+    pub(crate) fn finish(mut self) -> std::io::Result<(u64, W)> {
+        if self.rows > 0 && self.widths.is_none() {
+            self.fix_widths()?;
+        }
+        self.out.flush()?;
+        Ok((self.rows, self.out))
+    }
+
+    fn fix_widths(&mut self) -> std::io::Result<()> {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
+        for (w, min) in widths.iter_mut().zip(&self.min) {
+            *w = (*w).max(*min);
+        }
+        for row in &self.held {
             for (i, cell) in row.iter().enumerate() {
                 if let Some(w) = widths.get_mut(i) {
                     *w = (*w).max(cell.chars().count());
                 }
             }
         }
-        let mut line = String::new();
-        let mut emit = |cells: &mut dyn Iterator<Item = &str>, out: &mut dyn std::io::Write| {
-            line.clear();
-            for (i, w) in widths.iter().enumerate() {
-                let cell = cells.next().unwrap_or("");
-                let pad = w.saturating_sub(cell.chars().count());
-                line.push(' ');
-                if self.right.contains(&i) {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                    line.push_str(cell);
-                } else {
-                    line.push_str(cell);
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-                line.push(' ');
-            }
-            writeln!(out, "{}", line.trim_end())
-        };
-        emit(&mut self.header.iter().copied(), out)?;
-        for row in &self.rows {
-            emit(&mut row.iter().map(String::as_str), out)?;
+        self.widths = Some(widths);
+        let header: Vec<String> = self.header.iter().map(|h| (*h).to_owned()).collect();
+        self.emit(&header)?;
+        for row in std::mem::take(&mut self.held) {
+            self.emit(&row)?;
         }
         Ok(())
     }
+
+    fn emit(&mut self, cells: &[String]) -> std::io::Result<()> {
+        let widths = self.widths.as_deref().unwrap_or_default();
+        let line = &mut self.line;
+        line.clear();
+        for (i, w) in widths.iter().enumerate() {
+            let cell = cells.get(i).map_or("", String::as_str);
+            let pad = w.saturating_sub(cell.chars().count());
+            line.push(' ');
+            if self.right.contains(&i) {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            line.push(' ');
+        }
+        writeln!(self.out, "{}", line.trim_end())
+    }
 }
 
-pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> Listing {
-    let mut t = Listing::new(
+pub(crate) fn jobs_listing<W: Write>(out: W) -> Listing<W> {
+    Listing::new(
         &[
             "id",
             "status",
@@ -124,36 +182,37 @@ pub(crate) fn jobs_table(entries: &[SummaryEntry]) -> Listing {
             "created",
         ],
         &[0, 3],
-    );
-    for e in entries {
-        match e {
-            SummaryEntry::Readable(s) => {
-                let split = !s.subjobs.is_empty();
-                t.row(vec![
-                    s.id.to_string(),
-                    s.status.to_string(),
-                    s.name.clone(),
-                    if split {
-                        s.subjobs.total().to_string()
-                    } else {
-                        "-".into()
-                    },
-                    if split {
-                        s.subjobs.display_short()
-                    } else {
-                        "-".into()
-                    },
-                    s.backend.clone(),
-                    s.application.clone(),
-                    dash(s.created.map(time)),
-                ]);
-            }
-            SummaryEntry::Unreadable { id, error } => {
-                t.row(vec![id.to_string(), "unreadable".into(), error.clone()]);
-            }
+        out,
+    )
+}
+
+pub(crate) fn job_row(e: &SummaryEntry) -> Vec<String> {
+    match e {
+        SummaryEntry::Readable(s) => {
+            let split = !s.subjobs.is_empty();
+            vec![
+                s.id.to_string(),
+                s.status.to_string(),
+                s.name.clone(),
+                if split {
+                    s.subjobs.total().to_string()
+                } else {
+                    "-".into()
+                },
+                if split {
+                    s.subjobs.display_short()
+                } else {
+                    "-".into()
+                },
+                s.backend.clone(),
+                s.application.clone(),
+                dash(s.created.map(time)),
+            ]
+        }
+        SummaryEntry::Unreadable { id, error } => {
+            vec![id.to_string(), "unreadable".into(), error.clone()]
         }
     }
-    t
 }
 
 pub(crate) fn summary_json(e: &SummaryEntry) -> Json {
@@ -187,6 +246,7 @@ fn run_json(r: &RunState) -> Json {
         "status": r.status,
         "times": Json::Object(r.times.iter().map(|(s, t)| (s.to_string(), time_json(Some(t)))).collect()),
         "submit_count": r.submit_count,
+        "auto_resubmits": r.auto_resubmits,
         "backend_id": r.backend.id,
         "native_state": r.backend.native_state,
         "exit_code": r.backend.exit_code,
@@ -206,6 +266,7 @@ fn spec_json(spec: &JobSpec) -> Json {
         "input_files": spec.input_files,
         "output_files": spec.output_files,
         "splitter": spec.splitter,
+        "auto_resubmit": spec.auto_resubmit,
     })
 }
 
@@ -267,6 +328,13 @@ fn field(out: &mut String, name: &str, value: impl AsRef<str>) {
 fn run_fields(out: &mut String, run: &RunState, output_dir: &Path, ran: bool) {
     field(out, "status", run.status.as_str());
     field(out, "submitted", format!("{} time(s)", run.submit_count));
+    if run.auto_resubmits > 0 {
+        field(
+            out,
+            "",
+            format!("{} of them automatically", run.auto_resubmits),
+        );
+    }
     if ran {
         backend_fields(out, run);
     }
@@ -368,8 +436,8 @@ pub(crate) fn subjob_text(job: &Job, sj: &Subjob, ws: &Workspaces) -> String {
     out
 }
 
-pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> Listing {
-    let mut t = Listing::new(
+pub(crate) fn subjobs_listing<W: Write>(out: W) -> Listing<W> {
+    Listing::new(
         &[
             "id",
             "status",
@@ -380,19 +448,66 @@ pub(crate) fn subjobs_table(job: &Job, subjobs: &[&Subjob]) -> Listing {
             "reason",
         ],
         &[],
-    );
-    for sj in subjobs {
-        t.row(vec![
-            JobRef::subjob(job.id, sj.index).to_string(),
-            sj.run.status.to_string(),
-            dash(sj.run.backend.id.as_ref()),
-            dash(sj.run.backend.exit_code),
-            dash(sj.run.backend.actual_ce.as_ref()),
-            sj.run.outputs.join(" "),
-            sj.run.backend.reason.clone().unwrap_or_default(),
-        ]);
+        out,
+    )
+}
+
+pub(crate) fn subjob_row(job: JobId, sj: &Subjob) -> Vec<String> {
+    vec![
+        JobRef::subjob(job, sj.index).to_string(),
+        sj.run.status.to_string(),
+        dash(sj.run.backend.id.as_ref()),
+        dash(sj.run.backend.exit_code),
+        dash(sj.run.backend.actual_ce.as_ref()),
+        sj.run.outputs.join(" "),
+        sj.run.backend.reason.clone().unwrap_or_default(),
+    ]
+}
+
+/// Writes a JSON array of the items `next` gives (until `None`), one at a time, laid out
+/// as serde_json's pretty printer lays out a whole array. An error from `next` stops the
+/// writing there, leaving the document unfinished (so that no reader takes it for whole),
+/// and is returned.
+pub(crate) fn json_array<W: Write>(
+    mut out: W,
+    next: impl FnMut() -> anyhow::Result<Option<Json>>,
+) -> anyhow::Result<W> {
+    let items = Items {
+        next: RefCell::new(next),
+        failed: RefCell::new(None),
+    };
+    let written = serde_json::to_writer_pretty(&mut out, &items);
+    if let Some(e) = items.failed.into_inner() {
+        return Err(e);
     }
-    t
+    written?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(out)
+}
+
+struct Items<F> {
+    next: RefCell<F>,
+    failed: RefCell<Option<anyhow::Error>>,
+}
+
+impl<F: FnMut() -> anyhow::Result<Option<Json>>> Serialize for Items<F> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut next = self.next.borrow_mut();
+        loop {
+            match next() {
+                Ok(Some(item)) => seq.serialize_element(&item)?,
+                Ok(None) => break,
+                Err(e) => {
+                    let message = e.to_string();
+                    *self.failed.borrow_mut() = Some(e);
+                    return Err(serde::ser::Error::custom(message));
+                }
+            }
+        }
+        seq.end()
+    }
 }
 
 /// One line saying where a job is, for progress while waiting.

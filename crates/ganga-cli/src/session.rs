@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Store, Workspaces};
+use ganga_core::{
+    ActiveJob, ActiveUnit, Backend, Change, CheckReport, Committed, Job, JobId, Store,
+    StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
+    UnitsUpdated, Workspaces,
+};
 use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle};
 use ganga_plugin_host::{Catalog, PluginKind};
 
@@ -39,6 +43,9 @@ impl Session {
         };
         let home = std::path::absolute(&home).unwrap_or(home);
         let (mut config, config_file) = Config::load(global.config.as_deref(), &home)?;
+        // Before anything is created: the home, the store, workspaces, and every file a
+        // job writes (jobs inherit it) are made with it.
+        set_umask(config.home.umask);
         if let Some(mib) = global.cache_mib {
             config.store.cache_budget_mib = mib;
         }
@@ -92,10 +99,17 @@ impl Session {
         if let Some(c) = self.context.get() {
             return Ok(c);
         }
+        if self.home.to_str().is_none() {
+            bail!(
+                "the ganga home {} is not valid UTF-8: paths cross to plugins as text; choose another with --home or GANGA_HOME",
+                self.home.display()
+            );
+        }
         std::fs::create_dir_all(&self.home)
             .with_context(|| format!("cannot create the ganga home {}", self.home.display()))?;
         let name = &self.config.store.plugin;
-        let store: Arc<dyn Store> = self.catalog.store(name, &self.plugin_context(name))?;
+        let store = self.catalog.store(name, &self.plugin_context(name))?;
+        let store: Arc<dyn Store> = Arc::new(LocatedStore::new(store, name, &self.home));
         let budget = self
             .config
             .store
@@ -210,6 +224,105 @@ impl Backends for CatalogBackends {
         self.catalog
             .backend(name, &context)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A store whose storage errors say where the store is: "No space left on device" alone
+/// names no file. The location is the store's own description of itself, asked once.
+struct LocatedStore {
+    inner: Arc<dyn Store>,
+    location: String,
+}
+
+impl LocatedStore {
+    fn new(inner: Arc<dyn Store>, plugin: &str, home: &Path) -> LocatedStore {
+        let location = match inner.describe() {
+            Ok(d) if !d.location.is_empty() => format!("the store at {}", d.location),
+            _ => format!("the `{plugin}` store of {}", home.display()),
+        };
+        LocatedStore { inner, location }
+    }
+
+    fn locate(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Io(m) => StoreError::Io(format!("{}: {m}", self.location)),
+            StoreError::Protocol(m) => StoreError::Protocol(format!("{}: {m}", self.location)),
+            StoreError::Panicked(m) => StoreError::Panicked(format!("{}: {m}", self.location)),
+            other => other,
+        }
+    }
+}
+
+// Every method is forwarded, those with a default too: a default here would bypass the
+// plugin's own (and its indexes).
+impl Store for LocatedStore {
+    fn describe(&self) -> Result<StoreDescription, StoreError> {
+        self.inner.describe().map_err(|e| self.locate(e))
+    }
+    fn reserve_ids(&self, n: u64) -> Result<JobId, StoreError> {
+        self.inner.reserve_ids(n).map_err(|e| self.locate(e))
+    }
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Committed>, StoreError> {
+        self.inner.commit(changes).map_err(|e| self.locate(e))
+    }
+    fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.inner.job(id).map_err(|e| self.locate(e))
+    }
+    fn job_record(&self, id: JobId) -> Result<Option<ganga_core::compact::JobRecord>, StoreError> {
+        self.inner.job_record(id).map_err(|e| self.locate(e))
+    }
+    fn subjobs(
+        &self,
+        job: JobId,
+        range: std::ops::Range<SubjobIndex>,
+    ) -> Result<Vec<Subjob>, StoreError> {
+        self.inner.subjobs(job, range).map_err(|e| self.locate(e))
+    }
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: std::ops::Range<SubjobIndex>,
+    ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
+        self.inner
+            .subjob_batch(job, range)
+            .map_err(|e| self.locate(e))
+    }
+    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
+        self.inner
+            .summaries(from, limit)
+            .map_err(|e| self.locate(e))
+    }
+    fn active(&self) -> Result<Vec<ActiveJob>, StoreError> {
+        self.inner.active().map_err(|e| self.locate(e))
+    }
+    fn active_units(
+        &self,
+        after: Option<&UnitCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActiveUnit>, StoreError> {
+        self.inner
+            .active_units(after, limit)
+            .map_err(|e| self.locate(e))
+    }
+    fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
+        self.inner.update_units(updates).map_err(|e| self.locate(e))
+    }
+    fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        self.inner.backup(dest).map_err(|e| self.locate(e))
+    }
+    fn check(&self) -> Result<CheckReport, StoreError> {
+        self.inner.check().map_err(|e| self.locate(e))
+    }
+    fn dump(&self) -> Result<String, StoreError> {
+        self.inner.dump().map_err(|e| self.locate(e))
+    }
+}
+
+fn set_umask(mask: crate::config::Umask) {
+    // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail
+    // and touches no memory of ours.
+    unsafe {
+        libc::umask(mask.0 as libc::mode_t);
     }
 }
 

@@ -110,7 +110,7 @@ pub struct WorkspaceReport {
     /// How outputs were brought: `copy`, `link` or `none`.
     pub mode: String,
     /// Output directories found in Ganga's workspace (and brought over, unless the mode
-    /// is `none`).
+    /// is `none`; an empty one is counted but makes no directory here).
     pub dirs: u64,
     pub files_copied: u64,
     pub files_linked: u64,

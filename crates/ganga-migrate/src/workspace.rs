@@ -40,16 +40,16 @@ impl WorkspaceMode {
 
 /// Copies (or links) the tree `from` into `to`, which may exist from an earlier run: a file
 /// already there with the same size is left alone. Symbolic links are recreated as links.
+/// A directory is made only for something to put in it: Ganga leaves an output directory
+/// for every subjob, most of them empty, and a migrated home should not hold thousands of
+/// empty directories.
 pub(crate) fn bring(
     from: &Path,
     to: &Path,
     mode: WorkspaceMode,
     report: &mut WorkspaceReport,
 ) -> Result<(), MigrateError> {
-    fs::create_dir_all(to).map_err(|e| MigrateError::Write {
-        path: to.to_owned(),
-        source: e,
-    })?;
+    let mut made = false;
     let entries = fs::read_dir(from).map_err(|e| MigrateError::io(from, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| MigrateError::io(from, e))?;
@@ -60,6 +60,14 @@ pub(crate) fn bring(
             path: dst.clone(),
             source: e,
         };
+        // A subdirectory makes its own (and `to` with it) when it has something.
+        if !made && (meta.is_file() || meta.file_type().is_symlink()) {
+            fs::create_dir_all(to).map_err(|e| MigrateError::Write {
+                path: to.to_owned(),
+                source: e,
+            })?;
+            made = true;
+        }
         if meta.is_dir() {
             bring(&src, &dst, mode, report)?;
         } else if meta.file_type().is_symlink() {

@@ -108,6 +108,11 @@ impl fmt::Display for XmlError {
 
 impl std::error::Error for XmlError {}
 
+/// Open elements at most. Ganga's objects nest a few levels (a job, its application, a
+/// file in a sequence); the tree read is walked, printed and dropped recursively, so a
+/// file nested deeper is refused rather than risking the stack.
+const MAX_DEPTH: usize = 256;
+
 enum Frame {
     Class(Object),
     Attr(String, Option<Node>),
@@ -150,6 +155,12 @@ pub fn parse(bytes: &[u8]) -> Result<Object, XmlError> {
                     return Err(at(&reader, "an element inside <value>".into()));
                 }
                 let name = e.name().as_ref().to_owned();
+                if stack.len() >= MAX_DEPTH {
+                    return Err(at(
+                        &reader,
+                        format!("nested too deeply (more than {MAX_DEPTH} open elements)"),
+                    ));
+                }
                 if root_done {
                     return Err(at(&reader, format!("<{name}> after </root>")));
                 }

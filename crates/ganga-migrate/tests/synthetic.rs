@@ -188,3 +188,81 @@ fn several_users_old_values_calls_and_unknown_things() {
     assert_eq!(again.registries["bob/jobs"].already_migrated, 1);
     assert_eq!(home.store.dump().unwrap(), dump);
 }
+
+/// Every directory under `dir` (itself included) that holds nothing.
+fn empty_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+    if entries.is_empty() {
+        out.push(dir.to_owned());
+    }
+    for e in entries {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(empty_dirs(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn only_outputs_that_hold_files_get_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gd = tmp.path().join("gangadir");
+    let repo = gd.join("repository/alice/LocalXML/6.0");
+    let sub = |i: u32| {
+        job_xml(u64::from(i), "'split'", "'completed'", EXE, "")
+            .replace("<root>\n", "")
+            .replace("</root>\n", "")
+    };
+    put(
+        &repo,
+        "jobs",
+        0,
+        None,
+        &job_xml(
+            0,
+            "'split'",
+            "'completed'",
+            EXE,
+            &format!(
+                r#"<attribute name="subjobs"> <sequence> {} {} {} </sequence> </attribute>"#,
+                sub(0),
+                sub(1),
+                sub(2)
+            ),
+        ),
+    );
+    // As Ganga leaves them: an output directory for every unit, most of them empty.
+    let ws = gd.join("workspace/alice/LocalXML/0");
+    fs::create_dir_all(ws.join("output")).unwrap();
+    fs::create_dir_all(ws.join("0/output/logs")).unwrap();
+    fs::write(ws.join("0/output/logs/run.log"), "ran\n").unwrap();
+    fs::create_dir_all(ws.join("0/output/empty")).unwrap();
+    fs::create_dir_all(ws.join("1/output")).unwrap();
+    fs::create_dir_all(ws.join("2/output/nothing/here")).unwrap();
+
+    let home = Home::new();
+    let report = home.migrate(&gd, &options());
+    assert_eq!(report.imported_jobs(), 1, "{report}");
+    assert_eq!(report.workspace.files_copied, 1, "{:?}", report.workspace);
+    let ours = home.workspaces();
+    let first = ours.output_dir(ganga_core::JobRef::subjob(0, 0));
+    assert_eq!(
+        fs::read_to_string(first.join("logs/run.log")).unwrap(),
+        "ran\n"
+    );
+    for unit in [
+        ganga_core::JobRef::job(0),
+        ganga_core::JobRef::subjob(0, 1),
+        ganga_core::JobRef::subjob(0, 2),
+    ] {
+        let dir = ours.output_dir(unit);
+        assert!(!dir.exists(), "{} made for nothing", dir.display());
+    }
+    let root = home.dir.path().join("workspace");
+    assert_eq!(empty_dirs(&root), Vec::<std::path::PathBuf>::new());
+
+    // A second run makes none either.
+    home.migrate(&gd, &options());
+    assert_eq!(empty_dirs(&root), Vec::<std::path::PathBuf>::new());
+}

@@ -34,6 +34,9 @@ use crate::lease::SubmissionLease;
 use crate::pace::{Pace, PaceRules};
 use crate::{Context, OpError, now};
 
+/// How often the units are read while none is active.
+const IDLE_READ: Duration = Duration::from_secs(1);
+
 /// How the monitor paces itself and what it decides on its own.
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -196,6 +199,9 @@ struct Loop<'m> {
     absent_since: HashMap<(JobRef, u32), Instant>,
     /// Units whose outputs are queued or being collected.
     finalising: HashSet<(JobRef, u32)>,
+    /// Units whose end was settled lately, and when: a poll that started before that
+    /// must not have their outputs collected again.
+    settled: HashMap<(JobRef, u32), Instant>,
     /// Jobs with a lookup of interrupted submissions, or an automatic resubmission, in
     /// flight.
     finding: HashSet<JobId>,
@@ -206,6 +212,7 @@ struct Loop<'m> {
     active_units: usize,
     counts: StatusCounts,
     read_now: bool,
+    last_read: Instant,
     idle_since: Option<Instant>,
     polls: u64,
     last_poll: Option<Timestamp>,
@@ -255,6 +262,7 @@ impl Monitor {
             backends: BTreeMap::new(),
             absent_since: HashMap::new(),
             finalising: HashSet::new(),
+            settled: HashMap::new(),
             finding: HashSet::new(),
             resubmitting: HashSet::new(),
             targeted: 0,
@@ -262,6 +270,7 @@ impl Monitor {
             active_units: 0,
             counts: StatusCounts::default(),
             read_now: true,
+            last_read: Instant::now(),
             idle_since: None,
             polls: 0,
             last_poll: None,
@@ -275,16 +284,18 @@ impl Monitor {
                 if l.in_flight() == 0 || Instant::now() >= deadline {
                     return Ok(());
                 }
-            } else if l.read_now || l.any_due() {
-                match l.read_and_start().await {
-                    Ok(()) => store_failures = 0,
-                    Err(e) => {
-                        store_failures += 1;
-                        tracing::warn!("cannot read the active units: {e}");
-                        if store_failures >= 5 {
-                            return Err(e);
+            } else {
+                if l.read_now || l.any_due() || l.idle_read_due() {
+                    match l.read_and_start().await {
+                        Ok(()) => store_failures = 0,
+                        Err(e) => {
+                            store_failures += 1;
+                            tracing::warn!("cannot read the active units: {e}");
+                            if store_failures >= 5 {
+                                return Err(e);
+                            }
+                            l.delay_all(Duration::from_secs(1));
                         }
-                        l.delay_all(Duration::from_secs(1));
                     }
                 }
                 if l.reached(&until) {
@@ -344,6 +355,12 @@ impl Loop<'_> {
             .any(|b| !b.polling && b.units > 0 && b.next_due <= now)
     }
 
+    /// With nothing active, the units are read now and then anyway: a job submitted by a
+    /// process that could not reach this monitor is found that way.
+    fn idle_read_due(&self) -> bool {
+        self.active_units == 0 && self.last_read.elapsed() >= IDLE_READ
+    }
+
     fn delay_all(&mut self, by: Duration) {
         let at = Instant::now() + by;
         for b in self.backends.values_mut() {
@@ -363,6 +380,9 @@ impl Loop<'_> {
         }
         if let (Some(idle), Some(since)) = (self.settings().idle_exit, self.idle_since) {
             wake = wake.min(since + idle);
+        }
+        if self.active_units == 0 {
+            wake = wake.min(self.last_read + IDLE_READ);
         }
         wake
     }
@@ -411,7 +431,11 @@ impl Loop<'_> {
     /// interrupted submissions.
     async fn read_and_start(&mut self) -> Result<(), OpError> {
         self.read_now = false;
+        self.last_read = Instant::now();
         let units = self.ctx().store.active_units().await?;
+        // Polls are long over for what was settled a while ago.
+        self.settled
+            .retain(|_, at| at.elapsed() < Duration::from_secs(600));
         self.active_units = units.len();
         self.counts = units.iter().map(|u| u.status).collect();
         self.active_jobs = units.iter().map(|u| u.unit.job).collect();
@@ -827,7 +851,9 @@ impl Loop<'_> {
                             updates.push(update(c));
                             ended.push((backend.to_owned(), e, true));
                         }
-                        None if !self.finalising.contains(&(u.unit, u.run)) => {
+                        None if !self.finalising.contains(&(u.unit, u.run))
+                            && !self.settled.contains_key(&(u.unit, u.run)) =>
+                        {
                             ended.push((backend.to_owned(), e, false));
                         }
                         None => {}
@@ -975,6 +1001,7 @@ impl Loop<'_> {
         for e in batch {
             match answers.get(&e.unit) {
                 Some(Ok(out)) => {
+                    self.settled.insert((e.unit, e.run), Instant::now());
                     let change = settle(e.succeeded, e.reason.as_deref(), out, at);
                     report.changed += 1;
                     report.finished += 1;

@@ -781,6 +781,10 @@ async fn a_submission_in_progress_is_left_alone_and_one_nobody_can_tell_about_fa
     assert_eq!(w.status(JobRef::job(id)), Status::Submitting);
     let err = w.ops.kill(JobRef::job(id)).await.unwrap_err().to_string();
     assert!(err.contains("is submitting it"), "{err}");
+    // Nor is it removed, even forced: what was started would run on untracked.
+    let err = w.ops.remove(id, true).await.unwrap_err().to_string();
+    assert!(err.contains("cannot remove it while"), "{err}");
+    assert_eq!(w.status(JobRef::job(id)), Status::Submitting);
     // Released (the submitter died): this backend cannot tell, so it fails, saying why.
     drop(file);
     w.run_monitor(settings(), Until::Idle).await;

@@ -83,11 +83,13 @@ struct Entry {
 /// Why a plugin could not be provided.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
-    #[error("unknown {kind} `{name}`; loaded {kind}s: {}{}", list_or_none(.loaded), refused_note(.refused))]
+    #[error("unknown {kind} `{name}`; loaded {kind}s: {}{}{}", list_or_none(.loaded), searched_note(.searched), refused_note(.refused))]
     Unknown {
         kind: PluginKind,
         name: String,
         loaded: Vec<String>,
+        /// The directories plugins were looked for in, as [`Catalog::searched`] says.
+        searched: Vec<String>,
         refused: Vec<String>,
     },
     #[error("{kind} plugin `{name}` could not start: {message}")]
@@ -106,12 +108,16 @@ fn list_or_none(names: &[String]) -> String {
     }
 }
 
-fn refused_note(refused: &[String]) -> String {
-    if refused.is_empty() {
+fn searched_note(searched: &[String]) -> String {
+    if searched.is_empty() {
         String::new()
     } else {
-        format!(" (refused: {})", refused.join("; "))
+        format!("\n  looked for plugins in: {}", searched.join(", "))
     }
+}
+
+fn refused_note(refused: &[String]) -> String {
+    refused.iter().map(|r| format!("\n  {r}")).collect()
 }
 
 /// Every plugin known to this process. Plugins are found first and created on first use,
@@ -119,6 +125,8 @@ fn refused_note(refused: &[String]) -> String {
 #[derive(Default)]
 pub struct Catalog {
     entries: Vec<Entry>,
+    /// The directories scanned, in order, and whether each could be read.
+    searched: Vec<(PathBuf, Result<(), String>)>,
     shadowed: Vec<PluginInfo>,
     refusals: Vec<Refusal>,
     backends: Mutex<BTreeMap<String, Arc<dyn Backend>>>,
@@ -133,9 +141,19 @@ impl Catalog {
     /// Loads every plugin library in `dir`, in file-name order. A missing directory is
     /// not an error: search paths list places that may not exist.
     pub fn scan_dir(&mut self, dir: &Path) {
-        let Ok(read) = std::fs::read_dir(dir) else {
-            return;
+        let read = match std::fs::read_dir(dir) {
+            Ok(read) => read,
+            Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "not there".to_owned()
+                } else {
+                    e.to_string()
+                };
+                self.searched.push((dir.to_owned(), Err(why)));
+                return;
+            }
         };
+        self.searched.push((dir.to_owned(), Ok(())));
         let mut files: Vec<PathBuf> = read
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| library::is_plugin_file(p))
@@ -217,6 +235,18 @@ impl Catalog {
         &self.refusals
     }
 
+    /// The directories scanned for plugins, in order, each with `(not there)` or why it
+    /// could not be read when it could not.
+    pub fn searched(&self) -> Vec<String> {
+        self.searched
+            .iter()
+            .map(|(dir, read)| match read {
+                Ok(()) => dir.display().to_string(),
+                Err(why) => format!("{} ({why})", dir.display()),
+            })
+            .collect()
+    }
+
     pub fn names(&self, kind: PluginKind) -> Vec<String> {
         self.plugins()
             .filter(|p| p.kind == kind)
@@ -229,6 +259,7 @@ impl Catalog {
             kind,
             name: name.to_owned(),
             loaded: self.names(kind),
+            searched: self.searched(),
             refused: self.refusals.iter().map(ToString::to_string).collect(),
         }
     }

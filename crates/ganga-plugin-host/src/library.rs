@@ -45,7 +45,8 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
         .and_then(|s| s.to_str())
         .ok_or_else(|| refuse(None, "the file name is not valid UTF-8".into()))?;
     let symbol = decl_symbol(stem);
-    let library = open(path).map_err(|e| refuse(None, format!("cannot load it: {e}")))?;
+    check_complete(path).map_err(|reason| refuse(None, reason))?;
+    let library = open(path).map_err(|e| refuse(None, loader_refusal(&e)))?;
     // SAFETY: the symbol is a static `PluginDecl` (or at least its `PluginHeader`, which
     // every ABI version starts with); we only take its address here.
     let decl_ptr: *const PluginDecl = match unsafe {
@@ -145,6 +146,110 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
             rustc,
         },
     })
+}
+
+/// Why the dynamic loader refused a library, in its own words (`dlerror`), which name the
+/// file and the cause; libloading's own text is only "dlopen failed".
+fn loader_refusal(e: &libloading::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("the dynamic loader refused it: {cause}"),
+        None => format!("the dynamic loader refused it: {e}"),
+    }
+}
+
+/// Refuses a library that the dynamic loader would map past the end of its file, as a
+/// half-written build leaves one: the loader maps each loadable segment whole, and the
+/// first touch of a page beyond the end of the file kills the process with SIGBUS before
+/// any error can be returned. So before loading, the ELF headers must parse, and every
+/// segment and section must lie within the file. (Reads only the headers.)
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn check_complete(path: &Path) -> Result<(), String> {
+    use object::elf::{FileHeader32, FileHeader64};
+    use object::{Endianness, FileKind, ReadCache};
+
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a file".to_owned());
+    }
+    let len = meta.len();
+    let data = &ReadCache::new(file);
+    let magic = object::ReadRef::read_bytes_at(data, 0, len.min(4))
+        .map_err(|()| "cannot read it".to_owned())?;
+    let problem = if len == 0 {
+        Some("the file is empty".to_owned())
+    } else if !object::elf::ELFMAG.starts_with(magic) {
+        return Err("it is not an ELF shared library".to_owned());
+    } else {
+        match FileKind::parse(data) {
+            Ok(FileKind::Elf64) => elf_problem::<FileHeader64<Endianness>>(data, len),
+            Ok(FileKind::Elf32) => elf_problem::<FileHeader32<Endianness>>(data, len),
+            Ok(other) => return Err(format!("it is not an ELF shared library ({other:?})")),
+            Err(e) => Some(format!("its ELF header cannot be read ({e})")),
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "the file is truncated or damaged (a half-written build?): {p}; rebuild or reinstall it"
+        )),
+    }
+}
+
+#[cfg(not(all(unix, not(target_vendor = "apple"))))]
+fn check_complete(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// What in an ELF file of `len` bytes lies outside it, if anything.
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn elf_problem<'data, Elf: object::read::elf::FileHeader>(
+    data: impl object::ReadRef<'data>,
+    len: u64,
+) -> Option<String> {
+    use object::read::elf::{ProgramHeader as _, SectionHeader as _};
+
+    let header = match Elf::parse(data) {
+        Ok(h) => h,
+        Err(e) => return Some(format!("its ELF header cannot be read ({e})")),
+    };
+    let endian = match header.endian() {
+        Ok(e) => e,
+        Err(e) => return Some(format!("its ELF header cannot be read ({e})")),
+    };
+    let past_end = |what: String, (offset, size): (u64, u64)| {
+        let end = offset.checked_add(size);
+        match end {
+            Some(end) if end <= len => None,
+            _ => Some(format!(
+                "{what} (bytes {offset}..{}) lies past the end of the file ({len} bytes)",
+                end.map_or_else(|| "?".to_owned(), |e| e.to_string())
+            )),
+        }
+    };
+    let segments = match header.program_headers(endian, data) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("its program headers cannot be read ({e})")),
+    };
+    for (i, segment) in segments.iter().enumerate() {
+        if let Some(p) = past_end(format!("segment {i}"), segment.file_range(endian)) {
+            return Some(p);
+        }
+    }
+    let sections = match header.section_headers(endian, data) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("its section headers cannot be read ({e})")),
+    };
+    for (i, section) in sections.iter().enumerate() {
+        if let Some(range) = section.file_range(endian)
+            && let Some(p) = past_end(format!("section {i}"), range)
+        {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// A plugin speaking another major version of the protocol (another minor for 0.x) would

@@ -66,7 +66,10 @@ fn a_file_that_is_not_a_plugin_is_refused_with_the_cause() {
     assert_eq!(catalog.plugins().count(), 0);
     let refusal = &catalog.refusals()[0];
     assert_eq!(refusal.path, fake);
-    assert!(refusal.reason.starts_with("cannot load it"), "{refusal}");
+    assert_eq!(
+        refusal.reason, "it is not an ELF shared library",
+        "{refusal}"
+    );
 }
 
 #[test]
@@ -171,4 +174,94 @@ fn the_first_plugin_of_a_name_wins_and_later_ones_are_listed_as_shadowed() {
     assert_eq!(catalog.plugins().count(), 1);
     assert_eq!(catalog.shadowed().len(), 1);
     assert_eq!(catalog.shadowed()[0].file.as_deref(), Some(copy.as_path()));
+}
+
+/// The first `len` bytes of `from` at `to`, as a half-written build leaves a library.
+fn truncated_copy(from: &std::path::Path, to: &std::path::Path, len: u64) {
+    use std::io::{Read as _, Write as _};
+    let mut bytes = Vec::new();
+    std::fs::File::open(from)
+        .unwrap()
+        .take(len)
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::File::create(to)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+}
+
+/// Where a build may have stopped writing a library of `size` bytes.
+fn cut_lengths(size: u64) -> Vec<u64> {
+    [1024, 64 * 1024, 1 << 20, size / 2, size - 4096, size - 1]
+        .into_iter()
+        .filter(|&n| n < size)
+        .collect()
+}
+
+fn lib_name(stem: &str) -> String {
+    format!(
+        "{}ganga_backend_{stem}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+#[test]
+fn a_truncated_library_is_refused_by_name_with_the_cause_before_it_is_mapped() {
+    let plugin = built_plugin("ganga-testplugin-faulty");
+    let size = std::fs::metadata(&plugin).unwrap().len();
+    let dir = tempfile::tempdir().unwrap();
+    for len in cut_lengths(size) {
+        let file = dir.path().join(lib_name(&format!("cut{len}")));
+        truncated_copy(&plugin, &file, len);
+        let mut catalog = Catalog::new();
+        let refusal = catalog
+            .load_file(&file)
+            .expect_err("a truncated library is refused");
+        assert_eq!(refusal.path, file);
+        let msg = refusal.to_string();
+        assert!(msg.contains(&file.display().to_string()), "{msg}");
+        assert!(msg.contains("truncated"), "{len} bytes: {msg}");
+    }
+    // Found by scanning, each is refused, and an intact plugin beside them loads.
+    let intact = built_plugin("ganga-backend-example");
+    std::fs::copy(&intact, dir.path().join(intact.file_name().unwrap())).unwrap();
+    let mut catalog = Catalog::new();
+    catalog.scan_dir(dir.path());
+    assert_eq!(catalog.refusals().len(), cut_lengths(size).len());
+    assert_eq!(catalog.names(PluginKind::Backend), ["example"]);
+}
+
+#[test]
+fn a_library_the_loader_refuses_is_refused_with_the_loaders_reason() {
+    // A complete ELF file that is no library: a position-independent executable.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(lib_name("exe"));
+    std::fs::copy(std::env::current_exe().unwrap(), &file).unwrap();
+    let mut catalog = Catalog::new();
+    let refusal = catalog.load_file(&file).expect_err("not loadable");
+    let msg = refusal.to_string();
+    assert!(msg.contains(&file.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("cannot dynamically load position-independent executable"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_directory_or_an_empty_file_named_like_a_plugin_is_refused_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(lib_name("dir"))).unwrap();
+    std::fs::write(dir.path().join(lib_name("empty")), b"").unwrap();
+    let mut catalog = Catalog::new();
+    catalog.scan_dir(dir.path());
+    let reasons: Vec<&str> = catalog
+        .refusals()
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "it is not a file");
+    assert!(reasons[1].contains("the file is empty"), "{reasons:?}");
 }

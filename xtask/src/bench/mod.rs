@@ -117,7 +117,13 @@ cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic
   --dir      where homes, installs and logs go (default: target/bench)
   --no-build use the binaries already built";
 
-fn parse(args: &[String]) -> anyhow::Result<Options> {
+/// What the command line asks for: the usage, or a run.
+enum Request {
+    Help,
+    Run(Options),
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Request> {
     let mut o = Options {
         benches: Vec::new(),
         workload: "small".to_owned(),
@@ -163,18 +169,25 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                 }
             }
             "--no-build" => o.build = false,
-            "-h" | "--help" => bail!("{USAGE}"),
+            // Asking for the usage is not a mistake: it goes to stdout and succeeds.
+            "-h" | "--help" => return Ok(Request::Help),
             name => match Bench::ALL.iter().find(|b| b.name() == name) {
                 Some(b) => o.benches.push(*b),
                 None => bail!("unknown benchmark or option `{name}`\n\n{USAGE}"),
             },
         }
     }
-    Ok(o)
+    Ok(Request::Run(o))
 }
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let opts = parse(args)?;
+    let opts = match parse(args)? {
+        Request::Help => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Request::Run(opts) => opts,
+    };
     let named = Named::load(root, &opts.workload)?;
     let benches = chosen(&opts.benches, &named)?;
     let target = crate::target_dir(root);
