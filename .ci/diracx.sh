@@ -240,14 +240,14 @@ spawn() {  # NAME COMMAND...: started in its own session, so it outlives the she
   echo $! > "$DIR/pids/$name.pid"
 }
 
-wait_http() {  # NAME URL: waits until URL answers 2xx (30 s), or NAME died
+wait_http() {  # NAME URL: waits until URL answers 2xx (60 s), or NAME died
   local name=$1 url=$2 _
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 600); do
     curl -sf -o /dev/null --max-time 2 "$url" && return 0
     running "$name" || { say "$name exited:"; tail -20 "$DIR/logs/$name.log" >&2; return 1; }
     sleep 0.1
   done
-  say "$name not ready after 30 s:"; tail -20 "$DIR/logs/$name.log" >&2; return 1
+  say "$name not ready after 60 s:"; tail -20 "$DIR/logs/$name.log" >&2; return 1
 }
 
 start_api() {  # NAME PORT

@@ -277,6 +277,45 @@ impl DiracX {
         status: &str,
         minor: &str,
     ) -> Result<BulkResult, DiracError> {
+        match self.set_status_once(ids, status, minor).await {
+            // DiracX refuses the whole request when one job is not the caller's (or no
+            // longer exists): ask job by job, so that one stale id does not block the rest.
+            Err(DiracError::Refused { status: 403, .. }) if ids.len() > 1 => {
+                let mut merged = BulkResult::default();
+                for id in ids {
+                    match self
+                        .set_status_once(std::slice::from_ref(id), status, minor)
+                        .await
+                    {
+                        Ok(one) => {
+                            merged.success.extend(one.success);
+                            merged.failed.extend(one.failed);
+                        }
+                        Err(DiracError::Refused {
+                            status: 403,
+                            detail,
+                            ..
+                        }) => {
+                            merged.failed.insert(
+                                id.to_string(),
+                                json!({ "detail": format!("{detail}: not a job of yours, or no longer known to DiracX") }),
+                            );
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(merged)
+            }
+            other => other,
+        }
+    }
+
+    async fn set_status_once(
+        &self,
+        ids: &[i64],
+        status: &str,
+        minor: &str,
+    ) -> Result<BulkResult, DiracError> {
         let when = now_for_dirac();
         let body: BTreeMap<String, serde_json::Value> = ids
             .iter()

@@ -72,6 +72,9 @@ usage: ganga dirac <command>
           tokens are kept in <home>/dirac/tokens.json and renewed automatically
   logout  revoke the session and remove the stored tokens
   whoami  who DiracX says you are
+  delete DIRAC_ID...
+          mark DIRAC jobs Deleted (ended ones, or killed first); says job by job
+          what DIRAC made of it
 ";
 
 /// How long one `login` step waits for the approval before handing back to the CLI.
@@ -90,6 +93,7 @@ pub(crate) async fn command(
         (Some("login"), Some(state)) => login_wait(settings, state, STEP_WAIT, POLL_EVERY).await,
         (Some("logout"), _) => logout(settings).await,
         (Some("whoami"), _) => whoami(settings).await,
+        (Some("delete"), _) => delete(settings, &args[1..]).await,
         (Some("help" | "--help" | "-h"), _) => return Step::done(USAGE.to_owned()),
         (other, _) => {
             let what = other.map_or("no command".to_owned(), |c| {
@@ -389,6 +393,57 @@ async fn whoami(settings: &Settings) -> Result<Step, DiracError> {
         properties,
         client.identity().url
     )))
+}
+
+/// Marks DIRAC jobs `Deleted` through the status endpoint, and reads each job's result:
+/// DiracX answers an illegal change with success and the old status.
+async fn delete(settings: &Settings, args: &[String]) -> Result<Step, DiracError> {
+    if args.is_empty() {
+        return Ok(Step::failed(
+            format!("ganga dirac delete: which DIRAC jobs?\n\n{USAGE}"),
+            2,
+        ));
+    }
+    let mut ids = Vec::with_capacity(args.len());
+    for a in args {
+        match a.parse::<i64>() {
+            Ok(id) if id > 0 => ids.push(id),
+            _ => {
+                return Ok(Step::failed(
+                    format!("ganga dirac delete: `{a}` is not a DIRAC job id\n"),
+                    2,
+                ));
+            }
+        }
+    }
+    let client = DiracX::new(settings)?;
+    let result = client
+        .set_status(&ids, "Deleted", "Deleted by ganga")
+        .await?;
+    let mut output = String::new();
+    let mut failed = false;
+    for id in ids {
+        match (result.status_of(id), result.failure_of(id)) {
+            (Some("Deleted"), _) => output.push_str(&format!("DIRAC job {id}: deleted\n")),
+            (Some(other), _) => {
+                failed = true;
+                output.push_str(&format!("DIRAC job {id}: not deleted: it is {other}\n"));
+            }
+            (None, Some(why)) => {
+                failed = true;
+                output.push_str(&format!("DIRAC job {id}: not deleted: {why}\n"));
+            }
+            (None, None) => {
+                failed = true;
+                output.push_str(&format!("DIRAC job {id}: DiracX did not answer for it\n"));
+            }
+        }
+    }
+    Ok(if failed {
+        Step::failed(output, 1)
+    } else {
+        Step::done(output)
+    })
 }
 
 #[cfg(test)]

@@ -268,8 +268,16 @@ async fn kill_stops_a_job_and_never_an_ended_one() {
     pilot.walk(&dirac_ids[2..], TO_DONE).await;
 
     let all = refs(&specs, &ids);
+    // A DIRAC id DiracX no longer knows (purged long ago) must not block the others.
+    let mut with_stale = all.clone();
+    with_stale.push(BackendRef {
+        job: JobRef::subjob(3, 9),
+        id: "999999998".into(),
+        run: 1,
+        workspace: specs[0].workspace.clone(),
+    });
     let killed: BTreeMap<JobRef, Result<(), String>> = backend
-        .kill(&all)
+        .kill(&with_stale)
         .await
         .expect("kill answers")
         .into_iter()
@@ -284,6 +292,10 @@ async fn kill_stops_a_job_and_never_an_ended_one() {
         Ok(()),
         "a running job is killed"
     );
+    let stale = killed[&JobRef::subjob(3, 9)]
+        .as_ref()
+        .expect_err("an unknown job is not killed");
+    assert!(stale.contains("no longer known"), "{stale}");
     let done = killed[&JobRef::subjob(3, 2)]
         .as_ref()
         .expect_err("a done job is not killed");
@@ -297,6 +309,40 @@ async fn kill_stops_a_job_and_never_an_ended_one() {
         RemoteStatus::Succeeded,
         "its end is not rewritten"
     );
+    assert_eq!(
+        seen[&JobRef::subjob(3, 0)].native_state,
+        "Killed (Killed by ganga)"
+    );
+
+    // `ganga dirac delete`: through the same status endpoint, each answer read back.
+    let mut args = vec!["delete".to_owned()];
+    args.extend(ids.iter().cloned());
+    args.push("999999999".to_owned());
+    let step = backend.command(&args, None).await.expect("a command step");
+    assert_eq!(
+        step.exit_code, 1,
+        "one of them does not exist: {}",
+        step.output
+    );
+    assert!(
+        step.output
+            .contains(&format!("DIRAC job {}: deleted", ids[0])),
+        "{}",
+        step.output
+    );
+    assert!(
+        step.output
+            .contains(&format!("DIRAC job {}: deleted", ids[2])),
+        "{}",
+        step.output
+    );
+    assert!(
+        step.output.contains("DIRAC job 999999999: not deleted"),
+        "{}",
+        step.output
+    );
+    let rows = server.rows(&dirac_ids).await;
+    assert!(rows.values().all(|r| r["Status"] == "Deleted"), "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
