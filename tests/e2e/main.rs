@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod batch;
+mod dirac;
 mod listing;
 mod migrate;
 mod monitoring;

@@ -7,9 +7,9 @@
 //! - `cargo xtask bench`: issue 3's benchmarks of the store and the cache, with plugins
 //!   loaded and linked in (see `docs/benchmarks.md`).
 //! - `cargo xtask services start|stop|status`: the real systems the tests run against
-//!   (single-node Slurm, Grid Engine, PBS through Slurm's Torque wrappers), installed from
-//!   Debian's packages and started by the scripts in `.ci/`. `cargo xtask test` starts
-//!   them first.
+//!   (single-node Slurm, Grid Engine, PBS through Slurm's Torque wrappers, installed from
+//!   Debian's packages; a DiracX server on loopback, from PyPI), started by the scripts in
+//!   `.ci/`. `cargo xtask test` starts them first.
 
 mod bench;
 
@@ -131,7 +131,12 @@ fn demo(root: &Path) -> anyhow::Result<()> {
 
 /// The scripts that start the real systems the tests run against, in the order they are
 /// started (PBS runs on top of Slurm).
-const SERVICES: &[&str] = &[".ci/batch/slurm.sh", ".ci/batch/sge.sh", ".ci/batch/pbs.sh"];
+const SERVICES: &[&str] = &[
+    ".ci/batch/slurm.sh",
+    ".ci/batch/sge.sh",
+    ".ci/batch/pbs.sh",
+    ".ci/diracx.sh",
+];
 
 fn services(root: &Path, action: &str) -> anyhow::Result<()> {
     if !matches!(action, "start" | "stop" | "status") {
@@ -140,8 +145,8 @@ fn services(root: &Path, action: &str) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if action != "status" && unsafe { libc::geteuid() } != 0 {
         bail!(
-            "starting the test systems (Slurm, Grid Engine, PBS) installs Debian packages and \
-             runs daemons: it needs root. Run `sudo cargo xtask services {action}`, or run the \
+            "starting the test systems (Slurm, Grid Engine, PBS, DiracX) installs Debian and \
+             PyPI packages and runs daemons: it needs root. Run `sudo cargo xtask services {action}`, or run the \
              scripts in .ci/ yourself; tests that need them fail until they run"
         );
     }

@@ -233,7 +233,10 @@ impl Http {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(120))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Shorter than servers keep idle connections open (uvicorn: 5 s), so a
+            // connection the server has just closed is not reused (a reset, for a
+            // request that was never read).
+            .pool_idle_timeout(Duration::from_secs(3))
             .user_agent(concat!("ganga-rs-dirac/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DiracError::Local(format!("cannot create the HTTP client: {e}")))?;

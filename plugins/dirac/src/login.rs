@@ -217,7 +217,16 @@ pub(crate) async fn poll_device_flow(
         ("client_id".into(), client_id.to_owned()),
         ("device_code".into(), device_code.to_owned()),
     ]);
-    let resp = http.send(&req).await?;
+    let resp = match http.send(&req).await {
+        Ok(resp) => resp,
+        // Asked again at the next step: the worst a lost answer costs is that DiracX
+        // then says the code was used, and the user logs in again.
+        Err(DiracError::Unreachable { cause, .. }) => {
+            tracing::debug!("waiting for the DiracX login: {cause}; asking again");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     if resp.status.is_success() {
         return resp.json("the DiracX login").map(Some);
     }
