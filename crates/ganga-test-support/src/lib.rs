@@ -7,4 +7,4 @@
 pub mod conformance;
 mod plugins;
 
-pub use crate::plugins::{built_binary, built_plugin, target_dir};
+pub use crate::plugins::{built_binary, built_example, built_plugin, target_dir};

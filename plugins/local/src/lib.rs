@@ -101,14 +101,18 @@
 //! The per-job backend options are not used.
 
 mod backend;
-mod collect;
 mod config;
 mod kill;
 mod layout;
+mod outputs;
 mod poll;
 mod procs;
+mod queue;
 mod records;
+mod runners;
 mod submit;
+mod unitfile;
+mod watch;
 
 pub use crate::backend::LocalBackend;
 
