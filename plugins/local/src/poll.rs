@@ -27,8 +27,8 @@ pub(crate) fn poll_batch(ctx: &Context, jobs: &[BackendRef]) -> Answers<PollRepo
         .map(|r| {
             let report = poll_one(r, &mut look)
                 .unwrap_or_else(|e| report(RemoteStatus::Unknown, "unknown", Some(e.to_string())));
-            if is_final(report.status) {
-                // Seen ended: an event not consumed by a watcher is no longer needed.
+            if is_final(report.status) || report.status == RemoteStatus::Absent {
+                // Seen ended (or gone): an event no watcher consumed is no longer needed.
                 let _ = std::fs::remove_file(ctx.home.events().join(event_name(r.job, r.run)));
             }
             (
