@@ -148,8 +148,12 @@ pub(crate) fn read_killed(dirs: &UnitDirs, run: u32) -> io::Result<Option<Killed
 /// Writes `text` to `path` through a temporary file and a rename, so that a reader sees
 /// the whole record or none.
 pub(crate) fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    // Unique to this call: two threads (two backend instances in one process) may write
+    // the same file at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
+    tmp.push(format!(".tmp{}-{call}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     write_private(&tmp, text.as_bytes())
         .and_then(|()| std::fs::rename(&tmp, path))

@@ -251,6 +251,9 @@ async fn a_wrapper_killed_with_sigkill_leaves_an_absent_unit_and_an_event() {
     // Only the wrapper: the program goes on, then ends with nobody to record it.
     kill(wrapper_pid(&r), libc::SIGKILL);
     std::fs::write(&go, "").expect("go");
+    // Its runner tells whoever watches (before any poll: a poll that finds the unit gone
+    // consumes the event itself).
+    changes_until(&b, &[r.job]).await;
     let rep = wait_status(&b, &r, RemoteStatus::Absent).await;
     assert!(
         rep.reason
@@ -258,8 +261,6 @@ async fn a_wrapper_killed_with_sigkill_leaves_an_absent_unit_and_an_event() {
             .is_some_and(|why| why.contains("without recording an exit code")),
         "{rep:?}"
     );
-    // Its runner told whoever watches.
-    changes_until(&b, &[r.job]).await;
 }
 
 #[tokio::test]
