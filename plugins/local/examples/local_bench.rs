@@ -10,8 +10,8 @@
 //! Prints one JSON object. `--nofile` lowers this process's open-file limit first (as
 //! `ulimit -n` would); `--wait` also waits until every unit succeeded. Each unit runs
 //! `true`. Processes are counted by sampling `/proc` every `--sample-ms` milliseconds
-//! (default 10; 0: not at all): those whose command line or working directory is under
-//! the home (runners, wrappers, programs). `submit_cpu_secs` leaves the sampler out.
+//! (default 10; 0: not at all): those whose command line names `<home>/local` (runners,
+//! wrappers) or whose working directory is under the home (programs). `submit_cpu_secs` leaves the sampler out.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,10 +74,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Processes whose command line or working directory is under `home`.
+/// Processes whose command line names the backend's directory `<home>/local` (runners,
+/// wrappers), or whose working directory is under `home` (programs), this one aside.
 fn processes_under(home: &Path) -> usize {
     use std::os::unix::ffi::OsStrExt;
-    let needle = home.as_os_str().as_bytes();
+    let local = home.join("local");
+    let needle = local.as_os_str().as_bytes();
+    let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -85,7 +88,8 @@ fn processes_under(home: &Path) -> usize {
         .filter(|e| {
             e.file_name()
                 .to_str()
-                .is_some_and(|n| n.parse::<u32>().is_ok())
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|pid| pid != me)
         })
         .filter(|e| {
             let p = e.path();
@@ -213,19 +217,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "open_fds_after_submit": fds_after,
     });
 
-    if args.wait {
-        let refs: Vec<BackendRef> = specs
-            .iter()
-            .zip(&answers)
-            .filter_map(|(s, (_, a))| {
-                a.as_ref().ok().map(|sub| BackendRef {
-                    job: s.job,
-                    id: sub.id.clone(),
-                    run: s.run,
-                    workspace: s.workspace.clone(),
-                })
+    let refs: Vec<BackendRef> = specs
+        .iter()
+        .zip(&answers)
+        .filter_map(|(s, (_, a))| {
+            a.as_ref().ok().map(|sub| BackendRef {
+                job: s.job,
+                id: sub.id.clone(),
+                run: s.run,
+                workspace: s.workspace.clone(),
             })
-            .collect();
+        })
+        .collect();
+    if args.wait {
         let deadline = Instant::now() + Duration::from_secs(3600);
         let (succeeded, failed) = loop {
             let reports = runtime.block_on(backend.poll_all(&refs))?;
@@ -254,6 +258,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
+    if !args.wait {
+        // Not waiting for them: take what is still queued out of the queue and let the
+        // runners end before the home is removed (runners left behind would skew the
+        // next measurement).
+        runtime.block_on(backend.kill(&refs))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_under(&home) > 0 {
+        if Instant::now() > deadline {
+            return Err(format!("processes under {} did not end", home.display()).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     println!("{result}");
     Ok(())
 }
