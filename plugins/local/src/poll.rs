@@ -90,7 +90,10 @@ fn poll_one(r: &BackendRef, look: &mut Look) -> io::Result<PollReport> {
                         ..report(
                             RemoteStatus::Absent,
                             "gone",
-                            Some("the process ended without recording an exit code".to_owned()),
+                            Some(format!(
+                                "the process ended without recording an exit code (see {})",
+                                dirs.control.join(format!("wrapper-{run}.log")).display()
+                            )),
                         )
                     },
                 }),
@@ -142,7 +145,11 @@ fn poll_one(r: &BackendRef, look: &mut Look) -> io::Result<PollReport> {
     Ok(report(
         RemoteStatus::Absent,
         "gone",
-        Some("it left the queue without starting (its runner ended first)".to_owned()),
+        Some(format!(
+            "it left the queue without starting: its runner ended first, or its wrapper \
+             could not start (see {})",
+            dirs.control.join(format!("wrapper-{run}.log")).display()
+        )),
     ))
 }
 

@@ -61,12 +61,16 @@ if [ -n "$ganga_stat" ]; then
 fi
 
 ganga_now
-ganga_record "started-$ganga_run" "run=$ganga_run
+# Without this record the run could not be followed: then it does not run at all.
+if ! ganga_record "started-$ganga_run" "run=$ganga_run
 seq=$ganga_seq
 pid=$$
 pgid=$$
 start_ticks=$ganga_ticks
-$ganga_time"
+$ganga_time"; then
+    echo "ganga wrapper: cannot record started-$ganga_run: not running the program" >&2
+    exit 1
+fi
 rm -f "$ganga_q/$ganga_seq" "$ganga_q/$ganga_seq.claim"
 # A kill records `killed` and then looks for `started`: whichever comes second sees the
 # other, so a run killed while it was starting never runs its program.
