@@ -25,9 +25,14 @@
 //! - A **panic** in your code becomes an error for that call; the host goes on.
 //! - `tracing` events from your plugin are forwarded to the host's log.
 //!
+//! And for backends whose jobs leave their files in a directory on this machine,
+//! [`files`]: output collection and `peek` that never follow a link out of the working
+//! directory, never open a FIFO, and read only the end of a file.
+//!
 //! It is not: a place for backend logic, or a way to share Rust types with the host.
 
 mod export;
+pub mod files;
 mod log;
 mod serve;
 

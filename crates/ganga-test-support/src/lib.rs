@@ -12,4 +12,4 @@ pub mod fuzz;
 mod plugins;
 
 pub use crate::fake::FakeBackend;
-pub use crate::plugins::{built_binary, built_plugin, target_dir};
+pub use crate::plugins::{built_binary, built_example, built_plugin, target_dir};

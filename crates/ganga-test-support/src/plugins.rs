@@ -26,14 +26,20 @@ pub fn target_dir() -> PathBuf {
 /// this test's profile, once per test process. Panics with cargo's output if the build
 /// fails: a test that needs a plugin or the binary must fail loudly without it.
 fn cargo_build(package: &str) {
+    cargo_build_with(package, &[]);
+}
+
+/// As [`cargo_build`], with more arguments for cargo (`--example NAME`).
+fn cargo_build_with(package: &str, extra: &[&str]) {
+    let key = format!("{package} {}", extra.join(" "));
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if built.contains_key(package) {
+    if built.contains_key(&key) {
         return;
     }
     let dir = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", package]);
+    cmd.args(["build", "--quiet", "-p", package]).args(extra);
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -46,7 +52,7 @@ fn cargo_build(package: &str) {
         "building {package} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    built.insert(package.to_owned(), dir);
+    built.insert(key, dir);
 }
 
 /// Builds the cdylib of `package` (e.g. `ganga-backend-local`) and returns its path.
@@ -74,6 +80,21 @@ pub fn built_binary(package: &str, bin: &str) -> PathBuf {
     assert!(
         path.exists(),
         "cargo built {package} but {} is missing",
+        path.display()
+    );
+    path
+}
+
+/// Builds the example `example` of `package` (a helper program a test runs as a process
+/// of its own, to kill it at a chosen moment) and returns its path.
+pub fn built_example(package: &str, example: &str) -> PathBuf {
+    cargo_build_with(package, &["--example", example]);
+    let path = target_dir()
+        .join("examples")
+        .join(format!("{example}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "cargo built example {example} of {package} but {} is missing",
         path.display()
     );
     path

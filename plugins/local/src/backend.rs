@@ -1,53 +1,90 @@
 //! [`LocalBackend`]: the `Backend` calls, each handed to the module that does the work.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Capabilities,
-    Options, OutputsReport, OutputsRequest, PeekFile, PollReport, SubmitSpec, Submitted,
+    JobRef, Options, OutputsReport, OutputsRequest, PeekFile, PollReport, SubmitSpec, Submitted,
+    UnitRun,
 };
 
 use crate::config::Config;
-use crate::submit::Launcher;
-use crate::{collect, kill, poll, procs};
+use crate::layout::{HomeDirs, QueueDir};
+use crate::runners::{self, Runners};
+use crate::watch::Watch;
+use crate::{kill, outputs, poll, procs, submit};
 
-/// The Local backend. Holds no state about jobs: everything is in their directories, so
-/// any number of instances, in any number of processes, may work on the same jobs.
+/// The Local backend. Holds no state about units: everything is in their directories and
+/// in the home's queue, so any number of instances, in any number of processes, may work
+/// on the same units.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
-    config: Config,
-    launcher: Launcher,
+    context: Arc<Context>,
+    watch: Arc<Watch>,
+}
+
+/// What every call needs: the configuration and where things are.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) home: HomeDirs,
+    pub(crate) queue: QueueDir,
+    pub(crate) runners: Runners,
+    pub(crate) wrapper: PathBuf,
+    /// env(1), for the environment variables sh cannot export.
+    pub(crate) env_tool: PathBuf,
+    pub(crate) host: String,
 }
 
 impl LocalBackend {
     /// A backend for the ganga home `home`, configured by the `[plugin.local]` table.
     pub fn new(home: PathBuf, config: &Options) -> Result<LocalBackend, BackendError> {
         let config = Config::from_options(config)?;
-        let slots = home.join("local").join("slots");
-        std::fs::create_dir_all(&slots).map_err(|e| {
-            BackendError::failed(format!(
-                "local backend: cannot create {}: {e}",
-                slots.display()
-            ))
-        })?;
-        let max_parallel = if has_flock() {
-            config.max_parallel
-        } else {
+        let failed = |what: String| BackendError::failed(format!("local backend: {what}"));
+        let dirs = HomeDirs::new(&home);
+        check_path_text(&dirs.root).map_err(failed)?;
+        dirs.create().map_err(|e| failed(e.to_string()))?;
+        let path = std::env::var_os("PATH")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        for tool in ["setsid", "mv", "rm", "date"] {
+            if runners::find_program(&path, tool).is_none() {
+                return Err(failed(format!(
+                    "`{tool}` is not installed (not found in PATH): it is needed to run jobs"
+                )));
+            }
+        }
+        if runners::find_program(&path, "flock").is_none() {
             tracing::warn!(
-                "local backend: `flock` (util-linux) is not installed, so max_parallel = {} \
-                 cannot be enforced: jobs run without a limit",
-                config.max_parallel
+                "local backend: `flock` (util-linux) is not installed: a runner that finds \
+                 new units just as it ends goes on without its slot, so max_parallel may \
+                 briefly be exceeded"
             );
-            0
+        }
+        let env_tool = runners::find_program(&path, "env")
+            .ok_or_else(|| failed("`env` is not installed (not found in PATH)".to_owned()))?;
+        let (runner, wrapper) =
+            runners::install_scripts(&dirs).map_err(|e| failed(e.to_string()))?;
+        let context = Context {
+            queue: QueueDir { dir: dirs.queue() },
+            runners: Runners {
+                home: dirs.clone(),
+                max_parallel: config.max_parallel,
+                runner,
+                path,
+            },
+            home: dirs.clone(),
+            wrapper,
+            env_tool,
+            host: procs::hostname(),
+            config,
         };
         Ok(LocalBackend {
-            launcher: Launcher {
-                slots,
-                max_parallel,
-                host: procs::hostname(),
-            },
-            config,
+            watch: Arc::new(Watch::new(dirs.events())),
+            context: Arc::new(context),
         })
     }
 }
@@ -59,29 +96,43 @@ impl Backend for LocalBackend {
             name: "local".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             poll_interval_secs: 2,
-            max_batch: 1000,
-            capabilities: Capabilities::default(),
+            max_batch: 10_000,
+            capabilities: Capabilities {
+                poll_all: true,
+                watch: true,
+                find: true,
+            },
             // The Local backend takes no per-job options.
             options: Some(Vec::new()),
         })
     }
 
     async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
-        let mut results = Vec::with_capacity(jobs.len());
-        for spec in jobs {
-            results.push((spec.job, self.launcher.submit(spec).await));
-        }
-        Ok(results)
+        let (context, jobs) = (self.context.clone(), jobs.to_vec());
+        blocking("submit", move || submit::submit_batch(&context, &jobs)).await
     }
 
     async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
-        let owned = jobs.to_vec();
-        let host = self.launcher.host.clone();
-        blocking("poll", move || poll::poll_batch(&owned, &host)).await
+        let (context, jobs) = (self.context.clone(), jobs.to_vec());
+        blocking("poll", move || poll::poll_batch(&context, &jobs)).await
+    }
+
+    async fn poll_all(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
+        // A poll already reads `/proc` at most once for the whole batch.
+        self.poll(jobs).await
+    }
+
+    async fn changes(&self, wait: Duration) -> Result<Vec<JobRef>, BackendError> {
+        self.watch.changes(wait).await
+    }
+
+    async fn find(&self, jobs: &[UnitRun]) -> Result<Answers<Option<Submitted>>, BackendError> {
+        let (context, jobs) = (self.context.clone(), jobs.to_vec());
+        blocking("find", move || poll::find_batch(&context, &jobs)).await
     }
 
     async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
-        Ok(kill::kill_batch(jobs, self.config.kill_grace).await)
+        Ok(kill::kill_batch(&self.context, jobs).await)
     }
 
     async fn peek(
@@ -91,7 +142,7 @@ impl Backend for LocalBackend {
         max_bytes: u64,
     ) -> Result<Vec<u8>, BackendError> {
         let (owned, file) = (job.clone(), file.clone());
-        blocking("peek", move || collect::peek(&owned, &file, max_bytes))
+        blocking("peek", move || outputs::peek(&owned, &file, max_bytes))
             .await?
             .map_err(|e| BackendError::failed(format!("job {}: {e}", job.job)))
     }
@@ -101,13 +152,13 @@ impl Backend for LocalBackend {
         jobs: &[OutputsRequest],
     ) -> Result<Answers<OutputsReport>, BackendError> {
         let owned = jobs.to_vec();
-        let keep = self.config.keep_workdir;
-        blocking("outputs", move || collect::collect_batch(&owned, keep)).await
+        let keep = self.context.config.keep_workdir;
+        blocking("outputs", move || outputs::collect_batch(&owned, keep)).await
     }
 }
 
 /// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, BackendError> {
@@ -121,13 +172,13 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-/// Whether `flock` is an executable somewhere on `PATH`.
-fn has_flock() -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join("flock"))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
+/// The queue's files are read line by line, and name paths under the home.
+fn check_path_text(path: &Path) -> Result<(), String> {
+    match path.to_str() {
+        Some(p) if !p.contains('\n') => Ok(()),
+        _ => Err(format!(
+            "the ganga home {} must be a path of UTF-8 text without newlines",
+            path.display()
+        )),
+    }
 }

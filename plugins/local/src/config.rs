@@ -18,13 +18,15 @@ const KEYS: [&str; 3] = ["max_parallel", "keep_workdir", "kill_grace_secs"];
 
 impl Config {
     pub(crate) fn from_options(options: &Options) -> Result<Config, BackendError> {
-        for key in options.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                tracing::warn!(
-                    "local backend: ignoring unknown setting `{key}` (known: {})",
+        // A typo must not silently mean the default.
+        if let Some(key) = options.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(BackendError::new(
+                BackendErrorKind::InvalidOptions,
+                format!(
+                    "[plugin.local]: unknown setting `{key}` (the known ones: {})",
                     KEYS.join(", ")
-                );
-            }
+                ),
+            ));
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let max_parallel = match options.get("max_parallel") {
@@ -63,7 +65,7 @@ fn invalid(key: &str, expected: &str, got: &Value) -> BackendError {
     BackendError::new(
         BackendErrorKind::InvalidOptions,
         format!(
-            "local backend: `{key}` must be {expected}, not {} ({got})",
+            "[plugin.local]: `{key}` must be {expected}, not {} ({got})",
             got.kind()
         ),
     )
@@ -100,6 +102,17 @@ mod tests {
                 "{k}: {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let e = Config::from_options(&options(&[("max_paralel", Value::Integer(2))]));
+        assert!(
+            matches!(&e, Err(e) if e.kind == BackendErrorKind::InvalidOptions
+                && e.message.contains("`max_paralel`")
+                && e.message.contains("max_parallel, keep_workdir, kill_grace_secs")),
+            "{e:?}"
+        );
     }
 
     #[test]

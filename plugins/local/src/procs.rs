@@ -16,10 +16,11 @@ pub(crate) enum Liveness {
 /// How to tell the job's wrapper from another process that got its pid later.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity<'a> {
-    /// The wrapper's start time recorded at launch.
+    /// The wrapper's start time, as it recorded it.
     pub(crate) start_ticks: Option<u64>,
-    /// Used when no start time was recorded: the wrapper's command line names this file.
-    pub(crate) wrapper: &'a Path,
+    /// Used when no start time was recorded: the wrapper's command line names this
+    /// control directory.
+    pub(crate) control: &'a Path,
 }
 
 /// The process groups that have at least one live (non-zombie) process, read from `/proc`
@@ -62,7 +63,7 @@ pub(crate) fn liveness(
         Ok(stat) => {
             let ours = match identity.start_ticks {
                 Some(t) => stat.start_ticks == t,
-                None => cmdline_names(pgid, identity.wrapper),
+                None => cmdline_names(pgid, identity.control),
             };
             if !ours {
                 Ok(Liveness::Gone)
@@ -89,14 +90,6 @@ fn live_members(pgid: i32, scan: &mut GroupScan) -> io::Result<Liveness> {
     } else {
         Liveness::Gone
     })
-}
-
-/// The start time of process `pid` in clock ticks since boot, where `/proc` has it.
-pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
-    if !has_proc() {
-        return None;
-    }
-    read_stat(pid).ok().map(|s| s.start_ticks)
 }
 
 /// Sends `signal` to every process of group `pgid`. `Ok(false)`: the group is gone.
@@ -137,20 +130,72 @@ fn check_pgid(pgid: i32) -> io::Result<()> {
     }
 }
 
-/// Makes the spawned process the leader of a new session (and so of a new process group)
-/// without a controlling terminal: the job survives the terminal and the `ganga` process
-/// that started it, and can be signalled as a group.
-pub(crate) fn detach(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec; setsid(2) is
-    // async-signal-safe and the closure allocates nothing.
+/// Whether process `pid` runs (and is not a zombie), and is the one that started at
+/// `ticks` when that is known.
+pub(crate) fn is_alive(pid: i32, ticks: Option<u64>) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    if !has_proc() {
+        return group_exists(pid).unwrap_or(true);
+    }
+    match read_stat(pid) {
+        Ok(stat) => !stat.is_zombie() && ticks.is_none_or(|t| t == stat.start_ticks),
+        Err(_) => false,
+    }
+}
+
+/// Starts `/bin/sh SCRIPT ARGS...` as a daemon: the leader of a new session, re-parented
+/// to init at once (an intermediate process forks it and exits, and is reaped here before
+/// this returns, so a long-running `ganga` keeps no child and no descriptor for it). Its
+/// stdin is `stdin` (the runner takes the slot's lock from there), its stdout and stderr
+/// go to `log`, its umask is 077 and its environment is `PATH` only.
+pub(crate) fn spawn_daemon(
+    script: &Path,
+    args: &[&std::ffi::OsStr],
+    stdin: std::fs::File,
+    log: std::fs::File,
+    path: &std::ffi::OsStr,
+) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg(script)
+        .args(args)
+        .env_clear()
+        .env("PATH", path)
+        .current_dir("/")
+        .stdin(stdin)
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (umask, fork, setsid, _exit); it allocates nothing. The
+    // intermediate child leaves with _exit, never returning into the runtime of this
+    // process; the grandchild returns and goes on to exec. std's exec-error pipe stays
+    // open in the grandchild until its exec, so `spawn` still reports an exec failure.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
+            libc::umask(0o077);
+            match libc::fork() {
+                -1 => Err(io::Error::last_os_error()),
+                0 => {
+                    if libc::setsid() == -1 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                }
+                _ => libc::_exit(0),
             }
         });
+    }
+    let mut child = cmd.spawn()?;
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "the process that starts a runner ended with {status}"
+        )))
     }
 }
 
@@ -214,6 +259,8 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
 }
 
 fn cmdline_names(pid: i32, wrapper: &Path) -> bool {
+    // A process whose command line names the path: the wrapper, given its control
+    // directory.
     use std::os::unix::ffi::OsStrExt;
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;

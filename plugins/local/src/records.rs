@@ -1,32 +1,37 @@
-//! The records (marker files) in a job's control directory: `key=value` lines, unknown
-//! keys ignored, so that wrappers of an older or newer format still read. The format is
+//! The records in a unit's control directory: `key=value` lines, unknown keys ignored,
+//! one file per kind and run (`exit-2`), each naming its run inside as well. The format is
 //! described in the crate documentation.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ganga_core::Timestamp;
 
-use crate::layout::{EXIT, JobDirs, KILLED, LAUNCH, STARTED};
+use crate::layout::{EXIT, KILLED, QUEUE_FORMAT, QUEUED, STARTED, UnitDirs};
 
-/// Written by `submit` once the wrapper runs: how to recognise its processes later.
+/// Written by `submit` when the run is queued, before the queue entry: the run's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Launch {
-    /// The wrapper's pid, which is also its process group and session id.
-    pub(crate) pgid: i32,
-    /// The wrapper's start time in clock ticks since boot (`/proc/<pid>/stat` field 22),
-    /// where the system has `/proc`: tells the wrapper from a later process with its pid.
-    pub(crate) start_ticks: Option<u64>,
-    pub(crate) host: Option<String>,
-    pub(crate) submitted: Option<Timestamp>,
+pub(crate) struct Queued {
+    pub(crate) run: u32,
+    /// The queue sequence number, which is also the id `submit` returns.
+    pub(crate) seq: u64,
+    /// The queue it is in.
+    pub(crate) queue: PathBuf,
+    pub(crate) time: Option<Timestamp>,
 }
 
-/// Written by the wrapper when it got a slot and starts the program.
+/// Written by the wrapper when it starts, before it runs the program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Started {
+    /// The wrapper's pid, which is also its process group and session id.
+    pub(crate) pgid: i32,
+    /// The wrapper's start time in clock ticks since boot (`/proc/<pid>/stat` field 22):
+    /// tells the wrapper from a later process with its pid.
+    pub(crate) start_ticks: Option<u64>,
     pub(crate) time: Option<Timestamp>,
 }
 
@@ -41,97 +46,133 @@ pub(crate) struct Exit {
     pub(crate) time: Option<Timestamp>,
 }
 
-/// Written by `kill` before it signals the job.
+/// Written by `kill` (or a resubmission) before it stops the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Killed {
     pub(crate) time: Option<Timestamp>,
 }
 
-impl Launch {
-    pub(crate) fn to_text(&self) -> String {
-        let mut s = format!("format=1\npgid={}\n", self.pgid);
-        if let Some(t) = self.start_ticks {
-            let _ = writeln!(s, "start_ticks={t}");
-        }
-        if let Some(h) = &self.host {
-            // A hostname has no newline; if one ever had, the rest would only be dropped.
-            let _ = writeln!(s, "host={}", h.lines().next().unwrap_or_default());
-        }
-        if let Some(t) = self.submitted {
-            let _ = writeln!(s, "time_ms={}", t.as_millis());
+/// The lines of a `queued-<run>` file before its `key=value` lines: what a runner reads
+/// from the queue entry (a hard link to the file), each after a `#`.
+const QUEUE_LINES: usize = 5;
+
+impl Queued {
+    /// The head of the `queued-<run>` file, which is also the queue entry and, after the
+    /// head, the shell text the wrapper sources: the queue format, the control directory,
+    /// the run, the unit and the wrapper, then this record's `key=value`s, all as shell
+    /// comments. (A queue path has no newline: the home's path is checked when the backend
+    /// starts, the workspace's at submit.)
+    pub(crate) fn head(&self, control: &Path, job: ganga_core::JobRef, wrapper: &Path) -> String {
+        let mut s = format!(
+            "#{QUEUE_FORMAT}\n#{}\n#{}\n#{job}\n#{}\n",
+            control.display(),
+            self.run,
+            wrapper.display()
+        );
+        let _ = writeln!(s, "#run={}\n#seq={}", self.run, self.seq);
+        let _ = writeln!(s, "#queue={}", self.queue.display());
+        if let Some(t) = self.time {
+            let _ = writeln!(s, "#time_ms={}", t.as_millis());
         }
         s
     }
 
-    fn parse(text: &str) -> Result<Launch, String> {
-        let kv = parse_lines(text);
-        Ok(Launch {
-            pgid: required_int(&kv, "pgid")?,
-            start_ticks: kv.get("start_ticks").and_then(|v| v.parse().ok()),
-            host: kv.get("host").map(|h| (*h).to_owned()),
-            submitted: time_of(&kv),
+    fn parse(kv: &HashMap<&str, &str>) -> Result<Queued, String> {
+        Ok(Queued {
+            run: required(kv, "run")?,
+            seq: required(kv, "seq")?,
+            queue: PathBuf::from(kv.get("queue").ok_or("no `queue`")?),
+            time: time_of(kv),
+        })
+    }
+}
+
+/// The `key=value`s of a `queued` record: its `#` lines after the queue lines.
+fn queued_lines(text: &str) -> HashMap<&str, &str> {
+    text.lines()
+        .skip(QUEUE_LINES)
+        .map_while(|l| l.strip_prefix('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+impl Started {
+    fn parse(kv: &HashMap<&str, &str>) -> Result<Started, String> {
+        Ok(Started {
+            pgid: required(kv, "pgid")?,
+            start_ticks: kv
+                .get("start_ticks")
+                .and_then(|v| v.parse().ok())
+                .filter(|&t| t > 0),
+            time: time_of(kv),
         })
     }
 }
 
 impl Exit {
-    fn parse(text: &str) -> Result<Exit, String> {
-        let kv = parse_lines(text);
+    fn parse(kv: &HashMap<&str, &str>) -> Result<Exit, String> {
         Ok(Exit {
-            code: required_int(&kv, "exit_code")?,
+            code: required(kv, "exit_code")?,
             signal: kv.get("signal").and_then(|v| v.parse().ok()),
             error: kv.get("error").map(|e| (*e).to_owned()),
-            time: time_of(&kv),
+            time: time_of(kv),
         })
     }
 }
 
 impl Killed {
-    pub(crate) fn now() -> Killed {
-        Killed { time: Some(now()) }
-    }
-
-    pub(crate) fn to_text(&self) -> String {
-        match self.time {
-            Some(t) => format!("time_ms={}\n", t.as_millis()),
-            None => String::new(),
-        }
+    pub(crate) fn to_text(run: u32) -> String {
+        format!("run={run}\ntime_ms={}\n", now().as_millis())
     }
 }
 
-pub(crate) fn read_launch(dirs: &JobDirs) -> io::Result<Option<Launch>> {
-    read(&dirs.control_file(LAUNCH), Launch::parse)
+pub(crate) fn read_queued(dirs: &UnitDirs, run: u32) -> io::Result<Option<Queued>> {
+    read(&dirs.record(QUEUED, run), run, queued_lines, Queued::parse)
 }
 
-pub(crate) fn read_started(dirs: &JobDirs) -> io::Result<Option<Started>> {
-    read(&dirs.control_file(STARTED), |text| {
-        Ok(Started {
-            time: time_of(&parse_lines(text)),
-        })
-    })
+pub(crate) fn read_started(dirs: &UnitDirs, run: u32) -> io::Result<Option<Started>> {
+    read(&dirs.record(STARTED, run), run, parse_lines, Started::parse)
 }
 
-pub(crate) fn read_exit(dirs: &JobDirs) -> io::Result<Option<Exit>> {
-    read(&dirs.control_file(EXIT), Exit::parse)
+pub(crate) fn read_exit(dirs: &UnitDirs, run: u32) -> io::Result<Option<Exit>> {
+    read(&dirs.record(EXIT, run), run, parse_lines, Exit::parse)
 }
 
-pub(crate) fn read_killed(dirs: &JobDirs) -> io::Result<Option<Killed>> {
-    read(&dirs.control_file(KILLED), |text| {
-        Ok(Killed {
-            time: time_of(&parse_lines(text)),
-        })
+pub(crate) fn read_killed(dirs: &UnitDirs, run: u32) -> io::Result<Option<Killed>> {
+    read(&dirs.record(KILLED, run), run, parse_lines, |kv| {
+        Ok(Killed { time: time_of(kv) })
     })
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so that a reader sees
 /// the whole record or none.
 pub(crate) fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    // Unique to this call: two threads (two backend instances in one process) may write
+    // the same file at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    tmp.push(format!(".tmp{}-{call}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    write_private(&tmp, text.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes a new file (replacing one of the same name) readable by the owner only.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// The current time, as the records keep it.
@@ -144,12 +185,25 @@ pub(crate) fn now() -> Timestamp {
 }
 
 /// Reads a record: `None` if it does not exist, an `InvalidData` error naming the file if
-/// it cannot be understood.
-fn read<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> io::Result<Option<T>> {
+/// it cannot be understood or names another run.
+fn read<T>(
+    path: &Path,
+    run: u32,
+    lines: fn(&str) -> HashMap<&str, &str>,
+    parse: impl FnOnce(&HashMap<&str, &str>) -> Result<T, String>,
+) -> io::Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            parse(&text).map(Some).map_err(|e| {
+            let kv = lines(&text);
+            let named: Option<u32> = kv.get("run").and_then(|r| r.parse().ok());
+            if named != Some(run) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not say it is of run {run}", path.display()),
+                ));
+            }
+            parse(&kv).map(Some).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("{} is unreadable: {e}", path.display()),
@@ -171,7 +225,7 @@ fn parse_lines(text: &str) -> HashMap<&str, &str> {
         .collect()
 }
 
-fn required_int(kv: &HashMap<&str, &str>, key: &str) -> Result<i32, String> {
+fn required<T: std::str::FromStr>(kv: &HashMap<&str, &str>, key: &str) -> Result<T, String> {
     let v = kv.get(key).ok_or_else(|| format!("no `{key}`"))?;
     v.parse()
         .map_err(|_| format!("`{key}={v}` is not an integer"))
@@ -218,7 +272,9 @@ mod tests {
 
     #[test]
     fn exit_records() {
-        let e = Exit::parse("exit_code=137\nsignal=9\ntime_ms=1700000000123\nnew_key=x\n");
+        let e = Exit::parse(&parse_lines(
+            "run=1\nexit_code=137\nsignal=9\ntime_ms=1700000000123\nnew_key=x\n",
+        ));
         assert_eq!(
             e,
             Ok(Exit {
@@ -228,18 +284,42 @@ mod tests {
                 time: Some(Timestamp::from_millis(1_700_000_000_123)),
             })
         );
-        assert!(Exit::parse("exit_code=\n").is_err());
-        assert!(Exit::parse("").is_err());
+        assert!(Exit::parse(&parse_lines("exit_code=\n")).is_err());
+        assert!(Exit::parse(&parse_lines("")).is_err());
     }
 
     #[test]
-    fn launch_round_trip() {
-        let l = Launch {
-            pgid: 1234,
-            start_ticks: Some(99),
-            host: Some("node1".into()),
-            submitted: Some(Timestamp::from_millis(1_700_000_000_000)),
+    fn queued_round_trip() {
+        let q = Queued {
+            run: 3,
+            seq: 1234,
+            queue: PathBuf::from("/home/u/.ganga/local/queue"),
+            time: Some(Timestamp::from_millis(1_700_000_000_000)),
         };
-        assert_eq!(Launch::parse(&l.to_text()), Ok(l));
+        // A control directory whose name looks like a record line changes nothing.
+        let head = q.head(
+            Path::new("/w/run=9/local"),
+            ganga_core::JobRef::subjob(12, 3),
+            Path::new("/h/bin/wrapper-1.sh"),
+        );
+        let text = format!("{head}# a comment\nganga_job='12.3'\n");
+        assert_eq!(Queued::parse(&queued_lines(&text)), Ok(q));
+    }
+
+    #[test]
+    fn a_record_of_another_run_is_not_read() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let dirs = UnitDirs::new(dir.path());
+        std::fs::create_dir_all(&dirs.control).expect("control");
+        std::fs::write(dirs.record(EXIT, 2), "run=1\nexit_code=0\n").expect("record");
+        let e = read_exit(&dirs, 2).expect_err("another run's record");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read_exit(&dirs, 3).expect("none"), None);
+        std::fs::write(dirs.record(EXIT, 2), "run=2\nexit_code=0\n").expect("record");
+        assert!(
+            read_exit(&dirs, 2)
+                .expect("read")
+                .is_some_and(|e| e.code == 0)
+        );
     }
 }

@@ -1,120 +1,124 @@
-//! Starting a job: its directories, its input files, its wrapper, its launch record.
+//! Submitting: stopping what is left of a unit's earlier runs, making its directories,
+//! copying its input files, writing its unit file, queueing it, and making sure runners
+//! run. No process is started per unit.
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::collections::HashSet;
+use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
-use ganga_core::{SubmitSpec, Submitted};
+use ganga_core::{Answers, PerJob, SubmitSpec, Submitted, check_inside_workdir};
+use ganga_plugin_sdk::files;
 
-use crate::layout::{JobDirs, LAUNCH, WRAPPER, WRAPPER_LOG};
-use crate::procs;
-use crate::records::{self, Launch};
-use ganga_core::check_inside_workdir as check_inside;
+use crate::backend::Context;
+use crate::kill;
+use crate::layout::{QUEUED, QueueDir, UnitDirs, make_dir};
+use crate::queue::{Place, Ready};
+use crate::records::{self, Killed};
+use crate::unitfile;
 
-/// The wrapper every job runs under (see the crate documentation).
-const WRAPPER_SCRIPT: &str = include_str!("wrapper.sh");
+/// How long a resubmission waits for the previous run to start (when a runner is just
+/// starting it) or to end once signalled.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TICK: Duration = Duration::from_millis(20);
+/// Environments no submission has used for this long are removed.
+const ENV_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Runs the program after `env NAME=VALUE...` when its name would be read as one more
-/// assignment by env(1): `sh -c 'exec "$0" "$@"' EXE ARGS...`.
-const TRAMPOLINE: [&str; 3] = ["/bin/sh", "-c", "exec \"$0\" \"$@\""];
-
-/// What is the same for every job this backend starts.
-#[derive(Debug, Clone)]
-pub(crate) struct Launcher {
-    pub(crate) slots: PathBuf,
-    /// 0: no limit.
-    pub(crate) max_parallel: u32,
-    pub(crate) host: String,
+/// Submits a batch: each unit is prepared on its own (a bad one fails alone), then all
+/// that are ready are queued together, then runners are started for them.
+pub(crate) fn submit_batch(ctx: &Context, specs: &[SubmitSpec]) -> Answers<Submitted> {
+    let mut answers: Vec<Option<PerJob<Submitted>>> = vec![None; specs.len()];
+    let base = match base_environment(ctx) {
+        Ok(base) => base,
+        Err(e) => {
+            return specs
+                .iter()
+                .map(|s| (s.job, Err(format!("job {}: {e}", s.job))))
+                .collect();
+        }
+    };
+    let mut ready = Vec::new();
+    let mut ready_at = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        match prepare(ctx, spec, &base) {
+            Ok(r) => {
+                ready.push(r);
+                ready_at.push(i);
+            }
+            Err(e) => answers[i] = Some(Err(format!("job {}: {e}", spec.job))),
+        }
+    }
+    if !ready.is_empty() {
+        let published = ctx.queue.publish(&ready, &ctx.wrapper, records::now());
+        let mut queued = 0;
+        match published {
+            Ok(results) => {
+                for (&i, result) in ready_at.iter().zip(results) {
+                    queued += usize::from(result.is_ok());
+                    answers[i] = Some(
+                        result
+                            .map(|seq| Submitted {
+                                id: seq.to_string(),
+                                actual_ce: Some(ctx.host.clone()),
+                            })
+                            .map_err(|e| format!("job {}: {e}", specs[i].job)),
+                    );
+                }
+            }
+            Err(e) => {
+                for &i in &ready_at {
+                    answers[i] = Some(Err(format!("job {}: cannot queue it: {e}", specs[i].job)));
+                }
+            }
+        }
+        if queued > 0
+            && let Err(e) = ctx.runners.ensure(queued)
+        {
+            // Queued they are: the next submission or poll starts runners again.
+            tracing::warn!("local backend: {e}");
+        }
+    }
+    specs
+        .iter()
+        .zip(answers)
+        .map(|(spec, answer)| {
+            let answer = answer.unwrap_or_else(|| Err(format!("job {}: not submitted", spec.job)));
+            (spec.job, answer)
+        })
+        .collect()
 }
 
-impl Launcher {
-    /// Starts one job. Errors are complete sentences about this job.
-    pub(crate) async fn submit(&self, spec: &SubmitSpec) -> Result<Submitted, String> {
-        let job = spec.job;
-        check_spec(spec).map_err(|e| format!("job {job}: {e}"))?;
-        let dirs = JobDirs::new(&spec.workspace);
-
-        let prepared = {
-            let spec = spec.clone();
-            let dirs = dirs.clone();
-            tokio::task::spawn_blocking(move || prepare(&spec, &dirs))
-                .await
-                .map_err(|e| format!("job {job}: preparing it failed: {e}"))?
-                .map_err(|e| format!("job {job}: {e}"))?
-        };
-
-        let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.args(self.wrapper_args(spec, &dirs))
-            .current_dir(&dirs.control)
-            .stdin(Stdio::null())
-            .stdout(prepared.log_out)
-            .stderr(prepared.log_err)
-            .kill_on_drop(false);
-        procs::detach(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("job {job}: cannot start /bin/sh: {e}"))?;
-        // An unwaited child has not been reaped, so its pid cannot have been reused yet.
-        let pid = child.id().and_then(|p| i32::try_from(p).ok());
-
-        let recorded = match pid {
-            Some(pgid) => {
-                let launch = Launch {
-                    pgid,
-                    start_ticks: procs::start_ticks(pgid),
-                    host: Some(self.host.clone()),
-                    submitted: Some(records::now()),
-                };
-                let path = dirs.control_file(LAUNCH);
-                tokio::task::spawn_blocking(move || {
-                    records::write_atomic(&path, &launch.to_text())
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-                })
-                .await
-                .unwrap_or_else(|e| Err(format!("writing the launch record failed: {e}")))
-                .map(|()| pgid)
-            }
-            None => Err("the wrapper's process id is unknown".to_owned()),
-        };
-        if let (Err(_), Some(pgid)) = (&recorded, pid) {
-            // Without a launch record the job could not be followed: stop it.
-            let _ = procs::signal_group(pgid, libc::SIGKILL);
-        }
-        // The wrapper is our child until it ends: wait for it in the background so that
-        // it does not stay a zombie in a long-running monitor. If this process ends
-        // first, the wrapper is re-parented and goes on.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-
-        let pgid = recorded.map_err(|e| format!("job {job}: {e}"))?;
-        tracing::debug!("local backend: job {job} started as process group {pgid}");
-        Ok(Submitted {
-            id: pgid.to_string(),
-            actual_ce: Some(self.host.clone()),
-        })
+/// Everything before queueing, for one unit. Errors are about this unit.
+fn prepare(ctx: &Context, spec: &SubmitSpec, base: &Path) -> Result<Ready, String> {
+    check_spec(spec)?;
+    let dirs = UnitDirs::new(&spec.workspace);
+    if stop_earlier_runs(ctx, &dirs)? {
+        clear_control(&dirs)?;
     }
-
-    /// `wrapper.sh CONTROL WORK SLOTS MAX N_ENV [NAME=VALUE]... EXE [ARG]...`
-    fn wrapper_args(&self, spec: &SubmitSpec, dirs: &JobDirs) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            dirs.control_file(WRAPPER).into(),
-            dirs.control.clone().into(),
-            dirs.work.clone().into(),
-            self.slots.clone().into(),
-            self.max_parallel.to_string().into(),
-            spec.env.len().to_string().into(),
-        ];
-        args.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}").into()));
-        if !spec.env.is_empty() && spec.exe.contains('=') {
-            args.extend(TRAMPOLINE.iter().map(OsString::from));
-        }
-        args.push(spec.exe.clone().into());
-        args.extend(spec.args.iter().map(OsString::from));
-        args
+    // Only what was there before: a fresh unit costs no look (submitting 10,000 is mostly
+    // the file system creating files).
+    if fs::symlink_metadata(&dirs.work).is_ok()
+        || dirs.work.with_file_name(".work.removing").exists()
+    {
+        files::remove_tree(&dirs.work).map_err(|e| e.to_string())?;
     }
+    for dir in [&spec.workspace, &dirs.control] {
+        make_dir(dir).map_err(|e| e.to_string())?;
+    }
+    // The wrapper makes the working directory when it starts, unless input files go in.
+    if !spec.input_files.is_empty() {
+        make_dir(&dirs.work).map_err(|e| e.to_string())?;
+        copy_inputs(spec, &dirs.work)?;
+    }
+    Ok(Ready {
+        control: dirs.control.clone(),
+        run: spec.run,
+        job: spec.job,
+        script: unitfile::unit_script(spec, &dirs.work, base, &ctx.env_tool),
+        queued_record: dirs.record(QUEUED, spec.run),
+    })
 }
 
 /// Refuses what cannot be passed to a process, before anything is written.
@@ -125,15 +129,22 @@ fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
             spec.workspace.display()
         ));
     }
+    // The queue entry names the control directory on a line of text.
+    if spec.workspace.to_str().is_none_or(|w| w.contains('\n')) {
+        return Err(format!(
+            "the workspace {} is not a path of UTF-8 text without newlines",
+            spec.workspace.display()
+        ));
+    }
     if spec.exe.is_empty() {
         return Err("no executable given".to_owned());
     }
-    // The wrapper and env(1) would take a leading `-` for an option.
+    // env(1) would take a leading `-` for an option.
     if spec.exe.starts_with('-') {
         return Err(format!("the executable `{}` starts with `-`", spec.exe));
     }
-    if spec.exe.contains('\0') {
-        return Err("the executable contains a NUL character".to_owned());
+    if spec.exe.contains(['\0', '\n']) {
+        return Err("the executable's name contains a NUL or a newline".to_owned());
     }
     if let Some(i) = spec.args.iter().position(|a| a.contains('\0')) {
         return Err(format!("argument {} contains a NUL character", i + 1));
@@ -152,7 +163,7 @@ fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
         }
     }
     for pattern in &spec.output_patterns {
-        check_inside(pattern)
+        check_inside_workdir(pattern)
             .and_then(|()| {
                 glob::Pattern::new(pattern)
                     .map(drop)
@@ -163,27 +174,92 @@ fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// The wrapper's log, opened twice (stdout and stderr of the wrapper itself).
-struct Prepared {
-    log_out: File,
-    log_err: File,
+/// Stops every earlier run recorded in the control directory (a run forced failed by a
+/// user, or left by a crashed ganga, may still be queued or running), so that nothing of
+/// it runs or writes once the directories are made afresh. `Ok(false)`: there is no
+/// control directory.
+fn stop_earlier_runs(ctx: &Context, dirs: &UnitDirs) -> Result<bool, String> {
+    let entries = match fs::read_dir(&dirs.control) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("cannot read {}: {e}", dirs.control.display())),
+    };
+    let prefix = format!("{QUEUED}-");
+    let runs: Vec<u32> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            name.to_str()?.strip_prefix(&prefix)?.parse().ok()
+        })
+        .collect();
+    for run in runs {
+        stop_run(ctx, dirs, run).map_err(|e| format!("its run {run} cannot be stopped: {e}"))?;
+    }
+    Ok(true)
 }
 
-/// Makes fresh directories (a resubmitted job starts clean), copies the input files and
-/// writes the wrapper.
-fn prepare(spec: &SubmitSpec, dirs: &JobDirs) -> Result<Prepared, String> {
-    let io_err =
-        |what: &str, path: &Path, e: io::Error| format!("cannot {what} {}: {e}", path.display());
-    for dir in [&dirs.control, &dirs.work] {
-        match fs::remove_dir_all(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("remove the old", dir, e)),
-        }
-        fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+fn stop_run(ctx: &Context, dirs: &UnitDirs, run: u32) -> Result<(), String> {
+    let text = |e: io::Error| e.to_string();
+    if records::read_exit(dirs, run).map_err(text)?.is_some() {
+        return Ok(());
     }
+    // First the record, so that a wrapper starting now does not run its program.
+    let killed = dirs.record(crate::layout::KILLED, run);
+    if !killed.exists() {
+        records::write_atomic(&killed, &Killed::to_text(run)).map_err(text)?;
+    }
+    let Some(queued) = records::read_queued(dirs, run).map_err(text)? else {
+        return Ok(());
+    };
+    let queue = QueueDir { dir: queued.queue };
+    if queue.take_out(queued.seq).map_err(text)? {
+        return Ok(());
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        if let Some(started) = records::read_started(dirs, run).map_err(text)? {
+            return kill::stop_group(ctx, dirs, &started, deadline);
+        }
+        match queue.place(queued.seq).map_err(text)? {
+            Place::Waiting => {
+                if queue.take_out(queued.seq).map_err(text)? {
+                    return Ok(());
+                }
+            }
+            Place::Starting => {}
+            Place::Orphaned => {
+                queue.remove(queued.seq);
+                return Ok(());
+            }
+            // It left the queue: started (looked at again above), or skipped as killed.
+            Place::Gone => {
+                if records::read_started(dirs, run).map_err(text)?.is_none() {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "a runner has been starting it (queue entry {}) for {} s",
+                queued.seq,
+                STOP_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(STOP_TICK);
+    }
+}
 
-    let mut names = std::collections::HashSet::new();
+/// Removes the records of earlier runs.
+fn clear_control(dirs: &UnitDirs) -> Result<(), String> {
+    match fs::remove_dir_all(&dirs.control) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", dirs.control.display())),
+    }
+}
+
+fn copy_inputs(spec: &SubmitSpec, work: &Path) -> Result<(), String> {
+    let mut names = HashSet::new();
     for input in &spec.input_files {
         let name = input
             .file_name()
@@ -197,27 +273,82 @@ fn prepare(spec: &SubmitSpec, dirs: &JobDirs) -> Result<Prepared, String> {
         }
         let meta = fs::metadata(input).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!("input file {} does not exist", input.display()),
-            _ => io_err("read input file", input, e),
+            _ => format!("cannot read input file {}: {e}", input.display()),
         })?;
-        let target = dirs.work.join(name);
+        let target = work.join(name);
         if meta.is_dir() {
-            crate::collect::copy_tree(input, &target, &mut |_| {})
+            copy_tree(input, &target)
                 .map_err(|e| format!("cannot copy input directory {}: {e}", input.display()))?;
         } else {
-            fs::copy(input, &target).map_err(|e| io_err("copy input file", input, e))?;
+            copy_file(input, &target)
+                .map_err(|e| format!("cannot copy input file {}: {e}", input.display()))?;
         }
     }
+    Ok(())
+}
 
-    let wrapper = dirs.control_file(WRAPPER);
-    fs::write(&wrapper, WRAPPER_SCRIPT).map_err(|e| io_err("write", &wrapper, e))?;
-    let log_path = dirs.control_file(WRAPPER_LOG);
-    let log_out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| io_err("create", &log_path, e))?;
-    let log_err = log_out
-        .try_clone()
-        .map_err(|e| io_err("open", &log_path, e))?;
-    Ok(Prepared { log_out, log_err })
+/// Copies a file, private to the owner (keeping the owner's execute bit).
+fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+    fs::copy(from, to)?;
+    let mode = fs::metadata(to)?.permissions().mode();
+    fs::set_permissions(to, fs::Permissions::from_mode((mode & 0o700) | 0o600))
+}
+
+/// Copies an input directory. Links to directories are not followed (they could loop);
+/// links to files are copied as files.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    make_dir(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() && fs::metadata(&src)?.is_dir() {
+            tracing::warn!(
+                "local backend: not copying {}: a link to a directory",
+                src.display()
+            );
+        } else {
+            copy_file(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the environment of this process (once per content) for the wrappers to apply,
+/// and removes those no submission used for a long time.
+fn base_environment(ctx: &Context) -> Result<std::path::PathBuf, String> {
+    let (name, text) = unitfile::base_env_script(std::env::vars_os());
+    let path = ctx.home.envs().join(name);
+    let now = SystemTime::now();
+    match fs::OpenOptions::new().write(true).open(&path) {
+        // Used again: it is young again.
+        Ok(f) => {
+            let _ = f.set_modified(now);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            records::write_atomic(&path, &text).map_err(|e| e.to_string())?;
+            forget_old_environments(&ctx.home.envs(), now);
+        }
+        Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+    }
+    Ok(path)
+}
+
+fn forget_old_environments(dir: &Path, now: SystemTime) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > ENV_KEPT);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }

@@ -1,199 +1,18 @@
-//! The Local backend with real processes, in a temporary ganga home.
+//! The Local backend with real processes, in a temporary ganga home: the calls of the
+//! contract, one behaviour at a time.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
+use common::*;
 use ganga_backend_local::LocalBackend;
 use ganga_core::{
-    Backend, BackendRef, JobRef, Options, OutputsRequest, PeekFile, PollReport, RemoteStatus,
-    SubmitSpec, Value,
+    Backend, BackendRef, JobRef, Options, PeekFile, PollReport, RemoteStatus, SubmitSpec, Value,
 };
 use ganga_test_support::conformance;
-use tempfile::TempDir;
-
-/// Generous: the machine is slow and shared.
-const TIMEOUT: Duration = Duration::from_secs(60);
-const TICK: Duration = Duration::from_millis(50);
-
-fn home() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("ganga-local-test")
-        .tempdir()
-        .expect("temporary directory")
-}
-
-fn backend(home: &Path, config: &[(&str, Value)]) -> LocalBackend {
-    let options: Options = config
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    LocalBackend::new(home.to_path_buf(), &options).expect("backend")
-}
-
-fn spec(home: &Path, job: u64, exe: &str, args: &[&str]) -> SubmitSpec {
-    let workspace = home.join("workspace").join(job.to_string());
-    SubmitSpec {
-        job: JobRef::job(job),
-        run: 1,
-        previous_id: None,
-        name: format!("test job {job}"),
-        exe: exe.to_owned(),
-        args: args.iter().map(|a| (*a).to_owned()).collect(),
-        env: BTreeMap::new(),
-        input_files: Vec::new(),
-        output_patterns: Vec::new(),
-        output_dir: workspace.join("output"),
-        workspace,
-        options: Options::new(),
-    }
-}
-
-fn sh(home: &Path, job: u64, script: &str) -> SubmitSpec {
-    spec(home, job, "sh", &["-c", script])
-}
-
-async fn submit(b: &LocalBackend, specs: &[SubmitSpec]) -> Vec<Result<BackendRef, String>> {
-    let results = b.submit(specs).await.expect("submit call");
-    let asked: Vec<JobRef> = specs.iter().map(|s| s.job).collect();
-    let results = conformance::keyed("submit", &asked, results).expect("keyed answers");
-    specs
-        .iter()
-        .zip(results)
-        .map(|(s, r)| {
-            r.map(|sub| {
-                assert!(sub.actual_ce.is_some_and(|h| !h.is_empty()));
-                BackendRef {
-                    job: s.job,
-                    id: sub.id,
-                    run: s.run,
-                    workspace: s.workspace.clone(),
-                }
-            })
-        })
-        .collect()
-}
-
-async fn submit_one(b: &LocalBackend, s: &SubmitSpec) -> BackendRef {
-    submit(b, std::slice::from_ref(s))
-        .await
-        .remove(0)
-        .expect("submitted")
-}
-
-async fn poll(b: &LocalBackend, r: &BackendRef) -> PollReport {
-    let reports = b.poll(std::slice::from_ref(r)).await.expect("poll call");
-    let mut reports = conformance::keyed("poll", &[r.job], reports).expect("keyed answers");
-    reports.remove(0).expect("a report for the job")
-}
-
-/// Waits until `check` gives something, failing the test after [`TIMEOUT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(x) = check().await {
-            return x;
-        }
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
-        tokio::time::sleep(TICK).await;
-    }
-}
-
-/// Polls until the job has ended (or reached `Running`, with `until_running`).
-async fn wait_status(b: &LocalBackend, r: &BackendRef, wanted: RemoteStatus) -> PollReport {
-    eventually(&format!("job {} to be {wanted:?}", r.job), || async {
-        let rep = poll(b, r).await;
-        let ended = matches!(
-            rep.status,
-            RemoteStatus::Succeeded | RemoteStatus::Failed | RemoteStatus::Killed
-        );
-        if rep.status == wanted {
-            Some(rep)
-        } else if ended {
-            panic!(
-                "job {} ended {:?} instead of {wanted:?}: {rep:?}",
-                r.job, rep.status
-            );
-        } else {
-            None
-        }
-    })
-    .await
-}
-
-async fn wait_file(path: &Path) {
-    eventually(&format!("{} to exist", path.display()), || async {
-        path.exists().then_some(())
-    })
-    .await;
-}
-
-async fn outputs(
-    b: &LocalBackend,
-    r: &BackendRef,
-    patterns: &[&str],
-) -> (Vec<String>, Vec<String>) {
-    let req = OutputsRequest {
-        job: r.clone(),
-        output_dir: output_dir(r),
-        patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
-    };
-    let reports = b.outputs(&[req]).await.expect("outputs call");
-    let mut reports = conformance::keyed("outputs", &[r.job], reports).expect("keyed answers");
-    let report = reports.remove(0).expect("outputs of this job");
-    (report.collected, report.unmatched)
-}
-
-/// Where `spec` puts the outputs of the job `r`.
-fn output_dir(r: &BackendRef) -> PathBuf {
-    r.workspace.join("output")
-}
-
-// --- processes, as /proc shows them -----------------------------------------------------
-
-struct Proc {
-    pid: i32,
-    state: char,
-    pgrp: i32,
-}
-
-fn proc_stat(pid: i32) -> Option<Proc> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(Proc {
-        pid,
-        state: fields.first()?.chars().next()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-    })
-}
-
-/// Absent, or a zombie (where init does not reap, zombies stay).
-fn is_dead(pid: i32) -> bool {
-    proc_stat(pid).is_none_or(|p| p.state == 'Z' || p.state == 'X')
-}
-
-/// The live processes of a group.
-fn live_members(pgid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(proc_stat)
-        .filter(|p| p.pgrp == pgid && p.state != 'Z' && p.state != 'X')
-        .map(|p| p.pid)
-        .collect()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-// --- the cases ----------------------------------------------------------------------------
 
 #[tokio::test]
 async fn describes_itself() {
@@ -205,7 +24,9 @@ async fn describes_itself() {
     assert_eq!(d.name, "local");
     assert_eq!(d.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(d.poll_interval_secs, 2);
-    assert_eq!(d.max_batch, 1000);
+    assert_eq!(d.max_batch, 10_000);
+    assert!(d.capabilities.poll_all && d.capabilities.watch && d.capabilities.find);
+    assert_eq!(d.options, Some(Vec::new()));
 }
 
 #[tokio::test]
@@ -221,7 +42,7 @@ async fn a_successful_job_and_its_outputs() {
         ),
     )
     .await;
-    assert!(r.id.parse::<i32>().is_ok_and(|p| p > 1), "id {}", r.id);
+    assert!(r.id.parse::<u64>().is_ok(), "id {}", r.id);
 
     let rep = wait_status(&b, &r, RemoteStatus::Succeeded).await;
     assert_eq!(rep.exit_code, Some(0));
@@ -244,8 +65,8 @@ async fn a_successful_job_and_its_outputs() {
         outputs(&b, &r, &["*.txt", "sub"]).await,
         (collected, unmatched)
     );
-    // The wrapper was our child: it must have been waited for, not left a zombie.
-    let pid: i32 = r.id.parse().expect("pid");
+    // The wrapper was its runner's child: it was waited for, not left a zombie.
+    let pid = wrapper_pid(&r);
     eventually("the wrapper to be reaped", || async {
         proc_stat(pid).is_none().then_some(())
     })
@@ -266,18 +87,6 @@ async fn a_failing_job() {
     assert_eq!(rep.native_state, "exited 3");
     assert_eq!(rep.reason.as_deref(), Some("exit code 3"));
     assert!(rep.ended.is_some());
-}
-
-#[tokio::test]
-async fn a_program_that_does_not_exist() {
-    let home = home();
-    let b = backend(home.path(), &[]);
-    let r = submit_one(&b, &spec(home.path(), 2, "/no/such/program", &[])).await;
-    let rep = wait_status(&b, &r, RemoteStatus::Failed).await;
-    assert_eq!(rep.exit_code, Some(127));
-    let (collected, _) = outputs(&b, &r, &[]).await;
-    assert_eq!(collected, ["stderr", "stdout"]);
-    assert!(read(&output_dir(&r).join("stderr")).contains("/no/such/program"));
 }
 
 #[tokio::test]
@@ -323,8 +132,12 @@ async fn outputs_without_the_working_directory() {
     // Repeated after the working directory is gone: the same answer, and polls still tell.
     assert_eq!(outputs(&b, &r, &["*.txt"]).await, first);
     assert_eq!(poll(&b, &r).await.status, RemoteStatus::Succeeded);
-    // The collected copy is where `ganga peek` reads it from then.
+    // Peeking reads the collected copy then.
     assert_eq!(read(&output_dir(&r).join("stdout")), "out\n");
+    assert_eq!(
+        b.peek(&r, &PeekFile::Stdout, 2).await.expect("peek"),
+        b"t\n"
+    );
 }
 
 #[tokio::test]
@@ -336,8 +149,8 @@ async fn kill_stops_the_whole_process_group() {
         &sh(home.path(), 4, "sleep 600 & echo $! > child.pid; sleep 600"),
     )
     .await;
-    let pgid: i32 = r.id.parse().expect("pgid");
     wait_status(&b, &r, RemoteStatus::Running).await;
+    let pgid = wrapper_pid(&r);
     let child_pid = r.workspace.join("work/child.pid");
     wait_file(&child_pid).await;
     let child: i32 = eventually("the child's pid", || async {
@@ -357,6 +170,8 @@ async fn kill_stops_the_whole_process_group() {
     })
     .await;
     assert_eq!(poll(&b, &r).await.status, RemoteStatus::Killed);
+    // The kill record names the run.
+    assert!(read(&r.workspace.join("local/killed-1")).contains("run=1\n"));
 }
 
 #[tokio::test]
@@ -372,8 +187,8 @@ async fn kill_falls_back_to_sigkill() {
         ),
     )
     .await;
-    let pgid: i32 = r.id.parse().expect("pgid");
     wait_file(&r.workspace.join("work/ready")).await;
+    let pgid = wrapper_pid(&r);
     assert_eq!(
         b.kill(std::slice::from_ref(&r)).await.expect("kill"),
         [(r.job, Ok(()))]
@@ -389,21 +204,12 @@ async fn kill_falls_back_to_sigkill() {
 async fn a_job_outlives_the_backend_that_started_it() {
     let home = home();
     let go = home.path().join("go");
-    let go_arg = go.to_str().expect("utf-8 path");
-    let s = sh(
+    let s = sh_args(
         home.path(),
         5,
         "while [ ! -e \"$1\" ]; do sleep 0.05; done; echo finished; exit 0",
+        &[go.to_str().expect("utf-8 path")],
     );
-    let s = SubmitSpec {
-        args: vec![
-            s.args[0].clone(),
-            s.args[1].clone(),
-            "job".into(),
-            go_arg.into(),
-        ],
-        ..s
-    };
     let first = backend(home.path(), &[]);
     let r = submit_one(&first, &s).await;
     wait_status(&first, &r, RemoteStatus::Running).await;
@@ -425,12 +231,9 @@ async fn a_job_that_vanished_is_absent() {
     let home = home();
     let b = backend(home.path(), &[]);
     let r = submit_one(&b, &spec(home.path(), 6, "sleep", &["600"])).await;
-    let pgid: i32 = r.id.parse().expect("pgid");
     wait_status(&b, &r, RemoteStatus::Running).await;
     // Killed behind the backend's back: no exit record, no kill record.
-    // SAFETY: kill(2) with integers; pgid > 1 is the job's own group.
-    assert!(pgid > 1);
-    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGKILL) }, 0);
+    kill(-wrapper_pid(&r), libc::SIGKILL);
     // Gone without an exit record: the monitor fails it as lost if that lasts.
     let rep = wait_status(&b, &r, RemoteStatus::Absent).await;
     assert!(
@@ -448,15 +251,24 @@ async fn a_job_id_taken_by_another_process_is_absent() {
     let b = backend(home.path(), &[]);
     let r = submit_one(&b, &sh(home.path(), 6, "exit 0")).await;
     wait_status(&b, &r, RemoteStatus::Succeeded).await;
-    // Pretend the records are gone and the id now belongs to this test process, which
-    // is alive but is not the job.
-    std::fs::remove_file(r.workspace.join("local/exit")).expect("remove exit record");
-    let me = BackendRef {
-        id: std::process::id().to_string(),
-        ..r.clone()
-    };
-    std::fs::remove_file(r.workspace.join("local/launch")).expect("remove launch record");
-    let rep = poll(&b, &me).await;
+    // Pretend the exit record is gone and the wrapper's pid now belongs to this test
+    // process, which is alive but is not the wrapper (another start time).
+    std::fs::remove_file(r.workspace.join("local/exit-1")).expect("remove exit record");
+    let started = r.workspace.join("local/started-1");
+    let text = read(&started);
+    let me = std::process::id();
+    let forged: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("pgid=") {
+                format!("pgid={me}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&started, forged).expect("forge");
+    let rep = poll(&b, &r).await;
     assert_eq!(rep.status, RemoteStatus::Absent, "{rep:?}");
 }
 
@@ -483,6 +295,7 @@ async fn arguments_and_environment_arrive_intact() {
         ("EMPTY", ""),
         ("IFS", "z"),
         ("dotted.name", "dots"),
+        ("PATH", "/usr/bin:/bin"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -508,8 +321,9 @@ async fn arguments_and_environment_arrive_intact() {
     assert_eq!(read(&work.join("weird.txt")), "x'y\"z $PATH\n`ls` \\ ü");
     assert_eq!(read(&work.join("empty.txt")), "[]");
     let envs = read(&work.join("env.txt"));
+    assert!(envs.lines().any(|l| l == "PATH=/usr/bin:/bin"), "{envs}");
     // ganga's own environment is passed on too.
-    assert!(envs.lines().any(|l| l.starts_with("PATH=")), "{envs}");
+    assert!(envs.lines().any(|l| l.starts_with("HOME=")), "{envs}");
 
     // A name sh would not pass on reaches a program that is not sh.
     let s = SubmitSpec {
@@ -530,18 +344,22 @@ async fn an_executable_with_unusual_characters() {
     let dir = home.path().join("bin dir $x");
     std::fs::create_dir_all(&dir).expect("dir");
     let exe = dir.join("prog=1 'q'");
-    std::fs::write(&exe, "#!/bin/sh\necho \"ran $V\"\n").expect("script");
+    std::fs::write(&exe, "#!/bin/sh\necho \"ran $V ${W}\"\n").expect("script");
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let s = SubmitSpec {
-        env: [("V".to_owned(), "ok".to_owned())].into(),
+        env: [
+            ("V".to_owned(), "ok".to_owned()),
+            ("W.x".to_owned(), "odd".to_owned()),
+        ]
+        .into(),
         ..spec(home.path(), 7, exe.to_str().expect("utf-8"), &[])
     };
     let r = submit_one(&b, &s).await;
     wait_status(&b, &r, RemoteStatus::Succeeded).await;
-    assert_eq!(read(&r.workspace.join("work/stdout")), "ran ok\n");
+    assert_eq!(read(&r.workspace.join("work/stdout")), "ran ok \n");
 }
 
 #[tokio::test]
@@ -590,8 +408,12 @@ async fn a_bad_job_does_not_stop_the_others() {
         output_patterns: vec!["../escape".to_owned()],
         ..sh(home.path(), 12, "exit 0")
     };
-    let mut good = sh(home.path(), 10, "echo fine");
-    good.job = JobRef::subjob(10, 3);
+    let good = spec_of(
+        home.path(),
+        JobRef::subjob(10, 3),
+        "sh",
+        &["-c", "echo fine"],
+    );
     let results = submit(&b, &[bad, good, bad_env, bad_pattern]).await;
 
     let err = results[0].as_ref().expect_err("missing input is an error");
@@ -619,7 +441,7 @@ async fn max_parallel_is_respected_and_waiting_jobs_are_queued() {
     let script =
         "echo \"start $(date +%s%N)\" >> \"$1\"; sleep 1; echo \"end $(date +%s%N)\" >> \"$1\"";
     let specs: Vec<SubmitSpec> = (0..3)
-        .map(|i| spec(home.path(), 20 + i, "sh", &["-c", script, "job", log_arg]))
+        .map(|i| sh_args(home.path(), 20 + i, script, &[log_arg]))
         .collect();
     let refs: Vec<BackendRef> = submit(&b, &specs)
         .await
@@ -684,6 +506,11 @@ async fn max_parallel_is_respected_and_waiting_jobs_are_queued() {
         assert_eq!((pair[0].0, pair[1].0), expected, "overlap in {text}");
         assert!(pair[0].1 <= pair[1].1, "{text}");
     }
+    // Their runner ended with the queue.
+    eventually("the runner to end", || async {
+        runners_of(home.path()).is_empty().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -693,16 +520,11 @@ async fn peek_while_running() {
     let go = home.path().join("go");
     let r = submit_one(
         &b,
-        &spec(
+        &sh_args(
             home.path(),
             30,
-            "sh",
-            &[
-                "-c",
-                "echo first; echo second; echo err >&2; echo note > note.txt; while [ ! -e \"$1\" ]; do sleep 0.05; done",
-                "job",
-                go.to_str().expect("utf-8"),
-            ],
+            "echo first; echo second; echo err >&2; echo note > note.txt; while [ ! -e \"$1\" ]; do sleep 0.05; done",
+            &[go.to_str().expect("utf-8")],
         ),
     )
     .await;
@@ -741,7 +563,12 @@ async fn peek_refuses_paths_outside_the_working_directory() {
     let b = backend(home.path(), &[]);
     let r = submit_one(&b, &sh(home.path(), 31, "echo hi")).await;
     wait_status(&b, &r, RemoteStatus::Succeeded).await;
-    for path in ["../local/launch", "/etc/passwd", "sub/../../local/exit", ""] {
+    for path in [
+        "../local/exit-1",
+        "/etc/passwd",
+        "sub/../../local/exit-1",
+        "",
+    ] {
         let e = b
             .peek(&r, &PeekFile::Path(path.to_owned()), 100)
             .await
@@ -758,28 +585,43 @@ async fn peek_refuses_paths_outside_the_working_directory() {
 async fn a_resubmitted_job_starts_afresh() {
     let home = home();
     let b = backend(home.path(), &[]);
-    let s = sh(home.path(), 40, "exit 3");
+    let s = sh(home.path(), 40, "echo one > first.txt; exit 3");
     let r = submit_one(&b, &s).await;
     wait_status(&b, &r, RemoteStatus::Failed).await;
     let again = SubmitSpec {
+        run: 2,
         args: vec!["-c".into(), "echo again".into()],
         ..s
     };
     let r2 = submit_one(&b, &again).await;
+    assert_ne!(r2.id, r.id);
     let rep = wait_status(&b, &r2, RemoteStatus::Succeeded).await;
     assert_eq!(rep.exit_code, Some(0));
+    // Nothing of run 1 is left, and run 2's records name run 2.
+    let control = r.workspace.join("local");
+    assert!(!control.join("exit-1").exists());
+    assert!(!r.workspace.join("work/first.txt").exists());
+    assert!(read(&control.join("exit-2")).contains("run=2\n"));
+    // Asked about run 1 again, the backend has no evidence of it.
+    assert_eq!(poll(&b, &r).await.status, RemoteStatus::Absent);
 }
 
 #[tokio::test]
 async fn bad_configuration_is_refused() {
     let home = home();
-    for (k, v) in [
-        ("max_parallel", Value::Integer(0)),
-        ("keep_workdir", Value::String("no".into())),
+    for (k, v, says) in [
+        ("max_parallel", Value::Integer(0), "`max_parallel`"),
+        ("keep_workdir", Value::String("no".into()), "`keep_workdir`"),
+        (
+            "max_paralel",
+            Value::Integer(2),
+            "unknown setting `max_paralel` (the known ones: max_parallel, keep_workdir, kill_grace_secs)",
+        ),
     ] {
         let options: Options = [(k.to_owned(), v)].into();
         let e = LocalBackend::new(home.path().to_path_buf(), &options).expect_err(k);
-        assert!(e.message.contains(k), "{e}");
+        assert!(e.message.contains(says), "{e}");
+        assert!(e.message.starts_with("[plugin.local]"), "{e}");
     }
 }
 
@@ -806,14 +648,14 @@ async fn many_jobs_in_one_poll() {
     refs.push(stranger(99, "not-a-number", home.path().join("nowhere")));
     refs.push(stranger(100, "1", home.path().join("nowhere")));
     let asked: Vec<JobRef> = refs.iter().map(|r| r.job).collect();
-    let reports = b.poll(&refs).await.expect("poll");
-    let reports = conformance::keyed("poll", &asked, reports).expect("keyed answers");
+    let reports = b.poll_all(&refs).await.expect("poll_all");
+    let reports = conformance::keyed("poll_all", &asked, reports).expect("keyed answers");
     for (job, p) in asked.iter().zip(&reports) {
         let p = p.as_ref().expect("a report");
         if job.job == 50 {
             assert_eq!(p.status, RemoteStatus::Succeeded, "{job}: {p:?}");
         } else {
-            assert_eq!(p.status, RemoteStatus::Failed, "{job}: {p:?}");
+            assert_eq!(p.status, RemoteStatus::Absent, "{job}: {p:?}");
         }
     }
 }
@@ -834,51 +676,15 @@ async fn works_as_a_loaded_plugin() {
     let b = catalog.backend("local", &context).expect("created");
     assert_eq!(b.describe().await.expect("describe").name, "local");
 
-    let s = sh(home.path(), 60, "echo via plugin > out.txt");
-    let results = b.submit(std::slice::from_ref(&s)).await.expect("submit");
-    let sub = results
-        .into_iter()
-        .next()
-        .expect("one")
-        .1
-        .expect("submitted");
-    let r = BackendRef {
-        job: s.job,
-        id: sub.id,
-        run: s.run,
-        workspace: s.workspace.clone(),
-    };
-    let rep = eventually("the job to succeed", || async {
-        let rep = b
-            .poll(std::slice::from_ref(&r))
-            .await
-            .expect("poll")
-            .remove(0)
-            .1
-            .expect("a report");
-        (rep.status == RemoteStatus::Succeeded).then_some(rep)
-    })
+    let r = submit_one(
+        b.as_ref(),
+        &sh(home.path(), 60, "echo via plugin > out.txt"),
+    )
     .await;
+    let rep = wait_status(b.as_ref(), &r, RemoteStatus::Succeeded).await;
     assert_eq!(rep.exit_code, Some(0));
-    let req = OutputsRequest {
-        job: r.clone(),
-        output_dir: output_dir(&r),
-        patterns: vec!["out.txt".into()],
-    };
-    let report = b
-        .outputs(&[req])
-        .await
-        .expect("outputs")
-        .remove(0)
-        .1
-        .expect("ok");
-    assert_eq!(report.collected, ["out.txt", "stderr", "stdout"]);
-    // The plugin's own runtime waited for the wrapper.
-    let pid: i32 = r.id.parse().expect("pid");
-    eventually("the wrapper to be reaped", || async {
-        proc_stat(pid).is_none().then_some(())
-    })
-    .await;
+    let (collected, _) = outputs(b.as_ref(), &r, &["out.txt"]).await;
+    assert_eq!(collected, ["out.txt", "stderr", "stdout"]);
 
     // And across the plugin boundary it keeps the contract every backend keeps.
     let env = conformance::ConformanceEnv::new().expect("conformance env");
@@ -919,7 +725,6 @@ async fn a_daemon_left_behind_does_not_keep_the_slot() {
         !is_dead(daemon),
         "the daemon {daemon} should still be running"
     );
-    // SAFETY: kill(2) with integers, aimed at the daemon this test's job started.
-    unsafe { libc::kill(daemon, libc::SIGKILL) };
+    kill(daemon, libc::SIGKILL);
     outcome.expect("the next job ran while the daemon lived");
 }
