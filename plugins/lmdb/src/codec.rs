@@ -14,7 +14,7 @@ use ganga_core::{
 };
 
 /// The format version this code writes, and the highest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// A job's state record (table `jobs`): `[revision, run, subjob counts, metadata]`.
 pub(crate) fn encode_state(job: &Job) -> Vec<u8> {

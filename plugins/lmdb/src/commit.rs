@@ -30,7 +30,7 @@ use crate::error::{Doing, Failure};
 use crate::group::{self, GROUP_SIZE, first_index, group_of, last_index};
 use crate::ordered::OrderedPuts;
 use crate::parts::get;
-use crate::{keys, trim};
+use crate::{keys, trim, units};
 
 /// What is stored of the state of a job a change touches.
 enum Stored {
@@ -163,6 +163,27 @@ pub(crate) fn apply(
             _ => None,
         })
         .collect();
+    // Jobs that may have entries in the index of active units: their subjobs put that
+    // are not active have theirs deleted (a new job's, or one without active units,
+    // have none to delete).
+    let may_have_units: BTreeMap<JobId, bool> = changes
+        .iter()
+        .zip(&stored)
+        .filter_map(|(c, s)| match c {
+            Change::PutJob(_) | Change::PutRun(_) => Some((
+                c.job(),
+                match s {
+                    Stored::Absent => false,
+                    Stored::Readable(state) => {
+                        state.run.status.is_active()
+                            || state.subjobs.iter().any(|(st, n)| st.is_active() && n > 0)
+                    }
+                    Stored::Unreadable(_) => true,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
     let mut committed = Vec::new();
     for ((change, stored), splitter_put) in changes.iter().zip(stored).zip(splitter_puts) {
         match change {
@@ -183,6 +204,31 @@ pub(crate) fn apply(
                 put_subjobs(
                     tables, txn, &mut puts, &mut dicts, changes, *job, subjobs, &items,
                 )?;
+                let backend = match masters.get(job) {
+                    Some(master) => Some(master.spec.backend.kind.clone()),
+                    None => stored_backend(tables, txn, *job)?,
+                };
+                let Some(backend) = backend else {
+                    return Err(corrupt(
+                        *job,
+                        format!(
+                            "neither its summary nor its spec says which backend job {job} \
+                             is on, so its subjobs cannot be indexed"
+                        ),
+                    ));
+                };
+                let may_have = may_have_units.get(job).copied().unwrap_or(true);
+                for sj in subjobs {
+                    if sj.status().is_active() || may_have {
+                        units::put_unit(
+                            tables,
+                            txn,
+                            &backend,
+                            JobRef::subjob(*job, sj.index),
+                            &sj.run,
+                        )?;
+                    }
+                }
             }
             Change::RemoveJob { job, .. } => {
                 remove_job(tables, txn, *job, stored)?;
@@ -684,6 +730,19 @@ fn put_job(
     if record.status().is_active() {
         put_active(tables, txn, backend, id, record.status(), record.revision)?;
     }
+    // The index of active units: the job is one unless it is split.
+    if let (Some(old_backend), Stored::Readable(_)) = (&old_backend, &old) {
+        if old_backend != backend {
+            units::move_units_of_job(tables, txn, old_backend, backend, id)?;
+        }
+    }
+    if !record.is_split() && record.status().is_active() {
+        units::put_unit(tables, txn, backend, JobRef::job(id), &record.run)?;
+    } else if let Stored::Readable(_) = &old {
+        tables
+            .units
+            .delete(txn, &keys::unit(backend, JobRef::job(id)))?;
+    }
     Ok(Committed {
         job: id,
         revision: record.revision,
@@ -760,6 +819,14 @@ fn put_run(
             revision,
         )?;
     }
+    let job_unit = JobRef::job(id);
+    if update.subjobs.is_empty() {
+        units::put_unit(tables, txn, &summary.backend, job_unit, &update.run)?;
+    } else {
+        tables
+            .units
+            .delete(txn, &keys::unit(&summary.backend, job_unit))?;
+    }
     Ok(Committed { job: id, revision })
 }
 
@@ -789,6 +856,7 @@ fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Resul
             &(Bound::Included(&first[..]), Bound::Included(&last[..])),
         )
         .doing(&format!("deleting the subjobs of job {id}"))?;
+    units::delete_units_of_job(tables, txn, backend.as_deref(), id)?;
     match backend {
         Some(backend) => delete_active(tables, txn, &backend, id)?,
         // Which backend the job had is unknown: look for its entry in the whole index

@@ -43,6 +43,7 @@
 mod check;
 mod codec;
 mod commit;
+mod datafile;
 mod dump;
 mod env;
 mod error;
@@ -51,7 +52,9 @@ mod keys;
 mod ordered;
 mod parts;
 mod store;
+mod table;
 mod trim;
+mod units;
 mod upgrade;
 mod v1;
 

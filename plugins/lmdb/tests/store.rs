@@ -890,7 +890,7 @@ fn handles_in_one_process_share_the_environment() -> TestResult {
     assert_eq!(two.reserve_ids(1)?, 1);
     let described = two.describe()?;
     assert_eq!(described.name, "lmdb");
-    assert_eq!(described.format_version, 2);
+    assert_eq!(described.format_version, 3);
     assert_eq!(described.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(Path::new(&described.location), dir.path().canonicalize()?);
     Ok(())
@@ -901,12 +901,12 @@ fn a_store_of_a_newer_format_is_refused() -> TestResult {
     let dir = tmp();
     {
         let store = LmdbStore::open(dir.path())?;
-        store.raw_put("meta", b"format_version", &3u32.to_be_bytes())?;
+        store.raw_put("meta", b"format_version", &4u32.to_be_bytes())?;
     }
     match LmdbStore::open(dir.path()) {
         Err(StoreError::Unsupported(message)) => {
-            assert!(message.contains("format version 3"), "{message}");
-            assert!(message.contains("up to 2"), "{message}");
+            assert!(message.contains("format version 4"), "{message}");
+            assert!(message.contains("up to 3"), "{message}");
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }
@@ -2421,9 +2421,12 @@ fn a_format_1_store_is_upgraded_in_place() -> TestResult {
         let store = LmdbStore::open(dir.path())?;
         assert_eq!(
             store.raw_get("meta", b"format_version")?,
-            Some(2u32.to_be_bytes().to_vec())
+            Some(3u32.to_be_bytes().to_vec())
         );
-        assert_eq!(store.describe()?.format_version, 2);
+        assert_eq!(store.describe()?.format_version, 3);
+        // A copy of the store as it was is kept beside it.
+        let kept = dir.path().join("data.mdb.v1-backup");
+        assert!(std::fs::metadata(&kept)?.len() > 0, "no copy kept");
         for (&id, e) in &expected {
             assert_eq!(store.job(id)?.as_ref(), Some(&e.job), "job {id}");
             assert_eq!(
@@ -2538,7 +2541,7 @@ fn a_format_1_store_with_damaged_records_upgrades_and_reports_them() -> TestResu
     assert!(store.map_size() > initial, "map is {}", store.map_size());
     assert_eq!(
         store.raw_get("meta", b"format_version")?,
-        Some(2u32.to_be_bytes().to_vec())
+        Some(3u32.to_be_bytes().to_vec())
     );
     // Carried over byte for byte, and reported for their jobs alone.
     assert_eq!(
@@ -2888,15 +2891,16 @@ fn a_job_put_rewrites_its_spec_and_splitter_only_when_they_change() -> TestResul
         vec![SummaryEntry::Readable(JobSummary::of(&renamed))]
     );
 
-    // The splitter removed: its entry goes, and the records that left out their items
-    // spell them out first, so they still read right.
+    // The splitter removed: its entry goes (and the spec, which says whether the job has
+    // one, is written), and the records that left out their items spell them out first,
+    // so they still read right.
     let mut unsplit = renamed.clone();
     Arc::make_mut(&mut unsplit.spec).splitter = None;
     let unsplit = put(&store, &unsplit)?;
     let last = store.record_writes();
     assert_eq!(
         (last.specs, last.splitters),
-        (then.specs, then.splitters + 1)
+        (then.specs + 1, then.splitters + 1)
     );
     assert_eq!(store.raw_get("splitters", &key)?, None);
     assert_eq!(store.job(id)?, Some(unsplit));
