@@ -490,6 +490,82 @@ impl Dictionary {
         buf
     }
 
+    /// The dictionary as a store keeps it, with which subjob indices the job has records
+    /// for, as inclusive ranges (sorted, apart): `[base, [strings…], [first, last, …]]`.
+    /// Readers of the plain dictionary skip the ranges.
+    pub fn encode_with_indices(&self, ranges: &[(SubjobIndex, SubjobIndex)]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(
+            24 + ranges.len() * 10 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>(),
+        );
+        let mut out = Out::new(&mut buf);
+        out.array(3);
+        out.int(self.base);
+        out.texts(self.strings.iter().map(String::as_str));
+        out.array(ranges.len() * 2);
+        for &(first, last) in ranges {
+            out.uint(u64::from(first));
+            out.uint(u64::from(last));
+        }
+        buf
+    }
+
+    /// A dictionary written by [`Dictionary::encode_with_indices`], and its ranges of
+    /// indices (`None` if it has none: written by [`Dictionary::encode`]).
+    #[allow(clippy::type_complexity)]
+    pub fn decode_with_indices(
+        bytes: &[u8],
+    ) -> Result<(Dictionary, Option<Vec<(SubjobIndex, SubjobIndex)>>)> {
+        let mut input = In::new(bytes);
+        let mut f = Fields::open(&mut input, "dictionary")?;
+        let base = match f.next() {
+            Some(i) => i.int("dictionary base")?,
+            None => 0,
+        };
+        let strings = match f.next() {
+            Some(i) => i.texts("dictionary strings")?,
+            None => Vec::new(),
+        };
+        let ranges = match f.next() {
+            None => None,
+            Some(i) => {
+                let n = i.array("subjob indices")?;
+                if n % 2 != 0 {
+                    return Err(CodecError::new("subjob indices: an odd number of bounds"));
+                }
+                let mut ranges: Vec<(SubjobIndex, SubjobIndex)> = Vec::with_capacity(n / 2);
+                for _ in 0..n / 2 {
+                    let first = i.small("subjob index")?;
+                    let last = i.small("subjob index")?;
+                    let apart = ranges
+                        .last()
+                        .is_none_or(|&(_, prev)| u64::from(first) > u64::from(prev) + 1);
+                    if first > last || !apart {
+                        return Err(CodecError::new(
+                            "subjob indices: ranges out of order or touching",
+                        ));
+                    }
+                    ranges.push((first, last));
+                }
+                Some(ranges)
+            }
+        };
+        f.close()?;
+        input.end("dictionary")?;
+        let index = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        Ok((
+            Dictionary {
+                base,
+                strings,
+                index,
+            },
+            ranges,
+        ))
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Dictionary> {
         let mut input = In::new(bytes);
         let mut f = Fields::open(&mut input, "dictionary")?;

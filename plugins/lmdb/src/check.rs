@@ -13,13 +13,14 @@ use ganga_core::{
 use heed::RoTxn;
 
 use crate::codec::{
-    FORMAT_VERSION, decode_active, decode_dictionary, decode_spec, decode_splitter, decode_state,
+    FORMAT_VERSION, decode_active, decode_dict_record, decode_spec, decode_splitter, decode_state,
     decode_subjob, decode_summary, split_item,
 };
 use crate::dump::{active_value_text, counts_text, hex};
 use crate::env::Tables;
 use crate::error::Failure;
 use crate::group::{self, first_index, last_index};
+use crate::indices::Indices;
 use crate::{keys, trim};
 
 pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure> {
@@ -206,6 +207,9 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     // Dictionaries: each belongs to a job and decodes.
     // Id -> the dictionary, None for an unreadable one (reported here, once).
     let mut dicts: BTreeMap<JobId, Option<Dictionary>> = BTreeMap::new();
+    // Id -> the subjob indices its dictionary says it has records for.
+    let mut said: BTreeMap<JobId, Indices> = BTreeMap::new();
+    let mut found: BTreeMap<JobId, Indices> = BTreeMap::new();
     for entry in tables.dicts.iter(txn)? {
         let Some((key, bytes)) = damage(problems, entry)? else {
             continue;
@@ -217,8 +221,18 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         if !jobs.contains_key(&id) {
             problems.push(format!("dictionary {id}: there is no job {id}"));
         }
-        let dict = match decode_dictionary(bytes) {
-            Ok(dict) => Some(dict),
+        let dict = match decode_dict_record(bytes) {
+            Ok((dict, indices)) => {
+                match indices {
+                    Some(indices) => {
+                        said.insert(id, indices);
+                    }
+                    None => problems.push(format!(
+                        "job {id}: its dictionary does not say which subjob records it has"
+                    )),
+                }
+                Some(dict)
+            }
             Err(detail) => {
                 problems.push(format!("job {id}: dictionary unreadable: {detail}"));
                 None
@@ -275,6 +289,9 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             .iter()
             .enumerate()
             .filter_map(|(k, r)| r.map(|r| (first + k as u32, r)));
+        for (index, _) in records.clone() {
+            found.entry(job).or_default().insert(index);
+        }
         let present = records.clone().count() as u64;
         report.subjobs += present;
         let dict = match dicts.get(&job) {
@@ -336,6 +353,18 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
              no dictionary in table dicts, so none can be decoded",
             if n == 1 { "" } else { "s" }
         ));
+    }
+    for (id, indices) in &said {
+        let actual = found.remove(id).unwrap_or_default();
+        // A group that does not decode is reported already.
+        if &actual != indices && !undecodable.contains(id) {
+            problems.push(format!(
+                "job {id}: its dictionary says it has the subjob records {:?} but table \
+                 subjobs holds {:?}",
+                indices.ranges(),
+                actual.ranges()
+            ));
+        }
     }
     // The index of active units: an entry for each active unit, holding what it is.
     for entry in tables.units.iter(txn)? {

@@ -91,6 +91,20 @@ pub(crate) fn decode_dictionary(bytes: &[u8]) -> Result<Dictionary, String> {
     Dictionary::decode(bytes).map_err(|e| unreadable(bytes, &e))
 }
 
+/// A job's record in table `dicts`: its dictionary and which subjob indices it has
+/// records for (`None` in a record of format 2).
+pub(crate) fn decode_dict_record(
+    bytes: &[u8],
+) -> Result<(Dictionary, Option<crate::indices::Indices>), String> {
+    Dictionary::decode_with_indices(bytes)
+        .map(|(d, r)| (d, r.map(crate::indices::Indices::from_ranges)))
+        .map_err(|e| unreadable(bytes, &e))
+}
+
+pub(crate) fn encode_dict_record(dict: &Dictionary, indices: &crate::indices::Indices) -> Vec<u8> {
+    dict.encode_with_indices(indices.ranges())
+}
+
 /// Decodes a subjob record against its job's dictionary and the split item it was
 /// written against (see [`split_item`]).
 pub(crate) fn decode_subjob(

@@ -21,13 +21,14 @@ use ganga_core::{
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{
-    decode_dictionary, decode_spec, decode_splitter, decode_state, decode_subjob, decode_summary,
-    encode_active, encode_spec, encode_splitter, encode_state, encode_state_parts, encode_summary,
-    split_item, split_len, summary_with_run,
+    decode_dict_record, decode_spec, decode_splitter, decode_state, decode_subjob, decode_summary,
+    encode_active, encode_dict_record, encode_spec, encode_splitter, encode_state,
+    encode_state_parts, encode_summary, split_item, split_len, summary_with_run,
 };
 use crate::env::{PartWrites, Tables};
 use crate::error::{Doing, Failure};
 use crate::group::{self, GROUP_SIZE, first_index, group_of, last_index};
+use crate::indices::Indices;
 use crate::ordered::OrderedPuts;
 use crate::parts::get;
 use crate::{keys, trim, units};
@@ -90,6 +91,32 @@ struct OpenDictionary {
     dict: Dictionary,
     /// How many strings the stored dictionary has; `None` if none is stored yet.
     stored_len: Option<usize>,
+    /// The subjob indices the job has records for (`None`: not known, a record written
+    /// without them), and whether this commit added some.
+    indices: Option<Indices>,
+    indices_changed: bool,
+}
+
+impl OpenDictionary {
+    fn stored(dict: Dictionary, indices: Option<Indices>) -> OpenDictionary {
+        OpenDictionary {
+            stored_len: Some(dict.len()),
+            dict,
+            indices,
+            indices_changed: false,
+        }
+    }
+
+    /// Its record, if this commit changed it.
+    fn record_to_write(&self) -> Option<Vec<u8>> {
+        if self.stored_len == Some(self.dict.len()) && !self.indices_changed {
+            return None;
+        }
+        Some(match &self.indices {
+            Some(indices) => encode_dict_record(&self.dict, indices),
+            None => self.dict.encode(),
+        })
+    }
 }
 
 /// Refuses to write over a job whose stored record cannot be read.
@@ -239,11 +266,10 @@ pub(crate) fn apply(
     // A dictionary is written once per commit, after all its job's subjobs, and only if
     // it is new or grew. It only ever grows, so the records already stored stay valid.
     for (id, open) in dicts {
-        if open.stored_len != Some(open.dict.len()) {
-            puts.dicts
-                .put(txn, &keys::job(id), &open.dict.encode(), || {
-                    format!("writing the dictionary of job {id} to table dicts")
-                })?;
+        if let Some(record) = open.record_to_write() {
+            puts.dicts.put(txn, &keys::job(id), &record, || {
+                format!("writing the dictionary of job {id} to table dicts")
+            })?;
         }
     }
     Ok(committed)
@@ -325,6 +351,11 @@ fn put_subjobs(
     };
     let mut records: BTreeMap<SubjobIndex, Vec<u8>> = BTreeMap::new();
     for subjob in subjobs {
+        if let Some(indices) = &mut open.indices
+            && indices.insert(subjob.index)
+        {
+            open.indices_changed = true;
+        }
         let item = items.item(subjob.index);
         let mut record = Vec::with_capacity(48);
         encode_subjob(subjob, &mut open.dict, item.as_deref(), &mut record);
@@ -434,12 +465,9 @@ fn respell_split_items(
         Entry::Occupied(open) => open.into_mut(),
         Entry::Vacant(vacant) => {
             match get(tables.dicts, txn, &keys::job(job), "reading table dicts")?
-                .map(decode_dictionary)
+                .map(decode_dict_record)
             {
-                Some(Ok(dict)) => vacant.insert(OpenDictionary {
-                    stored_len: Some(dict.len()),
-                    dict,
-                }),
+                Some(Ok((dict, indices))) => vacant.insert(OpenDictionary::stored(dict, indices)),
                 None | Some(Err(_)) => return Ok(()),
             }
         }
@@ -499,21 +527,21 @@ fn open_dictionary(
     Ok(
         match get(tables.dicts, txn, &keys::job(job), "reading table dicts")? {
             Some(bytes) => {
-                let dict = decode_dictionary(bytes).map_err(|detail| StoreError::Corrupt {
-                    job: JobRef::job(job),
-                    detail: format!(
-                        "table dicts: {detail}; the subjobs of job {job} cannot be written \
-                         against it, remove the job instead"
-                    ),
-                })?;
-                OpenDictionary {
-                    stored_len: Some(dict.len()),
-                    dict,
-                }
+                let (dict, indices) =
+                    decode_dict_record(bytes).map_err(|detail| StoreError::Corrupt {
+                        job: JobRef::job(job),
+                        detail: format!(
+                            "table dicts: {detail}; the subjobs of job {job} cannot be written \
+                             against it, remove the job instead"
+                        ),
+                    })?;
+                OpenDictionary::stored(dict, indices)
             }
             None => OpenDictionary {
                 dict: Dictionary::new(dictionary_base(changes, job, subjobs)),
                 stored_len: None,
+                indices: Some(Indices::default()),
+                indices_changed: true,
             },
         },
     )

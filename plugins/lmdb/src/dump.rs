@@ -57,8 +57,21 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     section(&mut out, "dicts", tables.dicts, txn, |key, value| {
         let id = keys::parse_job(key).map(|id| id.to_string());
         let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match decode_dictionary(value) {
-            Ok(dict) => format!("{id} {}", dictionary_text(&dict)),
+        match crate::codec::decode_dict_record(value) {
+            Ok((dict, indices)) => {
+                let indices = indices.map_or_else(
+                    || "?".to_owned(),
+                    |ix| {
+                        let r: Vec<String> = ix
+                            .ranges()
+                            .iter()
+                            .map(|(f, l)| format!("{f}-{l}"))
+                            .collect();
+                        r.join(",")
+                    },
+                );
+                format!("{id} {} indices={indices}", dictionary_text(&dict))
+            }
             Err(e) => unreadable(&id, &e, value),
         }
     })?;

@@ -48,6 +48,7 @@ mod dump;
 mod env;
 mod error;
 mod group;
+mod indices;
 mod keys;
 mod ordered;
 mod parts;

@@ -5,14 +5,14 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use ganga_core::compact::{Dictionary, JobRecord, SubjobBatch};
+use ganga_core::compact::{JobRecord, SubjobBatch};
 use ganga_core::{
     ActiveJob, ActiveUnit, Change, CheckReport, Committed, Job, JobId, JobRef, Store,
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
     UnitsUpdated,
 };
 
-use crate::codec::{FORMAT_VERSION, decode_active, decode_dictionary, decode_summary, unreadable};
+use crate::codec::{FORMAT_VERSION, decode_active, decode_dict_record, decode_summary, unreadable};
 use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv, TABLE_NAMES};
 use crate::error::Doing;
 use crate::error::Failure;
@@ -322,18 +322,24 @@ impl Store for LmdbStore {
             return Ok(SubjobBatch::default());
         }
         self.shared.read(|tables, txn| {
+            // The dictionary, read first: it also says which records the range holds.
+            let stored = parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")?;
+            let dict = match stored {
+                None => None,
+                Some(bytes) => {
+                    Some(decode_dict_record(bytes).map_err(|d| StoreError::Corrupt {
+                        job: JobRef::subjob(job, range.start),
+                        detail: format!("table dicts: the dictionary of job {job}: {d}"),
+                    })?)
+                }
+            };
             let first_group = group_of(range.start);
             let start = keys::group(job, first_group);
             let end = keys::group_of_subjob(job, range.end - 1);
             let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
-            let mut batch: Option<SubjobBatch> = None;
-            for entry in tables
-                .subjobs
-                .range(txn, &bounds)
-                .doing("reading table subjobs")?
-            {
-                let (key, value) = entry.doing("reading table subjobs")?;
-                trim::scanned(value);
+            let mut records: Vec<(SubjobIndex, &[u8])> = Vec::new();
+            for entry in tables.subjobs.range(txn, &bounds)? {
+                let (key, value) = entry?;
                 // Every key in the range is one of this job's groups.
                 let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
                 let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
@@ -347,23 +353,67 @@ impl Store for LmdbStore {
                 })?;
                 for (k, record) in slots.into_iter().enumerate() {
                     let index = first_index(g) + k as u32;
-                    let Some(record) = record.filter(|_| range.contains(&index)) else {
-                        continue;
-                    };
-                    let batch = match &mut batch {
-                        Some(batch) => batch,
-                        // Read the dictionary once, when the first record shows it is
-                        // needed.
-                        None => batch.insert(SubjobBatch::with_dictionary(dictionary(
-                            tables, txn, job, index,
-                        )?)),
-                    };
-                    batch.push_record(index, record);
+                    if let Some(record) = record.filter(|_| range.contains(&index)) {
+                        records.push((index, record));
+                    }
                 }
             }
-            let Some(mut batch) = batch else {
-                return Ok(SubjobBatch::default());
+            let Some((dict, indices)) = dict else {
+                return match records.first() {
+                    None => Ok(SubjobBatch::default()),
+                    Some(&(first, _)) => Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, first),
+                        detail: format!(
+                            "table dicts: job {job} has subjob records but no dictionary, so \
+                             none of them can be read"
+                        ),
+                    }
+                    .into()),
+                };
             };
+            // The records found must be those the job has: a group hidden by damage is
+            // reported, never read as subjobs that do not exist.
+            if let Some(indices) = &indices {
+                let mut found = records.iter().map(|(i, _)| *i);
+                for expected in indices.within(range.clone()) {
+                    match found.next() {
+                        Some(i) if i == expected => {}
+                        other => {
+                            let unit = other.map_or(expected, |i| i.min(expected));
+                            return Err(StoreError::Corrupt {
+                                job: JobRef::subjob(job, unit),
+                                detail: format!(
+                                    "table subjobs: job {job} has a record of subjob \
+                                     {job}.{expected} that was not found{}: {}",
+                                    other.map_or(String::new(), |i| format!(
+                                        " (found {job}.{i} instead)"
+                                    )),
+                                    crate::error::RESTORE
+                                ),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                if let Some(extra) = found.next() {
+                    return Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, extra),
+                        detail: format!(
+                            "table subjobs: a record of subjob {job}.{extra} was found, which \
+                             job {job} does not have: {}",
+                            crate::error::RESTORE
+                        ),
+                    }
+                    .into());
+                }
+            }
+            if records.is_empty() {
+                return Ok(SubjobBatch::default());
+            }
+            let mut batch = SubjobBatch::with_dictionary(dict);
+            for (index, record) in records {
+                batch.push_record(index, record);
+            }
             // Attached as stored, decoded only if a record needs it. A master without a
             // splitter gives none: the records that need one are reported when decoded.
             if let Some(splitter) = parts::get(
@@ -525,27 +575,5 @@ impl Store for LmdbStore {
 
     fn dump(&self) -> Result<String, StoreError> {
         self.shared.read(dump::dump)
-    }
-}
-
-/// The dictionary of `job`, which has subjob records (the first of which, in the range
-/// being read, is `first`); its absence or damage makes them all unreadable.
-fn dictionary(
-    tables: &crate::env::Tables,
-    txn: &heed::RoTxn,
-    job: JobId,
-    first: SubjobIndex,
-) -> Result<Dictionary, crate::error::Failure> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        job: JobRef::subjob(job, first),
-        detail: format!("table dicts: {detail}"),
-    };
-    match parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")? {
-        Some(bytes) => Ok(decode_dictionary(bytes)
-            .map_err(|d| corrupt(format!("the dictionary of job {job}: {d}")))?),
-        None => Err(corrupt(format!(
-            "job {job} has subjob records but no dictionary, so none of them can be read"
-        ))
-        .into()),
     }
 }

@@ -27,8 +27,8 @@ use ganga_core::{
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{
-    decode_dictionary, decode_state, decode_summary, encode_active, encode_state_parts,
-    encode_summary, summary_with_run,
+    decode_dict_record, decode_state, decode_summary, encode_active, encode_dict_record,
+    encode_state_parts, encode_summary, summary_with_run,
 };
 use crate::env::{PartWrites, Tables};
 use crate::error::Failure;
@@ -254,6 +254,7 @@ pub(crate) fn update_units(
             }
         }
         let mut dict: Option<(Dictionary, usize)> = None;
+        let mut indices = None;
         if !groups.is_empty() {
             let bytes = tables.dicts.get(txn, &key)?.ok_or_else(|| {
                 corrupt(
@@ -261,10 +262,11 @@ pub(crate) fn update_units(
                     format!("table dicts: job {id} has subjob records but no dictionary"),
                 )
             })?;
-            let d = decode_dictionary(bytes)
+            let (d, ix) = decode_dict_record(bytes)
                 .map_err(|e| corrupt(JobRef::job(id), format!("table dicts: {e}")))?;
             let len = d.len();
             dict = Some((d, len));
+            indices = ix;
         }
         let mut slots: BTreeMap<u32, group::Slots<'_>> = BTreeMap::new();
         for (&g, value) in &groups {
@@ -354,7 +356,13 @@ pub(crate) fn update_units(
                 group_writes.push((g, group::splice(old, &new)));
             }
         }
-        let dict_write = dict.and_then(|(d, stored)| (d.len() != stored).then(|| d.encode()));
+        // Only grown: updates never add records, so the indices stay as they are.
+        let dict_write = dict.and_then(|(d, stored)| {
+            (d.len() != stored).then(|| match &indices {
+                Some(ix) => encode_dict_record(&d, ix),
+                None => d.encode(),
+            })
+        });
         drop(held);
         drop(slots);
 

@@ -368,7 +368,6 @@ pub(crate) fn from_v2(
     for table in [
         tables.jobs,
         tables.splitters,
-        tables.dicts,
         tables.subjobs,
         tables.summaries,
         tables.active,
@@ -380,6 +379,42 @@ pub(crate) fn from_v2(
                 format!("writing table {} in format {FORMAT_VERSION}", table.name)
             })?;
         }
+    }
+    // Dictionaries, with the indices of their job's subjob records.
+    let mut dicts = OrderedPuts::new(tables.dicts);
+    for entry in tables.dicts.iter_raw(old)? {
+        let (key, value) = entry.doing("reading table dicts of format 2")?;
+        let rewritten = match (keys::parse_job(key), crate::codec::decode_dictionary(value)) {
+            (Some(id), Ok(dict)) => {
+                let mut indices = crate::indices::Indices::default();
+                let first = keys::group(id, 0);
+                let last = keys::group(id, u32::MAX);
+                let bounds = (
+                    std::ops::Bound::Included(&first[..]),
+                    std::ops::Bound::Included(&last[..]),
+                );
+                for group in tables.subjobs.range_raw(old, &bounds)? {
+                    let (gkey, gvalue) = group.doing("reading table subjobs of format 2")?;
+                    let (Some((_, g)), Ok(slots)) = (keys::parse_group(gkey), group::parse(gvalue))
+                    else {
+                        continue;
+                    };
+                    for (k, record) in slots.iter().enumerate() {
+                        if record.is_some() {
+                            indices.insert(first_index(g) + k as u32);
+                        }
+                    }
+                }
+                crate::codec::encode_dict_record(&dict, &indices)
+            }
+            _ => {
+                upgraded.carried += 1;
+                value.to_vec()
+            }
+        };
+        dicts.put(txn, key, &rewritten, || {
+            format!("writing table dicts in format {FORMAT_VERSION}")
+        })?;
     }
     // Specs: `true` in the splitter's place for a job that has one.
     let mut specs = OrderedPuts::new(tables.specs);
