@@ -193,6 +193,8 @@ pub(crate) struct SharedEnv {
     gate: RwLock<()>,
     /// How much of the map this process read since it last let the pages go.
     reads: Reads,
+    /// Where the map of `data.mdb` is, to keep reads of damaged entries inside the file.
+    bounds: Arc<crate::bounds::MapBounds>,
 }
 
 /// Reads of the map, and trims of it ([`crate::trim`]).
@@ -274,7 +276,10 @@ impl SharedEnv {
             tracing::warn!(store = %dir.display(), error = %e, "cannot clear stale LMDB readers");
         }
         let tables = open_tables(&env, &dir, found)?;
+        let bounds = Arc::new(crate::bounds::MapBounds::new(&dir.join("data.mdb")));
+        bounds.locate(&dir.join("data.mdb"));
         let shared = Arc::new(SharedEnv {
+            bounds,
             env,
             tables,
             dir: dir.clone(),
@@ -468,6 +473,7 @@ impl SharedEnv {
             match self.env.read_txn().doing("beginning a read transaction") {
                 Ok(txn) => {
                     trim::take();
+                    let _bounds = self.bounds.enter();
                     let result = f(&self.tables, &txn).map_err(StoreError::from);
                     // What it returns is copied out of the map by now.
                     self.after_reading(&txn);
@@ -529,11 +535,13 @@ impl SharedEnv {
             let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
             let seen_map_size = self.map_size();
             trim::take();
+            let bounds = self.bounds.enter();
             let result = self
                 .env
                 .write_txn()
                 .doing("beginning a write transaction")
                 .and_then(&mut attempt);
+            drop(bounds);
             self.after_writing();
             drop(gate);
             match result {
@@ -621,6 +629,7 @@ impl SharedEnv {
         during: impl FnOnce(T) -> R,
     ) -> Result<R, StoreError> {
         let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let _bounds = self.bounds.enter();
         let mut txn = self
             .env
             .write_txn()
@@ -657,9 +666,12 @@ impl SharedEnv {
         // SAFETY: the gate is held exclusively, and every transaction of this process
         // holds it shared for its whole life, so no transaction is open: the condition
         // LMDB sets for mdb_env_set_mapsize on an open environment.
-        unsafe { self.env.resize(grown) }
+        let resized = unsafe { self.env.resize(grown) }
             .doing("growing the map")
-            .map_err(StoreError::from)
+            .map_err(StoreError::from);
+        // The map may have moved.
+        self.bounds.locate(&self.dir.join("data.mdb"));
+        resized
     }
 
     /// Takes on the map size another process set when it grew the map.
@@ -669,9 +681,11 @@ impl SharedEnv {
         // SAFETY: as in `grow_map`, no transaction of this process is open. Size 0 is
         // LMDB's way of saying "use the size recorded in the file" (mdb_env_set_mapsize
         // docs, for MDB_MAP_RESIZED).
-        unsafe { self.env.resize(0) }
+        let resized = unsafe { self.env.resize(0) }
             .doing("adopting the map size set by another process")
-            .map_err(StoreError::from)
+            .map_err(StoreError::from);
+        self.bounds.locate(&self.dir.join("data.mdb"));
+        resized
     }
 }
 

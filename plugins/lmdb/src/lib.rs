@@ -40,6 +40,7 @@
 //! LMDB allows one environment per file per process, and this crate can only enforce
 //! that among its own handles.
 
+mod bounds;
 mod check;
 mod codec;
 mod commit;

@@ -79,6 +79,28 @@ impl Table {
         }
     }
 
+    /// Refuses a key or value that runs past the data file ([`crate::bounds`]): reading
+    /// it would crash the process. `named` is the key the damage is reported under.
+    fn in_file(&self, named: &[u8], key: &[u8], value: &[u8]) -> Result<(), Failure> {
+        if crate::bounds::readable(key) && crate::bounds::readable(value) {
+            return Ok(());
+        }
+        let named = if crate::bounds::readable(named) {
+            named
+        } else {
+            &[][..]
+        };
+        Err(self.damaged(
+            named,
+            format!(
+                "LMDB gives an entry of {} + {} bytes that runs past the end of data.mdb: a \
+                 page of the table is damaged",
+                key.len(),
+                value.len()
+            ),
+        ))
+    }
+
     fn reading(&self) -> String {
         format!("reading table {}", self.name)
     }
@@ -90,6 +112,7 @@ impl Table {
         match self.db.get(txn, key).doing(&self.reading())? {
             Some(value) => {
                 crate::trim::looked_up(Some(value));
+                self.in_file(key, key, value)?;
                 open(self.name, key, value)
                     .map(Some)
                     .map_err(|d| self.damaged(key, d))
@@ -107,6 +130,7 @@ impl Table {
         let after = (Bound::Included(key), Bound::Unbounded);
         if let Some(entry) = self.db.range(txn, &after).doing(&self.reading())?.next() {
             let (k, v) = entry.doing(&self.reading())?;
+            self.in_file(key, k, v)?;
             if k == key {
                 return Err(self.damaged(
                     key,
@@ -124,6 +148,7 @@ impl Table {
             .next()
         {
             let (k, v) = entry.doing(&self.reading())?;
+            self.in_file(key, k, v)?;
             if k >= key {
                 return Err(self.damaged(
                     key,
@@ -296,6 +321,9 @@ impl<'t> Iterator for Entries<'t> {
             Err(e) => return Some(Err(e)),
         };
         self.seen += 1;
+        if let Err(e) = self.table.in_file(key, key, value) {
+            return Some(Err(e));
+        }
         crate::trim::scanned(value);
         if let Some(last) = self.last
             && key <= last
