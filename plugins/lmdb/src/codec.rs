@@ -189,4 +189,15 @@ mod tests {
         assert_eq!(decode_active(&[Status::Running as u8; 10]), None);
         assert_eq!(decode_active(&[200, 1]), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn active_values_of_any_bytes_decode_or_are_refused(
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)
+        ) {
+            if let Some((status, revision)) = decode_active(&value) {
+                proptest::prop_assert_eq!(decode_active(&encode_active(status, revision)), Some((status, revision)));
+            }
+        }
+    }
 }
