@@ -759,10 +759,10 @@ fn put_job(
         put_active(tables, txn, backend, id, record.status(), record.revision)?;
     }
     // The index of active units: the job is one unless it is split.
-    if let (Some(old_backend), Stored::Readable(_)) = (&old_backend, &old) {
-        if old_backend != backend {
-            units::move_units_of_job(tables, txn, old_backend, backend, id)?;
-        }
+    if let (Some(old_backend), Stored::Readable(_)) = (&old_backend, &old)
+        && old_backend != backend
+    {
+        units::move_units_of_job(tables, txn, old_backend, backend, id)?;
     }
     if !record.is_split() && record.status().is_active() {
         units::put_unit(tables, txn, backend, JobRef::job(id), &record.run)?;

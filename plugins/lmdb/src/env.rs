@@ -757,9 +757,8 @@ fn open_tables(
         .filter_map(|(name, t)| t.map(|_| *name))
         .collect();
     if present.len() == TABLE_NAMES.len() {
-        return Ok(
-            Tables::from_options(existing).ok_or_else(|| damaged("a table vanished".to_owned()))?
-        );
+        return Tables::from_options(existing)
+            .ok_or_else(|| damaged("a table vanished".to_owned()));
     }
     let creating_new = present.is_empty()
         && match found {

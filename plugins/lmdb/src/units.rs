@@ -288,7 +288,7 @@ pub(crate) fn update_units(
                     .apply_unit_update(None, u)
                     .inspect(|()| job_unit_changed = true),
                 Some(index) => {
-                    if !held.contains_key(&index) {
+                    if let std::collections::btree_map::Entry::Vacant(vacant) = held.entry(index) {
                         let g = group_of(index);
                         let record = slots
                             .get(&g)
@@ -304,19 +304,16 @@ pub(crate) fn update_units(
                                     ),
                                 )
                             })?;
-                            held.insert(
-                                index,
-                                Held {
-                                    subjob: Subjob {
-                                        index,
-                                        // Never read by the rules; the record keeps its own.
-                                        overrides: Vec::new(),
-                                        run,
-                                    },
-                                    overrides,
-                                    changed: false,
+                            vacant.insert(Held {
+                                subjob: Subjob {
+                                    index,
+                                    // Never read by the rules; the record keeps its own.
+                                    overrides: Vec::new(),
+                                    run,
                                 },
-                            );
+                                overrides,
+                                changed: false,
+                            });
                         }
                     }
                     match held.get_mut(&index) {
