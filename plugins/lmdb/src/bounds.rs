@@ -13,6 +13,7 @@
 //! inode). Linux only; elsewhere, or if the mapping is not found, nothing is checked.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,11 +30,15 @@ pub(crate) struct MapBounds {
     /// called damaged.
     file_len: AtomicU64,
     file: Option<File>,
+    /// LMDB's page size (0 while not known: pages are not checked then).
+    page_size: AtomicUsize,
 }
 
 thread_local! {
     /// The bounds of the store whose transaction runs on this thread.
     static CURRENT: RefCell<Option<Arc<MapBounds>>> = const { RefCell::new(None) };
+    /// The leaf pages checked in the transaction running on this thread.
+    static CHECKED: RefCell<HashSet<usize>> = RefCell::new(HashSet::new());
 }
 
 impl MapBounds {
@@ -43,6 +48,14 @@ impl MapBounds {
             len: AtomicUsize::new(0),
             file_len: AtomicU64::new(0),
             file: File::open(data).ok(),
+            page_size: AtomicUsize::new(0),
+        }
+    }
+
+    /// LMDB's page size, once known.
+    pub(crate) fn set_page_size(&self, page_size: usize) {
+        if page_size.is_power_of_two() && page_size >= 512 {
+            self.page_size.store(page_size, Ordering::Relaxed);
         }
     }
 
@@ -80,10 +93,30 @@ impl MapBounds {
         end <= self.file_len.load(Ordering::Relaxed) || end <= self.refresh_file_len()
     }
 
-    /// Makes these the bounds checked on this thread until the returned guard goes.
+    /// Makes these the bounds checked on this thread until the returned guard goes
+    /// (a transaction: pages checked are remembered until then).
     pub(crate) fn enter(self: &Arc<Self>) -> Entered {
         let previous = CURRENT.with(|c| c.replace(Some(self.clone())));
+        CHECKED.with(|c| c.borrow_mut().clear());
         Entered(previous)
+    }
+
+    /// The page of the map holding the byte at `ptr`, if it is in the file's part of
+    /// the map and its size is known: its address and number.
+    fn page_of(&self, ptr: usize) -> Option<(usize, u64)> {
+        let base = self.base.load(Ordering::Relaxed);
+        let psize = self.page_size.load(Ordering::Relaxed);
+        if base == 0 || psize == 0 || ptr < base {
+            return None;
+        }
+        let offset = ptr - base;
+        if offset >= self.len.load(Ordering::Relaxed)
+            || offset as u64 >= self.file_len.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        let number = offset / psize;
+        Some((base + number * psize, number as u64))
     }
 }
 
@@ -100,6 +133,126 @@ impl Drop for Entered {
 /// Whether `bytes`, a key or value LMDB handed out, may be read.
 pub(crate) fn readable(bytes: &[u8]) -> bool {
     CURRENT.with(|c| c.borrow().as_ref().is_none_or(|b| b.allows(bytes)))
+}
+
+/// LMDB's layout of a page (`mdb.c`, 0.9): a 16-byte header (page number, pad, flags,
+/// lower and upper bounds of the free space; for an overflow page, the number of pages),
+/// then 2-byte offsets of the nodes; each leaf node an 8-byte header (data size in two
+/// halves, flags, key size), the key, then the data (or, `F_BIGDATA`, the number of the
+/// overflow page holding it).
+const PAGE_HEADER: usize = 16;
+const NODE_HEADER: usize = 8;
+const P_LEAF: u16 = 0x02;
+const P_OVERFLOW: u16 = 0x04;
+const F_BIGDATA: u16 = 0x01;
+
+/// Checks the pages holding a key and its value, as LMDB handed them out, before
+/// anything reads more of them (LMDB itself trusts them: a node whose flags or sizes
+/// were changed makes it read where it should not, and crash): the key's leaf page must
+/// be one LMDB could have written (its nodes inside it, packed, with plain flags, keys in
+/// order), and a value outside it must start an overflow page long enough for it. A
+/// page is checked once per transaction; pages outside the map (a write transaction's
+/// own) are not.
+pub(crate) fn check_pages(key: Option<&[u8]>, value: &[u8]) -> Result<(), String> {
+    CURRENT.with(|c| {
+        let current = c.borrow();
+        let Some(bounds) = current.as_ref() else {
+            return Ok(());
+        };
+        let psize = bounds.page_size.load(Ordering::Relaxed);
+        let leaf_checked = |page: (usize, u64)| -> Result<(), String> {
+            if CHECKED.with(|c| c.borrow_mut().insert(page.0)) {
+                // SAFETY: `page_of` found the page inside the file's part of the map,
+                // which the caller's transaction keeps mapped and unchanged.
+                let bytes = unsafe { std::slice::from_raw_parts(page.0 as *const u8, psize) };
+                check_leaf(bytes, page.1)?;
+            }
+            Ok(())
+        };
+        // A key LMDB handed out is always in its leaf.
+        if let Some(page) = key.and_then(|k| bounds.page_of(k.as_ptr() as usize)) {
+            leaf_checked(page)?;
+        }
+        let Some((start, number)) = bounds.page_of(value.as_ptr() as usize) else {
+            return Ok(());
+        };
+        // SAFETY: as above, for the header of the value's page.
+        let header = unsafe { std::slice::from_raw_parts(start as *const u8, PAGE_HEADER) };
+        let overflow = u16_at(header, 10) & P_OVERFLOW != 0;
+        if !overflow {
+            return leaf_checked((start, number));
+        }
+        let pages = u32::from_ne_bytes([header[12], header[13], header[14], header[15]]);
+        if value.as_ptr() as usize != start + PAGE_HEADER
+            || u64_at(header, 0) != number
+            || (pages as usize).saturating_mul(psize) < PAGE_HEADER + value.len()
+        {
+            return Err(format!(
+                "its value's overflow page {number} is not one LMDB wrote for it"
+            ));
+        }
+        Ok(())
+    })
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_ne_bytes(b)
+}
+
+fn check_leaf(page: &[u8], number: u64) -> Result<(), String> {
+    let psize = page.len();
+    let bad = |what: String| Err(format!("its leaf page {number} is damaged: {what}"));
+    if u64_at(page, 0) != number {
+        return bad(format!("it says it is page {}", u64_at(page, 0)));
+    }
+    let flags = u16_at(page, 10);
+    if flags & !0x10 != P_LEAF {
+        return bad(format!("its flags are {flags:#x}"));
+    }
+    let (lower, upper) = (usize::from(u16_at(page, 12)), usize::from(u16_at(page, 14)));
+    if lower < PAGE_HEADER || lower > upper || upper > psize || (lower - PAGE_HEADER) % 2 != 0 {
+        return bad(format!("its free space runs from {lower} to {upper}"));
+    }
+    let mut used = 0;
+    let mut last_key: Option<&[u8]> = None;
+    for k in 0..(lower - PAGE_HEADER) / 2 {
+        let at = usize::from(u16_at(page, PAGE_HEADER + 2 * k));
+        if at < upper || at + NODE_HEADER > psize {
+            return bad(format!("node {k} is at {at}, outside its nodes"));
+        }
+        let dsize = usize::from(u16_at(page, at)) | (usize::from(u16_at(page, at + 2)) << 16);
+        let nflags = u16_at(page, at + 4);
+        let ksize = usize::from(u16_at(page, at + 6));
+        let data = match nflags {
+            0 => dsize,
+            F_BIGDATA => 8,
+            other => return bad(format!("node {k} has flags {other:#x}")),
+        };
+        let size = NODE_HEADER + ksize + data;
+        if at + size > psize {
+            return bad(format!(
+                "node {k} of {size} bytes at {at} runs past the page"
+            ));
+        }
+        let key = &page[at + NODE_HEADER..at + NODE_HEADER + ksize];
+        if last_key.is_some_and(|last| key <= last) {
+            return bad(format!("the key of node {k} is out of order"));
+        }
+        last_key = Some(key);
+        used += size + (size & 1);
+    }
+    if used != psize - upper {
+        return bad(format!(
+            "its nodes take {used} bytes, but its free space ends at {upper}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]

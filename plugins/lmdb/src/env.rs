@@ -278,6 +278,9 @@ impl SharedEnv {
         let tables = open_tables(&env, &dir, found)?;
         let bounds = Arc::new(crate::bounds::MapBounds::new(&dir.join("data.mdb")));
         bounds.locate(&dir.join("data.mdb"));
+        if let Ok(stat) = read_txn(&env).and_then(|txn| tables.meta.stat(&txn)) {
+            bounds.set_page_size(stat.page_size as usize);
+        }
         let shared = Arc::new(SharedEnv {
             bounds,
             env,

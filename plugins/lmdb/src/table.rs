@@ -81,10 +81,11 @@ impl Table {
 
     /// Refuses a key or value that runs past the data file ([`crate::bounds`]): reading
     /// it would crash the process. `named` is the key the damage is reported under.
-    fn in_file(&self, named: &[u8], key: &[u8], value: &[u8]) -> Result<(), Failure> {
-        if crate::bounds::readable(key) && crate::bounds::readable(value) {
-            return Ok(());
+    fn in_file(&self, named: &[u8], key: Option<&[u8]>, value: &[u8]) -> Result<(), Failure> {
+        if key.is_none_or(crate::bounds::readable) && crate::bounds::readable(value) {
+            return crate::bounds::check_pages(key, value).map_err(|d| self.damaged(named, d));
         }
+        let key = key.unwrap_or_default();
         let named = if crate::bounds::readable(named) {
             named
         } else {
@@ -112,7 +113,7 @@ impl Table {
         match self.db.get(txn, key).doing(&self.reading())? {
             Some(value) => {
                 crate::trim::looked_up(Some(value));
-                self.in_file(key, key, value)?;
+                self.in_file(key, None, value)?;
                 open(self.name, key, value)
                     .map(Some)
                     .map_err(|d| self.damaged(key, d))
@@ -130,7 +131,7 @@ impl Table {
         let after = (Bound::Included(key), Bound::Unbounded);
         if let Some(entry) = self.db.range(txn, &after).doing(&self.reading())?.next() {
             let (k, v) = entry.doing(&self.reading())?;
-            self.in_file(key, k, v)?;
+            self.in_file(key, Some(k), v)?;
             if k == key {
                 return Err(self.damaged(
                     key,
@@ -148,7 +149,7 @@ impl Table {
             .next()
         {
             let (k, v) = entry.doing(&self.reading())?;
-            self.in_file(key, k, v)?;
+            self.in_file(key, Some(k), v)?;
             if k >= key {
                 return Err(self.damaged(
                     key,
@@ -321,7 +322,7 @@ impl<'t> Iterator for Entries<'t> {
             Err(e) => return Some(Err(e)),
         };
         self.seen += 1;
-        if let Err(e) = self.table.in_file(key, key, value) {
+        if let Err(e) = self.table.in_file(key, Some(key), value) {
             return Some(Err(e));
         }
         crate::trim::scanned(value);
