@@ -917,7 +917,13 @@ fn create_tables(
             create(t7)?,
             create(t8)?,
         ];
-        if new_store {
+        // Another process may have made the store since this one looked: only a store
+        // whose meta records are not there yet gets them (never a second next_job_id).
+        let unmade = tables[0]
+            .get(txn, keys::META_FORMAT_VERSION)
+            .doing("reading table meta")?
+            .is_none();
+        if new_store && unmade {
             for (key, body) in [
                 (keys::META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes()[..]),
                 (keys::META_NEXT_JOB_ID, &keys::job(0)[..]),
