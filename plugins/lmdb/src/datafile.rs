@@ -92,6 +92,34 @@ pub(crate) fn check(dir: &Path) -> Result<Found, StoreError> {
             )));
         }
     };
+    // Another process may be committing meanwhile: a meta page read while LMDB writes it
+    // can be torn. So a check that fails is made again a few times before it counts;
+    // damage fails every time.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match check_once(dir, &data, &mut file) {
+            Ok(meta) => return Ok(Found::Existing(meta)),
+            Err(e) if attempt < 5 => {
+                tracing::debug!(store = %dir.display(), error = %e, "checking the data file again");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads the meta pages, then the file's length (it only grows: a commit landing between
+/// the two makes it longer, never shorter than the meta pages say).
+fn check_once(dir: &Path, data: &Path, file: &mut std::fs::File) -> Result<Meta, StoreError> {
+    use std::io::Seek;
+    file.rewind()
+        .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", data.display())))?;
+    let mut head = Vec::new();
+    // Two meta pages of at most 64 KiB.
+    file.take(2 << 16)
+        .read_to_end(&mut head)
+        .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", data.display())))?;
     let size = file
         .metadata()
         .map_err(|e| StoreError::Io(format!("cannot read the size of {}: {e}", data.display())))?
@@ -107,12 +135,6 @@ pub(crate) fn check(dir: &Path) -> Result<Found, StoreError> {
             ),
         ));
     }
-    let mut head = Vec::new();
-    // Two meta pages of at most 64 KiB.
-    (&mut file)
-        .take(2 << 16)
-        .read_to_end(&mut head)
-        .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", data.display())))?;
     let meta = newer_meta(&head)
         .map_err(|what| damaged(dir, format!("{} ({size} bytes): {what}", data.display())))?;
     let needed = (meta.last_page + 1).saturating_mul(u64::from(meta.page_size));
@@ -128,7 +150,7 @@ pub(crate) fn check(dir: &Path) -> Result<Found, StoreError> {
             ),
         ));
     }
-    Ok(Found::Existing(meta))
+    Ok(meta)
 }
 
 /// The meta page LMDB would use, if both check out and agree.
