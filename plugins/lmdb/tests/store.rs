@@ -3635,3 +3635,71 @@ fn updating_units_at_full_scale() -> TestResult {
     );
     Ok(())
 }
+
+const FORMAT_2_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-v2");
+
+/// Opens a copy of the format-2 fixture in `dir` and checks it reads back as expected.
+fn check_format_2_store(dir: &Path) -> TestResult {
+    let expected: BTreeMap<JobId, Expected> = serde_json::from_str(&std::fs::read_to_string(
+        Path::new(FORMAT_2_FIXTURE).join("expected.json"),
+    )?)?;
+    assert_eq!(expected.len(), 4, "the fixture holds four jobs");
+    let store = LmdbStore::open(dir)?;
+    assert_eq!(store.describe()?.format_version, 3);
+    for (&id, e) in &expected {
+        assert_eq!(store.job(id)?.as_ref(), Some(&e.job), "job {id}");
+        assert_eq!(
+            store.subjobs(id, 0..u32::MAX)?,
+            e.subjobs,
+            "subjobs of {id}"
+        );
+    }
+    let mut units = Vec::new();
+    for e in expected.values() {
+        let backend = &e.job.spec.backend.kind;
+        if e.subjobs.is_empty() {
+            if e.job.status().is_active() {
+                units.push(ActiveUnit::of(e.job.job_ref(), backend, &e.job.run));
+            }
+        } else {
+            for sj in e.subjobs.iter().filter(|sj| sj.status().is_active()) {
+                units.push(ActiveUnit::of(
+                    JobRef::subjob(e.job.id, sj.index),
+                    backend,
+                    &sj.run,
+                ));
+            }
+        }
+    }
+    units.sort_by(|a, b| UnitCursor::after(a).cmp(&UnitCursor::after(b)));
+    assert_eq!(units.len(), 3);
+    assert_eq!(all_units(&store, 2)?, units);
+    assert_clean(&store)?;
+    // Writable as format 3: a unit moves on.
+    let unit = &units[0];
+    let outcome = store.update_units(&[UnitUpdate {
+        unit: unit.unit,
+        seen: unit.status,
+        run: unit.run,
+        change: UnitChange::to(Status::Running, at(100)),
+    }])?;
+    assert!(outcome.refused.is_empty(), "{:?}", outcome.refused);
+    assert_clean(&store)?;
+    Ok(())
+}
+
+#[test]
+fn a_format_2_store_is_upgraded_in_place_and_a_copy_is_kept() -> TestResult {
+    let dir = tmp();
+    std::fs::copy(
+        Path::new(FORMAT_2_FIXTURE).join("data.mdb"),
+        dir.path().join("data.mdb"),
+    )?;
+    check_format_2_store(dir.path())?;
+    // The copy kept before the upgrade is the whole format-2 store: it upgrades the same.
+    let kept = dir.path().join("data.mdb.v2-backup");
+    let again = tmp();
+    std::fs::copy(&kept, again.path().join("data.mdb"))?;
+    check_format_2_store(again.path())?;
+    Ok(())
+}
