@@ -216,7 +216,11 @@ fn check_leaf(page: &[u8], number: u64) -> Result<(), String> {
         return bad(format!("its flags are {flags:#x}"));
     }
     let (lower, upper) = (usize::from(u16_at(page, 12)), usize::from(u16_at(page, 14)));
-    if lower < PAGE_HEADER || lower > upper || upper > psize || (lower - PAGE_HEADER) % 2 != 0 {
+    if lower < PAGE_HEADER
+        || lower > upper
+        || upper > psize
+        || !(lower - PAGE_HEADER).is_multiple_of(2)
+    {
         return bad(format!("its free space runs from {lower} to {upper}"));
     }
     let mut used = 0;
