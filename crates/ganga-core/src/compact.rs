@@ -2433,3 +2433,128 @@ pub mod packed_summaries {
         Ok(entries)
     }
 }
+
+/// Serde for a list of [`crate::UnitUpdate`]s as one compact record (a CBOR byte
+/// string), for the protocol: a monitor's cycle sends a hundred thousand of them, which
+/// as serde maps with field names cost more to encode and decode than the store takes
+/// to apply them. Each update is `[job, subjob or null, seen, run, status or null, at,
+/// new_run, id, native_state, exit_code, reason, actual_ce, outputs or null]`.
+pub mod packed_unit_updates {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{CodecError, In, Out, get_exit_code, get_opt_text, put_opt_text, status};
+    use crate::{JobRef, Timestamp, UnitChange, UnitUpdate};
+
+    pub fn encode(updates: &[UnitUpdate]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(updates.len() * 48);
+        let mut out = Out::new(&mut buf);
+        out.array(updates.len());
+        for u in updates {
+            let c = &u.change;
+            out.array(13);
+            out.uint(u.unit.job);
+            match u.unit.subjob {
+                Some(i) => out.uint(u64::from(i)),
+                None => out.null(),
+            }
+            out.uint(u.seen.index() as u64);
+            out.uint(u64::from(u.run));
+            match c.status {
+                Some((s, at)) => {
+                    out.uint(s.index() as u64);
+                    out.int(at.as_millis());
+                }
+                None => {
+                    out.null();
+                    out.null();
+                }
+            }
+            out.bool(c.new_run);
+            put_opt_text(&mut out, &c.id);
+            put_opt_text(&mut out, &c.native_state);
+            match c.exit_code {
+                Some(code) => out.int(i64::from(code)),
+                None => out.null(),
+            }
+            put_opt_text(&mut out, &c.reason);
+            put_opt_text(&mut out, &c.actual_ce);
+            match &c.outputs {
+                Some(outputs) => out.texts(outputs.iter().map(String::as_str)),
+                None => out.null(),
+            }
+        }
+        buf
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Vec<UnitUpdate>, CodecError> {
+        let mut input = In::new(bytes);
+        let n = input.array("unit updates")?;
+        let mut updates = Vec::with_capacity(n);
+        for _ in 0..n {
+            if input.array("unit update")? != 13 {
+                return Err(CodecError::new("unit update: not 13 items"));
+            }
+            let job = input.uint("job")?;
+            let subjob = if input.is_null()? {
+                None
+            } else {
+                Some(input.small("subjob index")?)
+            };
+            let seen = status(input.uint("seen status")?)?;
+            let run = input.small("run")?;
+            let to = if input.is_null()? {
+                None
+            } else {
+                Some(status(input.uint("status")?)?)
+            };
+            let at = if input.is_null()? {
+                None
+            } else {
+                Some(Timestamp(input.int("time")?))
+            };
+            let status = match (to, at) {
+                (Some(s), Some(at)) => Some((s, at)),
+                (None, None) => None,
+                _ => return Err(CodecError::new("unit update: a status without its time")),
+            };
+            let new_run = input.bool("new run")?;
+            let id = get_opt_text(&mut input, "backend id")?;
+            let native_state = get_opt_text(&mut input, "native state")?;
+            let exit_code = get_exit_code(&mut input)?;
+            let reason = get_opt_text(&mut input, "reason")?;
+            let actual_ce = get_opt_text(&mut input, "actual CE")?;
+            let outputs = if input.is_null()? {
+                None
+            } else {
+                Some(input.texts("outputs")?)
+            };
+            updates.push(UnitUpdate {
+                unit: JobRef { job, subjob },
+                seen,
+                run,
+                change: UnitChange {
+                    status,
+                    new_run,
+                    id,
+                    native_state,
+                    exit_code,
+                    reason,
+                    actual_ce,
+                    outputs,
+                },
+            });
+        }
+        input.end("unit updates")?;
+        Ok(updates)
+    }
+
+    pub fn serialize<S: Serializer>(updates: &[UnitUpdate], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&encode(updates))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<UnitUpdate>, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        decode(&bytes).map_err(D::Error::custom)
+    }
+}

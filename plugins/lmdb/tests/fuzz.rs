@@ -154,6 +154,7 @@ fn decode_all(bytes: &[u8], dict: &Dictionary) {
     let _ = compact::decode_subjob(3, bytes, dict, Some(&item));
     let _ = compact::decode_subjob_run(bytes, dict);
     let _ = compact::decode_unit_entry(bytes);
+    let _ = compact::packed_unit_updates::decode(bytes);
     let _ = compact::split_items_of_encoded(bytes, &[0, 3, 19, 1000].into_iter().collect());
     if let Ok(batch) = SubjobBatch::decode(bytes) {
         let _ = batch.unpack();
@@ -241,6 +242,7 @@ fn the_valid_records_decode() {
             "dictionary" => Dictionary::decode_with_indices(bytes).is_ok_and(|(_, r)| r.is_some()),
             "unit" => compact::decode_unit_entry(bytes).is_ok(),
             "batch" => SubjobBatch::decode(bytes).is_ok_and(|b| b.unpack().is_ok()),
+            "updates" => compact::packed_unit_updates::decode(bytes).is_ok_and(|u| u.len() == 2),
             other => panic!("no check for {other}"),
         };
         assert!(ok, "the valid {kind} record does not decode");
