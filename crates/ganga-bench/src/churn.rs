@@ -1,13 +1,20 @@
-//! `churn`: status changes committed in batches, as the monitor records what backends
-//! said: each batch reads the subjobs it changes through the cache, moves each one legal
-//! step along its cycle (see [`generate::advance`]), and commits the changed subjobs with
-//! their masters, at the revisions read, in one commit.
+//! `churn`: status changes written in batches the way the monitor writes what backends
+//! said: each batch moves subjobs one legal step along their cycle (completed/failed ->
+//! submitting as a new run, -> submitted with a backend id and host, -> running, ->
+//! completing with an exit code, -> completed or failed) as [`UnitUpdate`]s naming the
+//! status and run the writer saw, and writes them all with one `Cache::update_units`
+//! (one store transaction, the rules applied by the store: the masters' counters and
+//! statuses follow). Which status and run each subjob has is read once before the timed
+//! work (the monitor has them from the index of active units it polls from).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use ganga_core::{Cache, Change, JobCache, JobId, Status, SubjobIndex, SummaryEntry, Timestamp};
+use ganga_core::{
+    Cache, JobCache, JobId, JobRef, Status, SubjobIndex, SummaryEntry, Timestamp, UnitChange,
+    UnitUpdate,
+};
 use serde::Serialize;
 
 use crate::generate::{self, Rng};
@@ -27,23 +34,34 @@ pub(crate) struct Plan {
 pub(crate) struct Churned {
     pub(crate) changes: u64,
     pub(crate) commits: u64,
-    /// Master visits: (batch, master) pairs, each one `PutJob` and one `PutSubjobs`.
+    /// Master visits: (batch, master) pairs, each one new revision of the master.
     pub(crate) job_puts: u64,
     /// The statuses the changed subjobs moved to.
     pub(crate) to_statuses: BTreeMap<String, u64>,
-    /// The whole loop: reading, changing and committing.
+    /// The whole loop: making the updates and writing them.
     pub(crate) work_secs: f64,
-    /// Reading masters and subjobs through the cache.
+    /// Making the updates (from what was read before the loop).
     pub(crate) read_secs: f64,
-    /// Inside `Cache::commit` (the store's commit, and the cache's bookkeeping).
+    /// Inside `Cache::update_units` (the store's transaction, and the cache forgetting
+    /// the jobs touched).
     pub(crate) commit_secs: f64,
     pub(crate) cache: CacheFigures,
+}
+
+/// What the churn knows of a subjob: its status, its run, and whether its last exit was
+/// a success.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    status: Status,
+    run: u32,
+    exit_ok: bool,
 }
 
 /// A split job and how its changes are spread over its subjobs.
 struct Master {
     id: JobId,
     subjobs: SubjobIndex,
+    seen: Vec<Seen>,
     /// Coprime with `subjobs`: consecutive change numbers land far apart.
     stride: u64,
     /// How many of its subjobs were changed so far.
@@ -60,6 +78,7 @@ impl Master {
         Master {
             id,
             subjobs,
+            seen: Vec::new(),
             stride,
             offset: 0,
         }
@@ -95,12 +114,70 @@ fn now_after(last: i64) -> Timestamp {
     Timestamp(clock.max(last + 1))
 }
 
+/// The update that moves a subjob one step along its cycle, and what it then is.
+fn step(
+    unit: JobRef,
+    seen: Seen,
+    now: Timestamp,
+    failed_percent: u32,
+    rng: &mut Rng,
+) -> (UnitUpdate, Seen) {
+    let mut next = seen;
+    let change = match seen.status {
+        Status::Completed | Status::Failed | Status::Killed => {
+            next.run += 1;
+            UnitChange {
+                new_run: true,
+                ..UnitChange::to(Status::Submitting, now)
+            }
+        }
+        Status::Submitting => UnitChange {
+            id: Some(generate::pgid(rng)),
+            actual_ce: Some(format!("wn{:02}.farm.example.org", rng.below(16))),
+            ..UnitChange::to(Status::Submitted, now)
+        },
+        Status::Submitted => UnitChange {
+            native_state: Some("running".to_owned()),
+            ..UnitChange::to(Status::Running, now)
+        },
+        Status::Running => {
+            let exit = i32::from(rng.percent(failed_percent));
+            next.exit_ok = exit == 0;
+            UnitChange {
+                native_state: Some(format!("exited {exit}")),
+                exit_code: Some(exit),
+                ..UnitChange::to(Status::Completing, now)
+            }
+        }
+        // Completing, and anything the workload does not make (new...): ended.
+        _ => UnitChange {
+            outputs: Some(vec!["stdout".to_owned()]),
+            ..UnitChange::to(
+                if seen.exit_ok {
+                    Status::Completed
+                } else {
+                    Status::Failed
+                },
+                now,
+            )
+        },
+    };
+    next.status = change.status.map_or(seen.status, |(s, _)| s);
+    let update = UnitUpdate {
+        unit,
+        seen: seen.status,
+        run: seen.run,
+        change,
+    };
+    (update, next)
+}
+
 pub(crate) fn churn(cache: &JobCache, plan: Plan) -> anyhow::Result<Churned> {
     if plan.batch == 0 || plan.jobs_per_batch == 0 {
         bail!("churn: --batch and --jobs-per-batch must be at least 1");
     }
     // Setup, not timed: which jobs have subjobs, from the store's summaries (not through
-    // the cache, which starts empty).
+    // the cache, which starts empty), and each subjob's status and run.
     let mut masters = Vec::new();
     let mut from = 0;
     loop {
@@ -118,6 +195,26 @@ pub(crate) fn churn(cache: &JobCache, plan: Plan) -> anyhow::Result<Churned> {
     }
     if masters.is_empty() {
         bail!("churn: the store has no job with subjobs");
+    }
+    for m in &mut masters {
+        m.seen = cache
+            .store()
+            .subjobs(m.id, 0..m.subjobs)?
+            .iter()
+            .map(|sj| Seen {
+                status: sj.status(),
+                run: sj.run.submit_count,
+                exit_ok: sj.run.backend.exit_code == Some(0),
+            })
+            .collect();
+        if m.seen.len() != m.subjobs as usize {
+            bail!(
+                "job {} has {} subjobs, not {}",
+                m.id,
+                m.seen.len(),
+                m.subjobs
+            );
+        }
     }
 
     let mut rng = Rng::new(0x0063_6875_726e);
@@ -144,55 +241,53 @@ pub(crate) fn churn(cache: &JobCache, plan: Plan) -> anyhow::Result<Churned> {
             .min(size);
         let now = now_after(last_now);
         last_now = now.as_millis();
-        let mut changes = Vec::with_capacity(2 * jobs_here as usize);
-        let mut batch_changes = 0;
+        let t = Instant::now();
+        let mut updates = Vec::with_capacity(size as usize);
         for slot in 0..jobs_here {
             let k = size / jobs_here + u64::from(slot < size % jobs_here);
             let at = cursor % masters.len();
             let master = &mut masters[at];
             cursor += 1;
-            let id = master.id;
-            let t = Instant::now();
-            let mut job = cache
-                .job(id)?
-                .with_context(|| format!("job {id} vanished"))?
-                .as_ref()
-                .clone();
-            let mut subjobs = Vec::new();
             let mut indices = master.next_indices(k);
-            // In index order, as the monitor reads them: neighbours share a cache page.
+            // In index order, as the monitor reads them from its index.
             indices.sort_unstable();
             for index in indices {
-                let sj = cache
-                    .subjobs(id, index..index + 1)?
-                    .pop()
-                    .with_context(|| format!("subjob {id}.{index} is missing"))?;
-                subjobs.push(sj);
+                let seen = master.seen[index as usize];
+                let (update, next) = step(
+                    JobRef::subjob(master.id, index),
+                    seen,
+                    now,
+                    plan.failed_percent,
+                    &mut rng,
+                );
+                master.seen[index as usize] = next;
+                to_counts[next.status.index()] += 1;
+                updates.push(update);
             }
-            read_time += t.elapsed();
-            for sj in &mut subjobs {
-                generate::advance(&mut job, sj, now, plan.failed_percent, &mut rng)?;
-                to_counts[sj.status().index()] += 1;
-            }
-            batch_changes += subjobs.len() as u64;
-            changes.push(Change::PutJob(job));
-            changes.push(Change::PutSubjobs { job: id, subjobs });
         }
+        read_time += t.elapsed();
         let t = Instant::now();
-        let committed = cache.commit(changes).context("committing a batch")?;
+        let outcome = cache.update_units(&updates).context("writing a batch")?;
         commit_time += t.elapsed();
-        if committed.len() as u64 != jobs_here {
+        if let Some((unit, why)) = outcome.refused.first() {
             bail!(
-                "a commit of {jobs_here} masters reported {} new revisions",
-                committed.len()
+                "{} of {} updates were refused, the first ({unit}) because {why}",
+                outcome.refused.len(),
+                updates.len()
+            );
+        }
+        if outcome.committed.len() as u64 != jobs_here {
+            bail!(
+                "a batch over {jobs_here} masters reported {} new revisions",
+                outcome.committed.len()
             );
         }
         out.commits += 1;
         out.job_puts += jobs_here;
-        if batch_changes == 0 {
+        if updates.is_empty() {
             bail!("churn: a batch changed nothing");
         }
-        out.changes += batch_changes;
+        out.changes += updates.len() as u64;
     }
     out.work_secs = work.elapsed().as_secs_f64();
     out.read_secs = read_time.as_secs_f64();
@@ -215,5 +310,38 @@ mod tests {
         assert_eq!(seen.len(), 1000);
         let mut small = Master::new(8, 3);
         assert_eq!(small.next_indices(5).len(), 3);
+    }
+
+    #[test]
+    fn steps_go_round_the_cycle_and_follow_the_rules() {
+        let (mut job, mut subjobs) =
+            generate::split_job(1, 4, 0, generate::created_at(1)).expect("a legal run");
+        let mut rng = Rng::new(9);
+        let sj = &mut subjobs[2];
+        let mut seen = Seen {
+            status: sj.status(),
+            run: sj.run.submit_count,
+            exit_ok: true,
+        };
+        let mut statuses = Vec::new();
+        for k in 0..10 {
+            let now = Timestamp(generate::T0 + 10_000_000 + k);
+            let (update, next) = step(JobRef::subjob(1, 2), seen, now, 0, &mut rng);
+            job.apply_unit_update(Some(sj), &update)
+                .expect("a legal step");
+            assert_eq!((sj.status(), sj.run.submit_count), (next.status, next.run));
+            seen = next;
+            statuses.push(sj.status());
+        }
+        use Status::*;
+        assert_eq!(
+            statuses,
+            [
+                Submitting, Submitted, Running, Completing, Completed, Submitting, Submitted,
+                Running, Completing, Completed
+            ]
+        );
+        assert_eq!(job.subjobs.get(Completed), 4);
+        assert_eq!(sj.run.submit_count, 3);
     }
 }

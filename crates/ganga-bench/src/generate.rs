@@ -244,55 +244,6 @@ pub(crate) fn plain_job(
     Ok(job)
 }
 
-/// Moves one subjob one step along the cycle a resubmitted subjob goes through, as the
-/// monitor would record it: completed/failed/killed -> submitting (resubmit) ->
-/// submitted -> running -> completing -> completed or failed. Every step is a legal
-/// transition and keeps the master's counters and derived status.
-pub(crate) fn advance(
-    job: &mut Job,
-    sj: &mut Subjob,
-    now: Timestamp,
-    failed_percent: u32,
-    rng: &mut Rng,
-) -> Result<(), LifecycleError> {
-    match sj.status() {
-        Status::Completed | Status::Failed | Status::Killed => {
-            job.begin_resubmit_subjob(sj, now)?;
-        }
-        Status::Submitting => {
-            job.set_subjob_status(sj, Status::Submitted, now)?;
-            sj.run.backend.id = Some(pgid(rng));
-            sj.run.backend.actual_ce = Some(host(rng));
-        }
-        Status::Submitted => {
-            job.set_subjob_status(sj, Status::Running, now)?;
-            sj.run.backend.native_state = Some("running".to_owned());
-        }
-        Status::Running => {
-            let exit = i32::from(rng.percent(failed_percent));
-            job.set_subjob_status(sj, Status::Completing, now)?;
-            sj.run.backend.native_state = Some(format!("exited {exit}"));
-            sj.run.backend.exit_code = Some(exit);
-        }
-        Status::Completing => {
-            let end = if sj.run.backend.exit_code == Some(0) {
-                Status::Completed
-            } else {
-                Status::Failed
-            };
-            job.set_subjob_status(sj, end, now)?;
-            sj.run.outputs = vec!["stdout".to_owned()];
-        }
-        // Not reached by the workload (new, frozen, unknown...): a step back to the start
-        // of the cycle, which the transition table refuses for all but `new`.
-        _ => {
-            job.set_subjob_status(sj, Status::Submitting, now)?;
-            sj.run.submit_count += 1;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,29 +268,6 @@ mod tests {
             Status::Completed
         };
         assert_eq!(job.status(), expected);
-    }
-
-    #[test]
-    fn advancing_goes_round_the_cycle_with_legal_steps() {
-        let (mut job, mut subjobs) = split_job(1, 4, 0, created_at(1)).expect("a legal run");
-        let mut rng = Rng::new(9);
-        let sj = &mut subjobs[2];
-        let mut seen = Vec::new();
-        for step in 0..10 {
-            advance(&mut job, sj, Timestamp(T0 + 10_000_000 + step), 0, &mut rng)
-                .expect("a legal step");
-            seen.push(sj.status());
-        }
-        use Status::*;
-        assert_eq!(
-            seen,
-            [
-                Submitting, Submitted, Running, Completing, Completed, Submitting, Submitted,
-                Running, Completing, Completed
-            ]
-        );
-        assert_eq!(job.subjobs.get(Completed), 4);
-        assert_eq!(sj.run.submit_count, 3);
     }
 
     #[test]

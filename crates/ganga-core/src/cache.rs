@@ -70,6 +70,15 @@ pub trait Cache: Send + Sync {
     /// Writes changes to the store in one commit and brings memory up to date.
     fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError>;
 
+    /// Applies changes to units through the store ([`Store::update_units`]: written
+    /// through at once, in one transaction) and forgets what memory holds of every job
+    /// they touched, so that the next read sees the store. A job with changes staged is
+    /// left alone: its flush meets the new revision and reports the conflict.
+    fn update_units(
+        &self,
+        updates: &[crate::UnitUpdate],
+    ) -> Result<crate::UnitsUpdated, StoreError>;
+
     /// Applies changes to memory now and to the store at the next flush. A job staged
     /// twice keeps the revision it was first read at.
     fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError>;
@@ -607,6 +616,22 @@ impl Cache for JobCache {
                 Err(e)
             }
         }
+    }
+
+    fn update_units(
+        &self,
+        updates: &[crate::UnitUpdate],
+    ) -> Result<crate::UnitsUpdated, StoreError> {
+        let result = self.store.update_units(updates);
+        // Forgotten whatever the outcome: after a failure memory may be stale too.
+        let touched: BTreeSet<JobId> = updates.iter().map(|u| u.unit.job).collect();
+        let staged = self.staged();
+        for id in touched {
+            if !staged.contains_key(&id) {
+                self.drop_entries(id);
+            }
+        }
+        result
     }
 
     fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError> {

@@ -490,6 +490,82 @@ impl Dictionary {
         buf
     }
 
+    /// The dictionary as a store keeps it, with which subjob indices the job has records
+    /// for, as inclusive ranges (sorted, apart): `[base, [strings…], [first, last, …]]`.
+    /// Readers of the plain dictionary skip the ranges.
+    pub fn encode_with_indices(&self, ranges: &[(SubjobIndex, SubjobIndex)]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(
+            24 + ranges.len() * 10 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>(),
+        );
+        let mut out = Out::new(&mut buf);
+        out.array(3);
+        out.int(self.base);
+        out.texts(self.strings.iter().map(String::as_str));
+        out.array(ranges.len() * 2);
+        for &(first, last) in ranges {
+            out.uint(u64::from(first));
+            out.uint(u64::from(last));
+        }
+        buf
+    }
+
+    /// A dictionary written by [`Dictionary::encode_with_indices`], and its ranges of
+    /// indices (`None` if it has none: written by [`Dictionary::encode`]).
+    #[allow(clippy::type_complexity)]
+    pub fn decode_with_indices(
+        bytes: &[u8],
+    ) -> Result<(Dictionary, Option<Vec<(SubjobIndex, SubjobIndex)>>)> {
+        let mut input = In::new(bytes);
+        let mut f = Fields::open(&mut input, "dictionary")?;
+        let base = match f.next() {
+            Some(i) => i.int("dictionary base")?,
+            None => 0,
+        };
+        let strings = match f.next() {
+            Some(i) => i.texts("dictionary strings")?,
+            None => Vec::new(),
+        };
+        let ranges = match f.next() {
+            None => None,
+            Some(i) => {
+                let n = i.array("subjob indices")?;
+                if n % 2 != 0 {
+                    return Err(CodecError::new("subjob indices: an odd number of bounds"));
+                }
+                let mut ranges: Vec<(SubjobIndex, SubjobIndex)> = Vec::with_capacity(n / 2);
+                for _ in 0..n / 2 {
+                    let first = i.small("subjob index")?;
+                    let last = i.small("subjob index")?;
+                    let apart = ranges
+                        .last()
+                        .is_none_or(|&(_, prev)| u64::from(first) > u64::from(prev) + 1);
+                    if first > last || !apart {
+                        return Err(CodecError::new(
+                            "subjob indices: ranges out of order or touching",
+                        ));
+                    }
+                    ranges.push((first, last));
+                }
+                Some(ranges)
+            }
+        };
+        f.close()?;
+        input.end("dictionary")?;
+        let index = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        Ok((
+            Dictionary {
+                base,
+                strings,
+                index,
+            },
+            ranges,
+        ))
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Dictionary> {
         let mut input = In::new(bytes);
         let mut f = Fields::open(&mut input, "dictionary")?;
@@ -745,11 +821,49 @@ pub fn encode_subjob(
     split_item: Option<&[Override]>,
     buf: &mut Vec<u8>,
 ) {
-    let run = &sj.run;
+    put_subjob(
+        buf,
+        &sj.run,
+        dict,
+        OverridesItem::Spelled {
+            overrides: &sj.overrides,
+            split_item,
+        },
+    );
+}
+
+/// A subjob record's overrides (its item 9) as stored: a CBOR item, `true` (its master's
+/// split item) or an array; `None` when the record leaves the item out (no overrides).
+/// Kept as bytes so that a record can be written again with a new run state without its
+/// overrides (or its master's splitter) ever being decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawOverrides<'a>(Option<&'a [u8]>);
+
+impl RawOverrides<'_> {
+    /// Whether the record has overrides (its item is neither absent nor an empty array).
+    fn is_empty(&self) -> bool {
+        matches!(self.0, None | Some([0x80]))
+    }
+}
+
+/// How [`put_subjob`] writes the overrides.
+enum OverridesItem<'a> {
+    Spelled {
+        overrides: &'a [Override],
+        split_item: Option<&'a [Override]>,
+    },
+    Raw(RawOverrides<'a>),
+}
+
+fn put_subjob(buf: &mut Vec<u8>, run: &RunState, dict: &mut Dictionary, overrides: OverridesItem) {
     let b = &run.backend;
+    let has_overrides = match &overrides {
+        OverridesItem::Spelled { overrides, .. } => !overrides.is_empty(),
+        OverridesItem::Raw(raw) => !raw.is_empty(),
+    };
     let len = if run.auto_resubmits > 0 {
         11
-    } else if !sj.overrides.is_empty() {
+    } else if has_overrides {
         10
     } else if !run.outputs.is_empty() {
         9
@@ -793,15 +907,116 @@ pub fn encode_subjob(
         put_outputs(&mut out, dict, &run.outputs);
     }
     if len > 9 {
-        if split_item == Some(&sj.overrides[..]) {
-            out.bool(true);
-        } else {
-            put_overrides(&mut out, dict, &sj.overrides);
+        match overrides {
+            OverridesItem::Spelled {
+                overrides,
+                split_item,
+            } => {
+                if split_item == Some(overrides) {
+                    out.bool(true);
+                } else {
+                    put_overrides(&mut out, dict, overrides);
+                }
+            }
+            OverridesItem::Raw(RawOverrides(Some(raw))) => {
+                // Invariant: writing into a Vec<u8> cannot fail.
+                ciborium_io::Write::write_all(&mut out.0, raw)
+                    .expect("writing to a Vec never fails");
+            }
+            OverridesItem::Raw(RawOverrides(None)) => out.array(0),
         }
     }
     if len > 10 {
         out.uint(u64::from(run.auto_resubmits));
     }
+}
+
+/// A subjob record's run state, and its overrides as stored ([`RawOverrides`]): what a
+/// store needs to apply a change of status to a subjob and write it back with
+/// [`encode_subjob_run`], without decoding the overrides or its master's splitter.
+pub fn decode_subjob_run<'a>(
+    bytes: &'a [u8],
+    dict: &Dictionary,
+) -> Result<(RunState, RawOverrides<'a>)> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "subjob")?;
+    let status = match f.next() {
+        Some(i) => status(i.uint("status")?)?,
+        None => return Err(CodecError::new("subjob: no status")),
+    };
+    let mut run = RunState {
+        status,
+        times: StatusTimes::default(),
+        submit_count: 0,
+        auto_resubmits: 0,
+        backend: BackendInfo::default(),
+        outputs: Vec::new(),
+    };
+    let mut raw = None;
+    get_run_fields(&mut f, &mut run, dict)?;
+    if let Some(i) = f.next() {
+        let start = i.dec.offset();
+        match i.header()? {
+            Header::Simple(ciborium_ll::simple::TRUE) => {}
+            h => {
+                i.dec.push(h);
+                // Checked as overrides, so that what is copied back is a valid item.
+                get_overrides(i, dict)?;
+            }
+        }
+        let end = i.dec.offset();
+        raw = Some(
+            bytes
+                .get(start..end)
+                .ok_or_else(|| CodecError::new("subjob: overrides beyond the record"))?,
+        );
+    }
+    if let Some(i) = f.next() {
+        run.auto_resubmits = i.small("automatic resubmissions")?;
+    }
+    f.close()?;
+    input.end("subjob")?;
+    Ok((run, RawOverrides(raw)))
+}
+
+/// A subjob record with this run state and the overrides of the record they came from
+/// ([`decode_subjob_run`]), against the same dictionary (which may grow).
+pub fn encode_subjob_run(
+    run: &RunState,
+    overrides: RawOverrides<'_>,
+    dict: &mut Dictionary,
+    buf: &mut Vec<u8>,
+) {
+    put_subjob(buf, run, dict, OverridesItem::Raw(overrides));
+}
+
+/// Items 1 to 8 of a subjob record (those present) into `run`.
+fn get_run_fields(f: &mut Fields<'_, '_>, run: &mut RunState, dict: &Dictionary) -> Result<()> {
+    if let Some(i) = f.next() {
+        run.submit_count = i.small("submit count")?;
+    }
+    if let Some(i) = f.next() {
+        run.times = get_times(i, dict.base)?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.id = get_backend_id(i)?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.exit_code = get_exit_code(i)?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.native_state = get_ref(i, dict, "native state")?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.reason = get_ref(i, dict, "reason")?;
+    }
+    if let Some(i) = f.next() {
+        run.backend.actual_ce = get_ref(i, dict, "actual CE")?;
+    }
+    if let Some(i) = f.next() {
+        run.outputs = get_outputs(i, dict)?;
+    }
+    Ok(())
 }
 
 /// What a master's splitter gives each subjob in `range` (empty without a splitter, or
@@ -853,30 +1068,7 @@ fn decode_subjob_with(
         outputs: Vec::new(),
     };
     let mut overrides = Vec::new();
-    if let Some(i) = f.next() {
-        run.submit_count = i.small("submit count")?;
-    }
-    if let Some(i) = f.next() {
-        run.times = get_times(i, dict.base)?;
-    }
-    if let Some(i) = f.next() {
-        run.backend.id = get_backend_id(i)?;
-    }
-    if let Some(i) = f.next() {
-        run.backend.exit_code = get_exit_code(i)?;
-    }
-    if let Some(i) = f.next() {
-        run.backend.native_state = get_ref(i, dict, "native state")?;
-    }
-    if let Some(i) = f.next() {
-        run.backend.reason = get_ref(i, dict, "reason")?;
-    }
-    if let Some(i) = f.next() {
-        run.backend.actual_ce = get_ref(i, dict, "actual CE")?;
-    }
-    if let Some(i) = f.next() {
-        run.outputs = get_outputs(i, dict)?;
-    }
+    get_run_fields(&mut f, &mut run, dict)?;
     if let Some(i) = f.next() {
         overrides = match i.header()? {
             Header::Simple(ciborium_ll::simple::TRUE) => split_item()?.ok_or_else(|| {
@@ -1012,7 +1204,7 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job> {
         .next()
         .ok_or_else(|| CodecError::new("job: no revision"))?
         .uint("revision")?;
-    let spec = get_spec(f.next().ok_or_else(|| CodecError::new("job: no spec"))?)?;
+    let (spec, _) = get_spec(f.next().ok_or_else(|| CodecError::new("job: no spec"))?)?;
     let run = get_run(
         f.next()
             .ok_or_else(|| CodecError::new("job: no run state"))?,
@@ -1093,13 +1285,21 @@ pub fn decode_state(bytes: &[u8]) -> Result<JobState> {
     })
 }
 
-/// A job's spec without its splitter (the splitter is [`encode_splitter`]'s).
+/// A job's spec without its splitter (the splitter is [`encode_splitter`]'s). In the
+/// splitter's place it says whether the job has one (`true`, kept apart) or not (`null`),
+/// so that a splitter record that went missing is noticed ([`decode_spec_apart`]).
 pub fn encode_spec(spec: &JobSpec, buf: &mut Vec<u8>) {
     let mut out = Out::new(buf);
     put_spec(&mut out, spec, None);
 }
 
 pub fn decode_spec(bytes: &[u8]) -> Result<JobSpec> {
+    decode_spec_apart(bytes).map(|(spec, _)| spec)
+}
+
+/// A spec as [`decode_spec`], and whether it says its job has a splitter kept apart
+/// (records written before it said so say `false`).
+pub fn decode_spec_apart(bytes: &[u8]) -> Result<(JobSpec, bool)> {
     let mut input = In::new(bytes);
     let spec = get_spec(&mut input)?;
     input.end("spec")?;
@@ -1175,9 +1375,14 @@ impl JobRecord {
             move |e| CodecError::new(format!("its {part}: {e}"))
         }
         let state = decode_state(&self.state).map_err(named("state"))?;
-        let spec = decode_spec(&self.spec).map_err(named("spec"))?;
+        let (spec, apart) = decode_spec_apart(&self.spec).map_err(named("spec"))?;
         let splitter = match &self.splitter {
             Some(bytes) => decode_splitter(bytes).map_err(named("splitter"))?,
+            None if apart => {
+                return Err(CodecError::new(
+                    "its spec says it has a splitter, but no splitter record came with it",
+                ));
+            }
             None => None,
         };
         Ok(job_from_parts(id, state, spec, splitter))
@@ -1484,7 +1689,12 @@ fn put_spec(out: &mut Out<'_>, spec: &JobSpec, splitter: Option<&Splitter>) {
         .collect();
     out.texts(inputs.iter().map(String::as_str));
     out.texts(spec.output_files.iter().map(String::as_str));
-    put_splitter(out, splitter);
+    match (splitter, &spec.splitter) {
+        (Some(s), _) => put_splitter(out, Some(s)),
+        // Kept apart: say that there is one.
+        (None, Some(_)) => out.bool(true),
+        (None, None) => out.null(),
+    }
     if let Some(policy) = &spec.auto_resubmit {
         out.array(2);
         out.uint(u64::from(policy.max_attempts));
@@ -1550,7 +1760,8 @@ fn get_splitter(i: &mut In<'_>) -> Result<Option<Splitter>> {
     })
 }
 
-fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
+/// A spec, and whether its splitter is kept apart (`true` in its place).
+fn get_spec(input: &mut In<'_>) -> Result<(JobSpec, bool)> {
     let mut f = Fields::open(input, "spec")?;
     let name = f.need("name")?.text("name")?;
     let comment = f.need("comment")?.text("comment")?;
@@ -1581,7 +1792,14 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
         .map(PathBuf::from)
         .collect();
     let output_files = f.need("output files")?.texts("output files")?;
-    let splitter = get_splitter(f.need("splitter")?)?;
+    let i = f.need("splitter")?;
+    let (splitter, apart) = match i.header()? {
+        Header::Simple(ciborium_ll::simple::TRUE) => (None, true),
+        h => {
+            i.dec.push(h);
+            (get_splitter(i)?, false)
+        }
+    };
     let auto_resubmit = match f.next() {
         None => None,
         Some(i) => {
@@ -1603,15 +1821,111 @@ fn get_spec(input: &mut In<'_>) -> Result<JobSpec> {
         }
     };
     f.close()?;
-    Ok(JobSpec {
-        name,
-        comment,
-        application,
-        backend: BackendConfig { kind, options },
-        input_files,
-        output_files,
-        splitter,
-        auto_resubmit,
+    Ok((
+        JobSpec {
+            name,
+            comment,
+            application,
+            backend: BackendConfig { kind, options },
+            input_files,
+            output_files,
+            splitter,
+            auto_resubmit,
+        },
+        apart,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Entries of a store's index of active units.
+// ---------------------------------------------------------------------------------------
+
+/// What a store's index of active units holds of a unit (its key holds the backend and
+/// the unit): what [`crate::ActiveUnit`] carries besides those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitEntry {
+    pub status: Status,
+    /// The submit count.
+    pub run: u32,
+    pub id: Option<String>,
+    pub native_state: Option<String>,
+    /// When the unit entered its status.
+    pub since: Option<Timestamp>,
+}
+
+impl UnitEntry {
+    /// The entry of a unit with this run state.
+    pub fn of(run: &RunState) -> UnitEntry {
+        UnitEntry {
+            status: run.status,
+            run: run.submit_count,
+            id: run.backend.id.clone(),
+            native_state: run.backend.native_state.clone(),
+            since: run.times.get(run.status),
+        }
+    }
+}
+
+/// `[status, run, backend id, native state, since]`, trailing empty items left out; the
+/// backend id as in subjob records (a decimal number as a number), the rest inline.
+pub fn encode_unit_entry(run: &RunState, buf: &mut Vec<u8>) {
+    let since = run.times.get(run.status);
+    let b = &run.backend;
+    let len = if since.is_some() {
+        5
+    } else if b.native_state.is_some() {
+        4
+    } else if b.id.is_some() {
+        3
+    } else {
+        2
+    };
+    let mut out = Out::new(buf);
+    out.array(len);
+    out.uint(run.status.index() as u64);
+    out.uint(u64::from(run.submit_count));
+    if len > 2 {
+        put_backend_id(&mut out, &b.id);
+    }
+    if len > 3 {
+        put_opt_text(&mut out, &b.native_state);
+    }
+    if let Some(t) = since {
+        out.int(t.as_millis());
+    }
+}
+
+pub fn decode_unit_entry(bytes: &[u8]) -> Result<UnitEntry> {
+    let mut input = In::new(bytes);
+    let mut f = Fields::open(&mut input, "unit entry")?;
+    let status = status(f.need("status")?.uint("status")?)?;
+    let run = f.need("run")?.small("run")?;
+    let id = match f.next() {
+        Some(i) => get_backend_id(i)?,
+        None => None,
+    };
+    let native_state = match f.next() {
+        Some(i) => get_opt_text(i, "native state")?,
+        None => None,
+    };
+    let since = match f.next() {
+        Some(i) => {
+            if i.is_null()? {
+                None
+            } else {
+                Some(Timestamp(i.int("since")?))
+            }
+        }
+        None => None,
+    };
+    f.close()?;
+    input.end("unit entry")?;
+    Ok(UnitEntry {
+        status,
+        run,
+        id,
+        native_state,
+        since,
     })
 }
 
@@ -2117,5 +2431,130 @@ pub mod packed_summaries {
         }
         input.end("summaries").map_err(D::Error::custom)?;
         Ok(entries)
+    }
+}
+
+/// Serde for a list of [`crate::UnitUpdate`]s as one compact record (a CBOR byte
+/// string), for the protocol: a monitor's cycle sends a hundred thousand of them, which
+/// as serde maps with field names cost more to encode and decode than the store takes
+/// to apply them. Each update is `[job, subjob or null, seen, run, status or null, at,
+/// new_run, id, native_state, exit_code, reason, actual_ce, outputs or null]`.
+pub mod packed_unit_updates {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{CodecError, In, Out, get_exit_code, get_opt_text, put_opt_text, status};
+    use crate::{JobRef, Timestamp, UnitChange, UnitUpdate};
+
+    pub fn encode(updates: &[UnitUpdate]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(updates.len() * 48);
+        let mut out = Out::new(&mut buf);
+        out.array(updates.len());
+        for u in updates {
+            let c = &u.change;
+            out.array(13);
+            out.uint(u.unit.job);
+            match u.unit.subjob {
+                Some(i) => out.uint(u64::from(i)),
+                None => out.null(),
+            }
+            out.uint(u.seen.index() as u64);
+            out.uint(u64::from(u.run));
+            match c.status {
+                Some((s, at)) => {
+                    out.uint(s.index() as u64);
+                    out.int(at.as_millis());
+                }
+                None => {
+                    out.null();
+                    out.null();
+                }
+            }
+            out.bool(c.new_run);
+            put_opt_text(&mut out, &c.id);
+            put_opt_text(&mut out, &c.native_state);
+            match c.exit_code {
+                Some(code) => out.int(i64::from(code)),
+                None => out.null(),
+            }
+            put_opt_text(&mut out, &c.reason);
+            put_opt_text(&mut out, &c.actual_ce);
+            match &c.outputs {
+                Some(outputs) => out.texts(outputs.iter().map(String::as_str)),
+                None => out.null(),
+            }
+        }
+        buf
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Vec<UnitUpdate>, CodecError> {
+        let mut input = In::new(bytes);
+        let n = input.array("unit updates")?;
+        let mut updates = Vec::with_capacity(n);
+        for _ in 0..n {
+            if input.array("unit update")? != 13 {
+                return Err(CodecError::new("unit update: not 13 items"));
+            }
+            let job = input.uint("job")?;
+            let subjob = if input.is_null()? {
+                None
+            } else {
+                Some(input.small("subjob index")?)
+            };
+            let seen = status(input.uint("seen status")?)?;
+            let run = input.small("run")?;
+            let to = if input.is_null()? {
+                None
+            } else {
+                Some(status(input.uint("status")?)?)
+            };
+            let at = if input.is_null()? {
+                None
+            } else {
+                Some(Timestamp(input.int("time")?))
+            };
+            let status = match (to, at) {
+                (Some(s), Some(at)) => Some((s, at)),
+                (None, None) => None,
+                _ => return Err(CodecError::new("unit update: a status without its time")),
+            };
+            let new_run = input.bool("new run")?;
+            let id = get_opt_text(&mut input, "backend id")?;
+            let native_state = get_opt_text(&mut input, "native state")?;
+            let exit_code = get_exit_code(&mut input)?;
+            let reason = get_opt_text(&mut input, "reason")?;
+            let actual_ce = get_opt_text(&mut input, "actual CE")?;
+            let outputs = if input.is_null()? {
+                None
+            } else {
+                Some(input.texts("outputs")?)
+            };
+            updates.push(UnitUpdate {
+                unit: JobRef { job, subjob },
+                seen,
+                run,
+                change: UnitChange {
+                    status,
+                    new_run,
+                    id,
+                    native_state,
+                    exit_code,
+                    reason,
+                    actual_ce,
+                    outputs,
+                },
+            });
+        }
+        input.end("unit updates")?;
+        Ok(updates)
+    }
+
+    pub fn serialize<S: Serializer>(updates: &[UnitUpdate], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&encode(updates))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<UnitUpdate>, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        decode(&bytes).map_err(D::Error::custom)
     }
 }

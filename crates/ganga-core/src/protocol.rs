@@ -97,7 +97,7 @@ pub enum StoreRequest {
         after: Option<UnitCursor>,
         limit: u32,
     },
-    UpdateUnits(Vec<UnitUpdate>),
+    UpdateUnits(#[serde(with = "crate::compact::packed_unit_updates")] Vec<UnitUpdate>),
     Backup(PathBuf),
     Check,
     Dump,

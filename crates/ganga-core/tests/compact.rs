@@ -546,3 +546,48 @@ fn split_items_read_from_an_encoded_splitter_are_the_splitters_own() {
     encode_splitter(None, &mut none);
     assert!(split_items_of_encoded(&none, &wanted).unwrap().is_empty());
 }
+
+#[test]
+fn unit_updates_cross_the_boundary_as_one_compact_record() {
+    use ganga_core::compact::packed_unit_updates;
+    use ganga_core::{JobRef, Status, Timestamp, UnitChange, UnitUpdate};
+    let updates = vec![
+        UnitUpdate {
+            unit: JobRef::subjob(7, 3),
+            seen: Status::Submitted,
+            run: 2,
+            change: UnitChange {
+                native_state: Some("RUNNING".to_owned()),
+                ..UnitChange::to(Status::Running, Timestamp(1_700_000_000_123))
+            },
+        },
+        UnitUpdate {
+            unit: JobRef::job(8),
+            seen: Status::Failed,
+            run: 1,
+            change: UnitChange {
+                new_run: true,
+                id: Some("x-1".to_owned()),
+                exit_code: Some(-3),
+                reason: Some("why".to_owned()),
+                actual_ce: Some("ce".to_owned()),
+                outputs: Some(vec!["a".to_owned(), String::new()]),
+                ..UnitChange::to(Status::Submitting, Timestamp(-5))
+            },
+        },
+        UnitUpdate {
+            unit: JobRef::job(9),
+            seen: Status::Running,
+            run: 0,
+            change: UnitChange::default(),
+        },
+    ];
+    let bytes = packed_unit_updates::encode(&updates);
+    assert_eq!(packed_unit_updates::decode(&bytes), Ok(updates.clone()));
+    for cut in 0..bytes.len() {
+        assert!(
+            packed_unit_updates::decode(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+}

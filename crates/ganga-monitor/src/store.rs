@@ -161,18 +161,7 @@ impl StoreHandle {
         if updates.is_empty() {
             return Ok(UnitsUpdated::default());
         }
-        self.run(move |c, s| {
-            let result = s.update_units(&updates);
-            let mut last = None;
-            for u in &updates {
-                if last != Some(u.unit.job) {
-                    c.forget(u.unit.job);
-                    last = Some(u.unit.job);
-                }
-            }
-            result
-        })
-        .await
+        self.run(move |c, _| c.update_units(&updates)).await
     }
 
     /// Forgets what is held of a job (another process changed it).

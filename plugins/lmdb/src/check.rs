@@ -6,18 +6,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ganga_core::compact::{Dictionary, job_from_parts};
-use ganga_core::{CheckReport, JobId, JobSummary, Splitter, Status, StatusCounts, SubjobIndex};
+use ganga_core::compact::{Dictionary, UnitEntry, decode_unit_entry, job_from_parts};
+use ganga_core::{
+    CheckReport, JobId, JobRef, JobSummary, Splitter, Status, StatusCounts, SubjobIndex,
+};
 use heed::RoTxn;
 
 use crate::codec::{
-    FORMAT_VERSION, decode_active, decode_dictionary, decode_spec, decode_splitter, decode_state,
+    FORMAT_VERSION, decode_active, decode_dict_record, decode_spec, decode_splitter, decode_state,
     decode_subjob, decode_summary, split_item,
 };
 use crate::dump::{active_value_text, counts_text, hex};
 use crate::env::Tables;
-use crate::error::{Doing, Failure};
+use crate::error::Failure;
 use crate::group::{self, first_index, last_index};
+use crate::indices::Indices;
 use crate::{keys, trim};
 
 pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure> {
@@ -46,8 +49,13 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     let mut jobs: BTreeMap<JobId, Option<StatusCounts>> = BTreeMap::new();
     // Active key -> the job, its status and revision, for each readable active job.
     let mut expected_active: BTreeMap<Vec<u8>, (JobId, Status, u64)> = BTreeMap::new();
-    for entry in tables.jobs.iter(txn).doing("reading table jobs")? {
-        let (key, bytes) = entry.doing("reading table jobs")?;
+    let mut backends: BTreeMap<JobId, String> = BTreeMap::new();
+    // Units key -> what the index must hold, for each active unit.
+    let mut expected_units: BTreeMap<Vec<u8>, UnitEntry> = BTreeMap::new();
+    for entry in tables.jobs.iter(txn)? {
+        let Some((key, bytes)) = damage(problems, entry)? else {
+            continue;
+        };
         trim::scanned(bytes);
         report.jobs += 1;
         let Some(id) = keys::parse_job(key) else {
@@ -62,11 +70,8 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
                  handed out again"
             ));
         }
-        let spec = tables.specs.get(txn, key).doing("reading table specs")?;
-        let splitter = tables
-            .splitters
-            .get(txn, key)
-            .doing("reading table splitters")?;
+        let spec = damage(problems, tables.specs.get(txn, key))?.flatten();
+        let splitter = damage(problems, tables.splitters.get(txn, key))?.flatten();
         trim::scanned(spec.unwrap_or_default());
         trim::scanned(splitter.unwrap_or_default());
         let state = decode_state(bytes);
@@ -101,12 +106,15 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             continue;
         };
         let job = job_from_parts(id, state, spec, splitter);
+        backends.insert(id, job.spec.backend.kind.clone());
+        if !job.is_split() && job.status().is_active() {
+            expected_units.insert(
+                keys::unit(&job.spec.backend.kind, JobRef::job(id)),
+                UnitEntry::of(&job.run),
+            );
+        }
         let expected = JobSummary::of(&job);
-        match tables
-            .summaries
-            .get(txn, key)
-            .doing("reading table summaries")?
-        {
+        match damage(problems, tables.summaries.get(txn, key))?.flatten() {
             None => problems.push(format!("job {id}: no summary")),
             Some(bytes) => match decode_summary(id, bytes) {
                 Err(detail) => problems.push(format!("job {id}: summary unreadable: {detail}")),
@@ -131,8 +139,10 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         ("specs", "spec", tables.specs),
         ("splitters", "splitter", tables.splitters),
     ] {
-        for entry in table.iter(txn).doing(&format!("reading table {name}"))? {
-            let (key, _) = entry.doing(&format!("reading table {name}"))?;
+        for entry in table.iter(txn)? {
+            let Some((key, _)) = damage(problems, entry)? else {
+                continue;
+            };
             match keys::parse_job(key) {
                 None => problems.push(format!("{name}: key {} is not a job id", hex(key))),
                 Some(id) if !jobs.contains_key(&id) => {
@@ -143,12 +153,10 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         }
     }
 
-    for entry in tables
-        .summaries
-        .iter(txn)
-        .doing("reading table summaries")?
-    {
-        let (key, _) = entry.doing("reading table summaries")?;
+    for entry in tables.summaries.iter(txn)? {
+        let Some((key, _)) = damage(problems, entry)? else {
+            continue;
+        };
         match keys::parse_job(key) {
             None => problems.push(format!("summaries: key {} is not a job id", hex(key))),
             Some(id) if !jobs.contains_key(&id) => {
@@ -158,8 +166,10 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         }
     }
 
-    for entry in tables.active.iter(txn).doing("reading table active")? {
-        let (key, value) = entry.doing("reading table active")?;
+    for entry in tables.active.iter(txn)? {
+        let Some((key, value)) = damage(problems, entry)? else {
+            continue;
+        };
         let Some((backend, id)) = keys::parse_active(key) else {
             problems.push(format!(
                 "active: key {} is not a backend name and job id",
@@ -197,8 +207,13 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     // Dictionaries: each belongs to a job and decodes.
     // Id -> the dictionary, None for an unreadable one (reported here, once).
     let mut dicts: BTreeMap<JobId, Option<Dictionary>> = BTreeMap::new();
-    for entry in tables.dicts.iter(txn).doing("reading table dicts")? {
-        let (key, bytes) = entry.doing("reading table dicts")?;
+    // Id -> the subjob indices its dictionary says it has records for.
+    let mut said: BTreeMap<JobId, Indices> = BTreeMap::new();
+    let mut found: BTreeMap<JobId, Indices> = BTreeMap::new();
+    for entry in tables.dicts.iter(txn)? {
+        let Some((key, bytes)) = damage(problems, entry)? else {
+            continue;
+        };
         let Some(id) = keys::parse_job(key) else {
             problems.push(format!("dicts: key {} is not a job id", hex(key)));
             continue;
@@ -206,8 +221,18 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         if !jobs.contains_key(&id) {
             problems.push(format!("dictionary {id}: there is no job {id}"));
         }
-        let dict = match decode_dictionary(bytes) {
-            Ok(dict) => Some(dict),
+        let dict = match decode_dict_record(bytes) {
+            Ok((dict, indices)) => {
+                match indices {
+                    Some(indices) => {
+                        said.insert(id, indices);
+                    }
+                    None => problems.push(format!(
+                        "job {id}: its dictionary does not say which subjob records it has"
+                    )),
+                }
+                Some(dict)
+            }
             Err(detail) => {
                 problems.push(format!("job {id}: dictionary unreadable: {detail}"));
                 None
@@ -227,8 +252,10 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
     // The splitter of the master whose groups are being read (groups come job by job);
     // `None` inside for a master without one, or unreadable.
     let mut splitter: Option<(JobId, Option<Splitter>)> = None;
-    for entry in tables.subjobs.iter(txn).doing("reading table subjobs")? {
-        let (key, bytes) = entry.doing("reading table subjobs")?;
+    for entry in tables.subjobs.iter(txn)? {
+        let Some((key, bytes)) = damage(problems, entry)? else {
+            continue;
+        };
         trim::scanned(bytes);
         let Some((job, g)) = keys::parse_group(key) else {
             problems.push(format!(
@@ -262,6 +289,9 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             .iter()
             .enumerate()
             .filter_map(|(k, r)| r.map(|r| (first + k as u32, r)));
+        for (index, _) in records.clone() {
+            found.entry(job).or_default().insert(index);
+        }
         let present = records.clone().count() as u64;
         report.subjobs += present;
         let dict = match dicts.get(&job) {
@@ -287,10 +317,12 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             Some((j, s)) if *j == job => s.as_ref(),
             _ => {
                 // Reported above if it does not decode.
+                // Reported above if it does not decode (or is damaged).
                 let decoded = tables
                     .splitters
                     .get(txn, &keys::job(job))
-                    .doing("reading table splitters")?
+                    .ok()
+                    .flatten()
                     .and_then(|bytes| decode_splitter(bytes).ok().flatten());
                 splitter.insert((job, decoded)).1.as_ref()
             }
@@ -301,7 +333,17 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
                 Err(detail) => {
                     problems.push(format!("subjob {job}.{index}: record unreadable: {detail}"));
                 }
-                Ok(subjob) => counted.entry(job).or_default().add(subjob.status(), 1),
+                Ok(subjob) => {
+                    if subjob.status().is_active()
+                        && let Some(backend) = backends.get(&job)
+                    {
+                        expected_units.insert(
+                            keys::unit(backend, JobRef::subjob(job, index)),
+                            UnitEntry::of(&subjob.run),
+                        );
+                    }
+                    counted.entry(job).or_default().add(subjob.status(), 1);
+                }
             }
         }
     }
@@ -311,6 +353,58 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
              no dictionary in table dicts, so none can be decoded",
             if n == 1 { "" } else { "s" }
         ));
+    }
+    for (id, indices) in &said {
+        let actual = found.remove(id).unwrap_or_default();
+        // A group that does not decode is reported already.
+        if &actual != indices && !undecodable.contains(id) {
+            problems.push(format!(
+                "job {id}: its dictionary says it has the subjob records {:?} but table \
+                 subjobs holds {:?}",
+                indices.ranges(),
+                actual.ranges()
+            ));
+        }
+    }
+    // The index of active units: an entry for each active unit, holding what it is.
+    for entry in tables.units.iter(txn)? {
+        let Some((key, value)) = damage(problems, entry)? else {
+            continue;
+        };
+        let Some((backend, unit)) = keys::parse_unit(key) else {
+            problems.push(format!(
+                "units: key {} is not a backend name and a unit",
+                hex(key)
+            ));
+            continue;
+        };
+        let found = decode_unit_entry(value);
+        match (expected_units.remove(key), found) {
+            (_, Err(e)) => problems.push(format!("unit entry {backend} {unit}: unreadable: {e}")),
+            (Some(expected), Ok(found)) if expected != found => problems.push(format!(
+                "unit entry {backend} {unit}: records {found:?} but the unit is {expected:?}"
+            )),
+            (Some(_), Ok(_)) => {}
+            (None, Ok(_)) => {
+                // Units of unreadable jobs or records cannot be checked.
+                if jobs.get(&unit.job).is_some_and(Option::is_some)
+                    && !undecodable.contains(&unit.job)
+                {
+                    problems.push(format!(
+                        "unit entry {backend} {unit}: {unit} is not an active unit on backend \
+                         {backend}"
+                    ));
+                }
+            }
+        }
+    }
+    for key in expected_units.keys() {
+        if let Some((backend, unit)) = keys::parse_unit(key) {
+            problems.push(format!(
+                "{unit} is active on backend {backend} but is missing from the index of \
+                 active units"
+            ));
+        }
     }
     for (id, counters) in &jobs {
         let Some(counters) = counters else { continue };
@@ -327,6 +421,18 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         }
     }
     Ok(report)
+}
+
+/// A value read, or `None` after reporting the damage found instead.
+fn damage<T>(problems: &mut Vec<String>, read: Result<T, Failure>) -> Result<Option<T>, Failure> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(e @ Failure::Damaged { .. }) => {
+            problems.push(format!("damaged: {e}"));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Turns a refusal (damaged meta data) into a problem to report; LMDB failures stay errors.

@@ -14,7 +14,7 @@ use ganga_core::{
 };
 
 /// The format version this code writes, and the highest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// A job's state record (table `jobs`): `[revision, run, subjob counts, metadata]`.
 pub(crate) fn encode_state(job: &Job) -> Vec<u8> {
@@ -89,6 +89,20 @@ pub(crate) fn summary_with_run(
 
 pub(crate) fn decode_dictionary(bytes: &[u8]) -> Result<Dictionary, String> {
     Dictionary::decode(bytes).map_err(|e| unreadable(bytes, &e))
+}
+
+/// A job's record in table `dicts`: its dictionary and which subjob indices it has
+/// records for (`None` in a record of format 2).
+pub(crate) fn decode_dict_record(
+    bytes: &[u8],
+) -> Result<(Dictionary, Option<crate::indices::Indices>), String> {
+    Dictionary::decode_with_indices(bytes)
+        .map(|(d, r)| (d, r.map(crate::indices::Indices::from_ranges)))
+        .map_err(|e| unreadable(bytes, &e))
+}
+
+pub(crate) fn encode_dict_record(dict: &Dictionary, indices: &crate::indices::Indices) -> Vec<u8> {
+    dict.encode_with_indices(indices.ranges())
 }
 
 /// Decodes a subjob record against its job's dictionary and the split item it was
@@ -174,5 +188,16 @@ mod tests {
         assert_eq!(decode_active(&[]), None);
         assert_eq!(decode_active(&[Status::Running as u8; 10]), None);
         assert_eq!(decode_active(&[200, 1]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn active_values_of_any_bytes_decode_or_are_refused(
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)
+        ) {
+            if let Some((status, revision)) = decode_active(&value) {
+                proptest::prop_assert_eq!(decode_active(&encode_active(status, revision)), Some((status, revision)));
+            }
+        }
     }
 }

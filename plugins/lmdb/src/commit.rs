@@ -21,16 +21,17 @@ use ganga_core::{
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{
-    decode_dictionary, decode_spec, decode_splitter, decode_state, decode_subjob, decode_summary,
-    encode_active, encode_spec, encode_splitter, encode_state, encode_state_parts, encode_summary,
-    split_item, split_len, summary_with_run,
+    decode_dict_record, decode_spec, decode_splitter, decode_state, decode_subjob, decode_summary,
+    encode_active, encode_dict_record, encode_spec, encode_splitter, encode_state,
+    encode_state_parts, encode_summary, split_item, split_len, summary_with_run,
 };
 use crate::env::{PartWrites, Tables};
 use crate::error::{Doing, Failure};
 use crate::group::{self, GROUP_SIZE, first_index, group_of, last_index};
+use crate::indices::Indices;
 use crate::ordered::OrderedPuts;
 use crate::parts::get;
-use crate::{keys, trim};
+use crate::{keys, trim, units};
 
 /// What is stored of the state of a job a change touches.
 enum Stored {
@@ -90,6 +91,32 @@ struct OpenDictionary {
     dict: Dictionary,
     /// How many strings the stored dictionary has; `None` if none is stored yet.
     stored_len: Option<usize>,
+    /// The subjob indices the job has records for (`None`: not known, a record written
+    /// without them), and whether this commit added some.
+    indices: Option<Indices>,
+    indices_changed: bool,
+}
+
+impl OpenDictionary {
+    fn stored(dict: Dictionary, indices: Option<Indices>) -> OpenDictionary {
+        OpenDictionary {
+            stored_len: Some(dict.len()),
+            dict,
+            indices,
+            indices_changed: false,
+        }
+    }
+
+    /// Its record, if this commit changed it.
+    fn record_to_write(&self) -> Option<Vec<u8>> {
+        if self.stored_len == Some(self.dict.len()) && !self.indices_changed {
+            return None;
+        }
+        Some(match &self.indices {
+            Some(indices) => encode_dict_record(&self.dict, indices),
+            None => self.dict.encode(),
+        })
+    }
 }
 
 /// Refuses to write over a job whose stored record cannot be read.
@@ -163,6 +190,27 @@ pub(crate) fn apply(
             _ => None,
         })
         .collect();
+    // Jobs that may have entries in the index of active units: their subjobs put that
+    // are not active have theirs deleted (a new job's, or one without active units,
+    // have none to delete).
+    let may_have_units: BTreeMap<JobId, bool> = changes
+        .iter()
+        .zip(&stored)
+        .filter_map(|(c, s)| match c {
+            Change::PutJob(_) | Change::PutRun(_) => Some((
+                c.job(),
+                match s {
+                    Stored::Absent => false,
+                    Stored::Readable(state) => {
+                        state.run.status.is_active()
+                            || state.subjobs.iter().any(|(st, n)| st.is_active() && n > 0)
+                    }
+                    Stored::Unreadable(_) => true,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
     let mut committed = Vec::new();
     for ((change, stored), splitter_put) in changes.iter().zip(stored).zip(splitter_puts) {
         match change {
@@ -183,6 +231,31 @@ pub(crate) fn apply(
                 put_subjobs(
                     tables, txn, &mut puts, &mut dicts, changes, *job, subjobs, &items,
                 )?;
+                let backend = match masters.get(job) {
+                    Some(master) => Some(master.spec.backend.kind.clone()),
+                    None => stored_backend(tables, txn, *job)?,
+                };
+                let Some(backend) = backend else {
+                    return Err(corrupt(
+                        *job,
+                        format!(
+                            "neither its summary nor its spec says which backend job {job} \
+                             is on, so its subjobs cannot be indexed"
+                        ),
+                    ));
+                };
+                let may_have = may_have_units.get(job).copied().unwrap_or(true);
+                for sj in subjobs {
+                    if sj.status().is_active() || may_have {
+                        units::put_unit(
+                            tables,
+                            txn,
+                            &backend,
+                            JobRef::subjob(*job, sj.index),
+                            &sj.run,
+                        )?;
+                    }
+                }
             }
             Change::RemoveJob { job, .. } => {
                 remove_job(tables, txn, *job, stored)?;
@@ -193,11 +266,10 @@ pub(crate) fn apply(
     // A dictionary is written once per commit, after all its job's subjobs, and only if
     // it is new or grew. It only ever grows, so the records already stored stay valid.
     for (id, open) in dicts {
-        if open.stored_len != Some(open.dict.len()) {
-            puts.dicts
-                .put(txn, &keys::job(id), &open.dict.encode(), || {
-                    format!("writing the dictionary of job {id} to table dicts")
-                })?;
+        if let Some(record) = open.record_to_write() {
+            puts.dicts.put(txn, &keys::job(id), &record, || {
+                format!("writing the dictionary of job {id} to table dicts")
+            })?;
         }
     }
     Ok(committed)
@@ -279,6 +351,11 @@ fn put_subjobs(
     };
     let mut records: BTreeMap<SubjobIndex, Vec<u8>> = BTreeMap::new();
     for subjob in subjobs {
+        if let Some(indices) = &mut open.indices
+            && indices.insert(subjob.index)
+        {
+            open.indices_changed = true;
+        }
         let item = items.item(subjob.index);
         let mut record = Vec::with_capacity(48);
         encode_subjob(subjob, &mut open.dict, item.as_deref(), &mut record);
@@ -388,12 +465,9 @@ fn respell_split_items(
         Entry::Occupied(open) => open.into_mut(),
         Entry::Vacant(vacant) => {
             match get(tables.dicts, txn, &keys::job(job), "reading table dicts")?
-                .map(decode_dictionary)
+                .map(decode_dict_record)
             {
-                Some(Ok(dict)) => vacant.insert(OpenDictionary {
-                    stored_len: Some(dict.len()),
-                    dict,
-                }),
+                Some(Ok((dict, indices))) => vacant.insert(OpenDictionary::stored(dict, indices)),
                 None | Some(Err(_)) => return Ok(()),
             }
         }
@@ -453,21 +527,21 @@ fn open_dictionary(
     Ok(
         match get(tables.dicts, txn, &keys::job(job), "reading table dicts")? {
             Some(bytes) => {
-                let dict = decode_dictionary(bytes).map_err(|detail| StoreError::Corrupt {
-                    job: JobRef::job(job),
-                    detail: format!(
-                        "table dicts: {detail}; the subjobs of job {job} cannot be written \
-                         against it, remove the job instead"
-                    ),
-                })?;
-                OpenDictionary {
-                    stored_len: Some(dict.len()),
-                    dict,
-                }
+                let (dict, indices) =
+                    decode_dict_record(bytes).map_err(|detail| StoreError::Corrupt {
+                        job: JobRef::job(job),
+                        detail: format!(
+                            "table dicts: {detail}; the subjobs of job {job} cannot be written \
+                             against it, remove the job instead"
+                        ),
+                    })?;
+                OpenDictionary::stored(dict, indices)
             }
             None => OpenDictionary {
                 dict: Dictionary::new(dictionary_base(changes, job, subjobs)),
                 stored_len: None,
+                indices: Some(Indices::default()),
+                indices_changed: true,
             },
         },
     )
@@ -684,6 +758,19 @@ fn put_job(
     if record.status().is_active() {
         put_active(tables, txn, backend, id, record.status(), record.revision)?;
     }
+    // The index of active units: the job is one unless it is split.
+    if let (Some(old_backend), Stored::Readable(_)) = (&old_backend, &old)
+        && old_backend != backend
+    {
+        units::move_units_of_job(tables, txn, old_backend, backend, id)?;
+    }
+    if !record.is_split() && record.status().is_active() {
+        units::put_unit(tables, txn, backend, JobRef::job(id), &record.run)?;
+    } else if let Stored::Readable(_) = &old {
+        tables
+            .units
+            .delete(txn, &keys::unit(backend, JobRef::job(id)))?;
+    }
     Ok(Committed {
         job: id,
         revision: record.revision,
@@ -760,6 +847,14 @@ fn put_run(
             revision,
         )?;
     }
+    let job_unit = JobRef::job(id);
+    if update.subjobs.is_empty() {
+        units::put_unit(tables, txn, &summary.backend, job_unit, &update.run)?;
+    } else {
+        tables
+            .units
+            .delete(txn, &keys::unit(&summary.backend, job_unit))?;
+    }
     Ok(Committed { job: id, revision })
 }
 
@@ -789,6 +884,7 @@ fn remove_job(tables: &Tables, txn: &mut RwTxn, id: JobId, old: Stored) -> Resul
             &(Bound::Included(&first[..]), Bound::Included(&last[..])),
         )
         .doing(&format!("deleting the subjobs of job {id}"))?;
+    units::delete_units_of_job(tables, txn, backend.as_deref(), id)?;
     match backend {
         Some(backend) => delete_active(tables, txn, &backend, id)?,
         // Which backend the job had is unknown: look for its entry in the whole index

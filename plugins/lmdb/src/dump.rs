@@ -17,7 +17,7 @@ use crate::codec::{
     decode_summary, split_item,
 };
 use crate::env::{Table, Tables};
-use crate::error::{Doing, Failure};
+use crate::error::Failure;
 use crate::group::{self, first_index, last_index};
 use crate::keys;
 
@@ -57,8 +57,21 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     section(&mut out, "dicts", tables.dicts, txn, |key, value| {
         let id = keys::parse_job(key).map(|id| id.to_string());
         let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match decode_dictionary(value) {
-            Ok(dict) => format!("{id} {}", dictionary_text(&dict)),
+        match crate::codec::decode_dict_record(value) {
+            Ok((dict, indices)) => {
+                let indices = indices.map_or_else(
+                    || "?".to_owned(),
+                    |ix| {
+                        let r: Vec<String> = ix
+                            .ranges()
+                            .iter()
+                            .map(|(f, l)| format!("{f}-{l}"))
+                            .collect();
+                        r.join(",")
+                    },
+                );
+                format!("{id} {} indices={indices}", dictionary_text(&dict))
+            }
             Err(e) => unreadable(&id, &e, value),
         }
     })?;
@@ -67,8 +80,16 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     let mut groups = 0;
     let mut lines = Vec::new();
     let doing = "reading table subjobs";
-    for entry in tables.subjobs.iter(txn).doing(doing)? {
-        let (key, value) = entry.doing(doing)?;
+    let _ = doing;
+    for entry in tables.subjobs.iter(txn)? {
+        let (key, value) = match entry {
+            Ok(kv) => kv,
+            Err(e @ Failure::Damaged { .. }) => {
+                lines.push(format!("DAMAGED ({e})"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         groups += 1;
         let Some((job, g)) = keys::parse_group(key) else {
             lines.push(unreadable(
@@ -149,6 +170,25 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
         let entry = entry.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
         format!("{entry} {}", active_value_text(value))
     })?;
+    section(&mut out, "units", tables.units, txn, |key, value| {
+        let unit = keys::parse_unit(key).map(|(backend, unit)| format!("{backend} {unit}"));
+        let unit = unit.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
+        match ganga_core::compact::decode_unit_entry(value) {
+            Ok(e) => {
+                let mut f = Fields::default();
+                f.add("status", e.status)
+                    .add("run", e.run)
+                    .some("backend_id", e.id.as_deref().map(|s| format!("{s:?}")))
+                    .some(
+                        "native",
+                        e.native_state.as_deref().map(|s| format!("{s:?}")),
+                    )
+                    .some("since", e.since.map(|t| t.as_millis()));
+                format!("{unit} {}", f.done())
+            }
+            Err(e) => unreadable(&unit, &e.to_string(), value),
+        }
+    })?;
     Ok(out)
 }
 
@@ -159,11 +199,13 @@ fn section(
     txn: &RoTxn,
     mut line: impl FnMut(&[u8], &[u8]) -> String,
 ) -> Result<(), Failure> {
-    let doing = format!("reading table {name}");
     let mut lines = Vec::new();
-    for entry in table.iter(txn).doing(&doing)? {
-        let (key, value) = entry.doing(&doing)?;
-        lines.push(line(key, value));
+    for entry in table.iter(txn)? {
+        match entry {
+            Ok((key, value)) => lines.push(line(key, value)),
+            Err(e @ Failure::Damaged { .. }) => lines.push(format!("DAMAGED ({e})")),
+            Err(e) => return Err(e),
+        }
     }
     let _ = writeln!(out, "[{name}] {} records", lines.len());
     for l in lines {

@@ -14,11 +14,12 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTl
 
 use crate::codec::FORMAT_VERSION;
 use crate::error::{Doing, Failure};
-use crate::{keys, trim, upgrade, v1};
+use crate::{datafile, keys, trim, upgrade, v1};
 
 /// Every table maps bytes to bytes: keys are laid out by [`keys`], values are decoded by
-/// the store, so that an undecodable record is reported for its job alone.
-pub(crate) type Table = Database<'static, Bytes, Bytes>;
+/// the store, so that an undecodable record is reported for its job alone; every value
+/// ends with its checksum ([`crate::table`]).
+pub(crate) use crate::table::Table;
 
 /// The named databases of a store.
 pub(crate) struct Tables {
@@ -43,6 +44,9 @@ pub(crate) struct Tables {
     /// Backend ++ 0 ++ job id -> status byte ++ revision (`codec::encode_active`), for
     /// exactly the jobs whose status is active.
     pub(crate) active: Table,
+    /// Backend ++ 0 ++ job id [++ subjob index] -> `compact::UnitEntry`, for exactly the
+    /// units (jobs without subjobs, subjobs) whose status is active.
+    pub(crate) units: Table,
     /// How many job parts commits wrote.
     pub(crate) writes: PartWrites,
 }
@@ -70,7 +74,7 @@ impl PartWrites {
     }
 }
 
-pub(crate) const TABLE_NAMES: [&str; 8] = [
+pub(crate) const TABLE_NAMES: [&str; 9] = [
     "meta",
     "jobs",
     "specs",
@@ -79,7 +83,17 @@ pub(crate) const TABLE_NAMES: [&str; 8] = [
     "subjobs",
     "summaries",
     "active",
+    "units",
 ];
+
+/// The tables each format version has.
+fn tables_of(version: u32) -> &'static [&'static str] {
+    match version {
+        1 => &["meta", "jobs", "subjobs", "summaries", "active"],
+        2 => &TABLE_NAMES[..8],
+        _ => &TABLE_NAMES,
+    }
+}
 
 impl Tables {
     pub(crate) fn by_name(&self, name: &str) -> Option<Table> {
@@ -92,36 +106,21 @@ impl Tables {
             "subjobs" => self.subjobs,
             "summaries" => self.summaries,
             "active" => self.active,
+            "units" => self.units,
             _ => return None,
         })
     }
 
-    /// The format version recorded in `meta`, if any.
+    /// The format version recorded in `meta`, if any: four bytes in formats 1 and 2,
+    /// sealed with a checksum from format 3 on.
     pub(crate) fn format_version(&self, txn: &RoTxn) -> Result<Option<u32>, Failure> {
-        let Some(bytes) = self
-            .meta
-            .get(txn, keys::META_FORMAT_VERSION)
-            .doing("reading the format version from table meta")?
-        else {
-            return Ok(None);
-        };
-        let bytes: [u8; 4] = bytes.try_into().map_err(|_| {
-            StoreError::Io(format!(
-                "table meta: format_version is {} bytes long, expected 4: the store is damaged",
-                bytes.len()
-            ))
-        })?;
-        Ok(Some(u32::from_be_bytes(bytes)))
+        format_version(self.meta, txn)
     }
 
     pub(crate) fn next_job_id(&self, txn: &RoTxn) -> Result<JobId, Failure> {
-        let bytes = self
-            .meta
-            .get(txn, keys::META_NEXT_JOB_ID)
-            .doing("reading the next job id from table meta")?
-            .ok_or_else(|| {
-                StoreError::Io("table meta has no next_job_id: the store is damaged".to_owned())
-            })?;
+        let bytes = self.meta.get(txn, keys::META_NEXT_JOB_ID)?.ok_or_else(|| {
+            StoreError::Io("table meta has no next_job_id: the store is damaged".to_owned())
+        })?;
         keys::parse_job(bytes).map(Ok).unwrap_or_else(|| {
             Err(StoreError::Io(format!(
                 "table meta: next_job_id is {} bytes long, expected 8: the store is damaged",
@@ -132,10 +131,32 @@ impl Tables {
     }
 
     pub(crate) fn set_next_job_id(&self, txn: &mut RwTxn, next: JobId) -> Result<(), Failure> {
-        self.meta
-            .put(txn, keys::META_NEXT_JOB_ID, &keys::job(next))
-            .doing("writing the next job id to table meta")
+        self.meta.put(txn, keys::META_NEXT_JOB_ID, &keys::job(next))
     }
+}
+
+fn format_version(meta: Table, txn: &RoTxn) -> Result<Option<u32>, Failure> {
+    let Some(value) = meta.get_raw(txn, keys::META_FORMAT_VERSION)? else {
+        return Ok(None);
+    };
+    let bytes = if value.len() == 4 {
+        value
+    } else {
+        crate::table::open(meta.name, keys::META_FORMAT_VERSION, value).map_err(|detail| {
+            Failure::Damaged {
+                table: "meta",
+                key: keys::META_FORMAT_VERSION.to_vec(),
+                detail,
+            }
+        })?
+    };
+    let bytes: [u8; 4] = bytes.try_into().map_err(|_| {
+        StoreError::Io(format!(
+            "table meta: format_version is {} bytes long, expected 4: the store is damaged",
+            bytes.len()
+        ))
+    })?;
+    Ok(Some(u32::from_be_bytes(bytes)))
 }
 
 /// The first map size of a new environment, unless the caller chooses one.
@@ -172,6 +193,8 @@ pub(crate) struct SharedEnv {
     gate: RwLock<()>,
     /// How much of the map this process read since it last let the pages go.
     reads: Reads,
+    /// Where the map of `data.mdb` is, to keep reads of damaged entries inside the file.
+    bounds: Arc<crate::bounds::MapBounds>,
 }
 
 /// Reads of the map, and trims of it ([`crate::trim`]).
@@ -245,14 +268,21 @@ impl SharedEnv {
         if let Some(shared) = open_envs.get(&dir).and_then(Weak::upgrade) {
             return Ok(shared);
         }
+        let found = datafile::check(&dir)?;
         let env = open_env(&dir, round_map_size(initial_map_size))?;
         // Reader slots of processes that died inside a read transaction would otherwise
         // keep old pages from being reused, and the file growing.
         if let Err(e) = env.clear_stale_readers() {
             tracing::warn!(store = %dir.display(), error = %e, "cannot clear stale LMDB readers");
         }
-        let tables = open_tables(&env, &dir)?;
+        let tables = open_tables(&env, &dir, found)?;
+        let bounds = Arc::new(crate::bounds::MapBounds::new(&dir.join("data.mdb")));
+        bounds.locate(&dir.join("data.mdb"));
+        if let Ok(stat) = read_txn(&env).and_then(|txn| tables.meta.stat(&txn)) {
+            bounds.set_page_size(stat.page_size as usize);
+        }
         let shared = Arc::new(SharedEnv {
+            bounds,
             env,
             tables,
             dir: dir.clone(),
@@ -266,26 +296,49 @@ impl SharedEnv {
             },
         });
         shared.settle_format_version()?;
+        datafile::mark(&dir)?;
         open_envs.insert(dir, Arc::downgrade(&shared));
         Ok(shared)
     }
 
-    /// Checks the store's format version, upgrading an older format in place.
+    /// Checks the store's format version, upgrading an older format in place: first a
+    /// compacted copy of the store as it is is kept beside it (`data.mdb.v<N>-backup`),
+    /// then each step is one write transaction (1 -> 2, then 2 -> 3).
     fn settle_format_version(&self) -> Result<(), StoreError> {
         let version = self.read(|tables, txn| tables.format_version(txn))?;
         match version {
             Some(FORMAT_VERSION) => Ok(()),
-            Some(v1::FORMAT_VERSION) => {
+            Some(from @ (v1::FORMAT_VERSION | upgrade::V2)) => {
+                let kept = self.keep_copy(from)?;
+                tracing::info!(
+                    store = %self.dir.display(),
+                    copy = %kept.display(),
+                    "kept a copy of the store before upgrading it from format version {from}"
+                );
+                if from == v1::FORMAT_VERSION {
+                    let started = std::time::Instant::now();
+                    let upgraded = self.write_with_snapshot(upgrade::from_v1)?;
+                    if let Some(counts) = upgraded {
+                        tracing::info!(
+                            store = %self.dir.display(),
+                            jobs = counts.jobs,
+                            subjobs = counts.subjobs,
+                            carried_unreadable = counts.carried,
+                            elapsed_ms = started.elapsed().as_millis(),
+                            "upgraded the store from format version 1 to 2"
+                        );
+                    }
+                }
                 let started = std::time::Instant::now();
-                let upgraded = self.write_with_snapshot(upgrade::from_v1)?;
+                let upgraded = self.write_with_snapshot(upgrade::from_v2)?;
                 if let Some(counts) = upgraded {
                     tracing::info!(
                         store = %self.dir.display(),
                         jobs = counts.jobs,
                         subjobs = counts.subjobs,
-                        carried_unreadable = counts.carried,
+                        units = counts.units,
                         elapsed_ms = started.elapsed().as_millis(),
-                        "upgraded the store from format version 1 to {FORMAT_VERSION}"
+                        "upgraded the store from format version 2 to {FORMAT_VERSION}"
                     );
                 }
                 Ok(())
@@ -307,6 +360,63 @@ impl SharedEnv {
                 self.dir.display()
             ))),
         }
+    }
+
+    /// Keeps a compacted copy of the store, as it is, beside it before an upgrade from
+    /// format `from`: `data.mdb.v<from>-backup` (or `...-backup.<n>` if that is taken).
+    fn keep_copy(&self, from: u32) -> Result<PathBuf, StoreError> {
+        let base = format!("data.mdb.v{from}-backup");
+        let mut path = self.dir.join(&base);
+        let mut n = 1;
+        while path.exists() {
+            path = self.dir.join(format!("{base}.{n}"));
+            n += 1;
+        }
+        self.copy_to(&path).map_err(|e| {
+            StoreError::Io(format!(
+                "the store in {} was not upgraded from format version {from}: keeping a copy \
+                 of it first failed: {e}",
+                self.dir.display()
+            ))
+        })?;
+        Ok(path)
+    }
+
+    /// Writes a compacted copy of the environment (LMDB's copy, free pages left out,
+    /// from one read snapshot, while others read and write) to the new file `path`:
+    /// written under a temporary name, synced, then renamed.
+    pub(crate) fn copy_to(&self, path: &Path) -> Result<(), StoreError> {
+        let partial = path.with_extension("partial");
+        let io = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Io(format!("{what} {}: {e}", partial.display()))
+        };
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
+                .map_err(|e| io("cannot create", &e))?;
+            {
+                // Held shared, so that the map is not resized under the copy.
+                let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+                self.env
+                    .copy_to_file(&mut file, heed::CompactionOption::Enabled)
+                    .map_err(|e| io("cannot copy the store to", &e))?;
+            }
+            file.sync_all().map_err(|e| io("cannot sync", &e))?;
+            std::fs::rename(&partial, path).map_err(|e| io("cannot rename", &e))?;
+            if let Some(parent) = path.parent()
+                && let Ok(dir) = std::fs::File::open(parent)
+            {
+                // Best effort: the copy is complete either way, the rename durable with it.
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
     }
 
     /// The current map size of this process's view of the environment.
@@ -366,6 +476,7 @@ impl SharedEnv {
             match self.env.read_txn().doing("beginning a read transaction") {
                 Ok(txn) => {
                     trim::take();
+                    let _bounds = self.bounds.enter();
                     let result = f(&self.tables, &txn).map_err(StoreError::from);
                     // What it returns is copied out of the map by now.
                     self.after_reading(&txn);
@@ -427,11 +538,13 @@ impl SharedEnv {
             let gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
             let seen_map_size = self.map_size();
             trim::take();
+            let bounds = self.bounds.enter();
             let result = self
                 .env
                 .write_txn()
                 .doing("beginning a write transaction")
                 .and_then(&mut attempt);
+            drop(bounds);
             self.after_writing();
             drop(gate);
             match result {
@@ -519,6 +632,7 @@ impl SharedEnv {
         during: impl FnOnce(T) -> R,
     ) -> Result<R, StoreError> {
         let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let _bounds = self.bounds.enter();
         let mut txn = self
             .env
             .write_txn()
@@ -555,9 +669,12 @@ impl SharedEnv {
         // SAFETY: the gate is held exclusively, and every transaction of this process
         // holds it shared for its whole life, so no transaction is open: the condition
         // LMDB sets for mdb_env_set_mapsize on an open environment.
-        unsafe { self.env.resize(grown) }
+        let resized = unsafe { self.env.resize(grown) }
             .doing("growing the map")
-            .map_err(StoreError::from)
+            .map_err(StoreError::from);
+        // The map may have moved.
+        self.bounds.locate(&self.dir.join("data.mdb"));
+        resized
     }
 
     /// Takes on the map size another process set when it grew the map.
@@ -567,9 +684,11 @@ impl SharedEnv {
         // SAFETY: as in `grow_map`, no transaction of this process is open. Size 0 is
         // LMDB's way of saying "use the size recorded in the file" (mdb_env_set_mapsize
         // docs, for MDB_MAP_RESIZED).
-        unsafe { self.env.resize(0) }
+        let resized = unsafe { self.env.resize(0) }
             .doing("adopting the map size set by another process")
-            .map_err(StoreError::from)
+            .map_err(StoreError::from);
+        self.bounds.locate(&self.dir.join("data.mdb"));
+        resized
     }
 }
 
@@ -608,21 +727,86 @@ fn open_env(dir: &Path, map_size: usize) -> Result<Env<WithoutTls>, StoreError> 
     }
 }
 
-/// Opens the tables, creating them (and the meta records) in a new store. A store of an
-/// older format lacks the tables that came later (`dicts`, for format 1): they are created
-/// here, empty, in a transaction of their own; the older format never looks at them, and
-/// the upgrade that fills them follows in [`SharedEnv::settle_format_version`].
-fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> {
+/// Opens the tables of the store. A new store (no `data.mdb` before LMDB opened it) gets
+/// every table and its meta records. An existing store must have every table of the
+/// format it records; a store of an older format gets the tables later formats added,
+/// empty, in a transaction of their own (the older format never looks at them, and the
+/// upgrade that fills them follows in [`SharedEnv::settle_format_version`]). Anything
+/// else is damage and is refused, never "repaired" by creating what is missing.
+fn open_tables(
+    env: &Env<WithoutTls>,
+    dir: &Path,
+    found: datafile::Found,
+) -> Result<Tables, StoreError> {
     let context = |e: Failure| {
         StoreError::Io(format!(
             "cannot open the tables of the store in {}: {e}",
             dir.display()
         ))
     };
+    let damaged = |what: String| {
+        StoreError::Io(format!(
+            "the store in {} is damaged: {what}; restore {} from a backup",
+            dir.display(),
+            dir.join("data.mdb").display()
+        ))
+    };
     // Opening through a read transaction first, so that opening an existing store never
     // waits for a write transaction another process holds.
-    if let Some(tables) = open_existing_tables(env).map_err(context)? {
-        return Ok(tables);
+    let existing = open_existing_tables(env).map_err(context)?;
+    let present: Vec<&str> = TABLE_NAMES
+        .iter()
+        .zip(&existing)
+        .filter_map(|(name, t)| t.map(|_| *name))
+        .collect();
+    if present.len() == TABLE_NAMES.len() {
+        return Tables::from_options(existing)
+            .ok_or_else(|| damaged("a table vanished".to_owned()));
+    }
+    let creating_new = present.is_empty()
+        && match found {
+            datafile::Found::New => true,
+            // LMDB writes only its two meta pages when it makes a file: a file with more
+            // pages and no tables lost them (a store that crashed before its tables were
+            // made has none and no marker).
+            datafile::Found::Existing(meta) => {
+                meta.last_page <= 1 && !dir.join(datafile::MARKER).exists()
+            }
+        };
+    if !creating_new {
+        let Some(meta) = existing[0] else {
+            return Err(damaged(format!(
+                "it has no table meta (it has {})",
+                if present.is_empty() {
+                    "no tables".to_owned()
+                } else {
+                    present.join(", ")
+                }
+            )));
+        };
+        let version = read_txn(env)
+            .and_then(|txn| {
+                let meta = Table {
+                    db: meta,
+                    name: "meta",
+                };
+                format_version(meta, &txn)
+            })
+            .map_err(context)?;
+        let Some(version) = version else {
+            return Err(damaged("table meta records no format version".to_owned()));
+        };
+        let missing: Vec<&str> = tables_of(version)
+            .iter()
+            .copied()
+            .filter(|name| !present.contains(name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(damaged(format!(
+                "it records format version {version}, whose tables {} are missing",
+                missing.join(", ")
+            )));
+        }
     }
     // An existing store's map is no larger than its data (LMDB's minimum on open), so
     // creating a table in it may find the map full: grown here like in `SharedEnv::write`.
@@ -632,7 +816,7 @@ fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> 
         let result = env
             .write_txn()
             .doing("beginning the transaction that creates the tables")
-            .and_then(|txn| create_tables(env, txn));
+            .and_then(|txn| create_tables(env, txn, creating_new));
         match result {
             Err(e) if e.is_map_full() && attempts < MAX_ATTEMPTS => {
                 let grown = round_map_size(env.info().map_size.saturating_mul(2));
@@ -660,40 +844,60 @@ fn open_tables(env: &Env<WithoutTls>, dir: &Path) -> Result<Tables, StoreError> 
     }
 }
 
-type CreatedTables = [Table; TABLE_NAMES.len()];
-
-impl Tables {
-    /// The tables in the order of [`TABLE_NAMES`].
-    fn from_array(tables: [Table; TABLE_NAMES.len()]) -> Tables {
-        let [
-            meta,
-            jobs,
-            specs,
-            splitters,
-            dicts,
-            subjobs,
-            summaries,
-            active,
-        ] = tables;
-        Tables {
-            meta,
-            jobs,
-            specs,
-            splitters,
-            dicts,
-            subjobs,
-            summaries,
-            active,
-            writes: PartWrites::default(),
+fn read_txn(env: &Env<WithoutTls>) -> Result<RoTxn<'_, WithoutTls>, Failure> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match env.read_txn().doing("beginning a read transaction") {
+            Ok(txn) => return Ok(txn),
+            Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
+                // SAFETY: the environment was just opened and is not shared yet, so no
+                // transaction of this process is open on it. Size 0 adopts the size
+                // recorded in the file.
+                unsafe { env.resize(0) }.doing("adopting the map size set by another process")?;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
 
-/// Creates the tables that are missing (and the meta records of a new store) in `txn`,
-/// and commits it.
+type RawTable = Database<'static, Bytes, Bytes>;
+type CreatedTables = [RawTable; TABLE_NAMES.len()];
+
+impl Tables {
+    /// The tables in the order of [`TABLE_NAMES`].
+    fn from_array(tables: CreatedTables) -> Tables {
+        let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = tables;
+        let named = |db, name| Table { db, name };
+        Tables {
+            meta: named(t0, TABLE_NAMES[0]),
+            jobs: named(t1, TABLE_NAMES[1]),
+            specs: named(t2, TABLE_NAMES[2]),
+            splitters: named(t3, TABLE_NAMES[3]),
+            dicts: named(t4, TABLE_NAMES[4]),
+            subjobs: named(t5, TABLE_NAMES[5]),
+            summaries: named(t6, TABLE_NAMES[6]),
+            active: named(t7, TABLE_NAMES[7]),
+            units: named(t8, TABLE_NAMES[8]),
+            writes: PartWrites::default(),
+        }
+    }
+
+    /// The tables, if none is missing.
+    fn from_options(tables: [Option<RawTable>; TABLE_NAMES.len()]) -> Option<Tables> {
+        let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = tables;
+        Some(Tables::from_array([
+            t0?, t1?, t2?, t3?, t4?, t5?, t6?, t7?, t8?,
+        ]))
+    }
+}
+
+/// Creates the tables that are missing (and, for a new store, the meta records) in
+/// `txn`, and commits it.
 fn create_tables(
     env: &Env<WithoutTls>,
     txn: RwTxn<'_>,
+    new_store: bool,
 ) -> Result<CommitOrAbort<CreatedTables, ()>, Failure> {
     env.create_databases_and_commit(txn, |opener, txn| -> Result<_, Failure> {
         let mut create = |name: &str| {
@@ -701,7 +905,7 @@ fn create_tables(
                 .create_database::<Bytes, Bytes>(txn, Some(name))
                 .doing(&format!("creating table {name}"))
         };
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = TABLE_NAMES;
+        let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = TABLE_NAMES;
         let tables = [
             create(t0)?,
             create(t1)?,
@@ -711,64 +915,40 @@ fn create_tables(
             create(t5)?,
             create(t6)?,
             create(t7)?,
+            create(t8)?,
         ];
-        let [meta, jobs, ..] = &tables;
-        let new_store = meta
+        // Another process may have made the store since this one looked: only a store
+        // whose meta records are not there yet gets them (never a second next_job_id).
+        let unmade = tables[0]
             .get(txn, keys::META_FORMAT_VERSION)
             .doing("reading table meta")?
-            .is_none()
-            && jobs.is_empty(txn).doing("reading table jobs")?;
-        // Only a store without jobs gets the meta records; in a store that has jobs
-        // but lost them, the format version check reports the damage instead.
-        if new_store {
-            meta.put(
-                txn,
-                keys::META_FORMAT_VERSION,
-                &FORMAT_VERSION.to_be_bytes(),
-            )
-            .doing("writing the format version")?;
-            if meta
-                .get(txn, keys::META_NEXT_JOB_ID)
-                .doing("reading table meta")?
-                .is_none()
-            {
-                meta.put(txn, keys::META_NEXT_JOB_ID, &keys::job(0))
-                    .doing("writing the next job id")?;
+            .is_none();
+        if new_store && unmade {
+            for (key, body) in [
+                (keys::META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes()[..]),
+                (keys::META_NEXT_JOB_ID, &keys::job(0)[..]),
+            ] {
+                tables[0]
+                    .put(txn, key, &crate::table::seal("meta", key, body))
+                    .doing("writing the meta records of a new store")?;
             }
         }
         Ok(CommitOrAbort::<_, ()>::Commit(tables))
     })
 }
 
-/// The tables, if none is missing.
-fn all_tables(tables: [Option<Table>; TABLE_NAMES.len()]) -> Option<Tables> {
-    let [t0, t1, t2, t3, t4, t5, t6, t7] = tables;
-    Some(Tables::from_array([t0?, t1?, t2?, t3?, t4?, t5?, t6?, t7?]))
-}
-
-/// The tables of an existing store, or `None` if any is missing.
-fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure> {
-    let mut attempts = 0;
-    let txn = loop {
-        attempts += 1;
-        match env.read_txn().doing("beginning a read transaction") {
-            Ok(txn) => break txn,
-            Err(e) if e.is_map_resized() && attempts < MAX_ATTEMPTS => {
-                // SAFETY: the environment was just opened and is not shared yet, so no
-                // transaction of this process is open on it. Size 0 adopts the size
-                // recorded in the file.
-                unsafe { env.resize(0) }.doing("adopting the map size set by another process")?;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+/// Each table of the store that exists, in the order of [`TABLE_NAMES`].
+fn open_existing_tables(
+    env: &Env<WithoutTls>,
+) -> Result<[Option<RawTable>; TABLE_NAMES.len()], Failure> {
+    let txn = read_txn(env)?;
     let opened = env.open_databases_and_commit(txn, |opener, txn| -> Result<_, Failure> {
         let open = |name: &str| {
             opener
                 .open_database::<Bytes, Bytes>(txn, Some(name))
                 .doing(&format!("opening table {name}"))
         };
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = TABLE_NAMES;
+        let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = TABLE_NAMES;
         let tables = [
             open(t0)?,
             open(t1)?,
@@ -778,11 +958,12 @@ fn open_existing_tables(env: &Env<WithoutTls>) -> Result<Option<Tables>, Failure
             open(t5)?,
             open(t6)?,
             open(t7)?,
+            open(t8)?,
         ];
         Ok(CommitOrAbort::<_, ()>::Commit(tables))
     })?;
     Ok(match opened {
-        CommitOrAbort::Commit(tables) => all_tables(tables),
-        CommitOrAbort::Abort(()) => None,
+        CommitOrAbort::Commit(tables) => tables,
+        CommitOrAbort::Abort(()) => [None; TABLE_NAMES.len()],
     })
 }

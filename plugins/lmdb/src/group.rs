@@ -186,6 +186,38 @@ fn put_head(out: &mut Vec<u8>, major: u8, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("GANGA_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300)
+        ))]
+
+        /// Any bytes: framing that parses, or an error; never a panic, and the slots
+        /// lie inside the value.
+        #[test]
+        fn groups_of_any_bytes_parse_or_are_refused(value in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(slots) = parse(&value) {
+                prop_assert!(slots.len() <= GROUP_SIZE as usize);
+                let total: usize = slots.iter().flatten().map(|r| r.len()).sum();
+                prop_assert!(total <= value.len());
+            }
+        }
+
+        /// Spliced groups parse back to what was put in.
+        #[test]
+        fn spliced_groups_parse_back(records in prop::collection::vec(
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..40)), 0..16
+        )) {
+            let value = encode(records.iter().map(|r| r.as_deref()));
+            let slots = parse(&value).map_err(TestCaseError::fail)?;
+            let mut expected: Vec<Option<&[u8]>> = records.iter().map(|r| r.as_deref()).collect();
+            while expected.last() == Some(&None) {
+                expected.pop();
+            }
+            prop_assert_eq!(slots, expected);
+        }
+    }
 
     #[test]
     fn groups_round_trip_and_leave_out_trailing_gaps() {
@@ -238,6 +270,12 @@ mod tests {
         let too_many = [0x98, GROUP_SIZE as u8 + 1];
         assert!(parse(&too_many).unwrap_err().contains("more than"));
         assert_eq!(first_index(MAX_GROUP), u32::MAX - (GROUP_SIZE - 1));
+        assert_eq!(
+            parse(b"\x9b\xff\xff\xff\xff\xff\xff\xff\xff")
+                .map(|s| s.len())
+                .ok(),
+            None
+        );
         assert_eq!(last_index(MAX_GROUP), u32::MAX);
         assert_eq!(group_of(u32::MAX), MAX_GROUP);
     }

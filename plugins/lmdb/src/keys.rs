@@ -1,7 +1,7 @@
 //! The byte layout of the keys of every table. Integers are big-endian so that LMDB's
 //! byte-wise key order is numeric order: jobs list by id, groups of subjobs by index.
 
-use ganga_core::{JobId, SubjobIndex};
+use ganga_core::{JobId, JobRef, SubjobIndex};
 
 /// `meta` key: the format version of the records, a `u32` big-endian.
 pub(crate) const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -73,15 +73,62 @@ pub(crate) fn parse_active(key: &[u8]) -> Option<(&str, JobId)> {
     ))
 }
 
+/// `units` key: backend name, a zero byte, the job id, then for a subjob its index (a job
+/// without subjobs has none): so a backend's units are one key range, a job's units
+/// another, the job itself first and its subjobs in index order ([`ganga_core::UnitCursor`]
+/// order).
+pub(crate) fn unit(backend: &str, unit: JobRef) -> Vec<u8> {
+    let mut key = active(backend, unit.job);
+    if let Some(index) = unit.subjob {
+        key.extend_from_slice(&index.to_be_bytes());
+    }
+    key
+}
+
+/// The backend name and unit of a `units` key (split at its first zero byte: backend
+/// names hold none).
+pub(crate) fn parse_unit(key: &[u8]) -> Option<(&str, JobRef)> {
+    let at = key.iter().position(|&b| b == ACTIVE_SEPARATOR)?;
+    let (backend, rest) = key.split_at(at);
+    let rest = &rest[1..];
+    let backend = std::str::from_utf8(backend).ok()?;
+    match rest.len() {
+        8 => Some((
+            backend,
+            JobRef::job(JobId::from_be_bytes(rest.try_into().ok()?)),
+        )),
+        12 => {
+            let (job, index) = rest.split_at(8);
+            Some((
+                backend,
+                JobRef::subjob(
+                    JobId::from_be_bytes(job.try_into().ok()?),
+                    SubjobIndex::from_be_bytes(index.try_into().ok()?),
+                ),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The first and last `units` key of job `id` on `backend` (the job itself, then its
+/// subjobs).
+pub(crate) fn units_of_job(backend: &str, id: JobId) -> (Vec<u8>, Vec<u8>) {
+    (
+        unit(backend, JobRef::job(id)),
+        unit(backend, JobRef::subjob(id, SubjobIndex::MAX)),
+    )
+}
+
 /// Why a backend name cannot be part of an `active` key, if it cannot.
 pub(crate) fn backend_name_problem(backend: &str) -> Option<String> {
     if backend.as_bytes().contains(&ACTIVE_SEPARATOR) {
         Some(format!("backend name {backend:?} contains a NUL byte"))
-    } else if backend.len() + 9 > MAX_KEY_BYTES {
+    } else if backend.len() + 13 > MAX_KEY_BYTES {
         Some(format!(
             "backend name of {} bytes is too long (at most {})",
             backend.len(),
-            MAX_KEY_BYTES - 9
+            MAX_KEY_BYTES - 13
         ))
     } else {
         None
@@ -113,13 +160,21 @@ mod tests {
         let mut bad = active("slurm", 3);
         bad[5] = b'x';
         assert_eq!(parse_active(&bad), None);
+        assert!(unit("local", JobRef::job(5)) < unit("local", JobRef::subjob(5, 0)));
+        assert!(unit("local", JobRef::subjob(5, 9)) < unit("local", JobRef::subjob(5, 10)));
+        assert!(unit("local", JobRef::subjob(5, u32::MAX)) < unit("local", JobRef::job(6)));
+        assert!(unit("ab", JobRef::job(9)) < unit("abc", JobRef::job(1)));
+        for u in [JobRef::job(7), JobRef::subjob(7, 3)] {
+            assert_eq!(parse_unit(&unit("slurm", u)), Some(("slurm", u)));
+        }
+        assert_eq!(parse_unit(b"slurm"), None);
     }
 
     #[test]
     fn backend_names_that_cannot_be_keys_are_named() {
         assert_eq!(backend_name_problem("local"), None);
         assert!(backend_name_problem("lo\0cal").is_some());
-        assert!(backend_name_problem(&"x".repeat(503)).is_some());
-        assert_eq!(backend_name_problem(&"x".repeat(502)), None);
+        assert!(backend_name_problem(&"x".repeat(499)).is_some());
+        assert_eq!(backend_name_problem(&"x".repeat(498)), None);
     }
 }

@@ -3,7 +3,7 @@
 //! splitter), subjob records sixteen to an LMDB entry, with the indexes `ganga jobs` and
 //! the monitor read kept in the same transactions as the records.
 //!
-//! Tables (named databases) of format version 2 (`docs/storage-format.md`):
+//! Tables (named databases) of format version 3 (`docs/storage-format.md`):
 //!
 //! | table       | key                                   | value                            |
 //! |-------------|---------------------------------------|----------------------------------|
@@ -12,46 +12,59 @@
 //! |             |                                       | state, subjob counters, metadata |
 //! | `specs`     | job id, `u64` BE                      | the job's spec, without splitter |
 //! | `splitters` | job id, `u64` BE                      | the job's splitter (if it has one)|
-//! | `dicts`     | job id, `u64` BE                      | the job's `Dictionary`           |
+//! | `dicts`     | job id, `u64` BE                      | the job's `Dictionary` and the   |
+//! |             |                                       | indices of its subjob records    |
 //! | `subjobs`   | job id `u64` BE ++ group `u32` BE     | a group: the compact `Subjob`    |
 //! |             | (group = index / 16)                  | records of 16 consecutive indices|
 //! | `summaries` | job id, `u64` BE                      | compact `JobSummary::of(job)`    |
 //! | `active`    | backend name ++ `0x00` ++ id `u64` BE | status byte ++ revision          |
+//! | `units`     | backend ++ `0x00` ++ id [++ index]    | an active unit (`UnitEntry`)     |
 //!
-//! A change of status (`Change::PutRun`) rewrites the job's state, summary and active
-//! entry, never its spec or splitter; a job put rewrites the spec and the splitter only
+//! Every value ends with a CRC-32 over its table, key and value (`table`), checked before
+//! it is decoded: damage is reported for the job its key names, never read back as data.
+//! The data file is checked before LMDB maps it (`datafile`).
+//!
+//! A change of status (`Change::PutRun`, or `Store::update_units` for units) rewrites the
+//! job's state, summary, active entry and the units' entries (and subjob groups touched),
+//! never its spec or splitter; a job put rewrites the spec and the splitter only
 //! when their encoding changed. A job has a dictionary exactly while it has subjob
 //! records; the dictionary only grows and its base time never moves. A subjob record
 //! leaves out overrides that are its master's split item; a commit that changes a
 //! master's splitter first writes them out in the records whose item changes, so every
 //! record stays readable whatever happens to its master. Puts beyond the last key of a
 //! table append (`MDB_APPEND`), which keeps leaf pages full. A store of format version 1
-//! is upgraded in place when opened, in one write transaction; a newer one is refused.
+//! or 2 is upgraded in place when opened, after a copy of it is kept beside it; a newer
+//! one is refused.
 //!
-//! A job is in `active` exactly while its status is active. Every commit is one write
-//! transaction; a job put carries the revision its writer read and is refused on a
-//! mismatch. The map starts small and doubles when it fills; a map grown by another
-//! process is adopted. Readers in other processes are never blocked. The pages of the
-//! map a process reads are let go every 32 MiB read (`trim`), so that reading a large
-//! store does not keep it all resident.
+//! A job is in `active` exactly while its status is active, a unit in `units` exactly
+//! while its status is. Every commit is one write transaction; a job put carries the
+//! revision its writer read and is refused on a mismatch. The map starts small and
+//! doubles when it fills; a map grown by another process is adopted. Readers in other
+//! processes are never blocked. The pages of the map a process reads are let go every
+//! 32 MiB read (`trim`), so that reading a large store does not keep it all resident.
 //!
 //! It is not: a cache (see `ganga_core::JobCache`), nor safe to open from two copies of
 //! this crate in one process (the host linking it and also loading it as a plugin):
 //! LMDB allows one environment per file per process, and this crate can only enforce
 //! that among its own handles.
 
+mod bounds;
 mod check;
 mod codec;
 mod commit;
+mod datafile;
 mod dump;
 mod env;
 mod error;
 mod group;
+mod indices;
 mod keys;
 mod ordered;
 mod parts;
 mod store;
+mod table;
 mod trim;
+mod units;
 mod upgrade;
 mod v1;
 

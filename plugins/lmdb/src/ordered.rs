@@ -17,11 +17,27 @@ pub(crate) struct OrderedPuts {
     table: Table,
     /// The table's last key, once looked up; `Some(None)` for an empty table.
     last: Option<Option<Vec<u8>>>,
+    /// Values are sealed with their checksum (format 3); not when an older format is
+    /// written (the upgrade from format 1 writes format 2).
+    sealed: bool,
 }
 
 impl OrderedPuts {
     pub(crate) fn new(table: Table) -> OrderedPuts {
-        OrderedPuts { table, last: None }
+        OrderedPuts {
+            table,
+            last: None,
+            sealed: true,
+        }
+    }
+
+    /// Puts of values as they are given (records of format 2).
+    pub(crate) fn unsealed(table: Table) -> OrderedPuts {
+        OrderedPuts {
+            table,
+            last: None,
+            sealed: false,
+        }
     }
 
     /// Whether `key` sorts after every key of the table (so is not in it).
@@ -31,11 +47,7 @@ impl OrderedPuts {
 
     fn last_key(&mut self, txn: &RoTxn) -> Result<&Option<Vec<u8>>, Failure> {
         if self.last.is_none() {
-            let found = self
-                .table
-                .last(txn)
-                .doing("finding the last key of a table")?
-                .map(|(k, _)| k.to_vec());
+            let found = self.table.last_key(txn)?;
             self.last = Some(found);
         }
         Ok(self.last.get_or_insert(None))
@@ -51,8 +63,16 @@ impl OrderedPuts {
     ) -> Result<(), Failure> {
         self.last_key(txn)?;
         let last = self.last.get_or_insert(None);
+        let sealed;
+        let value = if self.sealed {
+            sealed = crate::table::seal(self.table.name, key, value);
+            &sealed[..]
+        } else {
+            value
+        };
         if last.as_deref().is_none_or(|last| key > last) {
             self.table
+                .db
                 .put_with_flags(txn, PutFlags::APPEND, key, value)
                 .doing(&doing())?;
             match last {
@@ -63,7 +83,7 @@ impl OrderedPuts {
                 None => *last = Some(key.to_vec()),
             }
         } else {
-            self.table.put(txn, key, value).doing(&doing())?;
+            self.table.db.put(txn, key, value).doing(&doing())?;
         }
         Ok(())
     }

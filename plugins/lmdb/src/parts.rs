@@ -6,10 +6,10 @@ use ganga_core::compact::job_from_parts;
 use ganga_core::{Job, JobId};
 use heed::RoTxn;
 
-use crate::codec::{decode_spec, decode_splitter, decode_state};
+use crate::codec::{decode_splitter, decode_state};
 use crate::env::{Table, Tables};
-use crate::error::{Doing, Failure};
-use crate::{keys, trim};
+use crate::error::Failure;
+use crate::keys;
 
 /// Reads the value of `key` in `table`, counting the read ([`crate::trim`]).
 pub(crate) fn get<'t>(
@@ -18,9 +18,8 @@ pub(crate) fn get<'t>(
     key: &[u8],
     doing: &str,
 ) -> Result<Option<&'t [u8]>, Failure> {
-    let value = table.get(txn, key).doing(doing)?;
-    trim::looked_up(value);
-    Ok(value)
+    let _ = doing;
+    table.get(txn, key)
 }
 
 /// The stored parts of a job, as bytes.
@@ -56,12 +55,19 @@ impl Parts<'_> {
     /// decode, named by its table.
     pub(crate) fn join(&self, id: JobId) -> Result<Job, String> {
         let state = decode_state(self.state).map_err(|e| format!("table jobs: {e}"))?;
-        let spec = match self.spec {
-            Some(bytes) => decode_spec(bytes).map_err(|e| format!("table specs: {e}"))?,
+        let (spec, apart) = match self.spec {
+            Some(bytes) => ganga_core::compact::decode_spec_apart(bytes)
+                .map_err(|e| format!("table specs: {}", crate::codec::unreadable(bytes, &e)))?,
             None => return Err(format!("table specs: job {id} has no spec")),
         };
         let splitter = match self.splitter {
             Some(bytes) => decode_splitter(bytes).map_err(|e| format!("table splitters: {e}"))?,
+            None if apart => {
+                return Err(format!(
+                    "table splitters: the spec of job {id} says it has a splitter, but table \
+                     splitters has none for it"
+                ));
+            }
             None => None,
         };
         Ok(job_from_parts(id, state, spec, splitter))

@@ -5,17 +5,19 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use ganga_core::compact::{Dictionary, JobRecord, SubjobBatch};
+use ganga_core::compact::{JobRecord, SubjobBatch};
 use ganga_core::{
-    ActiveJob, Change, CheckReport, Committed, Job, JobId, JobRef, Store, StoreDescription,
-    StoreError, Subjob, SubjobIndex, SummaryEntry,
+    ActiveJob, ActiveUnit, Change, CheckReport, Committed, Job, JobId, JobRef, Store,
+    StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
+    UnitsUpdated,
 };
 
-use crate::codec::{FORMAT_VERSION, decode_active, decode_dictionary, decode_summary, unreadable};
+use crate::codec::{FORMAT_VERSION, decode_active, decode_dict_record, decode_summary, unreadable};
 use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv, TABLE_NAMES};
 use crate::error::Doing;
+use crate::error::Failure;
 use crate::group::{self, first_index, group_of, last_index};
-use crate::{check, commit, dump, keys, parts, trim};
+use crate::{check, commit, dump, keys, parts, trim, units};
 
 /// How to open a store. The defaults suit real use; tests shrink the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,33 +165,49 @@ impl LmdbStore {
 /// Hooks for tests that need to damage a store or hold a transaction open. Not part of
 /// the API.
 impl LmdbStore {
-    /// Writes raw bytes into a table (`meta`, `jobs`, `specs`, `splitters`, `dicts`,
-    /// `subjobs`, `summaries`, `active`), bypassing every check. A `subjobs` key is a job id and a group number.
+    /// Writes a record into a table (`meta`, `jobs`, `specs`, `splitters`, `dicts`,
+    /// `subjobs`, `summaries`, `active`, `units`) with a valid checksum, bypassing every
+    /// other check: for tests of what the store makes of records that do not decode. A
+    /// `subjobs` key is a job id and a group number.
     #[doc(hidden)]
-    pub fn raw_put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    pub fn raw_put(&self, table: &str, key: &[u8], body: &[u8]) -> Result<(), StoreError> {
         let db = self.raw_table(table)?;
-        self.shared
-            .write(|_, txn| db.put(txn, key, value).doing("writing raw bytes"))
+        self.shared.write(|_, txn| db.put(txn, key, body))
     }
 
-    /// Reads the raw bytes of a record, as stored.
+    /// Writes bytes into a table as they are, without a checksum: they read as damaged.
+    #[doc(hidden)]
+    pub fn raw_put_unsealed(
+        &self,
+        table: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let db = self.raw_table(table)?;
+        self.shared.write(|_, txn| db.put_raw(txn, key, value))
+    }
+
+    /// Reads a record, its checksum checked and left off.
     #[doc(hidden)]
     pub fn raw_get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let db = self.raw_table(table)?;
-        self.shared.read(|_, txn| {
-            Ok(db
-                .get(txn, key)
-                .doing("reading raw bytes")?
-                .map(<[u8]>::to_vec))
-        })
+        self.shared
+            .read(|_, txn| Ok(db.get(txn, key)?.map(<[u8]>::to_vec)))
+    }
+
+    /// Reads the bytes of a record as stored, its checksum included, unchecked.
+    #[doc(hidden)]
+    pub fn raw_get_stored(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = self.raw_table(table)?;
+        self.shared
+            .read(|_, txn| Ok(db.get_raw(txn, key)?.map(<[u8]>::to_vec)))
     }
 
     /// Deletes a key from a table, bypassing every check. Returns whether it existed.
     #[doc(hidden)]
     pub fn raw_delete(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
         let db = self.raw_table(table)?;
-        self.shared
-            .write(|_, txn| db.delete(txn, key).doing("deleting a raw key"))
+        self.shared.write(|_, txn| db.delete(txn, key))
     }
 
     /// Applies `changes` in a write transaction, runs `during` while it is still open,
@@ -304,18 +322,24 @@ impl Store for LmdbStore {
             return Ok(SubjobBatch::default());
         }
         self.shared.read(|tables, txn| {
+            // The dictionary, read first: it also says which records the range holds.
+            let stored = parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")?;
+            let dict = match stored {
+                None => None,
+                Some(bytes) => {
+                    Some(decode_dict_record(bytes).map_err(|d| StoreError::Corrupt {
+                        job: JobRef::subjob(job, range.start),
+                        detail: format!("table dicts: the dictionary of job {job}: {d}"),
+                    })?)
+                }
+            };
             let first_group = group_of(range.start);
             let start = keys::group(job, first_group);
             let end = keys::group_of_subjob(job, range.end - 1);
             let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
-            let mut batch: Option<SubjobBatch> = None;
-            for entry in tables
-                .subjobs
-                .range(txn, &bounds)
-                .doing("reading table subjobs")?
-            {
-                let (key, value) = entry.doing("reading table subjobs")?;
-                trim::scanned(value);
+            let mut records: Vec<(SubjobIndex, &[u8])> = Vec::new();
+            for entry in tables.subjobs.range(txn, &bounds)? {
+                let (key, value) = entry?;
                 // Every key in the range is one of this job's groups.
                 let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
                 let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
@@ -329,23 +353,67 @@ impl Store for LmdbStore {
                 })?;
                 for (k, record) in slots.into_iter().enumerate() {
                     let index = first_index(g) + k as u32;
-                    let Some(record) = record.filter(|_| range.contains(&index)) else {
-                        continue;
-                    };
-                    let batch = match &mut batch {
-                        Some(batch) => batch,
-                        // Read the dictionary once, when the first record shows it is
-                        // needed.
-                        None => batch.insert(SubjobBatch::with_dictionary(dictionary(
-                            tables, txn, job, index,
-                        )?)),
-                    };
-                    batch.push_record(index, record);
+                    if let Some(record) = record.filter(|_| range.contains(&index)) {
+                        records.push((index, record));
+                    }
                 }
             }
-            let Some(mut batch) = batch else {
-                return Ok(SubjobBatch::default());
+            let Some((dict, indices)) = dict else {
+                return match records.first() {
+                    None => Ok(SubjobBatch::default()),
+                    Some(&(first, _)) => Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, first),
+                        detail: format!(
+                            "table dicts: job {job} has subjob records but no dictionary, so \
+                             none of them can be read"
+                        ),
+                    }
+                    .into()),
+                };
             };
+            // The records found must be those the job has: a group hidden by damage is
+            // reported, never read as subjobs that do not exist.
+            if let Some(indices) = &indices {
+                let mut found = records.iter().map(|(i, _)| *i);
+                for expected in indices.within(range.clone()) {
+                    match found.next() {
+                        Some(i) if i == expected => {}
+                        other => {
+                            let unit = other.map_or(expected, |i| i.min(expected));
+                            return Err(StoreError::Corrupt {
+                                job: JobRef::subjob(job, unit),
+                                detail: format!(
+                                    "table subjobs: job {job} has a record of subjob \
+                                     {job}.{expected} that was not found{}: {}",
+                                    other.map_or(String::new(), |i| format!(
+                                        " (found {job}.{i} instead)"
+                                    )),
+                                    crate::error::RESTORE
+                                ),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                if let Some(extra) = found.next() {
+                    return Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, extra),
+                        detail: format!(
+                            "table subjobs: a record of subjob {job}.{extra} was found, which \
+                             job {job} does not have: {}",
+                            crate::error::RESTORE
+                        ),
+                    }
+                    .into());
+                }
+            }
+            if records.is_empty() {
+                return Ok(SubjobBatch::default());
+            }
+            let mut batch = SubjobBatch::with_dictionary(dict);
+            for (index, record) in records {
+                batch.push_record(index, record);
+            }
             // Attached as stored, decoded only if a record needs it. A master without a
             // splitter gives none: the records that need one are reported when decoded.
             if let Some(splitter) = parts::get(
@@ -382,13 +450,34 @@ impl Store for LmdbStore {
             let start = keys::job(from);
             let bounds = (Bound::Included(&start[..]), Bound::Unbounded);
             let mut entries = Vec::new();
-            for entry in tables
-                .summaries
-                .range(txn, &bounds)
-                .doing("reading table summaries")?
-            {
-                let (key, bytes) = entry.doing("reading table summaries")?;
-                trim::scanned(bytes);
+            for entry in tables.summaries.range(txn, &bounds)? {
+                let (key, bytes) = match entry {
+                    Ok(kv) => kv,
+                    // Listed as unreadable, as a record that does not decode is.
+                    Err(Failure::Damaged { key, detail, .. }) => {
+                        match keys::parse_job(&key) {
+                            Some(id) => entries.push(SummaryEntry::Unreadable {
+                                id,
+                                error: format!(
+                                    "table summaries: {detail}; {}",
+                                    crate::error::RESTORE
+                                ),
+                            }),
+                            None => {
+                                return Err(StoreError::Io(format!(
+                                    "table summaries: {detail}; {}",
+                                    crate::error::RESTORE
+                                ))
+                                .into());
+                            }
+                        }
+                        if entries.len() >= limit as usize {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let Some(id) = keys::parse_job(key) else {
                     // Not a job's key at all: nothing to list it as; `check` reports it.
                     tracing::warn!(key = %dump::hex(key), "skipping a malformed summaries key");
@@ -422,13 +511,17 @@ impl Store for LmdbStore {
                         status,
                         revision,
                     }),
-                    // One bad index entry must not stop the monitor for every other job;
-                    // `check` reports it.
-                    None => tracing::warn!(
-                        key = %dump::hex(key),
-                        value = %dump::hex(value),
-                        "skipping a malformed entry of the active index"
-                    ),
+                    // Its checksum matched, so this store wrote it: a bug, not damage.
+                    // Never skipped: a job left out would never be looked at again.
+                    None => {
+                        return Err(StoreError::Io(format!(
+                            "table active: the entry {} = {} is not a backend, job id, \
+                             status and revision",
+                            dump::hex(key),
+                            dump::hex(value)
+                        ))
+                        .into());
+                    }
                 }
             }
             // The index is grouped by backend; callers want jobs in id order.
@@ -437,33 +530,50 @@ impl Store for LmdbStore {
         })
     }
 
+    fn active_units(
+        &self,
+        after: Option<&UnitCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActiveUnit>, StoreError> {
+        self.shared
+            .read(|tables, txn| units::active_units(tables, txn, after, limit))
+    }
+
+    fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
+        if updates.is_empty() {
+            return Ok(UnitsUpdated::default());
+        }
+        self.shared
+            .write(|tables, txn| units::update_units(tables, txn, updates))
+    }
+
+    /// LMDB's compacted copy (`mdb_env_copy2` with `MDB_CP_COMPACT`) from one read
+    /// snapshot, so writers go on meanwhile, into `dest/data.mdb`, with the marker that
+    /// says a store lives there.
+    fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        if dest.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} already exists: a backup goes into a new directory",
+                dest.display()
+            )));
+        }
+        std::fs::create_dir_all(dest)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dest.display())))?;
+        let result = self
+            .shared
+            .copy_to(&dest.join("data.mdb"))
+            .and_then(|()| crate::datafile::mark(dest));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(dest);
+        }
+        result
+    }
+
     fn check(&self) -> Result<CheckReport, StoreError> {
         self.shared.read(check::check)
     }
 
     fn dump(&self) -> Result<String, StoreError> {
         self.shared.read(dump::dump)
-    }
-}
-
-/// The dictionary of `job`, which has subjob records (the first of which, in the range
-/// being read, is `first`); its absence or damage makes them all unreadable.
-fn dictionary(
-    tables: &crate::env::Tables,
-    txn: &heed::RoTxn,
-    job: JobId,
-    first: SubjobIndex,
-) -> Result<Dictionary, crate::error::Failure> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        job: JobRef::subjob(job, first),
-        detail: format!("table dicts: {detail}"),
-    };
-    match parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")? {
-        Some(bytes) => Ok(decode_dictionary(bytes)
-            .map_err(|d| corrupt(format!("the dictionary of job {job}: {d}")))?),
-        None => Err(corrupt(format!(
-            "job {job} has subjob records but no dictionary, so none of them can be read"
-        ))
-        .into()),
     }
 }

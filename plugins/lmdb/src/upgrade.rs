@@ -31,13 +31,18 @@ use crate::group::{self, first_index, group_of};
 use crate::ordered::OrderedPuts;
 use crate::{keys, v1};
 
+/// The format version the upgrade from format 1 writes, and the one [`from_v2`] reads.
+pub(crate) const V2: u32 = 2;
+
 /// What an upgrade rewrote.
 #[derive(Debug, Default)]
 pub(crate) struct Upgraded {
     pub(crate) jobs: u64,
     pub(crate) subjobs: u64,
-    /// Records that did not decode in format 1, carried over as they were.
+    /// Records that did not decode in the old format, carried over as they were.
     pub(crate) carried: u64,
+    /// Entries of the index of active units made (from format 2).
+    pub(crate) units: u64,
 }
 
 /// Rewrites a format-1 store in format 2. `old` is a snapshot of the state `txn` started
@@ -49,7 +54,7 @@ pub(crate) fn from_v1(
 ) -> Result<Option<Upgraded>, Failure> {
     match tables.format_version(txn)? {
         Some(v1::FORMAT_VERSION) => {}
-        Some(FORMAT_VERSION) => return Ok(None),
+        Some(V2 | FORMAT_VERSION) => return Ok(None),
         other => {
             return Err(StoreError::Io(format!(
                 "cannot upgrade from format version {other:?}: only version {} can be",
@@ -92,11 +97,7 @@ pub(crate) fn from_v1(
 
     tables
         .meta
-        .put(
-            txn,
-            keys::META_FORMAT_VERSION,
-            &FORMAT_VERSION.to_be_bytes(),
-        )
+        .put_raw(txn, keys::META_FORMAT_VERSION, &V2.to_be_bytes())
         .doing("writing the format version")?;
     Ok(Some(upgraded))
 }
@@ -112,15 +113,15 @@ fn rewrite(
     convert: impl Fn(&[u8], &[u8]) -> Option<Vec<u8>>,
 ) -> Result<(), Failure> {
     let doing = format!("reading table {name} of format 1");
-    let mut puts = OrderedPuts::new(table);
-    for entry in table.iter(old).doing(&doing)? {
+    let mut puts = OrderedPuts::unsealed(table);
+    for entry in table.iter_raw(old).doing(&doing)? {
         let (key, bytes) = entry.doing(&doing)?;
         let converted = convert(key, bytes);
         if converted.is_none() {
             upgraded.carried += 1;
         }
         puts.put(txn, key, converted.as_deref().unwrap_or(bytes), || {
-            format!("writing table {name} in format {FORMAT_VERSION}")
+            format!("writing table {name} in format {V2}")
         })?;
     }
     Ok(())
@@ -136,11 +137,11 @@ fn upgrade_jobs(
     upgraded: &mut Upgraded,
 ) -> Result<(), Failure> {
     let doing = "reading table jobs of format 1";
-    let mut jobs = OrderedPuts::new(tables.jobs);
-    let mut specs = OrderedPuts::new(tables.specs);
-    let mut splitters = OrderedPuts::new(tables.splitters);
-    let writing = |table: &str| format!("writing table {table} in format {FORMAT_VERSION}");
-    for entry in tables.jobs.iter(old).doing(doing)? {
+    let mut jobs = OrderedPuts::unsealed(tables.jobs);
+    let mut specs = OrderedPuts::unsealed(tables.specs);
+    let mut splitters = OrderedPuts::unsealed(tables.splitters);
+    let writing = |table: &str| format!("writing table {table} in format {V2}");
+    for entry in tables.jobs.iter_raw(old).doing(doing)? {
         let (key, bytes) = entry.doing(doing)?;
         let job = keys::parse_job(key)
             .and_then(|id| v1::decode::<Job>(bytes).ok().filter(|j| j.id == id));
@@ -150,7 +151,7 @@ fn upgrade_jobs(
             continue;
         };
         jobs.put(txn, key, &encode_state(&job), || writing("jobs"))?;
-        specs.put(txn, key, &encode_spec(&job.spec), || writing("specs"))?;
+        specs.put(txn, key, &v2_spec(&job.spec), || writing("specs"))?;
         if let Some(splitter) = encode_splitter(job.spec.splitter.as_ref()) {
             splitters.put(txn, key, &splitter, || writing("splitters"))?;
         }
@@ -163,11 +164,11 @@ fn upgrade_jobs(
 /// as it was; `check` reports it.
 fn upgrade_active(tables: &Tables, old: &RoTxn, txn: &mut RwTxn) -> Result<(), Failure> {
     let doing = "reading table active of format 1";
-    let mut active = OrderedPuts::new(tables.active);
-    for entry in tables.active.iter(old).doing(doing)? {
+    let mut active = OrderedPuts::unsealed(tables.active);
+    for entry in tables.active.iter_raw(old).doing(doing)? {
         let (key, value) = entry.doing(doing)?;
         let revision = keys::parse_active(key).and_then(|(_, id)| {
-            let bytes = tables.jobs.get(old, &keys::job(id)).ok().flatten()?;
+            let bytes = tables.jobs.get_raw(old, &keys::job(id)).ok().flatten()?;
             v1::decode::<Job>(bytes).ok().map(|job| job.revision)
         });
         let status = match value {
@@ -176,7 +177,7 @@ fn upgrade_active(tables: &Tables, old: &RoTxn, txn: &mut RwTxn) -> Result<(), F
         };
         let upgraded = status.zip(revision).map(|(s, r)| encode_active(s, r));
         active.put(txn, key, upgraded.as_deref().unwrap_or(value), || {
-            format!("writing table active in format {FORMAT_VERSION}")
+            format!("writing table active in format {V2}")
         })?;
     }
     Ok(())
@@ -192,14 +193,14 @@ fn upgrade_subjobs(
     upgraded: &mut Upgraded,
 ) -> Result<(), Failure> {
     let doing = "reading table subjobs of format 1";
-    let mut subjobs = OrderedPuts::new(tables.subjobs);
-    let mut dicts = OrderedPuts::new(tables.dicts);
+    let mut subjobs = OrderedPuts::unsealed(tables.subjobs);
+    let mut dicts = OrderedPuts::unsealed(tables.dicts);
     // The job whose subjobs are being rewritten: its dictionary and its master's splitter.
     let mut current: Option<(JobId, Dictionary, Option<Splitter>)> = None;
     // The group being gathered.
     let mut pending: Option<Gathered> = None;
     let mut record = Vec::with_capacity(64);
-    for entry in tables.subjobs.iter(old).doing(doing)? {
+    for entry in tables.subjobs.iter_raw(old).doing(doing)? {
         let (key, bytes) = entry.doing(doing)?;
         upgraded.subjobs += 1;
         let Some((job, index)) = v1::parse_subjob_key(key) else {
@@ -207,7 +208,7 @@ fn upgrade_subjobs(
             upgraded.carried += 1;
             flush_group(&mut subjobs, txn, pending.take())?;
             subjobs.put(txn, key, bytes, || {
-                format!("writing table subjobs in format {FORMAT_VERSION}")
+                format!("writing table subjobs in format {V2}")
             })?;
             continue;
         };
@@ -219,7 +220,7 @@ fn upgrade_subjobs(
                 }
                 let master = tables
                     .jobs
-                    .get(old, &keys::job(job))
+                    .get_raw(old, &keys::job(job))
                     .doing("reading table jobs of format 1")?
                     .and_then(|bytes| v1::decode::<Job>(bytes).ok())
                     .filter(|m| m.id == job);
@@ -276,7 +277,7 @@ fn flush_group(
         txn,
         &keys::group(job, g),
         &group::splice(&[], &records),
-        || format!("writing table subjobs in format {FORMAT_VERSION}"),
+        || format!("writing table subjobs in format {V2}"),
     )
 }
 
@@ -312,7 +313,7 @@ fn dictionary_base(
     );
     let doing = "reading table subjobs of format 1";
     let mut earliest: Option<Timestamp> = None;
-    for entry in tables.subjobs.range(old, &bounds).doing(doing)? {
+    for entry in tables.subjobs.range_raw(old, &bounds).doing(doing)? {
         let (_, bytes) = entry.doing(doing)?;
         if let Ok(subjob) = v1::decode::<Subjob>(bytes)
             && let Some(first) = subjob.run.times.iter().map(|(_, t)| t).min()
@@ -321,4 +322,197 @@ fn dictionary_base(
         }
     }
     Ok(earliest.unwrap_or(Timestamp(0)))
+}
+
+/// A spec as format 2 kept it: its splitter's place `null` whether or not it has one.
+fn v2_spec(spec: &ganga_core::JobSpec) -> Vec<u8> {
+    encode_spec(&spec.without_splitter())
+}
+
+/// Rewrites a format-2 store in format 3: every value sealed with its checksum, each
+/// spec saying whether its job has a splitter, and the index of active units made from
+/// the jobs and subjobs. `old` is a snapshot of the state `txn` started from. `None` if
+/// the store is no longer at format 2 (another process upgraded it).
+///
+/// A record that does not decode is carried over as it was (sealed: it stays reported
+/// as unreadable, by what reads it); a unit whose record does not decode gets no entry in
+/// the index (`check` reports the record).
+pub(crate) fn from_v2(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+) -> Result<Option<Upgraded>, Failure> {
+    match tables.format_version(txn)? {
+        Some(V2) => {}
+        Some(FORMAT_VERSION) => return Ok(None),
+        other => {
+            return Err(StoreError::Io(format!(
+                "cannot upgrade from format version {other:?}: only version {V2} can be"
+            ))
+            .into());
+        }
+    }
+    let mut upgraded = Upgraded::default();
+    for table in [
+        tables.jobs,
+        tables.specs,
+        tables.splitters,
+        tables.dicts,
+        tables.subjobs,
+        tables.summaries,
+        tables.active,
+        tables.units,
+    ] {
+        table.clear(txn)?;
+    }
+    for table in [
+        tables.jobs,
+        tables.splitters,
+        tables.subjobs,
+        tables.summaries,
+        tables.active,
+    ] {
+        let mut puts = OrderedPuts::new(table);
+        for entry in table.iter_raw(old)? {
+            let (key, value) = entry.doing("reading a table of format 2")?;
+            puts.put(txn, key, value, || {
+                format!("writing table {} in format {FORMAT_VERSION}", table.name)
+            })?;
+        }
+    }
+    // Dictionaries, with the indices of their job's subjob records.
+    let mut dicts = OrderedPuts::new(tables.dicts);
+    for entry in tables.dicts.iter_raw(old)? {
+        let (key, value) = entry.doing("reading table dicts of format 2")?;
+        let rewritten = match (keys::parse_job(key), crate::codec::decode_dictionary(value)) {
+            (Some(id), Ok(dict)) => {
+                let mut indices = crate::indices::Indices::default();
+                let first = keys::group(id, 0);
+                let last = keys::group(id, u32::MAX);
+                let bounds = (
+                    std::ops::Bound::Included(&first[..]),
+                    std::ops::Bound::Included(&last[..]),
+                );
+                for group in tables.subjobs.range_raw(old, &bounds)? {
+                    let (gkey, gvalue) = group.doing("reading table subjobs of format 2")?;
+                    let (Some((_, g)), Ok(slots)) = (keys::parse_group(gkey), group::parse(gvalue))
+                    else {
+                        continue;
+                    };
+                    for (k, record) in slots.iter().enumerate() {
+                        if record.is_some() {
+                            indices.insert(first_index(g) + k as u32);
+                        }
+                    }
+                }
+                crate::codec::encode_dict_record(&dict, &indices)
+            }
+            _ => {
+                upgraded.carried += 1;
+                value.to_vec()
+            }
+        };
+        dicts.put(txn, key, &rewritten, || {
+            format!("writing table dicts in format {FORMAT_VERSION}")
+        })?;
+    }
+    // Specs: `true` in the splitter's place for a job that has one.
+    let mut specs = OrderedPuts::new(tables.specs);
+    let marker = Splitter::Generic {
+        attributes: Vec::new(),
+    };
+    for entry in tables.specs.iter_raw(old)? {
+        let (key, value) = entry.doing("reading table specs of format 2")?;
+        let has_splitter = tables.splitters.get_raw(old, key)?.is_some();
+        let rewritten = match ganga_core::compact::decode_spec(value) {
+            Ok(mut spec) => {
+                if has_splitter {
+                    spec.splitter = Some(marker.clone());
+                }
+                encode_spec(&spec)
+            }
+            Err(_) => {
+                upgraded.carried += 1;
+                value.to_vec()
+            }
+        };
+        specs.put(txn, key, &rewritten, || {
+            format!("writing table specs in format {FORMAT_VERSION}")
+        })?;
+    }
+    // The index of active units, job by job.
+    for entry in tables.jobs.iter_raw(old)? {
+        let (key, value) = entry.doing("reading table jobs of format 2")?;
+        upgraded.jobs += 1;
+        let (Some(id), Ok(state)) = (keys::parse_job(key), crate::codec::decode_state(value))
+        else {
+            continue;
+        };
+        let backend = tables
+            .specs
+            .get_raw(old, key)?
+            .and_then(|bytes| ganga_core::compact::decode_spec(bytes).ok())
+            .map(|spec| spec.backend.kind);
+        let Some(backend) = backend else { continue };
+        if state.subjobs.is_empty() {
+            if state.run.status.is_active() {
+                let mut entry = Vec::with_capacity(48);
+                ganga_core::compact::encode_unit_entry(&state.run, &mut entry);
+                tables.units.put(
+                    txn,
+                    &keys::unit(&backend, ganga_core::JobRef::job(id)),
+                    &entry,
+                )?;
+                upgraded.units += 1;
+            }
+            continue;
+        }
+        let Some(Ok(dict)) = tables
+            .dicts
+            .get_raw(old, key)?
+            .map(crate::codec::decode_dictionary)
+        else {
+            continue;
+        };
+        let first = keys::group(id, 0);
+        let last = keys::group(id, u32::MAX);
+        let bounds = (
+            std::ops::Bound::Included(&first[..]),
+            std::ops::Bound::Included(&last[..]),
+        );
+        for group in tables.subjobs.range_raw(old, &bounds)? {
+            let (gkey, gvalue) = group.doing("reading table subjobs of format 2")?;
+            let (Some((_, g)), Ok(slots)) = (keys::parse_group(gkey), group::parse(gvalue)) else {
+                continue;
+            };
+            for (k, record) in slots.iter().enumerate() {
+                let Some(record) = record else { continue };
+                upgraded.subjobs += 1;
+                let Ok((run, _)) = ganga_core::compact::decode_subjob_run(record, &dict) else {
+                    continue;
+                };
+                if run.status.is_active() {
+                    let unit = ganga_core::JobRef::subjob(id, first_index(g) + k as u32);
+                    let mut entry = Vec::with_capacity(48);
+                    ganga_core::compact::encode_unit_entry(&run, &mut entry);
+                    tables.units.put(txn, &keys::unit(&backend, unit), &entry)?;
+                    upgraded.units += 1;
+                }
+            }
+        }
+    }
+    let next = tables
+        .meta
+        .get_raw(old, keys::META_NEXT_JOB_ID)?
+        .ok_or_else(|| {
+            StoreError::Io("table meta has no next_job_id: the store is damaged".to_owned())
+        })?
+        .to_vec();
+    tables.meta.put(txn, keys::META_NEXT_JOB_ID, &next)?;
+    tables.meta.put(
+        txn,
+        keys::META_FORMAT_VERSION,
+        &FORMAT_VERSION.to_be_bytes(),
+    )?;
+    Ok(Some(upgraded))
 }

@@ -873,7 +873,7 @@ impl<'a> Mode<'a> {
                 "commit_secs",
                 med(&runs, |r| num_opt(&r.driver, "/result/commit_secs")),
                 Unit::Secs,
-                "in Cache::commit",
+                "in Cache::update_units",
             ),
             Figure::new(
                 "read_secs",
