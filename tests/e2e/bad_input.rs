@@ -70,7 +70,7 @@ fn an_unknown_backend_type_lists_the_loaded_ones() {
         "{err}"
     );
     assert!(
-        err.contains("unknown backend `slurmm`; loaded backends: batch, example, local"),
+        err.contains("unknown backend `slurmm`; loaded backends: batch, dirac, example, local"),
         "{err}"
     );
     assert_eq!(g.run(&["jobs"]).trim(), "no jobs");
@@ -411,8 +411,9 @@ fn values_no_backend_could_run_are_refused_at_the_job_file() {
 fn a_store_that_cannot_be_written_is_named() {
     use std::os::unix::process::CommandExt as _;
     let g = Ganga::new();
-    g.run(&["jobs"]); // the store exists
     let file = g.job_file("ok.toml", "[application]\nexe = \"/bin/true\"\n");
+    // The store exists, and so do the Local backend's own files (its runner script).
+    g.run(&["submit", file.to_str().unwrap()]);
     let mut cmd = g.command(&["submit", file.to_str().unwrap()]);
     // A full disk, as far as ganga can tell: no file may grow (EFBIG, as ENOSPC would be).
     // SAFETY: only async-signal-safe calls between fork and exec.

@@ -55,8 +55,8 @@ fn home() -> Ganga {
 /// Runs an example of 20 subjobs; subjob `n - 1` writes `<word>-<n>.txt` saying
 /// `"<n> <word>d is <n^power>"`.
 fn run_example(system: &str, example: &str, word: &str, power: u32) {
-    require(system);
     let _lock = (system == "slurm").then(|| slurm_lock(false));
+    require(system);
     let g = home();
     let file = examples_dir().join(example);
     let out = g.output(&["submit", "--wait", file.to_str().unwrap()]);
@@ -93,8 +93,8 @@ fn the_sge_example_completes_with_its_outputs() {
 
 #[test]
 fn on_slurm_a_failing_job_fails_with_its_exit_code_and_a_kill_kills() {
-    require("slurm");
     let _lock = slurm_lock(false);
+    require("slurm");
     let g = home();
     let failing = g.job_file(
         "fail.toml",
@@ -125,8 +125,8 @@ fn on_slurm_a_failing_job_fails_with_its_exit_code_and_a_kill_kills() {
 
 #[test]
 fn on_slurm_jobs_ride_out_a_controller_outage() {
-    require("slurm");
     let _lock = slurm_lock(true);
+    require("slurm");
     let g = home();
     let job = g.job_file(
         "outage.toml",

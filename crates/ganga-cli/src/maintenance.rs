@@ -56,6 +56,20 @@ struct Checked {
 
 /// In the child: say where the store is, check it, print the report (JSON lines).
 async fn checker(session: &Session) -> anyhow::Result<ExitCode> {
+    // For the test of what a crash inside the store becomes: a checker that dies of the
+    // signal named here, as one that read a damaged page would.
+    if let Some(signal) = std::env::var("GANGA_TEST_CHECKER_DIES_OF")
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+    {
+        // SAFETY: signal(2) and raise(3) with plain numbers; the process is meant to end.
+        // The default action first: Rust's own SIGBUS/SIGSEGV handler (stack overflow
+        // detection) would return from a raised signal and go on.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
     let store = session.context()?.store.store().clone();
     let location = store.describe()?.location;
     let mut out = std::io::stdout().lock();

@@ -63,9 +63,17 @@ pub struct BackendStatus {
 /// A request and where its reply goes.
 pub(crate) type Asked = (ControlRequest, oneshot::Sender<ControlReply>);
 
+/// Replies forwarded to the monitor but not yet written back: the monitor waits for them
+/// before it ends, so that the process asking it to stop hears that it did.
+pub(crate) type Unanswered = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
 /// Accepts connections on `path` and forwards their requests. Replaces a socket file
 /// left by a monitor that died (the caller holds the monitor lease).
-pub(crate) fn listen(path: &Path, to_monitor: mpsc::Sender<Asked>) -> std::io::Result<()> {
+pub(crate) fn listen(
+    path: &Path,
+    to_monitor: mpsc::Sender<Asked>,
+    unanswered: Unanswered,
+) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -77,8 +85,9 @@ pub(crate) fn listen(path: &Path, to_monitor: mpsc::Sender<Asked>) -> std::io::R
                 continue;
             };
             let to_monitor = to_monitor.clone();
+            let unanswered = unanswered.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve(stream, to_monitor).await {
+                if let Err(e) = serve(stream, to_monitor, unanswered).await {
                     tracing::debug!("control connection: {e}");
                 }
             });
@@ -87,27 +96,40 @@ pub(crate) fn listen(path: &Path, to_monitor: mpsc::Sender<Asked>) -> std::io::R
     Ok(())
 }
 
-async fn serve(stream: UnixStream, to_monitor: mpsc::Sender<Asked>) -> std::io::Result<()> {
+async fn serve(
+    stream: UnixStream,
+    to_monitor: mpsc::Sender<Asked>,
+    unanswered: Unanswered,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
-        let reply = match serde_json::from_str::<ControlRequest>(&line) {
-            Err(e) => ControlReply::Refused {
-                reason: format!("not a request: {e}"),
-            },
+        let (reply, forwarded) = match serde_json::from_str::<ControlRequest>(&line) {
+            Err(e) => {
+                let reason = format!("not a request: {e}");
+                (ControlReply::Refused { reason }, false)
+            }
             Ok(request) => {
                 let (tx, rx) = oneshot::channel();
+                unanswered.fetch_add(1, Ordering::SeqCst);
                 if to_monitor.send((request, tx)).await.is_err() {
+                    unanswered.fetch_sub(1, Ordering::SeqCst);
                     return Ok(());
                 }
-                rx.await.unwrap_or(ControlReply::Refused {
+                let reply = rx.await.unwrap_or(ControlReply::Refused {
                     reason: "the monitor is stopping".into(),
-                })
+                });
+                (reply, true)
             }
         };
         let mut text = serde_json::to_string(&reply).map_err(std::io::Error::other)?;
         text.push('\n');
-        write.write_all(text.as_bytes()).await?;
+        let written = write.write_all(text.as_bytes()).await;
+        if forwarded {
+            unanswered.fetch_sub(1, Ordering::SeqCst);
+        }
+        written?;
     }
     Ok(())
 }

@@ -248,8 +248,9 @@ impl Monitor {
         tokio::pin!(shutdown);
         let (events, mut incoming) = mpsc::channel::<Event>(1024);
         let (asks, mut asked) = mpsc::channel::<Asked>(64);
+        let unanswered = control::Unanswered::default();
         if let Some(path) = &self.settings.control_socket
-            && let Err(e) = control::listen(path, asks)
+            && let Err(e) = control::listen(path, asks, unanswered.clone())
         {
             tracing::warn!(
                 "cannot listen on {} (other processes cannot reach this monitor): {e}",
@@ -282,6 +283,13 @@ impl Monitor {
         loop {
             if let Some(deadline) = stopping {
                 if l.in_flight() == 0 || Instant::now() >= deadline {
+                    // Whoever asked it to stop hears that it did.
+                    let until = Instant::now() + Duration::from_secs(1);
+                    while unanswered.load(std::sync::atomic::Ordering::SeqCst) > 0
+                        && Instant::now() < until
+                    {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                     return Ok(());
                 }
             } else {

@@ -317,7 +317,10 @@ fn a_working_directory_that_is_a_link_is_refused() {
 }
 
 #[test]
-fn copies_are_private() {
+fn copies_are_private_under_a_private_umask() {
+    // As ganga runs, with the user's `[home] umask` (077 unless configured otherwise).
+    // nextest runs each test in a process of its own, so this touches no other test.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let d = dirs();
     std::fs::create_dir(d.work.join("sub")).expect("dir");
     std::fs::write(d.work.join("sub/data"), "x").expect("file");

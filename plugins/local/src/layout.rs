@@ -151,9 +151,11 @@ pub(crate) fn event_name(job: ganga_core::JobRef, run: u32) -> String {
 
 /// Creates a directory and its parents, private to the owner.
 pub(crate) fn make_dir(dir: &Path) -> io::Result<()> {
+    // As the process's umask allows: ganga's is the user's `[home] umask` (077, private,
+    // unless configured otherwise).
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o777)
         .create(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))
 }

@@ -149,7 +149,7 @@ pub(crate) fn is_alive(pid: i32, ticks: Option<u64>) -> bool {
 /// to init at once (an intermediate process forks it and exits, and is reaped here before
 /// this returns, so a long-running `ganga` keeps no child and no descriptor for it). Its
 /// stdin is `stdin` (the runner takes the slot's lock from there), its stdout and stderr
-/// go to `log`, its umask is 077 and its environment is `PATH` only.
+/// go to `log`, its umask is this process's and its environment is `PATH` only.
 pub(crate) fn spawn_daemon(
     script: &Path,
     args: &[&std::ffi::OsStr],
@@ -168,13 +168,14 @@ pub(crate) fn spawn_daemon(
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (umask, fork, setsid, _exit); it allocates nothing. The
+    // async-signal-safe functions (fork, setsid, _exit); it allocates nothing. The
     // intermediate child leaves with _exit, never returning into the runtime of this
     // process; the grandchild returns and goes on to exec. std's exec-error pipe stays
     // open in the grandchild until its exec, so `spawn` still reports an exec failure.
     unsafe {
         cmd.pre_exec(|| {
-            libc::umask(0o077);
+            // The runner keeps this process's umask (the user's `[home] umask`), and so
+            // do the jobs it runs.
             match libc::fork() {
                 -1 => Err(io::Error::last_os_error()),
                 0 => {

@@ -287,11 +287,20 @@ fn copy_inputs(spec: &SubmitSpec, work: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Copies a file, private to the owner (keeping the owner's execute bit).
+/// Copies a file with its permissions as this process's umask allows (the user's
+/// `[home] umask`: private unless configured otherwise).
 fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
-    fs::copy(from, to)?;
-    let mode = fs::metadata(to)?.permissions().mode();
-    fs::set_permissions(to, fs::Permissions::from_mode((mode & 0o700) | 0o600))
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut src = fs::File::open(from)?;
+    let mode = src.metadata()?.permissions().mode() & 0o777;
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(to)?;
+    io::copy(&mut src, &mut dst)?;
+    Ok(())
 }
 
 /// Copies an input directory. Links to directories are not followed (they could loop);

@@ -58,6 +58,10 @@ async fn environment_values_are_on_no_command_line() {
 
 #[tokio::test]
 async fn files_and_directories_are_private() {
+    // ganga runs with the user's `[home] umask`, 077 unless configured otherwise. (nextest
+    // runs each test in a process of its own, so this touches no other test.)
+    // SAFETY: umask(2) cannot fail and touches no memory.
+    unsafe { libc::umask(0o077) };
     let home = home();
     let b = backend(home.path(), &[]);
     let inputs = home.path().join("inputs");

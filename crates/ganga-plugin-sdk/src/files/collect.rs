@@ -309,8 +309,9 @@ impl Collection<'_> {
             make_dirs(parent)?;
         }
         clear_destination(&dest)?;
-        // Private, but keep the owner's execute bit (an output may be a program).
-        let mode = (stat.st_mode & 0o700) | 0o600;
+        // The job's own permissions, as the process's umask allows (ganga's is the user's
+        // `[home] umask`: private unless configured otherwise).
+        let mode = stat.st_mode & 0o777;
         let mut to = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -416,11 +417,11 @@ fn left_out(kind: FileType) -> String {
     format!("{what} (only regular files and directories are collected)")
 }
 
-/// Creates a directory and its parents, private to the owner.
+/// Creates a directory and its parents, as the process's umask allows.
 fn make_dirs(dir: &Path) -> Result<(), FilesError> {
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o777)
         .create(dir)
         .map_err(|source| FilesError::Io {
             path: dir.to_path_buf(),
