@@ -42,8 +42,8 @@ fn pbs_config(home: &Home, logged: bool) -> Vec<(&'static str, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conforms_through_the_torque_wrappers() {
-    require("pbs");
     let _lock = SlurmLock::shared();
+    require("pbs");
     let home = Home::new();
     let backend = home.backend(&pbs_config(&home, false));
     let env = ConformanceEnv::new()
@@ -59,8 +59,8 @@ async fn conforms_through_the_torque_wrappers() {
 /// (no arrays in this flavour), one `qstat` per poll, one `qdel` for the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_status_and_kill_through_the_torque_wrappers() {
-    require("pbs");
     let _lock = SlurmLock::shared();
+    require("pbs");
     let home = Home::new();
     let backend = home.backend(&pbs_config(&home, true));
     let specs = [

@@ -31,8 +31,8 @@ fn slurm_config(home: &Home) -> Vec<(&'static str, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conforms_on_slurm() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&[("system", "slurm".into())]);
     let env = ConformanceEnv::new()
@@ -46,8 +46,8 @@ async fn conforms_on_slurm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conforms_as_a_loaded_library_on_slurm() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let path = ganga_test_support::built_plugin("ganga-backend-batch");
     let mut catalog = ganga_plugin_host::Catalog::new();
@@ -84,8 +84,8 @@ async fn conforms_as_a_loaded_library_on_slurm() {
 /// `squeue` whatever the number of units, and all 50 complete with their outputs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_job_of_50_completes_with_outputs() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&slurm_config(&home));
     let specs: Vec<_> = (0..50u32)
@@ -144,8 +144,8 @@ async fn a_split_job_of_50_completes_with_outputs() {
 /// Exit code 3: failed with exit code 3, said in the native state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_code_3_fails_with_exit_code_3() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&slurm_config(&home));
     let refs = submit(
@@ -172,8 +172,8 @@ async fn exit_code_3_fails_with_exit_code_3() {
 /// ended keeps how it ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_stops_running_units_in_one_command() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&slurm_config(&home));
     let mut specs: Vec<_> = (0..4u32)
@@ -285,8 +285,8 @@ impl Drop for Controller {
 /// Failed); started again, the units finish right.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn units_survive_a_controller_outage() {
-    require("slurm");
     let _lock = SlurmLock::exclusive();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&[
         ("system", "slurm".into()),
@@ -364,8 +364,8 @@ async fn units_survive_a_controller_outage() {
 /// with an id Slurm never gave is Absent at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unit_the_scheduler_lost_is_absent() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&[("system", "slurm".into())]);
     // The program kills the wrapper that would record its end.
@@ -423,8 +423,8 @@ async fn a_unit_the_scheduler_lost_is_absent() {
 /// listing; a run never handed over is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_submission_is_found() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&[("system", "slurm".into())]);
     // Held: it never starts, so only the listing can tell.
@@ -475,8 +475,8 @@ async fn a_cut_off_submission_is_found() {
 /// The time taken is printed (measured, not asserted: see docs/backends/batch.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_units_in_one_submission() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&slurm_config(&home));
     let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec!["--hold".into()]));
@@ -507,8 +507,8 @@ async fn a_thousand_units_in_one_submission() {
 /// Bad per-job options fail that job alone, naming the option.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_fail_their_job_alone() {
-    require("slurm");
     let _lock = SlurmLock::shared();
+    require("slurm");
     let home = Home::new();
     let backend = home.backend(&[("system", "slurm".into())]);
     let good = spec(&home, JobRef::job(1), &ShellJob::new("exit 0"));
