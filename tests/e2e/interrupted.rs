@@ -45,7 +45,11 @@ fn leftovers(g: &Ganga) -> Vec<String> {
     let home = g.home().to_string_lossy().into_owned();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -60,7 +64,9 @@ fn leftovers(g: &Ganga) -> Vec<String> {
 }
 
 fn no_leftovers(g: &Ganga) {
-    wait_for("no process of this home to be left", 30, || leftovers(g).is_empty());
+    wait_for("no process of this home to be left", 30, || {
+        leftovers(g).is_empty()
+    });
 }
 
 /// The status of every subjob, and of the job.
@@ -125,7 +131,9 @@ fn a_submit_killed_part_way_is_finished_by_a_monitor_and_every_unit_ends_right()
             g.run(&["monitor", "--until-idle", "--interval", "0.1"]);
             let (job, subjobs) = statuses(&g, 0);
             assert!(
-                subjobs.iter().all(|s| matches!(s.as_str(), "completed" | "failed")),
+                subjobs
+                    .iter()
+                    .all(|s| matches!(s.as_str(), "completed" | "failed")),
                 "attempt {k}: {job}: {subjobs:?}"
             );
             outputs_right(&g, 0);
@@ -142,7 +150,10 @@ fn a_submit_killed_part_way_is_finished_by_a_monitor_and_every_unit_ends_right()
         }
         no_leftovers(&g);
     }
-    assert!(seen_cut_off > 0, "no kill landed between hand-over and record: the test proves little");
+    assert!(
+        seen_cut_off > 0,
+        "no kill landed between hand-over and record: the test proves little"
+    );
 }
 
 #[test]
@@ -178,7 +189,10 @@ fn a_submit_killed_part_way_can_be_killed_and_removed_and_leaves_no_process() {
         assert!(!g.home().join("workspace/0").exists());
         no_leftovers(&g);
     }
-    assert!(seen_cut_off > 0, "no kill landed between hand-over and record: the test proves little");
+    assert!(
+        seen_cut_off > 0,
+        "no kill landed between hand-over and record: the test proves little"
+    );
 }
 
 #[test]
@@ -206,11 +220,16 @@ fn a_resubmit_killed_part_way_never_lets_an_old_run_finish_a_new_one() {
         .iter()
         .filter(|s| s["run"]["status"] == "submitting")
         .count();
-    assert!(cut > 0, "the resubmission ended before it was killed: the test proves little");
+    assert!(
+        cut > 0,
+        "the resubmission ended before it was killed: the test proves little"
+    );
     g.run(&["monitor", "--until-idle", "--interval", "0.1"]);
     let (job, subjobs) = statuses(&g, id);
     assert!(
-        subjobs.iter().all(|s| matches!(s.as_str(), "completed" | "failed")),
+        subjobs
+            .iter()
+            .all(|s| matches!(s.as_str(), "completed" | "failed")),
         "{job}: {subjobs:?}"
     );
     outputs_right(&g, id);

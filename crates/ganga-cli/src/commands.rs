@@ -128,7 +128,10 @@ async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode>
                     errln!("job {job}: not killed: {reason}");
                 }
                 if report.failed.len() > MAX_LISTED {
-                    errln!("... and {} more not killed", report.failed.len() - MAX_LISTED);
+                    errln!(
+                        "... and {} more not killed",
+                        report.failed.len() - MAX_LISTED
+                    );
                 }
                 ok &= report.failed.is_empty();
             }

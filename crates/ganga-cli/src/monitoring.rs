@@ -316,7 +316,9 @@ async fn print_outcome(session: &Session, job: &Job) -> anyhow::Result<()> {
             let range = start..n.min(start.saturating_add(SUBJOB_PAGE));
             let subjobs = session.context()?.store.subjobs(job.id, range).await?;
             for sj in &subjobs {
-                if !few && (sj.status() == Status::Completed || listed >= crate::commands::MAX_LISTED) {
+                if !few
+                    && (sj.status() == Status::Completed || listed >= crate::commands::MAX_LISTED)
+                {
                     continue;
                 }
                 listed += 1;

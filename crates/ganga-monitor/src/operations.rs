@@ -339,12 +339,12 @@ impl Operations {
             })
             .collect();
         updates.extend(killed.iter().filter_map(|&u| {
-                let run = whole.run(u)?;
-                let mut change = UnitChange::to(Status::Killed, at);
-                change.reason = Some("killed by the user".into());
-                if let Some(s) = found_now.get(&u) {
-                    change.id = Some(s.id.clone());
-                }
+            let run = whole.run(u)?;
+            let mut change = UnitChange::to(Status::Killed, at);
+            change.reason = Some("killed by the user".into());
+            if let Some(s) = found_now.get(&u) {
+                change.id = Some(s.id.clone());
+            }
             Some(UnitUpdate {
                 unit: u,
                 seen: run.status,
