@@ -10,6 +10,7 @@
 //! It is not a library, and knows nothing of the store's format.
 
 mod churn;
+mod exits;
 mod generate;
 mod monitor;
 mod populate;
@@ -92,6 +93,17 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_BUDGET_MIB)]
         budget_mib: u64,
     },
+    /// How long after each subjob's exit record (Local backend) the store recorded it
+    /// `completing` and `completed`
+    Exits {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        job: u64,
+        /// Whose exit records
+        #[arg(long, value_enum, default_value = "local")]
+        backend: exits::Records,
+    },
     /// Say where the store comes from and describe it
     Info {
         #[arg(long)]
@@ -158,6 +170,12 @@ fn main() -> anyhow::Result<()> {
             )?;
             json!({"command": "monitor-cycle", "store": opened.describe()?, "budget_mib": budget_mib, "setup_secs": setup_secs, "result": done, "memory_at_end": memory_at_end()})
         }
+        Command::Exits { home, job, backend } => {
+            let opened = open_store(&home, &args.plugin_dirs)?;
+            let cache = JobCache::new(opened.store.clone(), DEFAULT_BUDGET_MIB << 20);
+            let done = exits::exits(&cache, &home, job, backend)?;
+            json!({"command": "exits", "result": done})
+        }
         Command::Info { home } => {
             let opened = open_store(&home, &args.plugin_dirs)?;
             json!({"command": "info", "store": opened.describe()?})
@@ -165,6 +183,16 @@ fn main() -> anyhow::Result<()> {
     };
     println!("{report}");
     Ok(())
+}
+
+/// This process's peak resident memory so far (`VmHWM`), in KiB.
+pub(crate) fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// This process's resident memory when the work is done, split as the kernel splits it

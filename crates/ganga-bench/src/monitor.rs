@@ -26,6 +26,11 @@ pub(crate) struct Figures {
     pub(crate) units: u64,
     pub(crate) jobs: u64,
     pub(crate) submit_secs: f64,
+    /// The peak resident memory once every unit was submitted, in KiB.
+    pub(crate) submit_peak_rss_kib: Option<u64>,
+    /// Whether the peak was reset after submitting (Linux: `/proc/self/clear_refs`), so
+    /// that the process's peak RSS is the monitor's.
+    pub(crate) peak_reset: bool,
     /// From the monitor's start until every unit was recorded `running`: one full cycle
     /// (read the active units, poll, decide, commit).
     pub(crate) cycle_secs: f64,
@@ -128,6 +133,11 @@ async fn run(
     }
     let submit_secs = started.elapsed().as_secs_f64();
     let total = jobs * subjobs;
+    // The submission is the setup (users submit with another process): its memory is
+    // not the monitor's. The kernel's high-water mark of resident memory, which the
+    // parent reads from `wait4`, starts again from here.
+    let submit_peak_rss_kib = crate::vm_hwm_kib();
+    let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
 
     let settings = MonitorSettings {
         interval: Some(Duration::from_millis(1)),
@@ -170,6 +180,8 @@ async fn run(
         units: total,
         jobs,
         submit_secs,
+        submit_peak_rss_kib,
+        peak_reset,
         cycle_secs: cycle_time.as_secs_f64(),
         cycle_changes: total,
         cycle_cpu_us_per_change: per(cycle_cpu, total),

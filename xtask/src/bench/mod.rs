@@ -10,7 +10,9 @@
 
 mod child;
 mod machine;
+mod monitor;
 mod report;
+mod scale;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -115,7 +117,10 @@ cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic
   --json     where to write every run's figures (default: DIR/WORKLOAD/results.json)
   --profile  build profile (default: release; debug is for the harness's own test)
   --dir      where homes, installs and logs go (default: target/bench)
-  --no-build use the binaries already built";
+  --no-build use the binaries already built
+
+cargo xtask bench monitor|batch|dirac [--help]: the monitoring service, the Batch
+backend on real Slurm, the DIRAC backend on a real DiracX (docs/benchmarks.md)";
 
 /// What the command line asks for: the usage, or a run.
 enum Request {
@@ -181,6 +186,10 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
 }
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    // The monitoring service and the backends at scale: benchmarks of their own.
+    if args.first().is_some_and(|a| a == "monitor") {
+        return monitor::bench(root, &args[1..]);
+    }
     let opts = match parse(args)? {
         Request::Help => {
             println!("{USAGE}");

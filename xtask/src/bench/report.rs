@@ -39,6 +39,8 @@ pub(crate) enum Unit {
     Count,
     /// How many times one thing is another: `1,234×`.
     Ratio,
+    Millis,
+    Micros,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,6 +128,8 @@ pub(crate) fn show(value: f64, unit: Unit) -> String {
         Unit::PerSec => format!("{}/s", thousands(value.round() as u64)),
         Unit::Count => thousands(value.round() as u64),
         Unit::Ratio => format!("{}×", thousands(value.round() as u64)),
+        Unit::Millis => format!("{value:.1} ms"),
+        Unit::Micros => format!("{value:.2} µs"),
     }
 }
 

@@ -1,0 +1,408 @@
+//! What `cargo xtask bench monitor|batch|dirac` share: their options, one release build
+//! installed apart, measured child processes with isolated settings, a sampler of the
+//! processes a home runs, and the report (a table of figures beside their targets, and
+//! every run as JSON).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::child::{self, Measured};
+use super::machine;
+use super::report::{self, BenchResult};
+
+/// Options every one of these benchmarks takes.
+pub(crate) struct Common {
+    pub(crate) runs: u32,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) build: bool,
+    pub(crate) json: Option<PathBuf>,
+}
+
+impl Common {
+    /// Takes the common options out of `args`, leaving the benchmark's own.
+    pub(crate) fn take(
+        args: &[String],
+        default_runs: u32,
+    ) -> anyhow::Result<(Common, Vec<String>)> {
+        let mut c = Common {
+            runs: default_runs,
+            dir: None,
+            build: true,
+            json: None,
+        };
+        let mut rest = Vec::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |flag: &str| {
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value"))
+            };
+            match arg.as_str() {
+                "--runs" => {
+                    let v = value(arg)?;
+                    c.runs = v.parse().with_context(|| format!("--runs {v}"))?;
+                    if c.runs == 0 {
+                        bail!("--runs must be at least 1");
+                    }
+                }
+                "--dir" => c.dir = Some(PathBuf::from(value(arg)?)),
+                "--json" => c.json = Some(PathBuf::from(value(arg)?)),
+                "--no-build" => c.build = false,
+                _ => rest.push(arg.clone()),
+            }
+        }
+        Ok((c, rest))
+    }
+}
+
+/// A value of a benchmark's own option.
+pub(crate) fn parse_value<T: std::str::FromStr>(flag: &str, v: Option<&String>) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let v = v.with_context(|| format!("{flag} needs a value"))?;
+    v.parse().map_err(|e| anyhow::anyhow!("{flag} {v}: {e}"))
+}
+
+/// One benchmark's install, logs and measured processes.
+pub(crate) struct Harness {
+    pub(crate) root: PathBuf,
+    /// `target/bench/NAME`.
+    pub(crate) dir: PathBuf,
+    pub(crate) bin: PathBuf,
+    logs: PathBuf,
+    xdg: PathBuf,
+    count: usize,
+    name: String,
+    started: String,
+}
+
+impl Harness {
+    /// Builds (unless told not to) the binaries and the plugin libraries named (crate
+    /// names, e.g. `ganga-backend-local`), release profile, plugins loaded as libraries
+    /// as users run them, and copies them into `DIR/bin`.
+    pub(crate) fn new(
+        root: &Path,
+        name: &str,
+        common: &Common,
+        plugins: &[(&str, &str)],
+    ) -> anyhow::Result<Harness> {
+        let target = crate::target_dir(root);
+        let dir = common
+            .dir
+            .clone()
+            .unwrap_or_else(|| target.join("bench"))
+            .join(name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        if common.build {
+            let mut cmd = crate::cargo();
+            cmd.current_dir(root).args([
+                "build",
+                "--release",
+                "-p",
+                "ganga-cli",
+                "-p",
+                "ganga-bench",
+                "-p",
+                "ganga-store-lmdb",
+            ]);
+            for (package, _) in plugins {
+                cmd.args(["-p", package]);
+            }
+            crate::run(&mut cmd)?;
+        }
+        let bin = dir.join("bin");
+        if bin.exists() {
+            std::fs::remove_dir_all(&bin)
+                .with_context(|| format!("cannot clear {}", bin.display()))?;
+        }
+        std::fs::create_dir_all(&bin)?;
+        let from = target.join("release");
+        let lib = |name: &str| {
+            format!(
+                "{}{name}{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            )
+        };
+        let mut files = vec![
+            "ganga".to_owned(),
+            "ganga-bench".to_owned(),
+            lib("ganga_store_lmdb"),
+        ];
+        files.extend(plugins.iter().map(|(_, l)| lib(l)));
+        for file in files {
+            let src = from.join(&file);
+            std::fs::copy(&src, bin.join(&file)).with_context(|| {
+                format!(
+                    "cannot copy {} (built? run without --no-build)",
+                    src.display()
+                )
+            })?;
+        }
+        let logs = dir.join("logs");
+        let xdg = dir.join("xdg-config");
+        for d in [&logs, &xdg] {
+            if d.exists() {
+                std::fs::remove_dir_all(d)?;
+            }
+            std::fs::create_dir_all(d)?;
+        }
+        Ok(Harness {
+            root: root.to_owned(),
+            dir,
+            bin,
+            logs,
+            xdg,
+            count: 0,
+            name: name.to_owned(),
+            started: machine::utc_now(),
+        })
+    }
+
+    /// A fresh, empty home `DIR/NAME`.
+    pub(crate) fn fresh_home(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let home = self.dir.join(name);
+        if home.exists() {
+            std::fs::remove_dir_all(&home)
+                .with_context(|| format!("cannot clear {}", home.display()))?;
+        }
+        std::fs::create_dir_all(&home)?;
+        Ok(home)
+    }
+
+    /// `program` of the install for `home`: no user config, plugin path or log level
+    /// leaks in; `--home` is on the command line, so the home's processes can be told
+    /// by it.
+    pub(crate) fn command(&self, program: &str, home: &Path) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        for var in [
+            "GANGA_HOME",
+            "GANGA_CONFIG",
+            "GANGA_PLUGIN_PATH",
+            "GANGA_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("XDG_CONFIG_HOME", &self.xdg).current_dir(home);
+        if program == "ganga" {
+            cmd.arg("--home").arg(home);
+        } else {
+            cmd.env("GANGA_HOME", home);
+        }
+        cmd
+    }
+
+    /// Runs a process to its end, measured; its stdout kept in the logs if `keep`.
+    pub(crate) fn measure(
+        &mut self,
+        label: &str,
+        cmd: &mut Command,
+        keep: bool,
+    ) -> anyhow::Result<Measured> {
+        self.count += 1;
+        let stem = format!("{:03}-{}", self.count, label.replace([' ', '/'], "_"));
+        let stdout = keep.then(|| self.logs.join(format!("{stem}.stdout")));
+        child::measure(
+            cmd,
+            stdout.as_deref(),
+            &self.logs.join(format!("{stem}.stderr")),
+        )
+    }
+
+    /// Runs a process once and returns its stdout parsed as JSON.
+    pub(crate) fn json_of(&mut self, label: &str, cmd: &mut Command) -> anyhow::Result<Value> {
+        let m = self.measure(label, cmd, true)?;
+        serde_json::from_str(&m.output()?).with_context(|| format!("{label}: stdout is not JSON"))
+    }
+
+    /// Runs `ganga ARGS` for `home` once, unmeasured, and parses its stdout as JSON.
+    pub(crate) fn ganga_json(
+        &self,
+        home: &Path,
+        config: Option<&Path>,
+        args: &[&str],
+    ) -> anyhow::Result<Value> {
+        let mut cmd = self.command("ganga", home);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args(args);
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot run {}", crate::shown(&cmd)))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed: {}",
+                crate::shown(&cmd),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{}: stdout is not JSON", crate::shown(&cmd)))
+    }
+
+    /// Waits until the home's monitor answers, and returns its pid.
+    pub(crate) fn running_monitor(&self, home: &Path, config: &Path) -> anyhow::Result<u32> {
+        let mut pid = None;
+        let mut last = Value::Null;
+        wait_until(Duration::from_secs(20), || {
+            match self.ganga_json(home, Some(config), &["monitor", "status", "--json"]) {
+                Ok(v) => {
+                    pid = v["monitor"]["pid"]
+                        .as_u64()
+                        .and_then(|p| u32::try_from(p).ok());
+                    last = v;
+                }
+                Err(e) => last = Value::String(format!("{e:#}")),
+            }
+            pid.is_some()
+        });
+        pid.with_context(|| {
+            format!(
+                "no monitor answers for {} 20 s after the submission (`ganga submit` starts one in the background): {last}",
+                home.display()
+            )
+        })
+    }
+
+    /// Prints the table and writes every run's figures, with the machine, as JSON.
+    pub(crate) fn finish(
+        &self,
+        args: &[String],
+        json_path: Option<&Path>,
+        results: &[BenchResult],
+        extra: Value,
+    ) -> anyhow::Result<()> {
+        let json_path = json_path.map_or_else(|| self.dir.join("results.json"), Path::to_owned);
+        let report = json!({
+            "harness": format!("cargo xtask bench {}", self.name),
+            "arguments": args,
+            "started_utc": self.started,
+            "finished_utc": machine::utc_now(),
+            "load_average_at_end": machine::load_average(),
+            "machine": machine::describe(&self.root, &self.dir),
+            "extra": extra,
+            "results": results,
+        });
+        std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
+        println!(
+            "\n{}: {}; load average now {}",
+            self.name,
+            self.started,
+            machine::load_average().unwrap_or_default()
+        );
+        println!("{}", report::table(results));
+        eprintln!("\nevery run's figures: {}", json_path.display());
+        Ok(())
+    }
+}
+
+/// Counts, every few milliseconds, the processes that belong to one home: those whose
+/// command line names it (ganga with `--home`, the Local backend's runners and wrappers)
+/// or whose working directory is inside it (the jobs' programs). Keeps the most seen
+/// since it was last asked.
+pub(crate) struct Sampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    pub(crate) fn start(home: &Path) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (s, p) = (stop.clone(), peak.clone());
+        let home = home.to_owned();
+        let thread = std::thread::spawn(move || {
+            let needle = home.to_string_lossy().into_owned().into_bytes();
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(home_processes(&home, &needle), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Sampler {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    /// The most processes seen at once since the last call.
+    pub(crate) fn take_peak(&self) -> usize {
+        self.peak.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// How many processes belong to the home now.
+fn home_processes(home: &Path, needle: &[u8]) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let named = contains(&cmdline, needle);
+        let inside = !named
+            && std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(home));
+        if named || inside {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// CPU time (user + system) a live process has used so far, from `/proc/PID/stat`.
+pub(crate) fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_sec > 0).then(|| ticks / per_sec as f64)
+}
+
+/// Waits (polling) until `f` holds or `timeout` passes; whether it held.
+pub(crate) fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
