@@ -174,11 +174,12 @@ struct Driven {
 }
 
 impl Driven {
-    fn new() -> Driven {
+    /// A backend first met at `now`, due at once.
+    fn new(now: Instant) -> Driven {
         Driven {
             instance: None,
             pace: None,
-            next_due: Instant::now(),
+            next_due: now,
             polling: false,
             finalise_queue: VecDeque::new(),
             finalising: 0,
@@ -456,10 +457,12 @@ impl Loop<'_> {
         }
         let now = Instant::now();
         for (name, units) in by_backend {
+            // Due in this read: created later than `now`, it would be due only in the
+            // next, and every unit read twice before the first poll.
             let driven = self
                 .backends
                 .entry(name.clone())
-                .or_insert_with(Driven::new);
+                .or_insert_with(|| Driven::new(now));
             driven.units = units.len();
             if driven.instance.is_none() {
                 if driven.next_due > now {
@@ -474,7 +477,7 @@ impl Loop<'_> {
                         let driven = self
                             .backends
                             .entry(name.clone())
-                            .or_insert_with(Driven::new);
+                            .or_insert_with(|| Driven::new(now));
                         driven.last_error = Some(e);
                         driven.next_due = now + wait;
                         continue;
@@ -488,7 +491,7 @@ impl Loop<'_> {
             let driven = self
                 .backends
                 .entry(name.clone())
-                .or_insert_with(Driven::new);
+                .or_insert_with(|| Driven::new(now));
             if !driven.polling && driven.next_due <= now && !polled.is_empty() {
                 driven.polling = true;
                 self.spawn_poll(&name, polled, true);
@@ -520,7 +523,7 @@ impl Loop<'_> {
         let driven = self
             .backends
             .entry(name.to_owned())
-            .or_insert_with(Driven::new);
+            .or_insert_with(|| Driven::new(Instant::now()));
         driven.pace = Some(Pace::new(rules));
         if watch && !driven.watching {
             driven.watching = true;
@@ -724,7 +727,13 @@ impl Loop<'_> {
         }
 
         // One commit for everything the batch decided.
-        let (refused, problem) = match self.ctx().store.update_units(updates.clone()).await {
+        // What is needed of the updates once they are handed over (not a copy of them:
+        // a cycle of 100,000 changes would copy every one).
+        let touched: Vec<(JobRef, Option<Status>)> = updates
+            .iter()
+            .map(|u| (u.unit, u.change.status.map(|(to, _)| to)))
+            .collect();
+        let (refused, problem) = match self.ctx().store.update_units(updates).await {
             Ok(outcome) => {
                 let refused: HashSet<JobRef> = outcome.refused.iter().map(|(u, _)| *u).collect();
                 for (u, why) in &outcome.refused {
@@ -733,17 +742,17 @@ impl Loop<'_> {
                 (refused, None)
             }
             Err(e) => (
-                updates.iter().map(|u| u.unit).collect(),
+                touched.iter().map(|(u, _)| *u).collect(),
                 Some(format!(
                     "saving {} changes failed (they are made again next time): {e}",
-                    updates.len()
+                    touched.len()
                 )),
             ),
         };
         if let (Some(p), Some(r)) = (problem, reports.first_mut()) {
             r.problems.push(p);
         }
-        let applied = |u: &JobRef| !refused.contains(u);
+        let applied = |u: &JobRef| refused.is_empty() || !refused.contains(u);
         for r in &mut reports {
             r.active_units = self.active_units;
             r.counts = self.counts.clone();
@@ -751,14 +760,14 @@ impl Loop<'_> {
         // Count what changed per backend report, from what was applied.
         let mut failed_jobs: HashSet<JobId> = HashSet::new();
         let mut applied_n = 0usize;
-        for u in &updates {
-            if !applied(&u.unit) {
+        for (unit, status) in &touched {
+            if !applied(unit) {
                 continue;
             }
             applied_n += 1;
-            if let Some((to, _)) = u.change.status {
+            if let Some(to) = *status {
                 if to == Status::Failed {
-                    failed_jobs.insert(u.unit.job);
+                    failed_jobs.insert(unit.job);
                 }
                 if matches!(to, Status::Completed | Status::Failed | Status::Killed) {
                     self.read_now = true;
@@ -808,11 +817,11 @@ impl Loop<'_> {
             ..CycleReport::default()
         };
         let answered = answers.len();
-        let mut answers = keyed(answers);
+        let mut answers = Keyed::new(answers);
         let before = updates.len();
         let mut ambiguous = 0usize;
         for u in units {
-            let answer = match answers.remove(&u.unit) {
+            let answer = match answers.take(&u.unit) {
                 None => continue,
                 Some(None) => {
                     ambiguous += 1;
@@ -829,7 +838,9 @@ impl Loop<'_> {
                     continue;
                 }
             };
-            if r.status != ganga_core::RemoteStatus::Absent {
+            // (Hashing every unit of a big poll against an empty table costs more than
+            // deciding on it.)
+            if r.status != ganga_core::RemoteStatus::Absent && !self.absent_since.is_empty() {
                 self.absent_since.remove(&(u.unit, u.run));
             }
             let update = |change: UnitChange| UnitUpdate {
@@ -1214,23 +1225,44 @@ impl Loop<'_> {
     }
 }
 
-/// Answers by unit. A unit answered twice, differently, has no answer it can be trusted
-/// with (`None`); answers for units not asked about are never looked at.
-fn keyed<T: PartialEq>(answers: Answers<T>) -> HashMap<JobRef, Option<PerJob<T>>> {
-    let mut by_unit: HashMap<JobRef, Option<PerJob<T>>> = HashMap::with_capacity(answers.len());
-    for (unit, answer) in answers {
-        match by_unit.get_mut(&unit) {
-            None => {
-                by_unit.insert(unit, Some(answer));
-            }
-            Some(seen) => {
-                if seen.as_ref() != Some(&answer) {
-                    *seen = None;
+/// A backend's answers by unit, each taken at most once. A unit answered twice,
+/// differently, has no answer it can be trusted with (it is asked again later); the same
+/// answer twice is one answer. Answers for units not asked about are never looked at.
+struct Keyed<T> {
+    answers: Vec<Option<PerJob<T>>>,
+    /// Where each unit's answer is in `answers`; `None`: answered twice, differently.
+    /// Positions rather than the answers themselves: a poll report is large, and moving
+    /// 100,000 of them into and out of a table cost more than deciding on them.
+    at: HashMap<JobRef, Option<usize>>,
+}
+
+impl<T: PartialEq> Keyed<T> {
+    fn new(answers: Answers<T>) -> Keyed<T> {
+        let mut at: HashMap<JobRef, Option<usize>> = HashMap::with_capacity(answers.len());
+        let mut kept: Vec<Option<PerJob<T>>> = Vec::with_capacity(answers.len());
+        for (unit, answer) in answers {
+            match at.get_mut(&unit) {
+                None => {
+                    at.insert(unit, Some(kept.len()));
+                    kept.push(Some(answer));
+                }
+                Some(seen) => {
+                    let same =
+                        seen.and_then(|i| kept.get(i)).and_then(Option::as_ref) == Some(&answer);
+                    if !same {
+                        *seen = None;
+                    }
                 }
             }
         }
+        Keyed { answers: kept, at }
     }
-    by_unit
+
+    /// The unit's answer: `None` if it has none, `Some(None)` if it had two.
+    fn take(&mut self, unit: &JobRef) -> Option<Option<PerJob<T>>> {
+        let at = self.at.remove(unit)?;
+        Some(at.and_then(|i| self.answers.get_mut(i).and_then(Option::take)))
+    }
 }
 
 /// Collects the outputs of ended units.
