@@ -37,6 +37,14 @@ use crate::{Context, OpError, now};
 /// How often the units are read while none is active.
 const IDLE_READ: Duration = Duration::from_secs(1);
 
+/// A read asked for because units ended waits until this many times the last read's
+/// cost has passed since it began (and at least `REREAD_MIN`): reading every active unit
+/// costs in proportion to their number, and re-reading 10,000 of them after each of
+/// their ends made a job's monitoring quadratic. Nothing waits on these reads but the
+/// counts shown and the check whether the units waited for have ended.
+const REREAD_FACTOR: u32 = 4;
+const REREAD_MIN: Duration = Duration::from_millis(50);
+
 /// How the monitor paces itself and what it decides on its own.
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -212,8 +220,11 @@ struct Loop<'m> {
     active_jobs: HashSet<JobId>,
     active_units: usize,
     counts: StatusCounts,
+    /// A read is asked for (units ended, another process asked for a poll).
     read_now: bool,
     last_read: Instant,
+    /// How long the last read took; `None` before the first.
+    last_read_cost: Option<Duration>,
     idle_since: Option<Instant>,
     polls: u64,
     last_poll: Option<Timestamp>,
@@ -273,6 +284,7 @@ impl Monitor {
             counts: StatusCounts::default(),
             read_now: true,
             last_read: Instant::now(),
+            last_read_cost: None,
             idle_since: None,
             polls: 0,
             last_poll: None,
@@ -294,7 +306,7 @@ impl Monitor {
                     return Ok(());
                 }
             } else {
-                if l.read_now || l.any_due() || l.idle_read_due() {
+                if l.reread_due() || l.any_due() || l.idle_read_due() {
                     match l.read_and_start().await {
                         Ok(()) => store_failures = 0,
                         Err(e) => {
@@ -377,6 +389,18 @@ impl Loop<'_> {
         }
     }
 
+    /// When a read asked for may be made.
+    fn reread_at(&self) -> Instant {
+        match self.last_read_cost {
+            None => self.last_read,
+            Some(cost) => self.last_read + (cost * REREAD_FACTOR).max(REREAD_MIN),
+        }
+    }
+
+    fn reread_due(&self) -> bool {
+        self.read_now && Instant::now() >= self.reread_at()
+    }
+
     fn next_wake(&self, stopping: Option<Instant>) -> Instant {
         let mut wake = Instant::now() + Duration::from_secs(30);
         if let Some(deadline) = stopping {
@@ -392,6 +416,9 @@ impl Loop<'_> {
         }
         if self.active_units == 0 {
             wake = wake.min(self.last_read + IDLE_READ);
+        }
+        if self.read_now {
+            wake = wake.min(self.reread_at());
         }
         wake
     }
@@ -442,6 +469,7 @@ impl Loop<'_> {
         self.read_now = false;
         self.last_read = Instant::now();
         let units = self.ctx().store.active_units().await?;
+        self.last_read_cost = Some(self.last_read.elapsed());
         // Polls are long over for what was settled a while ago.
         self.settled
             .retain(|_, at| at.elapsed() < Duration::from_secs(600));

@@ -66,10 +66,9 @@ impl Watch {
         let woken = wake.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // An error (the kernel's event queue overflowed, say) wakes too: the next look
-                // reads the directory, which is the truth either way.
-                let _ = event;
-                woken.notify_one();
+                if wakes(&event) {
+                    woken.notify_one();
+                }
             })
             .map_err(|e| watch_failed(&self.dir, &e))?;
         watcher
@@ -80,6 +79,18 @@ impl Watch {
             wake: wake.clone(),
         });
         Ok(wake)
+    }
+}
+
+/// Whether an event calls for a look at the directory. Not an access: a look opens the
+/// directory, which inotify reports (notify watches `IN_OPEN`), so waking on it made every
+/// look wake the next, and a watching monitor spun a CPU. An error (the kernel's event
+/// queue overflowed, say) wakes: the next look reads the directory, which is the truth
+/// either way.
+fn wakes(event: &notify::Result<notify::Event>) -> bool {
+    match event {
+        Ok(e) => !e.kind.is_access(),
+        Err(_) => true,
     }
 }
 
@@ -126,4 +137,21 @@ fn consume(dir: &Path) -> Result<Vec<JobRef>, BackendError> {
         }
     }
     Ok(units.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, RemoveKind};
+
+    use super::wakes;
+
+    #[test]
+    fn a_look_at_the_directory_wakes_no_one_and_a_new_event_file_does() {
+        let event = |kind| Ok(notify::Event::new(kind).add_path("/home/local/events".into()));
+        assert!(!wakes(&event(EventKind::Access(AccessKind::Open(AccessMode::Any)))));
+        assert!(!wakes(&event(EventKind::Access(AccessKind::Close(AccessMode::Read)))));
+        assert!(wakes(&event(EventKind::Create(CreateKind::File))));
+        assert!(wakes(&event(EventKind::Remove(RemoveKind::File))));
+        assert!(wakes(&Err(notify::Error::generic("queue overflow"))));
+    }
 }
