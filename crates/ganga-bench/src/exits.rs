@@ -1,11 +1,13 @@
-//! `exits`: how long after a Local subjob's program ended the store recorded it, for every
+//! `exits`: how long after a subjob's program ended the store recorded its end, for every
 //! subjob of a job that real `ganga` processes ran and monitored.
 //!
 //! The end of a run is the modification time of its exit record, which the backend's
 //! wrapper renames into place as soon as the program has exited (the layouts the plugins
 //! document: Local `<workspace>/<job>/<subjob>/local/exit-<run>`, Batch `.../batch/exit`).
-//! The store's side is the time the monitor gave the change to `completing` (the exit
-//! noticed) and to `completed` (outputs collected), in milliseconds.
+//! The store's side is the time the monitor gave the change to `completed` (the exit
+//! noticed, the outputs collected, the change committed), in milliseconds, from its own
+//! clock. The time of `completing` cannot serve: it is the time of the exit itself, as
+//! the backend reported it from the record.
 
 use std::path::Path;
 use std::time::UNIX_EPOCH;
@@ -21,8 +23,7 @@ pub(crate) struct Figures {
     pub(crate) completed: u64,
     /// Subjobs whose exit record or recorded times are missing (none when all is well).
     pub(crate) unmeasured: u64,
-    /// Milliseconds from the exit record to the status, by percentile.
-    pub(crate) noticed_ms: Percentiles,
+    /// Milliseconds from the exit record to `completed`, by percentile.
     pub(crate) completed_ms: Percentiles,
     /// Unix milliseconds: the first submission, the last exit record, the last
     /// `completed`.
@@ -83,7 +84,7 @@ pub(crate) fn exits(
     let n = job.subjob_count();
     anyhow::ensure!(n > 0, "job {id} has no subjobs");
     let workspaces = Workspaces::new(home.join("workspace"));
-    let (mut noticed, mut completed_after) = (Vec::new(), Vec::new());
+    let mut completed_after = Vec::new();
     let (mut completed, mut unmeasured) = (0u64, 0u64);
     let (mut first_submitted, mut last_exit, mut last_completed) = (i64::MAX, 0i64, 0i64);
     const PAGE: u32 = 1024;
@@ -107,17 +108,12 @@ pub(crate) fn exits(
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs_f64() * 1000.0);
-            let (Some(exit_ms), Some(seen), Some(done)) = (
-                exit_ms,
-                run.times.get(Status::Completing),
-                run.times.get(Status::Completed),
-            ) else {
+            let (Some(exit_ms), Some(done)) = (exit_ms, run.times.get(Status::Completed)) else {
                 unmeasured += 1;
                 continue;
             };
             last_exit = last_exit.max(exit_ms as i64);
             last_completed = last_completed.max(done.as_millis());
-            noticed.push(seen.as_millis() as f64 - exit_ms);
             completed_after.push(done.as_millis() as f64 - exit_ms);
         }
         from = to;
@@ -126,7 +122,6 @@ pub(crate) fn exits(
         subjobs: u64::from(n),
         completed,
         unmeasured,
-        noticed_ms: Percentiles::of(noticed),
         completed_ms: Percentiles::of(completed_after),
         first_submitted_ms: first_submitted,
         last_exit_ms: last_exit,

@@ -13,6 +13,7 @@ mod churn;
 mod exits;
 mod generate;
 mod monitor;
+mod poll;
 mod populate;
 mod touch;
 
@@ -104,6 +105,16 @@ enum Command {
         #[arg(long, value_enum, default_value = "local")]
         backend: exits::Records,
     },
+    /// One `poll_all` of a real backend over every unit of it active in the home
+    PollAll {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        backend: String,
+        /// A ganga config file whose `[plugin.BACKEND]` table the backend gets
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Say where the store comes from and describe it
     Info {
         #[arg(long)]
@@ -176,6 +187,19 @@ fn main() -> anyhow::Result<()> {
             let done = exits::exits(&cache, &home, job, backend)?;
             json!({"command": "exits", "result": done})
         }
+        Command::PollAll {
+            home,
+            backend,
+            config,
+        } => {
+            let opened = open_store(&home, &args.plugin_dirs)?;
+            let options = match &config {
+                Some(c) => poll::plugin_options(c, &backend)?,
+                None => Options::new(),
+            };
+            let done = poll::poll_all(&opened.store, &opened.catalog, &home, &backend, options)?;
+            json!({"command": "poll-all", "result": done})
+        }
         Command::Info { home } => {
             let opened = open_store(&home, &args.plugin_dirs)?;
             json!({"command": "info", "store": opened.describe()?})
@@ -234,7 +258,7 @@ struct Opened {
     store: Arc<dyn Store>,
     /// The library the store was loaded from; `None` when linked in.
     library: Option<PathBuf>,
-    _catalog: Catalog,
+    catalog: Catalog,
 }
 
 #[derive(Serialize)]
@@ -295,7 +319,7 @@ fn open_store(home: &Path, plugin_dirs: &[PathBuf]) -> anyhow::Result<Opened> {
     Ok(Opened {
         store,
         library,
-        _catalog: catalog,
+        catalog,
     })
 }
 

@@ -8,7 +8,9 @@
 //! clock, and `wait4` for peak RSS and CPU time), prints a table and writes every run's
 //! figures with a description of the machine as JSON. See `docs/benchmarks.md`.
 
+mod batch;
 mod child;
+mod dirac;
 mod machine;
 mod monitor;
 mod report;
@@ -187,8 +189,11 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
     // The monitoring service and the backends at scale: benchmarks of their own.
-    if args.first().is_some_and(|a| a == "monitor") {
-        return monitor::bench(root, &args[1..]);
+    match args.first().map(String::as_str) {
+        Some("monitor") => return monitor::bench(root, &args[1..]),
+        Some("batch") => return batch::bench(root, &args[1..]),
+        Some("dirac") => return dirac::bench(root, &args[1..]),
+        _ => {}
     }
     let opts = match parse(args)? {
         Request::Help => {

@@ -41,6 +41,8 @@ pub(crate) enum Unit {
     Ratio,
     Millis,
     Micros,
+    /// A plain number, to two decimals.
+    Number,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +132,7 @@ pub(crate) fn show(value: f64, unit: Unit) -> String {
         Unit::Ratio => format!("{}×", thousands(value.round() as u64)),
         Unit::Millis => format!("{value:.1} ms"),
         Unit::Micros => format!("{value:.2} µs"),
+        Unit::Number => format!("{value:.2}"),
     }
 }
 
