@@ -122,7 +122,19 @@ enum Command {
     },
 }
 
+/// At most two malloc arenas, as the `ganga` binary sets (see its `cap_malloc_arenas`),
+/// so that the memory measured is what `ganga` would use.
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of glibc's allocator; called before any thread
+    // is started.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    cap_malloc_arenas();
     let args = Args::parse();
     let setup = Instant::now();
     let report = match args.command {

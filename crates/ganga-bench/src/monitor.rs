@@ -35,6 +35,9 @@ pub(crate) struct Figures {
     /// (read the active units, poll, decide, commit).
     pub(crate) cycle_secs: f64,
     pub(crate) cycle_changes: u64,
+    /// The peak resident memory at the end of that cycle, in KiB (the process's peak,
+    /// which the parent reads, is the peak to the end).
+    pub(crate) cycle_peak_rss_kib: Option<u64>,
     /// CPU (user + system) of this process during that cycle, per status change.
     pub(crate) cycle_cpu_us_per_change: f64,
     /// From `Succeeded` at the backend until every unit was `completed`.
@@ -147,6 +150,7 @@ async fn run(
     fake.set_state(RemoteStatus::Running);
     let (mut changed, mut finished) = (0u64, 0u64);
     let (mut cycle, mut finish) = (None, None);
+    let mut cycle_peak_rss_kib = None;
     let (mut cpu_at, mut t_at) = (cpu(), Instant::now());
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
     let t0 = Instant::now();
@@ -161,6 +165,7 @@ async fn run(
                 finished += report.finished as u64;
                 if cycle.is_none() && changed >= total {
                     cycle = Some((t_at.elapsed(), cpu().saturating_sub(cpu_at)));
+                    cycle_peak_rss_kib = crate::vm_hwm_kib();
                     fake.set_state(RemoteStatus::Succeeded);
                     (cpu_at, t_at) = (cpu(), Instant::now());
                     changed = 0;
@@ -184,6 +189,7 @@ async fn run(
         peak_reset,
         cycle_secs: cycle_time.as_secs_f64(),
         cycle_changes: total,
+        cycle_peak_rss_kib,
         cycle_cpu_us_per_change: per(cycle_cpu, total),
         finish_secs: finish_time.as_secs_f64(),
         finish_changes,

@@ -45,6 +45,12 @@ const IDLE_READ: Duration = Duration::from_secs(1);
 const REREAD_FACTOR: u32 = 4;
 const REREAD_MIN: Duration = Duration::from_millis(50);
 
+/// The most unit updates committed in one transaction. A batch's changes are independent
+/// of each other (each names the status and run it was decided on), so committing them
+/// in parts changes nothing but the memory a transaction holds: 100,000 changes in one
+/// held the whole batch packed, decoded and as dirty pages at once.
+const COMMIT_CHUNK: usize = 20_000;
+
 /// How the monitor paces itself and what it decides on its own.
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -761,22 +767,30 @@ impl Loop<'_> {
             .iter()
             .map(|u| (u.unit, u.change.status.map(|(to, _)| to)))
             .collect();
-        let (refused, problem) = match self.ctx().store.update_units(updates).await {
-            Ok(outcome) => {
-                let refused: HashSet<JobRef> = outcome.refused.iter().map(|(u, _)| *u).collect();
-                for (u, why) in &outcome.refused {
-                    tracing::debug!("job {u}: not changed: {why}");
+        let mut refused: HashSet<JobRef> = HashSet::new();
+        let mut problem = None;
+        let mut rest = updates;
+        let mut from = 0usize;
+        while !rest.is_empty() {
+            let after = rest.split_off(rest.len().min(COMMIT_CHUNK));
+            let chunk = std::mem::replace(&mut rest, after);
+            let n = chunk.len();
+            match self.ctx().store.update_units(chunk).await {
+                Ok(outcome) => {
+                    for (u, why) in &outcome.refused {
+                        tracing::debug!("job {u}: not changed: {why}");
+                    }
+                    refused.extend(outcome.refused.into_iter().map(|(u, _)| u));
                 }
-                (refused, None)
+                Err(e) => {
+                    refused.extend(touched.iter().skip(from).take(n).map(|(u, _)| *u));
+                    problem = Some(format!(
+                        "saving {n} changes failed (they are made again next time): {e}"
+                    ));
+                }
             }
-            Err(e) => (
-                touched.iter().map(|(u, _)| *u).collect(),
-                Some(format!(
-                    "saving {} changes failed (they are made again next time): {e}",
-                    touched.len()
-                )),
-            ),
-        };
+            from += n;
+        }
         if let (Some(p), Some(r)) = (problem, reports.first_mut()) {
             r.problems.push(p);
         }

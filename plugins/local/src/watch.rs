@@ -148,8 +148,12 @@ mod tests {
     #[test]
     fn a_look_at_the_directory_wakes_no_one_and_a_new_event_file_does() {
         let event = |kind| Ok(notify::Event::new(kind).add_path("/home/local/events".into()));
-        assert!(!wakes(&event(EventKind::Access(AccessKind::Open(AccessMode::Any)))));
-        assert!(!wakes(&event(EventKind::Access(AccessKind::Close(AccessMode::Read)))));
+        assert!(!wakes(&event(EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        )))));
+        assert!(!wakes(&event(EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        )))));
         assert!(wakes(&event(EventKind::Create(CreateKind::File))));
         assert!(wakes(&event(EventKind::Remove(RemoveKind::File))));
         assert!(wakes(&Err(notify::Error::generic("queue overflow"))));

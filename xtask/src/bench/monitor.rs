@@ -178,6 +178,15 @@ fn cycle(h: &mut Harness, o: &Options, runs: u32) -> anyhow::Result<BenchResult>
         )
         .at_most(Some(CPU_US_PER_CHANGE), |t| format!("{t} µs")),
         Figure::new(
+            "cycle_peak_rss_mib",
+            med(&all, |r| driver(r, "/result/cycle_peak_rss_kib")) / 1024.0,
+            Unit::Mib,
+            "peak RSS at the end of that cycle",
+        )
+        .at_most(Some(rss_mib), |t| {
+            format!("{:.0} MB", t * 1_048_576.0 / 1e6)
+        }),
+        Figure::new(
             "finish_secs",
             med(&all, |r| driver(r, "/result/finish_secs")),
             Unit::Secs,
