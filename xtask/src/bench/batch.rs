@@ -114,7 +114,8 @@ fn slurm_lock() -> anyhow::Result<std::fs::File> {
 }
 
 /// Scripts that log each call of a Slurm command (to `calls` beside them, one line
-/// `NAME`) and run the real one.
+/// `NAME WHO`: `monitor` when the ganga process that ran it is a monitor, else `other`)
+/// and run the real one.
 struct Wrappers {
     dir: PathBuf,
     calls: PathBuf,
@@ -131,7 +132,9 @@ fn counting_wrappers(bench_dir: &Path) -> anyhow::Result<Wrappers> {
         std::fs::write(
             &path,
             format!(
-                "#!/bin/sh\necho {name} >> '{}'\nexec '{}' \"$@\"\n",
+                "#!/bin/sh\ncase \" $(tr '\\0' ' ' </proc/$PPID/cmdline 2>/dev/null) \" in\n\
+                 *' monitor '*) who=monitor ;;\n*) who=other ;;\nesac\n\
+                 echo \"{name} $who\" >> '{}'\nexec '{}' \"$@\"\n",
                 calls.display(),
                 real.display()
             ),
@@ -150,17 +153,21 @@ fn which(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 impl Wrappers {
-    /// Calls of each command so far.
-    fn counts(&self) -> anyhow::Result<[u64; 3]> {
+    /// Calls of each command so far: all, and those a monitor made.
+    fn counts(&self) -> anyhow::Result<[(u64, u64); 3]> {
         let text = match std::fs::read_to_string(&self.calls) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e).context("cannot read the command log"),
         };
-        let mut out = [0u64; 3];
+        let mut out = [(0u64, 0u64); 3];
         for line in text.lines() {
-            if let Some(i) = COMMANDS.iter().position(|c| *c == line.trim()) {
-                out[i] += 1;
+            let (name, who) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            if let Some(i) = COMMANDS.iter().position(|c| *c == name) {
+                out[i].0 += 1;
+                if who == "monitor" {
+                    out[i].1 += 1;
+                }
             }
         }
         Ok(out)
@@ -240,13 +247,15 @@ fn once(
             "{completed} of {n} subjobs completed, {unmeasured} without an exit record or times: {e}"
         );
     }
-    let sbatch = after_submit[0] - before[0];
-    let squeue = after[1] - after_submit[1];
+    // The background monitor starts (and may poll) before `ganga submit` returns: the
+    // calls are told apart by the process that made them.
+    let sbatch = after_submit[0].0 - before[0].0;
+    let squeue = after[1].1 - before[1].1;
     let figures = json!({
         "sbatch_calls": sbatch,
-        "squeue_calls_during_submit": after_submit[1] - before[1],
-        "squeue_calls_monitoring": squeue,
-        "scancel_calls": after[2] - before[2],
+        "squeue_calls_other": (after[1].0 - before[1].0) - squeue,
+        "squeue_calls_monitor": squeue,
+        "scancel_calls": after[2].0 - before[2].0,
         "polls": polls,
         "squeue_per_poll": squeue as f64 / polls.max(1.0),
         "after_last_exit_secs": (num(r, "/last_completed_ms") - num(r, "/last_exit_ms")) / 1000.0,

@@ -16,6 +16,16 @@ use super::child::{self, Measured};
 use super::machine;
 use super::report::{self, BenchResult};
 
+/// What these benchmarks build: the binaries, the store and the backends they use.
+const PACKAGES: [&str; 6] = [
+    "ganga-cli",
+    "ganga-bench",
+    "ganga-store-lmdb",
+    "ganga-backend-local",
+    "ganga-backend-batch",
+    "ganga-backend-dirac",
+];
+
 /// Options every one of these benchmarks takes.
 pub(crate) struct Common {
     pub(crate) runs: u32,
@@ -85,9 +95,9 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
-    /// Builds (unless told not to) the binaries and the plugin libraries named (crate
-    /// names, e.g. `ganga-backend-local`), release profile, plugins loaded as libraries
-    /// as users run them, and copies them into `DIR/bin`.
+    /// Builds (unless told not to) the binaries and plugins, release profile, and copies
+    /// the binaries, the store and the backend libraries named (`(crate, library)`) into
+    /// `DIR/bin`: plugins loaded as libraries, as users run them.
     pub(crate) fn new(
         root: &Path,
         name: &str,
@@ -104,18 +114,12 @@ impl Harness {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         if common.build {
+            // The same packages for every one of these benchmarks, whichever plugins it
+            // installs: cargo unifies features over the packages built together, and
+            // another set would rebuild the binaries each time.
             let mut cmd = crate::cargo();
-            cmd.current_dir(root).args([
-                "build",
-                "--release",
-                "-p",
-                "ganga-cli",
-                "-p",
-                "ganga-bench",
-                "-p",
-                "ganga-store-lmdb",
-            ]);
-            for (package, _) in plugins {
+            cmd.current_dir(root).args(["build", "--release"]);
+            for package in PACKAGES {
                 cmd.args(["-p", package]);
             }
             crate::run(&mut cmd)?;
