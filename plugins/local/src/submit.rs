@@ -123,6 +123,13 @@ fn prepare(ctx: &Context, spec: &SubmitSpec, base: &Path) -> Result<Ready, Strin
 
 /// Refuses what cannot be passed to a process, before anything is written.
 fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
+    // describe lists no options: one given reached us past ganga's check of job files (or
+    // from another caller), and would otherwise be ignored in silence.
+    if let Some(key) = spec.options.keys().next() {
+        return Err(format!(
+            "unknown backend option `{key}`: the local backend takes no per-job options"
+        ));
+    }
     if !spec.workspace.is_absolute() {
         return Err(format!(
             "the workspace {} is not an absolute path",

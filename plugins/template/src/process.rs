@@ -1,0 +1,128 @@
+//! The operating system's side: starting a run's wrapper detached, telling whether its
+//! process group still runs (a pid is reused once its process is gone), and signalling
+//! the group. All `unsafe` of the crate is here.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::{fs, io};
+
+use ganga_core::SubmitSpec;
+use rustix::process::Pid;
+pub(crate) use rustix::process::Signal;
+
+const WRAPPER: &str = include_str!("wrapper.sh");
+
+/// Starts `wrapper.sh` for one run, in the working directory `work`, as the leader of a
+/// session of its own: away from the terminal's signals, and with its pid naming the
+/// process group of everything the job starts.
+pub(crate) fn spawn_wrapper(
+    control: &Path,
+    work: &Path,
+    spec: &SubmitSpec,
+    nice: i64,
+) -> io::Result<Proc> {
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.args(["-c", WRAPPER, "wrapper.sh"]).arg(control);
+    command
+        .args([spec.run.to_string(), nice.to_string(), spec.exe.clone()])
+        .args(&spec.args);
+    // Nothing of ganga's: a detached job holding ganga's stdout open would keep a pipe
+    // (`ganga submit | tail`) from ending.
+    command
+        .envs(&spec.env)
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: runs in the forked child before exec; setsid(2) is async-signal-safe and
+    // nothing here allocates.
+    unsafe { command.pre_exec(|| rustix::process::setsid().map(|_| ()).map_err(Into::into)) };
+    // Dropped unwaited, the child is reaped by tokio in the background once it ends.
+    let child = command.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the wrapper was reaped at once"))?;
+    // Not yet reaped, the process is in /proc even if it has ended already.
+    let (_, ticks) = stat(pid)?;
+    Ok(Proc { pid, ticks })
+}
+
+/// A run's wrapper: its pid, which also names its process group, and its start time in
+/// clock ticks since boot, which tells it from a later process given the same pid.
+#[derive(Clone, Copy)]
+pub(crate) struct Proc {
+    pid: u32,
+    ticks: u64,
+}
+
+impl std::fmt::Display for Proc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.pid, self.ticks)
+    }
+}
+
+impl Proc {
+    pub(crate) fn parse(id: &str) -> Option<Proc> {
+        let (pid, ticks) = id.split_once('@')?;
+        Some(Proc {
+            pid: pid.parse().ok()?,
+            ticks: ticks.parse().ok()?,
+        })
+    }
+
+    /// Whether anything of the run's process group still runs. While a group has a
+    /// process, no new process is given its number; once the wrapper is gone, a process
+    /// with its pid and another start time is someone else's.
+    pub(crate) fn alive(&self) -> io::Result<bool> {
+        match stat(self.pid) {
+            Ok((state, ticks)) => Ok(ticks == self.ticks && state != 'Z'),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(self
+                .group()
+                .is_some_and(|g| rustix::process::test_kill_process_group(g).is_ok())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// SIGTERMs the group if it still runs, and notes it in `signalled`.
+    pub(crate) fn terminate(self, signalled: &mut Vec<Proc>) -> io::Result<()> {
+        if self.alive()? {
+            self.signal(Signal::TERM)?;
+            signalled.push(self);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) -> io::Result<()> {
+        let group = self.group().ok_or_else(|| {
+            io::Error::other(format!("{} is no process group of a run", self.pid))
+        })?;
+        Ok(rustix::process::kill_process_group(group, signal)?)
+    }
+
+    /// Never 0 or 1: kill(-1) would signal every process the user may signal.
+    fn group(&self) -> Option<Pid> {
+        i32::try_from(self.pid)
+            .ok()
+            .filter(|&p| p > 1)
+            .and_then(Pid::from_raw)
+    }
+}
+
+/// A process's state and start time: fields 3 and 22 of /proc/PID/stat, counted after the
+/// command name, which may hold spaces and `)`.
+fn stat(pid: u32) -> io::Result<(char, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let state = fields.first().and_then(|s| s.chars().next());
+    match (state, fields.get(19).and_then(|t| t.parse().ok())) {
+        (Some(state), Some(ticks)) => Ok((state, ticks)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat: not understood"),
+        )),
+    }
+}
