@@ -1,9 +1,9 @@
 //! A ganga backend whose jobs run detached on this machine, each under `nice`. `submit`
 //! starts each run under a small wrapper script (`wrapper.sh`) and returns; the run
 //! outlives the `ganga` that submitted it. A later `ganga`, with a fresh instance of this
-//! backend, follows it from its id (the wrapper's pid and start time) and from records in
-//! the unit's workspace, one file per kind and run, so that an earlier run's records never
-//! decide a later run:
+//! backend, follows it from its id (the host, the wrapper's pid and its start time) and
+//! from records in the unit's workspace, one file per kind and run, so that an earlier
+//! run's records never decide a later run:
 //!
 //! ```text
 //! <workspace>/template/exit-<run>    the exit code: the wrapper, once the program ended
@@ -254,6 +254,7 @@ fn stop(refs: &[BackendRef]) -> Vec<PerJob<()>> {
         }
         let proc = Proc::parse(&r.id)
             .ok_or_else(|| format!("`{}` is no id of this backend: nothing to kill", r.id))?;
+        proc.alive().map_err(failed)?; // a run on another host is not ours to stop
         write_record(&record(&r.workspace, "killed", r.run), "killed").map_err(failed)?;
         proc.terminate(&mut signalled).map_err(failed)
     });

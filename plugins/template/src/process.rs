@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::{fs, io};
 
 use ganga_core::SubmitSpec;
@@ -44,27 +45,46 @@ pub(crate) fn spawn_wrapper(
         .ok_or_else(|| io::Error::other("the wrapper was reaped at once"))?;
     // Not yet reaped, the process is in /proc even if it has ended already.
     let (_, ticks) = stat(pid)?;
-    Ok(Proc { pid, ticks })
+    Ok(Proc {
+        host: hostname()?,
+        pid,
+        ticks,
+    })
 }
 
-/// A run's wrapper: its pid, which also names its process group, and its start time in
-/// clock ticks since boot, which tells it from a later process given the same pid.
-#[derive(Clone, Copy)]
+fn hostname() -> io::Result<String> {
+    static HOST: OnceLock<String> = OnceLock::new();
+    if let Some(host) = HOST.get() {
+        return Ok(host.clone());
+    }
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")?
+        .trim()
+        .to_owned();
+    Ok(HOST.get_or_init(|| host).clone())
+}
+
+/// A run's wrapper: the host it runs on (a pid means nothing on another), its pid, which
+/// also names its process group, and its start time in clock ticks since boot, which
+/// tells it from a later process given the same pid. Shown as `HOST:PID:TICKS`.
+#[derive(Clone)]
 pub(crate) struct Proc {
+    host: String,
     pid: u32,
     ticks: u64,
 }
 
 impl std::fmt::Display for Proc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.pid, self.ticks)
+        write!(f, "{}:{}:{}", self.host, self.pid, self.ticks)
     }
 }
 
 impl Proc {
     pub(crate) fn parse(id: &str) -> Option<Proc> {
-        let (pid, ticks) = id.split_once('@')?;
+        let mut parts = id.rsplitn(3, ':');
+        let (ticks, pid, host) = (parts.next()?, parts.next()?, parts.next()?);
         Some(Proc {
+            host: host.to_owned(),
             pid: pid.parse().ok()?,
             ticks: ticks.parse().ok()?,
         })
@@ -73,7 +93,16 @@ impl Proc {
     /// Whether anything of the run's process group still runs. While a group has a
     /// process, no new process is given its number; once the wrapper is gone, a process
     /// with its pid and another start time is someone else's.
+    /// A run on another host (a home shared between machines) cannot be told from here:
+    /// that is an error, never "gone".
     pub(crate) fn alive(&self) -> io::Result<bool> {
+        let here = hostname()?;
+        if self.host != here {
+            return Err(io::Error::other(format!(
+                "it runs on {}, not on this host ({here}): ask from there",
+                self.host
+            )));
+        }
         match stat(self.pid) {
             Ok((state, ticks)) => Ok(ticks == self.ticks && state != 'Z'),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(self
@@ -84,10 +113,10 @@ impl Proc {
     }
 
     /// SIGTERMs the group if it still runs, and notes it in `signalled`.
-    pub(crate) fn terminate(self, signalled: &mut Vec<Proc>) -> io::Result<()> {
+    pub(crate) fn terminate(&self, signalled: &mut Vec<Proc>) -> io::Result<()> {
         if self.alive()? {
             self.signal(Signal::TERM)?;
-            signalled.push(self);
+            signalled.push(self.clone());
         }
         Ok(())
     }

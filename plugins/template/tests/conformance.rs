@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ganga_backend_template::TemplateBackend;
 use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend as _, JobRef, Options, PeekFile, RemoteStatus, Value};
+use ganga_core::{Backend as _, BackendRef, JobRef, Options, PeekFile, RemoteStatus, Value};
 use ganga_plugin_host::Catalog;
 use ganga_plugin_sdk::BackendPlugin as _;
 use ganga_test_support::built_plugin;
@@ -115,6 +115,35 @@ async fn a_bad_niceness_fails_its_job_alone() {
     let error = answers[0].as_ref().expect_err("nice = 99 is refused");
     assert!(error.contains("`nice` must be 0 to 19, not 99"), "{error}");
     assert!(answers[1].is_ok(), "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_on_another_host_is_not_told_from_here() {
+    // A home shared between machines: a pid means nothing on another host.
+    let env = env();
+    let backend = TemplateBackend::create(context(env.root(), &[])).expect("the backend starts");
+    let elsewhere = BackendRef {
+        job: JobRef::job(1),
+        id: "another-host:4242:123456".into(),
+        run: 1,
+        workspace: env.workspaces().dir(JobRef::job(1)),
+    };
+    let polled = backend
+        .poll(std::slice::from_ref(&elsewhere))
+        .await
+        .expect("the call works");
+    let report = polled[0].1.as_ref().expect("a report");
+    assert_eq!(report.status, RemoteStatus::Unknown, "{report:?}");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("it runs on another-host")),
+        "{report:?}"
+    );
+    let killed = backend.kill(&[elsewhere]).await.expect("the call works");
+    let error = killed[0].1.as_ref().expect_err("not killed from here");
+    assert!(error.contains("it runs on another-host"), "{error}");
 }
 
 #[test]
