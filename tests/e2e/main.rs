@@ -6,6 +6,7 @@
 mod bad_input;
 mod batch;
 mod dirac;
+mod interrupted;
 mod listing;
 mod migrate;
 mod monitoring;

@@ -108,6 +108,9 @@ async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// How many units a message lists one by one before it says how many more there are.
+pub(crate) const MAX_LISTED: usize = 20;
+
 async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode> {
     let ops = session.operations()?;
     let mut ok = true;
@@ -118,10 +121,23 @@ async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode>
                     "job {target}: {} killed",
                     plural(report.killed.len(), "unit", "units")
                 )?;
-                for (job, reason) in &report.failed {
-                    ok = false;
+                if !report.never_started.is_empty() {
+                    outln!(
+                        "job {target}: {} never reached the backend (a submission was cut off): now failed, resubmit to run them",
+                        plural(report.never_started.len(), "unit", "units")
+                    )?;
+                }
+                // The first few, then how many more: a job may have thousands.
+                for (job, reason) in report.failed.iter().take(MAX_LISTED) {
                     errln!("job {job}: not killed: {reason}");
                 }
+                if report.failed.len() > MAX_LISTED {
+                    errln!(
+                        "... and {} more not killed",
+                        report.failed.len() - MAX_LISTED
+                    );
+                }
+                ok &= report.failed.is_empty();
             }
             Err(e) => {
                 ok = false;
