@@ -135,8 +135,8 @@ fn at(path: &Path) -> impl Fn(io::Error) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
 }
 
-/// Starts one run. Its id, the wrapper's pid and start time, is all a later poll needs
-/// besides the records the run writes.
+/// Starts one run. Its id (the host, the wrapper's pid and its start time) is all a later
+/// poll needs besides the records the run writes.
 fn start(spec: &SubmitSpec, default_nice: i64) -> PerJob<Submitted> {
     let mut nice = default_nice;
     for (key, value) in &spec.options {
@@ -150,7 +150,7 @@ fn start(spec: &SubmitSpec, default_nice: i64) -> PerJob<Submitted> {
         let mut signalled = Vec::new();
         previous
             .terminate(&mut signalled)
-            .map_err(|e| format!("cannot stop run {}: {e}", spec.run - 1))?;
+            .map_err(|e| format!("cannot stop the previous run ({previous}): {e}"))?;
         finish(&signalled);
     }
     let (work, control) = (work_dir(&spec.workspace), spec.workspace.join(NAME));
@@ -214,10 +214,11 @@ fn ended(r: &BackendRef) -> io::Result<Option<PollReport>> {
     let code = match read(&exit)? {
         None => None,
         Some(text) => Some(text.trim().parse::<i32>().map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", exit.display()),
-            )
+            io::Error::other(format!(
+                "{}: `{}` is no exit code: {e}",
+                exit.display(),
+                text.trim()
+            ))
         })?),
     };
     let report = match code {
@@ -311,13 +312,7 @@ fn write_record(path: &Path, text: &str) -> io::Result<()> {
 
 /// When a record was written: when what it records happened.
 fn modified(path: &Path) -> Option<Timestamp> {
-    let since = fs::metadata(path)
-        .ok()?
-        .modified()
-        .ok()?
-        .duration_since(UNIX_EPOCH)
-        .ok()?;
-    Some(Timestamp::from_millis(
-        i64::try_from(since.as_millis()).ok()?,
-    ))
+    let time = fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let millis = time.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    Some(Timestamp::from_millis(i64::try_from(millis).ok()?))
 }
