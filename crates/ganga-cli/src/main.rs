@@ -17,9 +17,11 @@ mod maintenance;
 mod migrate;
 mod monitoring;
 mod out;
+mod plugincheck;
 mod render;
 mod session;
 mod tomlfile;
+mod versions;
 
 use std::process::ExitCode;
 
@@ -43,6 +45,11 @@ fn main() -> ExitCode {
         // Made from the command line's definitions alone: no config, home or plugins.
         args::Command::Completions { shell } => args::print_completions(shell),
         args::Command::Man => args::print_man(),
+        // Needs no home, config search or plugin path: it checks one library in a scratch home.
+        args::Command::Plugins {
+            action: Some(args::PluginsAction::Check(check)),
+            ..
+        } => runtime.block_on(plugincheck::run(&args.global, check)),
         command => runtime.block_on(async {
             let session = session::Session::open(&args.global)?;
             commands::run(&session, command).await

@@ -92,6 +92,13 @@ pub(crate) fn submit_batch(ctx: &Context, specs: &[SubmitSpec]) -> Answers<Submi
 
 /// Everything before queueing, for one unit. Errors are about this unit.
 fn prepare(ctx: &Context, spec: &SubmitSpec, base: &Path) -> Result<Ready, String> {
+    // describe lists no options: one given reached us past ganga's check of job files (or
+    // from another caller), and would otherwise be ignored in silence.
+    if let Some(key) = spec.options.keys().next() {
+        return Err(format!(
+            "unknown backend option `{key}`: the local backend takes no per-job options"
+        ));
+    }
     spec.check_runnable()?;
     let dirs = UnitDirs::new(&spec.workspace);
     if stop_earlier_runs(ctx, &dirs)? {
