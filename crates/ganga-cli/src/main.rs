@@ -11,6 +11,7 @@
 mod args;
 mod commands;
 mod config;
+mod fault;
 mod jobfile;
 mod listing;
 mod maintenance;
@@ -28,6 +29,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    fault::install();
     let args = args::Args::parse();
     init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
