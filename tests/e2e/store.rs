@@ -168,10 +168,7 @@ fn a_crash_inside_the_store_library_is_an_error_naming_the_store() {
                     // say where it is) as the store of this home.
                     assert!(
                         err.contains(&format!("the store at {}", store.display()))
-                            || err.contains(&format!(
-                                "the `lmdb` store of {}",
-                                g.home().display()
-                            )),
+                            || err.contains(&format!("the `lmdb` store of {}", g.home().display())),
                         "{err}"
                     );
                     assert!(err.contains("ganga store check"), "{err}");
