@@ -13,6 +13,7 @@ mod monitoring;
 mod output;
 mod permissions;
 mod pipes;
+mod plugins_check;
 mod shell;
 mod store;
 mod util;

@@ -7,7 +7,7 @@ use anyhow::bail;
 use ganga_core::{Job, JobId, JobRef, PeekFile, Status};
 use serde_json::json;
 
-use crate::args::{Command, MonitorAction};
+use crate::args::{Command, MonitorAction, PluginsAction};
 use crate::monitoring::{self, plural, print_submitted};
 use crate::out::{errln, out, outln};
 use crate::render;
@@ -45,7 +45,11 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
             ..
         } => monitoring::stop(session).await,
         Command::Wait { jobs, timeout } => monitoring::wait(session, &jobs, timeout).await,
-        Command::Plugins { json } => plugins(session, json),
+        Command::Plugins { action: None, json } => plugins(session, json),
+        Command::Plugins {
+            action: Some(PluginsAction::Check(_)),
+            ..
+        } => bail!("`ganga plugins check` runs without a session (main.rs starts it)"),
         Command::Backend(args) => backend_command(session, &args).await,
         Command::Store(command) => crate::maintenance::run(session, command).await,
         Command::Completions { shell } => crate::args::print_completions(shell),
@@ -266,8 +270,10 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| json!({ "file": r.path, "plugin": r.plugin, "reason": r.reason }))
             .collect();
-        let out =
-            json!({ "plugins": plugins, "refused": refused, "search_path": session.search_path });
+        let out = json!({
+            "plugins": plugins, "refused": refused, "search_path": session.search_path,
+            "ganga": crate::versions::json(),
+        });
         print_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -303,5 +309,6 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
         outln!("config: {}", file.display())?;
     }
     outln!("home: {}", session.home.display())?;
+    outln!("{}", crate::versions::plugins_must_match())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,15 +11,18 @@
 mod args;
 mod commands;
 mod config;
+mod fault;
 mod jobfile;
 mod listing;
 mod maintenance;
 mod migrate;
 mod monitoring;
 mod out;
+mod plugincheck;
 mod render;
 mod session;
 mod tomlfile;
+mod versions;
 
 use std::process::ExitCode;
 
@@ -41,6 +44,7 @@ fn cap_malloc_arenas() {
 
 fn main() -> ExitCode {
     cap_malloc_arenas();
+    fault::install();
     let args = args::Args::parse();
     init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -58,6 +62,11 @@ fn main() -> ExitCode {
         // Made from the command line's definitions alone: no config, home or plugins.
         args::Command::Completions { shell } => args::print_completions(shell),
         args::Command::Man => args::print_man(),
+        // Needs no home, config search or plugin path: it checks one library in a scratch home.
+        args::Command::Plugins {
+            action: Some(args::PluginsAction::Check(check)),
+            ..
+        } => runtime.block_on(plugincheck::run(&args.global, check)),
         command => runtime.block_on(async {
             let session = session::Session::open(&args.global)?;
             commands::run(&session, command).await
