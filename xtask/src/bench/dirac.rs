@@ -421,3 +421,48 @@ fn relay(client: TcpStream, upstream: SocketAddr, log: &Mutex<Vec<String>>) -> a
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream that answers every request with `HTTP/1.1 200` and counts the bytes of
+    /// requests it got; the proxy must count each request once, keep-alive, with bodies
+    /// of known length and chunked.
+    #[test]
+    fn the_proxy_counts_each_request_of_a_kept_alive_connection_once() {
+        let upstream = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let at = upstream.local_addr().expect("an address");
+        let got = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let got2 = got.clone();
+        std::thread::spawn(move || {
+            for conn in upstream.incoming().flatten() {
+                let mut conn = conn;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got2.lock().expect("lock").extend_from_slice(&buf[..n]);
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            }
+        });
+        let proxy = Proxy::start(&format!("http://{at}")).expect("a proxy");
+        let mut c = TcpStream::connect(proxy.addr).expect("connects");
+        let sent = b"POST /api/jobs/jdl?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n[1,2]\
+GET /api/health HTTP/1.1\r\nHost: h\r\n\r\n\
+POST /api/jobs/search HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        c.write_all(sent).expect("sends");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while (proxy.count() < 3 || got.lock().expect("lock").len() < sent.len())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(proxy.count(), 3, "{:?}", proxy.by_path());
+        assert_eq!(proxy.by_path().get("POST /api/jobs/jdl"), Some(&1));
+        assert_eq!(proxy.by_path().get("POST /api/jobs/search"), Some(&1));
+        assert_eq!(*got.lock().expect("lock"), sent.to_vec(), "passed through as sent");
+    }
+}
