@@ -463,6 +463,10 @@ POST /api/jobs/search HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n
         assert_eq!(proxy.count(), 3, "{:?}", proxy.by_path());
         assert_eq!(proxy.by_path().get("POST /api/jobs/jdl"), Some(&1));
         assert_eq!(proxy.by_path().get("POST /api/jobs/search"), Some(&1));
-        assert_eq!(*got.lock().expect("lock"), sent.to_vec(), "passed through as sent");
+        assert_eq!(
+            *got.lock().expect("lock"),
+            sent.to_vec(),
+            "passed through as sent"
+        );
     }
 }
