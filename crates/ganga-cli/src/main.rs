@@ -1,25 +1,22 @@
 //! `ganga`: the command line of ganga-rs.
 //!
-//! This is the only crate that knows terminals, config files and where plugins are
-//! looked for. It composes the toolkit at run time: the store and the backends are plugin
-//! libraries found beside the binary or on the plugin path (or linked in with the
-//! `static-plugins` feature), and the monitor and operations come from `ganga-monitor`.
+//! This is the only crate that knows terminals. The composition (home, config file,
+//! plugins found beside the binary or on the plugin path, or linked in with the
+//! `static-plugins` feature; the store, the monitor's settings, job files) comes from
+//! `ganga-session`, shared with the Python module; this crate reads the command line,
+//! renders jobs for people and scripts, and starts the background monitor.
 
 // Printing goes through out.rs, which neither panics nor fails on a closed pipe.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
 mod commands;
-mod config;
-mod jobfile;
 mod listing;
 mod maintenance;
 mod migrate;
 mod monitoring;
 mod out;
 mod render;
-mod session;
-mod tomlfile;
 
 use std::process::ExitCode;
 
@@ -44,7 +41,7 @@ fn main() -> ExitCode {
         args::Command::Completions { shell } => args::print_completions(shell),
         args::Command::Man => args::print_man(),
         command => runtime.block_on(async {
-            let session = session::Session::open(&args.global)?;
+            let session = ganga_session::Session::open(&session_options(&args.global))?;
             commands::run(&session, command).await
         }),
     };
@@ -56,6 +53,19 @@ fn main() -> ExitCode {
             out::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What the session is opened with: the flags (clap has read `GANGA_HOME` and
+/// `GANGA_CONFIG` into them), and this binary's directory, beside which its plugins are.
+fn session_options(global: &args::Global) -> ganga_session::SessionOptions {
+    ganga_session::SessionOptions {
+        home: global.home.clone(),
+        config: global.config.clone(),
+        plugin_dirs: global.plugin_dirs.clone(),
+        plugin_files: global.plugins.clone(),
+        cache_mib: global.cache_mib,
+        host_dirs: ganga_session::exe_dir().into_iter().collect(),
     }
 }
 
