@@ -12,7 +12,9 @@ target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,s
 venv="$target/python-venv"
 
 echo "== python: the binary and plugins the tests use"
-cargo build -p ganga-cli -p ganga-backend-local -p ganga-store-lmdb
+# As `cargo xtask test` builds them (the same features), so that after it in `.ci/run`
+# this builds nothing.
+cargo build --workspace --all-targets
 
 echo "== python: a virtual environment with maturin and pytest ($venv)"
 if [ ! -x "$venv/bin/python" ]; then

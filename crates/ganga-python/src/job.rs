@@ -60,12 +60,32 @@ enum State {
 #[pyclass(name = "Job", module = "ganga_rs")]
 pub(crate) struct Job {
     state: State,
+    /// How many subjobs a stored job has, when it was met in a listing of summaries (so
+    /// `job.subjobs` need not read the master: a job's subjobs never change once it has
+    /// been submitted).
+    listed_subjobs: Option<u32>,
 }
 
 impl Job {
     pub(crate) fn stored(shared: Arc<Shared>, id: JobId) -> Job {
         Job {
             state: State::Stored { shared, id },
+            listed_subjobs: None,
+        }
+    }
+
+    /// A stored job as a listing of summaries showed it.
+    pub(crate) fn listed(shared: Arc<Shared>, summary: &ganga_core::JobSummary) -> Job {
+        // A `new` job (a copy not submitted yet) is split when it is submitted.
+        let known = summary.status != Status::New;
+        Job {
+            state: State::Stored {
+                shared,
+                id: summary.id,
+            },
+            listed_subjobs: known
+                .then(|| u32::try_from(summary.subjobs.total()).ok())
+                .flatten(),
         }
     }
 
@@ -83,6 +103,7 @@ impl Job {
                 status,
                 full: None,
             }),
+            listed_subjobs: None,
         }
     }
 
@@ -200,6 +221,7 @@ impl Job {
         }
         Ok(Job {
             state: State::Draft(copy),
+            listed_subjobs: None,
         })
     }
 }
@@ -505,6 +527,7 @@ impl Job {
                     .unwrap_or_default(),
                 auto_resubmit: do_auto_resubmit,
             }),
+            listed_subjobs: None,
         })
     }
 
@@ -700,8 +723,11 @@ impl Job {
     fn subjobs(&self, py: Python<'_>) -> PyResult<SubjobRegistry> {
         match &self.state {
             State::Stored { shared, id } => {
-                let job = read_job(py, shared, *id, false)?;
-                Ok(SubjobRegistry::of(shared.clone(), *id, job.subjob_count()))
+                let count = match self.listed_subjobs {
+                    Some(n) => n,
+                    None => read_job(py, shared, *id, false)?.subjob_count(),
+                };
+                Ok(SubjobRegistry::of(shared.clone(), *id, count))
             }
             State::Draft(_) | State::Sub(_) => Ok(SubjobRegistry::empty()),
         }
@@ -1013,5 +1039,6 @@ pub(crate) fn load(py: Python<'_>, path: PathBuf) -> PyResult<Job> {
         .map_err(errors::from_session)?;
     Ok(Job {
         state: State::Draft(draft_from_spec(py, &definition.spec)?),
+        listed_subjobs: None,
     })
 }

@@ -453,7 +453,10 @@ impl JobIterator {
         Ok(self
             .walk
             .next(py)?
-            .map(|(id, _)| Job::stored(self.walk.shared.clone(), id)))
+            .map(|(id, summary)| match summary {
+                Some(s) => Job::listed(self.walk.shared.clone(), &s),
+                None => Job::stored(self.walk.shared.clone(), id),
+            }))
     }
 }
 

@@ -107,3 +107,33 @@ def test_a_job_submitted_from_python_is_one_ganga_sees(home, cli):
     assert shown["spec"]["name"] == "seen"
     assert shown["run"]["status"] == "completed"
     assert cli.ok("peek", str(j.id)) == "by ganga\n"
+
+
+def test_wait_releases_the_gil(home):
+    # Another Python thread runs while wait() blocks: it records the moments it ran, and
+    # some of them fall inside the wait.
+    import threading
+    import time
+
+    j = Job(application=Executable(exe="sleep", args=["1"]))
+    j.submit()
+    ticks = []
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        started = time.monotonic()
+        assert j.wait(timeout=DEADLINE) == "completed"
+        ended = time.monotonic()
+    finally:
+        done.set()
+        t.join()
+    inside = [x for x in ticks if started < x < ended]
+    assert len(inside) >= 5, (len(ticks), started, ended)
+
