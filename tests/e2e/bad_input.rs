@@ -70,7 +70,9 @@ fn an_unknown_backend_type_lists_the_loaded_ones() {
         "{err}"
     );
     assert!(
-        err.contains("unknown backend `slurmm`; loaded backends: batch, dirac, example, local"),
+        err.contains(
+            "unknown backend `slurmm`; loaded backends: batch, dirac, example, local, template"
+        ),
         "{err}"
     );
     assert_eq!(g.run(&["jobs"]).trim(), "no jobs");

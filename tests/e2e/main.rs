@@ -6,12 +6,14 @@
 mod bad_input;
 mod batch;
 mod dirac;
+mod interrupted;
 mod listing;
 mod migrate;
 mod monitoring;
 mod output;
 mod permissions;
 mod pipes;
+mod plugins_check;
 mod shell;
 mod store;
 mod util;

@@ -6,12 +6,15 @@
 //!   test of the workspace.
 //! - `cargo xtask bench`: issue 3's benchmarks of the store and the cache, with plugins
 //!   loaded and linked in (see `docs/benchmarks.md`).
+//! - `cargo xtask new-plugin NAME`: a new backend plugin crate, outside this repository,
+//!   from `plugins/template` (`new_plugin.rs`).
 //! - `cargo xtask services start|stop|status`: the real systems the tests run against
 //!   (single-node Slurm, Grid Engine, PBS through Slurm's Torque wrappers, installed from
 //!   Debian's packages; a DiracX server on loopback, from PyPI), started by the scripts in
 //!   `.ci/`. `cargo xtask test` starts them first.
 
 mod bench;
+mod new_plugin;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("services") => services(&root, args.get(1).map_or("status", String::as_str)),
         Some("bench") => bench::bench(&root, &args[1..]),
+        Some("new-plugin") => new_plugin::run(&root, &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <demo|test|bench> [args]\n");
             eprintln!("  demo   build (release) and run examples/hello-split.toml to completion");
@@ -34,6 +38,9 @@ fn main() -> anyhow::Result<()> {
             );
             eprintln!(
                 "  services start|stop|status   the real Slurm, Grid Engine and PBS the tests use"
+            );
+            eprintln!(
+                "  new-plugin NAME   a new backend plugin crate from plugins/template (see docs/plugin-guide.md)"
             );
             eprintln!("  bench  measure the store and the cache (see docs/benchmarks.md):\n");
             eprintln!("{}", bench::USAGE);

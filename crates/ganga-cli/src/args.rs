@@ -11,7 +11,7 @@ use ganga_core::{JobRef, Status};
 /// ganga-rs: define jobs, split them into subjobs, run them on this machine, a batch
 /// cluster or the grid, watch them, collect their outputs, resubmit what failed.
 #[derive(Debug, Parser)]
-#[command(name = "ganga", version, about, max_term_width = 100)]
+#[command(name = "ganga", version = crate::versions::version_line(), about, max_term_width = 100)]
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -153,8 +153,10 @@ pub(crate) enum Command {
     /// Bring a Ganga gangadir into ganga-rs: jobs, subjobs, templates, job tree folders
     /// and outputs (see docs/migration.md)
     Migrate(MigrateArgs),
-    /// List the plugins found, where from, and those refused
+    /// List the plugins found, where from, and those refused; or check a plugin library
     Plugins {
+        #[command(subcommand)]
+        action: Option<PluginsAction>,
         #[arg(long)]
         json: bool,
     },
@@ -205,6 +207,45 @@ pub(crate) enum StoreCommand {
     },
     /// Write a consistent copy of the store into DEST, a new directory, while it is in use
     Backup { dest: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginsAction {
+    /// Load a backend plugin library and run the backend conformance suite against it, in
+    /// a scratch home, one check after the other; exits 0 when every check passes, 2 when
+    /// one fails, 1 when the library is refused
+    Check(PluginCheckArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PluginCheckArgs {
+    /// The library, e.g. target/release/libganga_backend_mysite.so
+    pub(crate) file: PathBuf,
+    /// Print the results as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// How long a short job may take from submit to its end, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub(crate) timeout: f64,
+    /// Leave a check out (repeatable), e.g. `--skip kill_running --skip runs` for a
+    /// backend that runs jobs in the foreground
+    #[arg(long, value_name = "CHECK")]
+    pub(crate) skip: Vec<String>,
+    /// Run only this check (repeatable)
+    #[arg(long, value_name = "CHECK")]
+    pub(crate) only: Vec<String>,
+    /// Keep the scratch home (its path is printed), to look at what the jobs left
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// Run one check in this process, in the scratch home given (how each check's
+    /// process is started)
+    #[arg(long, hide = true, value_name = "CHECK", requires = "scratch")]
+    pub(crate) checker: Option<String>,
+    /// Load and describe the plugin in this process (how the first process is started)
+    #[arg(long, hide = true, requires = "scratch", conflicts_with = "checker")]
+    pub(crate) probe: bool,
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub(crate) scratch: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

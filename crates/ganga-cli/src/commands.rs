@@ -7,7 +7,7 @@ use anyhow::bail;
 use ganga_core::{Job, JobId, JobRef, PeekFile, Status};
 use serde_json::json;
 
-use crate::args::{Command, MonitorAction};
+use crate::args::{Command, MonitorAction, PluginsAction};
 use crate::monitoring::{self, plural, print_submitted};
 use crate::out::{errln, out, outln};
 use crate::render;
@@ -45,7 +45,11 @@ pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<E
             ..
         } => monitoring::stop(session).await,
         Command::Wait { jobs, timeout } => monitoring::wait(session, &jobs, timeout).await,
-        Command::Plugins { json } => plugins(session, json),
+        Command::Plugins { action: None, json } => plugins(session, json),
+        Command::Plugins {
+            action: Some(PluginsAction::Check(_)),
+            ..
+        } => bail!("`ganga plugins check` runs without a session (main.rs starts it)"),
         Command::Backend(args) => backend_command(session, &args).await,
         Command::Store(command) => crate::maintenance::run(session, command).await,
         Command::Completions { shell } => crate::args::print_completions(shell),
@@ -104,6 +108,9 @@ async fn show(session: &Session, target: JobRef, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// How many units a message lists one by one before it says how many more there are.
+pub(crate) const MAX_LISTED: usize = 20;
+
 async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode> {
     let ops = session.operations()?;
     let mut ok = true;
@@ -114,10 +121,23 @@ async fn kill(session: &Session, targets: &[JobRef]) -> anyhow::Result<ExitCode>
                     "job {target}: {} killed",
                     plural(report.killed.len(), "unit", "units")
                 )?;
-                for (job, reason) in &report.failed {
-                    ok = false;
+                if !report.never_started.is_empty() {
+                    outln!(
+                        "job {target}: {} never reached the backend (a submission was cut off): now failed, resubmit to run them",
+                        plural(report.never_started.len(), "unit", "units")
+                    )?;
+                }
+                // The first few, then how many more: a job may have thousands.
+                for (job, reason) in report.failed.iter().take(MAX_LISTED) {
                     errln!("job {job}: not killed: {reason}");
                 }
+                if report.failed.len() > MAX_LISTED {
+                    errln!(
+                        "... and {} more not killed",
+                        report.failed.len() - MAX_LISTED
+                    );
+                }
+                ok &= report.failed.is_empty();
             }
             Err(e) => {
                 ok = false;
@@ -250,8 +270,10 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| json!({ "file": r.path, "plugin": r.plugin, "reason": r.reason }))
             .collect();
-        let out =
-            json!({ "plugins": plugins, "refused": refused, "search_path": session.search_path() });
+        let out = json!({
+            "plugins": plugins, "refused": refused, "search_path": session.search_path(),
+            "ganga": crate::versions::json(),
+        });
         print_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -287,5 +309,6 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
         outln!("config: {}", file.display())?;
     }
     outln!("home: {}", session.home().display())?;
+    outln!("{}", crate::versions::plugins_must_match())?;
     Ok(ExitCode::SUCCESS)
 }

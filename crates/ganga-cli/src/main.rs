@@ -16,13 +16,16 @@ mod maintenance;
 mod migrate;
 mod monitoring;
 mod out;
+mod plugincheck;
 mod render;
+mod versions;
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    ganga_session::report_store_faults();
     let args = args::Args::parse();
     init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -40,6 +43,11 @@ fn main() -> ExitCode {
         // Made from the command line's definitions alone: no config, home or plugins.
         args::Command::Completions { shell } => args::print_completions(shell),
         args::Command::Man => args::print_man(),
+        // Needs no home, config search or plugin path: it checks one library in a scratch home.
+        args::Command::Plugins {
+            action: Some(args::PluginsAction::Check(check)),
+            ..
+        } => runtime.block_on(plugincheck::run(&args.global, check)),
         command => runtime.block_on(async {
             let session = ganga_session::Session::open(&session_options(&args.global))?;
             commands::run(&session, command).await

@@ -168,7 +168,7 @@ async fn check(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// The usual name of a signal that kills a reader of a damaged file.
-fn signal_name(signal: i32) -> Option<&'static str> {
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {
         libc::SIGSEGV => "SIGSEGV",
         libc::SIGBUS => "SIGBUS",

@@ -239,15 +239,40 @@ async fn print_outcome(session: &Session, job: &Job) -> anyhow::Result<()> {
     let ws = session.workspaces();
     outln!("job {} ({}) ended {}", job.id, job.spec.name, job.status())?;
     if job.is_split() {
-        // A page at a time: a job may have a million subjobs.
+        // Every unit of a small job; of a large one, the counts and the first few that
+        // did not complete (`ganga subjobs ID` lists them all).
         let n = job.subjob_count();
+        let few = n as usize <= crate::commands::MAX_LISTED;
+        if !few {
+            outln!(
+                "  {}; outputs under {}",
+                render::counts(&job.subjobs),
+                ws.job_dir(job.id).display()
+            )?;
+        }
+        let mut listed = 0usize;
+        // A page at a time: a job may have a million subjobs.
         for start in (0..n).step_by(SUBJOB_PAGE as usize) {
             let range = start..n.min(start.saturating_add(SUBJOB_PAGE));
             let subjobs = session.context()?.store.subjobs(job.id, range).await?;
             for sj in &subjobs {
+                if !few
+                    && (sj.status() == Status::Completed || listed >= crate::commands::MAX_LISTED)
+                {
+                    continue;
+                }
+                listed += 1;
                 let r = JobRef::subjob(job.id, sj.index);
                 print_unit(&r, &sj.run, &ws.output_dir(r))?;
             }
+        }
+        let unlisted = n as usize - job.subjobs.get(Status::Completed) as usize;
+        if !few && unlisted > listed {
+            outln!(
+                "  ... and {} more that did not complete: `ganga subjobs {} --status failed`",
+                unlisted - listed,
+                job.id
+            )?;
         }
     } else {
         print_unit(&job.job_ref(), &job.run, &ws.output_dir(job.job_ref()))?;

@@ -41,6 +41,66 @@ pub struct SubmitSpec {
     pub options: Options,
 }
 
+impl SubmitSpec {
+    /// Why no process could be started as this spec says, if that is so: a workspace that
+    /// is not an absolute path of UTF-8 text on one line; an executable that is empty,
+    /// starts with `-` (a wrapper or env(1) would take it for an option) or holds a NUL
+    /// or a newline; an argument or environment value with a NUL; an environment name
+    /// that is empty, holds `=` or a NUL, or starts with `-`; an output pattern that
+    /// could leave the working directory or is not a glob. Backends call it before they
+    /// write anything for the unit.
+    pub fn check_runnable(&self) -> Result<(), String> {
+        let ws = &self.workspace;
+        if !ws.is_absolute() {
+            return Err(format!(
+                "the workspace {} is not an absolute path",
+                ws.display()
+            ));
+        }
+        if ws.to_str().is_none_or(|w| w.contains('\n')) {
+            return Err(format!(
+                "the workspace {} is not a path of UTF-8 text without newlines",
+                ws.display()
+            ));
+        }
+        if self.exe.is_empty() {
+            return Err("no executable given".to_owned());
+        }
+        if self.exe.starts_with('-') {
+            return Err(format!("the executable `{}` starts with `-`", self.exe));
+        }
+        if self.exe.contains(['\0', '\n']) {
+            return Err("the executable's name contains a NUL or a newline".to_owned());
+        }
+        if let Some(i) = self.args.iter().position(|a| a.contains('\0')) {
+            return Err(format!("argument {} contains a NUL character", i + 1));
+        }
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) || name.starts_with('-') {
+                return Err(format!(
+                    "`{}` cannot be the name of an environment variable",
+                    name.escape_debug()
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "the value of environment variable {name} contains a NUL character"
+                ));
+            }
+        }
+        for pattern in &self.output_patterns {
+            check_inside_workdir(pattern)
+                .and_then(|()| {
+                    glob::Pattern::new(pattern)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("output pattern `{pattern}` is not usable: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A unit a backend already knows, as the monitor names it in later calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendRef {

@@ -18,6 +18,9 @@ use crate::{Context, OpError, now};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillReport {
     pub killed: Vec<JobRef>,
+    /// Units left `submitting` by a submission that was cut off before it handed them
+    /// over: nothing runs; they are now `failed`, to be resubmitted.
+    pub never_started: Vec<JobRef>,
     /// Units the backend could not kill, and why; their status is unchanged.
     pub failed: Vec<(JobRef, String)>,
 }
@@ -272,6 +275,7 @@ impl Operations {
             }
         }
         let mut found_now: HashMap<JobRef, Submitted> = HashMap::new();
+        let mut never_started = Vec::new();
         if !lost_ids.is_empty() {
             if instance.description.capabilities.find {
                 let answers = call(self.ctx.call_timeout, instance.backend.find(&lost_ids))
@@ -292,7 +296,7 @@ impl Operations {
                             });
                             found_now.insert(u, s);
                         }
-                        Ok(None) => failed.push((u, "it was never handed to its backend".into())),
+                        Ok(None) => never_started.push(u),
                         Err(e) => failed.push((u, about(u, &e))),
                     }
                 }
@@ -322,28 +326,41 @@ impl Operations {
             }
         }
         let at = now();
-        let updates: Vec<UnitUpdate> = killed
+        let mut updates: Vec<UnitUpdate> = never_started
             .iter()
             .filter_map(|&u| {
                 let run = whole.run(u)?;
-                let mut change = UnitChange::to(Status::Killed, at);
-                change.reason = Some("killed by the user".into());
-                if let Some(s) = found_now.get(&u) {
-                    change.id = Some(s.id.clone());
-                }
                 Some(UnitUpdate {
                     unit: u,
                     seen: run.status,
                     run: run.submit_count,
-                    change,
+                    change: ganga_core::after_find(&None, at),
                 })
             })
             .collect();
+        updates.extend(killed.iter().filter_map(|&u| {
+            let run = whole.run(u)?;
+            let mut change = UnitChange::to(Status::Killed, at);
+            change.reason = Some("killed by the user".into());
+            if let Some(s) = found_now.get(&u) {
+                change.id = Some(s.id.clone());
+            }
+            Some(UnitUpdate {
+                unit: u,
+                seen: run.status,
+                run: run.submit_count,
+                change,
+            })
+        }));
         let outcome = self.ctx.store.update_units(updates).await?;
         for (u, why) in outcome.refused {
             tracing::info!("job {u}: killed at its backend, status not changed here: {why}");
         }
-        Ok(KillReport { killed, failed })
+        Ok(KillReport {
+            killed,
+            never_started,
+            failed,
+        })
     }
 
     /// Removes a job, its subjobs and its workspace. An active job must be killed first

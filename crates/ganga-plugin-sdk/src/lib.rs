@@ -27,13 +27,16 @@
 //!
 //! And for backends whose jobs leave their files in a directory on this machine,
 //! [`files`]: output collection and `peek` that never follow a link out of the working
-//! directory, never open a FIFO, and read only the end of a file.
+//! directory, never open a FIFO, and read only the end of a file; and [`records`], for
+//! the `key=value` files a job's wrapper leaves beside it (written whole through a rename,
+//! each naming its run).
 //!
 //! It is not: a place for backend logic, or a way to share Rust types with the host.
 
 mod export;
 pub mod files;
 mod log;
+pub mod records;
 mod serve;
 
 use ganga_core::protocol::PluginContext;

@@ -206,7 +206,7 @@ impl Default for Defaults {
 impl Config {
     /// Reads the config file: `explicit` if given (it must exist), else
     /// `<home>/config.toml`, else `<XDG config dir>/ganga/config.toml`; none is fine.
-    pub(crate) fn load(
+    pub fn load(
         explicit: Option<&Path>,
         home: &Path,
     ) -> Result<(Config, Option<PathBuf>), SessionError> {
@@ -232,7 +232,7 @@ impl Config {
     }
 
     /// The settings of one plugin, as it receives them.
-    pub(crate) fn plugin_options(&self, name: &str) -> Options {
+    pub fn plugin_options(&self, name: &str) -> Options {
         self.plugin
             .get(name)
             .map(|t| t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())

@@ -14,6 +14,7 @@
 
 mod config;
 mod error;
+mod fault;
 mod jobfile;
 mod session;
 mod tomlfile;
@@ -25,6 +26,7 @@ pub use crate::{
         Umask,
     },
     error::SessionError,
+    fault::install as report_store_faults,
     session::{Session, SessionOptions, WaitEvent, WaitOutcome, exe_dir, ganga_on_path},
     tomlfile::FileError,
     validate::{JobDefinition, OptionAt},

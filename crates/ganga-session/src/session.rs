@@ -225,7 +225,11 @@ impl Session {
             cause,
         })?;
         let name = &self.config.store.plugin;
-        let store = self.catalog.store(name, &self.plugin_context(name))?;
+        crate::fault::name_store(&format!("the `{name}` store of {}", self.home.display()));
+        let store = {
+            let _opening = crate::fault::StoreCall::enter();
+            self.catalog.store(name, &self.plugin_context(name))?
+        };
         let store: Arc<dyn Store> = Arc::new(LocatedStore::new(store, name, &self.home));
         let budget = self
             .config
@@ -488,11 +492,26 @@ struct LocatedStore {
 
 impl LocatedStore {
     fn new(inner: Arc<dyn Store>, plugin: &str, home: &Path) -> LocatedStore {
-        let location = match inner.describe() {
+        let described = {
+            let _call = crate::fault::StoreCall::enter();
+            inner.describe()
+        };
+        let location = match described {
             Ok(d) if !d.location.is_empty() => format!("the store at {}", d.location),
             _ => format!("the `{plugin}` store of {}", home.display()),
         };
+        crate::fault::name_store(&location);
         LocatedStore { inner, location }
+    }
+
+    /// One call into the store: a fault inside it is reported against this store, and
+    /// its storage errors name it.
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _call = crate::fault::StoreCall::enter();
+        f(&*self.inner).map_err(|e| self.locate(e))
     }
 
     fn locate(&self, e: StoreError) -> StoreError {
@@ -509,64 +528,58 @@ impl LocatedStore {
 // plugin's own (and its indexes).
 impl Store for LocatedStore {
     fn describe(&self) -> Result<StoreDescription, StoreError> {
-        self.inner.describe().map_err(|e| self.locate(e))
+        self.call(|s| s.describe())
     }
     fn reserve_ids(&self, n: u64) -> Result<JobId, StoreError> {
-        self.inner.reserve_ids(n).map_err(|e| self.locate(e))
+        self.call(|s| s.reserve_ids(n))
     }
     fn commit(&self, changes: &[Change]) -> Result<Vec<Committed>, StoreError> {
-        self.inner.commit(changes).map_err(|e| self.locate(e))
+        self.call(|s| s.commit(changes))
     }
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.inner.job(id).map_err(|e| self.locate(e))
+        self.call(|s| s.job(id))
     }
     fn job_record(&self, id: JobId) -> Result<Option<ganga_core::compact::JobRecord>, StoreError> {
-        self.inner.job_record(id).map_err(|e| self.locate(e))
+        self.call(|s| s.job_record(id))
     }
     fn subjobs(
         &self,
         job: JobId,
         range: std::ops::Range<SubjobIndex>,
     ) -> Result<Vec<Subjob>, StoreError> {
-        self.inner.subjobs(job, range).map_err(|e| self.locate(e))
+        self.call(|s| s.subjobs(job, range))
     }
     fn subjob_batch(
         &self,
         job: JobId,
         range: std::ops::Range<SubjobIndex>,
     ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
-        self.inner
-            .subjob_batch(job, range)
-            .map_err(|e| self.locate(e))
+        self.call(|s| s.subjob_batch(job, range))
     }
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
-        self.inner
-            .summaries(from, limit)
-            .map_err(|e| self.locate(e))
+        self.call(|s| s.summaries(from, limit))
     }
     fn active(&self) -> Result<Vec<ActiveJob>, StoreError> {
-        self.inner.active().map_err(|e| self.locate(e))
+        self.call(|s| s.active())
     }
     fn active_units(
         &self,
         after: Option<&UnitCursor>,
         limit: u32,
     ) -> Result<Vec<ActiveUnit>, StoreError> {
-        self.inner
-            .active_units(after, limit)
-            .map_err(|e| self.locate(e))
+        self.call(|s| s.active_units(after, limit))
     }
     fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
-        self.inner.update_units(updates).map_err(|e| self.locate(e))
+        self.call(|s| s.update_units(updates))
     }
     fn backup(&self, dest: &Path) -> Result<(), StoreError> {
-        self.inner.backup(dest).map_err(|e| self.locate(e))
+        self.call(|s| s.backup(dest))
     }
     fn check(&self) -> Result<CheckReport, StoreError> {
-        self.inner.check().map_err(|e| self.locate(e))
+        self.call(|s| s.check())
     }
     fn dump(&self) -> Result<String, StoreError> {
-        self.inner.dump().map_err(|e| self.locate(e))
+        self.call(|s| s.dump())
     }
 }
 

@@ -13,13 +13,13 @@
 //! or nothing. What a submission handed over is recorded per chunk instead
 //! (`submissions.rs`).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ganga_core::Timestamp;
+use ganga_plugin_sdk::records::Record;
+pub(crate) use ganga_plugin_sdk::records::{now, write_atomic};
 
 use crate::layout::{EXIT, KILLED, STARTED, UnitDirs};
 
@@ -52,28 +52,28 @@ pub(crate) struct Killed {
 
 impl Started {
     fn parse(text: &str) -> Result<Started, String> {
-        let kv = parse_lines(text);
+        let r = Record::parse(text);
         Ok(Started {
-            run: required(&kv, "run")?,
-            id: optional_str(&kv, "id"),
-            host: optional_str(&kv, "host"),
-            time: time_of(&kv, ""),
+            run: r.required("run")?,
+            id: r.text("id"),
+            host: r.text("host"),
+            time: r.time(""),
         })
     }
 }
 
 impl Exit {
     fn parse(text: &str) -> Result<Exit, String> {
-        let kv = parse_lines(text);
+        let r = Record::parse(text);
         Ok(Exit {
-            run: required(&kv, "run")?,
-            code: required(&kv, "exit_code")?,
-            signal: kv.get("signal").and_then(|v| v.parse().ok()),
-            error: optional_str(&kv, "error"),
-            id: optional_str(&kv, "id"),
-            host: optional_str(&kv, "host"),
-            started: time_of(&kv, "started_"),
-            time: time_of(&kv, ""),
+            run: r.required("run")?,
+            code: r.required("exit_code")?,
+            signal: r.optional("signal"),
+            error: r.text("error"),
+            id: r.text("id"),
+            host: r.text("host"),
+            started: r.time("started_"),
+            time: r.time(""),
         })
     }
 }
@@ -93,10 +93,10 @@ impl Killed {
     }
 
     fn parse(text: &str) -> Result<Killed, String> {
-        let kv = parse_lines(text);
+        let r = Record::parse(text);
         Ok(Killed {
-            run: required(&kv, "run")?,
-            time: time_of(&kv, ""),
+            run: r.required("run")?,
+            time: r.time(""),
         })
     }
 }
@@ -203,85 +203,19 @@ pub(crate) fn read_exit(dirs: &UnitDirs) -> io::Result<Option<Result<Exit, Strin
     read(&dirs.file(EXIT), Exit::parse)
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so that a reader sees
-/// the whole record or none.
-pub(crate) fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// The current time, as the records keep it.
-pub(crate) fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Timestamp::from_millis(ms)
-}
-
 /// Reads a record: `None` if the file does not exist, `Some(Err)` if it cannot be
 /// understood, an error only for I/O failures other than "not found".
 fn read<T>(
     path: &Path,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> io::Result<Option<Result<T, String>>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(parse(&String::from_utf8_lossy(&bytes)))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
+    Ok(ganga_plugin_sdk::records::read(path)?.map(|text| parse(&text)))
 }
 
 fn push_time(s: &mut String, time: Option<Timestamp>) {
     if let Some(t) = time {
         let _ = writeln!(s, "time_ms={}", t.as_millis());
     }
-}
-
-fn parse_lines(text: &str) -> HashMap<&str, &str> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect()
-}
-
-fn required<T: std::str::FromStr>(kv: &HashMap<&str, &str>, key: &str) -> Result<T, String> {
-    let v = kv.get(key).ok_or_else(|| format!("no `{key}`"))?;
-    v.parse()
-        .map_err(|_| format!("`{key}={v}` is not a number"))
-}
-
-fn optional_str(kv: &HashMap<&str, &str>, key: &str) -> Option<String> {
-    kv.get(key)
-        .filter(|v| !v.is_empty())
-        .map(|v| (*v).to_owned())
-}
-
-/// The time under `<prefix>time_ms`, `<prefix>time_s` or `<prefix>time`. Whatever the key
-/// says, the unit is taken from the magnitude (seconds, ms, µs or ns since the epoch),
-/// because `date` implementations differ in what `%s%N` prints.
-fn time_of(kv: &HashMap<&str, &str>, prefix: &str) -> Option<Timestamp> {
-    let v = ["time_ms", "time_s", "time"]
-        .iter()
-        .find_map(|k| kv.get(format!("{prefix}{k}").as_str()))?;
-    let n: i64 = v.parse().ok()?;
-    if n < 0 {
-        return None;
-    }
-    let ms = match n {
-        n if n < 100_000_000_000 => n.saturating_mul(1000),
-        n if n < 100_000_000_000_000 => n,
-        n if n < 100_000_000_000_000_000 => n / 1000,
-        n => n / 1_000_000,
-    };
-    Some(Timestamp::from_millis(ms))
 }
 
 #[cfg(test)]
@@ -312,15 +246,6 @@ mod tests {
         );
         assert!(Exit::parse("run=1\nexit_code=\n").is_err());
         assert!(Exit::parse("").is_err());
-    }
-
-    #[test]
-    fn times_in_any_unit() {
-        let t = |text: &str| time_of(&parse_lines(text), "").map(Timestamp::as_millis);
-        assert_eq!(t("time_s=1700000000"), Some(1_700_000_000_000));
-        assert_eq!(t("time_ms=1700000000123"), Some(1_700_000_000_123));
-        assert_eq!(t("time=1700000000123456789"), Some(1_700_000_000_123));
-        assert_eq!(t("time_s=17000N"), None);
     }
 
     #[test]

@@ -20,9 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
-use ganga_core::{
-    Answers, BackendError, BackendErrorKind, JobRef, SubmitSpec, Submitted, check_inside_workdir,
-};
+use ganga_core::{Answers, BackendError, BackendErrorKind, JobRef, SubmitSpec, Submitted};
 
 use crate::backend::{Inner, blocking, code_of, unit_id};
 use crate::command::{self, CommandError, Locale};
@@ -359,55 +357,10 @@ fn prune_old(dir: &Path, age: Duration) {
     }
 }
 
-/// Refuses what cannot be run, before anything is written.
-fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
-    if !spec.workspace.is_absolute() {
-        return Err(format!(
-            "the workspace {} is not an absolute path",
-            spec.workspace.display()
-        ));
-    }
-    if spec.workspace.to_str().is_none() {
-        return Err(format!(
-            "the workspace {} is not valid UTF-8",
-            spec.workspace.display()
-        ));
-    }
-    if spec.exe.is_empty() {
-        return Err("no executable given".to_owned());
-    }
-    if spec.exe.starts_with('-') {
-        return Err(format!("the executable `{}` starts with `-`", spec.exe));
-    }
-    for (name, value) in &spec.env {
-        if name.is_empty() || name.contains(['=', '\0']) || name.starts_with('-') {
-            return Err(format!(
-                "`{}` cannot be the name of an environment variable",
-                name.escape_debug()
-            ));
-        }
-        if value.contains('\0') {
-            return Err(format!(
-                "the value of environment variable {name} contains a NUL character"
-            ));
-        }
-    }
-    for pattern in &spec.output_patterns {
-        check_inside_workdir(pattern)
-            .and_then(|()| {
-                glob::Pattern::new(pattern)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|e| format!("output pattern `{pattern}` is not usable: {e}"))?;
-    }
-    Ok(())
-}
-
 /// Cleans what an earlier run left (a resubmitted unit starts afresh), copies the input
 /// files, and gives the unit's program as shell words.
 fn prepare(spec: &SubmitSpec) -> Result<String, String> {
-    check_spec(spec)?;
+    spec.check_runnable()?;
     let words = script::unit_words(spec)?;
     let dirs = UnitDirs::new(&spec.workspace);
     let io_err =

@@ -189,6 +189,12 @@ enum Flaw {
     NoUnmatched,
     /// Fails the whole submission when one job is refused.
     AllOrNothing,
+    /// Drops the options it does not know instead of refusing the job.
+    IgnoresOptions,
+    /// Panics on an id it never gave (an empty one).
+    PanicsOnStrangeIds,
+    /// Never answers a peek.
+    PeekHangs,
 }
 
 #[async_trait::async_trait]
@@ -198,7 +204,13 @@ impl Backend for Broken {
     }
 
     async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
-        let answers = self.inner.submit(jobs).await?;
+        let mut jobs = jobs.to_vec();
+        if self.flaw == Flaw::IgnoresOptions {
+            for spec in &mut jobs {
+                spec.options.clear();
+            }
+        }
+        let answers = self.inner.submit(&jobs).await?;
         if self.flaw == Flaw::AllOrNothing
             && let Some((_, Err(e))) = answers.iter().find(|(_, a)| a.is_err())
         {
@@ -208,6 +220,9 @@ impl Backend for Broken {
     }
 
     async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
+        if self.flaw == Flaw::PanicsOnStrangeIds && jobs.iter().any(|r| r.id.is_empty()) {
+            panic!("an empty id");
+        }
         let mut reports = self.inner.poll(jobs).await?;
         match self.flaw {
             Flaw::PollTwice => {
@@ -241,6 +256,7 @@ impl Backend for Broken {
         max_bytes: u64,
     ) -> Result<Vec<u8>, BackendError> {
         match (self.flaw, file) {
+            (Flaw::PeekHangs, _) => std::future::pending().await,
             (Flaw::PeekAnywhere, PeekFile::Path(p)) => {
                 std::fs::read(job.workspace.join("run").join(p))
                     .map_err(|e| BackendError::failed(e.to_string()))
@@ -267,7 +283,6 @@ impl Backend for Broken {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_suite_names_the_broken_rule() {
-    let env = env();
     for (flaw, check, says) in [
         (Flaw::PollTwice, Check::PollBatch, "two answers"),
         (Flaw::AbsentIsSucceeded, Check::UnknownJob, "Succeeded"),
@@ -286,10 +301,31 @@ async fn the_suite_names_the_broken_rule() {
             Check::PerJobErrors,
             "the whole call failed",
         ),
+        (
+            Flaw::IgnoresOptions,
+            Check::BadOptions,
+            "got:      it was accepted",
+        ),
+        (
+            Flaw::PanicsOnStrangeIds,
+            Check::NoPanics,
+            "got:      a panic: an empty id",
+        ),
+        (
+            Flaw::PeekHangs,
+            Check::Peek,
+            "expected: the check to end within 2s",
+        ),
     ] {
         let backend = Broken {
             inner: ExampleBackend::default(),
             flaw,
+        };
+        // A hang is found when the check's time is up.
+        let env = if flaw == Flaw::PeekHangs {
+            env().with_check_timeout(Duration::from_secs(2))
+        } else {
+            env()
         };
         let failure = conformance::run_check(check, &backend, &env)
             .await

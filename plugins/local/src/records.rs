@@ -2,14 +2,13 @@
 //! one file per kind and run (`exit-2`), each naming its run inside as well. The format is
 //! described in the crate documentation.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ganga_core::Timestamp;
+use ganga_plugin_sdk::records::Record;
+pub(crate) use ganga_plugin_sdk::records::{now, write_atomic, write_private};
 
 use crate::layout::{EXIT, KILLED, QUEUE_FORMAT, QUEUED, STARTED, UnitDirs};
 
@@ -77,46 +76,42 @@ impl Queued {
         s
     }
 
-    fn parse(kv: &HashMap<&str, &str>) -> Result<Queued, String> {
+    fn parse(r: &Record) -> Result<Queued, String> {
         Ok(Queued {
-            run: required(kv, "run")?,
-            seq: required(kv, "seq")?,
-            queue: PathBuf::from(kv.get("queue").ok_or("no `queue`")?),
-            time: time_of(kv),
+            run: r.required("run")?,
+            seq: r.required("seq")?,
+            queue: PathBuf::from(r.get("queue").ok_or("no `queue`")?),
+            time: r.time(""),
         })
     }
 }
 
 /// The `key=value`s of a `queued` record: its `#` lines after the queue lines.
-fn queued_lines(text: &str) -> HashMap<&str, &str> {
-    text.lines()
-        .skip(QUEUE_LINES)
-        .map_while(|l| l.strip_prefix('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect()
+fn queued_lines(text: &str) -> Record<'_> {
+    Record::from_lines(
+        text.lines()
+            .skip(QUEUE_LINES)
+            .map_while(|l| l.strip_prefix('#')),
+    )
 }
 
 impl Started {
-    fn parse(kv: &HashMap<&str, &str>) -> Result<Started, String> {
+    fn parse(r: &Record) -> Result<Started, String> {
         Ok(Started {
-            pgid: required(kv, "pgid")?,
-            start_ticks: kv
-                .get("start_ticks")
-                .and_then(|v| v.parse().ok())
-                .filter(|&t| t > 0),
-            time: time_of(kv),
+            pgid: r.required("pgid")?,
+            start_ticks: r.optional("start_ticks").filter(|&t| t > 0),
+            time: r.time(""),
         })
     }
 }
 
 impl Exit {
-    fn parse(kv: &HashMap<&str, &str>) -> Result<Exit, String> {
+    fn parse(r: &Record) -> Result<Exit, String> {
         Ok(Exit {
-            code: required(kv, "exit_code")?,
-            signal: kv.get("signal").and_then(|v| v.parse().ok()),
-            error: kv.get("error").map(|e| (*e).to_owned()),
-            time: time_of(kv),
+            code: r.required("exit_code")?,
+            signal: r.optional("signal"),
+            error: r.get("error").map(str::to_owned),
+            time: r.time(""),
         })
     }
 }
@@ -132,56 +127,30 @@ pub(crate) fn read_queued(dirs: &UnitDirs, run: u32) -> io::Result<Option<Queued
 }
 
 pub(crate) fn read_started(dirs: &UnitDirs, run: u32) -> io::Result<Option<Started>> {
-    read(&dirs.record(STARTED, run), run, parse_lines, Started::parse)
+    read(
+        &dirs.record(STARTED, run),
+        run,
+        |t| Record::parse(t),
+        Started::parse,
+    )
 }
 
 pub(crate) fn read_exit(dirs: &UnitDirs, run: u32) -> io::Result<Option<Exit>> {
-    read(&dirs.record(EXIT, run), run, parse_lines, Exit::parse)
+    read(
+        &dirs.record(EXIT, run),
+        run,
+        |t| Record::parse(t),
+        Exit::parse,
+    )
 }
 
 pub(crate) fn read_killed(dirs: &UnitDirs, run: u32) -> io::Result<Option<Killed>> {
-    read(&dirs.record(KILLED, run), run, parse_lines, |kv| {
-        Ok(Killed { time: time_of(kv) })
-    })
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so that a reader sees
-/// the whole record or none.
-pub(crate) fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    // Unique to this call: two threads (two backend instances in one process) may write
-    // the same file at once.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}-{call}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    write_private(&tmp, text.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
-}
-
-/// Writes a new file (replacing one of the same name) readable by the owner only.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
-}
-
-/// The current time, as the records keep it.
-pub(crate) fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Timestamp::from_millis(ms)
+    read(
+        &dirs.record(KILLED, run),
+        run,
+        |t| Record::parse(t),
+        |r| Ok(Killed { time: r.time("") }),
+    )
 }
 
 /// Reads a record: `None` if it does not exist, an `InvalidData` error naming the file if
@@ -189,90 +158,34 @@ pub(crate) fn now() -> Timestamp {
 fn read<T>(
     path: &Path,
     run: u32,
-    lines: fn(&str) -> HashMap<&str, &str>,
-    parse: impl FnOnce(&HashMap<&str, &str>) -> Result<T, String>,
+    record: for<'a> fn(&'a str) -> Record<'a>,
+    parse: impl FnOnce(&Record) -> Result<T, String>,
 ) -> io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let kv = lines(&text);
-            let named: Option<u32> = kv.get("run").and_then(|r| r.parse().ok());
-            if named != Some(run) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} does not say it is of run {run}", path.display()),
-                ));
-            }
-            parse(&kv).map(Some).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is unreadable: {e}", path.display()),
-                )
-            })
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
-}
-
-fn parse_lines(text: &str) -> HashMap<&str, &str> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect()
-}
-
-fn required<T: std::str::FromStr>(kv: &HashMap<&str, &str>, key: &str) -> Result<T, String> {
-    let v = kv.get(key).ok_or_else(|| format!("no `{key}`"))?;
-    v.parse()
-        .map_err(|_| format!("`{key}={v}` is not an integer"))
-}
-
-/// The record's time, from `time_ms`, `time_s` or `time`. Whatever the key says, the unit
-/// is taken from the magnitude (seconds, ms, µs or ns since the epoch), because `date`
-/// implementations differ in what `%s%N` prints.
-fn time_of(kv: &HashMap<&str, &str>) -> Option<Timestamp> {
-    let v = ["time_ms", "time_s", "time"]
-        .iter()
-        .find_map(|k| kv.get(k))?;
-    let n: i64 = v.parse().ok()?;
-    if n < 0 {
-        return None;
-    }
-    let ms = match n {
-        n if n < 100_000_000_000 => n.saturating_mul(1000),
-        n if n < 100_000_000_000_000 => n,
-        n if n < 100_000_000_000_000_000 => n / 1000,
-        n => n / 1_000_000,
+    let Some(text) = ganga_plugin_sdk::records::read(path)? else {
+        return Ok(None);
     };
-    Some(Timestamp::from_millis(ms))
+    let r = record(&text);
+    if r.run() != Some(run) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} does not say it is of run {run}", path.display()),
+        ));
+    }
+    parse(&r).map(Some).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is unreadable: {e}", path.display()),
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn t(text: &str) -> Option<i64> {
-        time_of(&parse_lines(text)).map(Timestamp::as_millis)
-    }
-
-    #[test]
-    fn times_in_any_unit() {
-        assert_eq!(t("time_s=1700000000"), Some(1_700_000_000_000));
-        assert_eq!(t("time_ms=1700000000123"), Some(1_700_000_000_123));
-        assert_eq!(t("time=1700000000123456"), Some(1_700_000_000_123));
-        assert_eq!(t("time_ms=1700000000123456789"), Some(1_700_000_000_123));
-        assert_eq!(t("time_s=17000N"), None);
-        assert_eq!(t("time_s="), None);
-        assert_eq!(t("nothing"), None);
-    }
-
     #[test]
     fn exit_records() {
-        let e = Exit::parse(&parse_lines(
+        let e = Exit::parse(&Record::parse(
             "run=1\nexit_code=137\nsignal=9\ntime_ms=1700000000123\nnew_key=x\n",
         ));
         assert_eq!(
@@ -284,8 +197,8 @@ mod tests {
                 time: Some(Timestamp::from_millis(1_700_000_000_123)),
             })
         );
-        assert!(Exit::parse(&parse_lines("exit_code=\n")).is_err());
-        assert!(Exit::parse(&parse_lines("")).is_err());
+        assert!(Exit::parse(&Record::parse("exit_code=\n")).is_err());
+        assert!(Exit::parse(&Record::parse("")).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use ganga_core::{Answers, PerJob, SubmitSpec, Submitted, check_inside_workdir};
+use ganga_core::{Answers, PerJob, SubmitSpec, Submitted};
 use ganga_plugin_sdk::files;
 
 use crate::backend::Context;
@@ -92,7 +92,14 @@ pub(crate) fn submit_batch(ctx: &Context, specs: &[SubmitSpec]) -> Answers<Submi
 
 /// Everything before queueing, for one unit. Errors are about this unit.
 fn prepare(ctx: &Context, spec: &SubmitSpec, base: &Path) -> Result<Ready, String> {
-    check_spec(spec)?;
+    // describe lists no options: one given reached us past ganga's check of job files (or
+    // from another caller), and would otherwise be ignored in silence.
+    if let Some(key) = spec.options.keys().next() {
+        return Err(format!(
+            "unknown backend option `{key}`: the local backend takes no per-job options"
+        ));
+    }
+    spec.check_runnable()?;
     let dirs = UnitDirs::new(&spec.workspace);
     if stop_earlier_runs(ctx, &dirs)? {
         clear_control(&dirs)?;
@@ -119,59 +126,6 @@ fn prepare(ctx: &Context, spec: &SubmitSpec, base: &Path) -> Result<Ready, Strin
         script: unitfile::unit_script(spec, &dirs.work, base, &ctx.env_tool),
         queued_record: dirs.record(QUEUED, spec.run),
     })
-}
-
-/// Refuses what cannot be passed to a process, before anything is written.
-fn check_spec(spec: &SubmitSpec) -> Result<(), String> {
-    if !spec.workspace.is_absolute() {
-        return Err(format!(
-            "the workspace {} is not an absolute path",
-            spec.workspace.display()
-        ));
-    }
-    // The queue entry names the control directory on a line of text.
-    if spec.workspace.to_str().is_none_or(|w| w.contains('\n')) {
-        return Err(format!(
-            "the workspace {} is not a path of UTF-8 text without newlines",
-            spec.workspace.display()
-        ));
-    }
-    if spec.exe.is_empty() {
-        return Err("no executable given".to_owned());
-    }
-    // env(1) would take a leading `-` for an option.
-    if spec.exe.starts_with('-') {
-        return Err(format!("the executable `{}` starts with `-`", spec.exe));
-    }
-    if spec.exe.contains(['\0', '\n']) {
-        return Err("the executable's name contains a NUL or a newline".to_owned());
-    }
-    if let Some(i) = spec.args.iter().position(|a| a.contains('\0')) {
-        return Err(format!("argument {} contains a NUL character", i + 1));
-    }
-    for (name, value) in &spec.env {
-        if name.is_empty() || name.contains(['=', '\0']) || name.starts_with('-') {
-            return Err(format!(
-                "`{}` cannot be the name of an environment variable",
-                name.escape_debug()
-            ));
-        }
-        if value.contains('\0') {
-            return Err(format!(
-                "the value of environment variable {name} contains a NUL character"
-            ));
-        }
-    }
-    for pattern in &spec.output_patterns {
-        check_inside_workdir(pattern)
-            .and_then(|()| {
-                glob::Pattern::new(pattern)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|e| format!("output pattern `{pattern}` is not usable: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Stops every earlier run recorded in the control directory (a run forced failed by a

@@ -1,5 +1,7 @@
 //! Test fixture: a backend whose calls panic in different ways. `describe` works, so a
-//! test can show the plugin still answers after each panic.
+//! test can show the plugin still answers after each panic. With `[plugin.faulty] poll =
+//! "hang"` its poll never answers, with `"abort"` it ends the process (SIGABRT), as a
+//! plugin with a deadlock or a crash in native code would.
 
 use async_trait::async_trait;
 use ganga_core::protocol::PluginContext;
@@ -8,7 +10,16 @@ use ganga_core::{
     PeekFile, PollReport, SubmitSpec, Submitted,
 };
 
-pub struct Faulty;
+pub struct Faulty {
+    poll: Fault,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    Panic,
+    Hang,
+    Abort,
+}
 
 #[async_trait]
 impl Backend for Faulty {
@@ -28,9 +39,15 @@ impl Backend for Faulty {
     }
 
     async fn poll(&self, _jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
-        // Panics after an await, on a runtime worker thread of the plugin.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        panic!("faulty plugin: poll always panics");
+        match self.poll {
+            Fault::Hang => std::future::pending().await,
+            Fault::Abort => std::process::abort(),
+            Fault::Panic => {
+                // Panics after an await, on a runtime worker thread of the plugin.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                panic!("faulty plugin: poll always panics");
+            }
+        }
     }
 
     async fn kill(&self, _jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
@@ -56,10 +73,15 @@ impl Backend for Faulty {
 
 impl ganga_plugin_sdk::BackendPlugin for Faulty {
     fn create(context: PluginContext) -> Result<Self, String> {
+        let poll = match context.config.get("poll").and_then(|v| v.as_str()) {
+            Some("hang") => Fault::Hang,
+            Some("abort") => Fault::Abort,
+            _ => Fault::Panic,
+        };
         match context.config.get("on_create").and_then(|v| v.as_str()) {
             Some("panic") => panic!("faulty plugin: asked to panic while starting"),
             Some("fail") => Err("asked to fail while starting".into()),
-            _ => Ok(Faulty),
+            _ => Ok(Faulty { poll }),
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The Backend conformance suite: the contract every [`Backend`] keeps, checked with real
-//! jobs (`/bin/sh -c ...`) in a temporary directory.
+//! The backend conformance suite: the contract every ganga [`Backend`] keeps, checked with
+//! real jobs (`/bin/sh -c ...`) in a temporary directory. Plugin authors run it in their
+//! tests (usually through `ganga_test_support::conformance`, which re-exports this crate),
+//! and `ganga plugins check FILE` runs it against a built library.
 //!
 //! ```ignore
-//! use ganga_test_support::conformance::{self, Check, ConformanceEnv};
+//! use ganga_conformance::{self as conformance, Check, ConformanceEnv};
 //!
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn my_backend_conforms() {
@@ -22,19 +24,25 @@
 //! (inside `submit`) skips [`Check::KillRunning`] and [`Check::Runs`]. Each [`Check`] can also be run alone
 //! with [`run_check`]. Calls carry up to three jobs, whatever the backend's `max_batch`
 //! says: that is the monitor's hint for chunking, and other callers (`kill`) send more.
+//! A check that panics (a backend linked in that panics) or does not finish within
+//! [`ConformanceEnv::check_timeout`] fails; the suite goes on with the next.
 //!
-//! It does not check speed, scale, or a backend's own options.
+//! It is not: a benchmark (it checks neither speed nor scale), a test of a backend's own
+//! options beyond refusing unknown ones, or a sandbox (the backend runs in the caller's
+//! process, as trusted code; `ganga plugins check` runs each check in a child process).
 
 mod checks;
 mod helpers;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ganga_core::{Backend, JobId, JobRef, SubmitSpec, Workspaces};
+use futures_util::FutureExt as _;
+use ganga_core::{Backend, BackendDescription, JobId, JobRef, SubmitSpec, Workspaces};
 
 pub use self::helpers::{
     Mismatch, Seen, ShellJob, backend_ref, is_final, keyed, poll_checked, poll_until_final,
@@ -77,6 +85,10 @@ pub enum Check {
     /// One bad job in a batch (a missing input file) fails alone; the others are accepted
     /// and run.
     PerJobErrors,
+    /// A job with a backend option the backend does not list in `describe` is refused
+    /// alone, with an error naming the option; the others in its batch are accepted. For
+    /// a backend whose `describe` lists its options (`Some`).
+    BadOptions,
     /// `kill` of a job that already ended answers for it (done, or an error) and does not
     /// change how it ended.
     KillEnded,
@@ -94,11 +106,16 @@ pub enum Check {
     Find,
     /// A backend that declares `watch` names a job in `changes` once it ended.
     Watch,
+    /// Calls about units, ids, runs, paths and patterns the backend never gave (an id
+    /// that is no number, run 0, a workspace that is a file, an invalid glob pattern)
+    /// answer without a panic: errors for those units, or `Absent`/`Unknown`. A panic
+    /// fails a whole call, so one bad unit would stop every unit of its batch.
+    NoPanics,
 }
 
 impl Check {
     /// Every check, in the order [`run`] runs them.
-    pub const ALL: [Check; 18] = [
+    pub const ALL: [Check; 20] = [
         Check::Describe,
         Check::EmptyBatches,
         Check::SubmitBatch,
@@ -111,12 +128,14 @@ impl Check {
         Check::Peek,
         Check::PeekEscape,
         Check::PerJobErrors,
+        Check::BadOptions,
         Check::KillEnded,
         Check::KillRunning,
         Check::Runs,
         Check::PollAll,
         Check::Find,
         Check::Watch,
+        Check::NoPanics,
     ];
 
     pub fn name(self) -> &'static str {
@@ -133,12 +152,36 @@ impl Check {
             Check::Peek => "peek",
             Check::PeekEscape => "peek_escape",
             Check::PerJobErrors => "per_job_errors",
+            Check::BadOptions => "bad_options",
             Check::KillEnded => "kill_ended",
             Check::KillRunning => "kill_running",
             Check::Runs => "runs",
             Check::PollAll => "poll_all",
             Check::Find => "find",
             Check::Watch => "watch",
+            Check::NoPanics => "no_panics",
+        }
+    }
+
+    /// The check called `name` (as [`Check::name`] gives it).
+    pub fn from_name(name: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Why this check says nothing about a backend described so, if it does not: it
+    /// checks a capability the backend does not declare. `None`: it applies.
+    pub fn not_applicable(self, description: &BackendDescription) -> Option<&'static str> {
+        match self {
+            Check::Find if !description.capabilities.find => {
+                Some("the backend does not declare the capability `find`")
+            }
+            Check::Watch if !description.capabilities.watch => {
+                Some("the backend does not declare the capability `watch`")
+            }
+            Check::BadOptions if description.options.is_none() => {
+                Some("the backend does not list its options (describe's `options` is None)")
+            }
+            _ => None,
         }
     }
 
@@ -177,6 +220,9 @@ impl Check {
             Check::PerJobErrors => {
                 "a bad job in a batch (a missing input file) fails alone; the others are accepted and run"
             }
+            Check::BadOptions => {
+                "a job with an option the backend does not list is refused alone, naming the option"
+            }
             Check::KillEnded => {
                 "kill of an ended job answers for it and does not change how it ended"
             }
@@ -187,6 +233,9 @@ impl Check {
                 "find names a submitted run by its id and says None of what was never submitted"
             }
             Check::Watch => "changes names a job once it ended (for a backend that watches)",
+            Check::NoPanics => {
+                "calls about ids, runs, paths and patterns the backend never gave answer without a panic"
+            }
         }
     }
 }
@@ -205,6 +254,8 @@ pub struct ConformanceEnv {
     /// Deleted when the env is dropped, if the env made it.
     _temp: Option<tempfile::TempDir>,
     timeout: Duration,
+    /// `None`: three times `timeout`.
+    check_timeout: Option<Duration>,
     poll_interval: Duration,
     skipped: BTreeSet<Check>,
     next_id: AtomicU64,
@@ -227,6 +278,7 @@ impl ConformanceEnv {
             root: root.into(),
             _temp: None,
             timeout: Duration::from_secs(60),
+            check_timeout: None,
             poll_interval: Duration::from_millis(100),
             skipped: BTreeSet::new(),
             next_id: AtomicU64::new(1),
@@ -237,6 +289,13 @@ impl ConformanceEnv {
     /// 60 s, generous for a loaded machine).
     pub fn with_timeout(mut self, timeout: Duration) -> ConformanceEnv {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long one check may take in all before it fails as hanging (default: three
+    /// times [`ConformanceEnv::timeout`]: the longest checks wait for two jobs in turn).
+    pub fn with_check_timeout(mut self, limit: Duration) -> ConformanceEnv {
+        self.check_timeout = Some(limit);
         self
     }
 
@@ -262,6 +321,11 @@ impl ConformanceEnv {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    pub fn check_timeout(&self) -> Duration {
+        self.check_timeout
+            .unwrap_or_else(|| self.timeout.saturating_mul(3))
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -343,6 +407,16 @@ impl fmt::Debug for ConformanceFailures {
 
 impl std::error::Error for ConformanceFailures {}
 
+/// What became of a check that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The backend keeps this rule.
+    Passed,
+    /// The rule is about a capability the backend does not declare (see
+    /// [`Check::not_applicable`]); nothing was checked.
+    NotApplicable(&'static str),
+}
+
 /// Runs every check not skipped, one after the other, and reports all that failed.
 pub async fn run(backend: &dyn Backend, env: &ConformanceEnv) -> Result<(), ConformanceFailures> {
     let mut ran = 0;
@@ -363,18 +437,59 @@ pub async fn run(backend: &dyn Backend, env: &ConformanceEnv) -> Result<(), Conf
     }
 }
 
-/// Runs one check (even one the env skips).
+/// Runs one check (even one the env skips). A check whose rule does not apply to the
+/// backend (a capability it does not declare) is [`Outcome::NotApplicable`]. A panic
+/// while it runs, or a check still running after [`ConformanceEnv::check_timeout`],
+/// fails it.
 pub async fn run_check(
     check: Check,
     backend: &dyn Backend,
     env: &ConformanceEnv,
-) -> Result<(), ConformanceFailure> {
-    checks::run(check, backend, env)
-        .await
-        .map_err(|m| ConformanceFailure {
-            check,
-            job: m.job,
-            expected: m.expected,
-            got: m.got,
-        })
+) -> Result<Outcome, ConformanceFailure> {
+    let fail = |m: Mismatch| ConformanceFailure {
+        check,
+        job: m.job,
+        expected: m.expected,
+        got: m.got,
+    };
+    let limit = env.check_timeout();
+    let work = AssertUnwindSafe(async {
+        if matches!(check, Check::Find | Check::Watch | Check::BadOptions) {
+            let description = backend.describe().await.map_err(|e| {
+                Mismatch::new(
+                    "a description, to tell whether the check applies",
+                    format!("an error: {e}"),
+                )
+            })?;
+            if let Some(why) = check.not_applicable(&description) {
+                return Ok(Outcome::NotApplicable(why));
+            }
+        }
+        checks::run(check, backend, env)
+            .await
+            .map(|()| Outcome::Passed)
+    })
+    .catch_unwind();
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(outcome)) => outcome.map_err(fail),
+        Ok(Err(payload)) => Err(fail(Mismatch::new(
+            "the check to run to its end",
+            format!("a panic: {}", panic_message(&*payload)),
+        ))),
+        Err(_) => Err(fail(Mismatch::new(
+            format!("the check to end within {limit:?}"),
+            "it did not: a call hangs, or jobs never end",
+        ))),
+    }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
 }
