@@ -652,9 +652,9 @@ impl Backend {
             "Dirac" => Py::new(py, init.add_subclass(Dirac))?.into_any(),
             "Batch" => Py::new(py, init.add_subclass(Batch))?.into_any(),
             "Slurm" => Py::new(py, init.add_subclass(Batch).add_subclass(Slurm))?.into_any(),
-            "SGE" => Py::new(py, init.add_subclass(Batch).add_subclass(SGE))?.into_any(),
-            "PBS" => Py::new(py, init.add_subclass(Batch).add_subclass(PBS))?.into_any(),
-            "LSF" => Py::new(py, init.add_subclass(Batch).add_subclass(LSF))?.into_any(),
+            "SGE" => Py::new(py, init.add_subclass(Batch).add_subclass(Sge))?.into_any(),
+            "PBS" => Py::new(py, init.add_subclass(Batch).add_subclass(Pbs))?.into_any(),
+            "LSF" => Py::new(py, init.add_subclass(Batch).add_subclass(Lsf))?.into_any(),
             "Condor" => Py::new(py, init.add_subclass(Batch).add_subclass(Condor))?.into_any(),
             _ => Py::new(py, init)?.into_any(),
         })
@@ -918,19 +918,19 @@ batch_system!(
     "Ganga's `Slurm`: the batch backend on Slurm."
 );
 batch_system!(
-    SGE,
+    Sge,
     "SGE",
     "sge",
     "Ganga's `SGE`: the batch backend on (Son of) Grid Engine."
 );
 batch_system!(
-    PBS,
+    Pbs,
     "PBS",
     "pbs",
     "Ganga's `PBS`: the batch backend on PBS (OpenPBS, PBS Pro, Torque)."
 );
 batch_system!(
-    LSF,
+    Lsf,
     "LSF",
     "lsf",
     "Ganga's `LSF`: the batch backend on LSF."

@@ -44,9 +44,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<definition::Local>()?;
     m.add_class::<definition::Batch>()?;
     m.add_class::<definition::Slurm>()?;
-    m.add_class::<definition::SGE>()?;
-    m.add_class::<definition::PBS>()?;
-    m.add_class::<definition::LSF>()?;
+    m.add_class::<definition::Sge>()?;
+    m.add_class::<definition::Pbs>()?;
+    m.add_class::<definition::Lsf>()?;
     m.add_class::<definition::Condor>()?;
     m.add_class::<definition::Dirac>()?;
     m.add_class::<job::Job>()?;

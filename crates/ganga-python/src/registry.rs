@@ -450,13 +450,10 @@ impl JobIterator {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Job>> {
-        Ok(self
-            .walk
-            .next(py)?
-            .map(|(id, summary)| match summary {
-                Some(s) => Job::listed(self.walk.shared.clone(), &s),
-                None => Job::stored(self.walk.shared.clone(), id),
-            }))
+        Ok(self.walk.next(py)?.map(|(id, summary)| match summary {
+            Some(s) => Job::listed(self.walk.shared.clone(), &s),
+            None => Job::stored(self.walk.shared.clone(), id),
+        }))
     }
 }
 

@@ -193,9 +193,7 @@ fn iterate(mode: &mut Mode<'_>, python: &Path) -> anyhow::Result<report::BenchRe
             serde_json::from_str(m.output()?.trim()).context("the Python script's report")?;
         let (j, s) = (num(&seen, "/jobs") as u64, num(&seen, "/subjobs") as u64);
         if (j, s) != (jobs, subjobs) {
-            bail!(
-                "Python saw {j} jobs and {s} subjobs; the workload has {jobs} and {subjobs}"
-            );
+            bail!("Python saw {j} jobs and {s} subjobs; the workload has {jobs} and {subjobs}");
         }
         mode.progress(
             label,
