@@ -13,6 +13,7 @@ mod child;
 mod dirac;
 mod machine;
 mod monitor;
+mod python;
 mod report;
 mod scale;
 mod workload;
@@ -110,6 +111,7 @@ cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic
                   [--runs N] [--json PATH] [--profile release|debug] [--dir DIR] [--no-build]
 
   NAME       store, list, load-one, touch-all, touch-all-subjobs, churn, migrate
+             (`cargo xtask bench python --help`: the Python module, on its own)
              (default: all the workload can run; store always runs, the others but
              migrate read the home it makes; load-one needs the workload's big job,
              migrate runs `ganga migrate` on its Ganga fixture)
@@ -188,11 +190,12 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
 }
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    // The monitoring service and the backends at scale: benchmarks of their own.
+    // The monitoring service, the backends and the Python API: benchmarks of their own.
     match args.first().map(String::as_str) {
         Some("monitor") => return monitor::bench(root, &args[1..]),
         Some("batch") => return batch::bench(root, &args[1..]),
         Some("dirac") => return dirac::bench(root, &args[1..]),
+        Some("python") => return python::bench(root, &args[1..]),
         _ => {}
     }
     let opts = match parse(args)? {

@@ -1,63 +1,144 @@
-//! Resolving the command line against the environment: the home, the config, the plugins,
-//! the store. Commands get what they need from a [`Session`] and never look at raw flags.
+//! A session: the home, the config, the plugins and the store, resolved once, and what
+//! is made from them (operations, a monitor, job definitions checked against the
+//! backends). Callers get what they need from a [`Session`] and never resolve paths or
+//! read config files themselves.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use ganga_core::protocol::PluginContext;
 use ganga_core::{
     ActiveJob, ActiveUnit, Backend, Change, CheckReport, Committed, Job, JobId, Store,
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
     UnitsUpdated, Workspaces,
 };
-use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle};
+use ganga_monitor::{
+    Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle, SubmitReport,
+};
 use ganga_plugin_host::{Catalog, PluginKind};
 
-use crate::args::Global;
-use crate::config::Config;
+use crate::config::{Config, Umask};
+use crate::validate::JobDefinition;
+use crate::{SessionError, jobfile};
 
-pub(crate) struct Session {
-    pub(crate) home: PathBuf,
-    pub(crate) config: Config,
-    pub(crate) config_file: Option<PathBuf>,
-    pub(crate) catalog: Arc<Catalog>,
+/// What a session is opened with; everything left out is found as the `ganga` command
+/// finds it (environment, config file, defaults).
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// The home [default: `$GANGA_HOME`, else `<XDG data dir>/ganga`].
+    pub home: Option<PathBuf>,
+    /// The config file, which must exist [default: `$GANGA_CONFIG`, else
+    /// `<home>/config.toml`, else `<XDG config dir>/ganga/config.toml`, else none].
+    pub config: Option<PathBuf>,
+    /// Directories searched for plugins before every other place.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Plugin libraries loaded before any found by searching; a refused one is an error.
+    pub plugin_files: Vec<PathBuf>,
+    /// The cache budget in MiB, instead of the config's.
+    pub cache_mib: Option<u64>,
+    /// The directories of the program hosting the session, searched last: for each,
+    /// `<dir>/plugins`, then `<dir>` itself. The `ganga` binary passes its own directory
+    /// ([`exe_dir`]); the Python module its package's directory and that of the `ganga`
+    /// found on `PATH` ([`ganga_on_path`]).
+    pub host_dirs: Vec<PathBuf>,
+}
+
+/// The directory of the running program (for a `ganga` binary: where its plugins are
+/// installed beside it, or the cargo build directory).
+pub fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_owned)
+}
+
+/// The directory of the `ganga` command found on `PATH`, links resolved: where a process
+/// that is not `ganga` itself (a Python interpreter) finds the plugins installed with it.
+pub fn ganga_on_path() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join("ganga"))
+        .find(|f| {
+            f.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .and_then(|f| f.canonicalize().ok())
+        .and_then(|f| f.parent().map(Path::to_owned))
+}
+
+/// The home, config, plugins and store of one `ganga` process (or one Python session).
+pub struct Session {
+    home: PathBuf,
+    config: Config,
+    config_file: Option<PathBuf>,
+    catalog: Arc<Catalog>,
     /// Where plugins were looked for, in order.
-    pub(crate) search_path: Vec<PathBuf>,
+    search_path: Vec<PathBuf>,
     context: OnceLock<Context>,
+    /// Held while the context is made, so that two threads never open the store twice.
+    making_context: Mutex<()>,
     home_id: OnceLock<String>,
-    /// The plugin flags given, for a background monitor started from here.
-    plugin_dirs: Vec<PathBuf>,
-    plugin_files: Vec<PathBuf>,
-    cache_mib: Option<u64>,
+    options: SessionOptions,
+}
+
+/// How [`Session::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Every job has ended.
+    Ended,
+    /// The timeout passed first.
+    TimedOut,
+    /// The caller's stop future completed first.
+    Stopped,
+}
+
+/// What [`Session::wait`] tells its caller on the way.
+#[derive(Debug)]
+pub enum WaitEvent<'a> {
+    /// A job as read now (each job each round, whether or not it changed).
+    Progress(&'a Job),
+    /// Another process monitors the home (its pid, if known): this one only watches the
+    /// store. Said once.
+    Watching { holder: Option<u32> },
 }
 
 impl Session {
-    pub(crate) fn open(global: &Global) -> anyhow::Result<Session> {
-        let home = match &global.home {
+    pub fn open(options: &SessionOptions) -> Result<Session, SessionError> {
+        let home = match &options.home {
             Some(h) => h.clone(),
-            None => dirs::data_dir()
-                .map(|d| d.join("ganga"))
-                .context("no home directory: set GANGA_HOME or pass --home")?,
+            None => match std::env::var_os("GANGA_HOME").filter(|h| !h.is_empty()) {
+                Some(h) => PathBuf::from(h),
+                None => dirs::data_dir()
+                    .map(|d| d.join("ganga"))
+                    .ok_or(SessionError::NoHome)?,
+            },
         };
         let home = std::path::absolute(&home).unwrap_or(home);
-        let (mut config, config_file) = Config::load(global.config.as_deref(), &home)?;
+        let explicit_config = options.config.clone().or_else(|| {
+            std::env::var_os("GANGA_CONFIG")
+                .filter(|c| !c.is_empty())
+                .map(PathBuf::from)
+        });
+        let (mut config, config_file) = Config::load(explicit_config.as_deref(), &home)?;
         // Before anything is created: the home, the store, workspaces, and every file a
         // job writes (jobs inherit it) are made with it.
         set_umask(config.home.umask);
-        if let Some(mib) = global.cache_mib {
+        if let Some(mib) = options.cache_mib {
             config.store.cache_budget_mib = mib;
         }
 
         let mut catalog = Catalog::new();
         link_static_plugins(&mut catalog);
-        for file in &global.plugins {
+        for file in &options.plugin_files {
             catalog
                 .load_file(file)
-                .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+                .map_err(|refusal| SessionError::PluginRefused(refusal.to_string()))?;
         }
-        let search_path = search_path(global, &config);
+        let search_path = search_path(options, &config);
         for dir in &search_path {
             catalog.scan_dir(dir);
         }
@@ -68,15 +149,36 @@ impl Session {
             catalog: Arc::new(catalog),
             search_path,
             context: OnceLock::new(),
+            making_context: Mutex::new(()),
             home_id: OnceLock::new(),
-            plugin_dirs: global.plugin_dirs.clone(),
-            plugin_files: global.plugins.clone(),
-            cache_mib: global.cache_mib,
+            options: options.clone(),
         })
     }
 
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The config file read, if any.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.as_deref()
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Where plugins were looked for, in order.
+    pub fn search_path(&self) -> &[PathBuf] {
+        &self.search_path
+    }
+
     /// A backend, made without opening the store (for its own commands).
-    pub(crate) fn backend(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
+    pub fn backend(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
         std::fs::create_dir_all(&self.home)
             .map_err(|e| format!("cannot create the ganga home {}: {e}", self.home.display()))?;
         self.catalog
@@ -99,23 +201,29 @@ impl Session {
             .clone()
     }
 
-    pub(crate) fn workspaces(&self) -> Workspaces {
+    pub fn workspaces(&self) -> Workspaces {
         Workspaces::new(self.home.join("workspace"))
     }
 
     /// The store, cache and backends, made on first use (so `ganga plugins` opens no store).
-    pub(crate) fn context(&self) -> anyhow::Result<&Context> {
+    pub fn context(&self) -> Result<&Context, SessionError> {
+        if let Some(c) = self.context.get() {
+            return Ok(c);
+        }
+        let _making = self
+            .making_context
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(c) = self.context.get() {
             return Ok(c);
         }
         if self.home.to_str().is_none() {
-            bail!(
-                "the ganga home {} is not valid UTF-8: paths cross to plugins as text; choose another with --home or GANGA_HOME",
-                self.home.display()
-            );
+            return Err(SessionError::HomeNotUtf8(self.home.clone()));
         }
-        std::fs::create_dir_all(&self.home)
-            .with_context(|| format!("cannot create the ganga home {}", self.home.display()))?;
+        std::fs::create_dir_all(&self.home).map_err(|cause| SessionError::CreateHome {
+            path: self.home.clone(),
+            cause,
+        })?;
         let name = &self.config.store.plugin;
         crate::fault::name_store(&format!("the `{name}` store of {}", self.home.display()));
         let store = {
@@ -149,12 +257,12 @@ impl Session {
         Ok(self.context.get_or_init(|| context))
     }
 
-    pub(crate) fn operations(&self) -> anyhow::Result<Operations> {
+    pub fn operations(&self) -> Result<Operations, SessionError> {
         Ok(Operations::new(self.context()?.clone()))
     }
 
     /// A monitor as the config says, with `interval` (seconds) for every backend if given.
-    pub(crate) fn monitor(&self, interval: Option<f64>) -> anyhow::Result<Monitor> {
+    pub fn monitor(&self, interval: Option<f64>) -> Result<Monitor, SessionError> {
         let m = &self.config.monitor;
         if m.submit_grace_secs.is_some() {
             tracing::warn!(
@@ -181,41 +289,176 @@ impl Session {
         Ok(Monitor::new(self.context()?.clone(), settings))
     }
 
+    /// How long a background monitor goes on with nothing to do, as the config says
+    /// (`None`: until stopped).
+    pub fn idle_exit(&self) -> Option<Duration> {
+        let idle = self.config.monitor.idle_exit_secs;
+        (idle.is_finite() && idle >= 0.0).then(|| Duration::from_secs_f64(idle))
+    }
+
     /// Where the running monitor listens for other processes.
-    pub(crate) fn control_socket(&self) -> PathBuf {
+    pub fn control_socket(&self) -> PathBuf {
         self.home.join("monitor.sock")
     }
 
     /// Where a background monitor writes its log.
-    pub(crate) fn monitor_log(&self) -> PathBuf {
+    pub fn monitor_log(&self) -> PathBuf {
         self.home.join("monitor.log")
     }
 
-    /// How this `ganga` was started, for starting another with the same plugins and
-    /// config (a background monitor).
-    pub(crate) fn same_setup_args(&self) -> Vec<std::ffi::OsString> {
+    /// How this session was opened, as `ganga` arguments, for starting a `ganga` with
+    /// the same home, config and plugins (a background monitor, a checker).
+    pub fn setup_args(&self) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = vec!["--home".into(), self.home.clone().into()];
         if let Some(config) = &self.config_file {
             args.extend(["--config".into(), config.clone().into()]);
         }
-        for dir in &self.plugin_dirs {
+        for dir in &self.options.plugin_dirs {
             args.extend(["--plugin-dir".into(), dir.clone().into()]);
         }
-        for file in &self.plugin_files {
+        for file in &self.options.plugin_files {
             args.extend(["--plugin".into(), file.clone().into()]);
         }
-        if let Some(mib) = self.cache_mib {
+        if let Some(mib) = self.options.cache_mib {
             args.extend(["--cache-mib".into(), mib.to_string().into()]);
         }
         args
     }
 
-    pub(crate) fn monitor_lease_path(&self) -> PathBuf {
+    pub fn monitor_lease_path(&self) -> PathBuf {
         self.home.join("monitor.lock")
     }
 
-    pub(crate) fn backend_names(&self) -> Vec<String> {
+    pub fn backend_names(&self) -> Vec<String> {
         self.catalog.names(PluginKind::Backend)
+    }
+
+    /// Reads a job file; a file without `[backend]` gets the config's default backend.
+    pub fn read_job_file(&self, path: &Path) -> Result<JobDefinition, SessionError> {
+        Ok(jobfile::read(path, &self.config.defaults.backend)?)
+    }
+
+    /// The backend a definition names must be loaded, and must know every option the
+    /// definition gives it (when it says which it knows): errors say where each was named.
+    pub async fn check_backend(&self, definition: &JobDefinition) -> Result<(), SessionError> {
+        let kind = &definition.spec.backend.kind;
+        let at = |message: String| SessionError::Definition {
+            at: definition.backend_at.clone(),
+            message,
+        };
+        if !self.backend_names().contains(kind) {
+            // Say what there is instead.
+            let detail = self
+                .context()?
+                .backends
+                .backend(kind)
+                .err()
+                .unwrap_or_else(|| format!("unknown backend `{kind}`"));
+            return Err(at(detail));
+        }
+        let backend = self.context()?.backends.backend(kind).map_err(at)?;
+        let description = backend
+            .describe()
+            .await
+            .map_err(|e| at(format!("backend `{kind}` cannot describe itself: {e}")))?;
+        if let Some(known) = &description.options {
+            definition.check_backend_options(known)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a definition as a new job and submits it, once its backend has accepted
+    /// its options ([`Session::check_backend`]).
+    pub async fn submit(&self, definition: JobDefinition) -> Result<SubmitReport, SessionError> {
+        self.check_backend(&definition).await?;
+        Ok(self.operations()?.submit_spec(definition.spec).await?)
+    }
+
+    /// A job as stored now (what the cache held of it is forgotten first).
+    pub async fn fresh_job(&self, id: JobId) -> Result<Arc<Job>, SessionError> {
+        self.context()?
+            .store
+            .fresh_job(id)
+            .await?
+            .ok_or(SessionError::Removed(id))
+    }
+
+    /// Waits until every job in `ids` has ended, the timeout has passed, or `stop`
+    /// completes. While a monitor runs it drives them and this only watches the store;
+    /// whenever none runs (it never did, or it exited), this process takes the monitor
+    /// lease and monitors until they have ended, as `ganga wait` does.
+    pub async fn wait(
+        &self,
+        ids: &[JobId],
+        timeout: Option<Duration>,
+        stop: impl Future<Output = ()>,
+        mut on_event: impl FnMut(WaitEvent<'_>),
+    ) -> Result<WaitOutcome, SessionError> {
+        use ganga_monitor::{ControlRequest, MonitorLease, Until};
+        /// How long the running monitor is given to answer a request to poll.
+        const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+        /// How often the store is read while another process monitors.
+        const WATCH: Duration = Duration::from_millis(250);
+
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let lease_path = self.monitor_lease_path();
+        let mut asked = false;
+        tokio::pin!(stop);
+        let mut stopped = false;
+        loop {
+            let mut all_ended = true;
+            for &id in ids {
+                let job = self.fresh_job(id).await?;
+                on_event(WaitEvent::Progress(&job));
+                all_ended &= !job.status().is_active();
+            }
+            if all_ended {
+                return Ok(WaitOutcome::Ended);
+            }
+            if stopped {
+                return Ok(WaitOutcome::Stopped);
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(WaitOutcome::TimedOut);
+            }
+            let lease = MonitorLease::try_acquire(&lease_path).map_err(|cause| {
+                SessionError::MonitorLock {
+                    path: lease_path.clone(),
+                    cause,
+                }
+            })?;
+            if let Some(_lease) = lease {
+                // Nobody drives them: this process does, until they have ended.
+                let monitor = self.monitor(None)?;
+                let until = Until::Finished(ids.to_vec());
+                let limit = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let halt = async {
+                    tokio::select! {
+                        () = &mut stop => stopped = true,
+                        () = limit => {}
+                    }
+                };
+                monitor.run(until, halt, |_| {}).await?;
+                continue;
+            }
+            if !asked {
+                asked = true;
+                on_event(WaitEvent::Watching {
+                    holder: MonitorLease::holder(&lease_path),
+                });
+                let poll = ControlRequest::Poll { jobs: ids.to_vec() };
+                let _ = ganga_monitor::ask(&self.control_socket(), &poll, ASK_TIMEOUT).await;
+            }
+            tokio::select! {
+                () = &mut stop => stopped = true,
+                () = tokio::time::sleep(WATCH) => {}
+            }
+        }
     }
 }
 
@@ -340,7 +583,7 @@ impl Store for LocatedStore {
     }
 }
 
-fn set_umask(mask: crate::config::Umask) {
+fn set_umask(mask: Umask) {
     // SAFETY: umask(2) only sets the process's file mode creation mask; it cannot fail
     // and touches no memory of ours.
     unsafe {
@@ -393,11 +636,12 @@ fn home_id(home: &Path) -> Option<String> {
     }
 }
 
-/// Where plugins are looked for: `--plugin-dir`s, `$GANGA_PLUGIN_PATH`, the config's
-/// `plugin_dirs`, `<XDG config dir>/ganga/plugins`, then beside the binary
-/// (`<dir>/plugins` and `<dir>` itself, so a cargo build directory just works).
-fn search_path(global: &Global, config: &Config) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = global.plugin_dirs.clone();
+/// Where plugins are looked for: the options' `plugin_dirs`, `$GANGA_PLUGIN_PATH`, the
+/// config's `plugin_dirs`, `<XDG config dir>/ganga/plugins`, then beside the host program
+/// (`<dir>/plugins` and `<dir>` itself for each of its `host_dirs`, so a cargo build
+/// directory just works). A directory named twice is searched once, where first named.
+fn search_path(options: &SessionOptions, config: &Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = options.plugin_dirs.clone();
     if let Some(path) = std::env::var_os("GANGA_PLUGIN_PATH") {
         dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
     }
@@ -405,13 +649,9 @@ fn search_path(global: &Global, config: &Config) -> Vec<PathBuf> {
     if let Some(d) = dirs::config_dir() {
         dirs.push(d.join("ganga").join("plugins"));
     }
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .as_deref()
-        .and_then(Path::parent)
-    {
-        dirs.push(exe_dir.join("plugins"));
-        dirs.push(exe_dir.to_owned());
+    for host in &options.host_dirs {
+        dirs.push(host.join("plugins"));
+        dirs.push(host.clone());
     }
     let mut seen = Vec::new();
     dirs.retain(|d| {
