@@ -437,8 +437,12 @@ impl Loop<'_> {
         (self.jitter % 10_000) as f64 / 10_000.0
     }
 
-    /// Whether the loop is done.
+    /// Whether the loop is done. Never while a read is asked for and not made yet: what
+    /// is known of the units then is stale (a unit resubmitted since is not among them).
     fn reached(&mut self, until: &Until) -> bool {
+        if self.read_now {
+            return false;
+        }
         match until {
             Until::Stopped => match (self.settings().idle_exit, self.active_units) {
                 (Some(idle), 0) if self.in_flight() == 0 => {
