@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use ganga_core::{
-    Job, JobId, JobRef, SUBJOB_PAGE, Status, Store, StoreError, Subjob, SubjobIndex, SummaryEntry,
-    Workspaces,
+    Job, JobId, JobRef, Status, Store, StoreError, Subjob, SubjobIndex, SummaryEntry, Workspaces,
 };
+use ganga_monitor::SUBJOB_PAGE;
 
 use crate::out::{errln, outln};
 use crate::render;
@@ -301,7 +301,6 @@ mod tests {
     use std::ops::Range;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use ganga_core::compact::SubjobBatch;
     use ganga_core::{
         ActiveJob, Application, BackendConfig, Change, CheckReport, Committed, Executable, JobSpec,
         Splitter, StoreDescription, Timestamp,
@@ -335,14 +334,6 @@ mod tests {
         ) -> Result<Vec<Subjob>, StoreError> {
             self.pages.fetch_add(1, Ordering::SeqCst);
             self.inner.subjobs(job, range)
-        }
-        fn subjob_batch(
-            &self,
-            job: JobId,
-            range: Range<SubjobIndex>,
-        ) -> Result<SubjobBatch, StoreError> {
-            self.pages.fetch_add(1, Ordering::SeqCst);
-            self.inner.subjob_batch(job, range)
         }
         fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
             self.inner.summaries(from, limit)

@@ -6,7 +6,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     ActiveJob, ActiveUnit, Backend, Change, CheckReport, Committed, Job, JobId, Store,
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
@@ -14,6 +13,7 @@ use ganga_core::{
 };
 use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle};
 use ganga_plugin_host::{Catalog, PluginKind};
+use ganga_protocol::PluginContext;
 
 use crate::args::Global;
 use crate::config::Config;
@@ -118,7 +118,8 @@ impl Session {
             .with_context(|| format!("cannot create the ganga home {}", self.home.display()))?;
         let name = &self.config.store.plugin;
         let store = self.catalog.store(name, &self.plugin_context(name))?;
-        let store: Arc<dyn Store> = Arc::new(LocatedStore::new(store, name, &self.home));
+        let store: Arc<dyn ganga_records::RecordStore> =
+            Arc::new(LocatedStore::new(store, name, &self.home));
         let budget = self
             .config
             .store
@@ -239,12 +240,12 @@ impl Backends for CatalogBackends {
 /// A store whose storage errors say where the store is: "No space left on device" alone
 /// names no file. The location is the store's own description of itself, asked once.
 struct LocatedStore {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn ganga_records::RecordStore>,
     location: String,
 }
 
 impl LocatedStore {
-    fn new(inner: Arc<dyn Store>, plugin: &str, home: &Path) -> LocatedStore {
+    fn new(inner: Arc<dyn ganga_records::RecordStore>, plugin: &str, home: &Path) -> LocatedStore {
         let location = match inner.describe() {
             Ok(d) if !d.location.is_empty() => format!("the store at {}", d.location),
             _ => format!("the `{plugin}` store of {}", home.display()),
@@ -277,24 +278,12 @@ impl Store for LocatedStore {
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.inner.job(id).map_err(|e| self.locate(e))
     }
-    fn job_record(&self, id: JobId) -> Result<Option<ganga_core::compact::JobRecord>, StoreError> {
-        self.inner.job_record(id).map_err(|e| self.locate(e))
-    }
     fn subjobs(
         &self,
         job: JobId,
         range: std::ops::Range<SubjobIndex>,
     ) -> Result<Vec<Subjob>, StoreError> {
         self.inner.subjobs(job, range).map_err(|e| self.locate(e))
-    }
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: std::ops::Range<SubjobIndex>,
-    ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
-        self.inner
-            .subjob_batch(job, range)
-            .map_err(|e| self.locate(e))
     }
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
         self.inner
@@ -324,6 +313,21 @@ impl Store for LocatedStore {
     }
     fn dump(&self) -> Result<String, StoreError> {
         self.inner.dump().map_err(|e| self.locate(e))
+    }
+}
+
+impl ganga_records::RecordStore for LocatedStore {
+    fn job_record(&self, id: JobId) -> Result<Option<ganga_records::JobRecord>, StoreError> {
+        self.inner.job_record(id).map_err(|e| self.locate(e))
+    }
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: std::ops::Range<SubjobIndex>,
+    ) -> Result<ganga_records::SubjobBatch, StoreError> {
+        self.inner
+            .subjob_batch(job, range)
+            .map_err(|e| self.locate(e))
     }
 }
 
@@ -424,9 +428,10 @@ mod linked {
     //! when they are loaded as libraries.
     use std::sync::Arc;
 
-    use ganga_core::protocol::PluginContext;
-    use ganga_core::{Backend, Store};
+    use ganga_core::Backend;
     use ganga_plugin_sdk::{BackendPlugin as _, StorePlugin as _};
+    use ganga_protocol::PluginContext;
+    use ganga_records::RecordStore;
 
     pub(super) fn local(context: PluginContext) -> Result<Arc<dyn Backend>, String> {
         Ok(Arc::new(ganga_backend_local::LocalBackend::create(
@@ -434,7 +439,7 @@ mod linked {
         )?))
     }
 
-    pub(super) fn lmdb(context: PluginContext) -> Result<Arc<dyn Store>, String> {
+    pub(super) fn lmdb(context: PluginContext) -> Result<Arc<dyn RecordStore>, String> {
         Ok(Arc::new(ganga_store_lmdb::LmdbStore::create(context)?))
     }
 }

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use ganga_core::protocol::PROTOCOL_VERSION;
 use ganga_plugin_abi::{
     ABI_MAJOR, ASYNC_FFI_ABI_VERSION, DECL_SIZE, KIND_BACKEND, KIND_STORE, MAGIC, PluginDecl,
     PluginHeader, decl_symbol,
 };
+use ganga_protocol::PROTOCOL_VERSION;
 
 use crate::{PluginInfo, PluginKind, Refusal};
 

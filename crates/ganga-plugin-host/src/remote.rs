@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
-use ganga_core::compact::{JobRecord, SubjobBatch};
-use ganga_core::protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
 use ganga_core::{
     ActiveJob, ActiveUnit, Answers, Backend, BackendDescription, BackendError, BackendErrorKind,
     BackendRef, Change, CheckReport, CommandStep, Committed, Job, JobId, JobRef, OutputsReport,
-    OutputsRequest, PeekFile, PollReport, Store, StoreDescription, StoreError, SubjobIndex,
+    OutputsRequest, PeekFile, PollReport, Store, StoreDescription, StoreError, Subjob, SubjobIndex,
     SubmitSpec, Submitted, SummaryEntry, UnitCursor, UnitRun, UnitUpdate, UnitsUpdated, Value,
 };
 use ganga_plugin_abi::{FfiSlice, PluginDecl};
+use ganga_protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
+use ganga_records::{JobRecord, RecordStore, SubjobBatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -272,27 +272,8 @@ impl Store for DylibStore {
             .transpose()
     }
 
-    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        match self.call(StoreRequest::JobRecord(id))? {
-            StoreReply::JobRecord(r) => Ok(r),
-            other => Err(self.unexpected(&other)),
-        }
-    }
-
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: Range<SubjobIndex>,
-    ) -> Result<SubjobBatch, StoreError> {
-        let request = StoreRequest::Subjobs {
-            job,
-            start: range.start,
-            end: range.end,
-        };
-        match self.call(request)? {
-            StoreReply::Subjobs(batch) => Ok(batch),
-            other => Err(self.unexpected(&other)),
-        }
+    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+        self.subjob_batch(job, range)?.subjobs_of(job)
     }
 
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
@@ -353,13 +334,38 @@ impl Store for DylibStore {
     }
 }
 
+/// Records cross the boundary as the plugin's store keeps them, decoded only here.
+impl RecordStore for DylibStore {
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        match self.call(StoreRequest::JobRecord(id))? {
+            StoreReply::JobRecord(r) => Ok(r),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError> {
+        let request = StoreRequest::Subjobs {
+            job,
+            start: range.start,
+            end: range.end,
+        };
+        match self.call(request)? {
+            StoreReply::Subjobs(batch) => Ok(batch),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! A store that hands over a damaged record: a declaration made here, called through
     //! `DylibStore` as a loaded library would be.
     #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
 
-    use ganga_core::compact::JobRecord;
     use ganga_core::{Application, BackendConfig, Executable, JobSpec, Timestamp};
     use ganga_plugin_abi::{FfiBuf, FfiFuture, FfiSlice, PluginDecl, PluginHeader};
 

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use async_ffi::FutureExt as _;
 use futures_util::FutureExt as _;
-use ganga_core::protocol::{PROTOCOL_VERSION, PluginContext};
 use ganga_core::{BackendErrorKind, StoreError};
 use ganga_plugin_abi::{
     ABI_MAJOR, ASYNC_FFI_ABI_VERSION, DECL_SIZE, FfiBuf, FfiFuture, FfiSlice, HostApi,
     KIND_BACKEND, KIND_STORE, MAGIC, PluginDecl, PluginHeader,
 };
+use ganga_protocol::{PROTOCOL_VERSION, PluginContext};
 
 use crate::serve::{
     backend_error_reply, panic_message, serve_backend, serve_store, store_error_reply,

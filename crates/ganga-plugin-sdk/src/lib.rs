@@ -5,7 +5,7 @@
 //! #[async_trait::async_trait]
 //! impl ganga_core::Backend for MySite { /* describe, submit, poll, kill, peek, outputs */ }
 //! impl ganga_plugin_sdk::BackendPlugin for MySite {
-//!     fn create(context: ganga_core::protocol::PluginContext) -> Result<Self, String> { /* ... */ }
+//!     fn create(context: ganga_plugin_sdk::PluginContext) -> Result<Self, String> { /* ... */ }
 //! }
 //! ganga_plugin_sdk::export_backend!(MySite, "mysite");
 //! ```
@@ -19,7 +19,7 @@
 //!   own copy of tokio, which cannot see the host's runtime; so every call is spawned on
 //!   the plugin's runtime and the host only awaits a channel. Inside your backend you can use
 //!   `tokio::process`, timers and HTTP clients freely.
-//! - Requests and replies are CBOR bytes (the `ganga_core::protocol` types), so nothing
+//! - Requests and replies are CBOR bytes (the `ganga-protocol` types), so nothing
 //!   Rust-specific crosses the boundary. A request your plugin is too old to know is
 //!   answered `Unsupported`.
 //! - A **panic** in your code becomes an error for that call; the host goes on.
@@ -39,11 +39,12 @@ mod log;
 pub mod records;
 mod serve;
 
-use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Store};
+use ganga_core::Backend;
 
 pub use ganga_core;
 pub use ganga_plugin_abi as abi;
+pub use ganga_protocol::PluginContext;
+pub use ganga_records::RecordStore;
 
 /// A backend that can be exported as a plugin.
 pub trait BackendPlugin: Backend + Sized + 'static {
@@ -51,8 +52,10 @@ pub trait BackendPlugin: Backend + Sized + 'static {
     fn create(context: PluginContext) -> Result<Self, String>;
 }
 
-/// A store that can be exported as a plugin.
-pub trait StorePlugin: Store + Sized + 'static {
+/// A store that can be exported as a plugin. It answers with compact records
+/// ([`RecordStore`]): a store that keeps them hands them over as they are, any other
+/// takes the trait's defaults, which encode what it answers.
+pub trait StorePlugin: RecordStore + Sized + 'static {
     fn create(context: PluginContext) -> Result<Self, String>;
 }
 

@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ganga_core::compact::{Dictionary, UnitEntry, decode_unit_entry, job_from_parts};
 use ganga_core::{
     CheckReport, JobId, JobRef, JobSummary, Splitter, Status, StatusCounts, SubjobIndex,
 };
+use ganga_records::{Dictionary, UnitEntry, decode_unit_entry, job_from_parts};
 use heed::RoTxn;
 
 use crate::codec::{

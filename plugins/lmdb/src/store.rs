@@ -5,12 +5,12 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use ganga_core::compact::{JobRecord, SubjobBatch};
 use ganga_core::{
     ActiveJob, ActiveUnit, Change, CheckReport, Committed, Job, JobId, JobRef, Store,
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
     UnitsUpdated,
 };
+use ganga_records::{JobRecord, RecordStore, SubjobBatch};
 
 use crate::codec::{FORMAT_VERSION, decode_active, decode_dict_record, decode_summary, unreadable};
 use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv, TABLE_NAMES};
@@ -285,149 +285,6 @@ impl Store for LmdbStore {
         })
     }
 
-    /// The job's three records as they are stored, undecoded: the caller decodes them
-    /// (and finds any damage) once, across the plugin boundary too.
-    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.shared.read(|tables, txn| {
-            let Some(parts) = parts::stored(tables, txn, id)? else {
-                return Ok(None);
-            };
-            let Some(spec) = parts.spec else {
-                return Err(StoreError::Corrupt {
-                    job: JobRef::job(id),
-                    detail: format!("table specs: job {id} has no spec"),
-                }
-                .into());
-            };
-            Ok(Some(JobRecord {
-                state: parts.state.to_vec().into(),
-                spec: spec.to_vec().into(),
-                splitter: parts.splitter.map(|b| b.to_vec().into()),
-            }))
-        })
-    }
-
-    /// The stored records as they are, with the job's dictionary and its master's
-    /// splitter as stored (for the records that leave their overrides out): nothing is
-    /// decoded but the dictionary, so a record that does not decode (or that needs a
-    /// splitter that does not) is reported (as `Corrupt`, for its subjob) only when the
-    /// batch is unpacked. A group whose framing does not decode
-    /// makes the range `Corrupt` at once, naming its first subjob in the range.
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: Range<SubjobIndex>,
-    ) -> Result<SubjobBatch, StoreError> {
-        if range.is_empty() {
-            return Ok(SubjobBatch::default());
-        }
-        self.shared.read(|tables, txn| {
-            // The dictionary, read first: it also says which records the range holds.
-            let stored = parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")?;
-            let dict = match stored {
-                None => None,
-                Some(bytes) => {
-                    Some(decode_dict_record(bytes).map_err(|d| StoreError::Corrupt {
-                        job: JobRef::subjob(job, range.start),
-                        detail: format!("table dicts: the dictionary of job {job}: {d}"),
-                    })?)
-                }
-            };
-            let first_group = group_of(range.start);
-            let start = keys::group(job, first_group);
-            let end = keys::group_of_subjob(job, range.end - 1);
-            let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
-            let mut records: Vec<(SubjobIndex, &[u8])> = Vec::new();
-            for entry in tables.subjobs.range(txn, &bounds)? {
-                let (key, value) = entry?;
-                // Every key in the range is one of this job's groups.
-                let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
-                let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
-                    job: JobRef::subjob(job, first_index(g).max(range.start)),
-                    detail: format!(
-                        "table subjobs: the group of subjobs {job}.{}–{job}.{} does not \
-                         decode: {detail}",
-                        first_index(g),
-                        last_index(g)
-                    ),
-                })?;
-                for (k, record) in slots.into_iter().enumerate() {
-                    let index = first_index(g) + k as u32;
-                    if let Some(record) = record.filter(|_| range.contains(&index)) {
-                        records.push((index, record));
-                    }
-                }
-            }
-            let Some((dict, indices)) = dict else {
-                return match records.first() {
-                    None => Ok(SubjobBatch::default()),
-                    Some(&(first, _)) => Err(StoreError::Corrupt {
-                        job: JobRef::subjob(job, first),
-                        detail: format!(
-                            "table dicts: job {job} has subjob records but no dictionary, so \
-                             none of them can be read"
-                        ),
-                    }
-                    .into()),
-                };
-            };
-            // The records found must be those the job has: a group hidden by damage is
-            // reported, never read as subjobs that do not exist.
-            if let Some(indices) = &indices {
-                let mut found = records.iter().map(|(i, _)| *i);
-                for expected in indices.within(range.clone()) {
-                    match found.next() {
-                        Some(i) if i == expected => {}
-                        other => {
-                            let unit = other.map_or(expected, |i| i.min(expected));
-                            return Err(StoreError::Corrupt {
-                                job: JobRef::subjob(job, unit),
-                                detail: format!(
-                                    "table subjobs: job {job} has a record of subjob \
-                                     {job}.{expected} that was not found{}: {}",
-                                    other.map_or(String::new(), |i| format!(
-                                        " (found {job}.{i} instead)"
-                                    )),
-                                    crate::error::RESTORE
-                                ),
-                            }
-                            .into());
-                        }
-                    }
-                }
-                if let Some(extra) = found.next() {
-                    return Err(StoreError::Corrupt {
-                        job: JobRef::subjob(job, extra),
-                        detail: format!(
-                            "table subjobs: a record of subjob {job}.{extra} was found, which \
-                             job {job} does not have: {}",
-                            crate::error::RESTORE
-                        ),
-                    }
-                    .into());
-                }
-            }
-            if records.is_empty() {
-                return Ok(SubjobBatch::default());
-            }
-            let mut batch = SubjobBatch::with_dictionary(dict);
-            for (index, record) in records {
-                batch.push_record(index, record);
-            }
-            // Attached as stored, decoded only if a record needs it. A master without a
-            // splitter gives none: the records that need one are reported when decoded.
-            if let Some(splitter) = parts::get(
-                tables.splitters,
-                txn,
-                &keys::job(job),
-                "reading table splitters",
-            )? {
-                batch.set_splitter_bytes(splitter.to_vec());
-            }
-            Ok(batch)
-        })
-    }
-
     fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
         let batch = self.subjob_batch(job, range)?;
         batch.unpack().map_err(|(index, error)| {
@@ -575,5 +432,151 @@ impl Store for LmdbStore {
 
     fn dump(&self) -> Result<String, StoreError> {
         self.shared.read(dump::dump)
+    }
+}
+
+/// What crosses the plugin boundary and what the cache holds: the records as stored.
+impl RecordStore for LmdbStore {
+    /// The job's three records as they are stored, undecoded: the caller decodes them
+    /// (and finds any damage) once, across the plugin boundary too.
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.shared.read(|tables, txn| {
+            let Some(parts) = parts::stored(tables, txn, id)? else {
+                return Ok(None);
+            };
+            let Some(spec) = parts.spec else {
+                return Err(StoreError::Corrupt {
+                    job: JobRef::job(id),
+                    detail: format!("table specs: job {id} has no spec"),
+                }
+                .into());
+            };
+            Ok(Some(JobRecord {
+                state: parts.state.to_vec().into(),
+                spec: spec.to_vec().into(),
+                splitter: parts.splitter.map(|b| b.to_vec().into()),
+            }))
+        })
+    }
+
+    /// The stored records as they are, with the job's dictionary and its master's
+    /// splitter as stored (for the records that leave their overrides out): nothing is
+    /// decoded but the dictionary, so a record that does not decode (or that needs a
+    /// splitter that does not) is reported (as `Corrupt`, for its subjob) only when the
+    /// batch is unpacked. A group whose framing does not decode
+    /// makes the range `Corrupt` at once, naming its first subjob in the range.
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError> {
+        if range.is_empty() {
+            return Ok(SubjobBatch::default());
+        }
+        self.shared.read(|tables, txn| {
+            // The dictionary, read first: it also says which records the range holds.
+            let stored = parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")?;
+            let dict = match stored {
+                None => None,
+                Some(bytes) => {
+                    Some(decode_dict_record(bytes).map_err(|d| StoreError::Corrupt {
+                        job: JobRef::subjob(job, range.start),
+                        detail: format!("table dicts: the dictionary of job {job}: {d}"),
+                    })?)
+                }
+            };
+            let first_group = group_of(range.start);
+            let start = keys::group(job, first_group);
+            let end = keys::group_of_subjob(job, range.end - 1);
+            let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
+            let mut records: Vec<(SubjobIndex, &[u8])> = Vec::new();
+            for entry in tables.subjobs.range(txn, &bounds)? {
+                let (key, value) = entry?;
+                // Every key in the range is one of this job's groups.
+                let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
+                let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
+                    job: JobRef::subjob(job, first_index(g).max(range.start)),
+                    detail: format!(
+                        "table subjobs: the group of subjobs {job}.{}–{job}.{} does not \
+                         decode: {detail}",
+                        first_index(g),
+                        last_index(g)
+                    ),
+                })?;
+                for (k, record) in slots.into_iter().enumerate() {
+                    let index = first_index(g) + k as u32;
+                    if let Some(record) = record.filter(|_| range.contains(&index)) {
+                        records.push((index, record));
+                    }
+                }
+            }
+            let Some((dict, indices)) = dict else {
+                return match records.first() {
+                    None => Ok(SubjobBatch::default()),
+                    Some(&(first, _)) => Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, first),
+                        detail: format!(
+                            "table dicts: job {job} has subjob records but no dictionary, so \
+                             none of them can be read"
+                        ),
+                    }
+                    .into()),
+                };
+            };
+            // The records found must be those the job has: a group hidden by damage is
+            // reported, never read as subjobs that do not exist.
+            if let Some(indices) = &indices {
+                let mut found = records.iter().map(|(i, _)| *i);
+                for expected in indices.within(range.clone()) {
+                    match found.next() {
+                        Some(i) if i == expected => {}
+                        other => {
+                            let unit = other.map_or(expected, |i| i.min(expected));
+                            return Err(StoreError::Corrupt {
+                                job: JobRef::subjob(job, unit),
+                                detail: format!(
+                                    "table subjobs: job {job} has a record of subjob \
+                                     {job}.{expected} that was not found{}: {}",
+                                    other.map_or(String::new(), |i| format!(
+                                        " (found {job}.{i} instead)"
+                                    )),
+                                    crate::error::RESTORE
+                                ),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                if let Some(extra) = found.next() {
+                    return Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, extra),
+                        detail: format!(
+                            "table subjobs: a record of subjob {job}.{extra} was found, which \
+                             job {job} does not have: {}",
+                            crate::error::RESTORE
+                        ),
+                    }
+                    .into());
+                }
+            }
+            if records.is_empty() {
+                return Ok(SubjobBatch::default());
+            }
+            let mut batch = SubjobBatch::with_dictionary(dict);
+            for (index, record) in records {
+                batch.push_record(index, record);
+            }
+            // Attached as stored, decoded only if a record needs it. A master without a
+            // splitter gives none: the records that need one are reported when decoded.
+            if let Some(splitter) = parts::get(
+                tables.splitters,
+                txn,
+                &keys::job(job),
+                "reading table splitters",
+            )? {
+                batch.set_splitter_bytes(splitter.to_vec());
+            }
+            Ok(batch)
+        })
     }
 }

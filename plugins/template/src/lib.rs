@@ -19,12 +19,12 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use std::{fs, io};
 
 use async_trait::async_trait;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, Capabilities, OutputsReport,
     OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted, Timestamp,
     Value,
 };
+use ganga_plugin_sdk::PluginContext;
 use ganga_plugin_sdk::files;
 
 use crate::process::{Proc, Signal};
