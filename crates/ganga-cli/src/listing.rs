@@ -13,7 +13,7 @@ use anyhow::bail;
 use ganga_core::{
     Job, JobId, JobRef, Status, Store, StoreError, Subjob, SubjobIndex, SummaryEntry, Workspaces,
 };
-use ganga_monitor::SUBJOB_PAGE;
+use ganga_monitor::{SUBJOB_PAGE, blocking};
 
 use crate::out::{errln, outln};
 use crate::render;
@@ -21,13 +21,6 @@ use crate::session::Session;
 
 /// Summaries asked of the store at a time.
 const SUMMARY_PAGE: u32 = 1000;
-
-/// Runs blocking store reads and stdout writes off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f).await?
-}
 
 pub(crate) async fn jobs(
     session: &Session,
@@ -74,7 +67,7 @@ pub(crate) async fn jobs(
         }
         Ok(ExitCode::SUCCESS)
     })
-    .await
+    .await?
 }
 
 /// `ganga subjobs ID` (`job` given) or `ganga subjobs --all`.
@@ -111,7 +104,7 @@ pub(crate) async fn subjobs(
         }
         Ok(ExitCode::SUCCESS)
     })
-    .await
+    .await?
 }
 
 /// Writes every subjob the walk gives, as a table or a JSON array; returns how many.

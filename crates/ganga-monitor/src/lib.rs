@@ -39,5 +39,5 @@ pub use crate::{
     monitor::{CycleReport, Monitor, MonitorSettings, Until},
     operations::{DEFAULT_PEEK_BYTES, KillReport, Operations},
     pace::{Pace, PaceRules},
-    store::StoreHandle,
+    store::{StoreHandle, blocking},
 };

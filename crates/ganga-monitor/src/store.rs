@@ -184,8 +184,9 @@ fn runs(indices: &[SubjobIndex]) -> Vec<Range<SubjobIndex>> {
     out
 }
 
-/// Runs blocking work on tokio's blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
+/// Runs blocking work (store reads, file locks, stdout writes) on tokio's blocking pool,
+/// so that no async thread waits on the disk: the one way the monitor and the CLI do so.
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, OpError> {
     tokio::task::spawn_blocking(f)

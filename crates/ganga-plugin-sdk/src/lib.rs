@@ -25,7 +25,9 @@
 //! - A **panic** in your code becomes an error for that call; the host goes on.
 //! - `tracing` events from your plugin are forwarded to the host's log.
 //!
-//! And for backends whose jobs leave their files in a directory on this machine,
+//! [`blocking`] runs a call's file and process work on the runtime's blocking pool, so
+//! that no async thread waits on the disk. And for backends whose jobs leave their files
+//! in a directory on this machine,
 //! [`files`]: output collection and `peek` that never follow a link out of the working
 //! directory, never open a FIFO, and read only the end of a file; and [`records`], for
 //! the `key=value` files a job's wrapper leaves beside it (written whole through a rename,
@@ -33,6 +35,7 @@
 //!
 //! It is not: a place for backend logic, or a way to share Rust types with the host.
 
+mod blocking;
 mod export;
 pub mod files;
 mod log;
@@ -41,10 +44,10 @@ mod serve;
 
 use ganga_core::Backend;
 
-pub use ganga_core;
-pub use ganga_plugin_abi as abi;
-pub use ganga_protocol::PluginContext;
-pub use ganga_records::RecordStore;
+pub use {
+    crate::blocking::blocking, ganga_core, ganga_plugin_abi as abi, ganga_protocol::PluginContext,
+    ganga_records::RecordStore,
+};
 
 /// A backend that can be exported as a plugin.
 pub trait BackendPlugin: Backend + Sized + 'static {

@@ -65,6 +65,7 @@ impl PartWrites {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn get(&self) -> crate::store::RecordWrites {
         crate::store::RecordWrites {
             states: self.states.load(Ordering::Relaxed),
@@ -626,6 +627,7 @@ impl SharedEnv {
 
     /// Runs `f` in a write transaction, then `during` while that transaction is still
     /// open, then aborts it. For tests of what other processes see meanwhile.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn write_uncommitted<T, R>(
         &self,
         f: impl FnOnce(&Tables, &mut RwTxn) -> Result<T, Failure>,

@@ -68,12 +68,16 @@ mod units;
 mod upgrade;
 mod v1;
 
-pub use crate::env::ReadStats;
-pub use crate::store::{LmdbOptions, LmdbStore, RecordWrites, StoreSpace, TableSpace};
+#[cfg(feature = "test-hooks")]
+pub use crate::store::RecordWrites;
+pub use crate::{
+    env::ReadStats,
+    store::{LmdbOptions, LmdbStore, StoreSpace, TableSpace},
+};
 
 /// How many consecutive subjob indices one entry of table `subjobs` holds (see
-/// `docs/storage-format.md`). For tests and measurements; not part of the API.
-#[doc(hidden)]
+/// `docs/storage-format.md`), for tests that reach into that table.
+#[cfg(feature = "test-hooks")]
 pub const SUBJOBS_PER_GROUP: u32 = crate::group::GROUP_SIZE;
 
 /// As a plugin, the store lives in `<home>/store`, or in the directory the plugin's config

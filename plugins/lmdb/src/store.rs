@@ -13,7 +13,7 @@ use ganga_core::{
 use ganga_records::{JobRecord, RecordStore, SubjobBatch};
 
 use crate::codec::{FORMAT_VERSION, decode_active, decode_dict_record, decode_summary, unreadable};
-use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv, TABLE_NAMES};
+use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv};
 use crate::error::Doing;
 use crate::error::Failure;
 use crate::group::{self, first_index, group_of, last_index};
@@ -102,7 +102,7 @@ impl TableSpace {
 }
 
 /// How many records of each part of a job commits wrote (`LmdbStore::record_writes`).
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecordWrites {
     pub states: u64,
@@ -162,21 +162,20 @@ impl LmdbStore {
     }
 }
 
-/// Hooks for tests that need to damage a store or hold a transaction open. Not part of
-/// the API.
+/// Hooks for tests that need to damage a store or hold a transaction open: only with the
+/// `test-hooks` feature, which nothing users run turns on.
+#[cfg(feature = "test-hooks")]
 impl LmdbStore {
     /// Writes a record into a table (`meta`, `jobs`, `specs`, `splitters`, `dicts`,
     /// `subjobs`, `summaries`, `active`, `units`) with a valid checksum, bypassing every
     /// other check: for tests of what the store makes of records that do not decode. A
     /// `subjobs` key is a job id and a group number.
-    #[doc(hidden)]
     pub fn raw_put(&self, table: &str, key: &[u8], body: &[u8]) -> Result<(), StoreError> {
         let db = self.raw_table(table)?;
         self.shared.write(|_, txn| db.put(txn, key, body))
     }
 
     /// Writes bytes into a table as they are, without a checksum: they read as damaged.
-    #[doc(hidden)]
     pub fn raw_put_unsealed(
         &self,
         table: &str,
@@ -188,7 +187,6 @@ impl LmdbStore {
     }
 
     /// Reads a record, its checksum checked and left off.
-    #[doc(hidden)]
     pub fn raw_get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let db = self.raw_table(table)?;
         self.shared
@@ -196,7 +194,6 @@ impl LmdbStore {
     }
 
     /// Reads the bytes of a record as stored, its checksum included, unchecked.
-    #[doc(hidden)]
     pub fn raw_get_stored(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let db = self.raw_table(table)?;
         self.shared
@@ -204,7 +201,6 @@ impl LmdbStore {
     }
 
     /// Deletes a key from a table, bypassing every check. Returns whether it existed.
-    #[doc(hidden)]
     pub fn raw_delete(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
         let db = self.raw_table(table)?;
         self.shared.write(|_, txn| db.delete(txn, key))
@@ -212,7 +208,6 @@ impl LmdbStore {
 
     /// Applies `changes` in a write transaction, runs `during` while it is still open,
     /// then aborts it: nothing is written.
-    #[doc(hidden)]
     pub fn with_uncommitted<R>(
         &self,
         changes: &[Change],
@@ -226,7 +221,6 @@ impl LmdbStore {
 
     /// How many job states, specs and splitters this process's commits wrote to the
     /// store.
-    #[doc(hidden)]
     pub fn record_writes(&self) -> RecordWrites {
         self.shared.tables.writes.get()
     }
@@ -235,7 +229,7 @@ impl LmdbStore {
         self.shared.tables.by_name(name).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "no table {name:?} (tables: {})",
-                TABLE_NAMES.join(", ")
+                crate::env::TABLE_NAMES.join(", ")
             ))
         })
     }
