@@ -123,18 +123,66 @@ fn on_slurm_a_failing_job_fails_with_its_exit_code_and_a_kill_kills() {
     let _ = monitor.wait();
 }
 
+/// Stops slurmctld, and starts it again when dropped (also when the test fails, so that
+/// the tests after it find Slurm up).
+struct ControllerOutage(std::path::PathBuf);
+
+impl ControllerOutage {
+    fn begin() -> ControllerOutage {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/batch/slurm.sh");
+        let stopped = Command::new("bash")
+            .arg(&script)
+            .arg("stop-controller")
+            .status()
+            .expect("bash");
+        assert!(stopped.success(), "slurm.sh stop-controller failed");
+        ControllerOutage(script)
+    }
+}
+
+impl Drop for ControllerOutage {
+    fn drop(&mut self) {
+        let started = Command::new("bash")
+            .arg(&self.0)
+            .arg("start-controller")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !started && !std::thread::panicking() {
+            panic!("slurm.sh start-controller failed");
+        }
+    }
+}
+
+fn poll_errors(g: &Ganga) -> u64 {
+    let status = g.json(&["monitor", "status", "--json"]);
+    status["monitor"]["backends"][0]["errors"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 #[test]
 fn on_slurm_jobs_ride_out_a_controller_outage() {
     let _lock = slurm_lock(true);
     require("slurm");
     let g = home();
+    // The jobs end when the test says, once the controller is down: each waits for the
+    // release file, writes its output, and leaves a mark that it ended.
+    let release = g.path("release");
+    let ended = g.path("ended");
+    std::fs::create_dir_all(&ended).unwrap();
+    let script = format!(
+        "while [ ! -e {r} ]; do sleep 0.2; done; echo done > done.txt; touch {e}/$0",
+        r = release.display(),
+        e = ended.display()
+    );
     let job = g.job_file(
         "outage.toml",
-        r#"
+        &format!(
+            r#"
 output_files = ["done.txt"]
 [application]
 exe = "/bin/sh"
-args = ["-c", "sleep 8; echo done > done.txt"]
+args = ["-c", {script:?}]
 [backend]
 type = "batch"
 system = "slurm"
@@ -142,44 +190,44 @@ system = "slurm"
 type = "args"
 append = true
 args = [["a"], ["b"], ["c"]]
-"#,
+"#
+        ),
     );
     let id = g.submit(&job, &[]);
     let mut monitor = g.spawn(&["monitor"]);
     wait_for("the subjobs to run", 60, || {
         g.status(&id.to_string()) == "running"
     });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/batch/slurm.sh");
-    let stopped = Command::new("bash")
-        .arg(&script)
-        .arg("stop-controller")
-        .status()
-        .expect("bash");
-    assert!(stopped.success());
-    // The jobs end while nobody can ask: the monitor's polls fail, and nothing changes.
-    std::thread::sleep(std::time::Duration::from_secs(10));
-    let during = g.subjobs(id);
-    for sj in &during {
+    let outage = ControllerOutage::begin();
+    std::fs::write(&release, "").unwrap();
+    // The jobs end while nobody can ask Slurm: the monitor's polls fail, and nothing
+    // changes, however many times it asks.
+    wait_for("the jobs to end", 60, || {
+        std::fs::read_dir(&ended).map_or(0, |d| d.count()) == 3
+    });
+    let before = poll_errors(&g);
+    wait_for("two more failed polls", 120, || {
+        poll_errors(&g) >= before + 2
+    });
+    for sj in &g.subjobs(id) {
         let s = sj["run"]["status"].as_str().unwrap_or_default();
         assert!(
             matches!(s, "submitted" | "running"),
             "changed during the outage: {sj}"
         );
     }
-    let status = g.json(&["monitor", "status", "--json"]);
-    let errors = status["monitor"]["backends"][0]["errors"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(errors > 0, "the monitor saw no failed poll: {status}");
-    let started = Command::new("bash")
-        .arg(&script)
-        .arg("start-controller")
-        .status()
-        .expect("bash");
-    assert!(started.success());
+    drop(outage);
     wait_for("the job to complete after the outage", 180, || {
         g.status(&id.to_string()) == "completed"
     });
+    for sj in &g.subjobs(id) {
+        let out = Path::new(sj["output_dir"].as_str().unwrap()).join("done.txt");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            "done\n",
+            "{sj}"
+        );
+    }
     let _ = Command::new("kill")
         .args(["-INT", &monitor.id().to_string()])
         .status();

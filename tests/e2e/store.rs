@@ -129,3 +129,64 @@ fn a_backup_never_overwrites() {
         "{err}"
     );
 }
+
+/// LMDB reads its pages unchecked: some damage makes it fault (SIGSEGV) or abort on its
+/// own assertions (SIGABRT) inside the store's library. Such a crash must end the user's
+/// command with an error naming the store, never with a signal. The damage is real: bytes
+/// of the pages' node offsets (LMDB's page header is 16 bytes, the offsets follow) are
+/// changed one at a time in a copy of a store, and `ganga subjobs` reads it, until
+/// enough cases have crashed inside LMDB.
+#[test]
+fn a_crash_inside_the_store_library_is_an_error_naming_the_store() {
+    let g = Ganga::new();
+    let ids = g.populate(5, &[400]);
+    let big = ids.last().expect("the split job").to_string();
+    let store = g.home().join("store");
+    let data = store.join("data.mdb");
+    let pristine = std::fs::read(&data).unwrap();
+    let pages = pristine.len() / 4096;
+    let mut crashed = Vec::new();
+    let mut tried = 0;
+    'pages: for page in 2..pages {
+        for offset in 16..32 {
+            for mask in [0xff_u8, 0x10, 0x80] {
+                let mut damaged = pristine.clone();
+                damaged[page * 4096 + offset] ^= mask;
+                std::fs::write(&data, &damaged).unwrap();
+                tried += 1;
+                let out = g.output(&["subjobs", &big]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(
+                    out.status.signal(),
+                    None,
+                    "ganga killed by a signal with byte {} ^ {mask:#x} changed: {err}",
+                    page * 4096 + offset
+                );
+                if err.contains("crashed while being read") {
+                    assert_eq!(out.status.code(), Some(1), "{err}");
+                    // Named by its path, or (a crash while opening it, before it could
+                    // say where it is) as the store of this home.
+                    assert!(
+                        err.contains(&format!("the store at {}", store.display()))
+                            || err.contains(&format!("the `lmdb` store of {}", g.home().display())),
+                        "{err}"
+                    );
+                    assert!(err.contains("ganga store check"), "{err}");
+                    crashed.push(page * 4096 + offset);
+                    if crashed.len() == 3 {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+    }
+    std::fs::write(&data, &pristine).unwrap();
+    assert_eq!(
+        crashed.len(),
+        3,
+        "{tried} damaged stores read, {} crashed inside LMDB: this test needs damage that does",
+        crashed.len()
+    );
+    // The store itself was not changed by the crashed reads: the pristine copy reads whole.
+    assert_eq!(g.subjobs(ids[ids.len() - 1]).len(), 400);
+}

@@ -11,7 +11,7 @@ use crate::args::{Command, MonitorAction, PluginsAction};
 use crate::monitoring::{self, plural, print_submitted};
 use crate::out::{errln, out, outln};
 use crate::render;
-use crate::session::Session;
+use ganga_session::Session;
 
 pub(crate) async fn run(session: &Session, command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -254,7 +254,7 @@ async fn backend_command(session: &Session, args: &[String]) -> anyhow::Result<E
 }
 
 fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
-    let catalog = &session.catalog;
+    let catalog = session.catalog();
     if as_json {
         let plugins: Vec<_> = catalog
             .plugins()
@@ -271,7 +271,7 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
             .map(|r| json!({ "file": r.path, "plugin": r.plugin, "reason": r.reason }))
             .collect();
         let out = json!({
-            "plugins": plugins, "refused": refused, "search_path": session.search_path,
+            "plugins": plugins, "refused": refused, "search_path": session.search_path(),
             "ganga": crate::versions::json(),
         });
         print_json(&out)?;
@@ -305,10 +305,10 @@ fn plugins(session: &Session, as_json: bool) -> anyhow::Result<ExitCode> {
     for r in catalog.refusals() {
         outln!("{r}")?;
     }
-    if let Some(file) = &session.config_file {
+    if let Some(file) = session.config_file() {
         outln!("config: {}", file.display())?;
     }
-    outln!("home: {}", session.home.display())?;
+    outln!("home: {}", session.home().display())?;
     outln!("{}", crate::versions::plugins_must_match())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ use ganga_monitor::{SUBJOB_PAGE, blocking};
 
 use crate::out::{errln, outln};
 use crate::render;
-use crate::session::Session;
+use ganga_session::Session;
 
 /// Summaries asked of the store at a time.
 const SUMMARY_PAGE: u32 = 1000;

@@ -1,17 +1,16 @@
 //! `ganga`: the command line of ganga-rs.
 //!
-//! This is the only crate that knows terminals, config files and where plugins are
-//! looked for. It composes the toolkit at run time: the store and the backends are plugin
-//! libraries found beside the binary or on the plugin path (or linked in with the
-//! `static-plugins` feature), and the monitor and operations come from `ganga-monitor`.
+//! This is the only crate that knows terminals. The composition (home, config file,
+//! plugins found beside the binary or on the plugin path, or linked in with the
+//! `static-plugins` feature; the store, the monitor's settings, job files) comes from
+//! `ganga-session`, shared with the Python module; this crate reads the command line,
+//! renders jobs for people and scripts, and starts the background monitor.
 
 // Printing goes through out.rs, which neither panics nor fails on a closed pipe.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
 mod commands;
-mod config;
-mod jobfile;
 mod listing;
 mod maintenance;
 mod migrate;
@@ -19,8 +18,6 @@ mod monitoring;
 mod out;
 mod plugincheck;
 mod render;
-mod session;
-mod tomlfile;
 mod versions;
 
 use std::process::ExitCode;
@@ -28,6 +25,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    ganga_session::report_store_faults();
     let args = args::Args::parse();
     init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -51,7 +49,7 @@ fn main() -> ExitCode {
             ..
         } => runtime.block_on(plugincheck::run(&args.global, check)),
         command => runtime.block_on(async {
-            let session = session::Session::open(&args.global)?;
+            let session = ganga_session::Session::open(&session_options(&args.global))?;
             commands::run(&session, command).await
         }),
     };
@@ -63,6 +61,19 @@ fn main() -> ExitCode {
             out::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What the session is opened with: the flags (clap has read `GANGA_HOME` and
+/// `GANGA_CONFIG` into them), and this binary's directory, beside which its plugins are.
+fn session_options(global: &args::Global) -> ganga_session::SessionOptions {
+    ganga_session::SessionOptions {
+        home: global.home.clone(),
+        config: global.config.clone(),
+        plugin_dirs: global.plugin_dirs.clone(),
+        plugin_files: global.plugins.clone(),
+        cache_mib: global.cache_mib,
+        host_dirs: ganga_session::exe_dir().into_iter().collect(),
     }
 }
 

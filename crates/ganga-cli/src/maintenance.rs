@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::StoreCommand;
 use crate::out::{errln, outln};
-use crate::session::Session;
+use ganga_session::Session;
 
 /// The exit code of a check that found problems.
 const PROBLEMS_FOUND: u8 = 2;
@@ -88,7 +88,7 @@ async fn checker(session: &Session) -> anyhow::Result<ExitCode> {
 /// In the parent: run the checker and report what became of it.
 async fn check(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program to run the check")?;
-    let mut args = session.same_setup_args();
+    let mut args = session.setup_args();
     args.extend(["store", "check", CHECKER_FLAG].map(OsString::from));
     let out = tokio::process::Command::new(&exe)
         .args(&args)
@@ -109,8 +109,8 @@ async fn check(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
         Some(l) => format!("the store at {l}"),
         None => format!(
             "the `{}` store of {}",
-            session.config.store.plugin,
-            session.home.display()
+            session.config().store.plugin,
+            session.home().display()
         ),
     };
     let report = lines

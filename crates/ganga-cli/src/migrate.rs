@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::MigrateArgs;
 use crate::out::{out, outln};
-use crate::session::Session;
+use ganga_session::Session;
 
 /// The exit code of a migration that skipped some objects (all others were brought over).
 const SOME_SKIPPED: u8 = 2;
@@ -32,7 +32,7 @@ pub(crate) async fn run(session: &Session, args: MigrateArgs) -> anyhow::Result<
         _ => WorkspaceMode::Copy,
     };
     // A dry run must not create a store: it reads one only if the home has been used.
-    let store: Option<Arc<dyn Store>> = if args.dry_run && !home_in_use(&session.home) {
+    let store: Option<Arc<dyn Store>> = if args.dry_run && !home_in_use(session.home()) {
         None
     } else {
         Some(session.context()?.store.store().clone())

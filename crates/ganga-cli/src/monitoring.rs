@@ -14,10 +14,10 @@ use ganga_monitor::{
 };
 
 use crate::commands::load_job;
-use crate::jobfile;
 use crate::out::{errln, out, outln};
 use crate::render;
-use crate::session::Session;
+use ganga_session::Session;
+use ganga_session::{WaitEvent, WaitOutcome};
 
 /// The exit code of a `wait` (or `--wait`) whose jobs did not all end `completed`.
 const NOT_COMPLETED: u8 = 2;
@@ -37,36 +37,7 @@ pub(crate) async fn submit(
     {
         ops.submit(id).await?
     } else {
-        let parsed = jobfile::read(target, &session.config.defaults.backend)?;
-        let names = session.backend_names();
-        if !names.contains(&parsed.spec.backend.kind) {
-            // Name the line, and say what there is instead.
-            let detail = session
-                .context()?
-                .backends
-                .backend(&parsed.spec.backend.kind)
-                .err()
-                .unwrap_or_else(|| format!("unknown backend `{}`", parsed.spec.backend.kind));
-            bail!("{}: {detail}", parsed.backend_at);
-        }
-        // Options the backend does not know are refused (a typo must not be ignored),
-        // when it says which it knows.
-        let backend = session
-            .context()?
-            .backends
-            .backend(&parsed.spec.backend.kind)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", parsed.backend_at))?;
-        let description = backend.describe().await.map_err(|e| {
-            anyhow::anyhow!(
-                "{}: backend `{}` cannot describe itself: {e}",
-                parsed.backend_at,
-                parsed.spec.backend.kind
-            )
-        })?;
-        if let Some(known) = &description.options {
-            jobfile::check_backend_options(&parsed, known).map_err(anyhow::Error::msg)?;
-        }
-        ops.submit_spec(parsed.spec).await?
+        session.submit(session.read_job_file(target)?).await?
     };
     print_submitted(&report)?;
     if wait {
@@ -145,10 +116,10 @@ async fn ensure_monitor(session: &Session, jobs: &[JobId]) {
         // A monitor runs (one that does not listen): it will get to them.
         return;
     }
-    if !session.config.monitor.background {
+    if !session.config().monitor.background {
         errln!(
             "note: no monitor runs for {}: run `ganga monitor` (or `ganga wait ID`) to drive the job",
-            session.home.display()
+            session.home().display()
         );
         return;
     }
@@ -176,7 +147,7 @@ fn start_background(session: &Session) -> anyhow::Result<u32> {
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let err = log.try_clone()?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(session.same_setup_args())
+    cmd.args(session.setup_args())
         .args(["-v", "monitor", "--background"])
         .stdin(std::process::Stdio::null())
         .stdout(log)
@@ -216,64 +187,36 @@ async fn wait_for(
     ids: &[JobId],
     timeout: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let lease_path = session.monitor_lease_path();
-    let socket = session.control_socket();
-    let mut shown: Vec<String> = vec![String::new(); ids.len()];
-    let mut asked = false;
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    loop {
-        let mut all_ended = true;
-        for (k, &id) in ids.iter().enumerate() {
-            let job = fresh_job(session, id).await?;
-            let line = render::progress(&job);
-            if line != shown[k] {
-                errln!("{line}");
-                shown[k] = line;
+    let mut shown: Vec<(JobId, String)> = Vec::new();
+    let outcome = session
+        .wait(ids, timeout, shutdown_signal(), |event| match event {
+            WaitEvent::Progress(job) => {
+                let line = render::progress(job);
+                match shown.iter_mut().find(|(id, _)| *id == job.id) {
+                    Some((_, last)) if *last == line => {}
+                    Some((_, last)) => {
+                        errln!("{line}");
+                        *last = line;
+                    }
+                    None => {
+                        errln!("{line}");
+                        shown.push((job.id, line));
+                    }
+                }
             }
-            all_ended &= !job.status().is_active();
-        }
-        if all_ended {
-            break;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+            WaitEvent::Watching { holder } => {
+                let holder = holder.map_or_else(String::new, |p| format!(" (pid {p})"));
+                errln!("another `ganga monitor`{holder} is driving jobs; watching the store");
+            }
+        })
+        .await?;
+    match outcome {
+        WaitOutcome::Ended => {}
+        WaitOutcome::TimedOut => {
             errln!("gave up waiting after {:?}", timeout.unwrap_or_default());
             return Ok(ExitCode::from(TIMED_OUT));
         }
-        let lease = MonitorLease::try_acquire(&lease_path)
-            .with_context(|| format!("cannot open the monitor lock {}", lease_path.display()))?;
-        if let Some(_lease) = lease {
-            // Nobody drives them: this process does, until they have ended.
-            let monitor = session.monitor(None)?;
-            let until = Until::Finished(ids.to_vec());
-            let limit = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let stopped = async {
-                tokio::select! {
-                    () = &mut stop => {}
-                    () = limit => {}
-                }
-            };
-            monitor.run(until, stopped, |_| {}).await?;
-            continue;
-        }
-        if !asked {
-            asked = true;
-            let holder = MonitorLease::holder(&lease_path)
-                .map_or_else(String::new, |p| format!(" (pid {p})"));
-            errln!("another `ganga monitor`{holder} is driving jobs; watching the store");
-            let poll = ControlRequest::Poll { jobs: ids.to_vec() };
-            let _ = ganga_monitor::ask(&socket, &poll, ASK_TIMEOUT).await;
-        }
-        tokio::select! {
-            () = &mut stop => return Ok(ExitCode::from(130)),
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
+        WaitOutcome::Stopped => return Ok(ExitCode::from(130)),
     }
     let mut all_completed = true;
     for &id in ids {
@@ -289,10 +232,7 @@ async fn wait_for(
 }
 
 async fn fresh_job(session: &Session, id: JobId) -> anyhow::Result<Job> {
-    match session.context()?.store.fresh_job(id).await? {
-        Some(j) => Ok(Job::clone(&j)),
-        None => bail!("job {id} does not exist (it was removed)"),
-    }
+    Ok(Job::clone(&*session.fresh_job(id).await?))
 }
 
 /// What a finished job produced: its status and, per unit, where its outputs are.
@@ -381,7 +321,7 @@ pub(crate) async fn monitor(
             MonitorLease::holder(&path).map_or_else(String::new, |p| format!(" (pid {p})"));
         bail!(
             "another `ganga monitor`{holder} is already running for {} (see `ganga monitor status`)",
-            session.home.display()
+            session.home().display()
         );
     };
     let mut monitor = session.monitor(interval)?;
@@ -391,13 +331,12 @@ pub(crate) async fn monitor(
         Until::Stopped
     };
     if background {
-        let idle = session.config.monitor.idle_exit_secs;
-        if idle.is_finite() && idle >= 0.0 {
-            monitor = monitor.with_idle_exit(Duration::from_secs_f64(idle));
+        if let Some(idle) = session.idle_exit() {
+            monitor = monitor.with_idle_exit(idle);
         }
         tracing::info!(
             "monitor started for {} (pid {})",
-            session.home.display(),
+            session.home().display(),
             std::process::id()
         );
     }
@@ -473,7 +412,7 @@ pub(crate) async fn status(session: &Session, json: bool) -> anyhow::Result<Exit
             bail!(
                 "a monitor{} runs for {} but did not answer: {e}",
                 holder.map_or_else(String::new, |p| format!(" (pid {p})")),
-                session.home.display()
+                session.home().display()
             )
         }
     };
@@ -483,7 +422,7 @@ pub(crate) async fn status(session: &Session, json: bool) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     match status {
-        None => outln!("no monitor runs for {}", session.home.display())?,
+        None => outln!("no monitor runs for {}", session.home().display())?,
         Some(s) => out!("{}", status_text(&s))?,
     }
     Ok(ExitCode::SUCCESS)
@@ -541,7 +480,7 @@ pub(crate) async fn stop(session: &Session) -> anyhow::Result<ExitCode> {
             bail!("the monitor was asked to stop but still runs after 30 s")
         }
         None => {
-            outln!("no monitor runs for {}", session.home.display())?;
+            outln!("no monitor runs for {}", session.home().display())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::args::{Global, PluginCheckArgs};
-use crate::config::Config;
 use crate::out::outln;
+use ganga_session::Config;
 
 /// The exit code when a check failed.
 const CHECKS_FAILED: u8 = 2;

@@ -14,7 +14,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ganga_core::Timestamp;
+use ganga_core::{PollReport, RemoteStatus, Timestamp};
 
 /// The `key=value` lines of a record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,6 +134,50 @@ pub fn now() -> Timestamp {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     Timestamp::from_millis(ms)
+}
+
+/// What a poll says of a run whose exit record its wrapper wrote: `code` as the shell
+/// saw it, the `signal` that ended the program (sh reports it as 128+n), the wrapper's
+/// `error` when it could not start the program at all, and when it ended.
+pub fn exit_report(
+    code: i32,
+    signal: Option<i32>,
+    error: Option<&str>,
+    ended: Option<Timestamp>,
+) -> PollReport {
+    let (status, native, reason) = match (code, signal, error) {
+        (_, _, Some(error)) => (
+            RemoteStatus::Failed,
+            format!("exited {code}"),
+            Some(format!("{error} (exit code {code})")),
+        ),
+        (0, _, None) => (RemoteStatus::Succeeded, "exited 0".to_owned(), None),
+        (code, Some(sig), None) => (
+            RemoteStatus::Failed,
+            format!("killed by signal {sig}"),
+            Some(format!("killed by signal {sig} (exit code {code})")),
+        ),
+        (code, None, None) => (
+            RemoteStatus::Failed,
+            format!("exited {code}"),
+            Some(format!("exit code {code}")),
+        ),
+    };
+    PollReport {
+        exit_code: Some(code),
+        reason,
+        ended,
+        ..PollReport::new(status, native)
+    }
+}
+
+/// What a poll says of a run killed on request (its kill record written at `ended`).
+pub fn killed_report(ended: Option<Timestamp>) -> PollReport {
+    PollReport {
+        reason: Some("killed on request".to_owned()),
+        ended,
+        ..PollReport::new(RemoteStatus::Killed, "killed")
+    }
 }
 
 #[cfg(test)]

@@ -79,38 +79,11 @@ fn exited_before_kill(exit: &Exit, killed: &Killed) -> bool {
 }
 
 fn exited(exit: &Exit) -> PollReport {
-    let (status, native, reason) = match (exit.code, exit.signal, &exit.error) {
-        (_, _, Some(error)) => (
-            RemoteStatus::Failed,
-            format!("exited {}", exit.code),
-            Some(format!("{error} (exit code {})", exit.code)),
-        ),
-        (0, _, None) => (RemoteStatus::Succeeded, "exited 0".to_owned(), None),
-        (code, Some(sig), None) => (
-            RemoteStatus::Failed,
-            format!("killed by signal {sig}"),
-            Some(format!("killed by signal {sig} (exit code {code})")),
-        ),
-        (code, None, None) => (
-            RemoteStatus::Failed,
-            format!("exited {code}"),
-            Some(format!("exit code {code}")),
-        ),
-    };
-    PollReport {
-        exit_code: Some(exit.code),
-        reason,
-        ended: exit.time,
-        ..PollReport::new(status, native)
-    }
+    ganga_plugin_sdk::records::exit_report(exit.code, exit.signal, exit.error.as_deref(), exit.time)
 }
 
 fn killed_report(killed: &Killed) -> PollReport {
-    PollReport {
-        reason: Some("killed on request".to_owned()),
-        ended: killed.time,
-        ..PollReport::new(RemoteStatus::Killed, "killed")
-    }
+    ganga_plugin_sdk::records::killed_report(killed.time)
 }
 
 fn from_native(native: &Native, listed: bool, f: &Facts<'_>) -> PollReport {

@@ -10,6 +10,7 @@
 
 mod child;
 mod machine;
+mod python;
 mod report;
 mod workload;
 
@@ -106,6 +107,7 @@ cargo xtask bench [NAME...] [--workload tiny|small|full|PATH] [--linking dynamic
                   [--runs N] [--json PATH] [--profile release|debug] [--dir DIR] [--no-build]
 
   NAME       store, list, load-one, touch-all, touch-all-subjobs, churn, migrate
+             (`cargo xtask bench python --help`: the Python module, on its own)
              (default: all the workload can run; store always runs, the others but
              migrate read the home it makes; load-one needs the workload's big job,
              migrate runs `ganga migrate` on its Ganga fixture)
@@ -181,6 +183,9 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
 }
 
 pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    if args.first().is_some_and(|a| a == "python") {
+        return python::bench(root, &args[1..]);
+    }
     let opts = match parse(args)? {
         Request::Help => {
             println!("{USAGE}");

@@ -9,13 +9,13 @@ use serde::de::DeserializeOwned;
 
 /// A problem in a TOML file, located as precisely as known.
 #[derive(Debug)]
-pub(crate) struct FileError {
-    pub(crate) file: PathBuf,
+pub struct FileError {
+    pub file: PathBuf,
     /// 1-based line and column.
-    pub(crate) position: Option<(usize, usize)>,
+    pub position: Option<(usize, usize)>,
     /// The dotted field, e.g. `application.exe` or `input_files[1]`.
-    pub(crate) field: Option<String>,
-    pub(crate) message: String,
+    pub field: Option<String>,
+    pub message: String,
 }
 
 impl fmt::Display for FileError {

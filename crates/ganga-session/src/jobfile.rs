@@ -19,7 +19,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ganga_core::{
     Application, AutoResubmit, BackendConfig, Executable, JobSpec, Override, SplitAttribute,
@@ -30,6 +30,10 @@ use toml::Spanned;
 
 use crate::config::to_value;
 use crate::tomlfile::{self, FileError};
+use crate::validate::{
+    JobDefinition, OptionAt, absolute, arg_problem, env_name_problem, env_value_problem,
+    exe_problem, override_problem, pattern_problem,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,49 +132,8 @@ enum SplitterTable {
     },
 }
 
-/// A job file read and checked, with where its backend was named (for later errors).
-pub(crate) struct ParsedJobFile {
-    pub(crate) spec: JobSpec,
-    /// `file:line:col` of `backend.type`, or of `[application]` when the default backend
-    /// is used.
-    pub(crate) backend_at: String,
-    /// The backend options the file sets, and where: each key of `[backend]` but `type`,
-    /// and each `backend.OPTION` a splitter sets.
-    pub(crate) backend_options: Vec<OptionAt>,
-}
-
-/// A backend option named in a job file, and where, as `file:line:col: field`.
-pub(crate) struct OptionAt {
-    pub(crate) key: String,
-    pub(crate) at: String,
-}
-
-/// Refuses options the backend does not know (`known`, from its description): a typo in
-/// `[backend]` must not be silently ignored.
-pub(crate) fn check_backend_options(
-    parsed: &ParsedJobFile,
-    known: &[String],
-) -> Result<(), String> {
-    let Some(unknown) = parsed
-        .backend_options
-        .iter()
-        .find(|o| !known.contains(&o.key))
-    else {
-        return Ok(());
-    };
-    let knows = if known.is_empty() {
-        " none".to_owned()
-    } else {
-        format!(": {}", known.join(", "))
-    };
-    Err(format!(
-        "{}: unknown option of backend `{}` (it knows{knows})",
-        unknown.at, parsed.spec.backend.kind
-    ))
-}
-
 /// Reads a job file. `default_backend` is used when it has no `[backend]`.
-pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, FileError> {
+pub(crate) fn read(path: &Path, default_backend: &str) -> Result<JobDefinition, FileError> {
     let text = std::fs::read_to_string(path).map_err(|e| FileError {
         file: path.to_owned(),
         position: None,
@@ -181,7 +144,7 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<ParsedJobFile, 
 }
 
 /// Reads the text of the job file at `path` (input files are looked for beside it).
-fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile, FileError> {
+fn parse(path: &Path, text: &str, default_backend: &str) -> Result<JobDefinition, FileError> {
     let file: JobFile = tomlfile::parse(path, text)?;
     let err = |span: std::ops::Range<usize>, field: &str, message: String| {
         FileError::at(path, text, Some(span), Some(field.to_owned()), message)
@@ -383,7 +346,7 @@ fn parse(path: &Path, text: &str, default_backend: &str) -> Result<ParsedJobFile
         }
     };
 
-    Ok(ParsedJobFile {
+    Ok(JobDefinition {
         spec: JobSpec {
             name: file.name,
             comment: file.comment,
@@ -442,90 +405,6 @@ fn splitter_of(table: SplitterTable) -> Result<Splitter, String> {
             Splitter::Generic { attributes }
         }
     })
-}
-
-/// Why a program cannot be run by this name, if it cannot.
-fn exe_problem(exe: &str) -> Option<String> {
-    if exe.starts_with('-') {
-        // Wrappers and env(1) would take it for an option.
-        Some(format!(
-            "`{exe}` starts with `-`, which would be taken for an option"
-        ))
-    } else {
-        nul_problem(exe)
-    }
-}
-
-fn arg_problem(arg: &str) -> Option<String> {
-    nul_problem(arg)
-}
-
-/// A process gets its arguments and environment as NUL-terminated strings.
-fn nul_problem(text: &str) -> Option<String> {
-    text.contains('\0')
-        .then(|| "contains a NUL character, which no process can be given".to_owned())
-}
-
-/// `env NAME=value` splits at the first `=`, a NUL ends the name, and a leading `-` is an
-/// option to env(1).
-fn env_name_problem(name: &str) -> Option<String> {
-    (name.is_empty() || name.contains(['=', '\0']) || name.starts_with('-')).then(|| {
-        format!(
-            "`{}` cannot be the name of an environment variable (it is empty, contains `=` or a NUL, or starts with `-`)",
-            name.escape_debug()
-        )
-    })
-}
-
-fn env_value_problem(value: &str) -> Option<String> {
-    nul_problem(value)
-}
-
-/// An output pattern must be a glob relative to the job's working directory.
-fn pattern_problem(pattern: &str) -> Option<String> {
-    if let Err(e) = ganga_core::check_inside_workdir(pattern) {
-        return Some(e);
-    }
-    glob::Pattern::new(pattern)
-        .err()
-        .map(|e| format!("`{pattern}` is not a usable pattern: {e}"))
-}
-
-/// The first value a subjob's overrides would set that no process could be given, as
-/// (field, why). `base_args` is how many arguments the master has (appended ones follow).
-fn override_problem(overrides: &[Override], base_args: usize) -> Option<(String, String)> {
-    let args = |list: &[String], first: usize| {
-        list.iter().enumerate().find_map(|(j, a)| {
-            arg_problem(a).map(|p| (format!("application.args[{}]", first + j), p))
-        })
-    };
-    let env_var = |name: &str, value: &str| {
-        env_name_problem(name)
-            .map(|p| ("application.env".to_owned(), p))
-            .or_else(|| env_value_problem(value).map(|p| (format!("application.env.{name}"), p)))
-    };
-    overrides.iter().find_map(|o| match o {
-        Override::Exe(exe) => exe_problem(exe).map(|p| ("application.exe".to_owned(), p)),
-        Override::Args(list) => args(list, 0),
-        Override::AppendArgs(list) => args(list, base_args),
-        Override::Env(env) => env.iter().find_map(|(k, v)| env_var(k, v)),
-        Override::EnvVar(k, v) => env_var(k, v),
-        Override::Name(_) | Override::Comment(_) | Override::BackendOption(..) => None,
-    })
-}
-
-/// The file's absolute path, without `..` or symbolic links when it exists.
-fn absolute(base: &Path, file: &str) -> PathBuf {
-    let p = Path::new(file);
-    let joined = if p.is_absolute() {
-        p.to_owned()
-    } else {
-        base.join(p)
-    };
-    joined
-        .canonicalize()
-        .or_else(|_| std::path::absolute(&joined))
-        .unwrap_or(joined)
 }
 
 #[cfg(test)]

@@ -23,68 +23,68 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use ganga_core::{AutoResubmit, Options, Value};
 use serde::Deserialize;
 
+use crate::SessionError;
 use crate::tomlfile;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// More directories to look for plugins in.
-    pub(crate) plugin_dirs: Vec<PathBuf>,
-    pub(crate) store: StoreConfig,
-    pub(crate) monitor: MonitorConfig,
-    pub(crate) defaults: Defaults,
-    pub(crate) home: HomeConfig,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub store: StoreConfig,
+    pub monitor: MonitorConfig,
+    pub defaults: Defaults,
+    pub home: HomeConfig,
     /// Each plugin's own settings, by plugin name.
-    pub(crate) plugin: BTreeMap<String, toml::Table>,
+    pub plugin: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct StoreConfig {
+pub struct StoreConfig {
     /// The store plugin to use.
-    pub(crate) plugin: String,
+    pub plugin: String,
     /// The most memory the job cache may hold, in MiB.
-    pub(crate) cache_budget_mib: u64,
+    pub cache_budget_mib: u64,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct MonitorConfig {
+pub struct MonitorConfig {
     /// The poll interval of every backend, instead of each backend's own.
-    pub(crate) interval_secs: Option<f64>,
+    pub interval_secs: Option<f64>,
     /// Per backend: `[monitor.backend.NAME] interval_secs = ...`.
-    pub(crate) backend: BTreeMap<String, BackendPace>,
+    pub backend: BTreeMap<String, BackendPace>,
     /// `ganga submit` starts a monitor in the background when none runs.
-    pub(crate) background: bool,
+    pub background: bool,
     /// A background monitor stops after this long with no active job.
-    pub(crate) idle_exit_secs: f64,
+    pub idle_exit_secs: f64,
     /// How long a unit may be unknown to its backend, with no record of its end, before
     /// it is failed as lost.
-    pub(crate) lost_grace_secs: f64,
+    pub lost_grace_secs: f64,
     /// The longest a backend call may take.
-    pub(crate) call_timeout_secs: f64,
+    pub call_timeout_secs: f64,
     /// Calls to one backend in flight at once, and output collections per backend.
-    pub(crate) poll_concurrency: usize,
-    pub(crate) finalise_concurrency: usize,
+    pub poll_concurrency: usize,
+    pub finalise_concurrency: usize,
     /// While nothing changes, a backend's interval grows up to this many times its own.
-    pub(crate) quiet_factor: u32,
+    pub quiet_factor: u32,
     /// The longest wait between polls of a backend that fails.
-    pub(crate) error_backoff_max_secs: f64,
+    pub error_backoff_max_secs: f64,
     /// Ganga's auto-resubmit for jobs that do not set it.
-    pub(crate) auto_resubmit: Option<AutoResubmitConfig>,
+    pub auto_resubmit: Option<AutoResubmitConfig>,
     /// Accepted from configs written for earlier versions, where it bounded how long a
     /// unit could stay `submitting`; interrupted submissions are now asked about instead.
-    pub(crate) submit_grace_secs: Option<u64>,
+    pub submit_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct BackendPace {
-    pub(crate) interval_secs: Option<f64>,
+pub struct BackendPace {
+    pub interval_secs: Option<f64>,
 }
 
 /// `auto_resubmit = true | false | { max_attempts = N, max_failed_fraction = F }`.
@@ -93,7 +93,7 @@ pub(crate) struct BackendPace {
     untagged,
     expecting = "expected true, false, or a table with max_attempts and max_failed_fraction"
 )]
-pub(crate) enum AutoResubmitConfig {
+pub enum AutoResubmitConfig {
     Switch(bool),
     Limits {
         #[serde(default)]
@@ -104,7 +104,7 @@ pub(crate) enum AutoResubmitConfig {
 }
 
 impl AutoResubmitConfig {
-    pub(crate) fn policy(&self) -> Option<AutoResubmit> {
+    pub fn policy(&self) -> Option<AutoResubmit> {
         let d = AutoResubmit::DEFAULT;
         match self {
             AutoResubmitConfig::Switch(false) => None,
@@ -124,21 +124,21 @@ impl AutoResubmitConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Defaults {
+pub struct Defaults {
     /// The backend of a job file without `[backend]`.
-    pub(crate) backend: String,
+    pub backend: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HomeConfig {
+pub struct HomeConfig {
     /// The umask ganga runs with, and so its jobs: what they create is private by default.
-    pub(crate) umask: Umask,
+    pub umask: Umask,
 }
 
 /// A umask, written as octal digits (`"077"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Umask(pub(crate) u32);
+pub struct Umask(pub u32);
 
 impl Default for Umask {
     fn default() -> Self {
@@ -206,10 +206,10 @@ impl Default for Defaults {
 impl Config {
     /// Reads the config file: `explicit` if given (it must exist), else
     /// `<home>/config.toml`, else `<XDG config dir>/ganga/config.toml`; none is fine.
-    pub(crate) fn load(
+    pub fn load(
         explicit: Option<&Path>,
         home: &Path,
-    ) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    ) -> Result<(Config, Option<PathBuf>), SessionError> {
         let path = match explicit {
             Some(p) => Some(p.to_owned()),
             None => [
@@ -223,14 +223,16 @@ impl Config {
         let Some(path) = path else {
             return Ok((Config::default(), None));
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|cause| SessionError::ReadConfig {
+            path: path.clone(),
+            cause,
+        })?;
         let config = tomlfile::parse(&path, &text)?;
         Ok((config, Some(path)))
     }
 
     /// The settings of one plugin, as it receives them.
-    pub(crate) fn plugin_options(&self, name: &str) -> Options {
+    pub fn plugin_options(&self, name: &str) -> Options {
         self.plugin
             .get(name)
             .map(|t| t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
