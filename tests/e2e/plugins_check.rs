@@ -220,7 +220,7 @@ fn the_versions_a_plugin_must_match_are_printed() {
     let (ganga, abi, protocol) = (
         env!("CARGO_PKG_VERSION"),
         ganga_plugin_abi::ABI_MAJOR,
-        ganga_core::protocol::PROTOCOL_VERSION,
+        ganga_protocol::PROTOCOL_VERSION,
     );
     let version = g.run(&["--version"]);
     assert_eq!(

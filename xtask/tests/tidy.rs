@@ -43,7 +43,13 @@ fn manifest(dir: &str) -> (String, BTreeSet<String>) {
     let mut deps = BTreeSet::new();
     for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
         if let Some(t) = doc.get(table).and_then(|t| t.as_table()) {
-            deps.extend(t.keys().filter(|k| k.starts_with("ganga")).cloned());
+            // A dev-dependency on itself only turns a feature on for its own tests (the
+            // LMDB store's `test-hooks`): not an import.
+            deps.extend(
+                t.keys()
+                    .filter(|k| k.starts_with("ganga") && **k != name)
+                    .cloned(),
+            );
         }
     }
     (name, deps)

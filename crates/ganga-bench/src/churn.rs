@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use ganga_core::{
-    Cache, JobCache, JobId, JobRef, Status, SubjobIndex, SummaryEntry, Timestamp, UnitChange,
-    UnitUpdate,
+    JobId, JobRef, Status, SubjobIndex, SummaryEntry, Timestamp, UnitChange, UnitUpdate,
 };
+use ganga_monitor::Cache;
 use serde::Serialize;
 
 use crate::generate::{self, Rng};
@@ -172,7 +172,7 @@ fn step(
     (update, next)
 }
 
-pub(crate) fn churn(cache: &JobCache, plan: Plan) -> anyhow::Result<Churned> {
+pub(crate) fn churn(cache: &Cache, plan: Plan) -> anyhow::Result<Churned> {
     if plan.batch == 0 || plan.jobs_per_batch == 0 {
         bail!("churn: --batch and --jobs-per-batch must be at least 1");
     }

@@ -23,9 +23,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use ganga_core::protocol::PluginContext;
-use ganga_core::{JobCache, Options, Store};
+use ganga_core::Options;
+use ganga_monitor::Cache;
 use ganga_plugin_host::{Catalog, PluginKind};
+use ganga_protocol::PluginContext;
+use ganga_records::RecordStore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -151,7 +153,7 @@ fn main() -> anyhow::Result<()> {
             read,
         } => {
             let opened = open_store(&home, &args.plugin_dirs)?;
-            let cache = JobCache::new(opened.store.clone(), budget_mib.saturating_mul(1 << 20));
+            let cache = Cache::new(opened.store.clone(), budget_mib.saturating_mul(1 << 20));
             let setup_secs = setup.elapsed().as_secs_f64();
             let done = touch::touch_all(&cache, read)?;
             json!({"command": "touch-all", "store": opened.describe()?, "budget_mib": budget_mib, "read": read, "setup_secs": setup_secs, "result": done, "memory_at_end": memory_at_end()})
@@ -165,7 +167,7 @@ fn main() -> anyhow::Result<()> {
             budget_mib,
         } => {
             let opened = open_store(&home, &args.plugin_dirs)?;
-            let cache = JobCache::new(opened.store.clone(), budget_mib.saturating_mul(1 << 20));
+            let cache = Cache::new(opened.store.clone(), budget_mib.saturating_mul(1 << 20));
             let setup_secs = setup.elapsed().as_secs_f64();
             let plan = churn::Plan {
                 changes,
@@ -267,7 +269,7 @@ fn read_shape(path: &Path) -> anyhow::Result<populate::Shape> {
 
 /// The store, and the catalog it came from (kept alive beside it).
 struct Opened {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RecordStore>,
     /// The library the store was loaded from; `None` when linked in.
     library: Option<PathBuf>,
     catalog: Catalog,
@@ -339,7 +341,7 @@ fn open_store(home: &Path, plugin_dirs: &[PathBuf]) -> anyhow::Result<Opened> {
 fn link_static_plugins(catalog: &mut Catalog) {
     use ganga_plugin_sdk::StorePlugin as _;
     catalog.link_store("lmdb", env!("CARGO_PKG_VERSION"), |context| {
-        Ok(Arc::new(ganga_store_lmdb::LmdbStore::create(context)?) as Arc<dyn Store>)
+        Ok(Arc::new(ganga_store_lmdb::LmdbStore::create(context)?) as Arc<dyn RecordStore>)
     });
 }
 
@@ -366,7 +368,8 @@ mod tests {
     #[test]
     fn populate_touch_and_churn_leave_a_consistent_store() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store: Arc<dyn Store> = Arc::new(LmdbStore::open(dir.path()).expect("a new store"));
+        let store: Arc<dyn RecordStore> =
+            Arc::new(LmdbStore::open(dir.path()).expect("a new store"));
 
         let done = populate::populate(store.as_ref(), &shape()).expect("populate");
         assert_eq!((done.jobs, done.subjobs), (14, 3 * 50 + 1100));
@@ -380,11 +383,11 @@ mod tests {
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
         assert_eq!((report.jobs, report.subjobs), (14, 1250));
 
-        let cache = JobCache::new(store.clone(), 1 << 20);
+        let cache = Cache::new(store.clone(), 1 << 20);
         let touched = touch::touch_all(&cache, touch::Read::Subjobs).expect("touch-all");
         assert_eq!((touched.jobs, touched.subjobs), (14, 1250));
         assert_eq!(touched.unreadable, 0);
-        let cold = JobCache::new(store.clone(), 1 << 20);
+        let cold = Cache::new(store.clone(), 1 << 20);
         let statuses = touch::touch_all(&cold, touch::Read::Statuses).expect("touch-all");
         assert_eq!(statuses.subjob_statuses, touched.subjob_statuses);
 
@@ -403,7 +406,7 @@ mod tests {
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
         let again = churn::churn(&cache, plan).expect("a second churn");
         assert_eq!(again.to_statuses.get("submitted"), Some(&120));
-        let cold = JobCache::new(store.clone(), 1 << 20);
+        let cold = Cache::new(store.clone(), 1 << 20);
         let touched = touch::touch_all(&cold, touch::Read::Statuses).expect("touch");
         assert_eq!(touched.subjob_statuses.get("submitted"), Some(&120));
         let masters_submitted = touched.job_statuses.get(Status::Submitted.as_str());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ganga_core::{
-    Application, BackendConfig, Executable, JobSpec, RemoteStatus, Splitter, Store, Workspaces,
+    Application, BackendConfig, Executable, JobSpec, RemoteStatus, Splitter, Workspaces,
 };
 use ganga_monitor::{Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle, Until};
 use ganga_test_support::FakeBackend;
@@ -99,7 +99,7 @@ fn cpu() -> Duration {
 }
 
 pub(crate) fn monitor_cycle(
-    store: Arc<dyn Store>,
+    store: Arc<dyn ganga_records::RecordStore>,
     home: &std::path::Path,
     units: u64,
     subjobs: u64,
@@ -114,7 +114,7 @@ pub(crate) fn monitor_cycle(
 }
 
 async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn ganga_records::RecordStore>,
     home: &std::path::Path,
     units: u64,
     subjobs: u64,

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use ganga_core::{Cache, CacheStats, JobCache, JobId, SUBJOB_PAGE, Status, SummaryEntry};
+use ganga_core::{JobId, Status, SummaryEntry};
+use ganga_monitor::{Cache, CacheStats, SUBJOB_PAGE};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -51,7 +52,7 @@ impl From<CacheStats> for CacheFigures {
 type Listed = (JobId, Status, u32);
 
 /// Every readable job, from the summaries, and how many were unreadable.
-fn listing(cache: &dyn Cache) -> anyhow::Result<(Vec<Listed>, u64)> {
+fn listing(cache: &Cache) -> anyhow::Result<(Vec<Listed>, u64)> {
     let mut listed = Vec::new();
     let mut unreadable = 0;
     let mut from = 0;
@@ -82,7 +83,7 @@ pub(crate) enum Read {
     Subjobs,
 }
 
-pub(crate) fn touch_all(cache: &JobCache, read: Read) -> anyhow::Result<Touched> {
+pub(crate) fn touch_all(cache: &Cache, read: Read) -> anyhow::Result<Touched> {
     let mut job_counts = [0u64; Status::ALL.len()];
     let mut subjob_counts = [0u64; Status::ALL.len()];
     let mut subjobs = 0u64;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use ganga_core::{
-    Job, JobId, JobRef, SUBJOB_PAGE, Status, Store, StoreError, Subjob, SubjobIndex, SummaryEntry,
-    Workspaces,
+    Job, JobId, JobRef, Status, Store, StoreError, Subjob, SubjobIndex, SummaryEntry, Workspaces,
 };
+use ganga_monitor::{SUBJOB_PAGE, blocking};
 
 use crate::out::{errln, outln};
 use crate::render;
@@ -21,13 +21,6 @@ use ganga_session::Session;
 
 /// Summaries asked of the store at a time.
 const SUMMARY_PAGE: u32 = 1000;
-
-/// Runs blocking store reads and stdout writes off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f).await?
-}
 
 pub(crate) async fn jobs(
     session: &Session,
@@ -74,7 +67,7 @@ pub(crate) async fn jobs(
         }
         Ok(ExitCode::SUCCESS)
     })
-    .await
+    .await?
 }
 
 /// `ganga subjobs ID` (`job` given) or `ganga subjobs --all`.
@@ -111,7 +104,7 @@ pub(crate) async fn subjobs(
         }
         Ok(ExitCode::SUCCESS)
     })
-    .await
+    .await?
 }
 
 /// Writes every subjob the walk gives, as a table or a JSON array; returns how many.
@@ -301,7 +294,6 @@ mod tests {
     use std::ops::Range;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use ganga_core::compact::SubjobBatch;
     use ganga_core::{
         ActiveJob, Application, BackendConfig, Change, CheckReport, Committed, Executable, JobSpec,
         Splitter, StoreDescription, Timestamp,
@@ -335,14 +327,6 @@ mod tests {
         ) -> Result<Vec<Subjob>, StoreError> {
             self.pages.fetch_add(1, Ordering::SeqCst);
             self.inner.subjobs(job, range)
-        }
-        fn subjob_batch(
-            &self,
-            job: JobId,
-            range: Range<SubjobIndex>,
-        ) -> Result<SubjobBatch, StoreError> {
-            self.pages.fetch_add(1, Ordering::SeqCst);
-            self.inner.subjob_batch(job, range)
         }
         fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
             self.inner.summaries(from, limit)

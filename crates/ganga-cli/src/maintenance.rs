@@ -77,7 +77,7 @@ async fn checker(session: &Session) -> anyhow::Result<ExitCode> {
     writeln!(out)?;
     out.flush()?;
     drop(out);
-    let report = tokio::task::spawn_blocking(move || store.check()).await??;
+    let report = ganga_monitor::blocking(move || store.check()).await??;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &report)?;
     writeln!(out)?;
@@ -192,7 +192,7 @@ async fn backup(session: &Session, dest: &Path) -> anyhow::Result<ExitCode> {
     let location = store.describe()?.location;
     let to = std::path::absolute(dest).unwrap_or_else(|_| dest.to_owned());
     let target = to.clone();
-    tokio::task::spawn_blocking(move || store.backup(&target))
+    ganga_monitor::blocking(move || store.backup(&target))
         .await?
         .with_context(|| {
             format!(

@@ -43,7 +43,7 @@ pub(crate) async fn run(session: &Session, args: MigrateArgs) -> anyhow::Result<
     let bar = progress_bar();
     let report = {
         let bar = bar.clone();
-        tokio::task::spawn_blocking(move || {
+        ganga_monitor::blocking(move || {
             let mut on_progress = |p: Progress| match p {
                 Progress::Start { objects, subjobs } => {
                     bar.set_length(objects + subjobs);

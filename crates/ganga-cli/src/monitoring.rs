@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use ganga_core::{Job, JobId, JobRef, SUBJOB_PAGE, Status};
+use ganga_core::{Job, JobId, JobRef, Status};
 use ganga_monitor::{
-    ControlReply, ControlRequest, CycleReport, MonitorLease, MonitorStatus, SubmitReport, Until,
+    ControlReply, ControlRequest, CycleReport, MonitorLease, MonitorStatus, SUBJOB_PAGE,
+    SubmitReport, Until,
 };
 
 use crate::commands::load_job;

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ganga_conformance::{Check, ConformanceEnv, Outcome};
-use ganga_core::protocol::PluginContext;
 use ganga_core::{BackendDescription, JobRef};
 use ganga_plugin_host::{Catalog, PluginInfo, PluginKind};
+use ganga_protocol::PluginContext;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

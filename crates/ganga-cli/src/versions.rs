@@ -3,8 +3,8 @@
 
 use std::sync::LazyLock;
 
-use ganga_core::protocol::PROTOCOL_VERSION;
 use ganga_plugin_abi::ABI_MAJOR;
+use ganga_protocol::PROTOCOL_VERSION;
 use serde_json::json;
 
 const GANGA: &str = env!("CARGO_PKG_VERSION");

@@ -1,19 +1,17 @@
 //! The core of ganga-rs: the job model (jobs, subjobs, splitters), Ganga's status set and
-//! transition table, the verbs users apply to jobs, and the three traits the rest of the
-//! toolkit is built around: [`Backend`] (where jobs run), [`Store`] (where they are kept)
-//! and [`Cache`] (what is in memory).
+//! transition table, the verbs users apply to jobs, the monitor's rules as pure functions,
+//! and the two traits the rest of the toolkit is built around: [`Backend`] (where jobs
+//! run) and [`Store`] (where they are kept).
 //!
-//! It is not: a runtime, a database, a terminal program. It does no I/O and never reads
-//! the clock (callers pass `now`); it knows no plugin, file format or command line. Its
-//! serde types are also the messages that cross the plugin boundary ([`protocol`]).
+//! It is not: a runtime, a database, a cache, a terminal program. It does no I/O and never
+//! reads the clock (callers pass `now`); it knows no plugin, file format or command line.
+//! Its types are plain data; how they are packed on disk is `ganga-records`' business and
+//! how they cross the plugin boundary `ganga-protocol`'s.
 
 mod backend;
-mod cache;
-pub mod compact;
 mod job;
 mod lifecycle;
 mod monitoring;
-pub mod protocol;
 mod split;
 mod status;
 mod store;
@@ -28,7 +26,6 @@ pub use crate::{
         Capabilities, CommandStep, OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport,
         RemoteStatus, SubmitSpec, Submitted, UnitRun, check_inside_workdir,
     },
-    cache::{Cache, CacheStats, Flushed, JobCache, SUBJOB_PAGE},
     job::{
         Application, AutoResubmit, BackendConfig, BackendInfo, BadJobRef, Executable, Job, JobId,
         JobRef, JobSpec, RunState, Subjob, SubjobIndex,

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compact::SubjobBatch;
 use crate::{
     Job, JobId, JobRef, RunState, Status, StatusCounts, Subjob, SubjobIndex, Timestamp,
     UnitRefusal, UnitUpdate,
@@ -15,24 +14,22 @@ use crate::{
 /// One change in a [`Store::commit`]. All changes of a commit land together or not at all.
 // Changes live only until they are committed; boxing the job would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Plain data: how a change is encoded on its way to a store plugin is the protocol's
+/// business (`ganga-protocol`, with `ganga-records`' packing).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Writes a job. `job.revision` is the revision the writer read (0 for a job it just
     /// created); if the stored one differs, another process changed the job meanwhile and
     /// the commit is refused with [`StoreError::Conflict`].
-    PutJob(#[serde(with = "crate::compact::packed_job")] Job),
+    PutJob(Job),
     /// Writes only a job's run state and subjob counters, at the revision read (as
     /// [`Change::PutJob`]); its spec and metadata stay as stored. What a change of status
     /// sends, so that it never carries (or rewrites) a master's large spec.
-    PutRun(#[serde(with = "crate::compact::packed_run")] RunUpdate),
+    PutRun(RunUpdate),
     /// Writes subjobs. The same commit must also put their master (as a job or a run
     /// update), whose status counters describe them.
-    PutSubjobs {
-        job: JobId,
-        #[serde(with = "crate::compact::packed_subjobs")]
-        subjobs: Vec<Subjob>,
-    },
+    PutSubjobs { job: JobId, subjobs: Vec<Subjob> },
     /// Deletes a job and its subjobs, if it is still at `revision`.
     RemoveJob { job: JobId, revision: u64 },
 }
@@ -260,31 +257,8 @@ pub trait Store: Send + Sync {
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 
-    /// The same job as [`Store::job`], as its records: what crosses the plugin boundary.
-    /// A store that keeps compact records answers with them as they are, so the job is
-    /// decoded once, by the caller.
-    fn job_record(&self, id: JobId) -> Result<Option<crate::compact::JobRecord>, StoreError> {
-        Ok(self.job(id)?.map(|job| crate::compact::JobRecord::of(&job)))
-    }
-
     /// The subjobs of `job` whose index is in `range`, in index order.
-    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
-        self.subjob_batch(job, range)?
-            .unpack()
-            .map_err(|(index, e)| StoreError::Corrupt {
-                job: JobRef::subjob(job, index),
-                detail: e.to_string(),
-            })
-    }
-
-    /// The same subjobs as [`Store::subjobs`], packed: what crosses the plugin boundary.
-    /// A store that keeps compact records answers with them as they are, so nothing is
-    /// decoded until the caller needs it.
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: Range<SubjobIndex>,
-    ) -> Result<SubjobBatch, StoreError>;
+    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError>;
 
     /// Up to `limit` summaries of jobs with id `>= from`, in id order.
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError>;

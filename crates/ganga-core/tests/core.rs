@@ -777,39 +777,6 @@ fn overrides_describe_the_attribute_they_set() {
 }
 
 #[test]
-fn protocol_messages_survive_cbor() {
-    use ganga_core::protocol::{StoreReply, StoreRequest};
-    let (job, sjs) = split_job(2);
-    let msgs = vec![
-        StoreRequest::Commit(vec![
-            ganga_core::Change::PutJob(job.clone()),
-            ganga_core::Change::PutSubjobs {
-                job: job.id,
-                subjobs: sjs.clone(),
-            },
-        ]),
-        StoreRequest::Subjobs {
-            job: 3,
-            start: 0,
-            end: 10,
-        },
-    ];
-    for m in msgs {
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&m, &mut bytes).unwrap();
-        let back: StoreRequest = ciborium::from_reader(&bytes[..]).unwrap();
-        assert_eq!(back, m);
-    }
-    let reply = StoreReply::Job(Some(job));
-    let mut bytes = Vec::new();
-    ciborium::into_writer(&reply, &mut bytes).unwrap();
-    assert_eq!(
-        ciborium::from_reader::<StoreReply, _>(&bytes[..]).unwrap(),
-        reply
-    );
-}
-
-#[test]
 fn user_paths_must_stay_inside_the_working_directory() {
     use ganga_core::check_inside_workdir as inside;
     for ok in ["stdout", "a/b.txt", "./a", "a..b"] {

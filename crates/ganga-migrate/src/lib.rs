@@ -32,13 +32,15 @@
 //! `docs/migration.md` describes what is brought and what is not.
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod map;
-pub mod pyliteral;
+mod pyliteral;
 mod repo;
 mod report;
 mod time;
 mod workspace;
-pub mod xml;
+mod xml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,12 +48,15 @@ use std::time::SystemTime;
 
 use ganga_core::{Change, Job, JobId, JobRef, Status, Store, Subjob, Timestamp, Workspaces};
 
-pub use crate::error::MigrateError;
-pub use crate::map::keys;
-pub use crate::report::{
-    ActiveInGanga, IdPolicy, Problem, RegistryReport, Renumbered, Report, Severity, WorkspaceReport,
+pub use crate::{
+    error::MigrateError,
+    map::keys,
+    report::{
+        ActiveInGanga, IdPolicy, Problem, RegistryReport, Renumbered, Report, Severity,
+        WorkspaceReport,
+    },
+    workspace::WorkspaceMode,
 };
-pub use crate::workspace::WorkspaceMode;
 
 use crate::map::{Ctx, MappedJob, SubjobSource};
 use crate::repo::{Entry, Gangadir, UserRepo};
@@ -99,7 +104,7 @@ struct Current<'c> {
 }
 
 /// Reads and parses every directory's `data` (or `data~`), in parallel, in order.
-fn load_all(dirs: &[&Path]) -> Vec<Result<repo::Loaded, String>> {
+fn load_all(dirs: &[&Path]) -> Vec<Result<repo::StoredObject, String>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -109,7 +114,7 @@ fn load_all(dirs: &[&Path]) -> Vec<Result<repo::Loaded, String>> {
         return dirs.iter().map(|d| repo::load(d)).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<Result<repo::Loaded, String>>> = Vec::new();
+    let mut slots: Vec<Option<Result<repo::StoredObject, String>>> = Vec::new();
     slots.resize_with(dirs.len(), || None);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)

@@ -409,217 +409,10 @@ impl Unit {
         u.spec.name = text(o, "name");
         u.spec.comment = text(o, "comment");
 
-        // Application (only Executable has a counterpart).
-        let app = o
-            .object("application")
-            .ok_or_else(|| "it has no application".to_owned())?;
-        if app.class != "Executable" {
-            return Err(format!(
-                "its application is a {} ({}); ganga-rs knows only Executable",
-                app.class, app.category
-            ));
-        }
-        let mut exe = Executable {
-            exe: String::new(),
-            args: Vec::new(),
-            env: BTreeMap::new(),
-        };
-        match app.get("exe") {
-            Some(Node::Value(PyValue::Str(s))) => exe.exe = s.clone(),
-            Some(Node::Object(f)) if f.class == "File" => exe.exe = text(f, "name"),
-            Some(Node::Value(call @ PyValue::Call { .. })) if call_name(call) == "File" => {
-                exe.exe = call
-                    .call_arg("name", 0)
-                    .and_then(|v| v.py_str())
-                    .unwrap_or_default();
-            }
-            None => exe.exe = "echo".to_owned(),
-            Some(other) => {
-                return Err(format!(
-                    "application.exe is neither a string nor a File: {}",
-                    brief(other)
-                ));
-            }
-        }
-        if matches!(
-            app.get("exe"),
-            Some(Node::Object(_) | Node::Value(PyValue::Call { .. }))
-        ) && let Some(prepared) = app.object("is_prepared")
-            && let Some(dir) = prepared.str("name")
-        {
-            let file = Path::new(&exe.exe)
-                .file_name()
-                .map(|n| ctx.user.shared.join(dir).join(n));
-            if let Some(file) = file.filter(|f| f.is_file()) {
-                u.meta
-                    .push(("ganga.exe.prepared".into(), file.display().to_string()));
-            }
-        }
-        match app.get("args") {
-            None => exe.args = vec!["Hello World".to_owned()],
-            Some(node) => {
-                for item in seq_items(node) {
-                    match item {
-                        Item::Value(v) => match v.py_str() {
-                            Some(s) => exe.args.push(s),
-                            None => {
-                                u.notes.push((
-                                    Severity::Flagged,
-                                    format!("argument {v} is not a word: kept as its text"),
-                                ));
-                                exe.args.push(v.to_string());
-                            }
-                        },
-                        Item::File(path) => {
-                            // Ganga ships a File argument and passes its base name.
-                            let base = Path::new(&path)
-                                .file_name()
-                                .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
-                            exe.args.push(base);
-                            u.spec.input_files.push(PathBuf::from(&path));
-                        }
-                        Item::Other(what) => {
-                            return Err(format!("application.args holds {what}"));
-                        }
-                    }
-                }
-            }
-        }
-        match app.value("env") {
-            None | Some(PyValue::None) => {}
-            Some(PyValue::Dict(items)) => {
-                for (k, v) in items {
-                    let key = k.py_str().unwrap_or_else(|| k.to_string());
-                    let value = v.py_str().unwrap_or_else(|| {
-                        u.notes.push((
-                            Severity::Flagged,
-                            format!("environment value of {key} is not a string: kept as its text"),
-                        ));
-                        v.to_string()
-                    });
-                    exe.env.insert(key, value);
-                }
-            }
-            Some(other) => return Err(format!("application.env is not a dict: {other}")),
-        }
-        if let Some(p) = app.str("platform")
-            && p != "ANY"
-        {
-            u.meta.push(("ganga.platform".into(), p.to_owned()));
-        }
-        for extra in &app.attrs {
-            if !matches!(
-                extra.0.as_str(),
-                "exe" | "args" | "env" | "platform" | "is_prepared" | "hash"
-            ) {
-                u.notes.push((
-                    Severity::Flagged,
-                    format!(
-                        "application attribute `{}` has no counterpart: ignored",
-                        extra.0
-                    ),
-                ));
-            }
-        }
-        if app.value("hash").is_some_and(|h| !h.is_none()) {
-            u.dropped
-                .push("Executable.hash (Ganga's record of a prepared application)".into());
-        }
-        u.spec.application = Application::Executable(exe);
-
-        // Status.
-        let status_text = o.str("status").unwrap_or("new").to_owned();
-        u.ganga_status = status_text.clone();
-        let (status, active) = match status_text.parse::<Status>() {
-            Ok(s) if s.is_active() => (Status::Failed, true),
-            Ok(s) => (s, false),
-            Err(_) => {
-                u.notes.push((
-                    Severity::Flagged,
-                    format!("status `{status_text}` is not one of Ganga's: imported as `unknown`"),
-                ));
-                (Status::Unknown, false)
-            }
-        };
-        u.run.status = status;
-        u.active = active;
-        if active {
-            u.run.backend.reason = Some(format!(
-                "was `{status_text}` in Ganga when migrated: ganga-rs cannot follow Ganga's own \
-                 processes; resubmit it to run it again"
-            ));
-        }
-        // `ganga.status` keeps the original only when it differs.
-        if active || status.as_str() != status_text {
-            u.meta.push((keys::STATUS.into(), status_text.clone()));
-        }
-
-        // Info.
-        if let Some(info) = o.object("info") {
-            let counter = info.int("submit_counter").unwrap_or(0);
-            u.run.submit_count = u32::try_from(counter.max(0)).unwrap_or(u32::MAX);
-            if let Some(uuid) = info.str("uuid")
-                && !uuid.is_empty()
-            {
-                u.meta.push((keys::UUID.into(), uuid.to_owned()));
-            }
-            if let Some(links) = info.get("monitoring_links") {
-                let links: Vec<String> = seq_items(links)
-                    .into_iter()
-                    .map(|i| match i {
-                        Item::Value(v) => v.py_str().unwrap_or_else(|| v.to_string()),
-                        Item::File(f) => f,
-                        Item::Other(w) => w,
-                    })
-                    .collect();
-                if !links.is_empty() {
-                    u.meta
-                        .push(("ganga.monitoring_links".into(), links.join("\n")));
-                }
-            }
-            if let Some(m) = info.get("monitor")
-                && !matches!(m, Node::Value(PyValue::None))
-            {
-                u.notes.push((
-                    Severity::Flagged,
-                    format!("info.monitor {} is not kept", brief(m)),
-                ));
-            }
-        }
-
-        // Timestamps.
-        u.run.times = StatusTimes::default();
-        let mut stamps: Vec<(String, PyValue)> = Vec::new();
-        if let Some(time) = o.object("time")
-            && let Some(PyValue::Dict(items)) = time.value("timestamps")
-        {
-            for (k, v) in items {
-                stamps.push((k.py_str().unwrap_or_else(|| k.to_string()), v.clone()));
-            }
-        }
-        for (key, value) in stamps {
-            let Some(dt) = DateTime::from_py(&value) else {
-                u.notes.push((
-                    Severity::Flagged,
-                    format!("timestamp `{key}` is not a date ({value}): ignored"),
-                ));
-                continue;
-            };
-            let mapped = match key.as_str() {
-                "final" => final_status(&status_text),
-                k => k
-                    .parse::<Status>()
-                    .ok()
-                    .filter(|s| !active || !s.is_final()),
-            };
-            match mapped {
-                Some(s) => u.run.times.set(s, dt.timestamp()),
-                None => u.meta.push((format!("ganga.time.{key}"), dt.iso())),
-            }
-        }
-        if active {
-            u.run.times.set(Status::Failed, ctx.now);
-        }
+        u.read_application(ctx, o)?;
+        u.read_status(o);
+        u.read_info(o);
+        u.read_times(ctx, o);
 
         // Backend.
         let backend = o
@@ -708,6 +501,229 @@ impl Unit {
             }
         }
         Ok(u)
+    }
+
+    /// The application: only an Executable has a counterpart.
+    fn read_application(&mut self, ctx: &Ctx<'_>, o: &Object) -> Result<(), String> {
+        let app = o
+            .object("application")
+            .ok_or_else(|| "it has no application".to_owned())?;
+        if app.class != "Executable" {
+            return Err(format!(
+                "its application is a {} ({}); ganga-rs knows only Executable",
+                app.class, app.category
+            ));
+        }
+        let mut exe = Executable {
+            exe: String::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+        };
+        match app.get("exe") {
+            Some(Node::Value(PyValue::Str(s))) => exe.exe = s.clone(),
+            Some(Node::Object(f)) if f.class == "File" => exe.exe = text(f, "name"),
+            Some(Node::Value(call @ PyValue::Call { .. })) if call_name(call) == "File" => {
+                exe.exe = call
+                    .call_arg("name", 0)
+                    .and_then(|v| v.py_str())
+                    .unwrap_or_default();
+            }
+            None => exe.exe = "echo".to_owned(),
+            Some(other) => {
+                return Err(format!(
+                    "application.exe is neither a string nor a File: {}",
+                    brief(other)
+                ));
+            }
+        }
+        if matches!(
+            app.get("exe"),
+            Some(Node::Object(_) | Node::Value(PyValue::Call { .. }))
+        ) && let Some(prepared) = app.object("is_prepared")
+            && let Some(dir) = prepared.str("name")
+        {
+            let file = Path::new(&exe.exe)
+                .file_name()
+                .map(|n| ctx.user.shared.join(dir).join(n));
+            if let Some(file) = file.filter(|f| f.is_file()) {
+                self.meta
+                    .push(("ganga.exe.prepared".into(), file.display().to_string()));
+            }
+        }
+        match app.get("args") {
+            None => exe.args = vec!["Hello World".to_owned()],
+            Some(node) => {
+                for item in seq_items(node) {
+                    match item {
+                        Item::Value(v) => match v.py_str() {
+                            Some(s) => exe.args.push(s),
+                            None => {
+                                self.notes.push((
+                                    Severity::Flagged,
+                                    format!("argument {v} is not a word: kept as its text"),
+                                ));
+                                exe.args.push(v.to_string());
+                            }
+                        },
+                        Item::File(path) => {
+                            // Ganga ships a File argument and passes its base name.
+                            let base = Path::new(&path)
+                                .file_name()
+                                .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+                            exe.args.push(base);
+                            self.spec.input_files.push(PathBuf::from(&path));
+                        }
+                        Item::Other(what) => {
+                            return Err(format!("application.args holds {what}"));
+                        }
+                    }
+                }
+            }
+        }
+        match app.value("env") {
+            None | Some(PyValue::None) => {}
+            Some(PyValue::Dict(items)) => {
+                for (k, v) in items {
+                    let key = k.py_str().unwrap_or_else(|| k.to_string());
+                    let value = v.py_str().unwrap_or_else(|| {
+                        self.notes.push((
+                            Severity::Flagged,
+                            format!("environment value of {key} is not a string: kept as its text"),
+                        ));
+                        v.to_string()
+                    });
+                    exe.env.insert(key, value);
+                }
+            }
+            Some(other) => return Err(format!("application.env is not a dict: {other}")),
+        }
+        if let Some(p) = app.str("platform")
+            && p != "ANY"
+        {
+            self.meta.push(("ganga.platform".into(), p.to_owned()));
+        }
+        for extra in &app.attrs {
+            if !matches!(
+                extra.0.as_str(),
+                "exe" | "args" | "env" | "platform" | "is_prepared" | "hash"
+            ) {
+                self.notes.push((
+                    Severity::Flagged,
+                    format!(
+                        "application attribute `{}` has no counterpart: ignored",
+                        extra.0
+                    ),
+                ));
+            }
+        }
+        if app.value("hash").is_some_and(|h| !h.is_none()) {
+            self.dropped
+                .push("Executable.hash (Ganga's record of a prepared application)".into());
+        }
+        self.spec.application = Application::Executable(exe);
+        Ok(())
+    }
+
+    /// The status, as ganga-rs's (a status Ganga was still following becomes `failed`).
+    fn read_status(&mut self, o: &Object) {
+        let status_text = o.str("status").unwrap_or("new").to_owned();
+        self.ganga_status = status_text.clone();
+        let (status, active) = match status_text.parse::<Status>() {
+            Ok(s) if s.is_active() => (Status::Failed, true),
+            Ok(s) => (s, false),
+            Err(_) => {
+                self.notes.push((
+                    Severity::Flagged,
+                    format!("status `{status_text}` is not one of Ganga's: imported as `unknown`"),
+                ));
+                (Status::Unknown, false)
+            }
+        };
+        self.run.status = status;
+        self.active = active;
+        if active {
+            self.run.backend.reason = Some(format!(
+                "was `{status_text}` in Ganga when migrated: ganga-rs cannot follow Ganga's own \
+                 processes; resubmit it to run it again"
+            ));
+        }
+        // `ganga.status` keeps the original only when it differs.
+        if active || status.as_str() != status_text {
+            self.meta.push((keys::STATUS.into(), status_text.clone()));
+        }
+    }
+
+    /// What Ganga kept under `info`: the submit count and the like.
+    fn read_info(&mut self, o: &Object) {
+        if let Some(info) = o.object("info") {
+            let counter = info.int("submit_counter").unwrap_or(0);
+            self.run.submit_count = u32::try_from(counter.max(0)).unwrap_or(u32::MAX);
+            if let Some(uuid) = info.str("uuid")
+                && !uuid.is_empty()
+            {
+                self.meta.push((keys::UUID.into(), uuid.to_owned()));
+            }
+            if let Some(links) = info.get("monitoring_links") {
+                let links: Vec<String> = seq_items(links)
+                    .into_iter()
+                    .map(|i| match i {
+                        Item::Value(v) => v.py_str().unwrap_or_else(|| v.to_string()),
+                        Item::File(f) => f,
+                        Item::Other(w) => w,
+                    })
+                    .collect();
+                if !links.is_empty() {
+                    self.meta
+                        .push(("ganga.monitoring_links".into(), links.join("\n")));
+                }
+            }
+            if let Some(m) = info.get("monitor")
+                && !matches!(m, Node::Value(PyValue::None))
+            {
+                self.notes.push((
+                    Severity::Flagged,
+                    format!("info.monitor {} is not kept", brief(m)),
+                ));
+            }
+        }
+    }
+
+    /// The times of its statuses.
+    fn read_times(&mut self, ctx: &Ctx<'_>, o: &Object) {
+        let active = self.active;
+        let status_text = self.ganga_status.clone();
+        self.run.times = StatusTimes::default();
+        let mut stamps: Vec<(String, PyValue)> = Vec::new();
+        if let Some(time) = o.object("time")
+            && let Some(PyValue::Dict(items)) = time.value("timestamps")
+        {
+            for (k, v) in items {
+                stamps.push((k.py_str().unwrap_or_else(|| k.to_string()), v.clone()));
+            }
+        }
+        for (key, value) in stamps {
+            let Some(dt) = DateTime::from_py(&value) else {
+                self.notes.push((
+                    Severity::Flagged,
+                    format!("timestamp `{key}` is not a date ({value}): ignored"),
+                ));
+                continue;
+            };
+            let mapped = match key.as_str() {
+                "final" => final_status(&status_text),
+                k => k
+                    .parse::<Status>()
+                    .ok()
+                    .filter(|s| !active || !s.is_final()),
+            };
+            match mapped {
+                Some(s) => self.run.times.set(s, dt.timestamp()),
+                None => self.meta.push((format!("ganga.time.{key}"), dt.iso())),
+            }
+        }
+        if active {
+            self.run.times.set(Status::Failed, ctx.now);
+        }
     }
 }
 

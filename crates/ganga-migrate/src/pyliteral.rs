@@ -18,7 +18,7 @@ use std::fmt;
 
 /// A parsed Python literal.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PyValue {
+pub(crate) enum PyValue {
     None,
     Bool(bool),
     /// Ints outside `i64` are kept as their digits.
@@ -43,14 +43,14 @@ pub enum PyValue {
 }
 
 impl PyValue {
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             PyValue::Str(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn as_int(&self) -> Option<i64> {
+    pub(crate) fn as_int(&self) -> Option<i64> {
         match self {
             PyValue::Int(i) => Some(*i),
             PyValue::Bool(b) => Some(i64::from(*b)),
@@ -58,12 +58,12 @@ impl PyValue {
         }
     }
 
-    pub fn is_none(&self) -> bool {
+    pub(crate) fn is_none(&self) -> bool {
         matches!(self, PyValue::None)
     }
 
     /// The items of a list, tuple or set.
-    pub fn items(&self) -> Option<&[PyValue]> {
+    pub(crate) fn items(&self) -> Option<&[PyValue]> {
         match self {
             PyValue::List(v) | PyValue::Tuple(v) | PyValue::Set(v) => Some(v),
             _ => None,
@@ -71,7 +71,7 @@ impl PyValue {
     }
 
     /// A keyword argument of a call, or else its positional argument `pos`.
-    pub fn call_arg(&self, key: &str, pos: usize) -> Option<&PyValue> {
+    pub(crate) fn call_arg(&self, key: &str, pos: usize) -> Option<&PyValue> {
         match self {
             PyValue::Call { args, kwargs, .. } => kwargs
                 .iter()
@@ -84,7 +84,7 @@ impl PyValue {
 
     /// What Python's `str()` gives for a scalar (`True`, `1.0`, `None`...); `None` for
     /// containers and calls, which have no sensible word form.
-    pub fn py_str(&self) -> Option<String> {
+    pub(crate) fn py_str(&self) -> Option<String> {
         Some(match self {
             PyValue::None => "None".to_owned(),
             PyValue::Bool(true) => "True".to_owned(),
@@ -106,7 +106,7 @@ impl PyValue {
 
 /// Python's `repr(float)`: the shortest text that reads back the same, always with a
 /// decimal point or exponent.
-pub fn py_float(x: f64) -> String {
+pub(crate) fn py_float(x: f64) -> String {
     if x.is_nan() {
         return "nan".to_owned();
     }
@@ -191,13 +191,13 @@ impl fmt::Display for PyValue {
 /// Why a text is not a Python literal: what was expected, at which byte.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a Python literal: {message} at byte {at}")]
-pub struct LiteralError {
-    pub at: usize,
-    pub message: String,
+pub(crate) struct LiteralError {
+    pub(crate) at: usize,
+    pub(crate) message: String,
 }
 
 /// Parses one Python literal (surrounding whitespace allowed).
-pub fn parse(text: &str) -> Result<PyValue, LiteralError> {
+pub(crate) fn parse(text: &str) -> Result<PyValue, LiteralError> {
     let mut p = Parser {
         s: text.as_bytes(),
         text,

@@ -50,7 +50,7 @@ pub(crate) struct Entry {
 
 /// A parsed object, and whether it came from `data~` because `data` was unreadable.
 #[derive(Debug)]
-pub(crate) struct Loaded {
+pub(crate) struct StoredObject {
     pub(crate) object: Object,
     /// Why `data` could not be used, when `data~` was.
     pub(crate) fell_back: Option<String>,
@@ -271,15 +271,15 @@ pub(crate) fn subjob_dirs(job_dir: &Path) -> Result<Vec<(u32, PathBuf)>, Migrate
 
 /// Reads `<dir>/data`, or `<dir>/data~` when `data` is missing or does not parse (what
 /// Ganga does). The error names both failures.
-pub(crate) fn load(dir: &Path) -> Result<Loaded, String> {
+pub(crate) fn load(dir: &Path) -> Result<StoredObject, String> {
     let first = read_one(&dir.join("data"));
     match first {
-        Ok(object) => Ok(Loaded {
+        Ok(object) => Ok(StoredObject {
             object,
             fell_back: None,
         }),
         Err(why) => match read_one(&dir.join("data~")) {
-            Ok(object) => Ok(Loaded {
+            Ok(object) => Ok(StoredObject {
                 object,
                 fell_back: Some(why),
             }),

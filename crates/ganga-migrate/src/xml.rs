@@ -23,45 +23,45 @@ use crate::pyliteral::{self, PyValue};
 
 /// A `<class>` element: a Ganga object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Object {
-    pub class: String,
-    pub category: String,
+pub(crate) struct Object {
+    pub(crate) class: String,
+    pub(crate) category: String,
     /// The schema version as written, e.g. `1.6`.
-    pub version: String,
-    pub attrs: Vec<(String, Node)>,
+    pub(crate) version: String,
+    pub(crate) attrs: Vec<(String, Node)>,
 }
 
 /// What an `<attribute>` or a `<sequence>` item holds.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Node {
+pub(crate) enum Node {
     Value(PyValue),
     Seq(Vec<Node>),
     Object(Box<Object>),
 }
 
 impl Object {
-    pub fn get(&self, name: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Node> {
         self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// An attribute holding a plain value.
-    pub fn value(&self, name: &str) -> Option<&PyValue> {
+    pub(crate) fn value(&self, name: &str) -> Option<&PyValue> {
         match self.get(name)? {
             Node::Value(v) => Some(v),
             _ => None,
         }
     }
 
-    pub fn str(&self, name: &str) -> Option<&str> {
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
         self.value(name).and_then(PyValue::as_str)
     }
 
-    pub fn int(&self, name: &str) -> Option<i64> {
+    pub(crate) fn int(&self, name: &str) -> Option<i64> {
         self.value(name).and_then(PyValue::as_int)
     }
 
     /// An attribute holding an object.
-    pub fn object(&self, name: &str) -> Option<&Object> {
+    pub(crate) fn object(&self, name: &str) -> Option<&Object> {
         match self.get(name)? {
             Node::Object(o) => Some(o),
             _ => None,
@@ -69,13 +69,13 @@ impl Object {
     }
 
     /// The parsed `major.minor` schema version.
-    pub fn schema_version(&self) -> Option<(u32, u32)> {
+    pub(crate) fn schema_version(&self) -> Option<(u32, u32)> {
         let (major, minor) = self.version.split_once('.')?;
         Some((major.trim().parse().ok()?, minor.trim().parse().ok()?))
     }
 
     /// Calls `f` on this object and every object below it.
-    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Object)) {
+    pub(crate) fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Object)) {
         f(self);
         for (_, node) in &self.attrs {
             node.walk(f);
@@ -84,7 +84,7 @@ impl Object {
 }
 
 impl Node {
-    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Object)) {
+    pub(crate) fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Object)) {
         match self {
             Node::Value(_) => {}
             Node::Seq(items) => items.iter().for_each(|n| n.walk(f)),
@@ -95,9 +95,9 @@ impl Node {
 
 /// Why a file is not a Ganga XML object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlError {
-    pub line: usize,
-    pub message: String,
+pub(crate) struct XmlError {
+    pub(crate) line: usize,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for XmlError {
@@ -120,7 +120,7 @@ enum Frame {
 }
 
 /// Parses one `data` file.
-pub fn parse(bytes: &[u8]) -> Result<Object, XmlError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Object, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|e| XmlError {
         line: line_of(bytes, e.valid_up_to()),
         message: format!("not UTF-8: {e}"),
@@ -335,7 +335,7 @@ fn deliver(stack: &mut [Frame], node: Node) -> Result<(), String> {
 }
 
 /// A `<value>` text, already XML-decoded, as Ganga reads it.
-pub fn read_value(text: &str) -> Result<PyValue, String> {
+pub(crate) fn read_value(text: &str) -> Result<PyValue, String> {
     let text = sax_unescape(text);
     let text = drop_py2_long_before_brace(&text);
     pyliteral::parse(&text).map_err(|e| {

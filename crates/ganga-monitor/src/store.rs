@@ -6,39 +6,40 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use ganga_core::{
-    ActiveJob, ActiveUnit, Cache, Change, Committed, Job, JobCache, JobId, JobRef, Status, Store,
-    StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate, UnitsUpdated,
+    ActiveJob, ActiveUnit, Change, Committed, Job, JobId, JobRef, Status, Store, StoreError,
+    Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate, UnitsUpdated,
 };
+use ganga_records::RecordStore;
 
-use crate::OpError;
+use crate::{Cache, OpError};
 
 /// The store and its cache, for async callers.
 #[derive(Clone)]
 pub struct StoreHandle {
-    store: Arc<dyn Store>,
-    cache: Arc<JobCache>,
+    store: Arc<dyn RecordStore>,
+    cache: Arc<Cache>,
 }
 
 impl StoreHandle {
     /// A handle over `store`, caching at most `cache_budget_bytes` of it.
-    pub fn new(store: Arc<dyn Store>, cache_budget_bytes: u64) -> StoreHandle {
-        let cache = Arc::new(JobCache::new(store.clone(), cache_budget_bytes));
+    pub fn new(store: Arc<dyn RecordStore>, cache_budget_bytes: u64) -> StoreHandle {
+        let cache = Arc::new(Cache::new(store.clone(), cache_budget_bytes));
         StoreHandle { store, cache }
     }
 
     /// The store itself, for what only it answers (checks, dumps, migrations).
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn RecordStore> {
         &self.store
     }
 
     /// The cache, for callers that read in bulk from a blocking thread of their own.
-    pub fn cache(&self) -> &Arc<JobCache> {
+    pub fn cache(&self) -> &Arc<Cache> {
         &self.cache
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&JobCache, &dyn Store) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Cache, &dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, OpError> {
         let (cache, store) = (self.cache.clone(), self.store.clone());
         Ok(blocking(move || f(&cache, &*store)).await??)
@@ -183,8 +184,9 @@ fn runs(indices: &[SubjobIndex]) -> Vec<Range<SubjobIndex>> {
     out
 }
 
-/// Runs blocking work on tokio's blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
+/// Runs blocking work (store reads, file locks, stdout writes) on tokio's blocking pool,
+/// so that no async thread waits on the disk: the one way the monitor and the CLI do so.
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, OpError> {
     tokio::task::spawn_blocking(f)

@@ -265,7 +265,8 @@ fn world_with(
     timeout: Duration,
 ) -> (World, HashMap<&'static str, Arc<Script>>) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&dir.path().join("store")).unwrap());
+    let store: Arc<dyn ganga_records::RecordStore> =
+        Arc::new(LmdbStore::open(&dir.path().join("store")).unwrap());
     let scripts: HashMap<&'static str, Arc<Script>> = backends
         .into_iter()
         .map(|s| (s.name, Arc::new(s)))

@@ -174,13 +174,14 @@ pub struct PluginHeader {
 pub type CreateFn =
     unsafe extern "C" fn(host: *const HostApi, context: FfiSlice, out: *mut *mut c_void) -> FfiBuf;
 
-/// Answers one CBOR request; the future resolves to a CBOR reply.
-pub type CallFn =
+/// How a backend answers one CBOR request: the future resolves to a CBOR reply, so the
+/// host's executor never waits on the plugin's work.
+pub type BackendCallFn =
     unsafe extern "C" fn(instance: *const c_void, request: FfiSlice) -> FfiFuture<FfiBuf>;
 
-/// Answers one CBOR request on the calling thread.
-pub type CallBlockingFn =
-    unsafe extern "C" fn(instance: *const c_void, request: FfiSlice) -> FfiBuf;
+/// How a store answers one CBOR request: on the calling thread (store calls are short
+/// disk operations, and the host makes them from a blocking thread).
+pub type StoreCallFn = unsafe extern "C" fn(instance: *const c_void, request: FfiSlice) -> FfiBuf;
 
 /// Shuts an instance down and frees it. The library itself stays loaded.
 pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
@@ -200,10 +201,11 @@ pub struct PluginDecl {
     /// The compiler that built the plugin; for diagnostics only.
     pub rustc: FfiSlice,
     pub create: CreateFn,
-    /// Asynchronous requests (backends).
-    pub call: CallFn,
-    /// Blocking requests (stores).
-    pub call_blocking: CallBlockingFn,
+    /// A backend's requests; `None` in a store's declaration. (A null function pointer:
+    /// the layout is the one ABI 1 always had, whose unused entry was never called.)
+    pub backend_call: Option<BackendCallFn>,
+    /// A store's requests; `None` in a backend's declaration.
+    pub store_call: Option<StoreCallFn>,
     pub destroy: DestroyFn,
 }
 

@@ -6,9 +6,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Store};
+use ganga_core::Backend;
 use ganga_plugin_abi::PluginDecl;
+use ganga_protocol::PluginContext;
+use ganga_records::RecordStore;
 
 use crate::library::{self, LoadedLibrary};
 use crate::remote::{DylibBackend, DylibStore};
@@ -67,7 +68,7 @@ impl fmt::Display for Refusal {
 /// Makes a linked-in backend.
 pub type BackendFactory = fn(PluginContext) -> Result<Arc<dyn Backend>, String>;
 /// Makes a linked-in store.
-pub type StoreFactory = fn(PluginContext) -> Result<Arc<dyn Store>, String>;
+pub type StoreFactory = fn(PluginContext) -> Result<Arc<dyn RecordStore>, String>;
 
 enum Source {
     Library(&'static PluginDecl),
@@ -130,7 +131,7 @@ pub struct Catalog {
     shadowed: Vec<PluginInfo>,
     refusals: Vec<Refusal>,
     backends: Mutex<BTreeMap<String, Arc<dyn Backend>>>,
-    stores: Mutex<BTreeMap<String, Arc<dyn Store>>>,
+    stores: Mutex<BTreeMap<String, Arc<dyn RecordStore>>>,
 }
 
 impl Catalog {
@@ -294,7 +295,11 @@ impl Catalog {
     }
 
     /// The store called `name`, created with `context` on first use.
-    pub fn store(&self, name: &str, context: &PluginContext) -> Result<Arc<dyn Store>, HostError> {
+    pub fn store(
+        &self,
+        name: &str,
+        context: &PluginContext,
+    ) -> Result<Arc<dyn RecordStore>, HostError> {
         let mut made = self.stores.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = made.get(name) {
             return Ok(s.clone());
@@ -307,7 +312,7 @@ impl Catalog {
             name: name.to_owned(),
             message,
         };
-        let store: Arc<dyn Store> = match &entry.source {
+        let store: Arc<dyn RecordStore> = match &entry.source {
             Source::Library(decl) => {
                 Arc::new(DylibStore::create(name, decl, context).map_err(failed)?)
             }
@@ -326,7 +331,7 @@ fn linked_info(name: &str, version: &str, kind: PluginKind) -> PluginInfo {
         kind,
         file: None,
         abi: ganga_plugin_abi::ABI_MAJOR,
-        protocol: ganga_core::protocol::PROTOCOL_VERSION.to_owned(),
+        protocol: ganga_protocol::PROTOCOL_VERSION.to_owned(),
         rustc: "linked into this binary".to_owned(),
     }
 }

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use ganga_core::protocol::PROTOCOL_VERSION;
 use ganga_plugin_abi::{
     ABI_MAJOR, ASYNC_FFI_ABI_VERSION, DECL_SIZE, KIND_BACKEND, KIND_STORE, MAGIC, PluginDecl,
     PluginHeader, decl_symbol,
 };
+use ganga_protocol::PROTOCOL_VERSION;
 
 use crate::{PluginInfo, PluginKind, Refusal};
 
@@ -126,6 +126,17 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
         KIND_STORE => PluginKind::Store,
         other => return Err(refuse(plugin, format!("unknown plugin kind {other}"))),
     };
+    // Each kind is answered through its own entry point; the other is null.
+    let answers = match kind {
+        PluginKind::Backend => decl.backend_call.is_some(),
+        PluginKind::Store => decl.store_call.is_some(),
+    };
+    if !answers {
+        return Err(refuse(
+            plugin,
+            "its declaration has no entry point for the requests of its kind".into(),
+        ));
+    }
     // SAFETY: static strings inside the library.
     let (protocol, rustc) = unsafe {
         (

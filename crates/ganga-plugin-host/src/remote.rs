@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
-use ganga_core::compact::{JobRecord, SubjobBatch};
-use ganga_core::protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
 use ganga_core::{
     ActiveJob, ActiveUnit, Answers, Backend, BackendDescription, BackendError, BackendErrorKind,
     BackendRef, Change, CheckReport, CommandStep, Committed, Job, JobId, JobRef, OutputsReport,
-    OutputsRequest, PeekFile, PollReport, Store, StoreDescription, StoreError, SubjobIndex,
+    OutputsRequest, PeekFile, PollReport, Store, StoreDescription, StoreError, Subjob, SubjobIndex,
     SubmitSpec, Submitted, SummaryEntry, UnitCursor, UnitRun, UnitUpdate, UnitsUpdated, Value,
 };
 use ganga_plugin_abi::{FfiSlice, PluginDecl};
+use ganga_protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
+use ganga_records::{JobRecord, RecordStore, SubjobBatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -89,10 +89,16 @@ impl DylibBackend {
         let protocol = |m: String| BackendError::new(BackendErrorKind::Protocol, m);
         let bytes =
             encode(&request).map_err(|e| protocol(format!("cannot encode request: {e}")))?;
+        // The library was refused at load time if it had no entry point for backends.
+        let Some(answer) = self.instance.decl.backend_call else {
+            return Err(protocol(format!(
+                "backend plugin `{}` declares no entry point for backend requests",
+                self.name
+            )));
+        };
         // SAFETY: the instance is alive while self is; the plugin copies `bytes` before
-        // `call` returns, so borrowing them for the call alone is enough.
-        let future =
-            unsafe { (self.instance.decl.call)(self.instance.ptr, FfiSlice::borrow(&bytes)) };
+        // the call returns, so borrowing them for the call alone is enough.
+        let future = unsafe { answer(self.instance.ptr, FfiSlice::borrow(&bytes)) };
         // async-ffi turns a panic while polling into a panic here; make it this call's error.
         let reply = AssertUnwindSafe(future).catch_unwind().await.map_err(|_| {
             BackendError::new(
@@ -215,11 +221,16 @@ impl DylibStore {
     fn call(&self, request: StoreRequest) -> Result<StoreReply, StoreError> {
         let bytes = encode(&request)
             .map_err(|e| StoreError::Protocol(format!("cannot encode request: {e}")))?;
+        // The library was refused at load time if it had no entry point for stores.
+        let Some(answer) = self.instance.decl.store_call else {
+            return Err(StoreError::Protocol(format!(
+                "store plugin `{}` declares no entry point for store requests",
+                self.name
+            )));
+        };
         // SAFETY: the instance is alive while self is and `bytes` outlives the call. The
         // SDK catches panics inside, so nothing unwinds through this frame.
-        let reply = unsafe {
-            (self.instance.decl.call_blocking)(self.instance.ptr, FfiSlice::borrow(&bytes))
-        };
+        let reply = unsafe { answer(self.instance.ptr, FfiSlice::borrow(&bytes)) };
         decode::<Result<StoreReply, StoreError>>(reply.as_slice()).map_err(|e| {
             StoreError::Protocol(format!(
                 "store plugin `{}` sent an unreadable reply: {e}",
@@ -272,27 +283,8 @@ impl Store for DylibStore {
             .transpose()
     }
 
-    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        match self.call(StoreRequest::JobRecord(id))? {
-            StoreReply::JobRecord(r) => Ok(r),
-            other => Err(self.unexpected(&other)),
-        }
-    }
-
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: Range<SubjobIndex>,
-    ) -> Result<SubjobBatch, StoreError> {
-        let request = StoreRequest::Subjobs {
-            job,
-            start: range.start,
-            end: range.end,
-        };
-        match self.call(request)? {
-            StoreReply::Subjobs(batch) => Ok(batch),
-            other => Err(self.unexpected(&other)),
-        }
+    fn subjobs(&self, job: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+        self.subjob_batch(job, range)?.subjobs_of(job)
     }
 
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
@@ -353,15 +345,40 @@ impl Store for DylibStore {
     }
 }
 
+/// Records cross the boundary as the plugin's store keeps them, decoded only here.
+impl RecordStore for DylibStore {
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        match self.call(StoreRequest::JobRecord(id))? {
+            StoreReply::JobRecord(r) => Ok(r),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError> {
+        let request = StoreRequest::Subjobs {
+            job,
+            start: range.start,
+            end: range.end,
+        };
+        match self.call(request)? {
+            StoreReply::Subjobs(batch) => Ok(batch),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! A store that hands over a damaged record: a declaration made here, called through
     //! `DylibStore` as a loaded library would be.
     #![allow(clippy::unwrap_used)] // a test that cannot set up is a failed test
 
-    use ganga_core::compact::JobRecord;
     use ganga_core::{Application, BackendConfig, Executable, JobSpec, Timestamp};
-    use ganga_plugin_abi::{FfiBuf, FfiFuture, FfiSlice, PluginDecl, PluginHeader};
+    use ganga_plugin_abi::{FfiBuf, FfiSlice, PluginDecl, PluginHeader};
 
     use super::*;
 
@@ -398,10 +415,6 @@ mod tests {
         FfiBuf::empty()
     }
 
-    unsafe extern "C" fn call(_instance: *const c_void, _request: FfiSlice) -> FfiFuture<FfiBuf> {
-        FfiFuture::new(async { FfiBuf::empty() })
-    }
-
     unsafe extern "C" fn destroy(_instance: *mut c_void) {}
 
     /// A store whose records of job 7 are damaged (its state cut short).
@@ -420,7 +433,7 @@ mod tests {
         })
     }
 
-    const fn decl(call_blocking: ganga_plugin_abi::CallBlockingFn) -> PluginDecl {
+    const fn decl(store_call: ganga_plugin_abi::StoreCallFn) -> PluginDecl {
         PluginDecl {
             header: PluginHeader {
                 magic: 0,
@@ -435,8 +448,8 @@ mod tests {
             protocol: FfiSlice::from_static("3.0.0"),
             rustc: FfiSlice::from_static(""),
             create,
-            call,
-            call_blocking,
+            backend_call: None,
+            store_call: Some(store_call),
             destroy,
         }
     }

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use ganga_core::protocol::PluginContext;
 use ganga_core::{BackendErrorKind, BackendRef, JobRef, Options, Value};
 use ganga_plugin_host::{Catalog, HostError, PluginKind};
+use ganga_protocol::PluginContext;
 use ganga_test_support::built_plugin;
 
 fn context(config: Options) -> PluginContext {

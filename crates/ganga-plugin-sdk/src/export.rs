@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use async_ffi::FutureExt as _;
 use futures_util::FutureExt as _;
-use ganga_core::protocol::{PROTOCOL_VERSION, PluginContext};
 use ganga_core::{BackendErrorKind, StoreError};
 use ganga_plugin_abi::{
     ABI_MAJOR, ASYNC_FFI_ABI_VERSION, DECL_SIZE, FfiBuf, FfiFuture, FfiSlice, HostApi,
     KIND_BACKEND, KIND_STORE, MAGIC, PluginDecl, PluginHeader,
 };
+use ganga_protocol::{PROTOCOL_VERSION, PluginContext};
 
 use crate::serve::{
     backend_error_reply, panic_message, serve_backend, serve_store, store_error_reply,
@@ -48,8 +48,8 @@ pub const fn backend_decl<T: BackendPlugin>(
         protocol: FfiSlice::from_static(PROTOCOL_VERSION),
         rustc: FfiSlice::from_static(RUSTC),
         create: create_backend::<T>,
-        call: call_backend::<T>,
-        call_blocking: call_backend_blocking::<T>,
+        backend_call: Some(call_backend::<T>),
+        store_call: None,
         destroy: destroy_backend::<T>,
     }
 }
@@ -64,8 +64,8 @@ pub const fn store_decl<T: StorePlugin>(name: &'static str, version: &'static st
         protocol: FfiSlice::from_static(PROTOCOL_VERSION),
         rustc: FfiSlice::from_static(RUSTC),
         create: create_store::<T>,
-        call: call_store_async,
-        call_blocking: call_store::<T>,
+        backend_call: None,
+        store_call: Some(call_store::<T>),
         destroy: destroy_store::<T>,
     }
 }
@@ -205,27 +205,6 @@ unsafe extern "C" fn call_backend<T: BackendPlugin>(
     .into_ffi()
 }
 
-unsafe extern "C" fn call_backend_blocking<T: BackendPlugin>(
-    instance: *const c_void,
-    request: FfiSlice,
-) -> FfiBuf {
-    let reply = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: as in call_backend.
-        let (inst, bytes) =
-            unsafe { (&*instance.cast::<BackendInstance<T>>(), request.as_bytes()) };
-        match inst.handle() {
-            Some(h) => h.block_on(serve_backend(&*inst.backend, bytes)),
-            None => {
-                backend_error_reply(BackendErrorKind::Failed, "the plugin was shut down".into())
-            }
-        }
-    }))
-    .unwrap_or_else(|payload| {
-        backend_error_reply(BackendErrorKind::Panicked, panic_message(&*payload))
-    });
-    FfiBuf::from_vec(reply)
-}
-
 unsafe extern "C" fn destroy_backend<T: BackendPlugin>(instance: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if instance.is_null() {
@@ -265,17 +244,6 @@ unsafe extern "C" fn call_store<T: StorePlugin>(
     }))
     .unwrap_or_else(|payload| store_error_reply(StoreError::Panicked(panic_message(&*payload))));
     FfiBuf::from_vec(reply)
-}
-
-/// Stores answer on the caller's thread ([`call_store`]); an asynchronous call would only
-/// block the host's executor, so it is refused.
-unsafe extern "C" fn call_store_async(
-    _instance: *const c_void,
-    _request: FfiSlice,
-) -> FfiFuture<FfiBuf> {
-    ready(store_error_reply(StoreError::Unsupported(
-        "asynchronous calls (stores are called with call_blocking)".into(),
-    )))
 }
 
 unsafe extern "C" fn destroy_store<T: StorePlugin>(instance: *mut c_void) {

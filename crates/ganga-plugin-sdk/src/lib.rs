@@ -5,7 +5,7 @@
 //! #[async_trait::async_trait]
 //! impl ganga_core::Backend for MySite { /* describe, submit, poll, kill, peek, outputs */ }
 //! impl ganga_plugin_sdk::BackendPlugin for MySite {
-//!     fn create(context: ganga_core::protocol::PluginContext) -> Result<Self, String> { /* ... */ }
+//!     fn create(context: ganga_plugin_sdk::PluginContext) -> Result<Self, String> { /* ... */ }
 //! }
 //! ganga_plugin_sdk::export_backend!(MySite, "mysite");
 //! ```
@@ -19,13 +19,15 @@
 //!   own copy of tokio, which cannot see the host's runtime; so every call is spawned on
 //!   the plugin's runtime and the host only awaits a channel. Inside your backend you can use
 //!   `tokio::process`, timers and HTTP clients freely.
-//! - Requests and replies are CBOR bytes (the `ganga_core::protocol` types), so nothing
+//! - Requests and replies are CBOR bytes (the `ganga-protocol` types), so nothing
 //!   Rust-specific crosses the boundary. A request your plugin is too old to know is
 //!   answered `Unsupported`.
 //! - A **panic** in your code becomes an error for that call; the host goes on.
 //! - `tracing` events from your plugin are forwarded to the host's log.
 //!
-//! And for backends whose jobs leave their files in a directory on this machine,
+//! [`blocking`] runs a call's file and process work on the runtime's blocking pool, so
+//! that no async thread waits on the disk. And for backends whose jobs leave their files
+//! in a directory on this machine,
 //! [`files`]: output collection and `peek` that never follow a link out of the working
 //! directory, never open a FIFO, and read only the end of a file; and [`records`], for
 //! the `key=value` files a job's wrapper leaves beside it (written whole through a rename,
@@ -33,17 +35,19 @@
 //!
 //! It is not: a place for backend logic, or a way to share Rust types with the host.
 
+mod blocking;
 mod export;
 pub mod files;
 mod log;
 pub mod records;
 mod serve;
 
-use ganga_core::protocol::PluginContext;
-use ganga_core::{Backend, Store};
+use ganga_core::Backend;
 
-pub use ganga_core;
-pub use ganga_plugin_abi as abi;
+pub use {
+    crate::blocking::blocking, ganga_core, ganga_plugin_abi as abi, ganga_protocol::PluginContext,
+    ganga_records::RecordStore,
+};
 
 /// A backend that can be exported as a plugin.
 pub trait BackendPlugin: Backend + Sized + 'static {
@@ -51,8 +55,10 @@ pub trait BackendPlugin: Backend + Sized + 'static {
     fn create(context: PluginContext) -> Result<Self, String>;
 }
 
-/// A store that can be exported as a plugin.
-pub trait StorePlugin: Store + Sized + 'static {
+/// A store that can be exported as a plugin. It answers with compact records
+/// ([`RecordStore`]): a store that keeps them hands them over as they are, any other
+/// takes the trait's defaults, which encode what it answers.
+pub trait StorePlugin: RecordStore + Sized + 'static {
     fn create(context: PluginContext) -> Result<Self, String>;
 }
 

@@ -1,7 +1,8 @@
 //! Answering one CBOR request with a trait call, and encoding the reply.
 
-use ganga_core::protocol::{BackendReply, BackendRequest, StoreReply, StoreRequest};
-use ganga_core::{Backend, BackendError, BackendErrorKind, Store, StoreError};
+use ganga_core::{Backend, BackendError, BackendErrorKind, StoreError};
+use ganga_protocol::{BackendReply, BackendRequest, StoreReply, StoreRequest};
+use ganga_records::RecordStore;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -97,7 +98,7 @@ async fn answer_backend<B: Backend + ?Sized>(
     })
 }
 
-pub(crate) fn serve_store<S: Store + ?Sized>(store: &S, request: &[u8]) -> Vec<u8> {
+pub(crate) fn serve_store<S: RecordStore + ?Sized>(store: &S, request: &[u8]) -> Vec<u8> {
     let reply = match decode::<StoreRequest>(request) {
         Ok(req) => answer_store(store, req),
         Err(BadRequest::Unknown(m)) => Err(StoreError::Unsupported(format!(
@@ -110,7 +111,10 @@ pub(crate) fn serve_store<S: Store + ?Sized>(store: &S, request: &[u8]) -> Vec<u
     encode(&reply, protocol_error_store)
 }
 
-fn answer_store<S: Store + ?Sized>(s: &S, req: StoreRequest) -> Result<StoreReply, StoreError> {
+fn answer_store<S: RecordStore + ?Sized>(
+    s: &S,
+    req: StoreRequest,
+) -> Result<StoreReply, StoreError> {
     Ok(match req {
         StoreRequest::Describe => StoreReply::Described(s.describe()?),
         StoreRequest::ReserveIds(n) => StoreReply::Reserved(s.reserve_ids(n)?),

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ganga_core::{
-    Application, BackendConfig, BackendInfo, Cache, JobId, JobRef, JobSpec, PeekFile, Status,
-    Subjob, SubjobIndex,
+    Application, BackendConfig, BackendInfo, JobId, JobRef, JobSpec, PeekFile, Status, Subjob,
+    SubjobIndex,
 };
 use ganga_monitor::SubmitReport;
 use ganga_session::{JobDefinition, WaitOutcome};

@@ -8,9 +8,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use ganga_core::{
-    Cache, JobId, JobRef, JobSummary, SUBJOB_PAGE, Status, SubjobIndex, SummaryEntry,
-};
+use ganga_core::{JobId, JobRef, JobSummary, Status, SubjobIndex, SummaryEntry};
+use ganga_monitor::SUBJOB_PAGE;
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PySlice, PyString};

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     ActiveJob, ActiveUnit, Backend, Change, CheckReport, Committed, Job, JobId, Store,
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
@@ -17,6 +16,8 @@ use ganga_monitor::{
     Backends, Context, Monitor, MonitorSettings, Operations, StoreHandle, SubmitReport,
 };
 use ganga_plugin_host::{Catalog, PluginKind};
+use ganga_protocol::PluginContext;
+use ganga_records::{JobRecord, RecordStore, SubjobBatch};
 
 use crate::config::{Config, Umask};
 use crate::validate::JobDefinition;
@@ -230,7 +231,7 @@ impl Session {
             let _opening = crate::fault::StoreCall::enter();
             self.catalog.store(name, &self.plugin_context(name))?
         };
-        let store: Arc<dyn Store> = Arc::new(LocatedStore::new(store, name, &self.home));
+        let store: Arc<dyn RecordStore> = Arc::new(LocatedStore::new(store, name, &self.home));
         let budget = self
             .config
             .store
@@ -486,12 +487,12 @@ impl Backends for CatalogBackends {
 /// A store whose storage errors say where the store is: "No space left on device" alone
 /// names no file. The location is the store's own description of itself, asked once.
 struct LocatedStore {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn RecordStore>,
     location: String,
 }
 
 impl LocatedStore {
-    fn new(inner: Arc<dyn Store>, plugin: &str, home: &Path) -> LocatedStore {
+    fn new(inner: Arc<dyn RecordStore>, plugin: &str, home: &Path) -> LocatedStore {
         let described = {
             let _call = crate::fault::StoreCall::enter();
             inner.describe()
@@ -508,7 +509,7 @@ impl LocatedStore {
     /// its storage errors name it.
     fn call<T>(
         &self,
-        f: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn RecordStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _call = crate::fault::StoreCall::enter();
         f(&*self.inner).map_err(|e| self.locate(e))
@@ -539,22 +540,12 @@ impl Store for LocatedStore {
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.call(|s| s.job(id))
     }
-    fn job_record(&self, id: JobId) -> Result<Option<ganga_core::compact::JobRecord>, StoreError> {
-        self.call(|s| s.job_record(id))
-    }
     fn subjobs(
         &self,
         job: JobId,
         range: std::ops::Range<SubjobIndex>,
     ) -> Result<Vec<Subjob>, StoreError> {
         self.call(|s| s.subjobs(job, range))
-    }
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: std::ops::Range<SubjobIndex>,
-    ) -> Result<ganga_core::compact::SubjobBatch, StoreError> {
-        self.call(|s| s.subjob_batch(job, range))
     }
     fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
         self.call(|s| s.summaries(from, limit))
@@ -580,6 +571,19 @@ impl Store for LocatedStore {
     }
     fn dump(&self) -> Result<String, StoreError> {
         self.call(|s| s.dump())
+    }
+}
+
+impl RecordStore for LocatedStore {
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.call(|s| s.job_record(id))
+    }
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: std::ops::Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError> {
+        self.call(|s| s.subjob_batch(job, range))
     }
 }
 
@@ -677,9 +681,10 @@ mod linked {
     //! when they are loaded as libraries.
     use std::sync::Arc;
 
-    use ganga_core::protocol::PluginContext;
-    use ganga_core::{Backend, Store};
+    use ganga_core::Backend;
     use ganga_plugin_sdk::{BackendPlugin as _, StorePlugin as _};
+    use ganga_protocol::PluginContext;
+    use ganga_records::RecordStore;
 
     pub(super) fn local(context: PluginContext) -> Result<Arc<dyn Backend>, String> {
         Ok(Arc::new(ganga_backend_local::LocalBackend::create(
@@ -687,7 +692,7 @@ mod linked {
         )?))
     }
 
-    pub(super) fn lmdb(context: PluginContext) -> Result<Arc<dyn Store>, String> {
+    pub(super) fn lmdb(context: PluginContext) -> Result<Arc<dyn RecordStore>, String> {
         Ok(Arc::new(ganga_store_lmdb::LmdbStore::create(context)?))
     }
 }

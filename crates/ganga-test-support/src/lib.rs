@@ -11,6 +11,8 @@ mod fake;
 pub mod fuzz;
 mod plugins;
 
-pub use crate::fake::FakeBackend;
-pub use crate::plugins::{built_binary, built_example, built_plugin, target_dir};
-pub use ganga_conformance as conformance;
+pub use {
+    crate::fake::FakeBackend,
+    crate::plugins::{built_binary, built_example, built_plugin, target_dir},
+    ganga_conformance as conformance,
+};

@@ -11,6 +11,8 @@ use ganga_core::{
     Options, OutputsReport, OutputsRequest, PeekFile, PollReport, SubmitSpec, Submitted, UnitRun,
 };
 
+use ganga_plugin_sdk::blocking;
+
 use crate::accounting::Accounting;
 use crate::command::{self, CommandError, Locale};
 use crate::config::{Config, JOB_OPTIONS};
@@ -213,21 +215,6 @@ pub(crate) fn parse_unit_id(id: &str) -> Option<(&'static Flavour, &str)> {
     (!native.is_empty()).then_some((flavour, native))
 }
 
-/// Runs blocking file work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        let kind = if e.is_panic() {
-            BackendErrorKind::Panicked
-        } else {
-            BackendErrorKind::Failed
-        };
-        BackendError::new(kind, format!("batch backend: {what} failed: {e}"))
-    })
-}
-
 #[async_trait]
 impl Backend for BatchBackend {
     async fn describe(&self) -> Result<BackendDescription, BackendError> {
@@ -274,9 +261,11 @@ impl Backend for BatchBackend {
         let work = UnitDirs::new(&job.workspace).work;
         let file = file.clone();
         let unit = job.job;
-        blocking("peek", move || collect::peek(&work, &file, max_bytes))
-            .await?
-            .map_err(|e| BackendError::failed(format!("job {unit}: {e}")))
+        blocking("batch backend: peek", move || {
+            collect::peek(&work, &file, max_bytes)
+        })
+        .await?
+        .map_err(|e| BackendError::failed(format!("job {unit}: {e}")))
     }
 
     async fn outputs(
@@ -284,7 +273,7 @@ impl Backend for BatchBackend {
         jobs: &[OutputsRequest],
     ) -> Result<Answers<OutputsReport>, BackendError> {
         let owned = jobs.to_vec();
-        blocking("outputs", move || {
+        blocking("batch backend: outputs", move || {
             owned
                 .iter()
                 .map(|req| {

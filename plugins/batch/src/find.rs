@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use ganga_core::{Answers, BackendError, JobRef, Submitted, UnitRun};
 
-use crate::backend::{Inner, blocking, unit_id};
+use ganga_plugin_sdk::blocking;
+
+use crate::backend::{Inner, unit_id};
 use crate::flavour::{self, Flavour, Row};
 use crate::layout::UnitDirs;
 use crate::records::{Reading, RunRecords};
@@ -38,7 +40,7 @@ pub(crate) async fn find(
 ) -> Result<Answers<Option<Submitted>>, BackendError> {
     let owned = units.to_vec();
     type Read = io::Result<(Option<(Submission, u32)>, RunRecords)>;
-    let read: Vec<(JobRef, Read)> = blocking("find", move || {
+    let read: Vec<(JobRef, Read)> = blocking("batch backend: find", move || {
         owned
             .iter()
             .map(|u| {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use ganga_core::{Answers, BackendError, BackendRef, JobRef};
 
-use crate::backend::{Inner, blocking, command_error, parse_unit_id};
+use ganga_plugin_sdk::blocking;
+
+use crate::backend::{Inner, command_error, parse_unit_id};
 use crate::command::{self, Locale};
 use crate::flavour::{Flavour, KillOutcome};
 use crate::layout::{KILLED, UnitDirs};
@@ -33,7 +35,7 @@ pub(crate) async fn kill(
     let owned = units.to_vec();
     // Per unit: `Ok(None)` ended already; `Ok(Some(..))` to kill; `Err` cannot.
     type Step = (JobRef, Result<Option<(&'static Flavour, Target)>, String>);
-    let steps: Vec<Step> = blocking("kill", move || {
+    let steps: Vec<Step> = blocking("batch backend: kill", move || {
         owned.iter().map(|u| (u.job, prepare(u))).collect()
     })
     .await?;
@@ -99,7 +101,7 @@ pub(crate) async fn kill(
         }
     }
     if !undo.is_empty() {
-        let _ = blocking("kill", move || {
+        let _ = blocking("batch backend: kill", move || {
             for path in undo {
                 let _ = std::fs::remove_file(path);
             }

@@ -62,7 +62,7 @@ mod submit;
 pub use crate::backend::BatchBackend;
 
 impl ganga_plugin_sdk::BackendPlugin for BatchBackend {
-    fn create(context: ganga_core::protocol::PluginContext) -> Result<Self, String> {
+    fn create(context: ganga_plugin_sdk::PluginContext) -> Result<Self, String> {
         BatchBackend::new(context.home, &context.home_id, &context.config)
             .map_err(|e| e.to_string())
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ganga_core::{Answers, BackendError, BackendRef, PollReport, RemoteStatus};
 
-use crate::backend::{Inner, blocking, parse_unit_id};
+use ganga_plugin_sdk::blocking;
+
+use crate::backend::{Inner, parse_unit_id};
 use crate::command::{self, Locale};
 use crate::decide::{Facts, decide};
 use crate::flavour::{EndKind, Flavour, Phase, Row};
@@ -43,7 +45,7 @@ pub(crate) async fn poll(
     }
 
     let owned: Vec<BackendRef> = units.to_vec();
-    let records: Vec<io::Result<RunRecords>> = blocking("poll", move || {
+    let records: Vec<io::Result<RunRecords>> = blocking("batch backend: poll", move || {
         owned
             .iter()
             .map(|u| RunRecords::read(&UnitDirs::new(&u.workspace), u.run, Reading::Ends))
@@ -178,7 +180,7 @@ async fn accounting_rows(
         return Ok(());
     }
     let inner = inner.clone();
-    let rows: Vec<Row> = blocking("reading the accounting file", move || {
+    let rows: Vec<Row> = blocking("batch backend: reading the accounting file", move || {
         let Some(lock) = &inner.accounting else {
             return Vec::new();
         };

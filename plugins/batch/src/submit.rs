@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt as _;
 use ganga_core::{Answers, BackendError, BackendErrorKind, JobRef, SubmitSpec, Submitted};
 
-use crate::backend::{Inner, blocking, code_of, unit_id};
+use ganga_plugin_sdk::blocking;
+
+use crate::backend::{Inner, code_of, unit_id};
 use crate::command::{self, CommandError, Locale};
 use crate::config::JobSettings;
 use crate::flavour::{self, Flavour, SubmitRequest};
@@ -69,7 +71,7 @@ pub(crate) async fn submit(
         }
     }
     let prepared: Vec<(SubmitSpec, JobSettings, Result<String, String>)> =
-        blocking("preparing", move || {
+        blocking("batch backend: preparing", move || {
             wanted
                 .into_iter()
                 .map(|(spec, settings)| {
@@ -195,22 +197,26 @@ async fn try_chunk(
     let keep_dir = dirs.keep.clone();
     let temp_dir = dirs.temp.clone();
     let before = records.clone();
-    blocking("writing submission files", move || -> Result<(), String> {
-        before.write()?;
-        if !kept.is_empty() {
-            prune_old(&keep_dir, KEEP_FOR);
-        }
-        // What a `ganga` killed during a submit command left behind.
-        prune_old(&temp_dir, TEMP_FOR);
-        for dir in [&temp_dir, &keep_dir] {
-            fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        for (path, text) in files.iter().chain(&kept) {
-            write_script(path, text)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        }
-        Ok(())
-    })
+    blocking(
+        "batch backend: writing submission files",
+        move || -> Result<(), String> {
+            before.write()?;
+            if !kept.is_empty() {
+                prune_old(&keep_dir, KEEP_FOR);
+            }
+            // What a `ganga` killed during a submit command left behind.
+            prune_old(&temp_dir, TEMP_FOR);
+            for dir in [&temp_dir, &keep_dir] {
+                fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            for (path, text) in files.iter().chain(&kept) {
+                write_script(path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            Ok(())
+        },
+    )
     .await
     .map_err(|e| e.to_string())??;
 
@@ -224,7 +230,7 @@ async fn try_chunk(
     )
     .await;
     let temp: Vec<PathBuf> = plan.temp_files.iter().map(|(p, _)| p.clone()).collect();
-    let _ = blocking("removing submission files", move || {
+    let _ = blocking("batch backend: removing submission files", move || {
         for path in temp {
             let _ = fs::remove_file(path);
         }
@@ -234,7 +240,10 @@ async fn try_chunk(
     let refused = |why: String| {
         let records = records.clone();
         async move {
-            let _ = blocking("removing submission records", move || records.remove()).await;
+            let _ = blocking("batch backend: removing submission records", move || {
+                records.remove()
+            })
+            .await;
             Err(why)
         }
     };
@@ -264,7 +273,10 @@ async fn try_chunk(
 
     records.set_id(&base);
     let after = records.clone();
-    let written = blocking("writing submission records", move || after.write()).await;
+    let written = blocking("batch backend: writing submission records", move || {
+        after.write()
+    })
+    .await;
     if let Err(e) | Ok(Err(e)) = written.map_err(|e| e.to_string()) {
         // The ids are answered anyway; without the record, `find` asks the listing.
         tracing::warn!("batch backend: {e}");

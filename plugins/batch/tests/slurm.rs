@@ -53,7 +53,7 @@ async fn conforms_as_a_loaded_library_on_slurm() {
     let mut catalog = ganga_plugin_host::Catalog::new();
     let info = catalog.load_file(&path).expect("the library is a plugin");
     assert_eq!(info.name, "batch");
-    let context = ganga_core::protocol::PluginContext {
+    let context = ganga_plugin_sdk::PluginContext {
         home: home.path().to_owned(),
         config: [("system".to_owned(), Value::from("slurm"))]
             .into_iter()

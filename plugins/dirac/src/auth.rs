@@ -192,12 +192,13 @@ fn lock_renewals(tokens: &Path) -> Result<fs::File, DiracError> {
     Ok(file)
 }
 
+/// File work on the blocking pool (the SDK's), its errors as this crate's.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DiracError> + Send + 'static,
 ) -> Result<T, DiracError> {
-    tokio::task::spawn_blocking(f)
+    ganga_plugin_sdk::blocking("a file task", f)
         .await
-        .map_err(|e| DiracError::Local(format!("a file task failed: {e}")))?
+        .map_err(|e| DiracError::Local(e.message))?
 }
 
 pub(crate) fn now_secs() -> i64 {

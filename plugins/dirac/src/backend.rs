@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::{StreamExt as _, stream};
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, Capabilities, CommandStep,
     JobRef, Options, OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus,
     SubmitSpec, Submitted, UnitRun, Value,
 };
+use ganga_plugin_sdk::PluginContext;
 
 use crate::auth;
 use crate::client::{DiracX, MAX_JDLS_PER_REQUEST};

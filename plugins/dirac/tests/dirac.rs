@@ -757,7 +757,7 @@ async fn it_works_as_a_loaded_plugin() {
     assert_eq!(info.name, "dirac");
     let mut config = server.config(&server.url);
     config.insert("token_file".into(), token_file.display().to_string().into());
-    let context = ganga_core::protocol::PluginContext {
+    let context = ganga_plugin_sdk::PluginContext {
         home: home.path().to_path_buf(),
         config,
         home_id: format!("loaded{}", fastrand::u32(..)),

@@ -29,12 +29,12 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, Capabilities, Options,
     OutputsReport, OutputsRequest, PeekFile, PollReport, RemoteStatus, SubmitSpec, Submitted,
     Timestamp, Value, check_inside_workdir,
 };
+use ganga_plugin_sdk::PluginContext;
 
 // ---------------------------------------------------------------------------------------
 // Where things are in a job's workspace.

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ganga_backend_example::ExampleBackend;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, JobRef, Options, OutputsReport,
     OutputsRequest, PeekFile, PollReport, RemoteStatus, SubmitSpec, Submitted, Value,
 };
 use ganga_plugin_host::{Catalog, HostError};
 use ganga_plugin_sdk::BackendPlugin as _;
+use ganga_plugin_sdk::PluginContext;
 use ganga_test_support::built_plugin;
 use ganga_test_support::conformance::{
     self, Check, ConformanceEnv, ShellJob, poll_checked, submit_all,

@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ganga_core::compact::{Dictionary, UnitEntry, decode_unit_entry, job_from_parts};
 use ganga_core::{
     CheckReport, JobId, JobRef, JobSummary, Splitter, Status, StatusCounts, SubjobIndex,
 };
+use ganga_records::{Dictionary, UnitEntry, decode_unit_entry, job_from_parts};
 use heed::RoTxn;
 
 use crate::codec::{
@@ -25,8 +25,37 @@ use crate::{keys, trim};
 
 pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure> {
     let mut report = CheckReport::default();
-    let problems = &mut report.problems;
+    let next_id = check_meta(tables, txn, &mut report.problems)?;
+    let Expected {
+        jobs,
+        active,
+        backends,
+        units,
+    } = check_jobs(tables, txn, next_id, &mut report)?;
+    check_owned_by_jobs(tables, txn, &jobs, &mut report.problems)?;
+    check_active(tables, txn, &jobs, active, &mut report.problems)?;
+    check_subjobs_and_units(tables, txn, &jobs, &backends, units, &mut report)?;
+    Ok(report)
+}
 
+/// What the job records say the other tables must hold, gathered as they are read.
+struct Expected {
+    /// Id -> the subjob counters of a readable job, None for an unreadable one.
+    jobs: BTreeMap<JobId, Option<StatusCounts>>,
+    /// Active key -> the job, its status and revision, for each readable active job.
+    active: BTreeMap<Vec<u8>, (JobId, Status, u64)>,
+    backends: BTreeMap<JobId, String>,
+    /// Units key -> what the index must hold, for each active job without subjobs (the
+    /// subjobs' entries are added as their records are read).
+    units: BTreeMap<Vec<u8>, UnitEntry>,
+}
+
+/// The format version and the next id to reserve (`None` if it cannot be read).
+fn check_meta(
+    tables: &Tables,
+    txn: &RoTxn,
+    problems: &mut Vec<String>,
+) -> Result<Option<JobId>, Failure> {
     match refusal_as_problem(tables.format_version(txn))? {
         Ok(Some(FORMAT_VERSION)) => {}
         Ok(Some(v)) => problems.push(format!(
@@ -42,9 +71,18 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             None
         }
     };
+    Ok(next_id)
+}
 
-    // Jobs: each has a state and a spec that decode (and a splitter that does, if it has
-    // one), and what the other tables must hold for each.
+/// Jobs: each has a state and a spec that decode (and a splitter that does, if it has
+/// one), a summary that agrees, and an id below the next to reserve.
+fn check_jobs(
+    tables: &Tables,
+    txn: &RoTxn,
+    next_id: Option<JobId>,
+    report: &mut CheckReport,
+) -> Result<Expected, Failure> {
+    let problems = &mut report.problems;
     // Id -> the subjob counters of a readable job, None for an unreadable one.
     let mut jobs: BTreeMap<JobId, Option<StatusCounts>> = BTreeMap::new();
     // Active key -> the job, its status and revision, for each readable active job.
@@ -133,8 +171,21 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
         }
         jobs.insert(id, Some(job.subjobs));
     }
+    Ok(Expected {
+        jobs,
+        active: expected_active,
+        backends,
+        units: expected_units,
+    })
+}
 
-    // Specs and splitters: each belongs to a job.
+/// Specs, splitters and summaries: each belongs to a job.
+fn check_owned_by_jobs(
+    tables: &Tables,
+    txn: &RoTxn,
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    problems: &mut Vec<String>,
+) -> Result<(), Failure> {
     for (name, what, table) in [
         ("specs", "spec", tables.specs),
         ("splitters", "splitter", tables.splitters),
@@ -165,7 +216,18 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             Some(_) => {}
         }
     }
+    Ok(())
+}
 
+/// The index of active jobs: an entry for each active job, holding its status and
+/// revision, and none for any other.
+fn check_active(
+    tables: &Tables,
+    txn: &RoTxn,
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    mut expected_active: BTreeMap<Vec<u8>, (JobId, Status, u64)>,
+    problems: &mut Vec<String>,
+) -> Result<(), Failure> {
     for entry in tables.active.iter(txn)? {
         let Some((key, value)) = damage(problems, entry)? else {
             continue;
@@ -203,7 +265,21 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             "job {id} is {status} but is missing from the active index"
         ));
     }
+    Ok(())
+}
 
+/// Dictionaries, subjob records, the index of active units and the subjob counters: each
+/// dictionary and subjob belongs to a job and decodes, each active unit has its entry,
+/// and each master's counters count its subjobs.
+fn check_subjobs_and_units(
+    tables: &Tables,
+    txn: &RoTxn,
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    backends: &BTreeMap<JobId, String>,
+    mut expected_units: BTreeMap<Vec<u8>, UnitEntry>,
+    report: &mut CheckReport,
+) -> Result<(), Failure> {
+    let problems = &mut report.problems;
     // Dictionaries: each belongs to a job and decodes.
     // Id -> the dictionary, None for an unreadable one (reported here, once).
     let mut dicts: BTreeMap<JobId, Option<Dictionary>> = BTreeMap::new();
@@ -406,7 +482,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             ));
         }
     }
-    for (id, counters) in &jobs {
+    for (id, counters) in jobs {
         let Some(counters) = counters else { continue };
         if undecodable.contains(id) {
             continue;
@@ -420,7 +496,7 @@ pub(crate) fn check(tables: &Tables, txn: &RoTxn) -> Result<CheckReport, Failure
             ));
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// A value read, or `None` after reporting the damage found instead.

@@ -1,4 +1,4 @@
-//! Records of format version 2: the compact encoding of `ganga_core::compact` (CBOR
+//! Records of format version 2: the compact encoding of `ganga_records` (CBOR
 //! arrays without field names; a job kept in three parts, its state, its spec and its
 //! splitter; a subjob as what differs from its master, against its job's [`Dictionary`]
 //! and its master's split item). This module only adds what the store needs around it:
@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use ganga_core::compact::{self, CodecError, Dictionary, JobState};
 use ganga_core::{
     Job, JobId, JobSpec, JobSummary, Override, RunState, Splitter, Status, StatusCounts, Subjob,
     SubjobIndex,
 };
+use ganga_records::{CodecError, Dictionary, JobState};
 
 /// The format version this code writes, and the highest it reads.
 pub(crate) const FORMAT_VERSION: u32 = 3;
@@ -19,7 +19,7 @@ pub(crate) const FORMAT_VERSION: u32 = 3;
 /// A job's state record (table `jobs`): `[revision, run, subjob counts, metadata]`.
 pub(crate) fn encode_state(job: &Job) -> Vec<u8> {
     let mut buf = Vec::with_capacity(96);
-    compact::encode_state(job, &mut buf);
+    ganga_records::encode_state(job, &mut buf);
     buf
 }
 
@@ -31,45 +31,45 @@ pub(crate) fn encode_state_parts(
     metadata: &BTreeMap<String, String>,
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(96);
-    compact::encode_state_parts(revision, run, subjobs, metadata, &mut buf);
+    ganga_records::encode_state_parts(revision, run, subjobs, metadata, &mut buf);
     buf
 }
 
 pub(crate) fn decode_state(bytes: &[u8]) -> Result<JobState, String> {
-    compact::decode_state(bytes).map_err(|e| unreadable(bytes, &e))
+    ganga_records::decode_state(bytes).map_err(|e| unreadable(bytes, &e))
 }
 
 /// A job's spec without its splitter (table `specs`).
 pub(crate) fn encode_spec(spec: &JobSpec) -> Vec<u8> {
     let mut buf = Vec::with_capacity(192);
-    compact::encode_spec(spec, &mut buf);
+    ganga_records::encode_spec(spec, &mut buf);
     buf
 }
 
 pub(crate) fn decode_spec(bytes: &[u8]) -> Result<JobSpec, String> {
-    compact::decode_spec(bytes).map_err(|e| unreadable(bytes, &e))
+    ganga_records::decode_spec(bytes).map_err(|e| unreadable(bytes, &e))
 }
 
 /// A job's splitter (table `splitters`), `None` for a job without one (it has no entry).
 pub(crate) fn encode_splitter(splitter: Option<&Splitter>) -> Option<Vec<u8>> {
     let splitter = splitter?;
     let mut buf = Vec::with_capacity(256);
-    compact::encode_splitter(Some(splitter), &mut buf);
+    ganga_records::encode_splitter(Some(splitter), &mut buf);
     Some(buf)
 }
 
 pub(crate) fn decode_splitter(bytes: &[u8]) -> Result<Option<Splitter>, String> {
-    compact::decode_splitter(bytes).map_err(|e| unreadable(bytes, &e))
+    ganga_records::decode_splitter(bytes).map_err(|e| unreadable(bytes, &e))
 }
 
 pub(crate) fn encode_summary(summary: &JobSummary) -> Vec<u8> {
     let mut buf = Vec::with_capacity(96);
-    compact::encode_summary(summary, &mut buf);
+    ganga_records::encode_summary(summary, &mut buf);
     buf
 }
 
 pub(crate) fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary, String> {
-    compact::decode_summary(id, bytes).map_err(|e| unreadable(bytes, &e))
+    ganga_records::decode_summary(id, bytes).map_err(|e| unreadable(bytes, &e))
 }
 
 /// A summary brought up to date with a job's new run state and counters, without its
@@ -113,7 +113,7 @@ pub(crate) fn decode_subjob(
     dict: &Dictionary,
     split_item: Option<&[Override]>,
 ) -> Result<Subjob, String> {
-    compact::decode_subjob(index, bytes, dict, split_item).map_err(|e| unreadable(bytes, &e))
+    ganga_records::decode_subjob(index, bytes, dict, split_item).map_err(|e| unreadable(bytes, &e))
 }
 
 /// What a master's splitter gives subjob `index`: the overrides a subjob record leaves

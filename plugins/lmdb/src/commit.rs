@@ -11,13 +11,11 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use ganga_core::compact::{
-    Dictionary, JobState, encode_subjob, job_from_parts, split_items_of_encoded,
-};
 use ganga_core::{
     Change, Committed, Job, JobId, JobRef, JobSummary, Override, RunUpdate, Splitter, Status,
     StoreError, Subjob, SubjobIndex, Timestamp,
 };
+use ganga_records::{Dictionary, JobState, encode_subjob, job_from_parts, split_items_of_encoded};
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{

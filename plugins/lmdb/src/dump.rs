@@ -5,11 +5,11 @@
 
 use std::fmt::{Display, Write};
 
-use ganga_core::compact::{Dictionary, JobState};
 use ganga_core::{
     BackendInfo, JobId, JobSpec, JobSummary, Options, Override, RunState, Splitter, StatusCounts,
     SubjobIndex,
 };
+use ganga_records::{Dictionary, JobState};
 use heed::RoTxn;
 
 use crate::codec::{
@@ -173,7 +173,7 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     section(&mut out, "units", tables.units, txn, |key, value| {
         let unit = keys::parse_unit(key).map(|(backend, unit)| format!("{backend} {unit}"));
         let unit = unit.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match ganga_core::compact::decode_unit_entry(value) {
+        match ganga_records::decode_unit_entry(value) {
             Ok(e) => {
                 let mut f = Fields::default();
                 f.add("status", e.status)

@@ -25,13 +25,13 @@ pub(crate) use crate::table::Table;
 pub(crate) struct Tables {
     /// Format version and next job id.
     pub(crate) meta: Table,
-    /// Job id -> the job's state (`compact::encode_state`): revision, run state, subjob
+    /// Job id -> the job's state (`ganga_records::encode_state`): revision, run state, subjob
     /// counters, metadata. Rewritten by every change of status.
     pub(crate) jobs: Table,
-    /// Job id -> the job's spec without its splitter (`compact::encode_spec`), for every
+    /// Job id -> the job's spec without its splitter (`ganga_records::encode_spec`), for every
     /// job. Rewritten only when the spec changes.
     pub(crate) specs: Table,
-    /// Job id -> the job's splitter (`compact::encode_splitter`), only for jobs that have
+    /// Job id -> the job's splitter (`ganga_records::encode_splitter`), only for jobs that have
     /// one. Rewritten only when it changes.
     pub(crate) splitters: Table,
     /// Job id -> the job's `Dictionary`, for each job that has subjobs.
@@ -44,7 +44,7 @@ pub(crate) struct Tables {
     /// Backend ++ 0 ++ job id -> status byte ++ revision (`codec::encode_active`), for
     /// exactly the jobs whose status is active.
     pub(crate) active: Table,
-    /// Backend ++ 0 ++ job id [++ subjob index] -> `compact::UnitEntry`, for exactly the
+    /// Backend ++ 0 ++ job id [++ subjob index] -> `ganga_records::UnitEntry`, for exactly the
     /// units (jobs without subjobs, subjobs) whose status is active.
     pub(crate) units: Table,
     /// How many job parts commits wrote.
@@ -65,6 +65,7 @@ impl PartWrites {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn get(&self) -> crate::store::RecordWrites {
         crate::store::RecordWrites {
             states: self.states.load(Ordering::Relaxed),
@@ -626,6 +627,7 @@ impl SharedEnv {
 
     /// Runs `f` in a write transaction, then `during` while that transaction is still
     /// open, then aborts it. For tests of what other processes see meanwhile.
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn write_uncommitted<T, R>(
         &self,
         f: impl FnOnce(&Tables, &mut RwTxn) -> Result<T, Failure>,

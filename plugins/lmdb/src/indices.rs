@@ -12,7 +12,7 @@ use ganga_core::SubjobIndex;
 pub(crate) struct Indices(Vec<(SubjobIndex, SubjobIndex)>);
 
 impl Indices {
-    /// From ranges as [`ganga_core::compact::Dictionary::decode_with_indices`] checked
+    /// From ranges as [`ganga_records::Dictionary::decode_with_indices`] checked
     /// them.
     pub(crate) fn from_ranges(ranges: Vec<(SubjobIndex, SubjobIndex)>) -> Indices {
         Indices(ranges)

@@ -1,5 +1,5 @@
 //! The LMDB store: ganga's jobs kept in an LMDB environment (through heed) as compact
-//! CBOR records (`ganga_core::compact`): a job in three parts (its state, its spec, its
+//! CBOR records (`ganga_records`): a job in three parts (its state, its spec, its
 //! splitter), subjob records sixteen to an LMDB entry, with the indexes `ganga jobs` and
 //! the monitor read kept in the same transactions as the records.
 //!
@@ -41,9 +41,9 @@
 //! revision its writer read and is refused on a mismatch. The map starts small and
 //! doubles when it fills; a map grown by another process is adopted. Readers in other
 //! processes are never blocked. The pages of the map a process reads are let go every
-//! 32 MiB read (`trim`), so that reading a large store does not keep it all resident.
+//! 8 MiB read (`trim`), so that reading a large store does not keep it all resident.
 //!
-//! It is not: a cache (see `ganga_core::JobCache`), nor safe to open from two copies of
+//! It is not: a cache (see `ganga_monitor::Cache`), nor safe to open from two copies of
 //! this crate in one process (the host linking it and also loading it as a plugin):
 //! LMDB allows one environment per file per process, and this crate can only enforce
 //! that among its own handles.
@@ -68,18 +68,22 @@ mod units;
 mod upgrade;
 mod v1;
 
-pub use crate::env::ReadStats;
-pub use crate::store::{LmdbOptions, LmdbStore, RecordWrites, StoreSpace, TableSpace};
+#[cfg(feature = "test-hooks")]
+pub use crate::store::RecordWrites;
+pub use crate::{
+    env::ReadStats,
+    store::{LmdbOptions, LmdbStore, StoreSpace, TableSpace},
+};
 
 /// How many consecutive subjob indices one entry of table `subjobs` holds (see
-/// `docs/storage-format.md`). For tests and measurements; not part of the API.
-#[doc(hidden)]
+/// `docs/storage-format.md`), for tests that reach into that table.
+#[cfg(feature = "test-hooks")]
 pub const SUBJOBS_PER_GROUP: u32 = crate::group::GROUP_SIZE;
 
 /// As a plugin, the store lives in `<home>/store`, or in the directory the plugin's config
 /// table names with `path` (relative to the home).
 impl ganga_plugin_sdk::StorePlugin for LmdbStore {
-    fn create(context: ganga_core::protocol::PluginContext) -> Result<Self, String> {
+    fn create(context: ganga_plugin_sdk::PluginContext) -> Result<Self, String> {
         let dir = match context.config.get("path") {
             None => context.home.join("store"),
             Some(ganga_core::Value::String(path)) => context.home.join(path),

@@ -2,8 +2,8 @@
 //! (`specs`) and its splitter (`splitters`, only for a job that has one). Reading them
 //! and joining them into a `Job`.
 
-use ganga_core::compact::job_from_parts;
 use ganga_core::{Job, JobId};
+use ganga_records::job_from_parts;
 use heed::RoTxn;
 
 use crate::codec::{decode_splitter, decode_state};
@@ -56,7 +56,7 @@ impl Parts<'_> {
     pub(crate) fn join(&self, id: JobId) -> Result<Job, String> {
         let state = decode_state(self.state).map_err(|e| format!("table jobs: {e}"))?;
         let (spec, apart) = match self.spec {
-            Some(bytes) => ganga_core::compact::decode_spec_apart(bytes)
+            Some(bytes) => ganga_records::decode_spec_apart(bytes)
                 .map_err(|e| format!("table specs: {}", crate::codec::unreadable(bytes, &e)))?,
             None => return Err(format!("table specs: job {id} has no spec")),
         };

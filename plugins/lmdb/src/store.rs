@@ -5,15 +5,15 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use ganga_core::compact::{JobRecord, SubjobBatch};
 use ganga_core::{
     ActiveJob, ActiveUnit, Change, CheckReport, Committed, Job, JobId, JobRef, Store,
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
     UnitsUpdated,
 };
+use ganga_records::{JobRecord, RecordStore, SubjobBatch};
 
 use crate::codec::{FORMAT_VERSION, decode_active, decode_dict_record, decode_summary, unreadable};
-use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv, TABLE_NAMES};
+use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv};
 use crate::error::Doing;
 use crate::error::Failure;
 use crate::group::{self, first_index, group_of, last_index};
@@ -102,7 +102,7 @@ impl TableSpace {
 }
 
 /// How many records of each part of a job commits wrote (`LmdbStore::record_writes`).
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecordWrites {
     pub states: u64,
@@ -162,21 +162,20 @@ impl LmdbStore {
     }
 }
 
-/// Hooks for tests that need to damage a store or hold a transaction open. Not part of
-/// the API.
+/// Hooks for tests that need to damage a store or hold a transaction open: only with the
+/// `test-hooks` feature, which nothing users run turns on.
+#[cfg(feature = "test-hooks")]
 impl LmdbStore {
     /// Writes a record into a table (`meta`, `jobs`, `specs`, `splitters`, `dicts`,
     /// `subjobs`, `summaries`, `active`, `units`) with a valid checksum, bypassing every
     /// other check: for tests of what the store makes of records that do not decode. A
     /// `subjobs` key is a job id and a group number.
-    #[doc(hidden)]
     pub fn raw_put(&self, table: &str, key: &[u8], body: &[u8]) -> Result<(), StoreError> {
         let db = self.raw_table(table)?;
         self.shared.write(|_, txn| db.put(txn, key, body))
     }
 
     /// Writes bytes into a table as they are, without a checksum: they read as damaged.
-    #[doc(hidden)]
     pub fn raw_put_unsealed(
         &self,
         table: &str,
@@ -188,7 +187,6 @@ impl LmdbStore {
     }
 
     /// Reads a record, its checksum checked and left off.
-    #[doc(hidden)]
     pub fn raw_get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let db = self.raw_table(table)?;
         self.shared
@@ -196,7 +194,6 @@ impl LmdbStore {
     }
 
     /// Reads the bytes of a record as stored, its checksum included, unchecked.
-    #[doc(hidden)]
     pub fn raw_get_stored(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let db = self.raw_table(table)?;
         self.shared
@@ -204,7 +201,6 @@ impl LmdbStore {
     }
 
     /// Deletes a key from a table, bypassing every check. Returns whether it existed.
-    #[doc(hidden)]
     pub fn raw_delete(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
         let db = self.raw_table(table)?;
         self.shared.write(|_, txn| db.delete(txn, key))
@@ -212,7 +208,6 @@ impl LmdbStore {
 
     /// Applies `changes` in a write transaction, runs `during` while it is still open,
     /// then aborts it: nothing is written.
-    #[doc(hidden)]
     pub fn with_uncommitted<R>(
         &self,
         changes: &[Change],
@@ -226,7 +221,6 @@ impl LmdbStore {
 
     /// How many job states, specs and splitters this process's commits wrote to the
     /// store.
-    #[doc(hidden)]
     pub fn record_writes(&self) -> RecordWrites {
         self.shared.tables.writes.get()
     }
@@ -235,7 +229,7 @@ impl LmdbStore {
         self.shared.tables.by_name(name).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "no table {name:?} (tables: {})",
-                TABLE_NAMES.join(", ")
+                crate::env::TABLE_NAMES.join(", ")
             ))
         })
     }
@@ -282,149 +276,6 @@ impl Store for LmdbStore {
                 detail,
             })?;
             Ok(Some(job))
-        })
-    }
-
-    /// The job's three records as they are stored, undecoded: the caller decodes them
-    /// (and finds any damage) once, across the plugin boundary too.
-    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.shared.read(|tables, txn| {
-            let Some(parts) = parts::stored(tables, txn, id)? else {
-                return Ok(None);
-            };
-            let Some(spec) = parts.spec else {
-                return Err(StoreError::Corrupt {
-                    job: JobRef::job(id),
-                    detail: format!("table specs: job {id} has no spec"),
-                }
-                .into());
-            };
-            Ok(Some(JobRecord {
-                state: parts.state.to_vec().into(),
-                spec: spec.to_vec().into(),
-                splitter: parts.splitter.map(|b| b.to_vec().into()),
-            }))
-        })
-    }
-
-    /// The stored records as they are, with the job's dictionary and its master's
-    /// splitter as stored (for the records that leave their overrides out): nothing is
-    /// decoded but the dictionary, so a record that does not decode (or that needs a
-    /// splitter that does not) is reported (as `Corrupt`, for its subjob) only when the
-    /// batch is unpacked. A group whose framing does not decode
-    /// makes the range `Corrupt` at once, naming its first subjob in the range.
-    fn subjob_batch(
-        &self,
-        job: JobId,
-        range: Range<SubjobIndex>,
-    ) -> Result<SubjobBatch, StoreError> {
-        if range.is_empty() {
-            return Ok(SubjobBatch::default());
-        }
-        self.shared.read(|tables, txn| {
-            // The dictionary, read first: it also says which records the range holds.
-            let stored = parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")?;
-            let dict = match stored {
-                None => None,
-                Some(bytes) => {
-                    Some(decode_dict_record(bytes).map_err(|d| StoreError::Corrupt {
-                        job: JobRef::subjob(job, range.start),
-                        detail: format!("table dicts: the dictionary of job {job}: {d}"),
-                    })?)
-                }
-            };
-            let first_group = group_of(range.start);
-            let start = keys::group(job, first_group);
-            let end = keys::group_of_subjob(job, range.end - 1);
-            let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
-            let mut records: Vec<(SubjobIndex, &[u8])> = Vec::new();
-            for entry in tables.subjobs.range(txn, &bounds)? {
-                let (key, value) = entry?;
-                // Every key in the range is one of this job's groups.
-                let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
-                let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
-                    job: JobRef::subjob(job, first_index(g).max(range.start)),
-                    detail: format!(
-                        "table subjobs: the group of subjobs {job}.{}–{job}.{} does not \
-                         decode: {detail}",
-                        first_index(g),
-                        last_index(g)
-                    ),
-                })?;
-                for (k, record) in slots.into_iter().enumerate() {
-                    let index = first_index(g) + k as u32;
-                    if let Some(record) = record.filter(|_| range.contains(&index)) {
-                        records.push((index, record));
-                    }
-                }
-            }
-            let Some((dict, indices)) = dict else {
-                return match records.first() {
-                    None => Ok(SubjobBatch::default()),
-                    Some(&(first, _)) => Err(StoreError::Corrupt {
-                        job: JobRef::subjob(job, first),
-                        detail: format!(
-                            "table dicts: job {job} has subjob records but no dictionary, so \
-                             none of them can be read"
-                        ),
-                    }
-                    .into()),
-                };
-            };
-            // The records found must be those the job has: a group hidden by damage is
-            // reported, never read as subjobs that do not exist.
-            if let Some(indices) = &indices {
-                let mut found = records.iter().map(|(i, _)| *i);
-                for expected in indices.within(range.clone()) {
-                    match found.next() {
-                        Some(i) if i == expected => {}
-                        other => {
-                            let unit = other.map_or(expected, |i| i.min(expected));
-                            return Err(StoreError::Corrupt {
-                                job: JobRef::subjob(job, unit),
-                                detail: format!(
-                                    "table subjobs: job {job} has a record of subjob \
-                                     {job}.{expected} that was not found{}: {}",
-                                    other.map_or(String::new(), |i| format!(
-                                        " (found {job}.{i} instead)"
-                                    )),
-                                    crate::error::RESTORE
-                                ),
-                            }
-                            .into());
-                        }
-                    }
-                }
-                if let Some(extra) = found.next() {
-                    return Err(StoreError::Corrupt {
-                        job: JobRef::subjob(job, extra),
-                        detail: format!(
-                            "table subjobs: a record of subjob {job}.{extra} was found, which \
-                             job {job} does not have: {}",
-                            crate::error::RESTORE
-                        ),
-                    }
-                    .into());
-                }
-            }
-            if records.is_empty() {
-                return Ok(SubjobBatch::default());
-            }
-            let mut batch = SubjobBatch::with_dictionary(dict);
-            for (index, record) in records {
-                batch.push_record(index, record);
-            }
-            // Attached as stored, decoded only if a record needs it. A master without a
-            // splitter gives none: the records that need one are reported when decoded.
-            if let Some(splitter) = parts::get(
-                tables.splitters,
-                txn,
-                &keys::job(job),
-                "reading table splitters",
-            )? {
-                batch.set_splitter_bytes(splitter.to_vec());
-            }
-            Ok(batch)
         })
     }
 
@@ -575,5 +426,151 @@ impl Store for LmdbStore {
 
     fn dump(&self) -> Result<String, StoreError> {
         self.shared.read(dump::dump)
+    }
+}
+
+/// What crosses the plugin boundary and what the cache holds: the records as stored.
+impl RecordStore for LmdbStore {
+    /// The job's three records as they are stored, undecoded: the caller decodes them
+    /// (and finds any damage) once, across the plugin boundary too.
+    fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.shared.read(|tables, txn| {
+            let Some(parts) = parts::stored(tables, txn, id)? else {
+                return Ok(None);
+            };
+            let Some(spec) = parts.spec else {
+                return Err(StoreError::Corrupt {
+                    job: JobRef::job(id),
+                    detail: format!("table specs: job {id} has no spec"),
+                }
+                .into());
+            };
+            Ok(Some(JobRecord {
+                state: parts.state.to_vec().into(),
+                spec: spec.to_vec().into(),
+                splitter: parts.splitter.map(|b| b.to_vec().into()),
+            }))
+        })
+    }
+
+    /// The stored records as they are, with the job's dictionary and its master's
+    /// splitter as stored (for the records that leave their overrides out): nothing is
+    /// decoded but the dictionary, so a record that does not decode (or that needs a
+    /// splitter that does not) is reported (as `Corrupt`, for its subjob) only when the
+    /// batch is unpacked. A group whose framing does not decode
+    /// makes the range `Corrupt` at once, naming its first subjob in the range.
+    fn subjob_batch(
+        &self,
+        job: JobId,
+        range: Range<SubjobIndex>,
+    ) -> Result<SubjobBatch, StoreError> {
+        if range.is_empty() {
+            return Ok(SubjobBatch::default());
+        }
+        self.shared.read(|tables, txn| {
+            // The dictionary, read first: it also says which records the range holds.
+            let stored = parts::get(tables.dicts, txn, &keys::job(job), "reading table dicts")?;
+            let dict = match stored {
+                None => None,
+                Some(bytes) => {
+                    Some(decode_dict_record(bytes).map_err(|d| StoreError::Corrupt {
+                        job: JobRef::subjob(job, range.start),
+                        detail: format!("table dicts: the dictionary of job {job}: {d}"),
+                    })?)
+                }
+            };
+            let first_group = group_of(range.start);
+            let start = keys::group(job, first_group);
+            let end = keys::group_of_subjob(job, range.end - 1);
+            let bounds = (Bound::Included(&start[..]), Bound::Included(&end[..]));
+            let mut records: Vec<(SubjobIndex, &[u8])> = Vec::new();
+            for entry in tables.subjobs.range(txn, &bounds)? {
+                let (key, value) = entry?;
+                // Every key in the range is one of this job's groups.
+                let g = keys::parse_group(key).map_or(first_group, |(_, g)| g);
+                let slots = group::parse(value).map_err(|detail| StoreError::Corrupt {
+                    job: JobRef::subjob(job, first_index(g).max(range.start)),
+                    detail: format!(
+                        "table subjobs: the group of subjobs {job}.{}–{job}.{} does not \
+                         decode: {detail}",
+                        first_index(g),
+                        last_index(g)
+                    ),
+                })?;
+                for (k, record) in slots.into_iter().enumerate() {
+                    let index = first_index(g) + k as u32;
+                    if let Some(record) = record.filter(|_| range.contains(&index)) {
+                        records.push((index, record));
+                    }
+                }
+            }
+            let Some((dict, indices)) = dict else {
+                return match records.first() {
+                    None => Ok(SubjobBatch::default()),
+                    Some(&(first, _)) => Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, first),
+                        detail: format!(
+                            "table dicts: job {job} has subjob records but no dictionary, so \
+                             none of them can be read"
+                        ),
+                    }
+                    .into()),
+                };
+            };
+            // The records found must be those the job has: a group hidden by damage is
+            // reported, never read as subjobs that do not exist.
+            if let Some(indices) = &indices {
+                let mut found = records.iter().map(|(i, _)| *i);
+                for expected in indices.within(range.clone()) {
+                    match found.next() {
+                        Some(i) if i == expected => {}
+                        other => {
+                            let unit = other.map_or(expected, |i| i.min(expected));
+                            return Err(StoreError::Corrupt {
+                                job: JobRef::subjob(job, unit),
+                                detail: format!(
+                                    "table subjobs: job {job} has a record of subjob \
+                                     {job}.{expected} that was not found{}: {}",
+                                    other.map_or(String::new(), |i| format!(
+                                        " (found {job}.{i} instead)"
+                                    )),
+                                    crate::error::RESTORE
+                                ),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                if let Some(extra) = found.next() {
+                    return Err(StoreError::Corrupt {
+                        job: JobRef::subjob(job, extra),
+                        detail: format!(
+                            "table subjobs: a record of subjob {job}.{extra} was found, which \
+                             job {job} does not have: {}",
+                            crate::error::RESTORE
+                        ),
+                    }
+                    .into());
+                }
+            }
+            if records.is_empty() {
+                return Ok(SubjobBatch::default());
+            }
+            let mut batch = SubjobBatch::with_dictionary(dict);
+            for (index, record) in records {
+                batch.push_record(index, record);
+            }
+            // Attached as stored, decoded only if a record needs it. A master without a
+            // splitter gives none: the records that need one are reported when decoded.
+            if let Some(splitter) = parts::get(
+                tables.splitters,
+                txn,
+                &keys::job(job),
+                "reading table splitters",
+            )? {
+                batch.set_splitter_bytes(splitter.to_vec());
+            }
+            Ok(batch)
+        })
     }
 }

@@ -4,7 +4,7 @@
 //! reading and writing only what they touch: each job's state and summary, and the
 //! groups that hold the subjobs changed. The rules are the core's
 //! (`Job::apply_unit_update`); a subjob's record is written back with its overrides
-//! copied as stored (`compact::encode_subjob_run`), so neither a master's spec nor its
+//! copied as stored (`ganga_records::encode_subjob_run`), so neither a master's spec nor its
 //! splitter is read.
 //!
 //! The index holds one entry per unit whose status is active: a job without subjobs, or
@@ -15,14 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use ganga_core::compact::{
-    Dictionary, UnitEntry, decode_subjob_run, decode_unit_entry, encode_subjob_run,
-    encode_unit_entry,
-};
 use ganga_core::{
     ActiveUnit, Application, BackendConfig, Committed, Executable, Job, JobId, JobRef, JobSpec,
     JobSummary, RunState, StoreError, Subjob, SubjobIndex, UnitCursor, UnitRefusal, UnitUpdate,
     UnitsUpdated,
+};
+use ganga_records::{
+    Dictionary, UnitEntry, decode_subjob_run, decode_unit_entry, encode_subjob_run,
+    encode_unit_entry,
 };
 use heed::{RoTxn, RwTxn};
 
@@ -205,7 +205,7 @@ fn corrupt(unit: JobRef, detail: String) -> Failure {
 /// update changed it.
 struct Held<'g> {
     subjob: Subjob,
-    overrides: ganga_core::compact::RawOverrides<'g>,
+    overrides: ganga_records::RawOverrides<'g>,
     changed: bool,
 }
 

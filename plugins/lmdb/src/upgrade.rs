@@ -17,8 +17,8 @@
 //! change from the snapshot, and `settle_format_version` running the steps in turn
 //! (1 -> 2 -> 3, or 1 -> 3 directly), each in its own transaction or all in one.
 
-use ganga_core::compact::{Dictionary, encode_subjob};
 use ganga_core::{Job, JobId, JobSummary, Splitter, Status, StoreError, Subjob, Timestamp};
+use ganga_records::{Dictionary, encode_subjob};
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{
@@ -424,7 +424,7 @@ pub(crate) fn from_v2(
     for entry in tables.specs.iter_raw(old)? {
         let (key, value) = entry.doing("reading table specs of format 2")?;
         let has_splitter = tables.splitters.get_raw(old, key)?.is_some();
-        let rewritten = match ganga_core::compact::decode_spec(value) {
+        let rewritten = match ganga_records::decode_spec(value) {
             Ok(mut spec) => {
                 if has_splitter {
                     spec.splitter = Some(marker.clone());
@@ -451,13 +451,13 @@ pub(crate) fn from_v2(
         let backend = tables
             .specs
             .get_raw(old, key)?
-            .and_then(|bytes| ganga_core::compact::decode_spec(bytes).ok())
+            .and_then(|bytes| ganga_records::decode_spec(bytes).ok())
             .map(|spec| spec.backend.kind);
         let Some(backend) = backend else { continue };
         if state.subjobs.is_empty() {
             if state.run.status.is_active() {
                 let mut entry = Vec::with_capacity(48);
-                ganga_core::compact::encode_unit_entry(&state.run, &mut entry);
+                ganga_records::encode_unit_entry(&state.run, &mut entry);
                 tables.units.put(
                     txn,
                     &keys::unit(&backend, ganga_core::JobRef::job(id)),
@@ -488,13 +488,13 @@ pub(crate) fn from_v2(
             for (k, record) in slots.iter().enumerate() {
                 let Some(record) = record else { continue };
                 upgraded.subjobs += 1;
-                let Ok((run, _)) = ganga_core::compact::decode_subjob_run(record, &dict) else {
+                let Ok((run, _)) = ganga_records::decode_subjob_run(record, &dict) else {
                     continue;
                 };
                 if run.status.is_active() {
                     let unit = ganga_core::JobRef::subjob(id, first_index(g) + k as u32);
                     let mut entry = Vec::with_capacity(48);
-                    ganga_core::compact::encode_unit_entry(&run, &mut entry);
+                    ganga_records::encode_unit_entry(&run, &mut entry);
                     tables.units.put(txn, &keys::unit(&backend, unit), &entry)?;
                     upgraded.units += 1;
                 }

@@ -10,11 +10,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ganga_core::compact::{self, Dictionary, SubjobBatch};
 use ganga_core::{
     Application, BackendConfig, BackendInfo, Executable, Job, JobSpec, JobSummary, Override,
     RunState, SplitAttribute, Splitter, Status, StatusTimes, Subjob, Timestamp, Value,
 };
+use ganga_records::{Dictionary, SubjobBatch};
 use proptest::prelude::*;
 
 /// Records the largest single allocation: what a decoder fooled by a length would make.
@@ -96,11 +96,11 @@ fn records() -> (Vec<(&'static str, Vec<u8>)>, Dictionary) {
     job.run = run();
     let mut out = Vec::new();
     let mut buf = Vec::new();
-    compact::encode_state(&job, &mut buf);
+    ganga_records::encode_state(&job, &mut buf);
     out.push(("state", std::mem::take(&mut buf)));
-    compact::encode_spec(&job.spec, &mut buf);
+    ganga_records::encode_spec(&job.spec, &mut buf);
     out.push(("spec", std::mem::take(&mut buf)));
-    compact::encode_splitter(job.spec.splitter.as_ref(), &mut buf);
+    ganga_records::encode_splitter(job.spec.splitter.as_ref(), &mut buf);
     out.push(("splitter", std::mem::take(&mut buf)));
     let generic = Splitter::Generic {
         attributes: vec![SplitAttribute {
@@ -108,11 +108,11 @@ fn records() -> (Vec<(&'static str, Vec<u8>)>, Dictionary) {
             values: vec![Value::Integer(1), Value::Float(2.5), Value::Bool(true)],
         }],
     };
-    compact::encode_splitter(Some(&generic), &mut buf);
+    ganga_records::encode_splitter(Some(&generic), &mut buf);
     out.push(("splitter", std::mem::take(&mut buf)));
-    compact::encode_summary(&JobSummary::of(&job), &mut buf);
+    ganga_records::encode_summary(&JobSummary::of(&job), &mut buf);
     out.push(("summary", std::mem::take(&mut buf)));
-    compact::encode_job(&job, &mut buf);
+    ganga_records::encode_job(&job, &mut buf);
     out.push(("job", std::mem::take(&mut buf)));
     let mut dict = Dictionary::new(Timestamp(1_700_000_000_000));
     let mut subjob = Subjob::new(
@@ -124,14 +124,14 @@ fn records() -> (Vec<(&'static str, Vec<u8>)>, Dictionary) {
         Timestamp(1_700_000_000_000),
     );
     subjob.run = run();
-    compact::encode_subjob(&subjob, &mut dict, None, &mut buf);
+    ganga_records::encode_subjob(&subjob, &mut dict, None, &mut buf);
     out.push(("subjob", std::mem::take(&mut buf)));
     let item = vec![Override::AppendArgs(vec!["arg3".to_owned()])];
     subjob.overrides = item.clone();
-    compact::encode_subjob(&subjob, &mut dict, Some(&item), &mut buf);
+    ganga_records::encode_subjob(&subjob, &mut dict, Some(&item), &mut buf);
     out.push(("subjob", std::mem::take(&mut buf)));
     out.push(("dictionary", dict.encode_with_indices(&[(0, 9), (12, 30)])));
-    compact::encode_unit_entry(&run(), &mut buf);
+    ganga_records::encode_unit_entry(&run(), &mut buf);
     out.push(("unit", std::mem::take(&mut buf)));
     out.push((
         "batch",
@@ -143,24 +143,24 @@ fn records() -> (Vec<(&'static str, Vec<u8>)>, Dictionary) {
 /// Every decoder on `bytes`; only whether they return matters.
 fn decode_all(bytes: &[u8], dict: &Dictionary) {
     let item = [Override::AppendArgs(vec!["arg3".to_owned()])];
-    let _ = compact::decode_state(bytes);
-    let _ = compact::decode_spec_apart(bytes);
-    let _ = compact::decode_splitter(bytes);
-    let _ = compact::decode_summary(7, bytes);
-    let _ = compact::decode_job(7, bytes);
+    let _ = ganga_records::decode_state(bytes);
+    let _ = ganga_records::decode_spec_apart(bytes);
+    let _ = ganga_records::decode_splitter(bytes);
+    let _ = ganga_records::decode_summary(7, bytes);
+    let _ = ganga_records::decode_job(7, bytes);
     let _ = Dictionary::decode(bytes);
     let _ = Dictionary::decode_with_indices(bytes);
-    let _ = compact::decode_subjob(3, bytes, dict, None);
-    let _ = compact::decode_subjob(3, bytes, dict, Some(&item));
-    let _ = compact::decode_subjob_run(bytes, dict);
-    let _ = compact::decode_unit_entry(bytes);
-    let _ = compact::packed_unit_updates::decode(bytes);
-    let _ = compact::split_items_of_encoded(bytes, &[0, 3, 19, 1000].into_iter().collect());
+    let _ = ganga_records::decode_subjob(3, bytes, dict, None);
+    let _ = ganga_records::decode_subjob(3, bytes, dict, Some(&item));
+    let _ = ganga_records::decode_subjob_run(bytes, dict);
+    let _ = ganga_records::decode_unit_entry(bytes);
+    let _ = ganga_records::packed_unit_updates::decode(bytes);
+    let _ = ganga_records::split_items_of_encoded(bytes, &[0, 3, 19, 1000].into_iter().collect());
     if let Ok(batch) = SubjobBatch::decode(bytes) {
         let _ = batch.unpack();
         let _ = batch.statuses().count();
     }
-    let record = compact::JobRecord {
+    let record = ganga_records::JobRecord {
         state: bytes.to_vec().into(),
         spec: bytes.to_vec().into(),
         splitter: Some(bytes.to_vec().into()),
@@ -233,16 +233,18 @@ fn the_valid_records_decode() {
     let (records, dict) = records();
     for (kind, bytes) in &records {
         let ok = match *kind {
-            "state" => compact::decode_state(bytes).is_ok(),
-            "spec" => compact::decode_spec_apart(bytes).is_ok_and(|(_, apart)| apart),
-            "splitter" => compact::decode_splitter(bytes).is_ok(),
-            "summary" => compact::decode_summary(7, bytes).is_ok(),
-            "job" => compact::decode_job(7, bytes).is_ok(),
-            "subjob" => compact::decode_subjob_run(bytes, &dict).is_ok(),
+            "state" => ganga_records::decode_state(bytes).is_ok(),
+            "spec" => ganga_records::decode_spec_apart(bytes).is_ok_and(|(_, apart)| apart),
+            "splitter" => ganga_records::decode_splitter(bytes).is_ok(),
+            "summary" => ganga_records::decode_summary(7, bytes).is_ok(),
+            "job" => ganga_records::decode_job(7, bytes).is_ok(),
+            "subjob" => ganga_records::decode_subjob_run(bytes, &dict).is_ok(),
             "dictionary" => Dictionary::decode_with_indices(bytes).is_ok_and(|(_, r)| r.is_some()),
-            "unit" => compact::decode_unit_entry(bytes).is_ok(),
+            "unit" => ganga_records::decode_unit_entry(bytes).is_ok(),
             "batch" => SubjobBatch::decode(bytes).is_ok_and(|b| b.unpack().is_ok()),
-            "updates" => compact::packed_unit_updates::decode(bytes).is_ok_and(|u| u.len() == 2),
+            "updates" => {
+                ganga_records::packed_unit_updates::decode(bytes).is_ok_and(|u| u.len() == 2)
+            }
             other => panic!("no check for {other}"),
         };
         assert!(ok, "the valid {kind} record does not decode");

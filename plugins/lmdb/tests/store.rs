@@ -8,14 +8,14 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ganga_core::compact::{self, Dictionary};
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     ActiveJob, Application, BackendConfig, BackendInfo, Change, Committed, Executable, Job, JobId,
     JobRef, JobSpec, JobSummary, Options, Override, RunState, RunUpdate, SplitAttribute, Splitter,
     Status, StatusCounts, StatusTimes, Store, StoreError, Subjob, SummaryEntry, Timestamp, Value,
 };
+use ganga_plugin_sdk::PluginContext;
 use ganga_plugin_sdk::StorePlugin;
+use ganga_records::{Dictionary, RecordStore as _};
 use ganga_store_lmdb::{LmdbOptions, LmdbStore, SUBJOBS_PER_GROUP as PER_GROUP};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -672,11 +672,11 @@ fn check_passes_after_a_mixed_workload_and_finds_broken_indexes() -> TestResult 
     let mut wrong = JobSummary::of(other);
     wrong.name = "renamed behind the store's back".to_owned();
     let mut bytes = Vec::new();
-    compact::encode_summary(&wrong, &mut bytes);
+    ganga_records::encode_summary(&wrong, &mut bytes);
     store.raw_put("summaries", &other.id.to_be_bytes(), &bytes)?;
     // A subjob whose master does not exist, and an entry for a job that is not active.
     let mut orphan = Vec::new();
-    compact::encode_subjob(
+    ganga_records::encode_subjob(
         &Subjob::new(0, Vec::new(), at(0)),
         &mut Dictionary::new(at(0)),
         None,
@@ -1254,7 +1254,7 @@ fn raw_put_record(store: &LmdbStore, job: JobId, index: u32, record: &[u8]) -> T
 /// Whether a stored record leaves out its overrides, taking its master's split item: it
 /// then does not decode without one.
 fn takes_split_item(record: &[u8], dict: &Dictionary) -> bool {
-    compact::decode_subjob(0, record, dict, None)
+    ganga_records::decode_subjob(0, record, dict, None)
         .is_err_and(|e| e.to_string().contains("master's splitter"))
 }
 
@@ -1782,7 +1782,7 @@ fn rewriting_subjobs_at_full_scale() -> TestResult {
                 let bytes = store
                     .raw_get("splitters", &id.to_be_bytes())?
                     .ok_or("no splitter")?;
-                compact::decode_splitter(&bytes)?;
+                ganga_records::decode_splitter(&bytes)?;
             }
             eprintln!(
                 "decoding the {masters} splitters ({:.1} KB each): {:?}",
@@ -2055,7 +2055,7 @@ fn a_master_whose_splitter_changes_keeps_its_subjobs_reading_right() -> TestResu
     taking.extend(10..n);
     assert_eq!(taking_split_items(&store, id, n)?, taking);
     // As the cache gets them, across the plugin boundary.
-    let carried = compact::SubjobBatch::decode(&store.subjob_batch(id, 0..n)?.encode())?;
+    let carried = ganga_records::SubjobBatch::decode(&store.subjob_batch(id, 0..n)?.encode())?;
     assert_eq!(carried.unpack(), Ok(subjobs.clone()));
     assert_clean(&store)?;
 
@@ -2204,7 +2204,7 @@ fn a_corrupt_subjob_record_is_reported_for_that_subjob() -> TestResult {
         foreign.intern(&format!("s{i}"));
     }
     let mut record = Vec::new();
-    compact::encode_subjob(
+    ganga_records::encode_subjob(
         &completed_subjob(7, at(0), &mut Rng(2)),
         &mut foreign,
         None,
@@ -2353,7 +2353,7 @@ fn subjob_batches_hand_over_the_stored_records_undecoded() -> TestResult {
         Ok(_) => panic!("the damaged record unpacked"),
     }
     // As the protocol carries it, across the plugin boundary.
-    let carried = compact::SubjobBatch::decode(&batch.encode())?;
+    let carried = ganga_records::SubjobBatch::decode(&batch.encode())?;
     assert_eq!(carried, batch);
     assert_eq!(carried.get(19), Some(Ok(subjobs[19].clone())));
     assert_eq!(
@@ -2443,14 +2443,14 @@ fn a_format_1_store_is_upgraded_in_place() -> TestResult {
             let splitter = store.raw_get("splitters", &key)?;
             assert_eq!(splitter.is_some(), e.job.spec.splitter.is_some());
             let splitter = match splitter {
-                Some(bytes) => compact::decode_splitter(&bytes)?,
+                Some(bytes) => ganga_records::decode_splitter(&bytes)?,
                 None => None,
             };
             assert_eq!(
-                compact::job_from_parts(
+                ganga_records::job_from_parts(
                     id,
-                    compact::decode_state(&state)?,
-                    compact::decode_spec(&spec)?,
+                    ganga_records::decode_state(&state)?,
+                    ganga_records::decode_spec(&spec)?,
                     splitter
                 ),
                 e.job

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ganga_core::{
-    Answers, Backend, BackendDescription, BackendError, BackendErrorKind, BackendRef, Capabilities,
-    JobRef, Options, OutputsReport, OutputsRequest, PeekFile, PollReport, SubmitSpec, Submitted,
-    UnitRun,
+    Answers, Backend, BackendDescription, BackendError, BackendRef, Capabilities, JobRef, Options,
+    OutputsReport, OutputsRequest, PeekFile, PollReport, SubmitSpec, Submitted, UnitRun,
 };
+
+use ganga_plugin_sdk::blocking;
 
 use crate::config::Config;
 use crate::layout::{HomeDirs, QueueDir};
@@ -109,12 +110,18 @@ impl Backend for LocalBackend {
 
     async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
         let (context, jobs) = (self.context.clone(), jobs.to_vec());
-        blocking("submit", move || submit::submit_batch(&context, &jobs)).await
+        blocking("local backend: submit", move || {
+            submit::submit_batch(&context, &jobs)
+        })
+        .await
     }
 
     async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
         let (context, jobs) = (self.context.clone(), jobs.to_vec());
-        blocking("poll", move || poll::poll_batch(&context, &jobs)).await
+        blocking("local backend: poll", move || {
+            poll::poll_batch(&context, &jobs)
+        })
+        .await
     }
 
     async fn poll_all(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
@@ -128,7 +135,10 @@ impl Backend for LocalBackend {
 
     async fn find(&self, jobs: &[UnitRun]) -> Result<Answers<Option<Submitted>>, BackendError> {
         let (context, jobs) = (self.context.clone(), jobs.to_vec());
-        blocking("find", move || poll::find_batch(&context, &jobs)).await
+        blocking("local backend: find", move || {
+            poll::find_batch(&context, &jobs)
+        })
+        .await
     }
 
     async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
@@ -142,9 +152,11 @@ impl Backend for LocalBackend {
         max_bytes: u64,
     ) -> Result<Vec<u8>, BackendError> {
         let (owned, file) = (job.clone(), file.clone());
-        blocking("peek", move || outputs::peek(&owned, &file, max_bytes))
-            .await?
-            .map_err(|e| BackendError::failed(format!("job {}: {e}", job.job)))
+        blocking("local backend: peek", move || {
+            outputs::peek(&owned, &file, max_bytes)
+        })
+        .await?
+        .map_err(|e| BackendError::failed(format!("job {}: {e}", job.job)))
     }
 
     async fn outputs(
@@ -153,23 +165,11 @@ impl Backend for LocalBackend {
     ) -> Result<Answers<OutputsReport>, BackendError> {
         let owned = jobs.to_vec();
         let keep = self.context.config.keep_workdir;
-        blocking("outputs", move || outputs::collect_batch(&owned, keep)).await
+        blocking("local backend: outputs", move || {
+            outputs::collect_batch(&owned, keep)
+        })
+        .await
     }
-}
-
-/// Runs blocking file work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        let kind = if e.is_panic() {
-            BackendErrorKind::Panicked
-        } else {
-            BackendErrorKind::Failed
-        };
-        BackendError::new(kind, format!("local backend: {what} failed: {e}"))
-    })
 }
 
 /// The queue's files are read line by line, and name paths under the home.

@@ -182,7 +182,7 @@ mod watch;
 pub use crate::backend::LocalBackend;
 
 impl ganga_plugin_sdk::BackendPlugin for LocalBackend {
-    fn create(context: ganga_core::protocol::PluginContext) -> Result<Self, String> {
+    fn create(context: ganga_plugin_sdk::PluginContext) -> Result<Self, String> {
         LocalBackend::new(context.home, &context.config).map_err(|e| e.to_string())
     }
 }

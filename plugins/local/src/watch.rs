@@ -10,7 +10,7 @@ use ganga_core::{BackendError, JobRef};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::{Mutex, Notify};
 
-use crate::backend::blocking;
+use ganga_plugin_sdk::blocking;
 
 /// The events directory and, once `changes` was first called, its watch.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl Watch {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let dir = self.dir.clone();
-            let found = blocking("changes", move || consume(&dir)).await??;
+            let found = blocking("local backend: changes", move || consume(&dir)).await??;
             if !found.is_empty() {
                 return Ok(found);
             }

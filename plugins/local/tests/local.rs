@@ -668,7 +668,7 @@ async fn works_as_a_loaded_plugin() {
         .load_file(&ganga_test_support::built_plugin("ganga-backend-local"))
         .expect("the plugin loads");
     assert_eq!(info.name, "local");
-    let context = ganga_core::protocol::PluginContext {
+    let context = ganga_plugin_sdk::PluginContext {
         home: home.path().to_path_buf(),
         config: [("max_parallel".to_owned(), Value::Integer(2))].into(),
         home_id: "test".into(),

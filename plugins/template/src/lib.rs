@@ -19,13 +19,13 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use std::{fs, io};
 
 use async_trait::async_trait;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, Capabilities, OutputsReport,
     OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus, SubmitSpec, Submitted, Timestamp,
     Value,
 };
 use ganga_plugin_sdk::files;
+use ganga_plugin_sdk::{PluginContext, blocking};
 
 use crate::process::{Proc, Signal};
 
@@ -81,17 +81,26 @@ impl Backend for TemplateBackend {
 
     async fn submit(&self, jobs: &[SubmitSpec]) -> Result<Answers<Submitted>, BackendError> {
         let (specs, nice) = (jobs.to_vec(), self.nice);
-        blocking(move || specs.iter().map(|s| (s.job, start(s, nice))).collect()).await
+        blocking(NAME, move || {
+            specs.iter().map(|s| (s.job, start(s, nice))).collect()
+        })
+        .await
     }
 
     async fn poll(&self, jobs: &[BackendRef]) -> Result<Answers<PollReport>, BackendError> {
         let refs = jobs.to_vec();
-        blocking(move || refs.iter().map(|r| (r.job, Ok(decide(r)))).collect()).await
+        blocking(NAME, move || {
+            refs.iter().map(|r| (r.job, Ok(decide(r)))).collect()
+        })
+        .await
     }
 
     async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
         let refs = jobs.to_vec();
-        blocking(move || refs.iter().map(|r| r.job).zip(stop(&refs)).collect()).await
+        blocking(NAME, move || {
+            refs.iter().map(|r| r.job).zip(stop(&refs)).collect()
+        })
+        .await
     }
 
     async fn peek(
@@ -102,7 +111,7 @@ impl Backend for TemplateBackend {
     ) -> Result<Vec<u8>, BackendError> {
         let (work, name) = (work_dir(&job.workspace), file.name().to_owned());
         // Refuses paths that lead out of the working directory, and reads only the end.
-        let tail = blocking(move || files::tail(&work, &name, max)).await?;
+        let tail = blocking(NAME, move || files::tail(&work, &name, max)).await?;
         tail.map_err(|e| BackendError::failed(e.to_string()))
     }
 
@@ -111,16 +120,11 @@ impl Backend for TemplateBackend {
         jobs: &[OutputsRequest],
     ) -> Result<Answers<OutputsReport>, BackendError> {
         let requests = jobs.to_vec();
-        blocking(move || requests.iter().map(|r| (r.job.job, collect(r))).collect()).await
+        blocking(NAME, move || {
+            requests.iter().map(|r| (r.job.job, collect(r))).collect()
+        })
+        .await
     }
-}
-
-/// Runs the file and process work of one call on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, BackendError> {
-    let done = tokio::task::spawn_blocking(work).await;
-    done.map_err(|e| BackendError::failed(format!("{NAME}: {e}")))
 }
 
 fn record(workspace: &Path, kind: &str, run: u32) -> PathBuf {

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use ganga_backend_template::TemplateBackend;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{Backend as _, BackendRef, JobRef, Options, PeekFile, RemoteStatus, Value};
 use ganga_plugin_host::Catalog;
 use ganga_plugin_sdk::BackendPlugin as _;
+use ganga_plugin_sdk::PluginContext;
 use ganga_test_support::built_plugin;
 use ganga_test_support::conformance::{
     self, ConformanceEnv, ShellJob, poll_until_final, submit_all,

@@ -4,11 +4,11 @@
 //! plugin with a deadlock or a crash in native code would.
 
 use async_trait::async_trait;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, OutputsReport, OutputsRequest,
     PeekFile, PollReport, SubmitSpec, Submitted,
 };
+use ganga_plugin_sdk::PluginContext;
 
 pub struct Faulty {
     poll: Fault,

@@ -5,11 +5,11 @@
 
 use async_trait::async_trait;
 use ganga_backend_template::TemplateBackend;
-use ganga_core::protocol::PluginContext;
 use ganga_core::{
     Answers, Backend, BackendDescription, BackendError, BackendRef, OutputsReport, OutputsRequest,
     PeekFile, PollReport, RemoteStatus, SubmitSpec, Submitted,
 };
+use ganga_plugin_sdk::PluginContext;
 
 pub struct Forgetful(TemplateBackend);
 

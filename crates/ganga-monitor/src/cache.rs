@@ -1,7 +1,6 @@
-//! The Cache trait and its implementation over quick_cache: summaries, jobs and pages of
-//! subjobs held in memory within a byte budget, loaded from a [`Store`] on demand and
-//! dropped when the budget is reached — except entries with unsaved changes, which stay
-//! until they are written.
+//! [`Cache`], over quick_cache: summaries, jobs and pages of subjobs held in memory within
+//! a byte budget, loaded from a [`RecordStore`] on demand and dropped when the budget is
+//! reached — except entries with unsaved changes, which stay until they are written.
 //!
 //! Ganga loads an object the first time it is touched and never lets go; this cache is
 //! what keeps memory flat however many jobs a repository holds.
@@ -13,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use quick_cache::sync::Cache as QuickCache;
 use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
 
-use crate::compact::SubjobBatch;
-use crate::{
-    Change, Committed, Job, JobId, JobSummary, RunState, Status, Store, StoreError, Subjob,
-    SubjobIndex, SummaryEntry,
+use ganga_core::{
+    Change, Committed, Job, JobId, JobSummary, RunState, RunUpdate, Status, StoreError, Subjob,
+    SubjobIndex, SummaryEntry, UnitUpdate, UnitsUpdated,
 };
+use ganga_records::{CodecError, RecordStore, SubjobBatch};
 
 /// How many subjobs one cached page holds: showing one subjob loads its page.
 pub const SUBJOB_PAGE: SubjobIndex = 1024;
@@ -35,62 +34,13 @@ pub struct CacheStats {
 }
 
 /// What a [`Cache::flush`] wrote.
+#[cfg(test)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flushed {
     pub committed: Vec<Committed>,
     /// Jobs another process changed since they were read: their staged changes were
     /// dropped, and memory forgot them so the next read sees the other process's state.
     pub conflicts: Vec<JobId>,
-}
-
-/// What the program keeps of the store in memory, at three grains: job summaries (what a
-/// listing needs), whole jobs, and pages of [`SUBJOB_PAGE`] subjobs.
-///
-/// Writes come in two kinds: [`Cache::commit`] writes through at once (all or nothing,
-/// refused on a stale revision); [`Cache::stage`] changes memory at once and leaves the
-/// write to the next [`Cache::flush`], which commits everything staged in one transaction.
-/// Staged entries are never evicted.
-pub trait Cache: Send + Sync {
-    /// Up to `limit` summaries of jobs with id `>= from`, in id order.
-    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError>;
-
-    fn job(&self, id: JobId) -> Result<Option<Arc<Job>>, StoreError>;
-
-    /// The subjobs of `id` with an index in `range`, loading only the pages that hold them.
-    fn subjobs(&self, id: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError>;
-
-    /// The status of each subjob of `id` with an index in `range`: what listings and the
-    /// monitor need, read from the packed pages without decoding the subjobs.
-    fn statuses(
-        &self,
-        id: JobId,
-        range: Range<SubjobIndex>,
-    ) -> Result<Vec<(SubjobIndex, Status)>, StoreError>;
-
-    /// Writes changes to the store in one commit and brings memory up to date.
-    fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError>;
-
-    /// Applies changes to units through the store ([`Store::update_units`]: written
-    /// through at once, in one transaction) and forgets what memory holds of every job
-    /// they touched, so that the next read sees the store. A job with changes staged is
-    /// left alone: its flush meets the new revision and reports the conflict.
-    fn update_units(
-        &self,
-        updates: &[crate::UnitUpdate],
-    ) -> Result<crate::UnitsUpdated, StoreError>;
-
-    /// Applies changes to memory now and to the store at the next flush. A job staged
-    /// twice keeps the revision it was first read at.
-    fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError>;
-
-    /// Writes everything staged in one commit.
-    fn flush(&self) -> Result<Flushed, StoreError>;
-
-    /// Forgets what is held of a job, staged changes included (another process changed
-    /// it, or the caller gives up its changes).
-    fn forget(&self, id: JobId);
-
-    fn stats(&self) -> CacheStats;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,13 +128,13 @@ fn run_bytes(run: &RunState) -> usize {
     opt(&b.id) + opt(&b.native_state) + opt(&b.reason) + opt(&b.actual_ce) + strings(&run.outputs)
 }
 
-fn value_bytes(v: &crate::Value) -> usize {
+fn value_bytes(v: &ganga_core::Value) -> usize {
     48 + match v {
-        crate::Value::String(s) => string(s),
-        crate::Value::List(items) => {
+        ganga_core::Value::String(s) => string(s),
+        ganga_core::Value::List(items) => {
             heap(items.len() * 48) + items.iter().map(value_bytes).sum::<usize>()
         }
-        crate::Value::Table(t) => t
+        ganga_core::Value::Table(t) => t
             .iter()
             .map(|(k, v)| 48 + string(k) + value_bytes(v))
             .sum::<usize>(),
@@ -192,10 +142,10 @@ fn value_bytes(v: &crate::Value) -> usize {
     }
 }
 
-fn splitter_bytes(s: &crate::Splitter) -> usize {
+fn splitter_bytes(s: &ganga_core::Splitter) -> usize {
     match s {
-        crate::Splitter::Args { args, .. } => 64 + args.heap_bytes(),
-        crate::Splitter::Generic { attributes } => attributes
+        ganga_core::Splitter::Args { args, .. } => 64 + args.heap_bytes(),
+        ganga_core::Splitter::Generic { attributes } => attributes
             .iter()
             .map(|a| {
                 64 + string(&a.path)
@@ -206,9 +156,9 @@ fn splitter_bytes(s: &crate::Splitter) -> usize {
     }
 }
 
-fn spec_bytes(spec: &crate::JobSpec) -> usize {
+fn spec_bytes(spec: &ganga_core::JobSpec) -> usize {
     let exe = spec.application.executable();
-    std::mem::size_of::<crate::JobSpec>()
+    std::mem::size_of::<ganga_core::JobSpec>()
         + string(&spec.name)
         + string(&spec.comment)
         + string(&exe.exe)
@@ -261,6 +211,7 @@ struct Staged {
     job: Option<Arc<Job>>,
     /// The job as it was read before it was first staged: a flush sends only the run
     /// state when the spec and metadata are still these.
+    #[cfg(test)]
     read: Option<Arc<Job>>,
     /// Subjobs staged, by index.
     subjobs: BTreeMap<SubjobIndex, Subjob>,
@@ -268,16 +219,23 @@ struct Staged {
     removal: Option<u64>,
 }
 
-/// A cache of summaries, jobs and subjob pages over a [`Store`], bounded by a byte budget.
-pub struct JobCache {
-    store: Arc<dyn Store>,
+/// What the program keeps of the store in memory, at three grains: job summaries (what a
+/// listing needs), whole jobs, and pages of [`SUBJOB_PAGE`] subjobs, bounded by a byte
+/// budget. Pages are held packed, as the store hands them over; a subjob is decoded when
+/// it is read, and a status without decoding the rest of its record.
+///
+/// Writes go through at once ([`Cache::commit`]: all or nothing, refused on a stale
+/// revision; [`Cache::update_units`]). Tests also stage changes in memory and flush them
+/// in one transaction; staged entries are never evicted.
+pub struct Cache {
+    store: Arc<dyn RecordStore>,
     entries: QuickCache<Key, Entry, ByEstimatedBytes, quick_cache::DefaultHashBuilder, KeepUnsaved>,
     budget: u64,
     staged: Mutex<BTreeMap<JobId, Staged>>,
 }
 
-impl JobCache {
-    pub fn new(store: Arc<dyn Store>, budget_bytes: u64) -> JobCache {
+impl Cache {
+    pub fn new(store: Arc<dyn RecordStore>, budget_bytes: u64) -> Cache {
         let budget = budget_bytes.max(1);
         // Few shards: each gets an equal part of the budget, and an entry larger than a
         // shard's part is not kept at all.
@@ -292,7 +250,7 @@ impl JobCache {
             .build()
             // Invariant: every option above is set and valid.
             .expect("valid cache options");
-        JobCache {
+        Cache {
             store,
             entries: QuickCache::with_options(
                 options,
@@ -305,7 +263,7 @@ impl JobCache {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn RecordStore> {
         &self.store
     }
 
@@ -361,7 +319,7 @@ impl JobCache {
                 && Arc::ptr_eq(&held.spec, &job.spec)
                 && held.metadata == job.metadata =>
             {
-                Change::PutRun(crate::RunUpdate::of(&job))
+                Change::PutRun(RunUpdate::of(&job))
             }
             _ => Change::PutJob(job),
         }
@@ -380,6 +338,7 @@ impl JobCache {
     /// Stages `job` (a put, or a run update applied to `held`): the first change of a job
     /// since the last flush remembers the copy it was based on (`held`) and its revision,
     /// which later changes keep.
+    #[cfg(test)]
     fn stage_job(
         &self,
         staged: &mut BTreeMap<JobId, Staged>,
@@ -467,6 +426,7 @@ impl JobCache {
 
     /// Marks a job's entries saved (after a flush wrote them): the job, and the pages
     /// holding its staged subjobs.
+    #[cfg(test)]
     fn mark_saved(&self, id: JobId, staged: &Staged, revision: Option<u64>) {
         if let Some(Entry::Job { job, .. }) = self.entries.get(&Key::Job(id)) {
             let mut job = Job::clone(&job);
@@ -498,7 +458,7 @@ impl JobCache {
 }
 
 /// A copy of `job` with the run state and counters of `update` (sharing its spec).
-fn with_run(job: &Job, update: &crate::RunUpdate) -> Job {
+fn with_run(job: &Job, update: &RunUpdate) -> Job {
     Job {
         id: job.id,
         revision: update.revision,
@@ -520,15 +480,16 @@ fn pages(range: &Range<SubjobIndex>) -> std::ops::RangeInclusive<SubjobIndex> {
     range.start / SUBJOB_PAGE..=(range.end - 1) / SUBJOB_PAGE
 }
 
-fn corrupt(id: JobId, index: SubjobIndex, e: crate::compact::CodecError) -> StoreError {
+fn corrupt(id: JobId, index: SubjobIndex, e: CodecError) -> StoreError {
     StoreError::Corrupt {
-        job: crate::JobRef::subjob(id, index),
+        job: ganga_core::JobRef::subjob(id, index),
         detail: e.to_string(),
     }
 }
 
-impl Cache for JobCache {
-    fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
+impl Cache {
+    /// Up to `limit` summaries of jobs with id `>= from`, in id order.
+    pub fn summaries(&self, from: JobId, limit: u32) -> Result<Vec<SummaryEntry>, StoreError> {
         let entries = self.store.summaries(from, limit)?;
         for e in &entries {
             if let SummaryEntry::Readable(s) = e {
@@ -539,7 +500,7 @@ impl Cache for JobCache {
         Ok(entries)
     }
 
-    fn job(&self, id: JobId) -> Result<Option<Arc<Job>>, StoreError> {
+    pub fn job(&self, id: JobId) -> Result<Option<Arc<Job>>, StoreError> {
         if let Some(Entry::Job { job, .. }) = self.entries.get(&Key::Job(id)) {
             return Ok(Some(job));
         }
@@ -567,7 +528,8 @@ impl Cache for JobCache {
         }
     }
 
-    fn subjobs(&self, id: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
+    /// The subjobs of `id` with an index in `range`, loading only the pages that hold them.
+    pub fn subjobs(&self, id: JobId, range: Range<SubjobIndex>) -> Result<Vec<Subjob>, StoreError> {
         let mut out = Vec::new();
         if range.is_empty() {
             return Ok(out);
@@ -583,7 +545,9 @@ impl Cache for JobCache {
         Ok(out)
     }
 
-    fn statuses(
+    /// The status of each subjob of `id` with an index in `range`: what listings and the
+    /// monitor need, read from the packed pages without decoding the subjobs.
+    pub fn statuses(
         &self,
         id: JobId,
         range: Range<SubjobIndex>,
@@ -601,7 +565,8 @@ impl Cache for JobCache {
         Ok(out)
     }
 
-    fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError> {
+    /// Writes changes to the store in one commit and brings memory up to date.
+    pub fn commit(&self, changes: Vec<Change>) -> Result<Vec<Committed>, StoreError> {
         let changes: Vec<Change> = changes.into_iter().map(|c| self.narrowed(c)).collect();
         match self.store.commit(&changes) {
             Ok(committed) => {
@@ -618,10 +583,11 @@ impl Cache for JobCache {
         }
     }
 
-    fn update_units(
-        &self,
-        updates: &[crate::UnitUpdate],
-    ) -> Result<crate::UnitsUpdated, StoreError> {
+    /// Applies changes to units through the store ([`ganga_core::Store::update_units`]:
+    /// written through at once, in one transaction) and forgets what memory holds of every
+    /// job they touched, so that the next read sees the store. A job with changes staged is
+    /// left alone: its flush meets the new revision and reports the conflict.
+    pub fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
         let result = self.store.update_units(updates);
         // Forgotten whatever the outcome: after a failure memory may be stale too.
         let touched: BTreeSet<JobId> = updates.iter().map(|u| u.unit.job).collect();
@@ -634,7 +600,10 @@ impl Cache for JobCache {
         result
     }
 
-    fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+    /// Applies changes to memory now and to the store at the next flush. A job staged
+    /// twice keeps the revision it was first read at.
+    #[cfg(test)]
+    pub fn stage(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         // Pages are loaded before the bookkeeping lock is taken, so that a change to a
         // subjob not in memory lands in its page.
         for change in &changes {
@@ -696,7 +665,9 @@ impl Cache for JobCache {
         Ok(())
     }
 
-    fn flush(&self) -> Result<Flushed, StoreError> {
+    /// Writes everything staged in one commit.
+    #[cfg(test)]
+    pub fn flush(&self) -> Result<Flushed, StoreError> {
         let mut staged = self.staged();
         let mut flushed = Flushed::default();
         loop {
@@ -727,7 +698,7 @@ impl Cache for JobCache {
                             && read.metadata == job.metadata
                     });
                 if unchanged {
-                    changes.push(Change::PutRun(crate::RunUpdate::of(&job)));
+                    changes.push(Change::PutRun(RunUpdate::of(&job)));
                 } else {
                     changes.push(Change::PutJob(job));
                 }
@@ -770,12 +741,15 @@ impl Cache for JobCache {
         }
     }
 
-    fn forget(&self, id: JobId) {
+    /// Forgets what is held of a job, staged changes included (another process changed
+    /// it, or the caller gives up its changes).
+    pub fn forget(&self, id: JobId) {
         self.staged().remove(&id);
         self.drop_entries(id);
     }
 
-    fn stats(&self) -> CacheStats {
+    /// Memory use, from the cache's own estimates.
+    pub fn stats(&self) -> CacheStats {
         let unsaved_bytes = self
             .entries
             .iter()
@@ -792,3 +766,6 @@ impl Cache for JobCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

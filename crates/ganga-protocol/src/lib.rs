@@ -1,19 +1,25 @@
-//! The messages that cross the plugin boundary, encoded as CBOR. Adding a variant is a
-//! compatible change (an older plugin answers it with `Unsupported`); changing or removing
-//! one is not, and needs a new major [`PROTOCOL_VERSION`].
+//! The messages that cross the plugin boundary between `ganga` (the host) and a plugin
+//! library, encoded as CBOR: requests and replies for backends and stores, what a plugin
+//! is given when it is created, and the version checked when one is loaded. Adding a
+//! variant is a compatible change (an older plugin answers it with `Unsupported`);
+//! changing or removing one is not, and needs a new major [`PROTOCOL_VERSION`].
+//!
+//! It is not: the ABI (`ganga-plugin-abi` carries these bytes), nor the record encoding
+//! (bulk data travels as `ganga-records`' compact records, through its serde adapters).
+//! Only the host and the SDK speak it; the core knows nothing of it.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::compact::SubjobBatch;
-use crate::{
+use ganga_core::{
     ActiveJob, ActiveUnit, Answers, BackendDescription, BackendRef, Change, CheckReport,
     CommandStep, Committed, Job, JobId, JobRef, Options, OutputsReport, OutputsRequest, PeekFile,
     PollReport, StoreDescription, SubjobIndex, SubmitSpec, Submitted, SummaryEntry, UnitCursor,
     UnitRun, UnitUpdate, UnitsUpdated, Value,
 };
+use ganga_records::{JobRecord, SubjobBatch};
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
 ///
@@ -79,7 +85,7 @@ pub enum BackendReply {
 pub enum StoreRequest {
     Describe,
     ReserveIds(u64),
-    Commit(Vec<Change>),
+    Commit(#[serde(with = "ganga_records::packed_changes")] Vec<Change>),
     Job(JobId),
     /// Since 2.1: the job as its records (`StoreReply::JobRecord`).
     JobRecord(JobId),
@@ -97,7 +103,7 @@ pub enum StoreRequest {
         after: Option<UnitCursor>,
         limit: u32,
     },
-    UpdateUnits(#[serde(with = "crate::compact::packed_unit_updates")] Vec<UnitUpdate>),
+    UpdateUnits(#[serde(with = "ganga_records::packed_unit_updates")] Vec<UnitUpdate>),
     Backup(PathBuf),
     Check,
     Dump,
@@ -111,10 +117,10 @@ pub enum StoreReply {
     Described(StoreDescription),
     Reserved(JobId),
     Committed(Vec<Committed>),
-    Job(#[serde(with = "crate::compact::packed_opt_job")] Option<Job>),
-    JobRecord(Option<crate::compact::JobRecord>),
+    Job(#[serde(with = "ganga_records::packed_opt_job")] Option<Job>),
+    JobRecord(Option<JobRecord>),
     Subjobs(SubjobBatch),
-    Summaries(#[serde(with = "crate::compact::packed_summaries")] Vec<SummaryEntry>),
+    Summaries(#[serde(with = "ganga_records::packed_summaries")] Vec<SummaryEntry>),
     Active(Vec<ActiveJob>),
     ActiveUnits(Vec<ActiveUnit>),
     UnitsUpdated(UnitsUpdated),

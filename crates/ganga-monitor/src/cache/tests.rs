@@ -6,12 +6,15 @@
 use std::sync::Arc;
 
 use ganga_core::{
-    Application, BackendConfig, Cache, Change, Executable, Job, JobCache, JobSpec, Splitter,
-    Status, Store, Subjob, Timestamp,
+    Application, BackendConfig, Change, Executable, Job, JobSpec, Splitter, Status, Store, Subjob,
+    Timestamp,
 };
+use ganga_records::RecordStore;
 use ganga_store_lmdb::LmdbStore;
 
-fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+use super::Cache;
+
+fn store() -> (tempfile::TempDir, Arc<dyn RecordStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LmdbStore::open(&dir.path().join("store")).unwrap());
     (dir, store)
@@ -60,7 +63,7 @@ fn memory_stays_within_the_budget_while_reading_everything() {
     let (_dir, store) = store();
     fill(&*store, 20, 2_500);
     let budget = 512 * 1024;
-    let cache = JobCache::new(store.clone(), budget);
+    let cache = Cache::new(store.clone(), budget);
     let mut seen = 0;
     for id in 0..20 {
         let job = cache.job(id).unwrap().unwrap();
@@ -79,7 +82,7 @@ fn memory_stays_within_the_budget_while_reading_everything() {
 fn listing_loads_no_subjob_and_one_subjob_loads_one_page() {
     let (_dir, store) = store();
     fill(&*store, 3, 5_000);
-    let cache = JobCache::new(store, 64 << 20);
+    let cache = Cache::new(store, 64 << 20);
     let listed = cache.summaries(0, 100).unwrap();
     assert_eq!(listed.len(), 3);
     let after_listing = cache.stats();
@@ -103,7 +106,7 @@ fn staged_changes_survive_eviction_under_a_tiny_budget_and_all_reach_the_store()
     let (_dir, store) = store();
     fill(&*store, 30, 100);
     // Far too small for what will be staged.
-    let cache = JobCache::new(store.clone(), 4 * 1024);
+    let cache = Cache::new(store.clone(), 4 * 1024);
     for id in 0..30u64 {
         let mut job = Job::clone(&cache.job(id).unwrap().unwrap());
         let mut sjs = cache.subjobs(id, 0..100).unwrap();
@@ -187,7 +190,7 @@ fn staged_changes_survive_eviction_under_a_tiny_budget_and_all_reach_the_store()
 fn a_flush_drops_only_the_jobs_another_process_changed() {
     let (_dir, store) = store();
     fill(&*store, 2, 3);
-    let cache = JobCache::new(store.clone(), 1 << 20);
+    let cache = Cache::new(store.clone(), 1 << 20);
     for id in 0..2 {
         let mut job = Job::clone(&cache.job(id).unwrap().unwrap());
         Arc::make_mut(&mut job.spec).comment = format!("staged {id}");
@@ -214,7 +217,7 @@ fn a_flush_drops_only_the_jobs_another_process_changed() {
 fn write_through_commits_update_memory_without_a_reread() {
     let (_dir, store) = store();
     fill(&*store, 1, 2_000);
-    let cache = JobCache::new(store.clone(), 64 << 20);
+    let cache = Cache::new(store.clone(), 64 << 20);
     let mut job = Job::clone(&cache.job(0).unwrap().unwrap());
     let mut sjs = cache.subjobs(0, 1_500..1_501).unwrap();
     job.set_subjob_status(&mut sjs[0], Status::Submitted, Timestamp(5))
@@ -242,7 +245,7 @@ fn write_through_commits_update_memory_without_a_reread() {
 fn statuses_come_from_packed_pages_and_follow_staged_changes() {
     let (_dir, store) = store();
     fill(&*store, 1, 3_000);
-    let cache = JobCache::new(store, 64 << 20);
+    let cache = Cache::new(store, 64 << 20);
     let statuses = cache.statuses(0, 0..3_000).unwrap();
     assert_eq!(statuses.len(), 3_000);
     assert!(statuses.iter().all(|&(_, s)| s == Status::Submitting));
@@ -272,7 +275,7 @@ fn statuses_come_from_packed_pages_and_follow_staged_changes() {
 
 /// The real store, and a record of the kinds of change each commit carried.
 struct Recording {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn RecordStore>,
     commits: std::sync::Mutex<Vec<Vec<&'static str>>>,
 }
 
@@ -302,12 +305,12 @@ impl Store for Recording {
     fn job(&self, id: ganga_core::JobId) -> Result<Option<Job>, ganga_core::StoreError> {
         self.inner.job(id)
     }
-    fn subjob_batch(
+    fn subjobs(
         &self,
         job: ganga_core::JobId,
         range: std::ops::Range<ganga_core::SubjobIndex>,
-    ) -> Result<ganga_core::compact::SubjobBatch, ganga_core::StoreError> {
-        self.inner.subjob_batch(job, range)
+    ) -> Result<Vec<Subjob>, ganga_core::StoreError> {
+        self.inner.subjobs(job, range)
     }
     fn summaries(
         &self,
@@ -327,6 +330,16 @@ impl Store for Recording {
     }
 }
 
+impl RecordStore for Recording {
+    fn subjob_batch(
+        &self,
+        job: ganga_core::JobId,
+        range: std::ops::Range<ganga_core::SubjobIndex>,
+    ) -> Result<ganga_records::SubjobBatch, ganga_core::StoreError> {
+        self.inner.subjob_batch(job, range)
+    }
+}
+
 #[test]
 fn a_job_put_that_changes_only_its_run_is_committed_as_a_run_update() {
     let (_dir, inner) = store();
@@ -335,7 +348,7 @@ fn a_job_put_that_changes_only_its_run_is_committed_as_a_run_update() {
         inner,
         commits: Default::default(),
     });
-    let cache = JobCache::new(store.clone(), 64 << 20);
+    let cache = Cache::new(store.clone(), 64 << 20);
 
     // A copy of the job held, its run changed: a run update.
     let mut job = Job::clone(&cache.job(0).unwrap().unwrap());

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use ganga_core::compact::{
-    Dictionary, JobRecord, SubjobBatch, decode_job, decode_subjob, decode_summary, encode_job,
-    encode_splitter, encode_subjob, encode_summary, split_items_of_encoded,
-};
 use ganga_core::{
     Application, BackendConfig, BackendInfo, Executable, Job, JobSpec, JobSummary, Override,
     RunState, SplitAttribute, Splitter, Status, StatusTimes, Subjob, Timestamp, Value,
+};
+use ganga_records::{
+    Dictionary, JobRecord, SubjobBatch, decode_job, decode_subjob, decode_summary, encode_job,
+    encode_splitter, encode_subjob, encode_summary, split_items_of_encoded,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -431,7 +431,7 @@ fn arg_splitter_words_are_shared_in_a_master_record() {
 
 #[test]
 fn a_job_in_parts_is_the_job() {
-    use ganga_core::compact::{
+    use ganga_records::{
         decode_spec, decode_splitter, decode_state, encode_spec, encode_splitter, encode_state,
         job_from_parts,
     };
@@ -457,14 +457,43 @@ fn a_job_in_parts_is_the_job() {
 #[test]
 fn a_run_update_travels_compactly() {
     use ganga_core::{Change, RunUpdate};
+    /// A commit's changes as the protocol carries them.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Commit(#[serde(with = "ganga_records::packed_changes")] Vec<Change>);
     let job = full_job();
-    let change = Change::PutRun(RunUpdate::of(&job));
+    let commit = Commit(vec![Change::PutRun(RunUpdate::of(&job))]);
     let mut bytes = Vec::new();
-    ciborium::into_writer(&change, &mut bytes).unwrap();
+    ciborium::into_writer(&commit, &mut bytes).unwrap();
     assert!(bytes.len() < 120, "{} bytes", bytes.len());
     assert_eq!(
-        ciborium::from_reader::<Change, _>(&bytes[..]).unwrap(),
-        change
+        ciborium::from_reader::<Commit, _>(&bytes[..]).unwrap(),
+        commit
+    );
+}
+
+#[test]
+fn every_kind_of_change_survives_the_wire() {
+    use ganga_core::{Change, RunUpdate};
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Commit(#[serde(with = "ganga_records::packed_changes")] Vec<Change>);
+    let job = full_job();
+    let commit = Commit(vec![
+        Change::PutJob(job.clone()),
+        Change::PutRun(RunUpdate::of(&job)),
+        Change::PutSubjobs {
+            job: job.id,
+            subjobs: vec![completed_subjob(0), completed_subjob(3)],
+        },
+        Change::RemoveJob {
+            job: 9,
+            revision: 4,
+        },
+    ]);
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&commit, &mut bytes).unwrap();
+    assert_eq!(
+        ciborium::from_reader::<Commit, _>(&bytes[..]).unwrap(),
+        commit
     );
 }
 
@@ -549,8 +578,8 @@ fn split_items_read_from_an_encoded_splitter_are_the_splitters_own() {
 
 #[test]
 fn unit_updates_cross_the_boundary_as_one_compact_record() {
-    use ganga_core::compact::packed_unit_updates;
     use ganga_core::{JobRef, Status, Timestamp, UnitChange, UnitUpdate};
+    use ganga_records::packed_unit_updates;
     let updates = vec![
         UnitUpdate {
             unit: JobRef::subjob(7, 3),

@@ -4,9 +4,9 @@
 //! without panicking, overflowing the stack or running away.
 //!
 //! The property tests run a few hundred cases with the normal tests; for a long run set
-//! `PROPTEST_CASES`, e.g. `PROPTEST_CASES=200000 cargo test --release -p ganga-migrate --test fuzz`.
+//! `PROPTEST_CASES`, e.g. `PROPTEST_CASES=200000 cargo test --release -p ganga-migrate --lib fuzz`.
 
-use ganga_migrate::{pyliteral, xml};
+use crate::{pyliteral, xml};
 use ganga_test_support::fuzz::{mutate, mutation};
 use proptest::prelude::*;
 
