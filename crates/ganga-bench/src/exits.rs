@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context as _;
-use ganga_core::{Cache, JobCache, JobId, Status, Workspaces};
+use ganga_core::{JobId, Status, Workspaces};
+use ganga_monitor::Cache;
 use serde::Serialize;
 
 /// What was found.
@@ -75,7 +76,7 @@ impl Records {
 }
 
 pub(crate) fn exits(
-    cache: &JobCache,
+    cache: &Cache,
     home: &Path,
     id: JobId,
     records: Records,

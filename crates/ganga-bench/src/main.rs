@@ -197,7 +197,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Exits { home, job, backend } => {
             let opened = open_store(&home, &args.plugin_dirs)?;
-            let cache = JobCache::new(opened.store.clone(), DEFAULT_BUDGET_MIB << 20);
+            let cache = Cache::new(opened.store.clone(), DEFAULT_BUDGET_MIB << 20);
             let done = exits::exits(&cache, &home, job, backend)?;
             json!({"command": "exits", "result": done})
         }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use ganga_core::protocol::PluginContext;
-use ganga_core::{BackendRef, Options, Store, UnitCursor, Value, Workspaces};
+use ganga_core::{BackendRef, Options, UnitCursor, Value, Workspaces};
 use ganga_plugin_host::Catalog;
+use ganga_protocol::PluginContext;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -57,7 +57,7 @@ fn to_value(v: &toml::Value) -> Value {
 }
 
 pub(crate) fn poll_all(
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn ganga_records::RecordStore>,
     catalog: &Catalog,
     home: &Path,
     backend: &str,
