@@ -141,7 +141,8 @@ wait_ready() {
     while :; do
         state=$(timeout 20 sinfo -h -n "$NODE" -o '%T' 2>/dev/null || true)
         # `+`: in more than one state (allocated+completing); `*` would mean not responding.
-        case "$state" in idle | mixed | allocated | completing | idle+ | mixed+ | allocated+ | completing+) return 0 ;; esac
+        # `planned`: idle, but the backfill scheduler has it in mind for a pending job.
+        case "$state" in idle | mixed | allocated | completing | planned | idle+ | mixed+ | allocated+ | completing+ | planned+) return 0 ;; esac
         # A node left drained/down by an earlier run: give it back.
         case "$state" in drain* | down* | *fail*)
             timeout 20 scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true ;;
@@ -200,7 +201,7 @@ cmd_status() {
     alive "$SLURMD_PID" || { say "slurmd is not running"; return 1; }
     state=$(timeout 20 sinfo -h -n "$NODE" -o '%T' 2>/dev/null || true)
     case "$state" in
-        idle | mixed | allocated | completing | idle+ | mixed+ | allocated+ | completing+)
+        idle | mixed | allocated | completing | planned | idle+ | mixed+ | allocated+ | completing+ | planned+)
             echo "ready: node $NODE is $state" ;;
         *) say "node $NODE is '${state}'"; return 1 ;;
     esac
