@@ -316,74 +316,71 @@ pub trait Store: Send + Sync {
     /// still in the status and run the writer saw (so a change made meanwhile by another
     /// process is never overwritten), through the status rules, keeping each master's
     /// counters and derived status. What a status change costs is the unit's own record.
-    /// This default reads and writes whole jobs instead.
+    ///
+    /// This default reads whole jobs and writes them back in one [`Store::commit`]; if
+    /// another process commits one of them between the read and the write, nothing is
+    /// written and the answer is [`StoreError::Conflict`]: the caller reads again and
+    /// retries (the monitor's store handle does). A store that keeps an index of units
+    /// applies each update against what it holds inside its transaction instead, and
+    /// never conflicts.
     fn update_units(&self, updates: &[UnitUpdate]) -> Result<UnitsUpdated, StoreError> {
         let mut by_job: BTreeMap<JobId, Vec<&UnitUpdate>> = BTreeMap::new();
         for u in updates {
             by_job.entry(u.unit.job).or_default().push(u);
         }
-        let mut outcome = UnitsUpdated::default();
+        let mut refused = Vec::new();
+        let mut changes = Vec::new();
         for (id, updates) in by_job {
-            // Another process may commit between our read and write: read again then.
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let Some(mut job) = self.job(id)? else {
-                    outcome
-                        .refused
-                        .extend(updates.iter().map(|u| (u.unit, UnitRefusal::NoSuchUnit)));
-                    break;
-                };
-                let mut subjobs: BTreeMap<SubjobIndex, Subjob> = BTreeMap::new();
-                for u in &updates {
-                    if let Some(i) = u.unit.subjob
-                        && !subjobs.contains_key(&i)
-                        && let Some(sj) = self.subjobs(id, i..i.saturating_add(1))?.pop()
-                    {
-                        subjobs.insert(i, sj);
-                    }
-                }
-                let mut refused = Vec::new();
-                let mut changed = Vec::new();
-                for u in &updates {
-                    let result = match u.unit.subjob {
-                        None => job.apply_unit_update(None, u),
-                        Some(i) => match subjobs.get_mut(&i) {
-                            Some(sj) => job.apply_unit_update(Some(sj), u).inspect(|_| {
-                                changed.push(i);
-                            }),
-                            None => Err(UnitRefusal::NoSuchUnit),
-                        },
-                    };
-                    if let Err(why) = result {
-                        refused.push((u.unit, why));
-                    }
-                }
-                let changed: Vec<Subjob> = changed
-                    .into_iter()
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .filter_map(|i| subjobs.remove(&i))
-                    .collect();
-                let mut changes = vec![Change::PutRun(RunUpdate::of(&job))];
-                if !changed.is_empty() {
-                    changes.push(Change::PutSubjobs {
-                        job: id,
-                        subjobs: changed,
-                    });
-                }
-                match self.commit(&changes) {
-                    Ok(committed) => {
-                        outcome.committed.extend(committed);
-                        outcome.refused.extend(refused);
-                        break;
-                    }
-                    Err(StoreError::Conflict { .. }) if attempts < 8 => continue,
-                    Err(e) => return Err(e),
+            let Some(mut job) = self.job(id)? else {
+                refused.extend(updates.iter().map(|u| (u.unit, UnitRefusal::NoSuchUnit)));
+                continue;
+            };
+            let mut subjobs: BTreeMap<SubjobIndex, Subjob> = BTreeMap::new();
+            for u in &updates {
+                if let Some(i) = u.unit.subjob
+                    && !subjobs.contains_key(&i)
+                    && let Some(sj) = self.subjobs(id, i..i.saturating_add(1))?.pop()
+                {
+                    subjobs.insert(i, sj);
                 }
             }
+            let mut changed = std::collections::BTreeSet::new();
+            let mut applied = false;
+            for u in &updates {
+                let result = match u.unit.subjob {
+                    None => job.apply_unit_update(None, u),
+                    Some(i) => match subjobs.get_mut(&i) {
+                        Some(sj) => job.apply_unit_update(Some(sj), u).inspect(|_| {
+                            changed.insert(i);
+                        }),
+                        None => Err(UnitRefusal::NoSuchUnit),
+                    },
+                };
+                match result {
+                    Ok(()) => applied = true,
+                    Err(why) => refused.push((u.unit, why)),
+                }
+            }
+            if !applied {
+                continue;
+            }
+            changes.push(Change::PutRun(RunUpdate::of(&job)));
+            if !changed.is_empty() {
+                changes.push(Change::PutSubjobs {
+                    job: id,
+                    subjobs: changed
+                        .into_iter()
+                        .filter_map(|i| subjobs.remove(&i))
+                        .collect(),
+                });
+            }
         }
-        Ok(outcome)
+        let committed = if changes.is_empty() {
+            Vec::new()
+        } else {
+            self.commit(&changes)?
+        };
+        Ok(UnitsUpdated { committed, refused })
     }
 
     /// Writes a consistent, compacted copy of the whole store to the directory `dest`

@@ -375,33 +375,26 @@ impl Operations {
         {
             tracing::warn!("job {id}: removing without a clean kill: {e}");
         }
-        for _ in 0..8 {
-            let job = self
-                .ctx
-                .store
-                .fresh_job(id)
-                .await?
-                .ok_or(OpError::NoSuchJob(JobRef::job(id)))?;
-            let change = Change::RemoveJob {
-                job: id,
-                revision: job.revision,
-            };
-            match self.ctx.store.commit(vec![change]).await {
-                Ok(_) => {
-                    return remove_dir(&self.ctx.workspaces.job_dir(id))
-                        .await
-                        .map_err(|message| OpError::Io {
-                            job: JobRef::job(id),
-                            message,
-                        });
-                }
-                Err(OpError::Store(ganga_core::StoreError::Conflict { .. })) => {
-                    self.ctx.store.forget(id);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(OpError::Contended(JobRef::job(id)))
+        let store = &self.ctx.store;
+        store
+            .retry_on_conflict(|| async move {
+                let job = store
+                    .fresh_job(id)
+                    .await?
+                    .ok_or(OpError::NoSuchJob(JobRef::job(id)))?;
+                let change = Change::RemoveJob {
+                    job: id,
+                    revision: job.revision,
+                };
+                store.commit(vec![change]).await
+            })
+            .await?;
+        remove_dir(&self.ctx.workspaces.job_dir(id))
+            .await
+            .map_err(|message| OpError::Io {
+                job: JobRef::job(id),
+                message,
+            })
     }
 
     /// A new job with the same spec, in status `new` (Ganga's `copy()`).

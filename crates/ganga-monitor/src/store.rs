@@ -13,6 +13,10 @@ use ganga_records::RecordStore;
 
 use crate::{Cache, OpError};
 
+/// How many times a write refused because another process changed its job meanwhile is
+/// read and tried again before giving up.
+const CONFLICT_ATTEMPTS: usize = 8;
+
 /// The store and its cache, for async callers.
 #[derive(Clone)]
 pub struct StoreHandle {
@@ -157,12 +161,57 @@ impl StoreHandle {
     }
 
     /// Applies unit updates in one transaction; what is held of the jobs they touched is
-    /// forgotten, so the next read sees them as stored.
+    /// forgotten, so the next read sees them as stored. A store that reads whole jobs to
+    /// apply them may find one changed by another process meanwhile: then they are
+    /// applied again on what it holds now ([`StoreHandle::retry_on_conflict`]; each
+    /// update carries the status and run its writer saw, so none is applied twice).
     pub async fn update_units(&self, updates: Vec<UnitUpdate>) -> Result<UnitsUpdated, OpError> {
         if updates.is_empty() {
             return Ok(UnitsUpdated::default());
         }
-        self.run(move |c, _| c.update_units(&updates)).await
+        let updates = Arc::new(updates);
+        self.retry_on_conflict(|| {
+            let updates = updates.clone();
+            self.run(move |c, _| c.update_units(&updates))
+        })
+        .await
+    }
+
+    /// Runs `attempt` (a read, a change computed from what it read, a commit) until it
+    /// is not refused for a conflict: each time another process changed one of its jobs
+    /// between the read and the commit, what is held of those jobs is forgotten and
+    /// `attempt` runs again on fresh reads. `attempt` must therefore only compute from
+    /// what it reads (and what it captured), never act on the outside world. After
+    /// [`CONFLICT_ATTEMPTS`] refusals in a row the job is [`OpError::Contended`].
+    ///
+    /// The one place the host retries a write.
+    pub async fn retry_on_conflict<R, Attempt>(
+        &self,
+        mut attempt: impl FnMut() -> Attempt,
+    ) -> Result<R, OpError>
+    where
+        Attempt: Future<Output = Result<R, OpError>>,
+    {
+        let mut jobs = Vec::new();
+        for _ in 0..CONFLICT_ATTEMPTS {
+            match attempt().await {
+                Err(OpError::Store(StoreError::Conflict { jobs: changed })) => {
+                    tracing::debug!(
+                        ?changed,
+                        "changed by another process meanwhile; trying again"
+                    );
+                    for &id in &changed {
+                        self.cache.forget(id);
+                    }
+                    jobs = changed;
+                }
+                done => return done,
+            }
+        }
+        Err(match jobs.first() {
+            Some(&id) => OpError::Contended(JobRef::job(id)),
+            None => OpError::Store(StoreError::Conflict { jobs }),
+        })
     }
 
     /// Forgets what is held of a job (another process changed it).

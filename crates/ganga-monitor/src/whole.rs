@@ -7,9 +7,6 @@ use ganga_core::{Change, Job, JobId, JobRef, RunState, RunUpdate, StoreError, Su
 
 use crate::{Context, OpError};
 
-/// How often a change is retried after another process changed the same job.
-const MAX_ATTEMPTS: usize = 8;
-
 /// A job and all its subjobs, with a copy as read so that only what changed is written.
 pub(crate) struct WholeJob {
     pub(crate) job: Job,
@@ -139,30 +136,20 @@ pub(crate) async fn load(ctx: &Context, id: JobId) -> Result<WholeJob, OpError> 
 pub(crate) async fn modify<R>(
     ctx: &Context,
     id: JobId,
-    mut f: impl FnMut(&mut WholeJob) -> Result<R, OpError>,
+    f: impl Fn(&mut WholeJob) -> Result<R, OpError> + Sync,
 ) -> Result<(R, WholeJob), OpError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let mut whole = load(ctx, id).await?;
-        let result = f(&mut whole)?;
-        if !whole.has_unsaved() {
-            return Ok((result, whole));
-        }
-        match ctx.store.commit(whole.changes()).await {
-            Ok(committed) => {
+    let f = &f;
+    ctx.store
+        .retry_on_conflict(|| async move {
+            let mut whole = load(ctx, id).await?;
+            let result = f(&mut whole)?;
+            if whole.has_unsaved() {
+                let committed = ctx.store.commit(whole.changes()).await?;
                 if let Some(c) = committed.iter().find(|c| c.job == id) {
                     whole.committed(c.revision);
                 }
-                return Ok((result, whole));
             }
-            Err(OpError::Store(StoreError::Conflict { .. })) => {
-                tracing::debug!(
-                    job = id,
-                    "changed by another process meanwhile; trying again"
-                );
-                ctx.store.forget(id);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(OpError::Contended(JobRef::job(id)))
+            Ok((result, whole))
+        })
+        .await
 }

@@ -17,10 +17,12 @@ use ganga_core::{
     SubmitSpec, Submitted, UnitRun, Workspaces,
 };
 use ganga_monitor::{
-    Backends, Context, ControlReply, ControlRequest, Monitor, MonitorSettings, Operations,
+    Backends, Context, ControlReply, ControlRequest, Monitor, MonitorSettings, OpError, Operations,
     StoreHandle, Until,
 };
+use ganga_records::RecordStore;
 use ganga_store_lmdb::LmdbStore;
+use ganga_test_support::MemoryStore;
 
 /// One answer of a plan: a status, or `None` to leave the unit out of the answer.
 type Step = Option<RemoteStatus>;
@@ -265,8 +267,17 @@ fn world_with(
     timeout: Duration,
 ) -> (World, HashMap<&'static str, Arc<Script>>) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ganga_records::RecordStore> =
-        Arc::new(LmdbStore::open(&dir.path().join("store")).unwrap());
+    let store: Arc<dyn RecordStore> = Arc::new(LmdbStore::open(&dir.path().join("store")).unwrap());
+    world_over(dir, store, backends, timeout)
+}
+
+/// A world with this store.
+fn world_over(
+    dir: tempfile::TempDir,
+    store: Arc<dyn RecordStore>,
+    backends: Vec<Script>,
+    timeout: Duration,
+) -> (World, HashMap<&'static str, Arc<Script>>) {
     let scripts: HashMap<&'static str, Arc<Script>> = backends
         .into_iter()
         .map(|s| (s.name, Arc::new(s)))
@@ -285,6 +296,20 @@ fn world_with(
         _dir: dir,
     };
     (world, scripts)
+}
+
+/// A world whose store is in memory, and whose writes meet another writer when told
+/// ([`MemoryStore::interfere`]).
+fn world_in_memory() -> (World, Arc<Script>, Arc<MemoryStore>) {
+    let memory = Arc::new(MemoryStore::new());
+    let (w, mut s) = world_over(
+        tempfile::tempdir().unwrap(),
+        memory.clone(),
+        vec![Script::new("script")],
+        Duration::from_secs(5),
+    );
+    let script = s.remove("script").unwrap();
+    (w, script, memory)
 }
 
 fn world() -> (World, Arc<Script>) {
@@ -659,6 +684,54 @@ async fn a_change_made_by_another_process_meanwhile_stands() {
         "its outputs were collected: {run:?}"
     );
     assert!(script.meanwhile.lock().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_meet_another_writer_are_made_again_on_what_it_wrote() {
+    let (w, _script, memory) = world_in_memory();
+    let id = w.submit(spec("script", 3)).await;
+    // The monitor's unit updates: the first two commits find the job changed meanwhile.
+    memory.interfere(2);
+    w.run_monitor(settings(), Until::Idle).await;
+    assert_eq!(memory.interfered(), 2);
+    assert_eq!(w.job(id).status(), Status::Completed);
+    w.check();
+
+    // A user's verb on the whole job (read, change, commit) is made again too.
+    let id = w.submit(spec("script", 2)).await;
+    memory.interfere(3);
+    let forced = w.ops.force_status(JobRef::job(id), Status::Failed).await;
+    assert_eq!(forced.unwrap().len(), 2);
+    assert_eq!(memory.interfered(), 5);
+    assert_eq!(w.status(JobRef::subjob(id, 1)), Status::Failed);
+    w.check();
+
+    memory.interfere(1);
+    w.ops.remove(id, false).await.unwrap();
+    assert_eq!(memory.interfered(), 6);
+    assert!(w.store.job(id).unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_another_writer_keeps_changing_is_given_up_on_unchanged() {
+    let (w, _script, memory) = world_in_memory();
+    let id = w.submit(spec("script", 2)).await;
+    let before = w.job(id);
+    memory.interfere(usize::MAX);
+    let err = w
+        .ops
+        .force_status(JobRef::job(id), Status::Failed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OpError::Contended(u) if u == JobRef::job(id)),
+        "{err}"
+    );
+    let tries = memory.interfered();
+    assert!(tries > 1, "given up after {tries} tries");
+    memory.interfere(0);
+    assert_eq!(w.job(id).status(), before.status());
+    assert_eq!(w.status(JobRef::subjob(id, 0)), Status::Submitted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
