@@ -127,3 +127,59 @@ fn the_crates_import_each_other_without_a_circle() {
         "ganga-core depends on {core:?}: it must depend on no other crate of the workspace"
     );
 }
+
+/// Every `.rs` file below `dir` (relative to the root), as a path relative to the root.
+fn rust_files(dir: &str, out: &mut Vec<String>) {
+    let root = root();
+    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.expect("an entry").path();
+        let rel = path
+            .strip_prefix(&root)
+            .expect("under the root")
+            .to_string_lossy()
+            .into_owned();
+        if path.is_dir() && !rel.ends_with("/target") {
+            rust_files(&rel, out);
+        } else if rel.ends_with(".rs") {
+            out.push(rel);
+        }
+    }
+}
+
+#[test]
+fn blocking_work_leaves_the_async_threads_through_one_helper_per_runtime() {
+    // The host's runtime (monitor, session, CLI) and each plugin's own runtime (a cdylib
+    // has its own copy of tokio) each have one `blocking`, which names the work in its
+    // error; nothing else calls tokio's blocking pool directly.
+    let allowed = [
+        "crates/ganga-monitor/src/store.rs",
+        "crates/ganga-plugin-sdk/src/blocking.rs",
+    ];
+    let mut files = Vec::new();
+    for dir in ["crates", "plugins", "tests", "xtask/src"] {
+        rust_files(dir, &mut files);
+    }
+    assert!(files.len() > 100, "found only {} files", files.len());
+    let needle = ["spawn", "_blocking("].concat();
+    let offenders: Vec<&String> = files
+        .iter()
+        .filter(|f| !allowed.contains(&f.as_str()))
+        .filter(|f| {
+            std::fs::read_to_string(root().join(f))
+                .expect("a source file")
+                .contains(&needle)
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "these call tokio's blocking pool directly; use `ganga_monitor::blocking` (host) or \
+         `ganga_plugin_sdk::blocking` (plugins): {offenders:?}"
+    );
+    for f in allowed {
+        let text = std::fs::read_to_string(root().join(f)).expect("the helper's file");
+        assert!(text.contains(&needle), "{f} no longer holds its helper");
+    }
+}

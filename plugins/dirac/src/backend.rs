@@ -11,7 +11,7 @@ use ganga_core::{
     JobRef, Options, OutputsReport, OutputsRequest, PeekFile, PerJob, PollReport, RemoteStatus,
     SubmitSpec, Submitted, UnitRun, Value,
 };
-use ganga_plugin_sdk::PluginContext;
+use ganga_plugin_sdk::{PluginContext, blocking};
 
 use crate::auth;
 use crate::client::{DiracX, MAX_JDLS_PER_REQUEST};
@@ -119,7 +119,8 @@ impl DiracBackend {
                     return DiracX::new(&self.settings);
                 }
                 let home = self.home.clone();
-                let stored = tokio::task::spawn_blocking(move || stored_identity(&home))
+                // Without a stored identity the settings say what is missing.
+                let stored = blocking("reading the stored login", move || stored_identity(&home))
                     .await
                     .ok()
                     .flatten();
@@ -386,22 +387,20 @@ impl DiracBackend {
             client.download_sandbox(pfn, &file).await?;
             let dest = req.output_dir.clone();
             let f = file.clone();
-            let unpacked = tokio::task::spawn_blocking(move || {
+            let unpacked = blocking("unpacking", move || {
                 let reader =
                     std::fs::File::open(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 sandbox::unpack(std::io::BufReader::new(reader), &dest, Limits::default())
             })
-            .await
-            .map_err(|e| DiracError::Local(format!("unpacking failed: {e}")))?
+            .await?
             .map_err(|e| DiracError::Local(format!("the output sandbox of DIRAC job {id}: {e}")))?;
             let _ = tokio::fs::remove_file(&file).await;
             skipped.extend(unpacked.skipped);
         }
         let dir = req.output_dir.clone();
         let patterns = req.patterns.clone();
-        let (collected, unmatched) = tokio::task::spawn_blocking(move || collect(&dir, &patterns))
-            .await
-            .map_err(|e| DiracError::Local(format!("matching outputs failed: {e}")))?
+        let (collected, unmatched) = blocking("matching outputs", move || collect(&dir, &patterns))
+            .await?
             .map_err(DiracError::Local)?;
         Ok(OutputsReport {
             collected,
@@ -452,13 +451,12 @@ impl DiracBackend {
             client.download_sandbox(pfn, &tmp).await?;
             let t = tmp.clone();
             let wanted = PathBuf::from(&name);
-            let tail = tokio::task::spawn_blocking(move || {
+            let tail = blocking("reading the sandbox", move || {
                 let reader =
                     std::fs::File::open(&t).map_err(|e| format!("{}: {e}", t.display()))?;
                 sandbox::tail_of_entry(std::io::BufReader::new(reader), &wanted, max_bytes)
             })
-            .await
-            .map_err(|e| DiracError::Local(format!("reading the sandbox failed: {e}")))?
+            .await?
             .map_err(DiracError::Local)?;
             let _ = tokio::fs::remove_file(&tmp).await;
             if let Some(tail) = tail {
@@ -571,7 +569,7 @@ async fn upload_group<'a>(
 }
 
 async fn upload(client: &DiracX, files: Vec<PathBuf>, wrapper: bool) -> Result<String, DiracError> {
-    let packed = tokio::task::spawn_blocking(move || {
+    let packed = blocking("packing the input sandbox", move || {
         let extra: Vec<(&str, &[u8], bool)> = if wrapper {
             vec![(jdl::WRAPPER_NAME, jdl::WRAPPER_SCRIPT.as_bytes(), true)]
         } else {
@@ -579,8 +577,7 @@ async fn upload(client: &DiracX, files: Vec<PathBuf>, wrapper: bool) -> Result<S
         };
         sandbox::pack(&files, &extra)
     })
-    .await
-    .map_err(|e| DiracError::Local(format!("packing the input sandbox failed: {e}")))?
+    .await?
     .map_err(DiracError::Local)?;
     client.upload_sandbox(&packed).await
 }

@@ -56,6 +56,14 @@ impl DiracError {
     }
 }
 
+/// Only file work run off the async threads ([`ganga_plugin_sdk::blocking`]) fails with a
+/// [`BackendError`] inside this plugin: that is a local failure, as its message says.
+impl From<BackendError> for DiracError {
+    fn from(e: BackendError) -> DiracError {
+        DiracError::Local(e.message)
+    }
+}
+
 impl From<DiracError> for BackendError {
     fn from(e: DiracError) -> BackendError {
         let kind = match &e {

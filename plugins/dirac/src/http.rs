@@ -290,74 +290,97 @@ impl Http {
     /// Sends with retries. Any HTTP answer that is not retried (or no longer) is returned,
     /// errors included: the caller decides what a 400 or 401 means.
     pub(crate) async fn send(&self, req: &Request) -> Result<Response, DiracError> {
-        let mut attempt = 0;
-        loop {
-            let outcome = match self.build(req).send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after_header = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-                    let content_range = resp
-                        .headers()
-                        .get(reqwest::header::CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    match resp.bytes().await {
-                        Ok(body) => {
-                            let response = Response {
-                                status,
-                                content_range,
-                                body: body.to_vec(),
-                            };
-                            let outcome = Outcome::Answered(status.as_u16(), retry_after_header);
-                            match self.wait(outcome, req, attempt) {
-                                Some(wait) => {
-                                    tracing::debug!(
-                                        "DiracX answered {status} to {}; again in {wait:?}",
-                                        req.what
-                                    );
-                                    tokio::time::sleep(wait).await;
-                                    attempt += 1;
-                                    continue;
-                                }
-                                None => return Ok(response),
-                            }
-                        }
-                        Err(e) => (Outcome::Lost, e),
-                    }
-                }
-                Err(e) if e.is_connect() => (Outcome::NotConnected, e),
-                Err(e) => (Outcome::Lost, e),
+        self.with_retries(&req.what, &req.url, req.idempotent, || self.send_once(req))
+            .await
+    }
+
+    /// One sending of `req`. Every answer is offered for another attempt: whether a 429
+    /// or a 503 is tried again, and a 200 is not, is [`retry_after`]'s to say.
+    async fn send_once(&self, req: &Request) -> Attempt<Response> {
+        let lost = |e: reqwest::Error| {
+            let outcome = if e.is_connect() {
+                Outcome::NotConnected
+            } else {
+                Outcome::Lost
             };
-            let (outcome, err) = outcome;
-            match self.wait(outcome, req, attempt) {
-                Some(wait) => {
-                    tracing::debug!("{} failed ({err}); again in {wait:?}", req.what);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                None => {
-                    return Err(DiracError::Unreachable {
-                        url: origin(&req.url),
-                        what: req.what.clone(),
-                        cause: error_chain(&err),
-                    });
-                }
+            Attempt::Again {
+                outcome,
+                cause: error_chain(&e),
+                answer: None,
             }
+        };
+        let resp = match self.build(req).send().await {
+            Ok(resp) => resp,
+            Err(e) => return lost(e),
+        };
+        let status = resp.status();
+        let wait = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+        let content_range = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match resp.bytes().await {
+            Ok(body) => Attempt::Again {
+                outcome: Outcome::Answered(status.as_u16(), wait),
+                cause: format!("DiracX answered {status}"),
+                answer: Some(Response {
+                    status,
+                    content_range,
+                    body: body.to_vec(),
+                }),
+            },
+            // The answer broke off: nothing to hand the caller.
+            Err(e) => lost(e),
         }
     }
 
-    fn wait(&self, outcome: Outcome, req: &Request, attempt: u32) -> Option<Duration> {
-        retry_after(
-            &self.policy,
-            outcome,
-            req.idempotent,
-            attempt,
-            fastrand::f64(),
-        )
+    /// The one retry loop of the plugin's HTTP: runs `attempt` until it is done, fails
+    /// for good, or [`retry_after`] says not to try again; then an attempt's `answer`
+    /// is the result if it had one, else the service was unreachable.
+    async fn with_retries<T, Once>(
+        &self,
+        what: &str,
+        url: &Url,
+        idempotent: bool,
+        mut attempt: impl FnMut() -> Once,
+    ) -> Result<T, DiracError>
+    where
+        Once: Future<Output = Attempt<T>>,
+    {
+        let mut tries = 0;
+        loop {
+            let (outcome, cause, answer) = match attempt().await {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Final(e) => return Err(e),
+                Attempt::Again {
+                    outcome,
+                    cause,
+                    answer,
+                } => (outcome, cause, answer),
+            };
+            match retry_after(&self.policy, outcome, idempotent, tries, fastrand::f64()) {
+                Some(wait) => {
+                    tracing::debug!("{what}: {cause}; again in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    tries += 1;
+                }
+                None => {
+                    return match answer {
+                        Some(answer) => Ok(answer),
+                        None => Err(DiracError::Unreachable {
+                            url: origin(url),
+                            what: what.to_owned(),
+                            cause,
+                        }),
+                    };
+                }
+            }
+        }
     }
 
     /// Streams a GET into `file` (an S3 presigned URL: no auth), with retries on the
@@ -370,32 +393,10 @@ impl Http {
         max_bytes: u64,
         what: &str,
     ) -> Result<u64, DiracError> {
-        let mut attempt = 0;
-        loop {
-            match self
-                .download_once(url, file, timeout, max_bytes, what)
-                .await
-            {
-                Ok(n) => return Ok(n),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Transient(outcome, cause)) => {
-                    match retry_after(&self.policy, outcome, true, attempt, fastrand::f64()) {
-                        Some(wait) => {
-                            tracing::debug!("{what} failed ({cause}); again in {wait:?}");
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                        }
-                        None => {
-                            return Err(DiracError::Unreachable {
-                                url: origin(url),
-                                what: what.to_owned(),
-                                cause,
-                            });
-                        }
-                    }
-                }
-            }
-        }
+        self.with_retries(what, url, true, || {
+            self.download_once(url, file, timeout, max_bytes, what)
+        })
+        .await
     }
 
     async fn download_once(
@@ -405,7 +406,24 @@ impl Http {
         timeout: Duration,
         max_bytes: u64,
         what: &str,
-    ) -> Result<u64, Failure> {
+    ) -> Attempt<u64> {
+        match self
+            .download_into(url, file, timeout, max_bytes, what)
+            .await
+        {
+            Ok(written) => Attempt::Done(written),
+            Err(attempt) => attempt,
+        }
+    }
+
+    async fn download_into(
+        &self,
+        url: &Url,
+        file: &std::path::Path,
+        timeout: Duration,
+        max_bytes: u64,
+        what: &str,
+    ) -> Result<u64, Attempt<u64>> {
         use tokio::io::AsyncWriteExt as _;
         let transient = |e: reqwest::Error| {
             let outcome = if e.is_connect() {
@@ -413,10 +431,14 @@ impl Http {
             } else {
                 Outcome::Lost
             };
-            Failure::Transient(outcome, error_chain(&e))
+            Attempt::Again {
+                outcome,
+                cause: error_chain(&e),
+                answer: None,
+            }
         };
         let local = |e: std::io::Error| {
-            Failure::Final(DiracError::local(format!("{what}: {}", file.display()), e))
+            Attempt::Final(DiracError::local(format!("{what}: {}", file.display()), e))
         };
         self.count();
         let mut resp = self
@@ -430,9 +452,13 @@ impl Http {
         if !status.is_success() {
             let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
             return Err(if status.is_server_error() {
-                Failure::Transient(Outcome::Answered(status.as_u16(), None), detail_of(&body))
+                Attempt::Again {
+                    outcome: Outcome::Answered(status.as_u16(), None),
+                    cause: detail_of(&body),
+                    answer: None,
+                }
             } else {
-                Failure::Final(DiracError::Refused {
+                Attempt::Final(DiracError::Refused {
                     what: what.to_owned(),
                     status: status.as_u16(),
                     detail: detail_of(&body),
@@ -444,7 +470,7 @@ impl Http {
         while let Some(chunk) = resp.chunk().await.map_err(transient)? {
             written += chunk.len() as u64;
             if written > max_bytes {
-                return Err(Failure::Final(DiracError::Local(format!(
+                return Err(Attempt::Final(DiracError::Local(format!(
                     "{what}: larger than {max_bytes} bytes; not downloaded"
                 ))));
             }
@@ -455,10 +481,17 @@ impl Http {
     }
 }
 
-/// Why one download attempt failed.
-enum Failure {
-    /// Worth another attempt.
-    Transient(Outcome, String),
+/// How one attempt of a request ended.
+enum Attempt<T> {
+    Done(T),
+    /// Maybe worth another attempt ([`retry_after`] decides). If it is not tried again,
+    /// `answer` is the result when there is one (an HTTP answer, for the caller to
+    /// read), else the call fails with `cause`.
+    Again {
+        outcome: Outcome,
+        cause: String,
+        answer: Option<T>,
+    },
     Final(DiracError),
 }
 

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use ganga_plugin_sdk::blocking;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
@@ -304,9 +305,10 @@ pub(crate) async fn login_wait(
             let stored = StoredTokens::new(&identity, tokens, auth::now_secs());
             let path = settings.tokens_path.clone();
             let written = stored.clone();
-            tokio::task::spawn_blocking(move || auth::write_stored(&path, &written))
-                .await
-                .map_err(|e| DiracError::Local(format!("storing the tokens failed: {e}")))??;
+            blocking("storing the tokens", move || {
+                auth::write_stored(&path, &written)
+            })
+            .await??;
             let mut output = format!(
                 "Logged in to DiracX at {} as {} (VO {}, group {}).\n",
                 identity.url,
@@ -336,9 +338,7 @@ pub(crate) async fn login_wait(
 async fn logout(settings: &Settings) -> Result<Step, DiracError> {
     let path = settings.tokens_path.clone();
     let p = path.clone();
-    let stored = tokio::task::spawn_blocking(move || auth::read_stored(&p))
-        .await
-        .map_err(|e| DiracError::Local(format!("reading the tokens failed: {e}")))??;
+    let stored = blocking("reading the tokens", move || auth::read_stored(&p)).await??;
     let Some(stored) = stored else {
         return Ok(Step::done(format!(
             "Not logged in (no {}).\n",
@@ -367,9 +367,8 @@ async fn logout(settings: &Settings) -> Result<Step, DiracError> {
         }
     }
     let p = path.clone();
-    tokio::task::spawn_blocking(move || std::fs::remove_file(&p))
-        .await
-        .map_err(|e| DiracError::Local(format!("removing the tokens failed: {e}")))?
+    blocking("removing the tokens", move || std::fs::remove_file(&p))
+        .await?
         .map_err(|e| DiracError::local(format!("cannot remove {}", path.display()), e))?;
     output.push_str(&format!("Logged out of DiracX at {}.\n", stored.url));
     Ok(Step::done(output))

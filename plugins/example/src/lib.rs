@@ -34,7 +34,7 @@ use ganga_core::{
     OutputsReport, OutputsRequest, PeekFile, PollReport, RemoteStatus, SubmitSpec, Submitted,
     Timestamp, Value, check_inside_workdir,
 };
-use ganga_plugin_sdk::PluginContext;
+use ganga_plugin_sdk::{PluginContext, blocking};
 
 // ---------------------------------------------------------------------------------------
 // Where things are in a job's workspace.
@@ -558,16 +558,17 @@ impl Backend for ExampleBackend {
         // Poll must be cheap: one small read per job, all in one blocking task (file
         // reads would otherwise block the runtime's few worker threads).
         let jobs = jobs.to_vec();
-        tokio::task::spawn_blocking(move || jobs.iter().map(|j| (j.job, Ok(poll_job(j)))).collect())
-            .await
-            .map_err(|e| BackendError::failed(format!("example backend: polling failed: {e}")))
+        blocking("example backend: polling", move || {
+            jobs.iter().map(|j| (j.job, Ok(poll_job(j)))).collect()
+        })
+        .await
     }
 
     async fn kill(&self, jobs: &[BackendRef]) -> Result<Answers<()>, BackendError> {
         // Every job ended inside `submit`: there is nothing to kill. Saying `Ok` would
         // make ganga mark it killed and forget how it really ended, so refuse, per job.
         let jobs = jobs.to_vec();
-        tokio::task::spawn_blocking(move || {
+        blocking("example backend: kill", move || {
             jobs.iter()
                 .map(|job| {
                     let why = format!(
@@ -579,7 +580,6 @@ impl Backend for ExampleBackend {
                 .collect()
         })
         .await
-        .map_err(|e| BackendError::failed(format!("example backend: kill failed: {e}")))
     }
 
     async fn peek(
@@ -604,9 +604,8 @@ impl Backend for ExampleBackend {
         };
         let path = run_dir(&job.workspace).join(rel);
         let job_ref = job.job;
-        tokio::task::spawn_blocking(move || tail(&path, max_bytes))
-            .await
-            .map_err(|e| BackendError::failed(format!("example backend: peek failed: {e}")))?
+        blocking("example backend: peek", move || tail(&path, max_bytes))
+            .await?
             .map_err(|e| BackendError::failed(format!("job {job_ref}: cannot read {rel}: {e}")))
     }
 
@@ -615,9 +614,10 @@ impl Backend for ExampleBackend {
         jobs: &[OutputsRequest],
     ) -> Result<Answers<OutputsReport>, BackendError> {
         let jobs = jobs.to_vec();
-        tokio::task::spawn_blocking(move || jobs.iter().map(|r| (r.job.job, collect(r))).collect())
-            .await
-            .map_err(|e| BackendError::failed(format!("example backend: outputs failed: {e}")))
+        blocking("example backend: outputs", move || {
+            jobs.iter().map(|r| (r.job.job, collect(r))).collect()
+        })
+        .await
     }
 }
 

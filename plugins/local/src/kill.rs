@@ -6,6 +6,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use ganga_core::{Answers, BackendRef, JobRef, PerJob};
+use ganga_plugin_sdk::blocking;
 
 use crate::backend::Context;
 use crate::layout::{KILLED, QueueDir, UnitDirs, event_name};
@@ -51,29 +52,43 @@ pub(crate) async fn kill_batch(ctx: &std::sync::Arc<Context>, jobs: &[BackendRef
 async fn kill_in_order(ctx: &std::sync::Arc<Context>, jobs: &[BackendRef]) -> Vec<PerJob<()>> {
     let owned = jobs.to_vec();
     let context = ctx.clone();
-    let first = tokio::task::spawn_blocking(move || term_all(&context, &owned)).await;
-    let (mut results, mut pending) = match first {
-        Ok(x) => x,
-        Err(e) => {
-            let msg = format!("killing failed: {e}");
-            return jobs
-                .iter()
-                .map(|r| Err(format!("job {}: {msg}", r.job)))
-                .collect();
-        }
-    };
+    let (mut results, mut pending) =
+        match blocking("killing", move || term_all(&context, &owned)).await {
+            Ok(x) => x,
+            Err(e) => {
+                return jobs
+                    .iter()
+                    .map(|r| Err(format!("job {}: {e}", r.job)))
+                    .collect();
+            }
+        };
+    // A step that could not be taken leaves the runs still waiting for it unkilled: say so.
+    let unkilled =
+        |results: &mut Vec<PerJob<()>>, waiting: &[(usize, JobRef)], e: &dyn std::fmt::Display| {
+            for &(index, job) in waiting {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Err(format!("job {job}: {e}"));
+                }
+            }
+        };
 
     let deadline = Instant::now() + ctx.config.kill_grace;
     while !pending.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(GRACE_TICK).await;
+        let waiting: Vec<(usize, JobRef)> = pending.iter().map(|s| (s.index, s.job)).collect();
         let batch = std::mem::take(&mut pending);
-        pending = tokio::task::spawn_blocking(move || still_alive(batch))
-            .await
-            .unwrap_or_default();
+        match blocking("waiting for killed jobs to end", move || still_alive(batch)).await {
+            Ok(alive) => pending = alive,
+            Err(e) => {
+                unkilled(&mut results, &waiting, &e);
+                return results;
+            }
+        }
     }
 
     if !pending.is_empty() {
-        let left = tokio::task::spawn_blocking(move || {
+        let waiting: Vec<(usize, JobRef)> = pending.iter().map(|s| (s.index, s.job)).collect();
+        let sent = blocking("sending SIGKILL", move || {
             pending
                 .into_iter()
                 .map(|s| {
@@ -82,12 +97,16 @@ async fn kill_in_order(ctx: &std::sync::Arc<Context>, jobs: &[BackendRef]) -> Ve
                 })
                 .collect::<Vec<_>>()
         })
-        .await
-        .unwrap_or_default();
-        for (index, job, r) in left {
-            if let (Err(e), Some(slot)) = (r, results.get_mut(index)) {
-                *slot = Err(format!("job {job}: cannot send SIGKILL: {e}"));
+        .await;
+        match sent {
+            Ok(left) => {
+                for (index, job, r) in left {
+                    if let (Err(e), Some(slot)) = (r, results.get_mut(index)) {
+                        *slot = Err(format!("job {job}: cannot send SIGKILL: {e}"));
+                    }
+                }
             }
+            Err(e) => unkilled(&mut results, &waiting, &e),
         }
     }
     results
