@@ -146,215 +146,34 @@ pub(crate) fn read(path: &Path, default_backend: &str) -> Result<JobDefinition, 
 /// Reads the text of the job file at `path` (input files are looked for beside it).
 fn parse(path: &Path, text: &str, default_backend: &str) -> Result<JobDefinition, FileError> {
     let file: JobFile = tomlfile::parse(path, text)?;
-    let err = |span: std::ops::Range<usize>, field: &str, message: String| {
-        FileError::at(path, text, Some(span), Some(field.to_owned()), message)
-    };
-    let base = path.parent().unwrap_or(Path::new("."));
-
+    let source = Source { path, text };
     let app_span = file.application.span();
-    let app = file.application.into_inner();
-    if let Some(kind) = &app.kind
-        && !matches!(kind.get_ref().as_str(), "executable" | "Executable")
-    {
-        return Err(err(
-            kind.span(),
-            "application.type",
-            format!(
-                "unknown application `{}` (known: executable)",
-                kind.get_ref()
-            ),
-        ));
-    }
-    if app.exe.get_ref().trim().is_empty() {
-        return Err(err(
-            app.exe.span(),
-            "application.exe",
-            "must name a program".into(),
-        ));
-    }
-    // What no backend could hand to a process is refused here, with its line, rather
-    // than stored as a job that fails at submission.
-    if let Some(problem) = exe_problem(app.exe.get_ref()) {
-        return Err(err(app.exe.span(), "application.exe", problem));
-    }
-    let mut args = Vec::with_capacity(app.args.len());
-    for (i, arg) in app.args.into_iter().enumerate() {
-        let span = arg.span();
-        let arg = arg.into_inner().into_string();
-        if let Some(problem) = arg_problem(&arg) {
-            return Err(err(span, &format!("application.args[{i}]"), problem));
-        }
-        args.push(arg);
-    }
-    let mut env = BTreeMap::new();
-    for (name, value) in app.env {
-        if let Some(problem) = env_name_problem(name.get_ref()) {
-            return Err(err(name.span(), "application.env", problem));
-        }
-        let span = value.span();
-        let value = value.into_inner().into_string();
-        if let Some(problem) = env_value_problem(&value) {
-            return Err(err(
-                span,
-                &format!("application.env.{}", name.get_ref()),
-                problem,
-            ));
-        }
-        env.insert(name.into_inner(), value);
-    }
-    let mut output_files = Vec::with_capacity(file.output_files.len());
-    for (i, pattern) in file.output_files.into_iter().enumerate() {
-        if let Some(problem) = pattern_problem(pattern.get_ref()) {
-            return Err(err(pattern.span(), &format!("output_files[{i}]"), problem));
-        }
-        output_files.push(pattern.into_inner());
-    }
-
-    let mut input_files = Vec::with_capacity(file.input_files.len());
-    for (i, f) in file.input_files.iter().enumerate() {
-        let resolved = absolute(base, f.get_ref());
-        if !resolved.is_file() {
-            return Err(err(
-                f.span(),
-                &format!("input_files[{i}]"),
-                format!(
-                    "`{}` is not a file (looked for {})",
-                    f.get_ref(),
-                    resolved.display()
-                ),
-            ));
-        }
-        if resolved.to_str().is_none() {
-            return Err(err(
-                f.span(),
-                &format!("input_files[{i}]"),
-                format!(
-                    "the path {} is not valid UTF-8: ganga keeps paths as text; rename the file or the directories on its way",
-                    resolved.display()
-                ),
-            ));
-        }
-        input_files.push(resolved);
-    }
-
-    let at = |span: std::ops::Range<usize>, field: &str| {
-        let (line, col) = tomlfile::line_col(text, span.start);
-        format!("{}:{line}:{col}: {field}", path.display())
-    };
+    let application = source.application(file.application.into_inner())?;
+    let Application::Executable(exe) = &application;
+    let arg_count = exe.args.len();
+    let output_files = source.output_files(file.output_files)?;
+    let input_files = source.input_files(&file.input_files)?;
     let mut backend_options = Vec::new();
     let (backend, backend_at) = match file.backend {
-        Some(table) => {
-            // Read by hand rather than derived, to keep where each option is named.
-            let table_span = table.span();
-            let mut kind = None;
-            let mut options = ganga_core::Options::new();
-            for (key, value) in table.into_inner() {
-                if key.get_ref() == "type" {
-                    match value.get_ref() {
-                        toml::Value::String(k) => kind = Some((k.clone(), value.span())),
-                        other => {
-                            return Err(err(
-                                value.span(),
-                                "backend.type",
-                                format!("invalid type: {}, expected a string", other.type_str()),
-                            ));
-                        }
-                    }
-                    continue;
-                }
-                backend_options.push(OptionAt {
-                    key: key.get_ref().clone(),
-                    at: at(key.span(), &format!("backend.{}", key.get_ref())),
-                });
-                options.insert(key.into_inner(), to_value(value.get_ref()));
-            }
-            let Some((kind, kind_span)) = kind else {
-                return Err(err(table_span, "backend", "missing field `type`".into()));
-            };
-            (
-                BackendConfig { kind, options },
-                at(kind_span, "backend.type"),
-            )
-        }
-        None => {
-            let (line, col) = tomlfile::line_col(text, app_span.start);
-            (
-                BackendConfig::named(default_backend),
-                format!("{}:{line}:{col}: (default backend)", path.display()),
-            )
-        }
+        Some(table) => source.backend(table, &mut backend_options)?,
+        None => (
+            BackendConfig::named(default_backend),
+            source.at(app_span, "(default backend)"),
+        ),
     };
-
     let splitter = match file.splitter {
+        Some(s) => Some(source.splitter(s, arg_count, &mut backend_options)?),
         None => None,
-        Some(s) => {
-            let span = s.span();
-            let splitter =
-                splitter_of(s.into_inner()).map_err(|m| err(span.clone(), "splitter", m))?;
-            let subjobs = splitter
-                .split()
-                .map_err(|e| err(span.clone(), "splitter", e.to_string()))?;
-            let splitter_at = at(span.clone(), "splitter");
-            for o in subjobs.first().into_iter().flatten() {
-                if let Override::BackendOption(key, _) = o {
-                    backend_options.push(OptionAt {
-                        key: key.clone(),
-                        at: format!("{splitter_at}: backend.{key}"),
-                    });
-                }
-            }
-            for (i, overrides) in subjobs.iter().enumerate() {
-                if let Some((field, problem)) = override_problem(overrides, args.len()) {
-                    return Err(err(
-                        span,
-                        "splitter",
-                        format!("subjob {i}: {field}: {problem}"),
-                    ));
-                }
-            }
-            Some(splitter)
-        }
     };
-
     let auto_resubmit = match file.auto_resubmit {
+        Some(setting) => Some(source.auto_resubmit(setting)?),
         None => None,
-        Some(setting) => {
-            let span = setting.span();
-            Some(match setting.into_inner() {
-                AutoResubmitSetting::Switch(true) => AutoResubmit::DEFAULT,
-                AutoResubmitSetting::Switch(false) => AutoResubmit::OFF,
-                AutoResubmitSetting::Limits(t) => {
-                    let policy = AutoResubmit {
-                        max_attempts: t.max_attempts.unwrap_or(AutoResubmit::DEFAULT.max_attempts),
-                        max_failed_fraction: t
-                            .max_failed_fraction
-                            .unwrap_or(AutoResubmit::DEFAULT.max_failed_fraction),
-                    };
-                    if !(0.0..=1.0).contains(&policy.max_failed_fraction) {
-                        return Err(err(
-                            span,
-                            "auto_resubmit.max_failed_fraction",
-                            format!(
-                                "must be between 0 and 1, not {}",
-                                policy.max_failed_fraction
-                            ),
-                        ));
-                    }
-                    policy
-                }
-            })
-        }
     };
-
     Ok(JobDefinition {
         spec: JobSpec {
             name: file.name,
             comment: file.comment,
-            application: Application::Executable(Executable {
-                exe: app.exe.into_inner(),
-                args,
-                env,
-            }),
+            application,
             backend,
             input_files,
             output_files,
@@ -364,6 +183,234 @@ fn parse(path: &Path, text: &str, default_backend: &str) -> Result<JobDefinition
         backend_at,
         backend_options,
     })
+}
+
+/// The job file being read: each step below reads one part of it and refuses what no
+/// backend could run, naming the line and the field.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Source<'_> {
+    fn err(&self, span: Span, field: &str, message: String) -> FileError {
+        FileError::at(
+            self.path,
+            self.text,
+            Some(span),
+            Some(field.to_owned()),
+            message,
+        )
+    }
+
+    /// `path:line:col: field`, where a backend option was named (for the backend's
+    /// refusal of it, later).
+    fn at(&self, span: Span, field: &str) -> String {
+        let (line, col) = tomlfile::line_col(self.text, span.start);
+        format!("{}:{line}:{col}: {field}", self.path.display())
+    }
+
+    fn application(&self, app: ApplicationTable) -> Result<Application, FileError> {
+        if let Some(kind) = &app.kind
+            && !matches!(kind.get_ref().as_str(), "executable" | "Executable")
+        {
+            return Err(self.err(
+                kind.span(),
+                "application.type",
+                format!(
+                    "unknown application `{}` (known: executable)",
+                    kind.get_ref()
+                ),
+            ));
+        }
+        if app.exe.get_ref().trim().is_empty() {
+            return Err(self.err(
+                app.exe.span(),
+                "application.exe",
+                "must name a program".into(),
+            ));
+        }
+        // What no backend could hand to a process is refused here, with its line, rather
+        // than stored as a job that fails at submission.
+        if let Some(problem) = exe_problem(app.exe.get_ref()) {
+            return Err(self.err(app.exe.span(), "application.exe", problem));
+        }
+        let mut args = Vec::with_capacity(app.args.len());
+        for (i, arg) in app.args.into_iter().enumerate() {
+            let span = arg.span();
+            let arg = arg.into_inner().into_string();
+            if let Some(problem) = arg_problem(&arg) {
+                return Err(self.err(span, &format!("application.args[{i}]"), problem));
+            }
+            args.push(arg);
+        }
+        let mut env = BTreeMap::new();
+        for (name, value) in app.env {
+            if let Some(problem) = env_name_problem(name.get_ref()) {
+                return Err(self.err(name.span(), "application.env", problem));
+            }
+            let span = value.span();
+            let value = value.into_inner().into_string();
+            if let Some(problem) = env_value_problem(&value) {
+                return Err(self.err(
+                    span,
+                    &format!("application.env.{}", name.get_ref()),
+                    problem,
+                ));
+            }
+            env.insert(name.into_inner(), value);
+        }
+        Ok(Application::Executable(Executable {
+            exe: app.exe.into_inner(),
+            args,
+            env,
+        }))
+    }
+
+    fn output_files(&self, patterns: Vec<Spanned<String>>) -> Result<Vec<String>, FileError> {
+        let mut out = Vec::with_capacity(patterns.len());
+        for (i, pattern) in patterns.into_iter().enumerate() {
+            if let Some(problem) = pattern_problem(pattern.get_ref()) {
+                return Err(self.err(pattern.span(), &format!("output_files[{i}]"), problem));
+            }
+            out.push(pattern.into_inner());
+        }
+        Ok(out)
+    }
+
+    /// Each input file, resolved against the job file's directory; it must exist now.
+    fn input_files(&self, files: &[Spanned<String>]) -> Result<Vec<std::path::PathBuf>, FileError> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let mut out = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let resolved = absolute(base, f.get_ref());
+            if !resolved.is_file() {
+                return Err(self.err(
+                    f.span(),
+                    &format!("input_files[{i}]"),
+                    format!(
+                        "`{}` is not a file (looked for {})",
+                        f.get_ref(),
+                        resolved.display()
+                    ),
+                ));
+            }
+            if resolved.to_str().is_none() {
+                return Err(self.err(
+                    f.span(),
+                    &format!("input_files[{i}]"),
+                    format!(
+                        "the path {} is not valid UTF-8: ganga keeps paths as text; rename the file or the directories on its way",
+                        resolved.display()
+                    ),
+                ));
+            }
+            out.push(resolved);
+        }
+        Ok(out)
+    }
+
+    /// The backend and its options, each option with where it was named.
+    fn backend(
+        &self,
+        table: Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+        named: &mut Vec<OptionAt>,
+    ) -> Result<(BackendConfig, String), FileError> {
+        // Read by hand rather than derived, to keep where each option is named.
+        let table_span = table.span();
+        let mut kind = None;
+        let mut options = ganga_core::Options::new();
+        for (key, value) in table.into_inner() {
+            if key.get_ref() == "type" {
+                match value.get_ref() {
+                    toml::Value::String(k) => kind = Some((k.clone(), value.span())),
+                    other => {
+                        return Err(self.err(
+                            value.span(),
+                            "backend.type",
+                            format!("invalid type: {}, expected a string", other.type_str()),
+                        ));
+                    }
+                }
+                continue;
+            }
+            named.push(OptionAt {
+                key: key.get_ref().clone(),
+                at: self.at(key.span(), &format!("backend.{}", key.get_ref())),
+            });
+            options.insert(key.into_inner(), to_value(value.get_ref()));
+        }
+        let Some((kind, kind_span)) = kind else {
+            return Err(self.err(table_span, "backend", "missing field `type`".into()));
+        };
+        Ok((
+            BackendConfig { kind, options },
+            self.at(kind_span, "backend.type"),
+        ))
+    }
+
+    /// The splitter, split once here so that what no subjob could run is refused now;
+    /// the backend options it sets are named as the splitter's.
+    fn splitter(
+        &self,
+        table: Spanned<SplitterTable>,
+        arg_count: usize,
+        named: &mut Vec<OptionAt>,
+    ) -> Result<Splitter, FileError> {
+        let span = table.span();
+        let splitter =
+            splitter_of(table.into_inner()).map_err(|m| self.err(span.clone(), "splitter", m))?;
+        let subjobs = splitter
+            .split()
+            .map_err(|e| self.err(span.clone(), "splitter", e.to_string()))?;
+        let splitter_at = self.at(span.clone(), "splitter");
+        for o in subjobs.first().into_iter().flatten() {
+            if let Override::BackendOption(key, _) = o {
+                named.push(OptionAt {
+                    key: key.clone(),
+                    at: format!("{splitter_at}: backend.{key}"),
+                });
+            }
+        }
+        for (i, overrides) in subjobs.iter().enumerate() {
+            if let Some((field, problem)) = override_problem(overrides, arg_count) {
+                return Err(self.err(span, "splitter", format!("subjob {i}: {field}: {problem}")));
+            }
+        }
+        Ok(splitter)
+    }
+
+    fn auto_resubmit(
+        &self,
+        setting: Spanned<AutoResubmitSetting>,
+    ) -> Result<AutoResubmit, FileError> {
+        let span = setting.span();
+        Ok(match setting.into_inner() {
+            AutoResubmitSetting::Switch(true) => AutoResubmit::DEFAULT,
+            AutoResubmitSetting::Switch(false) => AutoResubmit::OFF,
+            AutoResubmitSetting::Limits(t) => {
+                let policy = AutoResubmit {
+                    max_attempts: t.max_attempts.unwrap_or(AutoResubmit::DEFAULT.max_attempts),
+                    max_failed_fraction: t
+                        .max_failed_fraction
+                        .unwrap_or(AutoResubmit::DEFAULT.max_failed_fraction),
+                };
+                if !(0.0..=1.0).contains(&policy.max_failed_fraction) {
+                    return Err(self.err(
+                        span,
+                        "auto_resubmit.max_failed_fraction",
+                        format!(
+                            "must be between 0 and 1, not {}",
+                            policy.max_failed_fraction
+                        ),
+                    ));
+                }
+                policy
+            }
+        })
+    }
 }
 
 fn splitter_of(table: SplitterTable) -> Result<Splitter, String> {
