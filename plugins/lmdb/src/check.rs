@@ -279,13 +279,71 @@ fn check_subjobs_and_units(
     mut expected_units: BTreeMap<Vec<u8>, UnitEntry>,
     report: &mut CheckReport,
 ) -> Result<(), Failure> {
+    let (dicts, said) = check_dictionaries(tables, txn, jobs, &mut report.problems)?;
+    let mut scan = check_subjobs(
+        tables,
+        txn,
+        jobs,
+        backends,
+        &dicts,
+        &mut expected_units,
+        report,
+    )?;
     let problems = &mut report.problems;
-    // Dictionaries: each belongs to a job and decodes.
-    // Id -> the dictionary, None for an unreadable one (reported here, once).
+    for (id, indices) in &said {
+        let actual = scan.found.remove(id).unwrap_or_default();
+        // A group that does not decode is reported already.
+        if &actual != indices && !scan.undecodable.contains(id) {
+            problems.push(format!(
+                "job {id}: its dictionary says it has the subjob records {:?} but table \
+                 subjobs holds {:?}",
+                indices.ranges(),
+                actual.ranges()
+            ));
+        }
+    }
+    check_unit_index(
+        tables,
+        txn,
+        jobs,
+        &scan.undecodable,
+        expected_units,
+        problems,
+    )?;
+    check_counters(jobs, scan, problems);
+    Ok(())
+}
+
+/// What reading the subjob records found.
+#[derive(Default)]
+struct SubjobScan {
+    /// Per master, its subjobs' statuses as their records say.
+    counted: BTreeMap<JobId, StatusCounts>,
+    /// Jobs whose subjobs cannot all be decoded (dictionary missing or unreadable, a
+    /// group that does not decode): their counters cannot be checked.
+    undecodable: BTreeSet<JobId>,
+    /// Per job, the subjob records table subjobs holds.
+    found: BTreeMap<JobId, Indices>,
+}
+
+/// Each dictionary belongs to a job and decodes. Returns, per job, its dictionary
+/// (`None` for an unreadable one, reported here once) and the subjob records it says
+/// there are.
+#[allow(clippy::type_complexity)]
+fn check_dictionaries(
+    tables: &Tables,
+    txn: &RoTxn,
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    problems: &mut Vec<String>,
+) -> Result<
+    (
+        BTreeMap<JobId, Option<Dictionary>>,
+        BTreeMap<JobId, Indices>,
+    ),
+    Failure,
+> {
     let mut dicts: BTreeMap<JobId, Option<Dictionary>> = BTreeMap::new();
-    // Id -> the subjob indices its dictionary says it has records for.
     let mut said: BTreeMap<JobId, Indices> = BTreeMap::new();
-    let mut found: BTreeMap<JobId, Indices> = BTreeMap::new();
     for entry in tables.dicts.iter(txn)? {
         let Some((key, bytes)) = damage(problems, entry)? else {
             continue;
@@ -317,13 +375,28 @@ fn check_subjobs_and_units(
         dicts.insert(id, dict);
     }
 
-    // Subjobs: each has a master and decodes against its dictionary and its master's
-    // split item, and the master's counters count them.
-    let mut counted: BTreeMap<JobId, StatusCounts> = BTreeMap::new();
-    // Jobs whose subjobs cannot all be decoded (dictionary missing or unreadable, a group
-    // that does not decode): their counters cannot be checked. For a missing dictionary:
-    // the job's first subjob, how many.
-    let mut undecodable: BTreeSet<JobId> = BTreeSet::new();
+    Ok((dicts, said))
+}
+
+/// Each subjob has a master and decodes against its dictionary and its master's split
+/// item; each active one is expected in the index of active units.
+fn check_subjobs(
+    tables: &Tables,
+    txn: &RoTxn,
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    backends: &BTreeMap<JobId, String>,
+    dicts: &BTreeMap<JobId, Option<Dictionary>>,
+    expected_units: &mut BTreeMap<Vec<u8>, UnitEntry>,
+    report: &mut CheckReport,
+) -> Result<SubjobScan, Failure> {
+    let problems = &mut report.problems;
+    let mut scan = SubjobScan::default();
+    let SubjobScan {
+        counted,
+        undecodable,
+        found,
+    } = &mut scan;
+    // Jobs with subjob records but no dictionary: the first record, and how many.
     let mut without_dictionary: BTreeMap<JobId, (SubjobIndex, u64)> = BTreeMap::new();
     // The splitter of the master whose groups are being read (groups come job by job);
     // `None` inside for a master without one, or unreadable.
@@ -392,8 +465,7 @@ fn check_subjobs_and_units(
         let splitter = match &splitter {
             Some((j, s)) if *j == job => s.as_ref(),
             _ => {
-                // Reported above if it does not decode.
-                // Reported above if it does not decode (or is damaged).
+                // Reported by `check_jobs` if it does not decode (or is damaged).
                 let decoded = tables
                     .splitters
                     .get(txn, &keys::job(job))
@@ -430,19 +502,18 @@ fn check_subjobs_and_units(
             if n == 1 { "" } else { "s" }
         ));
     }
-    for (id, indices) in &said {
-        let actual = found.remove(id).unwrap_or_default();
-        // A group that does not decode is reported already.
-        if &actual != indices && !undecodable.contains(id) {
-            problems.push(format!(
-                "job {id}: its dictionary says it has the subjob records {:?} but table \
-                 subjobs holds {:?}",
-                indices.ranges(),
-                actual.ranges()
-            ));
-        }
-    }
-    // The index of active units: an entry for each active unit, holding what it is.
+    Ok(scan)
+}
+
+/// The index of active units: an entry for each active unit, holding what it is.
+fn check_unit_index(
+    tables: &Tables,
+    txn: &RoTxn,
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    undecodable: &BTreeSet<JobId>,
+    mut expected_units: BTreeMap<Vec<u8>, UnitEntry>,
+    problems: &mut Vec<String>,
+) -> Result<(), Failure> {
     for entry in tables.units.iter(txn)? {
         let Some((key, value)) = damage(problems, entry)? else {
             continue;
@@ -482,12 +553,21 @@ fn check_subjobs_and_units(
             ));
         }
     }
+    Ok(())
+}
+
+/// Each master's counters count its subjobs (where they could all be read).
+fn check_counters(
+    jobs: &BTreeMap<JobId, Option<StatusCounts>>,
+    mut scan: SubjobScan,
+    problems: &mut Vec<String>,
+) {
     for (id, counters) in jobs {
         let Some(counters) = counters else { continue };
-        if undecodable.contains(id) {
+        if scan.undecodable.contains(id) {
             continue;
         }
-        let actual = counted.remove(id).unwrap_or_default();
+        let actual = scan.counted.remove(id).unwrap_or_default();
         if &actual != counters {
             problems.push(format!(
                 "job {id}: subjob counters say {} but its subjobs are {}",
@@ -496,7 +576,6 @@ fn check_subjobs_and_units(
             ));
         }
     }
-    Ok(())
 }
 
 /// A value read, or `None` after reporting the damage found instead.
