@@ -100,20 +100,7 @@ impl Operations {
             Ok(outgoing_all(job, subjobs))
         })
         .await?;
-        let instance = self
-            .ctx
-            .instance_for(id, &whole.job.spec.backend.kind)
-            .await?;
-        let report = hand_over(
-            &self.ctx,
-            &instance,
-            id,
-            &whole.job.spec.without_splitter(),
-            &outgoing,
-        )
-        .await;
-        drop(lease);
-        report
+        self.hand_over(lease, &whole, &outgoing).await
     }
 
     /// Resubmits a job's failed and killed subjobs (or the job itself if it has none),
@@ -167,6 +154,18 @@ impl Operations {
         for o in &outgoing {
             clear_outputs(&self.ctx, o.unit).await?;
         }
+        self.hand_over(lease, &whole, &outgoing).await
+    }
+
+    /// Hands units that were just made `submitting` to the job's backend and records its
+    /// answers; the submission lease is held until they are recorded.
+    async fn hand_over(
+        &self,
+        lease: SubmissionLease,
+        whole: &WholeJob,
+        outgoing: &[Outgoing],
+    ) -> Result<SubmitReport, OpError> {
+        let id = whole.job.id;
         let instance = self
             .ctx
             .instance_for(id, &whole.job.spec.backend.kind)
@@ -176,7 +175,7 @@ impl Operations {
             &instance,
             id,
             &whole.job.spec.without_splitter(),
-            &outgoing,
+            outgoing,
         )
         .await;
         drop(lease);
