@@ -211,7 +211,9 @@ impl Tester<'_> {
         expect_file(self, &job, "stderr", "oops\n", "its stderr")
     }
 
-    async fn poll_batch(&self) -> Outcome {
+    /// Three subjobs of a new job that exit with their index as their code, submitted in
+    /// one batch and waited for until they ended, with what was seen of them.
+    async fn exit_codes_ended(&self) -> Result<(Vec<BackendRef>, Vec<Seen>), Mismatch> {
         let id = self.env.next_job();
         let specs: Vec<_> = (0..3)
             .map(|i| {
@@ -219,8 +221,13 @@ impl Tester<'_> {
                     .spec(JobRef::subjob(id, i), &ShellJob::new(format!("exit {i}")))
             })
             .collect();
-        let mut refs = submit_all(self.backend, &specs).await?;
-        let reports = self.wait(&refs).await?;
+        let refs = submit_all(self.backend, &specs).await?;
+        let seen = self.wait(&refs).await?;
+        Ok((refs, seen))
+    }
+
+    async fn poll_batch(&self) -> Outcome {
+        let (mut refs, reports) = self.exit_codes_ended().await?;
         expect_exit_codes(&refs, &reports)?;
         // Asked in another order, the answers follow it.
         refs.reverse();
@@ -612,15 +619,7 @@ impl Tester<'_> {
     }
 
     async fn poll_all(&self) -> Outcome {
-        let id = self.env.next_job();
-        let specs: Vec<_> = (0..3)
-            .map(|i| {
-                self.env
-                    .spec(JobRef::subjob(id, i), &ShellJob::new(format!("exit {i}")))
-            })
-            .collect();
-        let refs = submit_all(self.backend, &specs).await?;
-        self.wait(&refs).await?;
+        let (refs, _) = self.exit_codes_ended().await?;
         let asked: Vec<JobRef> = refs.iter().map(|r| r.job).collect();
         let answers = self.backend.poll_all(&refs).await.map_err(|e| {
             Mismatch::new("poll_all to answer", format!("the whole call failed: {e}"))
