@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use ganga_core::{
-    Backend, BackendError, BackendErrorKind, BackendRef, JobRef, OutputsReport, OutputsRequest,
-    PeekFile, RemoteStatus, SubmitSpec, UnitRun,
+    Backend, BackendError, BackendErrorKind, BackendRef, Capabilities, JobRef, OutputsReport,
+    OutputsRequest, PeekFile, RemoteStatus, SubmitSpec, UnitRun,
 };
 
 use super::helpers::{
@@ -224,6 +224,15 @@ impl Tester<'_> {
         let refs = submit_all(self.backend, &specs).await?;
         let seen = self.wait(&refs).await?;
         Ok((refs, seen))
+    }
+
+    /// Whether the backend declares this capability (a backend that cannot describe
+    /// itself declares none).
+    async fn declares(&self, capability: impl Fn(&Capabilities) -> bool) -> bool {
+        self.backend
+            .describe()
+            .await
+            .is_ok_and(|d| capability(&d.capabilities))
     }
 
     async fn poll_batch(&self) -> Outcome {
@@ -636,12 +645,7 @@ impl Tester<'_> {
     }
 
     async fn find(&self) -> Outcome {
-        let capable = self
-            .backend
-            .describe()
-            .await
-            .is_ok_and(|d| d.capabilities.find);
-        if !capable {
+        if !self.declares(|c| c.find).await {
             return Ok(());
         }
         let workspaces = self.env.workspaces();
@@ -716,12 +720,7 @@ impl Tester<'_> {
     }
 
     async fn watch(&self) -> Outcome {
-        let capable = self
-            .backend
-            .describe()
-            .await
-            .is_ok_and(|d| d.capabilities.watch);
-        if !capable {
+        if !self.declares(|c| c.watch).await {
             return Ok(());
         }
         // Start watching before the job exists, then run one that ends soon.
@@ -932,7 +931,7 @@ impl Tester<'_> {
 }
 
 /// What a call given an empty batch must answer: `Ok([])`.
-fn no_answers<T>(call: &str, answer: Result<Vec<T>, ganga_core::BackendError>) -> Outcome {
+fn no_answers<T>(call: &str, answer: Result<Vec<T>, BackendError>) -> Outcome {
     let got = match answer {
         Ok(answers) if answers.is_empty() => return Ok(()),
         Ok(answers) => format!("{} answers", answers.len()),
