@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use ganga_core::{
-    Backend, BackendError, BackendErrorKind, BackendRef, JobRef, OutputsReport, OutputsRequest,
-    PeekFile, RemoteStatus, SubmitSpec, UnitRun,
+    Backend, BackendError, BackendErrorKind, BackendRef, Capabilities, JobRef, OutputsReport,
+    OutputsRequest, PeekFile, RemoteStatus, SubmitSpec, UnitRun,
 };
 
 use super::helpers::{
@@ -147,47 +147,11 @@ impl Tester<'_> {
 
     async fn empty_batches(&self) -> Outcome {
         let b = self.backend;
-        let got = |call: &str, n: usize| {
-            Mismatch::new(
-                format!("{call}(&[]) to answer Ok([])"),
-                format!("{n} answers"),
-            )
-        };
-        let failed = |call: &str, e: ganga_core::BackendError| {
-            Mismatch::new(
-                format!("{call}(&[]) to answer Ok([])"),
-                format!("an error: {e}"),
-            )
-        };
-        let n = b.submit(&[]).await.map_err(|e| failed("submit", e))?.len();
-        if n != 0 {
-            return Err(got("submit", n));
-        }
-        let n = b.poll(&[]).await.map_err(|e| failed("poll", e))?.len();
-        if n != 0 {
-            return Err(got("poll", n));
-        }
-        let n = b
-            .poll_all(&[])
-            .await
-            .map_err(|e| failed("poll_all", e))?
-            .len();
-        if n != 0 {
-            return Err(got("poll_all", n));
-        }
-        let n = b.kill(&[]).await.map_err(|e| failed("kill", e))?.len();
-        if n != 0 {
-            return Err(got("kill", n));
-        }
-        let n = b
-            .outputs(&[])
-            .await
-            .map_err(|e| failed("outputs", e))?
-            .len();
-        if n != 0 {
-            return Err(got("outputs", n));
-        }
-        Ok(())
+        no_answers("submit", b.submit(&[]).await)?;
+        no_answers("poll", b.poll(&[]).await)?;
+        no_answers("poll_all", b.poll_all(&[]).await)?;
+        no_answers("kill", b.kill(&[]).await)?;
+        no_answers("outputs", b.outputs(&[]).await)
     }
 
     async fn submit_batch(&self) -> Outcome {
@@ -247,7 +211,9 @@ impl Tester<'_> {
         expect_file(self, &job, "stderr", "oops\n", "its stderr")
     }
 
-    async fn poll_batch(&self) -> Outcome {
+    /// Three subjobs of a new job that exit with their index as their code, submitted in
+    /// one batch and waited for until they ended, with what was seen of them.
+    async fn exit_codes_ended(&self) -> Result<(Vec<BackendRef>, Vec<Seen>), Mismatch> {
         let id = self.env.next_job();
         let specs: Vec<_> = (0..3)
             .map(|i| {
@@ -255,8 +221,22 @@ impl Tester<'_> {
                     .spec(JobRef::subjob(id, i), &ShellJob::new(format!("exit {i}")))
             })
             .collect();
-        let mut refs = submit_all(self.backend, &specs).await?;
-        let reports = self.wait(&refs).await?;
+        let refs = submit_all(self.backend, &specs).await?;
+        let seen = self.wait(&refs).await?;
+        Ok((refs, seen))
+    }
+
+    /// Whether the backend declares this capability (a backend that cannot describe
+    /// itself declares none).
+    async fn declares(&self, capability: impl Fn(&Capabilities) -> bool) -> bool {
+        self.backend
+            .describe()
+            .await
+            .is_ok_and(|d| capability(&d.capabilities))
+    }
+
+    async fn poll_batch(&self) -> Outcome {
+        let (mut refs, reports) = self.exit_codes_ended().await?;
         expect_exit_codes(&refs, &reports)?;
         // Asked in another order, the answers follow it.
         refs.reverse();
@@ -648,15 +628,7 @@ impl Tester<'_> {
     }
 
     async fn poll_all(&self) -> Outcome {
-        let id = self.env.next_job();
-        let specs: Vec<_> = (0..3)
-            .map(|i| {
-                self.env
-                    .spec(JobRef::subjob(id, i), &ShellJob::new(format!("exit {i}")))
-            })
-            .collect();
-        let refs = submit_all(self.backend, &specs).await?;
-        self.wait(&refs).await?;
+        let (refs, _) = self.exit_codes_ended().await?;
         let asked: Vec<JobRef> = refs.iter().map(|r| r.job).collect();
         let answers = self.backend.poll_all(&refs).await.map_err(|e| {
             Mismatch::new("poll_all to answer", format!("the whole call failed: {e}"))
@@ -673,12 +645,7 @@ impl Tester<'_> {
     }
 
     async fn find(&self) -> Outcome {
-        let capable = self
-            .backend
-            .describe()
-            .await
-            .is_ok_and(|d| d.capabilities.find);
-        if !capable {
+        if !self.declares(|c| c.find).await {
             return Ok(());
         }
         let workspaces = self.env.workspaces();
@@ -753,12 +720,7 @@ impl Tester<'_> {
     }
 
     async fn watch(&self) -> Outcome {
-        let capable = self
-            .backend
-            .describe()
-            .await
-            .is_ok_and(|d| d.capabilities.watch);
-        if !capable {
+        if !self.declares(|c| c.watch).await {
             return Ok(());
         }
         // Start watching before the job exists, then run one that ends soon.
@@ -966,6 +928,16 @@ impl Tester<'_> {
             Ok(_) => Ok(()),
         }
     }
+}
+
+/// What a call given an empty batch must answer: `Ok([])`.
+fn no_answers<T>(call: &str, answer: Result<Vec<T>, BackendError>) -> Outcome {
+    let got = match answer {
+        Ok(answers) if answers.is_empty() => return Ok(()),
+        Ok(answers) => format!("{} answers", answers.len()),
+        Err(e) => format!("an error: {e}"),
+    };
+    Err(Mismatch::new(format!("{call}(&[]) to answer Ok([])"), got))
 }
 
 fn panicked(call: &str, message: String) -> Mismatch {

@@ -258,17 +258,16 @@ pub struct OutputsReport {
 /// What a backend can do beyond the calls every backend answers. Declared in
 /// [`BackendDescription`]; the monitor uses what is declared and nothing else.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Every field may be left out: it reads as its default.
+#[serde(default)]
 pub struct Capabilities {
     /// [`Backend::poll_all`] answers for every unit from one listing: the monitor sends
     /// all active units of the backend in one call instead of chunks.
-    #[serde(default)]
     pub poll_all: bool,
     /// [`Backend::changes`] tells which units changed, so they can be polled at once.
-    #[serde(default)]
     pub watch: bool,
     /// [`Backend::find`] can tell whether a unit was handed over before its id was
     /// recorded.
-    #[serde(default)]
     pub find: bool,
 }
 

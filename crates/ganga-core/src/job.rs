@@ -191,20 +191,17 @@ impl BackendConfig {
 
 /// What a backend told us about one (sub)job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Every field may be left out: it reads as its default.
+#[serde(default)]
 pub struct BackendInfo {
     /// The backend's own id (a pid, a Slurm job id, a DIRAC job id).
-    #[serde(default)]
     pub id: Option<String>,
     /// The backend's own word for the state (`PENDING`, `Matched`...), kept beside ours.
-    #[serde(default)]
     pub native_state: Option<String>,
-    #[serde(default)]
     pub exit_code: Option<i32>,
     /// Why the job ended as it did, when the backend or the toolkit knows.
-    #[serde(default)]
     pub reason: Option<String>,
     /// Where it ran: a host, a batch node, a grid site.
-    #[serde(default)]
     pub actual_ce: Option<String>,
 }
 

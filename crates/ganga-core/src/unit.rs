@@ -23,26 +23,20 @@ pub struct UnitUpdate {
 
 /// What changes in a unit. Fields left `None` stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Every field may be left out: it reads as its default.
+#[serde(default)]
 pub struct UnitChange {
     /// The new status, and when it was entered.
-    #[serde(default)]
     pub status: Option<(Status, Timestamp)>,
     /// Starts a new run first (an automatic resubmission): the submit count goes up, the
     /// backend facts and collected outputs of the last run are cleared, and the unit
     /// counts one more automatic resubmission. `status` must then be `submitting`.
-    #[serde(default)]
     pub new_run: bool,
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub native_state: Option<String>,
-    #[serde(default)]
     pub exit_code: Option<i32>,
-    #[serde(default)]
     pub reason: Option<String>,
-    #[serde(default)]
     pub actual_ce: Option<String>,
-    #[serde(default)]
     pub outputs: Option<Vec<String>>,
 }
 

@@ -823,3 +823,24 @@ fn argument_lists_keep_every_list_and_word_and_serialize_as_lists() {
     );
     assert_eq!(splitter.split().unwrap().len(), 3);
 }
+
+#[test]
+fn records_of_backend_facts_and_changes_may_leave_out_any_field() {
+    assert_eq!(
+        serde_json::from_str::<ganga_core::BackendInfo>("{}").unwrap(),
+        ganga_core::BackendInfo::default()
+    );
+    assert_eq!(
+        serde_json::from_str::<ganga_core::UnitChange>("{}").unwrap(),
+        ganga_core::UnitChange::default()
+    );
+    assert_eq!(
+        serde_json::from_str::<ganga_core::Capabilities>("{}").unwrap(),
+        ganga_core::Capabilities::default()
+    );
+    let change: ganga_core::UnitChange =
+        serde_json::from_str(r#"{"new_run": true, "exit_code": 3}"#).unwrap();
+    assert!(change.new_run);
+    assert_eq!(change.exit_code, Some(3));
+    assert_eq!(change.id, None);
+}

@@ -393,3 +393,9 @@ impl<'i, 'a> Fields<'i, 'a> {
         Ok(())
     }
 }
+
+/// How many items a record has whose first `required` items are always written and whose
+/// optional items after them (`present`, in order) are left out while empty at the end.
+pub(crate) fn items_len(required: usize, present: &[bool]) -> usize {
+    required + present.iter().rposition(|&p| p).map_or(0, |i| i + 1)
+}

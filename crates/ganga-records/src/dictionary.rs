@@ -65,30 +65,34 @@ impl Dictionary {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf =
-            Vec::with_capacity(16 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>());
-        let mut out = Out::new(&mut buf);
-        out.array(2);
-        out.int(self.base);
-        out.texts(self.strings.iter().map(String::as_str));
-        buf
+        self.encode_parts(None)
     }
 
     /// The dictionary as a store keeps it, with which subjob indices the job has records
     /// for, as inclusive ranges (sorted, apart): `[base, [strings…], [first, last, …]]`.
     /// Readers of the plain dictionary skip the ranges.
     pub fn encode_with_indices(&self, ranges: &[(SubjobIndex, SubjobIndex)]) -> Vec<u8> {
+        self.encode_parts(Some(ranges))
+    }
+
+    /// `[base, [strings…]]`, and the ranges of indices as a third item if given.
+    fn encode_parts(&self, ranges: Option<&[(SubjobIndex, SubjobIndex)]>) -> Vec<u8> {
+        let ranges_len = ranges.map_or(0, <[_]>::len);
         let mut buf = Vec::with_capacity(
-            24 + ranges.len() * 10 + self.strings.iter().map(|s| s.len() + 2).sum::<usize>(),
+            16 + usize::from(ranges.is_some()) * 8
+                + ranges_len * 10
+                + self.strings.iter().map(|s| s.len() + 2).sum::<usize>(),
         );
         let mut out = Out::new(&mut buf);
-        out.array(3);
+        out.array(if ranges.is_some() { 3 } else { 2 });
         out.int(self.base);
         out.texts(self.strings.iter().map(String::as_str));
-        out.array(ranges.len() * 2);
-        for &(first, last) in ranges {
-            out.uint(u64::from(first));
-            out.uint(u64::from(last));
+        if let Some(ranges) = ranges {
+            out.array(ranges.len() * 2);
+            for &(first, last) in ranges {
+                out.uint(u64::from(first));
+                out.uint(u64::from(last));
+            }
         }
         buf
     }
@@ -99,6 +103,20 @@ impl Dictionary {
     pub fn decode_with_indices(
         bytes: &[u8],
     ) -> Result<(Dictionary, Option<Vec<(SubjobIndex, SubjobIndex)>>)> {
+        Dictionary::decode_parts(bytes, |f| f.next().map(get_ranges).transpose())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Dictionary> {
+        // Trailing items (the ranges of indices) are skipped unread.
+        Dictionary::decode_parts(bytes, |_| Ok(())).map(|(dict, ())| dict)
+    }
+
+    /// The base and strings of a dictionary record, and what `rest` reads of the items
+    /// after them (the items it leaves are skipped).
+    fn decode_parts<T>(
+        bytes: &[u8],
+        rest: impl FnOnce(&mut Fields<'_, '_>) -> Result<T>,
+    ) -> Result<(Dictionary, T)> {
         let mut input = In::new(bytes);
         let mut f = Fields::open(&mut input, "dictionary")?;
         let base = match f.next() {
@@ -109,30 +127,7 @@ impl Dictionary {
             Some(i) => i.texts("dictionary strings")?,
             None => Vec::new(),
         };
-        let ranges = match f.next() {
-            None => None,
-            Some(i) => {
-                let n = i.array("subjob indices")?;
-                if n % 2 != 0 {
-                    return Err(CodecError::new("subjob indices: an odd number of bounds"));
-                }
-                let mut ranges: Vec<(SubjobIndex, SubjobIndex)> = Vec::with_capacity(n / 2);
-                for _ in 0..n / 2 {
-                    let first = i.small("subjob index")?;
-                    let last = i.small("subjob index")?;
-                    let apart = ranges
-                        .last()
-                        .is_none_or(|&(_, prev)| u64::from(first) > u64::from(prev) + 1);
-                    if first > last || !apart {
-                        return Err(CodecError::new(
-                            "subjob indices: ranges out of order or touching",
-                        ));
-                    }
-                    ranges.push((first, last));
-                }
-                Some(ranges)
-            }
-        };
+        let rest = rest(&mut f)?;
         f.close()?;
         input.end("dictionary")?;
         let index = strings
@@ -146,32 +141,30 @@ impl Dictionary {
                 strings,
                 index,
             },
-            ranges,
+            rest,
         ))
     }
+}
 
-    pub fn decode(bytes: &[u8]) -> Result<Dictionary> {
-        let mut input = In::new(bytes);
-        let mut f = Fields::open(&mut input, "dictionary")?;
-        let base = match f.next() {
-            Some(i) => i.int("dictionary base")?,
-            None => 0,
-        };
-        let strings = match f.next() {
-            Some(i) => i.texts("dictionary strings")?,
-            None => Vec::new(),
-        };
-        f.close()?;
-        input.end("dictionary")?;
-        let index = strings
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
-            .collect();
-        Ok(Dictionary {
-            base,
-            strings,
-            index,
-        })
+/// The ranges of subjob indices of a dictionary record: `[first, last, …]`, sorted, apart.
+fn get_ranges(i: &mut In<'_>) -> Result<Vec<(SubjobIndex, SubjobIndex)>> {
+    let n = i.array("subjob indices")?;
+    if n % 2 != 0 {
+        return Err(CodecError::new("subjob indices: an odd number of bounds"));
     }
+    let mut ranges: Vec<(SubjobIndex, SubjobIndex)> = Vec::with_capacity(n / 2);
+    for _ in 0..n / 2 {
+        let first = i.small("subjob index")?;
+        let last = i.small("subjob index")?;
+        let apart = ranges
+            .last()
+            .is_none_or(|&(_, prev)| u64::from(first) > u64::from(prev) + 1);
+        if first > last || !apart {
+            return Err(CodecError::new(
+                "subjob indices: ranges out of order or touching",
+            ));
+        }
+        ranges.push((first, last));
+    }
+    Ok(ranges)
 }

@@ -46,7 +46,7 @@ pub use crate::{
         RawOverrides, decode_subjob, decode_subjob_run, encode_subjob, encode_subjob_run,
         split_items,
     },
-    summary::{decode_summary, encode_summary},
+    summary::{decode_summary, encode_summary, summary_differences},
     unit_entry::{UnitEntry, decode_unit_entry, encode_unit_entry},
     wire::{
         packed_changes, packed_job, packed_opt_job, packed_run, packed_subjobs, packed_summaries,

@@ -4,7 +4,7 @@ use ganga_core::{
     BackendInfo, Override, RunState, Splitter, Status, StatusTimes, Subjob, SubjobIndex,
 };
 
-use crate::cbor::{CodecError, Fields, In, Out, Result};
+use crate::cbor::{CodecError, Fields, In, Out, Result, items_len};
 use crate::dictionary::Dictionary;
 use crate::run::get_exit_code;
 use crate::times::{get_times, put_times, status};
@@ -210,29 +210,20 @@ pub(crate) fn put_subjob(
         OverridesItem::Spelled { overrides, .. } => !overrides.is_empty(),
         OverridesItem::Raw(raw) => !raw.is_empty(),
     };
-    let len = if run.auto_resubmits > 0 {
-        11
-    } else if has_overrides {
-        10
-    } else if !run.outputs.is_empty() {
-        9
-    } else if b.actual_ce.is_some() {
-        8
-    } else if b.reason.is_some() {
-        7
-    } else if b.native_state.is_some() {
-        6
-    } else if b.exit_code.is_some() {
-        5
-    } else if b.id.is_some() {
-        4
-    } else {
-        3
-    };
-    let mut out = Out::new(buf);
-    out.array(len);
-    out.uint(run.status.index() as u64);
-    out.uint(u64::from(run.submit_count));
+    let len = items_len(
+        3,
+        &[
+            b.id.is_some(),
+            b.exit_code.is_some(),
+            b.native_state.is_some(),
+            b.reason.is_some(),
+            b.actual_ce.is_some(),
+            !run.outputs.is_empty(),
+            has_overrides,
+            run.auto_resubmits > 0,
+        ],
+    );
+    let mut out = open_run_record(buf, len, run);
     put_times(&mut out, &run.times, dict.base);
     if len > 3 {
         put_backend_id(&mut out, &b.id);
@@ -287,6 +278,42 @@ pub fn decode_subjob_run<'a>(
     bytes: &'a [u8],
     dict: &Dictionary,
 ) -> Result<(RunState, RawOverrides<'a>)> {
+    let (run, raw) = decode_subjob_parts(bytes, dict, |i| {
+        let start = i.dec.offset();
+        match i.header()? {
+            Header::Simple(ciborium_ll::simple::TRUE) => {}
+            h => {
+                i.dec.push(h);
+                // Checked as overrides, so that what is copied back is a valid item.
+                get_overrides(i, dict)?;
+            }
+        }
+        let end = i.dec.offset();
+        bytes
+            .get(start..end)
+            .ok_or_else(|| CodecError::new("subjob: overrides beyond the record"))
+    })?;
+    Ok((run, RawOverrides(raw)))
+}
+
+/// A subjob record with this run state and the overrides of the record they came from
+/// ([`decode_subjob_run`]), against the same dictionary (which may grow).
+pub fn encode_subjob_run(
+    run: &RunState,
+    overrides: RawOverrides<'_>,
+    dict: &mut Dictionary,
+    buf: &mut Vec<u8>,
+) {
+    put_subjob(buf, run, dict, OverridesItem::Raw(overrides));
+}
+
+/// A subjob record's run state, and what `overrides` reads of its overrides item (`None`
+/// when the record leaves the item out).
+fn decode_subjob_parts<'a, T>(
+    bytes: &'a [u8],
+    dict: &Dictionary,
+    overrides: impl FnOnce(&mut In<'a>) -> Result<T>,
+) -> Result<(RunState, Option<T>)> {
     let mut input = In::new(bytes);
     let mut f = Fields::open(&mut input, "subjob")?;
     let status = match f.next() {
@@ -301,42 +328,24 @@ pub fn decode_subjob_run<'a>(
         backend: BackendInfo::default(),
         outputs: Vec::new(),
     };
-    let mut raw = None;
     get_run_fields(&mut f, &mut run, dict)?;
-    if let Some(i) = f.next() {
-        let start = i.dec.offset();
-        match i.header()? {
-            Header::Simple(ciborium_ll::simple::TRUE) => {}
-            h => {
-                i.dec.push(h);
-                // Checked as overrides, so that what is copied back is a valid item.
-                get_overrides(i, dict)?;
-            }
-        }
-        let end = i.dec.offset();
-        raw = Some(
-            bytes
-                .get(start..end)
-                .ok_or_else(|| CodecError::new("subjob: overrides beyond the record"))?,
-        );
-    }
+    let overrides = f.next().map(overrides).transpose()?;
     if let Some(i) = f.next() {
         run.auto_resubmits = i.small("automatic resubmissions")?;
     }
     f.close()?;
     input.end("subjob")?;
-    Ok((run, RawOverrides(raw)))
+    Ok((run, overrides))
 }
 
-/// A subjob record with this run state and the overrides of the record they came from
-/// ([`decode_subjob_run`]), against the same dictionary (which may grow).
-pub fn encode_subjob_run(
-    run: &RunState,
-    overrides: RawOverrides<'_>,
-    dict: &mut Dictionary,
-    buf: &mut Vec<u8>,
-) {
-    put_subjob(buf, run, dict, OverridesItem::Raw(overrides));
+/// Starts a record of `len` items that begins `[status, submit_count, …]` (subjob
+/// records, unit entries), and writes those two.
+pub(crate) fn open_run_record<'b>(buf: &'b mut Vec<u8>, len: usize, run: &RunState) -> Out<'b> {
+    let mut out = Out::new(buf);
+    out.array(len);
+    out.uint(run.status.index() as u64);
+    out.uint(u64::from(run.submit_count));
+    out
 }
 
 /// Items 1 to 8 of a subjob record (those present) into `run`.
@@ -399,6 +408,9 @@ pub fn decode_subjob(
     })
 }
 
+const NO_SPLIT_ITEM: &str =
+    "the record takes its overrides from the master's splitter, which gives this subjob none";
+
 /// As [`decode_subjob`], asking for the split item only if the record refers to it.
 pub(crate) fn decode_subjob_with(
     index: SubjobIndex,
@@ -406,40 +418,16 @@ pub(crate) fn decode_subjob_with(
     dict: &Dictionary,
     split_item: &mut dyn FnMut() -> Result<Option<Vec<Override>>>,
 ) -> Result<Subjob> {
-    let mut input = In::new(bytes);
-    let mut f = Fields::open(&mut input, "subjob")?;
-    let status = match f.next() {
-        Some(i) => status(i.uint("status")?)?,
-        None => return Err(CodecError::new("subjob: no status")),
-    };
-    let mut run = RunState {
-        status,
-        times: StatusTimes::default(),
-        submit_count: 0,
-        auto_resubmits: 0,
-        backend: BackendInfo::default(),
-        outputs: Vec::new(),
-    };
-    let mut overrides = Vec::new();
-    get_run_fields(&mut f, &mut run, dict)?;
-    if let Some(i) = f.next() {
-        overrides = match i.header()? {
-            Header::Simple(ciborium_ll::simple::TRUE) => split_item()?.ok_or_else(|| {
-                CodecError::new(
-                    "the record takes its overrides from the master's splitter, which gives this subjob none",
-                )
-            })?,
-            h => {
-                i.dec.push(h);
-                get_overrides(i, dict)?
-            }
-        };
-    }
-    if let Some(i) = f.next() {
-        run.auto_resubmits = i.small("automatic resubmissions")?;
-    }
-    f.close()?;
-    input.end("subjob")?;
+    let (run, overrides) = decode_subjob_parts(bytes, dict, |i| match i.header()? {
+        Header::Simple(ciborium_ll::simple::TRUE) => {
+            split_item()?.ok_or_else(|| CodecError::new(NO_SPLIT_ITEM))
+        }
+        h => {
+            i.dec.push(h);
+            get_overrides(i, dict)
+        }
+    })?;
+    let overrides = overrides.unwrap_or_default();
     Ok(Subjob {
         index,
         overrides,

@@ -38,21 +38,38 @@ pub fn encode_summary(s: &JobSummary, buf: &mut Vec<u8>) {
 pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
     let mut input = In::new(bytes);
     let mut f = Fields::open(&mut input, "summary")?;
-    let name = f.need("name")?.text("name")?;
-    let status = status(f.need("status")?.uint("status")?)?;
-    let backend = f.need("backend")?.text("backend")?;
-    let application = f.need("application")?.text("application")?;
-    let subjobs = get_counts(f.need("counts")?)?;
-    let i = f.need("exit code")?;
-    let exit_code = get_exit_code(i)?;
-    let i = f.need("created")?;
-    let created = if i.is_null()? {
+    // Read in the record's order; fields are evaluated as they are written.
+    let mut summary = JobSummary {
+        id,
+        name: f.need("name")?.text("name")?,
+        status: status(f.need("status")?.uint("status")?)?,
+        backend: f.need("backend")?.text("backend")?,
+        application: f.need("application")?.text("application")?,
+        subjobs: get_counts(f.need("counts")?)?,
+        exit_code: get_exit_code(f.need("exit code")?)?,
+        created: get_created(f.need("created")?)?,
+        // Read next, as it is kept relative to `created`.
+        updated: None,
+        comment: String::new(),
+    };
+    summary.updated = get_updated(f.need("updated")?, summary.created)?;
+    summary.comment = f.need("comment")?.text("comment")?;
+    f.close()?;
+    input.end("summary")?;
+    Ok(summary)
+}
+
+fn get_created(i: &mut In<'_>) -> Result<Option<Timestamp>> {
+    Ok(if i.is_null()? {
         None
     } else {
         Some(Timestamp(i.int("created")?))
-    };
-    let i = f.need("updated")?;
-    let updated = match i.header()? {
+    })
+}
+
+/// `updated`: null, `[updated]` when there is no `created`, or else `updated - created`.
+fn get_updated(i: &mut In<'_>, created: Option<Timestamp>) -> Result<Option<Timestamp>> {
+    Ok(match i.header()? {
         Header::Simple(ciborium_ll::simple::NULL) => None,
         Header::Array(Some(1)) => Some(Timestamp(i.int("updated")?)),
         h => {
@@ -62,11 +79,14 @@ pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
                 created.map_or(0, |c| c.as_millis()).wrapping_add(d),
             ))
         }
-    };
-    let comment = f.need("comment")?.text("comment")?;
-    f.close()?;
-    input.end("summary")?;
-    Ok(JobSummary {
+    })
+}
+
+/// The fields in which a summary as stored differs from the one expected, by name (for a
+/// store's check to report).
+pub fn summary_differences(stored: &JobSummary, expected: &JobSummary) -> Vec<&'static str> {
+    // Taken apart so that a field added to `JobSummary` cannot be forgotten here.
+    let JobSummary {
         id,
         name,
         status,
@@ -77,5 +97,20 @@ pub fn decode_summary(id: JobId, bytes: &[u8]) -> Result<JobSummary> {
         created,
         updated,
         comment,
-    })
+    } = expected;
+    [
+        (stored.id != *id, "id"),
+        (stored.name != *name, "name"),
+        (stored.status != *status, "status"),
+        (stored.backend != *backend, "backend"),
+        (stored.application != *application, "application"),
+        (stored.subjobs != *subjobs, "subjobs"),
+        (stored.exit_code != *exit_code, "exit_code"),
+        (stored.created != *created, "created"),
+        (stored.updated != *updated, "updated"),
+        (stored.comment != *comment, "comment"),
+    ]
+    .into_iter()
+    .filter_map(|(differs, field)| differs.then_some(field))
+    .collect()
 }

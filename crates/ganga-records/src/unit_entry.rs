@@ -1,8 +1,8 @@
 use ganga_core::{RunState, Status, Timestamp};
 
-use crate::cbor::{Fields, In, Out, Result};
+use crate::cbor::{Fields, In, Result, items_len};
 use crate::job::{get_opt_text, put_opt_text};
-use crate::subjob::{get_backend_id, put_backend_id};
+use crate::subjob::{get_backend_id, open_run_record, put_backend_id};
 use crate::times::status;
 
 /// What a store's index of active units holds of a unit (its key holds the backend and
@@ -36,19 +36,11 @@ impl UnitEntry {
 pub fn encode_unit_entry(run: &RunState, buf: &mut Vec<u8>) {
     let since = run.times.get(run.status);
     let b = &run.backend;
-    let len = if since.is_some() {
-        5
-    } else if b.native_state.is_some() {
-        4
-    } else if b.id.is_some() {
-        3
-    } else {
-        2
-    };
-    let mut out = Out::new(buf);
-    out.array(len);
-    out.uint(run.status.index() as u64);
-    out.uint(u64::from(run.submit_count));
+    let len = items_len(
+        2,
+        &[b.id.is_some(), b.native_state.is_some(), since.is_some()],
+    );
+    let mut out = open_run_record(buf, len, run);
     if len > 2 {
         put_backend_id(&mut out, &b.id);
     }

@@ -9,8 +9,9 @@ use ganga_core::{
     RunState, SplitAttribute, Splitter, Status, StatusTimes, Subjob, Timestamp, Value,
 };
 use ganga_records::{
-    Dictionary, JobRecord, SubjobBatch, decode_job, decode_subjob, decode_summary, encode_job,
-    encode_splitter, encode_subjob, encode_summary, split_items_of_encoded,
+    Dictionary, JobRecord, SubjobBatch, UnitEntry, decode_job, decode_subjob, decode_summary,
+    decode_unit_entry, encode_job, encode_splitter, encode_subjob, encode_summary,
+    encode_unit_entry, split_items_of_encoded, summary_differences,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -202,6 +203,54 @@ fn summaries_survive() {
     let mut buf = Vec::new();
     encode_summary(&bare, &mut buf);
     assert_eq!(decode_summary(42, &buf).unwrap(), bare);
+    assert_eq!(summary_differences(&s, &s), Vec::<&str>::new());
+    assert_eq!(summary_differences(&bare, &s), vec!["exit_code", "created"]);
+}
+
+#[test]
+fn a_dictionary_keeps_its_ranges_of_indices_and_plain_readers_skip_them() {
+    let mut dict = Dictionary::new(Timestamp(T0));
+    dict.intern("Running");
+    dict.intern("node-1");
+    let ranges = [(0, 4), (6, 6), (9, 20)];
+    let (back, read) = Dictionary::decode_with_indices(&dict.encode_with_indices(&ranges)).unwrap();
+    assert_eq!(back, dict);
+    assert_eq!(read, Some(ranges.to_vec()));
+    assert_eq!(back.get(1), Some("node-1"));
+    assert_eq!(
+        Dictionary::decode(&dict.encode_with_indices(&ranges)).unwrap(),
+        dict
+    );
+    let (plain, none) = Dictionary::decode_with_indices(&dict.encode()).unwrap();
+    assert_eq!((plain, none), (dict.clone(), None));
+    assert_eq!(dict.encode_with_indices(&[]).len(), dict.encode().len() + 1);
+    for bad in [[(0, 4), (5, 6)], [(3, 4), (0, 1)]] {
+        let err = Dictionary::decode_with_indices(&dict.encode_with_indices(&bad)).unwrap_err();
+        assert!(
+            err.to_string().contains("out of order or touching"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_unit_entry_leaves_out_only_its_trailing_empty_items() {
+    let mut run = completed_subjob(3).run;
+    let mut sizes = Vec::new();
+    for step in 0..4 {
+        match step {
+            0 => {}
+            1 => run.times = StatusTimes::default(),
+            2 => run.backend.native_state = None,
+            _ => run.backend.id = None,
+        }
+        let mut buf = Vec::new();
+        encode_unit_entry(&run, &mut buf);
+        assert_eq!(decode_unit_entry(&buf).unwrap(), UnitEntry::of(&run));
+        sizes.push(buf[0]);
+    }
+    // CBOR array headers of 5, 4, 3 and 2 items.
+    assert_eq!(sizes, [0x85, 0x84, 0x83, 0x82]);
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use ganga_core::{
     CheckReport, JobId, JobRef, JobSummary, Splitter, Status, StatusCounts, SubjobIndex,
 };
-use ganga_records::{Dictionary, UnitEntry, decode_unit_entry, job_from_parts};
+use ganga_records::{
+    Dictionary, UnitEntry, decode_unit_entry, job_from_parts, summary_differences,
+};
 use heed::RoTxn;
 
 use crate::codec::{
@@ -597,34 +599,4 @@ fn refusal_as_problem<T>(result: Result<T, Failure>) -> Result<Result<T, String>
         Err(Failure::Refused(e)) => Ok(Err(e.to_string())),
         Err(e) => Err(e),
     }
-}
-
-fn summary_differences(stored: &JobSummary, expected: &JobSummary) -> Vec<&'static str> {
-    let JobSummary {
-        id,
-        name,
-        status,
-        backend,
-        application,
-        subjobs,
-        exit_code,
-        created,
-        updated,
-        comment,
-    } = expected;
-    [
-        (stored.id != *id, "id"),
-        (stored.name != *name, "name"),
-        (stored.status != *status, "status"),
-        (stored.backend != *backend, "backend"),
-        (stored.application != *application, "application"),
-        (stored.subjobs != *subjobs, "subjobs"),
-        (stored.exit_code != *exit_code, "exit_code"),
-        (stored.created != *created, "created"),
-        (stored.updated != *updated, "updated"),
-        (stored.comment != *comment, "comment"),
-    ]
-    .into_iter()
-    .filter_map(|(differs, field)| differs.then_some(field))
-    .collect()
 }
