@@ -271,27 +271,14 @@ impl Catalog {
         name: &str,
         context: &PluginContext,
     ) -> Result<Arc<dyn Backend>, HostError> {
-        let mut made = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = made.get(name) {
-            return Ok(b.clone());
-        }
-        let entry = self
-            .find(PluginKind::Backend, name)
-            .ok_or_else(|| self.unknown(PluginKind::Backend, name))?;
-        let failed = |message: String| HostError::CreateFailed {
-            kind: PluginKind::Backend,
-            name: name.to_owned(),
-            message,
-        };
-        let backend: Arc<dyn Backend> = match &entry.source {
-            Source::Library(decl) => {
-                Arc::new(DylibBackend::create(name, decl, context).map_err(failed)?)
-            }
-            Source::LinkedBackend(factory) => factory(context.clone()).map_err(failed)?,
-            Source::LinkedStore(_) => return Err(self.unknown(PluginKind::Backend, name)),
-        };
-        made.insert(name.to_owned(), backend.clone());
-        Ok(backend)
+        self.instance(&self.backends, PluginKind::Backend, name, |source| {
+            Some(match source {
+                Source::Library(decl) => DylibBackend::create(name, decl, context)
+                    .map(|b| Arc::new(b) as Arc<dyn Backend>),
+                Source::LinkedBackend(factory) => factory(context.clone()),
+                Source::LinkedStore(_) => return None,
+            })
+        })
     }
 
     /// The store called `name`, created with `context` on first use.
@@ -300,27 +287,41 @@ impl Catalog {
         name: &str,
         context: &PluginContext,
     ) -> Result<Arc<dyn RecordStore>, HostError> {
-        let mut made = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = made.get(name) {
-            return Ok(s.clone());
+        self.instance(&self.stores, PluginKind::Store, name, |source| {
+            Some(match source {
+                Source::Library(decl) => DylibStore::create(name, decl, context)
+                    .map(|s| Arc::new(s) as Arc<dyn RecordStore>),
+                Source::LinkedStore(factory) => factory(context.clone()),
+                Source::LinkedBackend(_) => return None,
+            })
+        })
+    }
+
+    /// The instance of plugin `name` of `kind` made so far, or one `create` makes from
+    /// where the plugin comes from (`None`: that source holds another kind of plugin).
+    fn instance<T: ?Sized>(
+        &self,
+        made: &Mutex<BTreeMap<String, Arc<T>>>,
+        kind: PluginKind,
+        name: &str,
+        create: impl FnOnce(&Source) -> Option<Result<Arc<T>, String>>,
+    ) -> Result<Arc<T>, HostError> {
+        let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(instance) = made.get(name) {
+            return Ok(instance.clone());
         }
         let entry = self
-            .find(PluginKind::Store, name)
-            .ok_or_else(|| self.unknown(PluginKind::Store, name))?;
-        let failed = |message: String| HostError::CreateFailed {
-            kind: PluginKind::Store,
-            name: name.to_owned(),
-            message,
-        };
-        let store: Arc<dyn RecordStore> = match &entry.source {
-            Source::Library(decl) => {
-                Arc::new(DylibStore::create(name, decl, context).map_err(failed)?)
-            }
-            Source::LinkedStore(factory) => factory(context.clone()).map_err(failed)?,
-            Source::LinkedBackend(_) => return Err(self.unknown(PluginKind::Store, name)),
-        };
-        made.insert(name.to_owned(), store.clone());
-        Ok(store)
+            .find(kind, name)
+            .ok_or_else(|| self.unknown(kind, name))?;
+        let instance = create(&entry.source)
+            .ok_or_else(|| self.unknown(kind, name))?
+            .map_err(|message| HostError::CreateFailed {
+                kind,
+                name: name.to_owned(),
+                message,
+            })?;
+        made.insert(name.to_owned(), instance.clone());
+        Ok(instance)
     }
 }
 
