@@ -506,27 +506,7 @@ impl Run<'_> {
         box_name: Option<Option<&str>>,
     ) -> Option<MappedJob> {
         let me = entry.id.to_string();
-        let loaded = match repo::load(&entry.dir) {
-            Ok(l) => l,
-            Err(why) => {
-                self.skip(
-                    registry,
-                    &me,
-                    "unreadable",
-                    format!("cannot be read: {why}"),
-                );
-                return None;
-            }
-        };
-        if let Some(why) = &loaded.fell_back {
-            self.report.problem(
-                registry,
-                me.clone(),
-                Severity::Flagged,
-                format!("read from data~ because {why}"),
-            );
-        }
-        let object = loaded.object;
+        let object = self.object_read(registry, &me, repo::load(&entry.dir))?;
         if let Some(name) = box_name
             && !(object.category == "jobs"
                 && matches!(object.class.as_str(), "Job" | "JobTemplate"))
@@ -624,41 +604,9 @@ impl Run<'_> {
                             if let Some(done) = current.take() {
                                 self.finish_job(registry, done, progress)?;
                             }
-                            let me = entry.id.to_string();
-                            let builder = match result {
-                                Err(why) => {
-                                    self.skip(
-                                        registry,
-                                        &me,
-                                        "unreadable",
-                                        format!("cannot be read: {why}"),
-                                    );
-                                    None
-                                }
-                                Ok(l) => {
-                                    if let Some(why) = &l.fell_back {
-                                        self.report.problem(
-                                            registry,
-                                            me.clone(),
-                                            Severity::Flagged,
-                                            format!("read from data~ because {why}"),
-                                        );
-                                    }
-                                    let folders =
-                                        tree.get(&entry.id).map_or(&[][..], Vec::as_slice);
-                                    match map::JobBuilder::new(ctx, entry.id, &l.object, folders) {
-                                        Ok(b) => Some(b),
-                                        Err(why) => {
-                                            let status =
-                                                l.object.str("status").unwrap_or("?").to_owned();
-                                            self.skip(registry, &me, &status, why);
-                                            None
-                                        }
-                                    }
-                                }
-                            };
+                            let folders = tree.get(&entry.id).map_or(&[][..], Vec::as_slice);
                             current = Some(Current {
-                                builder,
+                                builder: self.start_job(ctx, registry, entry.id, result, folders),
                                 ganga_id: entry.id,
                                 subjobs: *n,
                                 id: *id,
@@ -700,6 +648,54 @@ impl Run<'_> {
             self.finish_job(registry, done, progress)?;
         }
         Ok(())
+    }
+
+    /// The master of a job, ready for its subjobs; `None` when the job is skipped
+    /// (reported).
+    fn start_job<'c>(
+        &mut self,
+        ctx: &'c Ctx<'c>,
+        registry: &str,
+        ganga_id: u64,
+        master: Result<repo::StoredObject, String>,
+        folders: &[String],
+    ) -> Option<map::JobBuilder<'c>> {
+        let me = ganga_id.to_string();
+        let object = self.object_read(registry, &me, master)?;
+        match map::JobBuilder::new(ctx, ganga_id, &object, folders) {
+            Ok(b) => Some(b),
+            Err(why) => {
+                let status = object.str("status").unwrap_or("?").to_owned();
+                self.skip(registry, &me, &status, why);
+                None
+            }
+        }
+    }
+
+    /// The object a file held, with a note when it was read from `data~`; `None` when it
+    /// could not be read (skipped, reported).
+    fn object_read(
+        &mut self,
+        registry: &str,
+        me: &str,
+        loaded: Result<repo::StoredObject, String>,
+    ) -> Option<xml::Object> {
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(why) => {
+                self.skip(registry, me, "unreadable", format!("cannot be read: {why}"));
+                return None;
+            }
+        };
+        if let Some(why) = &loaded.fell_back {
+            self.report.problem(
+                registry,
+                me.to_owned(),
+                Severity::Flagged,
+                format!("read from data~ because {why}"),
+            );
+        }
+        Some(loaded.object)
     }
 
     fn finish_job(
