@@ -366,3 +366,28 @@ pub(crate) fn write_true_job(
     )?;
     Ok(job_file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_file_holds_one_true_subjob_per_argument_on_the_backend_given() {
+        let home = tempfile::tempdir().expect("a temporary directory");
+        let file = write_true_job(
+            home.path(),
+            "bench-slurm-2",
+            "type = \"batch\"\nsystem = \"slurm\"\n",
+            2,
+        )
+        .expect("written");
+        assert_eq!(file, home.path().join("true.toml"));
+        let text = std::fs::read_to_string(&file).expect("readable");
+        assert_eq!(
+            text,
+            "name = \"bench-slurm-2\"\n[application]\nexe = \"/bin/true\"\n[backend]\n\
+             type = \"batch\"\nsystem = \"slurm\"\n[splitter]\ntype = \"args\"\n\
+             args = [[\"0\"], [\"1\"]]\n"
+        );
+    }
+}
