@@ -174,15 +174,7 @@ impl<'c> JobBuilder<'c> {
     pub(crate) fn finish(mut self) -> Result<MappedJob, String> {
         let ctx = self.ctx;
         let ganga_id = self.ganga_id;
-        if self.out.subjobs.is_empty() && !self.inline.is_empty() {
-            for (i, o) in std::mem::take(&mut self.inline).into_iter().enumerate() {
-                self.add_subjob(SubjobSource {
-                    index: u32::try_from(i).unwrap_or(u32::MAX),
-                    object: Ok(o),
-                    fell_back: None,
-                });
-            }
-        }
+        self.add_inline_subjobs();
         let me = ganga_id.to_string();
         let mut out = self.out;
         let mut unit = self.master;
@@ -194,33 +186,12 @@ impl<'c> JobBuilder<'c> {
         } else {
             out.outputs.clear();
         }
-        for (expected, s) in out.subjobs.iter().enumerate() {
-            if s.index as usize != expected {
-                return Err(format!(
-                    "its subjob directories are not numbered 0..{}: subjob {expected} is missing; Ganga cannot load it either",
-                    out.subjobs.len()
-                ));
-            }
-        }
-
-        let mut metadata = BTreeMap::new();
-        metadata.insert(keys::GANGADIR.to_owned(), ctx.gangadir.to_owned());
-        metadata.insert(keys::USER.to_owned(), ctx.user.user.clone());
-        metadata.insert(keys::REGISTRY.to_owned(), ctx.registry.to_owned());
-        metadata.insert(keys::ID.to_owned(), ganga_id.to_string());
-        if !self.folders.is_empty() {
-            metadata.insert(keys::JOBTREE.to_owned(), self.folders.join("\n"));
-        }
-        for (k, v) in unit.meta.drain(..) {
-            metadata.insert(k, v);
-        }
-        for (k, v) in unit.file_meta.drain(..) {
-            metadata.insert(k, v);
-        }
+        check_numbering(&out.subjobs)?;
+        let mut metadata = where_from(ctx, ganga_id, &self.folders);
+        metadata.extend(unit.meta.drain(..));
+        metadata.extend(unit.file_meta.drain(..));
         // Subjob file facts (LFNs...) were gathered in the job's metadata meanwhile.
-        for (k, v) in std::mem::take(&mut out.job.metadata) {
-            metadata.insert(k, v);
-        }
+        metadata.extend(std::mem::take(&mut out.job.metadata));
         // The job's own problems before its subjobs'.
         let own: Vec<_> = unit
             .notes
@@ -246,6 +217,46 @@ impl<'c> JobBuilder<'c> {
         out.job.metadata = metadata;
         Ok(out)
     }
+
+    /// Subjobs written in the master's own file, when there are no subjob files.
+    fn add_inline_subjobs(&mut self) {
+        if self.out.subjobs.is_empty() && !self.inline.is_empty() {
+            for (i, o) in std::mem::take(&mut self.inline).into_iter().enumerate() {
+                self.add_subjob(SubjobSource {
+                    index: u32::try_from(i).unwrap_or(u32::MAX),
+                    object: Ok(o),
+                    fell_back: None,
+                });
+            }
+        }
+    }
+}
+
+/// Refuses a job whose subjobs are not numbered from 0 without a gap, as Ganga does.
+fn check_numbering(subjobs: &[Subjob]) -> Result<(), String> {
+    for (expected, s) in subjobs.iter().enumerate() {
+        if s.index as usize != expected {
+            return Err(format!(
+                "its subjob directories are not numbered 0..{}: subjob {expected} is missing; Ganga cannot load it either",
+                subjobs.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The metadata that says where a job comes from: gangadir, user, registry, Ganga id
+/// and job tree folders; a later run recognises the jobs it migrated by them.
+fn where_from(ctx: &Ctx<'_>, ganga_id: u64, folders: &[String]) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::new();
+    metadata.insert(keys::GANGADIR.to_owned(), ctx.gangadir.to_owned());
+    metadata.insert(keys::USER.to_owned(), ctx.user.user.clone());
+    metadata.insert(keys::REGISTRY.to_owned(), ctx.registry.to_owned());
+    metadata.insert(keys::ID.to_owned(), ganga_id.to_string());
+    if !folders.is_empty() {
+        metadata.insert(keys::JOBTREE.to_owned(), folders.join("\n"));
+    }
+    metadata
 }
 
 pub(super) fn placeholder_spec() -> JobSpec {
