@@ -14,10 +14,11 @@
 //! in a string reads back as `<`, as Ganga itself shows it), then `re.sub(r'(\d)L(\})',
 //! r'\1\2', s)`, then the text is parsed as a Python literal (never evaluated).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use crate::pyliteral::{self, PyValue};
 
@@ -127,20 +128,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Object, XmlError> {
     })?;
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
-    let at = |reader: &Reader<&[u8]>, message: String| XmlError {
-        line: line_of(
-            bytes,
-            usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX),
-        ),
-        message,
-    };
-
-    let mut in_root = false;
-    let mut root_done = false;
-    let mut result: Option<Object> = None;
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut value: Option<String> = None;
-
+    let mut document = Document::default();
     loop {
         let event = reader.read_event().map_err(|e| XmlError {
             line: line_of(
@@ -149,147 +137,196 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Object, XmlError> {
             ),
             message: e.to_string(),
         })?;
-        match event {
-            Event::Start(e) => {
-                if value.is_some() {
-                    return Err(at(&reader, "an element inside <value>".into()));
-                }
-                let name = e.name().as_ref().to_owned();
-                if stack.len() >= MAX_DEPTH {
-                    return Err(at(
-                        &reader,
-                        format!("nested too deeply (more than {MAX_DEPTH} open elements)"),
-                    ));
-                }
-                if root_done {
-                    return Err(at(&reader, format!("<{name}> after </root>")));
-                }
-                match name.as_str() {
-                    "root" if !in_root => in_root = true,
-                    "root" => return Err(at(&reader, "nested <root>".into())),
-                    _ if !in_root => {
-                        return Err(at(&reader, format!("<{name}> outside <root>")));
-                    }
-                    "class" => {
-                        if result.is_some() && stack.is_empty() {
-                            return Err(at(&reader, "more than one object in <root>".into()));
-                        }
-                        stack.push(Frame::Class(Object {
-                            class: attr(&e, "name").map_err(|m| at(&reader, m))?,
-                            category: attr(&e, "category").map_err(|m| at(&reader, m))?,
-                            version: attr(&e, "version").map_err(|m| at(&reader, m))?,
-                            attrs: Vec::new(),
-                        }));
-                    }
-                    "attribute" => {
-                        if !matches!(stack.last(), Some(Frame::Class(_))) {
-                            return Err(at(&reader, "<attribute> outside <class>".into()));
-                        }
-                        let n = attr(&e, "name").map_err(|m| at(&reader, m))?;
-                        stack.push(Frame::Attr(n, None));
-                    }
-                    "sequence" => {
-                        check_slot(&stack).map_err(|m| at(&reader, m))?;
-                        stack.push(Frame::Seq(Vec::new()));
-                    }
-                    "value" => {
-                        check_slot(&stack).map_err(|m| at(&reader, m))?;
-                        value = Some(String::new());
-                    }
-                    other => return Err(at(&reader, format!("unknown element <{other}>"))),
-                }
-            }
-            Event::Empty(e) => {
-                let name = e.name().as_ref().to_owned();
-                let node = match name.as_str() {
-                    "sequence" => Node::Seq(Vec::new()),
-                    "value" => return Err(at(&reader, "an empty <value/>".into())),
-                    other => return Err(at(&reader, format!("unexpected <{other}/>"))),
-                };
-                check_slot(&stack).map_err(|m| at(&reader, m))?;
-                deliver(&mut stack, node).map_err(|m| at(&reader, m))?;
-            }
+        let step = match event {
+            Event::Start(e) => document.open(&e),
+            Event::Empty(e) => document.empty(&e),
             Event::Text(t) => {
-                if let Some(v) = value.as_mut() {
-                    v.push_str(&t.xml10_content());
-                }
+                document.add_text(|| t.xml10_content());
+                Ok(())
             }
             Event::CData(t) => {
-                if let Some(v) = value.as_mut() {
-                    v.push_str(&t.xml10_content());
-                }
+                document.add_text(|| t.xml10_content());
+                Ok(())
             }
-            Event::GeneralRef(r) => {
-                if let Some(v) = value.as_mut() {
-                    let resolved = match r.resolve_char_ref() {
-                        Ok(Some(ch)) => ch.to_string(),
-                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&r)
-                            .ok_or_else(|| at(&reader, format!("undefined entity &{};", &*r)))?
-                            .to_owned(),
-                        Err(e) => return Err(at(&reader, e.to_string())),
-                    };
-                    v.push_str(&resolved);
-                }
-            }
-            Event::End(e) => {
-                let name = e.name().as_ref().to_owned();
-                match name.as_str() {
-                    "value" => {
-                        let text = value.take().unwrap_or_default();
-                        let parsed = read_value(&text).map_err(|m| at(&reader, m))?;
-                        deliver(&mut stack, Node::Value(parsed)).map_err(|m| at(&reader, m))?;
-                    }
-                    "sequence" => match stack.pop() {
-                        Some(Frame::Seq(items)) => {
-                            deliver(&mut stack, Node::Seq(items)).map_err(|m| at(&reader, m))?;
-                        }
-                        _ => return Err(at(&reader, "misplaced </sequence>".into())),
-                    },
-                    "attribute" => match stack.pop() {
-                        Some(Frame::Attr(n, Some(node))) => match stack.last_mut() {
-                            Some(Frame::Class(o)) => o.attrs.push((n, node)),
-                            _ => return Err(at(&reader, "misplaced </attribute>".into())),
-                        },
-                        Some(Frame::Attr(n, None)) => {
-                            return Err(at(&reader, format!("attribute `{n}` has no value")));
-                        }
-                        _ => return Err(at(&reader, "misplaced </attribute>".into())),
-                    },
-                    "class" => match stack.pop() {
-                        Some(Frame::Class(o)) => {
-                            if stack.is_empty() {
-                                result = Some(o);
-                            } else {
-                                deliver(&mut stack, Node::Object(Box::new(o)))
-                                    .map_err(|m| at(&reader, m))?;
-                            }
-                        }
-                        _ => return Err(at(&reader, "misplaced </class>".into())),
-                    },
-                    "root" => {
-                        if !stack.is_empty() {
-                            return Err(at(&reader, "</root> inside an open element".into()));
-                        }
-                        in_root = false;
-                        root_done = true;
-                    }
-                    other => return Err(at(&reader, format!("unknown element </{other}>"))),
-                }
-            }
+            Event::GeneralRef(r) => document.add_entity(&r),
+            Event::End(e) => document.close(e.name().as_ref()),
             Event::Eof => break,
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => Ok(()),
+        };
+        step.map_err(|message| XmlError {
+            line: line_of(
+                bytes,
+                usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX),
+            ),
+            message,
+        })?;
+    }
+    document.finish(bytes)
+}
+
+/// The file read so far: where in `<root>` it is, the elements open, the text of an open
+/// `<value>`. Each step answers an error message; [`parse`] adds the line.
+#[derive(Default)]
+struct Document {
+    in_root: bool,
+    root_done: bool,
+    object: Option<Object>,
+    stack: Vec<Frame>,
+    value: Option<String>,
+}
+
+impl Document {
+    fn open(&mut self, e: &BytesStart<'_>) -> Result<(), String> {
+        if self.value.is_some() {
+            return Err("an element inside <value>".into());
+        }
+        let name = e.name().as_ref().to_owned();
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(format!(
+                "nested too deeply (more than {MAX_DEPTH} open elements)"
+            ));
+        }
+        if self.root_done {
+            return Err(format!("<{name}> after </root>"));
+        }
+        match name.as_str() {
+            "root" if !self.in_root => self.in_root = true,
+            "root" => return Err("nested <root>".into()),
+            _ if !self.in_root => return Err(format!("<{name}> outside <root>")),
+            "class" => self.open_class(e)?,
+            "attribute" => self.open_attribute(e)?,
+            "sequence" => {
+                check_slot(&self.stack)?;
+                self.stack.push(Frame::Seq(Vec::new()));
+            }
+            "value" => {
+                check_slot(&self.stack)?;
+                self.value = Some(String::new());
+            }
+            other => return Err(format!("unknown element <{other}>")),
+        }
+        Ok(())
+    }
+
+    fn open_class(&mut self, e: &BytesStart<'_>) -> Result<(), String> {
+        if self.object.is_some() && self.stack.is_empty() {
+            return Err("more than one object in <root>".into());
+        }
+        self.stack.push(Frame::Class(Object {
+            class: attr(e, "name")?,
+            category: attr(e, "category")?,
+            version: attr(e, "version")?,
+            attrs: Vec::new(),
+        }));
+        Ok(())
+    }
+
+    fn open_attribute(&mut self, e: &BytesStart<'_>) -> Result<(), String> {
+        if !matches!(self.stack.last(), Some(Frame::Class(_))) {
+            return Err("<attribute> outside <class>".into());
+        }
+        let name = attr(e, "name")?;
+        self.stack.push(Frame::Attr(name, None));
+        Ok(())
+    }
+
+    /// `<sequence/>` is an empty list; no other element may be empty.
+    fn empty(&mut self, e: &BytesStart<'_>) -> Result<(), String> {
+        let name = e.name().as_ref().to_owned();
+        let node = match name.as_str() {
+            "sequence" => Node::Seq(Vec::new()),
+            "value" => return Err("an empty <value/>".into()),
+            other => return Err(format!("unexpected <{other}/>")),
+        };
+        check_slot(&self.stack)?;
+        deliver(&mut self.stack, node)
+    }
+
+    /// Text counts only inside a `<value>` (elsewhere it is the file's indentation).
+    fn add_text<'t>(&mut self, content: impl FnOnce() -> Cow<'t, str>) {
+        if let Some(v) = self.value.as_mut() {
+            v.push_str(&content());
         }
     }
-    if !root_done {
-        return Err(XmlError {
-            line: line_of(bytes, bytes.len()),
-            message: "the file ends before </root> (truncated?)".into(),
-        });
+
+    fn add_entity(&mut self, r: &BytesRef<'_>) -> Result<(), String> {
+        if let Some(v) = self.value.as_mut() {
+            let resolved = match r.resolve_char_ref() {
+                Ok(Some(ch)) => ch.to_string(),
+                Ok(None) => quick_xml::escape::resolve_predefined_entity(r)
+                    .ok_or_else(|| format!("undefined entity &{};", &**r))?
+                    .to_owned(),
+                Err(e) => return Err(e.to_string()),
+            };
+            v.push_str(&resolved);
+        }
+        Ok(())
     }
-    result.ok_or_else(|| XmlError {
-        line: 1,
-        message: "<root> holds no object".into(),
-    })
+
+    fn close(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "value" => {
+                let text = self.value.take().unwrap_or_default();
+                let parsed = read_value(&text)?;
+                deliver(&mut self.stack, Node::Value(parsed))
+            }
+            "sequence" => match self.stack.pop() {
+                Some(Frame::Seq(items)) => deliver(&mut self.stack, Node::Seq(items)),
+                _ => Err("misplaced </sequence>".into()),
+            },
+            "attribute" => self.close_attribute(),
+            "class" => self.close_class(),
+            "root" => {
+                if !self.stack.is_empty() {
+                    return Err("</root> inside an open element".into());
+                }
+                self.in_root = false;
+                self.root_done = true;
+                Ok(())
+            }
+            other => Err(format!("unknown element </{other}>")),
+        }
+    }
+
+    fn close_attribute(&mut self) -> Result<(), String> {
+        match self.stack.pop() {
+            Some(Frame::Attr(n, Some(node))) => match self.stack.last_mut() {
+                Some(Frame::Class(o)) => {
+                    o.attrs.push((n, node));
+                    Ok(())
+                }
+                _ => Err("misplaced </attribute>".into()),
+            },
+            Some(Frame::Attr(n, None)) => Err(format!("attribute `{n}` has no value")),
+            _ => Err("misplaced </attribute>".into()),
+        }
+    }
+
+    /// The outermost class is the file's object; an inner one is a value.
+    fn close_class(&mut self) -> Result<(), String> {
+        match self.stack.pop() {
+            Some(Frame::Class(o)) if self.stack.is_empty() => {
+                self.object = Some(o);
+                Ok(())
+            }
+            Some(Frame::Class(o)) => deliver(&mut self.stack, Node::Object(Box::new(o))),
+            _ => Err("misplaced </class>".into()),
+        }
+    }
+
+    /// The object, once the whole file (up to `</root>`) has been read.
+    fn finish(self, bytes: &[u8]) -> Result<Object, XmlError> {
+        if !self.root_done {
+            return Err(XmlError {
+                line: line_of(bytes, bytes.len()),
+                message: "the file ends before </root> (truncated?)".into(),
+            });
+        }
+        self.object.ok_or_else(|| XmlError {
+            line: 1,
+            message: "<root> holds no object".into(),
+        })
+    }
 }
 
 fn attr(e: &BytesStart<'_>, name: &str) -> Result<String, String> {

@@ -46,38 +46,11 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
         .ok_or_else(|| refuse(None, "the file name is not valid UTF-8".into()))?;
     let symbol = decl_symbol(stem);
     check_complete(path).map_err(|reason| refuse(None, reason))?;
-    let library = open(path).map_err(|e| refuse(None, loader_refusal(&e)))?;
-    // SAFETY: the symbol is a static `PluginDecl` (or at least its `PluginHeader`, which
-    // every ABI version starts with); we only take its address here.
-    let decl_ptr: *const PluginDecl = match unsafe {
-        library.get::<*const PluginDecl>(symbol.as_bytes())
-    } {
-        Ok(sym) => *sym,
-        Err(_) => {
-            return Err(refuse(
-                None,
-                format!(
-                    "it exports no `{symbol}`: not a ganga plugin, or renamed (a plugin file must keep the name cargo gave it)"
-                ),
-            ));
-        }
-    };
-    if decl_ptr.is_null() {
-        return Err(refuse(None, format!("`{symbol}` is null")));
-    }
-    // From here on the library must stay mapped for the declaration's `'static` lifetime.
-    std::mem::forget(library);
-
-    // SAFETY: the header's layout is frozen across ABI versions, and the symbol is at
-    // least that large in every ganga plugin; we read nothing past it until abi_major and
-    // decl_size say the rest is ours.
-    let header: &'static PluginHeader = unsafe { &*decl_ptr.cast::<PluginHeader>() };
-    if header.magic != MAGIC {
-        return Err(refuse(
-            None,
-            format!("`{symbol}` is not a ganga plugin declaration (bad magic number)"),
-        ));
-    }
+    let decl_ptr = open_declaration(path, &symbol).map_err(|reason| refuse(None, reason))?;
+    // SAFETY: the pointer is the non-null address of the declaration symbol of a library
+    // that is never unloaded.
+    let header =
+        unsafe { checked_header(decl_ptr, &symbol) }.map_err(|reason| refuse(None, reason))?;
     // SAFETY: name and version point at static strings inside the library.
     let (name, version) = unsafe {
         (
@@ -86,57 +59,10 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
         )
     };
     let plugin = Some(name.clone());
-    if header.abi_major != ABI_MAJOR {
-        return Err(refuse(
-            plugin,
-            format!(
-                "it was built for plugin ABI {}, and this ganga speaks plugin ABI {ABI_MAJOR}; rebuild it against ganga-plugin-sdk for ABI {ABI_MAJOR}",
-                header.abi_major
-            ),
-        ));
-    }
-    if header.decl_size < DECL_SIZE {
-        return Err(refuse(
-            plugin,
-            format!(
-                "its declaration is {} bytes, smaller than the {DECL_SIZE} of plugin ABI {ABI_MAJOR}",
-                header.decl_size
-            ),
-        ));
-    }
-    // SAFETY: same ABI and at least as large as our PluginDecl: the whole struct is valid.
-    let decl: &'static PluginDecl = unsafe { &*decl_ptr };
-    if decl.async_ffi_abi != ASYNC_FFI_ABI_VERSION {
-        return Err(refuse(
-            plugin,
-            format!(
-                "it uses async-ffi ABI {}, this ganga uses {ASYNC_FFI_ABI_VERSION}",
-                decl.async_ffi_abi
-            ),
-        ));
-    }
-    if decl.panic_unwind != 1 {
-        return Err(refuse(
-            plugin,
-            "it was built with panic=abort: a panic in it would end ganga; build it with panic=unwind".into(),
-        ));
-    }
-    let kind = match decl.kind {
-        KIND_BACKEND => PluginKind::Backend,
-        KIND_STORE => PluginKind::Store,
-        other => return Err(refuse(plugin, format!("unknown plugin kind {other}"))),
-    };
-    // Each kind is answered through its own entry point; the other is null.
-    let answers = match kind {
-        PluginKind::Backend => decl.backend_call.is_some(),
-        PluginKind::Store => decl.store_call.is_some(),
-    };
-    if !answers {
-        return Err(refuse(
-            plugin,
-            "its declaration has no entry point for the requests of its kind".into(),
-        ));
-    }
+    // SAFETY: as for the header, which `checked_header` found to be a ganga plugin's.
+    let decl = unsafe { checked_declaration(header, decl_ptr) }
+        .map_err(|reason| refuse(plugin.clone(), reason))?;
+    let kind = kind_and_entry_point(decl).map_err(|reason| refuse(plugin.clone(), reason))?;
     // SAFETY: static strings inside the library.
     let (protocol, rustc) = unsafe {
         (
@@ -144,7 +70,7 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
             decl.rustc.to_string_lossy(),
         )
     };
-    check_protocol(&protocol).map_err(|reason| refuse(plugin.clone(), reason))?;
+    check_protocol(&protocol).map_err(|reason| refuse(plugin, reason))?;
     Ok(LoadedLibrary {
         decl,
         info: PluginInfo {
@@ -157,6 +83,105 @@ pub(crate) fn load(path: &Path) -> Result<LoadedLibrary, Refusal> {
             rustc,
         },
     })
+}
+
+/// Loads the library and finds the address of its declaration `symbol`, which is never
+/// null. From then on the library stays mapped for the declaration's `'static` lifetime.
+fn open_declaration(path: &Path, symbol: &str) -> Result<*const PluginDecl, String> {
+    let library = open(path).map_err(|e| loader_refusal(&e))?;
+    // SAFETY: the symbol is a static `PluginDecl` (or at least its `PluginHeader`, which
+    // every ABI version starts with); we only take its address here.
+    let decl_ptr: *const PluginDecl = match unsafe {
+        library.get::<*const PluginDecl>(symbol.as_bytes())
+    } {
+        Ok(sym) => *sym,
+        Err(_) => {
+            return Err(format!(
+                "it exports no `{symbol}`: not a ganga plugin, or renamed (a plugin file must keep the name cargo gave it)"
+            ));
+        }
+    };
+    if decl_ptr.is_null() {
+        return Err(format!("`{symbol}` is null"));
+    }
+    std::mem::forget(library);
+    Ok(decl_ptr)
+}
+
+/// The declaration's header, once its magic number says it is a ganga plugin's.
+///
+/// # Safety
+/// `decl_ptr` is the non-null address of a declaration symbol in a library that stays
+/// loaded for the rest of the process.
+unsafe fn checked_header(
+    decl_ptr: *const PluginDecl,
+    symbol: &str,
+) -> Result<&'static PluginHeader, String> {
+    // SAFETY: the header's layout is frozen across ABI versions, and the symbol is at
+    // least that large in every ganga plugin; we read nothing past it until abi_major and
+    // decl_size say the rest is ours.
+    let header: &'static PluginHeader = unsafe { &*decl_ptr.cast::<PluginHeader>() };
+    if header.magic != MAGIC {
+        return Err(format!(
+            "`{symbol}` is not a ganga plugin declaration (bad magic number)"
+        ));
+    }
+    Ok(header)
+}
+
+/// The whole declaration, once its header says it is of our ABI and size, and it was
+/// built with the same async-ffi and with panics that unwind.
+///
+/// # Safety
+/// As for [`checked_header`], which `header` comes from.
+unsafe fn checked_declaration(
+    header: &PluginHeader,
+    decl_ptr: *const PluginDecl,
+) -> Result<&'static PluginDecl, String> {
+    if header.abi_major != ABI_MAJOR {
+        return Err(format!(
+            "it was built for plugin ABI {}, and this ganga speaks plugin ABI {ABI_MAJOR}; rebuild it against ganga-plugin-sdk for ABI {ABI_MAJOR}",
+            header.abi_major
+        ));
+    }
+    if header.decl_size < DECL_SIZE {
+        return Err(format!(
+            "its declaration is {} bytes, smaller than the {DECL_SIZE} of plugin ABI {ABI_MAJOR}",
+            header.decl_size
+        ));
+    }
+    // SAFETY: same ABI and at least as large as our PluginDecl: the whole struct is valid.
+    let decl: &'static PluginDecl = unsafe { &*decl_ptr };
+    if decl.async_ffi_abi != ASYNC_FFI_ABI_VERSION {
+        return Err(format!(
+            "it uses async-ffi ABI {}, this ganga uses {ASYNC_FFI_ABI_VERSION}",
+            decl.async_ffi_abi
+        ));
+    }
+    if decl.panic_unwind != 1 {
+        return Err(
+            "it was built with panic=abort: a panic in it would end ganga; build it with panic=unwind".into(),
+        );
+    }
+    Ok(decl)
+}
+
+/// What kind of plugin it declares, which must have the entry point for the requests of
+/// its kind (the other is null).
+fn kind_and_entry_point(decl: &PluginDecl) -> Result<PluginKind, String> {
+    let kind = match decl.kind {
+        KIND_BACKEND => PluginKind::Backend,
+        KIND_STORE => PluginKind::Store,
+        other => return Err(format!("unknown plugin kind {other}")),
+    };
+    let answers = match kind {
+        PluginKind::Backend => decl.backend_call.is_some(),
+        PluginKind::Store => decl.store_call.is_some(),
+    };
+    if !answers {
+        return Err("its declaration has no entry point for the requests of its kind".into());
+    }
+    Ok(kind)
 }
 
 /// Why the dynamic loader refused a library, in its own words (`dlerror`), which name the

@@ -20,9 +20,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::report::{BenchResult, Figure, Run, Unit, median, secs};
+use super::Linking;
+use super::report::{BenchResult, Figure, Limits, Run, Unit, median, num, process_figures, secs};
 use super::scale::{self, Common, Harness};
-use super::{Linking, num};
 
 pub(crate) const USAGE: &str = "\
 cargo xtask bench batch [--subjobs N] [--interval SECS] [--runs N] [--dir DIR] [--json PATH]
@@ -195,16 +195,12 @@ fn once(
             commands.join(", ")
         ),
     )?;
-    let job_file = home.join("true.toml");
-    let args: Vec<String> = (0..n).map(|i| format!("[\"{i}\"]")).collect();
-    std::fs::write(
-        &job_file,
-        format!(
-            "name = \"bench-slurm-{n}\"\n[application]\nexe = \"/bin/true\"\n[backend]\ntype = \"batch\"\n\
-             system = \"slurm\"\nqueue = \"debug\"\nextra_options = [\"--time=10\", \"--mem=10M\"]\n\
-             [splitter]\ntype = \"args\"\nargs = [{}]\n",
-            args.join(", ")
-        ),
+    let job_file = scale::write_true_job(
+        &home,
+        &format!("bench-slurm-{n}"),
+        "type = \"batch\"\nsystem = \"slurm\"\nqueue = \"debug\"\n\
+         extra_options = [\"--time=10\", \"--mem=10M\"]\n",
+        n,
     )?;
     let before = w.counts()?;
     let mut submit = h.command("ganga", &home);
@@ -214,19 +210,19 @@ fn once(
         .arg("submit")
         .arg(&job_file);
     let shown = crate::shown(&submit);
-    let submitted = h.measure("batch-submit", &mut submit, true)?;
+    let submitted = h.logs.measure("batch-submit", &mut submit, true)?;
     let after_submit = w.counts()?;
     let monitor = h.running_monitor(&home, &config)?;
     let mut wait = h.command("ganga", &home);
     wait.arg("--config")
         .arg(&config)
         .args(["wait", "0", "--timeout", "3600"]);
-    let waited = h.measure("batch-wait", &mut wait, false);
+    let waited = h.logs.measure("batch-wait", &mut wait, false);
     let status = h.ganga_json(&home, Some(&config), &["monitor", "status", "--json"])?;
     let after = w.counts()?;
     let mut stop = h.command("ganga", &home);
     stop.arg("--config").arg(&config).args(["monitor", "stop"]);
-    h.measure("batch-monitor-stop", &mut stop, false)?;
+    h.logs.measure("batch-monitor-stop", &mut stop, false)?;
     scale::wait_until(Duration::from_secs(30), || {
         !Path::new(&format!("/proc/{monitor}")).exists()
     });
@@ -264,14 +260,7 @@ fn once(
         "wait_wall_secs": waited.wall_secs,
         "exits": r,
     });
-    Ok((
-        Run {
-            process: submitted,
-            driver: Some(figures),
-            disk: None,
-        },
-        shown,
-    ))
+    Ok((Run::with_driver(submitted, figures), shown))
 }
 
 fn result(mode: &str, command: String, runs: Vec<Run>, n: u64, interval: f64) -> BenchResult {
@@ -280,15 +269,12 @@ fn result(mode: &str, command: String, runs: Vec<Run>, n: u64, interval: f64) ->
         let pointer = format!("/{name}");
         med(&|r: &Run| r.driver.as_ref().map_or(f64::NAN, |d| num(d, &pointer)))
     };
-    let figures = vec![
-        Figure::new("wall_secs", med(&|r| r.process.wall_secs), Unit::Secs, "")
-            .at_most(Some(SUBMIT_S), secs),
-        Figure::new(
-            "peak_rss_mib",
-            med(&|r| r.process.peak_rss_mib()),
-            Unit::Mib,
-            "",
-        ),
+    let limits = Limits {
+        wall_secs: Some(SUBMIT_S),
+        peak_rss_mb: None,
+    };
+    let mut figures = process_figures(&runs, limits);
+    figures.extend([
         Figure::new("subjobs", n as f64, Unit::Count, "subjobs"),
         Figure::new(
             "sbatch_calls",
@@ -323,7 +309,7 @@ fn result(mode: &str, command: String, runs: Vec<Run>, n: u64, interval: f64) ->
             Unit::Millis,
             "exit to completed p99",
         ),
-    ];
+    ]);
     BenchResult {
         benchmark: format!("batch slurm {n}, {mode}"),
         linking: Linking::Dynamic.name().to_owned(),

@@ -113,6 +113,53 @@ pub(crate) fn measure(
     })
 }
 
+/// A command for one of the installed programs into which no user config, plugin path,
+/// home or log level leaks: the caller says which home it is for.
+pub(crate) fn isolated(program: &Path, xdg_config: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    for var in [
+        "GANGA_HOME",
+        "GANGA_CONFIG",
+        "GANGA_PLUGIN_PATH",
+        "GANGA_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", xdg_config);
+    cmd
+}
+
+/// The logs directory of a benchmark: each measured process's stderr (and stdout, when
+/// kept), named by the order the processes ran in.
+pub(crate) struct Logs {
+    dir: PathBuf,
+    /// How many processes ran so far.
+    count: usize,
+}
+
+impl Logs {
+    pub(crate) fn new(dir: PathBuf) -> Logs {
+        Logs { dir, count: 0 }
+    }
+
+    /// Runs a process to its end, measured; its stdout kept in the logs if `keep`.
+    pub(crate) fn measure(
+        &mut self,
+        label: &str,
+        cmd: &mut Command,
+        keep: bool,
+    ) -> anyhow::Result<Measured> {
+        self.count += 1;
+        let stem = format!("{:03}-{}", self.count, label.replace([' ', '/'], "_"));
+        let stdout = keep.then(|| self.dir.join(format!("{stem}.stdout")));
+        measure(
+            cmd,
+            stdout.as_deref(),
+            &self.dir.join(format!("{stem}.stderr")),
+        )
+    }
+}
+
 /// `VmHWM` of this process, in KiB (0 if unknown).
 fn own_peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::report::{BenchResult, Figure, Run, Unit, median, secs};
+use super::Linking;
+use super::report::{BenchResult, Figure, Limits, Run, Unit, median, num, process_figures, secs};
 use super::scale::{self, Common, Harness};
-use super::{Linking, num};
 
 pub(crate) const USAGE: &str = "\
 cargo xtask bench dirac [--submit N] [--status N] [--runs N] [--dir DIR] [--json PATH]
@@ -88,7 +88,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
             .arg(&config);
         shown = crate::shown(&cmd);
         let before = proxy.count();
-        let m = h.measure("poll-all", &mut cmd, true)?;
+        let m = h.logs.measure("poll-all", &mut cmd, true)?;
         let requests = proxy.count() - before;
         let d: Value = serde_json::from_str(&m.output()?).context("poll-all's report")?;
         let units = num(&d, "/result/units") as u64;
@@ -184,22 +184,15 @@ fn submit(
     config: &Path,
     n: u64,
 ) -> anyhow::Result<(Run, String)> {
-    let job_file = home.join("true.toml");
-    let args: Vec<String> = (0..n).map(|i| format!("[\"{i}\"]")).collect();
-    std::fs::write(
-        &job_file,
-        format!(
-            "name = \"bench-dirac-{n}\"\n[application]\nexe = \"/bin/true\"\n[backend]\ntype = \"dirac\"\n\
-             [splitter]\ntype = \"args\"\nargs = [{}]\n",
-            args.join(", ")
-        ),
-    )?;
+    let job_file =
+        scale::write_true_job(home, &format!("bench-dirac-{n}"), "type = \"dirac\"\n", n)?;
     let mut cmd = h.command("ganga", home);
     cmd.arg("--config").arg(config).arg("submit").arg(&job_file);
     let shown = crate::shown(&cmd);
     let before = proxy.count();
     // `ganga submit` exits non-zero when any unit was refused: the benchmark fails.
     let m = h
+        .logs
         .measure(&format!("submit-{n}"), &mut cmd, true)
         .with_context(|| format!("submitting {n} subjobs to DIRAC"))?;
     let requests = proxy.count() - before;
@@ -224,7 +217,7 @@ fn submit(
 fn kill_all(h: &mut Harness, home: &Path, config: &Path) {
     let mut cmd = h.command("ganga", home);
     cmd.arg("--config").arg(config).args(["kill", "0"]);
-    if let Err(e) = h.measure("kill", &mut cmd, false) {
+    if let Err(e) = h.logs.measure("kill", &mut cmd, false) {
         eprintln!("bench: warning: the benchmark's DIRAC jobs were not all killed: {e:#}");
     }
 }
@@ -259,14 +252,8 @@ fn submit_result(n: u64, command: String, run: Run) -> BenchResult {
 
 fn status_result(n: u64, command: String, runs: Vec<Run>) -> BenchResult {
     let med = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
-    let figures = vec![
-        Figure::new("wall_secs", med(&|r| r.process.wall_secs), Unit::Secs, ""),
-        Figure::new(
-            "peak_rss_mib",
-            med(&|r| r.process.peak_rss_mib()),
-            Unit::Mib,
-            "",
-        ),
+    let mut figures = process_figures(&runs, Limits::default());
+    figures.extend([
         Figure::new("units", n as f64, Unit::Count, "DIRAC jobs"),
         Figure::new(
             "poll_secs",
@@ -282,7 +269,7 @@ fn status_result(n: u64, command: String, runs: Vec<Run>) -> BenchResult {
             "requests",
         )
         .at_most(Some(STATUS_REQUESTS), |t| format!("{t}")),
-    ];
+    ]);
     BenchResult {
         benchmark: format!("dirac status {n}"),
         linking: Linking::Dynamic.name().to_owned(),

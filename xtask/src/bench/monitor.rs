@@ -24,10 +24,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::report::{BenchResult, Figure, Run, Unit, median, secs};
+use super::mode::Mode;
+use super::report::{BenchResult, Figure, Run, Unit, median, num, secs};
 use super::scale::{self, Common, Harness, Sampler};
 use super::workload::Named;
-use super::{Bench, Linking, Mode, num};
+use super::{Bench, Linking};
 
 pub(crate) const USAGE: &str = "\
 cargo xtask bench monitor [--units N] [--local N,N...] [--max-parallel N] [--no-churn]
@@ -133,7 +134,7 @@ fn cycle(h: &mut Harness, o: &Options, runs: u32) -> anyhow::Result<BenchResult>
             .arg(&home)
             .args(["--units", &o.units.to_string()]);
         shown = crate::shown(&cmd);
-        let m = h.measure("monitor-cycle", &mut cmd, true)?;
+        let m = h.logs.measure("monitor-cycle", &mut cmd, true)?;
         let d: Value = serde_json::from_str(&m.output()?).context("monitor-cycle's report")?;
         // A cycle that did not move every unit fails in the driver; check it here too.
         let (units, collected) = (
@@ -334,16 +335,8 @@ fn local(h: &mut Harness, o: &Options, n: u64) -> anyhow::Result<BenchResult> {
 }
 
 fn local_once(h: &mut Harness, o: &Options, n: u64, home: &Path) -> anyhow::Result<(Run, String)> {
-    let job_file = home.join("true.toml");
-    let args: Vec<String> = (0..n).map(|i| format!("[\"{i}\"]")).collect();
-    std::fs::write(
-        &job_file,
-        format!(
-            "name = \"bench-true-{n}\"\n[application]\nexe = \"/bin/true\"\n[backend]\ntype = \"local\"\n\
-             [splitter]\ntype = \"args\"\nargs = [{}]\n",
-            args.join(", ")
-        ),
-    )?;
+    let job_file =
+        scale::write_true_job(home, &format!("bench-true-{n}"), "type = \"local\"\n", n)?;
     let config = home.join("config.toml");
     std::fs::write(
         &config,
@@ -358,7 +351,9 @@ fn local_once(h: &mut Harness, o: &Options, n: u64, home: &Path) -> anyhow::Resu
     with_config(&mut submit);
     submit.arg("submit").arg(&job_file);
     let shown = crate::shown(&submit);
-    let submitted = h.measure(&format!("local-{n}-submit"), &mut submit, true)?;
+    let submitted = h
+        .logs
+        .measure(&format!("local-{n}-submit"), &mut submit, true)?;
     let peak_submit = sampler.take_peak();
     // The background monitor `ganga submit` started; `ganga wait` only watches it (were
     // it started first, it would drive the job itself).
@@ -366,7 +361,9 @@ fn local_once(h: &mut Harness, o: &Options, n: u64, home: &Path) -> anyhow::Resu
     let mut wait = h.command("ganga", home);
     with_config(&mut wait);
     wait.args(["wait", "0", "--timeout", "3600"]);
-    let waited = h.measure(&format!("local-{n}-wait"), &mut wait, false)?;
+    let waited = h
+        .logs
+        .measure(&format!("local-{n}-wait"), &mut wait, false)?;
     let peak_after = sampler.take_peak();
     drop(sampler);
     let monitor_cpu = scale::process_cpu_secs(monitor).with_context(|| {
@@ -376,7 +373,8 @@ fn local_once(h: &mut Harness, o: &Options, n: u64, home: &Path) -> anyhow::Resu
     let mut stop = h.command("ganga", home);
     with_config(&mut stop);
     stop.args(["monitor", "stop"]);
-    h.measure(&format!("local-{n}-monitor-stop"), &mut stop, false)?;
+    h.logs
+        .measure(&format!("local-{n}-monitor-stop"), &mut stop, false)?;
     let gone = scale::wait_until(Duration::from_secs(30), || {
         !Path::new(&format!("/proc/{monitor}")).exists()
     });
@@ -413,12 +411,5 @@ fn local_once(h: &mut Harness, o: &Options, n: u64, home: &Path) -> anyhow::Resu
         "peak_processes_after": peak_after,
         "exits": r,
     });
-    Ok((
-        Run {
-            process: submitted,
-            driver: Some(figures),
-            disk: None,
-        },
-        shown,
-    ))
+    Ok((Run::with_driver(submitted, figures), shown))
 }

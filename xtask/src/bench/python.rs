@@ -15,9 +15,12 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::report::{self, Figure, Run, Unit, secs};
+use super::child;
+use super::install::{install, results_dir};
+use super::mode::Mode;
+use super::report::{self, Limits, Run, med, num, num_opt, reading_figures, secs};
 use super::workload::Named;
-use super::{Limits, Linking, Mode, Profile, install, med, num, num_opt};
+use super::{Linking, Profile};
 
 /// Issue 12's targets for a store of a million subjobs.
 const WALL_SECS: f64 = 3.0;
@@ -69,13 +72,7 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     let named = Named::load(root, &opts.workload)?;
     let target = crate::target_dir(root);
-    let dir = opts
-        .dir
-        .clone()
-        .unwrap_or_else(|| target.join("bench"))
-        .join(&named.name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir = dir.canonicalize()?;
+    let dir = results_dir(&target, opts.dir.as_deref(), &named.name)?;
     let venv = dir.join("python-venv");
     if opts.build {
         build(root, &venv)?;
@@ -99,15 +96,11 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
         "workload": {"name": named.name, "path": named.path},
         "results": results,
     });
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    println!(
-        "\nworkload {}: {}; release profile",
+    let heading = format!(
+        "workload {}: {}; release profile",
         named.name, named.workload.description
     );
-    println!("{}", report::table(&results));
-    eprintln!("\nevery run's figures: {}", json_path.display());
-    Ok(())
+    report::publish(&json_path, &report, &heading, &results)
 }
 
 /// The release binaries the install copies, and the module as a release wheel
@@ -176,19 +169,15 @@ fn iterate(mode: &mut Mode<'_>, python: &Path) -> anyhow::Result<report::BenchRe
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs = vec![mode.bin.clone()];
     dirs.extend(std::env::split_paths(&path));
-    let mut cmd = Command::new(python);
-    for var in ["GANGA_CONFIG", "GANGA_PLUGIN_PATH", "GANGA_LOG"] {
-        cmd.env_remove(var);
-    }
-    cmd.env("XDG_CONFIG_HOME", &mode.xdg)
-        .env("GANGA_HOME", &mode.home)
+    let mut cmd = child::isolated(python, &mode.xdg);
+    cmd.env("GANGA_HOME", &mode.home)
         .env("PATH", std::env::join_paths(dirs)?)
         .current_dir(&mode.bin)
         .args(["-c", SCRIPT]);
     let label = "python-iterate";
     let mut runs = Vec::new();
     for i in 0..mode.runs {
-        let m = mode.measure(label, &mut cmd, true)?;
+        let m = mode.logs.measure(label, &mut cmd, true)?;
         let seen: Value =
             serde_json::from_str(m.output()?.trim()).context("the Python script's report")?;
         let (j, s) = (num(&seen, "/jobs") as u64, num(&seen, "/subjobs") as u64);
@@ -202,23 +191,10 @@ fn iterate(mode: &mut Mode<'_>, python: &Path) -> anyhow::Result<report::BenchRe
             &m,
             &format!(", iteration {}", secs(num(&seen, "/work_secs"))),
         );
-        runs.push(Run {
-            process: m,
-            driver: Some(seen),
-            disk: None,
-        });
+        runs.push(Run::with_driver(m, seen));
     }
     let work = med(&runs, |r| num_opt(&r.driver, "/work_secs"));
-    let figures = vec![
-        Figure::new("subjobs", subjobs as f64, Unit::Count, "subjobs"),
-        Figure::new("work_secs", work, Unit::Secs, "iterating"),
-        Figure::new(
-            "subjobs_read",
-            subjobs as f64 / work,
-            Unit::PerSec,
-            "subjobs",
-        ),
-    ];
+    let figures = reading_figures(subjobs, work, "iterating");
     let limits = Limits {
         wall_secs: Some(WALL_SECS),
         peak_rss_mb: Some(PEAK_RSS_MB),

@@ -1,6 +1,9 @@
 //! Results: the figures of each benchmark (medians over its runs, with the target each is
 //! held to) and the table printed at the end.
 
+use std::path::Path;
+
+use anyhow::Context as _;
 use serde::Serialize;
 
 use super::child::Measured;
@@ -27,6 +30,100 @@ pub(crate) struct Run {
     pub(crate) driver: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) disk: Option<serde_json::Value>,
+}
+
+impl Run {
+    /// A run with the report its process printed.
+    pub(crate) fn with_driver(process: Measured, driver: serde_json::Value) -> Run {
+        Run {
+            process,
+            driver: Some(driver),
+            disk: None,
+        }
+    }
+}
+
+/// The most a benchmark's process may take, as the workload's targets say.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    pub(crate) wall_secs: Option<f64>,
+    /// MB = 10^6 bytes, as the issue states them.
+    pub(crate) peak_rss_mb: Option<f64>,
+}
+
+/// The medians of the runs' wall time and peak RSS, each held to its limit if it has one.
+pub(crate) fn process_figures(runs: &[Run], limits: Limits) -> Vec<Figure> {
+    vec![
+        Figure::new(
+            "wall_secs",
+            med(runs, |r| r.process.wall_secs),
+            Unit::Secs,
+            "",
+        )
+        .at_most(limits.wall_secs, secs),
+        Figure::new(
+            "peak_rss_mib",
+            med(runs, |r| r.process.peak_rss_mib()),
+            Unit::Mib,
+            "",
+        )
+        .at_most(limits.peak_rss_mb.map(mb_to_mib), mib_as_mb),
+    ]
+}
+
+/// What a benchmark that reads every subjob reports: how many, how long `doing` took,
+/// and the rate.
+pub(crate) fn reading_figures(subjobs: u64, work: f64, doing: &'static str) -> Vec<Figure> {
+    vec![
+        Figure::new("subjobs", subjobs as f64, Unit::Count, "subjobs"),
+        Figure::new("work_secs", work, Unit::Secs, doing),
+        Figure::new(
+            "subjobs_read",
+            subjobs as f64 / work,
+            Unit::PerSec,
+            "subjobs",
+        ),
+    ]
+}
+
+fn mb_to_mib(mb: f64) -> f64 {
+    mb * 1e6 / 1_048_576.0
+}
+
+fn mib_as_mb(mib: f64) -> String {
+    format!("{:.0} MB", mib * 1_048_576.0 / 1e6)
+}
+
+/// A number in a JSON report, by pointer; NaN if absent.
+pub(crate) fn num(v: &serde_json::Value, pointer: &str) -> f64 {
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN)
+}
+
+pub(crate) fn num_opt(v: &Option<serde_json::Value>, pointer: &str) -> f64 {
+    v.as_ref().map_or(f64::NAN, |v| num(v, pointer))
+}
+
+/// The median over the runs of a figure of each.
+pub(crate) fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    median(runs.iter().map(f).collect())
+}
+
+/// Writes every run's figures (`report`) as JSON to `json_path`, then prints `heading`
+/// and the table.
+pub(crate) fn publish(
+    json_path: &Path,
+    report: &serde_json::Value,
+    heading: &str,
+    results: &[BenchResult],
+) -> anyhow::Result<()> {
+    std::fs::write(json_path, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("\n{heading}");
+    println!("{}", table(results));
+    eprintln!("\nevery run's figures: {}", json_path.display());
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

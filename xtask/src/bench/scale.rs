@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::child::{self, Measured};
+use super::child::{self, Logs};
+use super::install::{copy_into, fresh_dir, library, results_dir};
 use super::machine;
 use super::report::{self, BenchResult};
 
@@ -87,9 +88,9 @@ pub(crate) struct Harness {
     /// `target/bench/NAME`.
     pub(crate) dir: PathBuf,
     pub(crate) bin: PathBuf,
-    logs: PathBuf,
+    /// Where each measured process leaves its output.
+    pub(crate) logs: Logs,
     xdg: PathBuf,
-    count: usize,
     name: String,
     started: String,
 }
@@ -105,14 +106,7 @@ impl Harness {
         plugins: &[(&str, &str)],
     ) -> anyhow::Result<Harness> {
         let target = crate::target_dir(root);
-        let dir = common
-            .dir
-            .clone()
-            .unwrap_or_else(|| target.join("bench"))
-            .join(name);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let dir = dir.canonicalize()?;
+        let dir = results_dir(&target, common.dir.as_deref(), name)?;
         if common.build {
             // The same packages for every one of these benchmarks, whichever plugins it
             // installs: cargo unifies features over the packages built together, and
@@ -125,49 +119,23 @@ impl Harness {
             crate::run(&mut cmd)?;
         }
         let bin = dir.join("bin");
-        if bin.exists() {
-            std::fs::remove_dir_all(&bin)
-                .with_context(|| format!("cannot clear {}", bin.display()))?;
-        }
-        std::fs::create_dir_all(&bin)?;
-        let from = target.join("release");
-        let lib = |name: &str| {
-            format!(
-                "{}{name}{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            )
-        };
         let mut files = vec![
             "ganga".to_owned(),
             "ganga-bench".to_owned(),
-            lib("ganga_store_lmdb"),
+            library("ganga_store_lmdb"),
         ];
-        files.extend(plugins.iter().map(|(_, l)| lib(l)));
-        for file in files {
-            let src = from.join(&file);
-            std::fs::copy(&src, bin.join(&file)).with_context(|| {
-                format!(
-                    "cannot copy {} (built? run without --no-build)",
-                    src.display()
-                )
-            })?;
-        }
+        files.extend(plugins.iter().map(|(_, l)| library(l)));
+        copy_into(&bin, &target.join("release"), &files)?;
         let logs = dir.join("logs");
         let xdg = dir.join("xdg-config");
-        for d in [&logs, &xdg] {
-            if d.exists() {
-                std::fs::remove_dir_all(d)?;
-            }
-            std::fs::create_dir_all(d)?;
-        }
+        fresh_dir(&logs)?;
+        fresh_dir(&xdg)?;
         Ok(Harness {
             root: root.to_owned(),
             dir,
             bin,
-            logs,
+            logs: Logs::new(logs),
             xdg,
-            count: 0,
             name: name.to_owned(),
             started: machine::utc_now(),
         })
@@ -176,11 +144,7 @@ impl Harness {
     /// A fresh, empty home `DIR/NAME`.
     pub(crate) fn fresh_home(&self, name: &str) -> anyhow::Result<PathBuf> {
         let home = self.dir.join(name);
-        if home.exists() {
-            std::fs::remove_dir_all(&home)
-                .with_context(|| format!("cannot clear {}", home.display()))?;
-        }
-        std::fs::create_dir_all(&home)?;
+        fresh_dir(&home)?;
         Ok(home)
     }
 
@@ -188,16 +152,8 @@ impl Harness {
     /// leaks in; `--home` is on the command line, so the home's processes can be told
     /// by it.
     pub(crate) fn command(&self, program: &str, home: &Path) -> Command {
-        let mut cmd = Command::new(self.bin.join(program));
-        for var in [
-            "GANGA_HOME",
-            "GANGA_CONFIG",
-            "GANGA_PLUGIN_PATH",
-            "GANGA_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("XDG_CONFIG_HOME", &self.xdg).current_dir(home);
+        let mut cmd = child::isolated(&self.bin.join(program), &self.xdg);
+        cmd.current_dir(home);
         if program == "ganga" {
             cmd.arg("--home").arg(home);
         } else {
@@ -206,26 +162,9 @@ impl Harness {
         cmd
     }
 
-    /// Runs a process to its end, measured; its stdout kept in the logs if `keep`.
-    pub(crate) fn measure(
-        &mut self,
-        label: &str,
-        cmd: &mut Command,
-        keep: bool,
-    ) -> anyhow::Result<Measured> {
-        self.count += 1;
-        let stem = format!("{:03}-{}", self.count, label.replace([' ', '/'], "_"));
-        let stdout = keep.then(|| self.logs.join(format!("{stem}.stdout")));
-        child::measure(
-            cmd,
-            stdout.as_deref(),
-            &self.logs.join(format!("{stem}.stderr")),
-        )
-    }
-
     /// Runs a process once and returns its stdout parsed as JSON.
     pub(crate) fn json_of(&mut self, label: &str, cmd: &mut Command) -> anyhow::Result<Value> {
-        let m = self.measure(label, cmd, true)?;
+        let m = self.logs.measure(label, cmd, true)?;
         serde_json::from_str(&m.output()?).with_context(|| format!("{label}: stdout is not JSON"))
     }
 
@@ -298,17 +237,13 @@ impl Harness {
             "extra": extra,
             "results": results,
         });
-        std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("cannot write {}", json_path.display()))?;
-        println!(
-            "\n{}: {}; load average now {}",
+        let heading = format!(
+            "{}: {}; load average now {}",
             self.name,
             self.started,
             machine::load_average().unwrap_or_default()
         );
-        println!("{}", report::table(results));
-        eprintln!("\nevery run's figures: {}", json_path.display());
-        Ok(())
+        report::publish(&json_path, &report, &heading, results)
     }
 }
 
@@ -408,5 +343,51 @@ pub(crate) fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes `home/true.toml`: a job named `name` of `n` subjobs that run `/bin/true`, on
+/// the backend `backend` describes (the lines of its `[backend]` table).
+pub(crate) fn write_true_job(
+    home: &Path,
+    name: &str,
+    backend: &str,
+    n: u64,
+) -> anyhow::Result<PathBuf> {
+    let job_file = home.join("true.toml");
+    let args: Vec<String> = (0..n).map(|i| format!("[\"{i}\"]")).collect();
+    std::fs::write(
+        &job_file,
+        format!(
+            "name = \"{name}\"\n[application]\nexe = \"/bin/true\"\n[backend]\n{backend}\
+             [splitter]\ntype = \"args\"\nargs = [{}]\n",
+            args.join(", ")
+        ),
+    )?;
+    Ok(job_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_file_holds_one_true_subjob_per_argument_on_the_backend_given() {
+        let home = tempfile::tempdir().expect("a temporary directory");
+        let file = write_true_job(
+            home.path(),
+            "bench-slurm-2",
+            "type = \"batch\"\nsystem = \"slurm\"\n",
+            2,
+        )
+        .expect("written");
+        assert_eq!(file, home.path().join("true.toml"));
+        let text = std::fs::read_to_string(&file).expect("readable");
+        assert_eq!(
+            text,
+            "name = \"bench-slurm-2\"\n[application]\nexe = \"/bin/true\"\n[backend]\n\
+             type = \"batch\"\nsystem = \"slurm\"\n[splitter]\ntype = \"args\"\n\
+             args = [[\"0\"], [\"1\"]]\n"
+        );
     }
 }
