@@ -5,9 +5,10 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 
 use ganga_core::{
     BackendRef, Change, Job, JobId, JobRef, JobSpec, PeekFile, PerJob, Status, Submitted,
-    UnitChange, UnitRun, UnitUpdate, check_inside_workdir,
+    Timestamp, UnitChange, UnitRun, UnitUpdate, check_inside_workdir,
 };
 
+use crate::context::Instance;
 use crate::handover::{Outgoing, SubmitReport, about, call, hand_over};
 use crate::lease::SubmissionLease;
 use crate::store::blocking;
@@ -215,99 +216,111 @@ impl Operations {
     pub async fn kill(&self, target: JobRef) -> Result<KillReport, OpError> {
         self.not_being_submitted(target.job, "kill")?;
         let whole = load(&self.ctx, target.job).await?;
-        let units: Vec<JobRef> = match target.subjob {
-            None => {
-                if whole.subjobs.is_empty() {
-                    let run = &whole.job.run;
-                    let cut_off = run.status == Status::Submitting && run.backend.id.is_none();
-                    if !cut_off {
-                        whole.job.kill_targets(&[])?;
-                    }
-                    vec![target]
-                } else {
-                    killable(&whole)
-                }
-            }
-            Some(_) => {
-                let run = whole.run(target).ok_or(OpError::NoSuchJob(target))?;
-                if !matches!(
-                    run.status,
-                    Status::Submitted | Status::Running | Status::Submitting
-                ) {
-                    return Err(ganga_core::LifecycleError::Refused {
-                        job: target,
-                        verb: "kill",
-                        status: run.status,
-                        hint: " (only submitted or running jobs can be killed)",
-                    }
-                    .into());
-                }
-                vec![target]
-            }
-        };
-        if units.is_empty() {
-            // Every unit of it is submitting (or ended): kill_targets says what it is.
-            whole.job.kill_targets(&whole.subjobs)?;
-        }
+        let units = units_to_kill(&whole, target)?;
         let instance = self
             .ctx
             .instance_for(target.job, &whole.job.spec.backend.kind)
             .await?;
         let mut failed = Vec::new();
+        let (mut refs, cut_off) = self.split_by_id(&whole, &units);
+        let found = self
+            .find_cut_off(&instance, &whole, target, &cut_off, &mut refs, &mut failed)
+            .await?;
+        let killed = self.kill_at_backend(&instance, &refs, &mut failed).await;
+        let updates = kill_updates(&whole, &killed, &found, now());
+        let outcome = self.ctx.store.update_units(updates).await?;
+        for (u, why) in outcome.refused {
+            tracing::info!("job {u}: killed at its backend, status not changed here: {why}");
+        }
+        Ok(KillReport {
+            killed,
+            never_started: found.never_started,
+            failed,
+        })
+    }
+
+    /// The units with a backend id, as the backend knows them, and those cut off
+    /// mid-submission before their id was recorded.
+    fn split_by_id(&self, whole: &WholeJob, units: &[JobRef]) -> (Vec<BackendRef>, Vec<UnitRun>) {
         let mut refs = Vec::new();
-        // Units cut off mid-submission: ask the backend whether it took them.
-        let mut lost_ids = Vec::new();
-        for &u in &units {
+        let mut cut_off = Vec::new();
+        for &u in units {
             let Some(run) = whole.run(u) else { continue };
+            let workspace = self.ctx.workspaces.dir(u);
             match &run.backend.id {
                 Some(id) => refs.push(BackendRef {
                     job: u,
                     id: id.clone(),
                     run: run.submit_count,
-                    workspace: self.ctx.workspaces.dir(u),
+                    workspace,
                 }),
-                None => lost_ids.push(UnitRun {
+                None => cut_off.push(UnitRun {
                     job: u,
                     run: run.submit_count,
-                    workspace: self.ctx.workspaces.dir(u),
+                    workspace,
                 }),
             }
         }
-        let mut found_now: HashMap<JobRef, Submitted> = HashMap::new();
-        let mut never_started = Vec::new();
-        if !lost_ids.is_empty() {
-            if instance.description.capabilities.find {
-                let answers = call(self.ctx.call_timeout, instance.backend.find(&lost_ids))
-                    .await
-                    .map_err(|e| OpError::Io {
-                        job: target,
-                        message: format!("cannot tell which of its units were started: {e}"),
-                    })?;
-                for (u, answer) in answers {
-                    match answer {
-                        Ok(Some(s)) => {
-                            let run = whole.run(u).map_or(1, |r| r.submit_count);
-                            refs.push(BackendRef {
-                                job: u,
-                                id: s.id.clone(),
-                                run,
-                                workspace: self.ctx.workspaces.dir(u),
-                            });
-                            found_now.insert(u, s);
-                        }
-                        Ok(None) => never_started.push(u),
-                        Err(e) => failed.push((u, about(u, &e))),
-                    }
+        (refs, cut_off)
+    }
+
+    /// Asks the backend whether it took the units cut off mid-submission: those it took
+    /// join `refs` (to be killed), those it never started are reported.
+    async fn find_cut_off(
+        &self,
+        instance: &Instance,
+        whole: &WholeJob,
+        target: JobRef,
+        cut_off: &[UnitRun],
+        refs: &mut Vec<BackendRef>,
+        failed: &mut Vec<(JobRef, String)>,
+    ) -> Result<Found, OpError> {
+        let mut found = Found::default();
+        if cut_off.is_empty() {
+            return Ok(found);
+        }
+        if !instance.description.capabilities.find {
+            failed.extend(cut_off.iter().map(|u| {
+                (
+                    u.job,
+                    "its submission was interrupted and its backend cannot tell whether it started"
+                        .to_owned(),
+                )
+            }));
+            return Ok(found);
+        }
+        let answers = call(self.ctx.call_timeout, instance.backend.find(cut_off))
+            .await
+            .map_err(|e| OpError::Io {
+                job: target,
+                message: format!("cannot tell which of its units were started: {e}"),
+            })?;
+        for (u, answer) in answers {
+            match answer {
+                Ok(Some(s)) => {
+                    let run = whole.run(u).map_or(1, |r| r.submit_count);
+                    refs.push(BackendRef {
+                        job: u,
+                        id: s.id.clone(),
+                        run,
+                        workspace: self.ctx.workspaces.dir(u),
+                    });
+                    found.started.insert(u, s);
                 }
-            } else {
-                failed.extend(lost_ids.iter().map(|u| {
-                    (
-                        u.job,
-                        "its submission was interrupted and its backend cannot tell whether it started".to_owned(),
-                    )
-                }));
+                Ok(None) => found.never_started.push(u),
+                Err(e) => failed.push((u, about(u, &e))),
             }
         }
+        Ok(found)
+    }
+
+    /// Kills `refs` at the backend, a batch at a time; returns those it killed.
+    async fn kill_at_backend(
+        &self,
+        instance: &Instance,
+        refs: &[BackendRef],
+        failed: &mut Vec<(JobRef, String)>,
+    ) -> Vec<JobRef> {
         let mut killed = Vec::new();
         for chunk in refs.chunks(instance.max_batch()) {
             match call(self.ctx.call_timeout, instance.backend.kill(chunk)).await {
@@ -324,42 +337,7 @@ impl Operations {
                 Err(e) => failed.extend(chunk.iter().map(|r| (r.job, e.to_string()))),
             }
         }
-        let at = now();
-        let mut updates: Vec<UnitUpdate> = never_started
-            .iter()
-            .filter_map(|&u| {
-                let run = whole.run(u)?;
-                Some(UnitUpdate {
-                    unit: u,
-                    seen: run.status,
-                    run: run.submit_count,
-                    change: ganga_core::after_find(&None, at),
-                })
-            })
-            .collect();
-        updates.extend(killed.iter().filter_map(|&u| {
-            let run = whole.run(u)?;
-            let mut change = UnitChange::to(Status::Killed, at);
-            change.reason = Some("killed by the user".into());
-            if let Some(s) = found_now.get(&u) {
-                change.id = Some(s.id.clone());
-            }
-            Some(UnitUpdate {
-                unit: u,
-                seen: run.status,
-                run: run.submit_count,
-                change,
-            })
-        }));
-        let outcome = self.ctx.store.update_units(updates).await?;
-        for (u, why) in outcome.refused {
-            tracing::info!("job {u}: killed at its backend, status not changed here: {why}");
-        }
-        Ok(KillReport {
-            killed,
-            never_started,
-            failed,
-        })
+        killed
     }
 
     /// Removes a job, its subjobs and its workspace. An active job must be killed first
@@ -576,4 +554,89 @@ async fn remove_dir(dir: &std::path::Path) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
     }
+}
+
+/// What the backend said of units cut off mid-submission.
+#[derive(Default)]
+struct Found {
+    /// Taken by the backend: killed like the others, their id recorded.
+    started: HashMap<JobRef, Submitted>,
+    never_started: Vec<JobRef>,
+}
+
+/// Which units of `whole` a kill of `target` is for, or why it is refused.
+fn units_to_kill(whole: &WholeJob, target: JobRef) -> Result<Vec<JobRef>, OpError> {
+    let units: Vec<JobRef> = match target.subjob {
+        None => {
+            if whole.subjobs.is_empty() {
+                let run = &whole.job.run;
+                let cut_off = run.status == Status::Submitting && run.backend.id.is_none();
+                if !cut_off {
+                    whole.job.kill_targets(&[])?;
+                }
+                vec![target]
+            } else {
+                killable(whole)
+            }
+        }
+        Some(_) => {
+            let run = whole.run(target).ok_or(OpError::NoSuchJob(target))?;
+            if !matches!(
+                run.status,
+                Status::Submitted | Status::Running | Status::Submitting
+            ) {
+                return Err(ganga_core::LifecycleError::Refused {
+                    job: target,
+                    verb: "kill",
+                    status: run.status,
+                    hint: " (only submitted or running jobs can be killed)",
+                }
+                .into());
+            }
+            vec![target]
+        }
+    };
+    if units.is_empty() {
+        // Every unit of it is submitting (or ended): kill_targets says what it is.
+        whole.job.kill_targets(&whole.subjobs)?;
+    }
+    Ok(units)
+}
+
+/// The status changes a kill leaves: units never started fail as such (`after_find`),
+/// units killed become `killed` (with the id found for those cut off).
+fn kill_updates(
+    whole: &WholeJob,
+    killed: &[JobRef],
+    found: &Found,
+    at: Timestamp,
+) -> Vec<UnitUpdate> {
+    let mut updates: Vec<UnitUpdate> = found
+        .never_started
+        .iter()
+        .filter_map(|&u| {
+            let run = whole.run(u)?;
+            Some(UnitUpdate {
+                unit: u,
+                seen: run.status,
+                run: run.submit_count,
+                change: ganga_core::after_find(&None, at),
+            })
+        })
+        .collect();
+    updates.extend(killed.iter().filter_map(|&u| {
+        let run = whole.run(u)?;
+        let mut change = UnitChange::to(Status::Killed, at);
+        change.reason = Some("killed by the user".into());
+        if let Some(s) = found.started.get(&u) {
+            change.id = Some(s.id.clone());
+        }
+        Some(UnitUpdate {
+            unit: u,
+            seen: run.status,
+            run: run.submit_count,
+            change,
+        })
+    }));
+    updates
 }
