@@ -23,18 +23,7 @@ use crate::keys;
 
 pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     let mut out = String::new();
-    section(&mut out, "meta", tables.meta, txn, |key, value| {
-        let value = match key {
-            keys::META_FORMAT_VERSION => <[u8; 4]>::try_from(value)
-                .map(|v| u32::from_be_bytes(v).to_string())
-                .unwrap_or_else(|_| format!("<bad: {}>", hex(value))),
-            keys::META_NEXT_JOB_ID => keys::parse_job(value)
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| format!("<bad: {}>", hex(value))),
-            _ => hex(value),
-        };
-        format!("{} = {value}", String::from_utf8_lossy(key))
-    })?;
+    section(&mut out, "meta", tables.meta, txn, meta_line)?;
     section(&mut out, "jobs", tables.jobs, txn, |key, value| {
         record_line(key, value, |v| {
             decode_state(v).map(|state| state_text(&state))
@@ -54,33 +43,60 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
             })
         },
     )?;
-    section(&mut out, "dicts", tables.dicts, txn, |key, value| {
-        let id = keys::parse_job(key).map(|id| id.to_string());
-        let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match crate::codec::decode_dict_record(value) {
-            Ok((dict, indices)) => {
-                let indices = indices.map_or_else(
-                    || "?".to_owned(),
-                    |ix| {
-                        let r: Vec<String> = ix
-                            .ranges()
-                            .iter()
-                            .map(|(f, l)| format!("{f}-{l}"))
-                            .collect();
-                        r.join(",")
-                    },
-                );
-                format!("{id} {} indices={indices}", dictionary_text(&dict))
-            }
-            Err(e) => unreadable(&id, &e, value),
-        }
+    section(&mut out, "dicts", tables.dicts, txn, dictionary_line)?;
+    subjobs_section(&mut out, tables, txn)?;
+    section(&mut out, "summaries", tables.summaries, txn, summary_line)?;
+    section(&mut out, "active", tables.active, txn, |key, value| {
+        let entry = keys::parse_active(key).map(|(backend, id)| format!("{backend} {id}"));
+        let entry = entry.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
+        format!("{entry} {}", active_value_text(value))
     })?;
+    section(&mut out, "units", tables.units, txn, unit_line)?;
+    Ok(out)
+}
+
+fn meta_line(key: &[u8], value: &[u8]) -> String {
+    let value = match key {
+        keys::META_FORMAT_VERSION => <[u8; 4]>::try_from(value)
+            .map(|v| u32::from_be_bytes(v).to_string())
+            .unwrap_or_else(|_| format!("<bad: {}>", hex(value))),
+        keys::META_NEXT_JOB_ID => keys::parse_job(value)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| format!("<bad: {}>", hex(value))),
+        _ => hex(value),
+    };
+    format!("{} = {value}", String::from_utf8_lossy(key))
+}
+
+fn dictionary_line(key: &[u8], value: &[u8]) -> String {
+    let id = keys::parse_job(key).map(|id| id.to_string());
+    let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
+    match crate::codec::decode_dict_record(value) {
+        Ok((dict, indices)) => {
+            let indices = indices.map_or_else(
+                || "?".to_owned(),
+                |ix| {
+                    let r: Vec<String> = ix
+                        .ranges()
+                        .iter()
+                        .map(|(f, l)| format!("{f}-{l}"))
+                        .collect();
+                    r.join(",")
+                },
+            );
+            format!("{id} {} indices={indices}", dictionary_text(&dict))
+        }
+        Err(e) => unreadable(&id, &e, value),
+    }
+}
+
+/// Table subjobs, a line per subjob record, each decoded against its job's dictionary
+/// and its master's splitter (read once per job: groups come job by job).
+fn subjobs_section(out: &mut String, tables: &Tables, txn: &RoTxn) -> Result<(), Failure> {
     // The dictionary and the master's splitter of the job whose subjobs are being listed.
     let mut current: Option<(JobId, Result<Dictionary, String>, Option<Splitter>)> = None;
     let mut groups = 0;
     let mut lines = Vec::new();
-    let doing = "reading table subjobs";
-    let _ = doing;
     for entry in tables.subjobs.iter(txn)? {
         let (key, value) = match entry {
             Ok(kv) => kv,
@@ -147,49 +163,40 @@ pub(crate) fn dump(tables: &Tables, txn: &RoTxn) -> Result<String, Failure> {
     for l in lines {
         let _ = writeln!(out, "  {l}");
     }
-    section(
-        &mut out,
-        "summaries",
-        tables.summaries,
-        txn,
-        |key, value| {
-            let parsed = keys::parse_job(key);
-            let id = parsed.map(|id| id.to_string());
-            let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-            match parsed
-                .ok_or_else(|| "not a job id".to_owned())
-                .and_then(|p| decode_summary(p, value))
-            {
-                Ok(summary) => format!("{id} {}", summary_text(&summary)),
-                Err(e) => unreadable(&id, &e, value),
-            }
-        },
-    )?;
-    section(&mut out, "active", tables.active, txn, |key, value| {
-        let entry = keys::parse_active(key).map(|(backend, id)| format!("{backend} {id}"));
-        let entry = entry.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        format!("{entry} {}", active_value_text(value))
-    })?;
-    section(&mut out, "units", tables.units, txn, |key, value| {
-        let unit = keys::parse_unit(key).map(|(backend, unit)| format!("{backend} {unit}"));
-        let unit = unit.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
-        match ganga_records::decode_unit_entry(value) {
-            Ok(e) => {
-                let mut f = Fields::default();
-                f.add("status", e.status)
-                    .add("run", e.run)
-                    .some("backend_id", e.id.as_deref().map(|s| format!("{s:?}")))
-                    .some(
-                        "native",
-                        e.native_state.as_deref().map(|s| format!("{s:?}")),
-                    )
-                    .some("since", e.since.map(|t| t.as_millis()));
-                format!("{unit} {}", f.done())
-            }
-            Err(e) => unreadable(&unit, &e.to_string(), value),
+    Ok(())
+}
+
+fn summary_line(key: &[u8], value: &[u8]) -> String {
+    let parsed = keys::parse_job(key);
+    let id = parsed.map(|id| id.to_string());
+    let id = id.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
+    match parsed
+        .ok_or_else(|| "not a job id".to_owned())
+        .and_then(|p| decode_summary(p, value))
+    {
+        Ok(summary) => format!("{id} {}", summary_text(&summary)),
+        Err(e) => unreadable(&id, &e, value),
+    }
+}
+
+fn unit_line(key: &[u8], value: &[u8]) -> String {
+    let unit = keys::parse_unit(key).map(|(backend, unit)| format!("{backend} {unit}"));
+    let unit = unit.unwrap_or_else(|| format!("<bad key {}>", hex(key)));
+    match ganga_records::decode_unit_entry(value) {
+        Ok(e) => {
+            let mut f = Fields::default();
+            f.add("status", e.status)
+                .add("run", e.run)
+                .some("backend_id", e.id.as_deref().map(|s| format!("{s:?}")))
+                .some(
+                    "native",
+                    e.native_state.as_deref().map(|s| format!("{s:?}")),
+                )
+                .some("since", e.since.map(|t| t.as_millis()));
+            format!("{unit} {}", f.done())
         }
-    })?;
-    Ok(out)
+        Err(e) => unreadable(&unit, &e.to_string(), value),
+    }
 }
 
 fn section(
