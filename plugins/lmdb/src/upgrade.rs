@@ -353,6 +353,28 @@ pub(crate) fn from_v2(
         }
     }
     let mut upgraded = Upgraded::default();
+    copy_sealed(tables, old, txn)?;
+    rewrite_dictionaries(tables, old, txn, &mut upgraded)?;
+    rewrite_specs(tables, old, txn, &mut upgraded)?;
+    index_active_units(tables, old, txn, &mut upgraded)?;
+    let next = tables
+        .meta
+        .get_raw(old, keys::META_NEXT_JOB_ID)?
+        .ok_or_else(|| {
+            StoreError::Io("table meta has no next_job_id: the store is damaged".to_owned())
+        })?
+        .to_vec();
+    tables.meta.put(txn, keys::META_NEXT_JOB_ID, &next)?;
+    tables.meta.put(
+        txn,
+        keys::META_FORMAT_VERSION,
+        &FORMAT_VERSION.to_be_bytes(),
+    )?;
+    Ok(Some(upgraded))
+}
+
+/// Every table cleared, and those whose values keep their format copied back sealed.
+fn copy_sealed(tables: &Tables, old: &RoTxn, txn: &mut RwTxn) -> Result<(), Failure> {
     for table in [
         tables.jobs,
         tables.specs,
@@ -380,25 +402,23 @@ pub(crate) fn from_v2(
             })?;
         }
     }
-    // Dictionaries, with the indices of their job's subjob records.
+    Ok(())
+}
+
+/// Dictionaries, with the indices of their job's subjob records.
+fn rewrite_dictionaries(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+    upgraded: &mut Upgraded,
+) -> Result<(), Failure> {
     let mut dicts = OrderedPuts::new(tables.dicts);
     for entry in tables.dicts.iter_raw(old)? {
         let (key, value) = entry.doing("reading table dicts of format 2")?;
         let rewritten = match (keys::parse_job(key), crate::codec::decode_dictionary(value)) {
             (Some(id), Ok(dict)) => {
                 let mut indices = crate::indices::Indices::default();
-                let first = keys::group(id, 0);
-                let last = keys::group(id, u32::MAX);
-                let bounds = (
-                    std::ops::Bound::Included(&first[..]),
-                    std::ops::Bound::Included(&last[..]),
-                );
-                for group in tables.subjobs.range_raw(old, &bounds)? {
-                    let (gkey, gvalue) = group.doing("reading table subjobs of format 2")?;
-                    let (Some((_, g)), Ok(slots)) = (keys::parse_group(gkey), group::parse(gvalue))
-                    else {
-                        continue;
-                    };
+                for (g, slots) in readable_groups(tables, old, id)? {
                     for (k, record) in slots.iter().enumerate() {
                         if record.is_some() {
                             indices.insert(first_index(g) + k as u32);
@@ -416,7 +436,16 @@ pub(crate) fn from_v2(
             format!("writing table dicts in format {FORMAT_VERSION}")
         })?;
     }
-    // Specs: `true` in the splitter's place for a job that has one.
+    Ok(())
+}
+
+/// Specs: `true` in the splitter's place for a job that has one.
+fn rewrite_specs(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+    upgraded: &mut Upgraded,
+) -> Result<(), Failure> {
     let mut specs = OrderedPuts::new(tables.specs);
     let marker = Splitter::Generic {
         attributes: Vec::new(),
@@ -440,7 +469,16 @@ pub(crate) fn from_v2(
             format!("writing table specs in format {FORMAT_VERSION}")
         })?;
     }
-    // The index of active units, job by job.
+    Ok(())
+}
+
+/// The index of active units, job by job.
+fn index_active_units(
+    tables: &Tables,
+    old: &RoTxn,
+    txn: &mut RwTxn,
+    upgraded: &mut Upgraded,
+) -> Result<(), Failure> {
     for entry in tables.jobs.iter_raw(old)? {
         let (key, value) = entry.doing("reading table jobs of format 2")?;
         upgraded.jobs += 1;
@@ -474,17 +512,7 @@ pub(crate) fn from_v2(
         else {
             continue;
         };
-        let first = keys::group(id, 0);
-        let last = keys::group(id, u32::MAX);
-        let bounds = (
-            std::ops::Bound::Included(&first[..]),
-            std::ops::Bound::Included(&last[..]),
-        );
-        for group in tables.subjobs.range_raw(old, &bounds)? {
-            let (gkey, gvalue) = group.doing("reading table subjobs of format 2")?;
-            let (Some((_, g)), Ok(slots)) = (keys::parse_group(gkey), group::parse(gvalue)) else {
-                continue;
-            };
+        for (g, slots) in readable_groups(tables, old, id)? {
             for (k, record) in slots.iter().enumerate() {
                 let Some(record) = record else { continue };
                 upgraded.subjobs += 1;
@@ -501,18 +529,28 @@ pub(crate) fn from_v2(
             }
         }
     }
-    let next = tables
-        .meta
-        .get_raw(old, keys::META_NEXT_JOB_ID)?
-        .ok_or_else(|| {
-            StoreError::Io("table meta has no next_job_id: the store is damaged".to_owned())
-        })?
-        .to_vec();
-    tables.meta.put(txn, keys::META_NEXT_JOB_ID, &next)?;
-    tables.meta.put(
-        txn,
-        keys::META_FORMAT_VERSION,
-        &FORMAT_VERSION.to_be_bytes(),
-    )?;
-    Ok(Some(upgraded))
+    Ok(())
+}
+
+/// The groups of subjob records of job `id` in the format-2 snapshot that decode, with
+/// their numbers (one that does not is left for `check` to report).
+fn readable_groups<'t>(
+    tables: &Tables,
+    old: &'t RoTxn,
+    id: JobId,
+) -> Result<Vec<(u32, group::Slots<'t>)>, Failure> {
+    let first = keys::group(id, 0);
+    let last = keys::group(id, u32::MAX);
+    let bounds = (
+        std::ops::Bound::Included(&first[..]),
+        std::ops::Bound::Included(&last[..]),
+    );
+    let mut out = Vec::new();
+    for group in tables.subjobs.range_raw(old, &bounds)? {
+        let (key, value) = group.doing("reading table subjobs of format 2")?;
+        if let (Some((_, g)), Ok(slots)) = (keys::parse_group(key), group::parse(value)) {
+            out.push((g, slots));
+        }
+    }
+    Ok(out)
 }
