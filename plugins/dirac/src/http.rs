@@ -297,21 +297,9 @@ impl Http {
     /// One sending of `req`. Every answer is offered for another attempt: whether a 429
     /// or a 503 is tried again, and a 200 is not, is [`retry_after`]'s to say.
     async fn send_once(&self, req: &Request) -> Attempt<Response> {
-        let lost = |e: reqwest::Error| {
-            let outcome = if e.is_connect() {
-                Outcome::NotConnected
-            } else {
-                Outcome::Lost
-            };
-            Attempt::Again {
-                outcome,
-                cause: error_chain(&e),
-                answer: None,
-            }
-        };
         let resp = match self.build(req).send().await {
             Ok(resp) => resp,
-            Err(e) => return lost(e),
+            Err(e) => return Attempt::transport(&e),
         };
         let status = resp.status();
         let wait = resp
@@ -335,7 +323,7 @@ impl Http {
                 }),
             },
             // The answer broke off: nothing to hand the caller.
-            Err(e) => lost(e),
+            Err(e) => Attempt::transport(&e),
         }
     }
 
@@ -425,18 +413,6 @@ impl Http {
         what: &str,
     ) -> Result<u64, Attempt<u64>> {
         use tokio::io::AsyncWriteExt as _;
-        let transient = |e: reqwest::Error| {
-            let outcome = if e.is_connect() {
-                Outcome::NotConnected
-            } else {
-                Outcome::Lost
-            };
-            Attempt::Again {
-                outcome,
-                cause: error_chain(&e),
-                answer: None,
-            }
-        };
         let local = |e: std::io::Error| {
             Attempt::Final(DiracError::local(format!("{what}: {}", file.display()), e))
         };
@@ -447,7 +423,7 @@ impl Http {
             .timeout(timeout)
             .send()
             .await
-            .map_err(transient)?;
+            .map_err(|e| Attempt::transport(&e))?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
@@ -467,7 +443,7 @@ impl Http {
         }
         let mut out = tokio::fs::File::create(file).await.map_err(local)?;
         let mut written: u64 = 0;
-        while let Some(chunk) = resp.chunk().await.map_err(transient)? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Attempt::transport(&e))? {
             written += chunk.len() as u64;
             if written > max_bytes {
                 return Err(Attempt::Final(DiracError::Local(format!(
@@ -493,6 +469,23 @@ enum Attempt<T> {
         answer: Option<T>,
     },
     Final(DiracError),
+}
+
+impl<T> Attempt<T> {
+    /// The connection failed (nothing was sent) or the answer was lost: worth another
+    /// attempt, as [`retry_after`] decides, with no answer to fall back on.
+    fn transport(e: &reqwest::Error) -> Attempt<T> {
+        let outcome = if e.is_connect() {
+            Outcome::NotConnected
+        } else {
+            Outcome::Lost
+        };
+        Attempt::Again {
+            outcome,
+            cause: error_chain(e),
+            answer: None,
+        }
+    }
 }
 
 /// `scheme://host:port` of a URL, for messages (never a path or query with secrets).
