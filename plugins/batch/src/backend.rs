@@ -157,17 +157,13 @@ impl Inner {
         flavour: &'static Flavour,
         ids: &[&str],
     ) -> Result<Vec<Row>, String> {
-        let (Some(name), Some(args), Some(parse)) = (
-            flavour.history_command,
-            flavour.history_args,
-            flavour.parse_history,
-        ) else {
+        let Some(history) = &flavour.history else {
             return Ok(Vec::new());
         };
-        let program = self.config.command(name);
+        let program = self.config.command(history.command);
         let out = command::run(
             &program,
-            &args(ids),
+            &(history.args)(ids),
             None,
             self.config.status_timeout,
             Locale::C,
@@ -182,7 +178,7 @@ impl Inner {
                 flavour::excerpt(&out.text())
             ));
         }
-        parse(&out.stdout).map_err(|e| e.to_string())
+        (history.parse)(&out.stdout).map_err(|e| e.to_string())
     }
 }
 

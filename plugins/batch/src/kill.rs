@@ -71,7 +71,7 @@ pub(crate) async fn kill(
                 )
                 .await
                 {
-                    Ok(out) => (flavour.kill_outcome)(&out, &ids),
+                    Ok(out) => flavour.kill_outcome(&out, &ids),
                     Err(e) => {
                         whole_failure = Some(command_error(flavour, &e));
                         KillOutcome::Failed(e.to_string())

@@ -70,7 +70,7 @@ pub(crate) async fn poll(
         .collect();
     if !missing.is_empty() {
         accounting_rows(inner, &missing, &mut history).await?;
-        for flavour in flavours.values().filter(|f| f.history_command.is_some()) {
+        for flavour in flavours.values().filter(|f| f.history.is_some()) {
             let ids: Vec<&str> = missing
                 .iter()
                 .filter(|(f, _)| f.name == flavour.name)

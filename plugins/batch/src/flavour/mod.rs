@@ -9,6 +9,7 @@
 //! done elsewhere. To add a system, write a module like `slurm.rs` and add its `FLAVOUR`
 //! to [`FLAVOURS`].
 
+mod answers;
 mod condor;
 mod lsf;
 mod pbs;
@@ -17,6 +18,11 @@ mod slurm;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub(crate) use answers::{
+    KillAnswer, QueueOption, Said, TaskIds, first_line, ids_as_args, path_arg, script_file_plan,
+    script_stdin_plan, submitted_id,
+};
 
 /// Every flavour this backend knows, by name.
 pub(crate) static FLAVOURS: [&Flavour; 5] = [
@@ -53,9 +59,6 @@ pub(crate) struct Flavour {
     pub(crate) submit_command: &'static str,
     pub(crate) status_command: &'static str,
     pub(crate) kill_command: &'static str,
-    /// A command that tells about jobs gone from the listing (`condor_history`), asked
-    /// only for units that are neither listed nor have an exit record.
-    pub(crate) history_command: Option<&'static str>,
     /// How the system runs many units as one submission, if it can.
     pub(crate) array: Option<ArrayRule>,
     /// A shell expression that gives, inside the job, the task index that [`ArrayRule`]
@@ -69,10 +72,8 @@ pub(crate) struct Flavour {
     pub(crate) submit_plan: fn(&SubmitRequest<'_>) -> Result<SubmitPlan, String>,
     /// The id the submit command answered (for an array: the array's id).
     pub(crate) parse_submit: fn(&str) -> Result<String, ParseError>,
-    /// The id of the unit at task index `index` of the submission with id `base`.
-    pub(crate) unit_id: fn(base: &str, index: u32) -> String,
-    /// The submission's id and the task index of a unit id: [`Flavour::unit_id`] undone.
-    pub(crate) split_id: fn(&str) -> Option<(&str, u32)>,
+    /// How it writes the id of one task of a submission ([`Flavour::unit_id`]).
+    pub(crate) task_ids: TaskIds,
     /// A job that failed to start stays listed until it is deleted (Grid Engine's `Eqw`):
     /// once it is reported failed, the backend deletes it.
     pub(crate) delete_failed: bool,
@@ -88,11 +89,39 @@ pub(crate) struct Flavour {
     pub(crate) map_state: fn(&Row) -> Native,
     /// The kill command's arguments for some unit ids.
     pub(crate) kill_args: IdsToArgs,
-    /// What the kill command's answer says about each id.
-    pub(crate) kill_outcome: fn(&CommandOutput, &[&str]) -> KillOutcome,
-    /// The history command's arguments for some unit ids, and how to read its answer.
-    pub(crate) history_args: Option<IdsToArgs>,
-    pub(crate) parse_history: Option<ParseRows>,
+    /// How to read the kill command's answer ([`Flavour::kill_outcome`]).
+    pub(crate) kill_answer: KillAnswer,
+    /// A command that tells about jobs gone from the listing (`condor_history`), asked
+    /// only for units that are neither listed nor have an exit record.
+    pub(crate) history: Option<History>,
+}
+
+impl Flavour {
+    /// The id of the unit at task index `index` of the submission with id `base`.
+    pub(crate) fn unit_id(&self, base: &str, index: u32) -> String {
+        self.task_ids.unit_id(base, index)
+    }
+
+    /// The submission's id and the task index of a unit id: [`Flavour::unit_id`] undone.
+    pub(crate) fn split_id<'a>(&self, id: &'a str) -> Option<(&'a str, u32)> {
+        self.task_ids.split_id(id)
+    }
+
+    /// What the kill command's answer says about each of `ids`.
+    pub(crate) fn kill_outcome(&self, out: &CommandOutput, ids: &[&str]) -> KillOutcome {
+        self.kill_answer.read(self.kill_command, out, ids)
+    }
+}
+
+/// A command that tells about jobs gone from the listing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct History {
+    /// Its usual name (a site may give another path, as for the other commands).
+    pub(crate) command: &'static str,
+    /// Its arguments for some unit ids.
+    pub(crate) args: IdsToArgs,
+    /// Reads its answer, as [`Flavour::parse_status`] reads a listing.
+    pub(crate) parse: ParseRows,
 }
 
 impl fmt::Debug for Flavour {
@@ -379,6 +408,15 @@ pub(crate) mod testing {
             .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", full.display()))
     }
 
+    /// A command's answer: its exit code and what it printed on standard output.
+    pub(crate) fn answer(code: i32, stdout: &str) -> super::CommandOutput {
+        super::CommandOutput {
+            code: Some(code),
+            stdout: stdout.to_owned(),
+            stderr: String::new(),
+        }
+    }
+
     /// Strategy for text that looks a little like a listing: mostly printable, with
     /// separators and newlines, sometimes lines of a real fixture.
     pub(crate) fn listing_like(
@@ -412,8 +450,8 @@ mod tests {
             for f in FLAVOURS {
                 prop_assert!((f.parse_status)(&text, &req).is_err(), "{} read {:?}", f.name, text);
                 prop_assert!((f.parse_submit)(&text).is_err(), "{} read {:?}", f.name, text);
-                if let Some(parse) = f.parse_history {
-                    prop_assert!(parse(&text).is_err(), "{} read {:?}", f.name, text);
+                if let Some(history) = &f.history {
+                    prop_assert!((history.parse)(&text).is_err(), "{} read {:?}", f.name, text);
                 }
             }
         }
@@ -478,8 +516,8 @@ mod tests {
     fn unit_ids_split_back() {
         for f in FLAVOURS {
             let index = if f.array.is_some() { 7 } else { 0 };
-            let id = (f.unit_id)("123", index);
-            assert_eq!((f.split_id)(&id), Some(("123", index)), "{}", f.name);
+            let id = f.unit_id("123", index);
+            assert_eq!(f.split_id(&id), Some(("123", index)), "{}", f.name);
         }
     }
 

@@ -15,9 +15,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::{
-    ArrayRule, CommandOutput, EndKind, Flavour, KillOutcome, MAX_EXPANDED_TASKS, Native,
-    ParseError, Phase, Row, SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, excerpt,
-    expand_range, is_number, slurm::path_arg,
+    ArrayRule, EndKind, Flavour, KillAnswer, MAX_EXPANDED_TASKS, Native, ParseError, Phase,
+    QueueOption, Row, Said, SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, TaskIds,
+    excerpt, expand_range, first_line, is_number, script_file_plan, submitted_id,
 };
 
 pub(crate) static FLAVOUR: Flavour = Flavour {
@@ -26,7 +26,6 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_command: "qsub",
     status_command: "qstat",
     kill_command: "qdel",
-    history_command: None,
     array: Some(ArrayRule {
         first_index: 1,
         // max_aj_tasks defaults to 75000; chunks stay far below.
@@ -36,22 +35,21 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     id_expr: "${JOB_ID-}.${SGE_TASK_ID-}",
     submit_plan,
     parse_submit,
-    unit_id,
-    split_id,
+    task_ids: TASK_IDS,
     delete_failed: true,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
     map_state,
-    kill_args,
-    kill_outcome,
-    history_args: None,
-    parse_history: None,
+    kill_args: super::ids_as_args,
+    kill_answer: KILL_ANSWER,
+    history: None,
 };
 
+const TASK_IDS: TaskIds = TaskIds::Joined('.');
+
 fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
-    let script = req.temp_dir.join(format!("{}.sh", req.key));
-    let mut args = vec![
+    let own = vec![
         "-terse".to_owned(),
         "-N".to_owned(),
         format!("{}.{}", req.tag, req.key),
@@ -67,38 +65,15 @@ fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
         // Grid Engine does not pass the submitting environment on by default.
         "-V".to_owned(),
     ];
-    if let Some(queue) = req.queue {
-        args.extend(["-q".to_owned(), queue.to_owned()]);
-    }
-    args.extend(req.extra.iter().cloned());
-    args.push(path_arg(&script)?);
-    Ok(SubmitPlan {
-        args,
-        temp_files: vec![(script, req.script.to_owned())],
-        ..SubmitPlan::default()
-    })
+    script_file_plan(req, own, QueueOption::Flag("-q"))
 }
 
 /// `qsub -terse` prints `<id>`, or `<id>.<first>-<last>:<step>` for an array.
 fn parse_submit(stdout: &str) -> Result<String, ParseError> {
-    let line = stdout.lines().map(str::trim).find(|l| !l.is_empty());
-    let id = line.map(|l| l.split('.').next().unwrap_or_default());
-    match id {
-        Some(id) if is_number(id) => Ok(id.to_owned()),
-        _ => Err(ParseError::new(
-            "qsub answer",
-            format!("expected a job id, got {}", excerpt(stdout)),
-        )),
-    }
-}
-
-fn unit_id(base: &str, index: u32) -> String {
-    format!("{base}.{index}")
-}
-
-fn split_id(id: &str) -> Option<(&str, u32)> {
-    let (base, task) = id.split_once('.')?;
-    Some((base, task.parse().ok()?))
+    let id = first_line(stdout)
+        .map(|l| l.split('.').next().unwrap_or_default())
+        .filter(|id| is_number(id));
+    submitted_id(id, "qsub answer", "a job id", stdout)
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -244,7 +219,7 @@ fn rows_of(e: Entry, own: &str) -> Result<Vec<Row>, String> {
     Ok(tasks
         .into_iter()
         .map(|t| Row {
-            id: unit_id(&number, t),
+            id: TASK_IDS.unit_id(&number, t),
             state: state.clone(),
             reason: None,
             exit: None,
@@ -307,7 +282,7 @@ fn map_accounting(row: &Row) -> Native {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AccountingRecord {
     pub(crate) job_name: String,
-    /// The unit id, as [`unit_id`] makes it (a job without tasks is task 1).
+    /// The unit id, as [`TASK_IDS`] makes it (a job without tasks is task 1).
     pub(crate) id: String,
     pub(crate) host: String,
     pub(crate) failed: i32,
@@ -372,7 +347,7 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
     }
     Ok(Some(AccountingRecord {
         job_name: fields[4].to_owned(),
-        id: unit_id(
+        id: TASK_IDS.unit_id(
             &number.to_string(),
             u32::try_from(task.max(1)).unwrap_or(u32::MAX),
         ),
@@ -382,55 +357,31 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
     }))
 }
 
-fn kill_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
 /// `qdel` deletes what it can and says `denied: job "N" does not exist` (exit code 1) for
-/// the rest; other `denied` lines (another user's job) fail those ids.
-fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
-    let text = out.text();
-    let mut failed = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let l = line.to_ascii_lowercase();
-        if l.contains("has deleted") || l.contains("for deletion") || l.contains("does not exist") {
-            continue;
-        }
-        if l.starts_with("denied") {
-            let named: Vec<&&str> = ids
-                .iter()
-                .filter(|id| {
-                    let base = id.split('.').next().unwrap_or(id);
-                    line.contains(&format!("\"{id}\"")) || line.contains(&format!("\"{base}\""))
-                })
-                .collect();
-            if named.is_empty() {
-                return KillOutcome::Failed(format!("qdel failed: {text}"));
-            }
-            failed.extend(
-                named
-                    .into_iter()
-                    .map(|id| ((*id).to_owned(), line.to_owned())),
-            );
-            continue;
-        }
-        if !out.success() {
-            return KillOutcome::Failed(format!("qdel failed: {text}"));
-        }
-    }
-    if !out.success() && text.is_empty() {
-        return KillOutcome::Failed(format!("qdel failed with exit code {:?}", out.code));
-    }
-    if failed.is_empty() {
-        KillOutcome::Done
-    } else {
-        KillOutcome::Some(failed)
-    }
-}
+/// the rest; other `denied` lines (another user's job) fail those ids, naming the job or
+/// the task in quotes.
+const KILL_ANSWER: KillAnswer = KillAnswer {
+    success_is_done: false,
+    silent_failure_is_done: false,
+    down: &[],
+    gone: &[
+        Said::Anywhere("has deleted"),
+        Said::Anywhere("for deletion"),
+        Said::Anywhere("does not exist"),
+    ],
+    gone_names_an_id: false,
+    refusals: Some(&[Said::AtStart("denied")]),
+    names: |line, id| {
+        let base = id.split('.').next().unwrap_or(id);
+        line.contains(&format!("\"{id}\"")) || line.contains(&format!("\"{base}\""))
+    },
+    one_id_a_line: false,
+};
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::KillOutcome;
+    use super::super::testing::{answer, fixture, listing_like};
     use super::*;
     use proptest::prelude::*;
 
@@ -568,26 +519,21 @@ mod tests {
         assert_eq!(parse_submit(&fixture("sge/qsub-array.txt")), Ok("6".into()));
         assert_eq!(parse_submit("12\n"), Ok("12".into()));
         assert!(parse_submit("Unable to run job: Job was rejected").is_err());
-        assert_eq!(unit_id("6", 2), "6.2");
+        assert_eq!(FLAVOUR.unit_id("6", 2), "6.2");
     }
 
     #[test]
     fn kill_answers() {
-        let out = |code, stdout: &str| CommandOutput {
-            code: Some(code),
-            stdout: stdout.to_owned(),
-            stderr: String::new(),
-        };
         assert_eq!(
-            kill_outcome(
-                &out(1, &fixture("sge/qdel-mixed.txt")),
+            FLAVOUR.kill_outcome(
+                &answer(1, &fixture("sge/qdel-mixed.txt")),
                 &["6.2", "7.1", "99999.1"]
             ),
             KillOutcome::Done
         );
         assert_eq!(
-            kill_outcome(
-                &out(1, "denied: \"alice\" is not owner of job \"5\""),
+            FLAVOUR.kill_outcome(
+                &answer(1, "denied: \"alice\" is not owner of job \"5\""),
                 &["5.1", "6.1"]
             ),
             KillOutcome::Some(vec![(
@@ -596,8 +542,8 @@ mod tests {
             )])
         );
         assert!(matches!(
-            kill_outcome(
-                &out(
+            FLAVOUR.kill_outcome(
+                &answer(
                     1,
                     "error: commlib error: got select error (Connection refused)"
                 ),
