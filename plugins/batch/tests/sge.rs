@@ -7,26 +7,22 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Home, commands, poll_all, poll_until, require, spec, submit, until_final};
+use common::{
+    Home, conforms, logged_config, poll_all, poll_until, require, spec, submit, until_final,
+};
 use ganga_core::{Backend, JobRef, OutputsRequest, RemoteStatus, UnitRun, Value};
-use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob};
+use ganga_test_support::conformance::ShellJob;
 
 const QSUB: &str = "/usr/bin/qsub";
 const QSTAT: &str = "/usr/bin/qstat";
 const QDEL: &str = "/usr/bin/qdel";
 
 fn sge_config(home: &Home) -> Vec<(&'static str, Value)> {
-    vec![
-        ("system", "sge".into()),
-        (
-            "commands",
-            commands(&[
-                ("qsub", &home.logged("qsub", QSUB)),
-                ("qstat", &home.logged("qstat", QSTAT)),
-                ("qdel", &home.logged("qdel", QDEL)),
-            ]),
-        ),
-    ]
+    logged_config(
+        home,
+        "sge",
+        &[("qsub", QSUB), ("qstat", QSTAT), ("qdel", QDEL)],
+    )
 }
 
 /// The Grid Engine job number of a unit id (`sge:45.2` → `45`) and its task.
@@ -54,14 +50,7 @@ fn qdel_as_admin(id: &str) {
 async fn conforms_on_sge() {
     require("sge");
     let home = Home::new();
-    let backend = home.backend(&[("system", "sge".into())]);
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
-    conformance::run(&backend, &env)
-        .await
-        .unwrap_or_else(|f| panic!("{f}"));
+    conforms(&home.backend(&[("system", "sge".into())])).await;
 }
 
 /// A split job goes as one array (one `qsub -t`), each poll is one `qstat`, and every

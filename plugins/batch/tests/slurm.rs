@@ -5,28 +5,25 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Home, SlurmLock, commands, poll_all, poll_until, require, spec, submit, until_final};
+use common::{
+    Home, SlurmLock, conformance_env, conforms, logged_config, poll_all, poll_until, require, spec,
+    submit, until_final,
+};
 use ganga_core::{
     Backend, BackendRef, JobRef, OutputsRequest, PeekFile, RemoteStatus, UnitRun, Value,
 };
-use ganga_test_support::conformance::{self, Check, ConformanceEnv, ShellJob};
+use ganga_test_support::conformance::{self, Check, ShellJob};
 
 const SQUEUE: &str = "/usr/bin/squeue";
 const SBATCH: &str = "/usr/bin/sbatch";
 const SCANCEL: &str = "/usr/bin/scancel";
 
 fn slurm_config(home: &Home) -> Vec<(&'static str, Value)> {
-    vec![
-        ("system", "slurm".into()),
-        (
-            "commands",
-            commands(&[
-                ("sbatch", &home.logged("sbatch", SBATCH)),
-                ("squeue", &home.logged("squeue", SQUEUE)),
-                ("scancel", &home.logged("scancel", SCANCEL)),
-            ]),
-        ),
-    ]
+    logged_config(
+        home,
+        "slurm",
+        &[("sbatch", SBATCH), ("squeue", SQUEUE), ("scancel", SCANCEL)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,14 +31,7 @@ async fn conforms_on_slurm() {
     let _lock = SlurmLock::shared();
     require("slurm");
     let home = Home::new();
-    let backend = home.backend(&[("system", "slurm".into())]);
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
-    conformance::run(&backend, &env)
-        .await
-        .unwrap_or_else(|f| panic!("{f}"));
+    conforms(&home.backend(&[("system", "slurm".into())])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,10 +53,7 @@ async fn conforms_as_a_loaded_library_on_slurm() {
     let backend = catalog
         .backend("batch", &context)
         .expect("the backend starts");
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
+    let env = conformance_env();
     for check in [
         Check::Describe,
         Check::Succeeds,

@@ -229,9 +229,8 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 #[cfg(test)]
 mod tests {
     use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture, listing_like};
+    use super::super::testing::{answer, fixture};
     use super::*;
-    use proptest::prelude::*;
 
     const REQ: StatusRequest<'static> = StatusRequest {
         tag: "ganga-x",
@@ -371,20 +370,5 @@ mod tests {
             FLAVOUR.kill_outcome(&answer(1, "Can't find address for schedd"), &["15.2"]),
             KillOutcome::Failed(_)
         ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("condor/condor_q-nobatch.txt").lines().map(str::to_owned).collect()
-        )) {
-            if let Ok(rows) = parse_status(&text, &REQ) {
-                for row in &rows {
-                    let _ = map_state(row);
-                }
-            }
-            let _ = parse_history(&text);
-            let _ = parse_submit(&text);
-        }
     }
 }

@@ -175,9 +175,8 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 #[cfg(test)]
 mod tests {
     use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture, listing_like};
+    use super::super::testing::{answer, fixture};
     use super::*;
-    use proptest::prelude::*;
 
     const REQ: StatusRequest<'static> = StatusRequest {
         tag: "ganga-x",
@@ -280,19 +279,5 @@ mod tests {
             FLAVOUR.kill_outcome(&answer(255, "LSF is down; try later"), &["12[3]"]),
             KillOutcome::Failed(_)
         ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("lsf/bjobs-w.txt").lines().map(str::to_owned).collect()
-        )) {
-            if let Ok(rows) = parse_status(&text, &REQ) {
-                for row in &rows {
-                    let _ = map_state(row);
-                }
-            }
-            let _ = parse_submit(&text);
-        }
     }
 }

@@ -434,6 +434,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::listing_like;
     use super::*;
     use proptest::prelude::*;
 
@@ -453,6 +454,46 @@ mod tests {
                 if let Some(history) = &f.history {
                     prop_assert!((history.parse)(&text).is_err(), "{} read {:?}", f.name, text);
                 }
+            }
+        }
+    }
+
+    /// Per flavour, the fixture that text for [`parsing_never_panics`] is made from, and
+    /// the tags its listing is read for (the fixture's own, and another).
+    const LISTINGS: [(&str, &str, &[&str]); 5] = [
+        ("slurm", "slurm/squeue-mixed.txt", &["ganga-rec1"]),
+        ("sge", "sge/qstat-error-held.xml", &["ganga-rec3"]),
+        ("pbs", "pbs/qstat-f-pbspro-running.txt", &["script.sh", "t"]),
+        ("lsf", "lsf/bjobs-w.txt", &["ganga-x"]),
+        ("condor", "condor/condor_q-nobatch.txt", &["ganga-x"]),
+    ];
+
+    proptest! {
+        // Each case is made from one flavour's fixture and read by every flavour: as many
+        // cases per fixture as proptest's default for one test.
+        #![proptest_config(ProptestConfig::with_cases(256 * 5))]
+
+        /// No parser panics on text that looks a little like a listing, and every row it
+        /// reads has an id and a mapped state.
+        #[test]
+        fn parsing_never_panics(text in (0..LISTINGS.len()).prop_flat_map(|i| listing_like(
+            testing::fixture(LISTINGS[i].1).lines().map(str::to_owned).collect()
+        ))) {
+            for (name, _, tags) in LISTINGS {
+                let f = by_name(name).expect("a flavour of the table");
+                let mut read = Vec::new();
+                for tag in tags {
+                    let req = StatusRequest { tag, user: "*", pbs_history: true };
+                    read.extend((f.parse_status)(&text, &req).unwrap_or_default());
+                }
+                if let Some(history) = &f.history {
+                    read.extend((history.parse)(&text).unwrap_or_default());
+                }
+                for row in &read {
+                    prop_assert!(!row.id.is_empty(), "{name}: {row:?}");
+                    let _ = (f.map_state)(row);
+                }
+                let _ = (f.parse_submit)(&text);
             }
         }
     }

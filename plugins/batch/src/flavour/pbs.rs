@@ -300,9 +300,8 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 #[cfg(test)]
 mod tests {
     use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture, listing_like};
+    use super::super::testing::{answer, fixture};
     use super::*;
-    use proptest::prelude::*;
 
     fn req(tag: &str, history: bool) -> StatusRequest<'_> {
         StatusRequest {
@@ -471,21 +470,5 @@ mod tests {
             ),
             KillOutcome::Failed(_)
         ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("pbs/qstat-f-pbspro-running.txt").lines().map(str::to_owned).collect()
-        )) {
-            for tag in ["script.sh", "t"] {
-                if let Ok(rows) = parse_status(&text, &req(tag, true)) {
-                    for row in &rows {
-                        let _ = map_state(row);
-                    }
-                }
-            }
-            let _ = parse_submit(&text);
-        }
     }
 }

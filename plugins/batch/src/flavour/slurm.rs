@@ -212,10 +212,9 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::testing::fixture;
     use super::super::{CommandOutput, KillOutcome};
     use super::*;
-    use proptest::prelude::*;
 
     const REQ: StatusRequest<'static> = StatusRequest {
         tag: "ganga-rec1",
@@ -443,20 +442,5 @@ mod tests {
             FLAVOUR.kill_outcome(&out(1, ""), &["1_0"]),
             KillOutcome::Failed(_)
         ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("slurm/squeue-mixed.txt").lines().map(str::to_owned).collect()
-        )) {
-            if let Ok(rows) = parse_status(&text, &REQ) {
-                for row in &rows {
-                    prop_assert!(!row.id.is_empty());
-                    let _ = map_state(row);
-                }
-            }
-            let _ = parse_submit(&text);
-        }
     }
 }

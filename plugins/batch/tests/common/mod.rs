@@ -14,7 +14,7 @@ use ganga_backend_batch::BatchBackend;
 use ganga_core::{
     Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, Value, Workspaces,
 };
-use ganga_test_support::conformance::{ShellJob, backend_ref};
+use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob, backend_ref};
 
 /// The project's scripts that start the batch systems.
 pub fn ci_script(name: &str) -> PathBuf {
@@ -145,6 +145,37 @@ pub fn commands(pairs: &[(&str, &Path)]) -> Value {
             .map(|(k, p)| ((*k).to_owned(), Value::from(p.display().to_string())))
             .collect::<BTreeMap<_, _>>(),
     )
+}
+
+/// The config of a backend on `system` whose commands (name, real path) run through
+/// [`Home::logged`] wrappers, so that a test can count them.
+pub fn logged_config(
+    home: &Home,
+    system: &str,
+    real: &[(&str, &str)],
+) -> Vec<(&'static str, Value)> {
+    let wrappers: Vec<(&str, PathBuf)> = real
+        .iter()
+        .map(|(name, path)| (*name, home.logged(name, path)))
+        .collect();
+    let pairs: Vec<(&str, &Path)> = wrappers.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    vec![("system", system.into()), ("commands", commands(&pairs))]
+}
+
+/// Where the conformance suite runs against a real batch system: it waits up to two
+/// minutes for a job, polling often.
+pub fn conformance_env() -> ConformanceEnv {
+    ConformanceEnv::new()
+        .expect("a temporary directory")
+        .with_timeout(Duration::from_secs(120))
+        .with_poll_interval(Duration::from_millis(300))
+}
+
+/// Runs the whole conformance suite, failing the test with every check that failed.
+pub async fn conforms(backend: &dyn Backend) {
+    conformance::run(backend, &conformance_env())
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
 }
 
 pub fn spec(home: &Home, job: JobRef, shell: &ShellJob) -> SubmitSpec {
