@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{
     Home, SlurmLock, commands, conforms, poll_all, poll_until, require, spec, submit, until_final,
 };
-use ganga_core::{Backend, BackendRef, JobRef, RemoteStatus, Value};
+use ganga_core::{Backend, JobRef, RemoteStatus, Value};
 use ganga_test_support::conformance::ShellJob;
 
 /// Where `pbs.sh` puts the wrappers (its PBS_PREFIX).
@@ -109,12 +109,5 @@ async fn submit_status_and_kill_through_the_torque_wrappers() {
         "ended before the kill"
     );
 
-    let unknown = BackendRef {
-        job: JobRef::job(9),
-        id: "pbs:999999".into(),
-        run: 1,
-        workspace: home.workspaces().dir(JobRef::job(9)),
-    };
-    let reports = poll_all(&backend, &[unknown]).await.expect("a poll");
-    assert_eq!(reports[0].status, RemoteStatus::Absent);
+    common::a_unit_never_given_is_absent(&home, &backend, "pbs:999999").await;
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{
     Home, conforms, logged_config, poll_all, poll_until, require, spec, submit, until_final,
 };
-use ganga_core::{Backend, JobRef, OutputsRequest, RemoteStatus, UnitRun, Value};
+use ganga_core::{Backend, JobRef, OutputsRequest, RemoteStatus, Value};
 use ganga_test_support::conformance::ShellJob;
 
 const QSUB: &str = "/usr/bin/qsub";
@@ -190,38 +190,11 @@ async fn a_job_that_cannot_start_fails_and_is_deleted() {
 }
 
 /// A submission cut off before ganga recorded its id is found by its key, which Grid
-/// Engine shows in the job's name.
+/// Engine shows in the job's name; a run never handed over is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_submission_is_found() {
     require("sge");
     let home = Home::new();
     let backend = home.backend(&[("system", "sge".into())]);
-    let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec!["-h".into()]));
-    let specs = [
-        spec(&home, JobRef::subjob(6, 0), &held),
-        spec(&home, JobRef::subjob(6, 1), &held),
-    ];
-    let refs = submit(&backend, &specs).await;
-    common::forget_submission_ids(&home.workspaces().job_dir(6));
-    let asked: Vec<UnitRun> = specs
-        .iter()
-        .map(|s| UnitRun {
-            job: s.job,
-            run: 1,
-            workspace: s.workspace.clone(),
-        })
-        .collect();
-    let answers = backend.find(&asked).await.expect("find");
-    for r in &refs {
-        let found = answers
-            .iter()
-            .find(|(j, _)| *j == r.job)
-            .map(|(_, a)| a.clone())
-            .expect("an answer");
-        assert_eq!(found.map(|s| s.map(|s| s.id)), Ok(Some(r.id.clone())));
-    }
-    let answers = backend.kill(&refs).await.expect("kill");
-    assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
-    let reports = until_final(&backend, &refs, Duration::from_secs(60)).await;
-    assert!(reports.iter().all(|r| r.status == RemoteStatus::Killed));
+    common::a_cut_off_submission_is_found(&home, &backend, "-h").await;
 }

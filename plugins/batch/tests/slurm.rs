@@ -9,9 +9,7 @@ use common::{
     Home, SlurmLock, conformance_env, conforms, logged_config, poll_all, poll_until, require, spec,
     submit, until_final,
 };
-use ganga_core::{
-    Backend, BackendRef, JobRef, OutputsRequest, PeekFile, RemoteStatus, UnitRun, Value,
-};
+use ganga_core::{Backend, BackendRef, JobRef, OutputsRequest, PeekFile, RemoteStatus, Value};
 use ganga_test_support::conformance::{self, Check, ShellJob};
 
 const SQUEUE: &str = "/usr/bin/squeue";
@@ -396,14 +394,7 @@ async fn a_unit_the_scheduler_lost_is_absent() {
             .is_some_and(|r| r.contains("no exit record"))
     );
 
-    let never = BackendRef {
-        job: JobRef::job(10),
-        id: "slurm:999999_0".into(),
-        run: 1,
-        workspace: home.workspaces().dir(JobRef::job(10)),
-    };
-    let reports = poll_all(&backend, &[never]).await.expect("a poll");
-    assert_eq!(reports[0].status, RemoteStatus::Absent);
+    common::a_unit_never_given_is_absent(&home, &backend, "slurm:999999_0").await;
 }
 
 /// A submission cut off before ganga recorded its id is found by its chunk's key in the
@@ -414,48 +405,7 @@ async fn a_cut_off_submission_is_found() {
     require("slurm");
     let home = Home::new();
     let backend = home.backend(&[("system", "slurm".into())]);
-    // Held: it never starts, so only the listing can tell.
-    let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec!["--hold".into()]));
-    let specs = [
-        spec(&home, JobRef::subjob(2, 0), &held),
-        spec(&home, JobRef::subjob(2, 1), &held),
-    ];
-    let refs = submit(&backend, &specs).await;
-    // As if ganga had died right after sbatch answered: the submission record without
-    // the id.
-    common::forget_submission_ids(&home.workspaces().job_dir(2));
-    let asked: Vec<UnitRun> = specs
-        .iter()
-        .map(|s| UnitRun {
-            job: s.job,
-            run: 1,
-            workspace: s.workspace.clone(),
-        })
-        .chain([UnitRun {
-            job: JobRef::job(3),
-            run: 1,
-            workspace: home.workspaces().dir(JobRef::job(3)),
-        }])
-        .collect();
-    let answers = backend.find(&asked).await.expect("find");
-    let found = |job: JobRef| {
-        answers
-            .iter()
-            .find(|(j, _)| *j == job)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| panic!("no answer for {job}"))
-    };
-    for r in &refs {
-        assert_eq!(
-            found(r.job).map(|s| s.map(|s| s.id)),
-            Ok(Some(r.id.clone()))
-        );
-    }
-    assert_eq!(found(JobRef::job(3)), Ok(None));
-    let killed = backend.kill(&refs).await.expect("kill");
-    assert!(killed.iter().all(|(_, a)| a.is_ok()));
-    let reports = until_final(&backend, &refs, Duration::from_secs(60)).await;
-    assert!(reports.iter().all(|r| r.status == RemoteStatus::Killed));
+    common::a_cut_off_submission_is_found(&home, &backend, "--hold").await;
 }
 
 /// A thousand units go as one array, in one sbatch; one scancel per 500 ids kills them.

@@ -180,6 +180,22 @@ pub(crate) struct KillAnswer {
 }
 
 impl KillAnswer {
+    /// The common kind of answer: exit code or not, each line says of the ids it names
+    /// that they went (`gone`) or could not be killed, and a failure that prints nothing
+    /// failed as a whole. A flavour changes what differs.
+    pub(crate) const fn new(gone: &'static [Said], names: fn(&str, &str) -> bool) -> KillAnswer {
+        KillAnswer {
+            success_is_done: false,
+            silent_failure_is_done: false,
+            down: &[],
+            gone,
+            gone_names_an_id: false,
+            refusals: None,
+            names,
+            one_id_a_line: false,
+        }
+    }
+
     /// What the answer `out` of `command` (for messages) says about each of `ids`.
     pub(crate) fn read(&self, command: &str, out: &CommandOutput, ids: &[&str]) -> KillOutcome {
         if self.success_is_done && out.success() {

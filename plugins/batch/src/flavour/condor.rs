@@ -210,21 +210,15 @@ fn map_state(row: &Row) -> Native {
 
 /// `condor_rm` prints `Job 15.3 marked for removal`, or `Job 15.3 not found` for one that
 /// has left the queue already.
-const KILL_ANSWER: KillAnswer = KillAnswer {
-    success_is_done: false,
-    silent_failure_is_done: false,
-    down: &[],
-    gone: &[
+const KILL_ANSWER: KillAnswer = KillAnswer::new(
+    &[
         Said::Anywhere("marked for removal"),
         Said::Anywhere("not found"),
         Said::Anywhere("already"),
         Said::AtStart("couldn't find/remove all jobs"),
     ],
-    gone_names_an_id: false,
-    refusals: None,
-    names: |line, id| line.split_whitespace().any(|w| w == id),
-    one_id_a_line: false,
-};
+    |line, id| line.split_whitespace().any(|w| w == id),
+);
 
 #[cfg(test)]
 mod tests {

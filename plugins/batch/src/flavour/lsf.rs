@@ -156,21 +156,15 @@ fn map_state(row: &Row) -> Native {
 
 /// `bkill` prints `Job <12[3]> is being terminated` per job; `Job has already finished`
 /// and `No matching job found` mean it ended already.
-const KILL_ANSWER: KillAnswer = KillAnswer {
-    success_is_done: false,
-    silent_failure_is_done: false,
-    down: &[],
-    gone: &[
+const KILL_ANSWER: KillAnswer = KillAnswer::new(
+    &[
         Said::Anywhere("is being terminated"),
         Said::Anywhere("is being signaled"),
         Said::Anywhere("already finished"),
         Said::Anywhere("no matching job"),
     ],
-    gone_names_an_id: false,
-    refusals: None,
-    names: |line, id| line.contains(&format!("<{id}>")),
-    one_id_a_line: false,
-};
+    |line, id| line.contains(&format!("<{id}>")),
+);
 
 #[cfg(test)]
 mod tests {

@@ -277,24 +277,25 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
         Said::Anywhere("connection refused"),
         Said::Anywhere("timed out"),
     ],
-    gone: &[
-        Said::Anywhere("unknown job id"),
-        Said::Anywhere("has finished"),
-        Said::Anywhere("already"),
-        Said::Anywhere("invalid job id"),
-        Said::Anywhere("completed"),
-    ],
     gone_names_an_id: true,
-    refusals: None,
-    // The whole id, or its sequence number as a word (`Unknown Job Id 12.pbs01`, `job id 24`).
-    names: |line, id| {
-        let number = id.split('.').next().unwrap_or(id);
-        line.contains(id)
-            || line
-                .split(|c: char| !c.is_ascii_digit())
-                .any(|w| w == number)
-    },
-    one_id_a_line: false,
+    ..KillAnswer::new(
+        &[
+            Said::Anywhere("unknown job id"),
+            Said::Anywhere("has finished"),
+            Said::Anywhere("already"),
+            Said::Anywhere("invalid job id"),
+            Said::Anywhere("completed"),
+        ],
+        // The whole id, or its sequence number as a word (`Unknown Job Id 12.pbs01`,
+        // `job id 24`).
+        |line, id| {
+            let number = id.split('.').next().unwrap_or(id);
+            line.contains(id)
+                || line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .any(|w| w == number)
+        },
+    )
 };
 
 #[cfg(test)]

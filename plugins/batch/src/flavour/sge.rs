@@ -361,21 +361,18 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
 /// the rest; other `denied` lines (another user's job) fail those ids, naming the job or
 /// the task in quotes.
 const KILL_ANSWER: KillAnswer = KillAnswer {
-    success_is_done: false,
-    silent_failure_is_done: false,
-    down: &[],
-    gone: &[
-        Said::Anywhere("has deleted"),
-        Said::Anywhere("for deletion"),
-        Said::Anywhere("does not exist"),
-    ],
-    gone_names_an_id: false,
     refusals: Some(&[Said::AtStart("denied")]),
-    names: |line, id| {
-        let base = id.split('.').next().unwrap_or(id);
-        line.contains(&format!("\"{id}\"")) || line.contains(&format!("\"{base}\""))
-    },
-    one_id_a_line: false,
+    ..KillAnswer::new(
+        &[
+            Said::Anywhere("has deleted"),
+            Said::Anywhere("for deletion"),
+            Said::Anywhere("does not exist"),
+        ],
+        |line, id| {
+            let base = id.split('.').next().unwrap_or(id);
+            line.contains(&format!("\"{id}\"")) || line.contains(&format!("\"{base}\""))
+        },
+    )
 };
 
 #[cfg(test)]

@@ -191,7 +191,6 @@ fn map_state(row: &Row) -> Native {
 /// one a line (`scancel: error: Kill job error on job id 12_3: Access/permission denied`).
 const KILL_ANSWER: KillAnswer = KillAnswer {
     success_is_done: true,
-    silent_failure_is_done: false,
     // The controller did not answer (`Unable to contact slurm controller`, `Socket timed
     // out on send/recv operation`).
     down: &[
@@ -199,15 +198,16 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
         Said::Anywhere("connect failure"),
         Said::Anywhere("timed out"),
     ],
-    gone: &[
-        Said::Anywhere("invalid job id"),
-        Said::Anywhere("already complet"),
-        Said::Anywhere("job/step already"),
-    ],
     gone_names_an_id: true,
-    refusals: None,
-    names: |line, id| line.contains(&format!("job id {id}")) || line.ends_with(&format!(" {id}")),
     one_id_a_line: true,
+    ..KillAnswer::new(
+        &[
+            Said::Anywhere("invalid job id"),
+            Said::Anywhere("already complet"),
+            Said::Anywhere("job/step already"),
+        ],
+        |line, id| line.contains(&format!("job id {id}")) || line.ends_with(&format!(" {id}")),
+    )
 };
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use ganga_backend_batch::BatchBackend;
 use ganga_core::{
-    Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, Value, Workspaces,
+    Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, UnitRun, Value,
+    Workspaces,
 };
 use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob, backend_ref};
 
@@ -291,4 +292,65 @@ pub fn forget_submission_ids(job_dir: &Path) {
         n += 1;
     }
     assert!(n > 0, "no submission record in {}", dir.display());
+}
+
+/// A submission cut off before ganga recorded its id is found by its chunk's key in the
+/// listing; a run never handed over is not. The units are held (`hold`, an extra option of
+/// the submit command) so that only the listing can tell; they are killed at the end.
+pub async fn a_cut_off_submission_is_found(home: &Home, backend: &dyn Backend, hold: &str) {
+    let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec![hold.into()]));
+    let specs = [
+        spec(home, JobRef::subjob(2, 0), &held),
+        spec(home, JobRef::subjob(2, 1), &held),
+    ];
+    let refs = submit(backend, &specs).await;
+    // As if ganga had died right after the submit command answered: the submission
+    // record without the id.
+    forget_submission_ids(&home.workspaces().job_dir(2));
+    let never = JobRef::job(3);
+    let asked: Vec<UnitRun> = specs
+        .iter()
+        .map(|s| UnitRun {
+            job: s.job,
+            run: 1,
+            workspace: s.workspace.clone(),
+        })
+        .chain([UnitRun {
+            job: never,
+            run: 1,
+            workspace: home.workspaces().dir(never),
+        }])
+        .collect();
+    let answers = backend.find(&asked).await.expect("find");
+    let found = |job: JobRef| {
+        answers
+            .iter()
+            .find(|(j, _)| *j == job)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("no answer for {job}"))
+    };
+    for r in &refs {
+        assert_eq!(
+            found(r.job).map(|s| s.map(|s| s.id)),
+            Ok(Some(r.id.clone()))
+        );
+    }
+    assert_eq!(found(never), Ok(None));
+    let killed = backend.kill(&refs).await.expect("kill");
+    assert!(killed.iter().all(|(_, a)| a.is_ok()), "{killed:?}");
+    let reports = until_final(backend, &refs, Duration::from_secs(60)).await;
+    assert!(reports.iter().all(|r| r.status == RemoteStatus::Killed));
+}
+
+/// A unit with an id (`slurm:999999_0`) the batch system never gave is Absent at once.
+pub async fn a_unit_never_given_is_absent(home: &Home, backend: &dyn Backend, id: &str) {
+    let job = JobRef::job(10);
+    let never = BackendRef {
+        job,
+        id: id.to_owned(),
+        run: 1,
+        workspace: home.workspaces().dir(job),
+    };
+    let reports = poll_all(backend, &[never]).await.expect("a poll");
+    assert_eq!(reports[0].status, RemoteStatus::Absent, "{:?}", reports[0]);
 }
