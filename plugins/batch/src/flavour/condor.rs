@@ -222,8 +222,7 @@ const KILL_ANSWER: KillAnswer = KillAnswer::new(
 
 #[cfg(test)]
 mod tests {
-    use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture};
+    use super::super::testing::{KillRead, fixture, kill_answers_read};
     use super::*;
 
     const REQ: StatusRequest<'static> = StatusRequest {
@@ -336,33 +335,26 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        assert_eq!(
-            FLAVOUR.kill_outcome(&answer(0, "Job 15.0 marked for removal"), &["15.0"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(
+        let not_found =
+            "Job 15.1 not found\nCouldn't find/remove all jobs matching your constraint";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (0, "Job 15.0 marked for removal", &["15.0"], KillRead::All),
+                (1, not_found, &["15.1"], KillRead::All),
+                (
                     1,
-                    "Job 15.1 not found\nCouldn't find/remove all jobs matching your constraint"
+                    "Job 15.2 is not yours: permission denied",
+                    &["15.2"],
+                    KillRead::AllBut("15.2"),
                 ),
-                &["15.1"]
-            ),
-            KillOutcome::Done
+                (
+                    1,
+                    "Can't find address for schedd",
+                    &["15.2"],
+                    KillRead::Failed,
+                ),
+            ],
         );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(1, "Job 15.2 is not yours: permission denied"),
-                &["15.2"]
-            ),
-            KillOutcome::Some(vec![(
-                "15.2".into(),
-                "Job 15.2 is not yours: permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            FLAVOUR.kill_outcome(&answer(1, "Can't find address for schedd"), &["15.2"]),
-            KillOutcome::Failed(_)
-        ));
     }
 }

@@ -168,8 +168,7 @@ const KILL_ANSWER: KillAnswer = KillAnswer::new(
 
 #[cfg(test)]
 mod tests {
-    use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture};
+    use super::super::testing::{KillRead, fixture, kill_answers_read};
     use super::*;
 
     const REQ: StatusRequest<'static> = StatusRequest {
@@ -240,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn submit_and_kill_answers() {
+    fn submit_answers() {
         assert_eq!(parse_submit(&fixture("lsf/bsub.txt")), Ok("2329803".into()));
         assert_eq!(
             parse_submit(&fixture("lsf/bsub-queue.txt")),
@@ -248,30 +247,28 @@ mod tests {
         );
         assert!(parse_submit("Batch job not submitted. Please address the following").is_err());
         assert_eq!(FLAVOUR.unit_id("12", 3), "12[3]");
-        assert_eq!(
-            FLAVOUR.kill_outcome(&answer(0, &fixture("lsf/bkill.txt")), &["764254593"]),
-            KillOutcome::Done
+    }
+
+    #[test]
+    fn kill_answers() {
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (0, &fixture("lsf/bkill.txt"), &["764254593"], KillRead::All),
+                (
+                    255,
+                    "Job <12[3]>: Job has already finished",
+                    &["12[3]"],
+                    KillRead::All,
+                ),
+                (
+                    255,
+                    "Job <12[3]>: User permission denied",
+                    &["12[3]"],
+                    KillRead::AllBut("12[3]"),
+                ),
+                (255, "LSF is down; try later", &["12[3]"], KillRead::Failed),
+            ],
         );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(255, "Job <12[3]>: Job has already finished"),
-                &["12[3]"]
-            ),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(255, "Job <12[3]>: User permission denied"),
-                &["12[3]"]
-            ),
-            KillOutcome::Some(vec![(
-                "12[3]".into(),
-                "Job <12[3]>: User permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            FLAVOUR.kill_outcome(&answer(255, "LSF is down; try later"), &["12[3]"]),
-            KillOutcome::Failed(_)
-        ));
     }
 }

@@ -6,8 +6,10 @@
 //! how to read the submit command's answer, how to list every job of one ganga home in
 //! one command and read that listing, what each native state means, and how to kill. Its
 //! functions are pure: they build argument lists and read text; running the commands is
-//! done elsewhere. To add a system, write a module like `slurm.rs` and add its `FLAVOUR`
-//! to [`FLAVOURS`].
+//! done elsewhere. What most flavours build or read alike (the submit command's tail,
+//! the submit answer's error, ids of array tasks, the kill answer) is in `answers.rs`,
+//! driven by each flavour's data, so that a flavour's module holds what differs. To add a
+//! system, write a module like `slurm.rs` and add its `FLAVOUR` to [`FLAVOURS`].
 
 mod answers;
 mod condor;
@@ -399,6 +401,8 @@ pub(crate) mod testing {
 
     use std::path::PathBuf;
 
+    use super::{CommandOutput, Flavour, KillOutcome};
+
     /// The text of `tests/fixtures/<path>`.
     pub(crate) fn fixture(path: &str) -> String {
         let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -408,12 +412,40 @@ pub(crate) mod testing {
             .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", full.display()))
     }
 
-    /// A command's answer: its exit code and what it printed on standard output.
-    pub(crate) fn answer(code: i32, stdout: &str) -> super::CommandOutput {
-        super::CommandOutput {
-            code: Some(code),
-            stdout: stdout.to_owned(),
-            stderr: String::new(),
+    /// What a kill command's answer should be read as, for [`kill_answers_read`].
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum KillRead {
+        All,
+        /// All but this id, which the whole answer (one line) says could not be killed.
+        AllBut(&'static str),
+        /// The command failed as a whole.
+        Failed,
+    }
+
+    /// Checks that `flavour` reads each kill answer (exit code, output, the ids it was
+    /// asked to kill) as expected.
+    pub(crate) fn kill_answers_read(flavour: &Flavour, answers: &[(i32, &str, &[&str], KillRead)]) {
+        for &(code, text, ids, expected) in answers {
+            let out = CommandOutput {
+                code: Some(code),
+                stdout: text.to_owned(),
+                stderr: String::new(),
+            };
+            let read = flavour.kill_outcome(&out, ids);
+            let right = match (expected, &read) {
+                (KillRead::All, KillOutcome::Done) | (KillRead::Failed, KillOutcome::Failed(_)) => {
+                    true
+                }
+                (KillRead::AllBut(id), KillOutcome::Some(failed)) => {
+                    *failed == [(id.to_owned(), text.trim().to_owned())]
+                }
+                _ => false,
+            };
+            assert!(
+                right,
+                "{}: exit code {code}, `{text}`: {read:?}, not {expected:?}",
+                flavour.name
+            );
         }
     }
 

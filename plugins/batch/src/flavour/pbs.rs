@@ -300,8 +300,7 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture};
+    use super::super::testing::{KillRead, fixture, kill_answers_read};
     use super::*;
 
     fn req(tag: &str, history: bool) -> StatusRequest<'_> {
@@ -432,44 +431,37 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        // Slurm's wrapper: silent, exit code = number of ids already ended or unknown.
-        assert_eq!(
-            FLAVOUR.kill_outcome(&answer(1, ""), &["24", "99999"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            FLAVOUR.kill_outcome(&answer(153, "qdel: Unknown Job Id 12.pbs01"), &["12.pbs01"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(
-                    1,
-                    "qdel: Kill job error on job id 24: Access/permission denied"
+        let error = "qdel: Kill job error on job id 24";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                // Slurm's wrapper: silent, exit code = number of ids already ended or unknown.
+                (1, "", &["24", "99999"], KillRead::All),
+                (
+                    153,
+                    "qdel: Unknown Job Id 12.pbs01",
+                    &["12.pbs01"],
+                    KillRead::All,
                 ),
-                &["24", "25"]
-            ),
-            KillOutcome::Some(vec![(
-                "24".into(),
-                "qdel: Kill job error on job id 24: Access/permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            FLAVOUR.kill_outcome(
-                &answer(1, "qdel: cannot connect to server pbs01"),
-                &["12.pbs01"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-        assert!(matches!(
-            FLAVOUR.kill_outcome(
-                &answer(
+                (
                     1,
-                    "qdel: Kill job error on job id 24: Unable to contact slurm controller (connect failure)"
+                    &format!("{error}: Access/permission denied"),
+                    &["24", "25"],
+                    KillRead::AllBut("24"),
                 ),
-                &["24"]
-            ),
-            KillOutcome::Failed(_)
-        ));
+                (
+                    1,
+                    "qdel: cannot connect to server pbs01",
+                    &["12.pbs01"],
+                    KillRead::Failed,
+                ),
+                (
+                    1,
+                    &format!("{error}: Unable to contact slurm controller (connect failure)"),
+                    &["24"],
+                    KillRead::Failed,
+                ),
+            ],
+        );
     }
 }

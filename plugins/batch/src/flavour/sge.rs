@@ -377,8 +377,7 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::KillOutcome;
-    use super::super::testing::{answer, fixture, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing_like};
     use super::*;
     use proptest::prelude::*;
 
@@ -521,33 +520,25 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(1, &fixture("sge/qdel-mixed.txt")),
-                &["6.2", "7.1", "99999.1"]
-            ),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &answer(1, "denied: \"alice\" is not owner of job \"5\""),
-                &["5.1", "6.1"]
-            ),
-            KillOutcome::Some(vec![(
-                "5.1".into(),
-                "denied: \"alice\" is not owner of job \"5\"".into()
-            )])
-        );
-        assert!(matches!(
-            FLAVOUR.kill_outcome(
-                &answer(
+        let not_owner = "denied: \"alice\" is not owner of job \"5\"";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (
                     1,
-                    "error: commlib error: got select error (Connection refused)"
+                    &fixture("sge/qdel-mixed.txt"),
+                    &["6.2", "7.1", "99999.1"],
+                    KillRead::All,
                 ),
-                &["5.1"]
-            ),
-            KillOutcome::Failed(_)
-        ));
+                (1, not_owner, &["5.1", "6.1"], KillRead::AllBut("5.1")),
+                (
+                    1,
+                    "error: commlib error: got select error (Connection refused)",
+                    &["5.1"],
+                    KillRead::Failed,
+                ),
+            ],
+        );
     }
 
     proptest! {

@@ -212,8 +212,7 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fixture;
-    use super::super::{CommandOutput, KillOutcome};
+    use super::super::testing::{KillRead, fixture, kill_answers_read};
     use super::*;
 
     const REQ: StatusRequest<'static> = StatusRequest {
@@ -385,62 +384,39 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        let out = |code, stderr: &str| CommandOutput {
-            code: Some(code),
-            stdout: String::new(),
-            stderr: stderr.to_owned(),
-        };
-        assert_eq!(
-            FLAVOUR.kill_outcome(&out(0, ""), &["1_0"]),
-            KillOutcome::Done
+        let error = "scancel: error: Kill job error on job id";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (0, "", &["1_0"], KillRead::All),
+                (
+                    1,
+                    &format!("{error} 1_0: Invalid job id specified"),
+                    &["1_0"],
+                    KillRead::All,
+                ),
+                (
+                    1,
+                    &format!("{error} 1_0: Access/permission denied"),
+                    &["1_0", "1_1"],
+                    KillRead::AllBut("1_0"),
+                ),
+                (
+                    1,
+                    "scancel: error: Unable to contact slurm controller (connect failure)",
+                    &["1_0"],
+                    KillRead::Failed,
+                ),
+                // Recorded with slurmctld stopped: the id is named, the controller is the
+                // trouble.
+                (
+                    1,
+                    &format!("{error} 347_0: Unable to contact slurm controller (connect failure)"),
+                    &["347_0"],
+                    KillRead::Failed,
+                ),
+                (1, "", &["1_0"], KillRead::Failed),
+            ],
         );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Kill job error on job id 1_0: Invalid job id specified"
-                ),
-                &["1_0"]
-            ),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            FLAVOUR.kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Kill job error on job id 1_0: Access/permission denied"
-                ),
-                &["1_0", "1_1"]
-            ),
-            KillOutcome::Some(vec![(
-                "1_0".into(),
-                "scancel: error: Kill job error on job id 1_0: Access/permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            FLAVOUR.kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Unable to contact slurm controller (connect failure)"
-                ),
-                &["1_0"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-        // Recorded with slurmctld stopped: the id is named, the controller is the trouble.
-        assert!(matches!(
-            FLAVOUR.kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Kill job error on job id 347_0: Unable to contact slurm controller (connect failure)"
-                ),
-                &["347_0"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-        assert!(matches!(
-            FLAVOUR.kill_outcome(&out(1, ""), &["1_0"]),
-            KillOutcome::Failed(_)
-        ));
     }
 }
