@@ -8,9 +8,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Home, conforms, logged_config, poll_all, poll_until, require, spec, submit, until_final,
+    Home, collect_outputs, conforms, indexed_specs, logged_config, poll_all, poll_until, require,
+    spec, submit, until_final,
 };
-use ganga_core::{Backend, JobRef, OutputsRequest, RemoteStatus, Value};
+use ganga_core::{JobRef, RemoteStatus, Value};
 use ganga_test_support::conformance::ShellJob;
 
 const QSUB: &str = "/usr/bin/qsub";
@@ -60,14 +61,7 @@ async fn a_split_job_completes_from_one_qsub() {
     require("sge");
     let home = Home::new();
     let backend = home.backend(&sge_config(&home));
-    let specs: Vec<_> = (0..20u32)
-        .map(|i| {
-            let shell = ShellJob::new("echo \"item $1\" > out.txt")
-                .arg(i.to_string())
-                .output("out.txt");
-            spec(&home, JobRef::subjob(4, i), &shell)
-        })
-        .collect();
+    let specs = indexed_specs(&home, 4, 20, "echo \"item $1\" > out.txt", "out.txt");
     let refs = submit(&backend, &specs).await;
     assert_eq!(home.calls("qsub"), 1, "20 units, one qsub -t 1-20");
     let before = home.calls("qstat");
@@ -77,16 +71,7 @@ async fn a_split_job_completes_from_one_qsub() {
     for rep in &reports {
         assert_eq!(rep.status, RemoteStatus::Succeeded, "{rep:?}");
     }
-    let requests: Vec<_> = refs
-        .iter()
-        .zip(&specs)
-        .map(|(r, s)| OutputsRequest {
-            job: r.clone(),
-            output_dir: s.output_dir.clone(),
-            patterns: s.output_patterns.clone(),
-        })
-        .collect();
-    backend.outputs(&requests).await.expect("outputs");
+    collect_outputs(&backend, &refs, &specs).await;
     for (i, s) in specs.iter().enumerate() {
         let text = std::fs::read_to_string(s.output_dir.join("out.txt")).expect("collected");
         assert_eq!(text, format!("item {i}\n"));

@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Home, SlurmLock, conformance_env, conforms, logged_config, poll_all, poll_until, require, spec,
-    submit, until_final,
+    Home, SlurmLock, collect_outputs, conformance_env, conforms, indexed_specs, logged_config,
+    poll_all, poll_until, require, spec, submit, until_final,
 };
-use ganga_core::{Backend, BackendRef, JobRef, OutputsRequest, PeekFile, RemoteStatus, Value};
+use ganga_core::{Backend, BackendRef, JobRef, PeekFile, RemoteStatus, Value};
 use ganga_test_support::conformance::{self, Check, ShellJob};
 
 const SQUEUE: &str = "/usr/bin/squeue";
@@ -73,14 +73,13 @@ async fn a_split_job_of_50_completes_with_outputs() {
     require("slurm");
     let home = Home::new();
     let backend = home.backend(&slurm_config(&home));
-    let specs: Vec<_> = (0..50u32)
-        .map(|i| {
-            let shell = ShellJob::new("echo \"item $1\" > \"out-$1.txt\"; echo done")
-                .arg(i.to_string())
-                .output("out-*.txt");
-            spec(&home, JobRef::subjob(7, i), &shell)
-        })
-        .collect();
+    let specs = indexed_specs(
+        &home,
+        7,
+        50,
+        "echo \"item $1\" > \"out-$1.txt\"; echo done",
+        "out-*.txt",
+    );
     let refs = submit(&backend, &specs).await;
     assert_eq!(home.calls("sbatch"), 1, "50 units, one array, one sbatch");
     let bases: std::collections::BTreeSet<_> = refs
@@ -100,22 +99,8 @@ async fn a_split_job_of_50_completes_with_outputs() {
         assert!(rep.actual_ce.is_some(), "{}: where it ran", r.job);
         assert!(rep.started.is_some() && rep.ended.is_some());
     }
-    let requests: Vec<_> = refs
-        .iter()
-        .zip(&specs)
-        .map(|(r, s)| OutputsRequest {
-            job: r.clone(),
-            output_dir: s.output_dir.clone(),
-            patterns: s.output_patterns.clone(),
-        })
-        .collect();
-    let answers = backend.outputs(&requests).await.expect("outputs");
-    for (i, (req, spec)) in requests.iter().zip(&specs).enumerate() {
-        let report = answers
-            .iter()
-            .find(|(j, _)| *j == req.job.job)
-            .and_then(|(_, a)| a.clone().ok())
-            .unwrap_or_else(|| panic!("outputs of {}", req.job.job));
+    let collected = collect_outputs(&backend, &refs, &specs).await;
+    for (i, (report, spec)) in collected.iter().zip(&specs).enumerate() {
         assert_eq!(
             report.collected,
             [format!("out-{i}.txt"), "stderr".into(), "stdout".into()]

@@ -168,14 +168,10 @@ const KILL_ANSWER: KillAnswer = KillAnswer::new(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{KillRead, fixture, kill_answers_read};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
 
-    const REQ: StatusRequest<'static> = StatusRequest {
-        tag: "ganga-x",
-        user: "*",
-        pbs_history: false,
-    };
+    const REQ: StatusRequest<'static> = listing("ganga-x");
 
     #[test]
     fn a_wide_listing() {

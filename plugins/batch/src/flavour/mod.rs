@@ -401,7 +401,7 @@ pub(crate) mod testing {
 
     use std::path::PathBuf;
 
-    use super::{CommandOutput, Flavour, KillOutcome};
+    use super::{CommandOutput, Flavour, KillOutcome, StatusRequest};
 
     /// The text of `tests/fixtures/<path>`.
     pub(crate) fn fixture(path: &str) -> String {
@@ -410,6 +410,15 @@ pub(crate) mod testing {
             .join(path);
         std::fs::read_to_string(&full)
             .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", full.display()))
+    }
+
+    /// A listing of the jobs tagged `tag`, of any user.
+    pub(crate) const fn listing(tag: &str) -> StatusRequest<'_> {
+        StatusRequest {
+            tag,
+            user: "*",
+            pbs_history: false,
+        }
     }
 
     /// What a kill command's answer should be read as, for [`kill_answers_read`].

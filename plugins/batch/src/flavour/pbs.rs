@@ -300,14 +300,13 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{KillRead, fixture, kill_answers_read};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
 
     fn req(tag: &str, history: bool) -> StatusRequest<'_> {
         StatusRequest {
-            tag,
-            user: "*",
             pbs_history: history,
+            ..listing(tag)
         }
     }
 

@@ -377,22 +377,17 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{KillRead, fixture, kill_answers_read, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing, listing_like};
     use super::*;
     use proptest::prelude::*;
 
-    fn req(tag: &str) -> StatusRequest<'_> {
-        StatusRequest {
-            tag,
-            user: "*",
-            pbs_history: false,
-        }
-    }
-
     #[test]
     fn running_array_tasks() {
-        let rows = parse_status(&fixture("sge/qstat-array-running.xml"), &req("ganga-rec2"))
-            .expect("parses");
+        let rows = parse_status(
+            &fixture("sge/qstat-array-running.xml"),
+            &listing("ganga-rec2"),
+        )
+        .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["7.1", "7.2", "6.1", "6.2", "6.3"]);
         assert_eq!(map_state(&rows[0]).phase, Phase::Running);
@@ -401,16 +396,19 @@ mod tests {
         let held = map_state(&rows[2]);
         assert_eq!((held.phase, held.text.as_str()), (Phase::Queued, "hqw"));
         assert!(
-            parse_status(&fixture("sge/qstat-array-running.xml"), &req("ganga-other"))
-                .expect("parses")
-                .is_empty()
+            parse_status(
+                &fixture("sge/qstat-array-running.xml"),
+                &listing("ganga-other")
+            )
+            .expect("parses")
+            .is_empty()
         );
     }
 
     #[test]
     fn error_state_and_other_names() {
-        let rows =
-            parse_status(&fixture("sge/qstat-error-held.xml"), &req("ganga-rec3")).expect("parses");
+        let rows = parse_status(&fixture("sge/qstat-error-held.xml"), &listing("ganga-rec3"))
+            .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         // `other-job` is not this home's.
         assert_eq!(ids, ["12.1", "9.1", "11.1", "11.2", "11.3", "11.4"]);
@@ -422,8 +420,8 @@ mod tests {
 
     #[test]
     fn collapsed_tasks_are_expanded() {
-        let rows =
-            parse_status(&fixture("sge/qstat-collapsed.xml"), &req("ganga-rec3")).expect("parses");
+        let rows = parse_status(&fixture("sge/qstat-collapsed.xml"), &listing("ganga-rec3"))
+            .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["12.1", "9.1", "11.1", "11.2", "11.3", "11.4"]);
     }
@@ -431,7 +429,7 @@ mod tests {
     #[test]
     fn an_empty_queue() {
         assert_eq!(
-            parse_status(&fixture("sge/qstat-empty.xml"), &req("ganga-x")),
+            parse_status(&fixture("sge/qstat-empty.xml"), &listing("ganga-x")),
             Ok(vec![])
         );
     }
@@ -448,7 +446,7 @@ mod tests {
             "<job_info><job_list><JB_job_number>1</JB_job_number></job_list></job_info>",
             "<job_info><job_list></job_info>",
         ] {
-            let e = parse_status(text, &req("t")).expect_err(text);
+            let e = parse_status(text, &listing("t")).expect_err(text);
             assert!(
                 e.to_string()
                     .starts_with("cannot read the qstat -xml output"),

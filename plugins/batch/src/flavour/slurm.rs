@@ -212,14 +212,10 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{KillRead, fixture, kill_answers_read};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
 
-    const REQ: StatusRequest<'static> = StatusRequest {
-        tag: "ganga-rec1",
-        user: "*",
-        pbs_history: false,
-    };
+    const REQ: StatusRequest<'static> = listing("ganga-rec1");
 
     fn mapped(rows: &[Row], id: &str) -> Native {
         let row = rows

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use ganga_backend_batch::BatchBackend;
 use ganga_core::{
-    Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, UnitRun, Value,
-    Workspaces,
+    Backend, BackendRef, JobRef, Options, OutputsReport, OutputsRequest, PollReport, RemoteStatus,
+    SubmitSpec, UnitRun, Value, Workspaces,
 };
 use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob, backend_ref};
 
@@ -181,6 +181,52 @@ pub async fn conforms(backend: &dyn Backend) {
 
 pub fn spec(home: &Home, job: JobRef, shell: &ShellJob) -> SubmitSpec {
     shell.spec(job, &home.workspaces())
+}
+
+/// The `n` subjobs of job `job`, each running `program` with its index as `$1` and
+/// collecting `output` (a pattern).
+pub fn indexed_specs(
+    home: &Home,
+    job: u64,
+    n: u32,
+    program: &str,
+    output: &str,
+) -> Vec<SubmitSpec> {
+    (0..n)
+        .map(|i| {
+            let shell = ShellJob::new(program).arg(i.to_string()).output(output);
+            spec(home, JobRef::subjob(job, i), &shell)
+        })
+        .collect()
+}
+
+/// Collects every unit's outputs into its spec's output directory, expecting each
+/// collection to succeed; the reports in the order of `refs`.
+pub async fn collect_outputs(
+    backend: &dyn Backend,
+    refs: &[BackendRef],
+    specs: &[SubmitSpec],
+) -> Vec<OutputsReport> {
+    let requests: Vec<_> = refs
+        .iter()
+        .zip(specs)
+        .map(|(r, s)| OutputsRequest {
+            job: r.clone(),
+            output_dir: s.output_dir.clone(),
+            patterns: s.output_patterns.clone(),
+        })
+        .collect();
+    let answers = backend.outputs(&requests).await.expect("outputs");
+    refs.iter()
+        .map(|r| {
+            answers
+                .iter()
+                .find(|(j, _)| *j == r.job)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| panic!("no outputs answer for {}", r.job))
+                .unwrap_or_else(|e| panic!("outputs of {}: {e}", r.job))
+        })
+        .collect()
 }
 
 /// Submits, expecting every unit accepted; the refs in the order of the specs.
