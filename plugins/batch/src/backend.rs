@@ -117,6 +117,22 @@ impl Inner {
         }
     }
 
+    /// Runs `flavour`'s kill command on `ids` (the system's ids), under the kill timeout.
+    pub(crate) async fn run_kill(
+        &self,
+        flavour: &Flavour,
+        ids: &[&str],
+    ) -> Result<CommandOutput, CommandError> {
+        command::run(
+            &self.config.command(flavour.kill_command),
+            &(flavour.kill_args)(ids),
+            None,
+            self.config.kill_timeout,
+            Locale::C,
+        )
+        .await
+    }
+
     /// One listing of this home's jobs on `flavour`'s system. The system not answering,
     /// or answering what cannot be read, fails the whole call: a unit missing from a
     /// listing would look lost.
