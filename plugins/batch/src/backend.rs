@@ -117,6 +117,22 @@ impl Inner {
         }
     }
 
+    /// Runs `flavour`'s kill command on `ids` (the system's ids), under the kill timeout.
+    pub(crate) async fn run_kill(
+        &self,
+        flavour: &Flavour,
+        ids: &[&str],
+    ) -> Result<CommandOutput, CommandError> {
+        command::run(
+            &self.config.command(flavour.kill_command),
+            &(flavour.kill_args)(ids),
+            None,
+            self.config.kill_timeout,
+            Locale::C,
+        )
+        .await
+    }
+
     /// One listing of this home's jobs on `flavour`'s system. The system not answering,
     /// or answering what cannot be read, fails the whole call: a unit missing from a
     /// listing would look lost.
@@ -157,17 +173,13 @@ impl Inner {
         flavour: &'static Flavour,
         ids: &[&str],
     ) -> Result<Vec<Row>, String> {
-        let (Some(name), Some(args), Some(parse)) = (
-            flavour.history_command,
-            flavour.history_args,
-            flavour.parse_history,
-        ) else {
+        let Some(history) = &flavour.history else {
             return Ok(Vec::new());
         };
-        let program = self.config.command(name);
+        let program = self.config.command(history.command);
         let out = command::run(
             &program,
-            &args(ids),
+            &(history.args)(ids),
             None,
             self.config.status_timeout,
             Locale::C,
@@ -182,7 +194,7 @@ impl Inner {
                 flavour::excerpt(&out.text())
             ));
         }
-        parse(&out.stdout).map_err(|e| e.to_string())
+        (history.parse)(&out.stdout).map_err(|e| e.to_string())
     }
 }
 

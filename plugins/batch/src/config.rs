@@ -273,7 +273,7 @@ fn all_commands() -> Vec<&'static str> {
                 Some(f.submit_command),
                 Some(f.status_command),
                 Some(f.kill_command),
-                f.history_command,
+                f.history.map(|h| h.command),
             ]
         })
         .flatten()

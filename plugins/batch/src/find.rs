@@ -88,8 +88,8 @@ pub(crate) async fn find(
         let found = rows
             .iter()
             .filter(|r| r.key.as_deref() == Some(key.as_str()))
-            .find_map(|r| (flavour.split_id)(&r.id))
-            .map(|(base, _)| (flavour.unit_id)(base, index));
+            .find_map(|r| flavour.split_id(&r.id))
+            .map(|(base, _)| flavour.unit_id(base, index));
         answers.push((
             job,
             Ok(found.map(|id| Submitted::id(unit_id(flavour, &id)))),
@@ -114,7 +114,7 @@ fn step(sub: Option<(Submission, u32)>, r: &RunRecords) -> Result<Step, String> 
         )
     })?;
     if let Some(base) = &sub.id {
-        let id = (flavour.unit_id)(base, index);
+        let id = flavour.unit_id(base, index);
         return Ok(Step::Known(Some(Submitted::id(unit_id(flavour, &id)))));
     }
     let ran = r
@@ -122,7 +122,7 @@ fn step(sub: Option<(Submission, u32)>, r: &RunRecords) -> Result<Step, String> 
         .as_ref()
         .and_then(|e| e.id.clone())
         .or_else(|| r.started.as_ref().and_then(|s| s.id.clone()));
-    if let Some(native) = ran.filter(|id| (flavour.split_id)(id).is_some()) {
+    if let Some(native) = ran.filter(|id| flavour.split_id(id).is_some()) {
         return Ok(Step::Known(Some(Submitted::id(unit_id(flavour, &native)))));
     }
     if !shows_keys(flavour) {

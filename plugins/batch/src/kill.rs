@@ -12,7 +12,6 @@ use ganga_core::{Answers, BackendError, BackendRef, JobRef};
 use ganga_plugin_sdk::blocking;
 
 use crate::backend::{Inner, command_error, parse_unit_id};
-use crate::command::{self, Locale};
 use crate::flavour::{Flavour, KillOutcome};
 use crate::layout::{KILLED, UnitDirs};
 use crate::records::{self, Killed};
@@ -57,21 +56,12 @@ pub(crate) async fn kill(
     for (flavour, targets) in by_flavour.into_values() {
         for chunk in targets.chunks(KILL_CHUNK) {
             let ids: Vec<&str> = chunk.iter().map(|t| t.native.as_str()).collect();
-            let program = inner.config.command(flavour.kill_command);
             let outcome = if whole_failure.is_some() {
                 // The system failed for an earlier chunk: do not wait on it again.
                 KillOutcome::Failed("not tried: an earlier kill command failed".to_owned())
             } else {
-                match command::run(
-                    &program,
-                    &(flavour.kill_args)(&ids),
-                    None,
-                    inner.config.kill_timeout,
-                    Locale::C,
-                )
-                .await
-                {
-                    Ok(out) => (flavour.kill_outcome)(&out, &ids),
+                match inner.run_kill(flavour, &ids).await {
+                    Ok(out) => flavour.kill_outcome(&out, &ids),
                     Err(e) => {
                         whole_failure = Some(command_error(flavour, &e));
                         KillOutcome::Failed(e.to_string())

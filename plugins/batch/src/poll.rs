@@ -10,7 +10,6 @@ use ganga_core::{Answers, BackendError, BackendRef, PollReport, RemoteStatus};
 use ganga_plugin_sdk::blocking;
 
 use crate::backend::{Inner, parse_unit_id};
-use crate::command::{self, Locale};
 use crate::decide::{Facts, decide};
 use crate::flavour::{EndKind, Flavour, Phase, Row};
 use crate::layout::{EXIT, UnitDirs};
@@ -70,7 +69,7 @@ pub(crate) async fn poll(
         .collect();
     if !missing.is_empty() {
         accounting_rows(inner, &missing, &mut history).await?;
-        for flavour in flavours.values().filter(|f| f.history_command.is_some()) {
+        for flavour in flavours.values().filter(|f| f.history.is_some()) {
             let ids: Vec<&str> = missing
                 .iter()
                 .filter(|(f, _)| f.name == flavour.name)
@@ -210,16 +209,7 @@ async fn delete_failed(inner: &Arc<Inner>, ids: BTreeMap<&'static str, Vec<Strin
             continue;
         };
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let program = inner.config.command(flavour.kill_command);
-        match command::run(
-            &program,
-            &(flavour.kill_args)(&refs),
-            None,
-            inner.config.kill_timeout,
-            Locale::C,
-        )
-        .await
-        {
+        match inner.run_kill(flavour, &refs).await {
             Ok(out) => tracing::info!(
                 "batch backend: deleted {} job(s) that could not start: {}",
                 ids.len(),

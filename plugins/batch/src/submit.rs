@@ -291,7 +291,7 @@ async fn try_chunk(
             .iter()
             .zip(first..)
             .map(|(u, index)| {
-                let id = unit_id(flavour, &(flavour.unit_id)(&base, index));
+                let id = unit_id(flavour, &flavour.unit_id(&base, index));
                 (u.job, Submitted::id(id))
             })
             .collect(),

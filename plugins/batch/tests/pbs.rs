@@ -8,9 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Home, SlurmLock, commands, poll_all, poll_until, require, spec, submit, until_final};
-use ganga_core::{Backend, BackendRef, JobRef, RemoteStatus, Value};
-use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob};
+use common::{
+    Home, SlurmLock, commands, conforms, poll_all, poll_until, require, spec, submit, until_final,
+};
+use ganga_core::{Backend, JobRef, RemoteStatus, Value};
+use ganga_test_support::conformance::ShellJob;
 
 /// Where `pbs.sh` puts the wrappers (its PBS_PREFIX).
 fn wrappers() -> PathBuf {
@@ -45,14 +47,7 @@ async fn conforms_through_the_torque_wrappers() {
     let _lock = SlurmLock::shared();
     require("pbs");
     let home = Home::new();
-    let backend = home.backend(&pbs_config(&home, false));
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
-    conformance::run(&backend, &env)
-        .await
-        .unwrap_or_else(|f| panic!("{f}"));
+    conforms(&home.backend(&pbs_config(&home, false))).await;
 }
 
 /// Submit, status and kill through `qsub`, `qstat -f` and `qdel`: one `qsub` per unit
@@ -114,12 +109,5 @@ async fn submit_status_and_kill_through_the_torque_wrappers() {
         "ended before the kill"
     );
 
-    let unknown = BackendRef {
-        job: JobRef::job(9),
-        id: "pbs:999999".into(),
-        run: 1,
-        workspace: home.workspaces().dir(JobRef::job(9)),
-    };
-    let reports = poll_all(&backend, &[unknown]).await.expect("a poll");
-    assert_eq!(reports[0].status, RemoteStatus::Absent);
+    common::a_unit_never_given_is_absent(&home, &backend, "pbs:999999").await;
 }

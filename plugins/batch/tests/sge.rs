@@ -7,26 +7,23 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Home, commands, poll_all, poll_until, require, spec, submit, until_final};
-use ganga_core::{Backend, JobRef, OutputsRequest, RemoteStatus, UnitRun, Value};
-use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob};
+use common::{
+    Home, collect_outputs, conforms, indexed_specs, logged_config, poll_all, poll_until, require,
+    spec, submit, until_final,
+};
+use ganga_core::{JobRef, RemoteStatus, Value};
+use ganga_test_support::conformance::ShellJob;
 
 const QSUB: &str = "/usr/bin/qsub";
 const QSTAT: &str = "/usr/bin/qstat";
 const QDEL: &str = "/usr/bin/qdel";
 
 fn sge_config(home: &Home) -> Vec<(&'static str, Value)> {
-    vec![
-        ("system", "sge".into()),
-        (
-            "commands",
-            commands(&[
-                ("qsub", &home.logged("qsub", QSUB)),
-                ("qstat", &home.logged("qstat", QSTAT)),
-                ("qdel", &home.logged("qdel", QDEL)),
-            ]),
-        ),
-    ]
+    logged_config(
+        home,
+        "sge",
+        &[("qsub", QSUB), ("qstat", QSTAT), ("qdel", QDEL)],
+    )
 }
 
 /// The Grid Engine job number of a unit id (`sge:45.2` → `45`) and its task.
@@ -54,14 +51,7 @@ fn qdel_as_admin(id: &str) {
 async fn conforms_on_sge() {
     require("sge");
     let home = Home::new();
-    let backend = home.backend(&[("system", "sge".into())]);
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
-    conformance::run(&backend, &env)
-        .await
-        .unwrap_or_else(|f| panic!("{f}"));
+    conforms(&home.backend(&[("system", "sge".into())])).await;
 }
 
 /// A split job goes as one array (one `qsub -t`), each poll is one `qstat`, and every
@@ -71,14 +61,7 @@ async fn a_split_job_completes_from_one_qsub() {
     require("sge");
     let home = Home::new();
     let backend = home.backend(&sge_config(&home));
-    let specs: Vec<_> = (0..20u32)
-        .map(|i| {
-            let shell = ShellJob::new("echo \"item $1\" > out.txt")
-                .arg(i.to_string())
-                .output("out.txt");
-            spec(&home, JobRef::subjob(4, i), &shell)
-        })
-        .collect();
+    let specs = indexed_specs(&home, 4, 20, "echo \"item $1\" > out.txt", "out.txt");
     let refs = submit(&backend, &specs).await;
     assert_eq!(home.calls("qsub"), 1, "20 units, one qsub -t 1-20");
     let before = home.calls("qstat");
@@ -88,16 +71,7 @@ async fn a_split_job_completes_from_one_qsub() {
     for rep in &reports {
         assert_eq!(rep.status, RemoteStatus::Succeeded, "{rep:?}");
     }
-    let requests: Vec<_> = refs
-        .iter()
-        .zip(&specs)
-        .map(|(r, s)| OutputsRequest {
-            job: r.clone(),
-            output_dir: s.output_dir.clone(),
-            patterns: s.output_patterns.clone(),
-        })
-        .collect();
-    backend.outputs(&requests).await.expect("outputs");
+    collect_outputs(&backend, &refs, &specs).await;
     for (i, s) in specs.iter().enumerate() {
         let text = std::fs::read_to_string(s.output_dir.join("out.txt")).expect("collected");
         assert_eq!(text, format!("item {i}\n"));
@@ -201,38 +175,11 @@ async fn a_job_that_cannot_start_fails_and_is_deleted() {
 }
 
 /// A submission cut off before ganga recorded its id is found by its key, which Grid
-/// Engine shows in the job's name.
+/// Engine shows in the job's name; a run never handed over is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_submission_is_found() {
     require("sge");
     let home = Home::new();
     let backend = home.backend(&[("system", "sge".into())]);
-    let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec!["-h".into()]));
-    let specs = [
-        spec(&home, JobRef::subjob(6, 0), &held),
-        spec(&home, JobRef::subjob(6, 1), &held),
-    ];
-    let refs = submit(&backend, &specs).await;
-    common::forget_submission_ids(&home.workspaces().job_dir(6));
-    let asked: Vec<UnitRun> = specs
-        .iter()
-        .map(|s| UnitRun {
-            job: s.job,
-            run: 1,
-            workspace: s.workspace.clone(),
-        })
-        .collect();
-    let answers = backend.find(&asked).await.expect("find");
-    for r in &refs {
-        let found = answers
-            .iter()
-            .find(|(j, _)| *j == r.job)
-            .map(|(_, a)| a.clone())
-            .expect("an answer");
-        assert_eq!(found.map(|s| s.map(|s| s.id)), Ok(Some(r.id.clone())));
-    }
-    let answers = backend.kill(&refs).await.expect("kill");
-    assert!(answers.iter().all(|(_, a)| a.is_ok()), "{answers:?}");
-    let reports = until_final(&backend, &refs, Duration::from_secs(60)).await;
-    assert!(reports.iter().all(|r| r.status == RemoteStatus::Killed));
+    common::a_cut_off_submission_is_found(&home, &backend, "-h").await;
 }

@@ -5,28 +5,23 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Home, SlurmLock, commands, poll_all, poll_until, require, spec, submit, until_final};
-use ganga_core::{
-    Backend, BackendRef, JobRef, OutputsRequest, PeekFile, RemoteStatus, UnitRun, Value,
+use common::{
+    Home, SlurmLock, collect_outputs, conformance_env, conforms, indexed_specs, logged_config,
+    poll_all, poll_until, require, spec, submit, until_final,
 };
-use ganga_test_support::conformance::{self, Check, ConformanceEnv, ShellJob};
+use ganga_core::{Backend, BackendRef, JobRef, PeekFile, RemoteStatus, Value};
+use ganga_test_support::conformance::{self, Check, ShellJob};
 
 const SQUEUE: &str = "/usr/bin/squeue";
 const SBATCH: &str = "/usr/bin/sbatch";
 const SCANCEL: &str = "/usr/bin/scancel";
 
 fn slurm_config(home: &Home) -> Vec<(&'static str, Value)> {
-    vec![
-        ("system", "slurm".into()),
-        (
-            "commands",
-            commands(&[
-                ("sbatch", &home.logged("sbatch", SBATCH)),
-                ("squeue", &home.logged("squeue", SQUEUE)),
-                ("scancel", &home.logged("scancel", SCANCEL)),
-            ]),
-        ),
-    ]
+    logged_config(
+        home,
+        "slurm",
+        &[("sbatch", SBATCH), ("squeue", SQUEUE), ("scancel", SCANCEL)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,14 +29,7 @@ async fn conforms_on_slurm() {
     let _lock = SlurmLock::shared();
     require("slurm");
     let home = Home::new();
-    let backend = home.backend(&[("system", "slurm".into())]);
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
-    conformance::run(&backend, &env)
-        .await
-        .unwrap_or_else(|f| panic!("{f}"));
+    conforms(&home.backend(&[("system", "slurm".into())])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,10 +51,7 @@ async fn conforms_as_a_loaded_library_on_slurm() {
     let backend = catalog
         .backend("batch", &context)
         .expect("the backend starts");
-    let env = ConformanceEnv::new()
-        .expect("a temporary directory")
-        .with_timeout(Duration::from_secs(120))
-        .with_poll_interval(Duration::from_millis(300));
+    let env = conformance_env();
     for check in [
         Check::Describe,
         Check::Succeeds,
@@ -88,14 +73,13 @@ async fn a_split_job_of_50_completes_with_outputs() {
     require("slurm");
     let home = Home::new();
     let backend = home.backend(&slurm_config(&home));
-    let specs: Vec<_> = (0..50u32)
-        .map(|i| {
-            let shell = ShellJob::new("echo \"item $1\" > \"out-$1.txt\"; echo done")
-                .arg(i.to_string())
-                .output("out-*.txt");
-            spec(&home, JobRef::subjob(7, i), &shell)
-        })
-        .collect();
+    let specs = indexed_specs(
+        &home,
+        7,
+        50,
+        "echo \"item $1\" > \"out-$1.txt\"; echo done",
+        "out-*.txt",
+    );
     let refs = submit(&backend, &specs).await;
     assert_eq!(home.calls("sbatch"), 1, "50 units, one array, one sbatch");
     let bases: std::collections::BTreeSet<_> = refs
@@ -115,22 +99,8 @@ async fn a_split_job_of_50_completes_with_outputs() {
         assert!(rep.actual_ce.is_some(), "{}: where it ran", r.job);
         assert!(rep.started.is_some() && rep.ended.is_some());
     }
-    let requests: Vec<_> = refs
-        .iter()
-        .zip(&specs)
-        .map(|(r, s)| OutputsRequest {
-            job: r.clone(),
-            output_dir: s.output_dir.clone(),
-            patterns: s.output_patterns.clone(),
-        })
-        .collect();
-    let answers = backend.outputs(&requests).await.expect("outputs");
-    for (i, (req, spec)) in requests.iter().zip(&specs).enumerate() {
-        let report = answers
-            .iter()
-            .find(|(j, _)| *j == req.job.job)
-            .and_then(|(_, a)| a.clone().ok())
-            .unwrap_or_else(|| panic!("outputs of {}", req.job.job));
+    let collected = collect_outputs(&backend, &refs, &specs).await;
+    for (i, (report, spec)) in collected.iter().zip(&specs).enumerate() {
         assert_eq!(
             report.collected,
             [format!("out-{i}.txt"), "stderr".into(), "stdout".into()]
@@ -409,14 +379,7 @@ async fn a_unit_the_scheduler_lost_is_absent() {
             .is_some_and(|r| r.contains("no exit record"))
     );
 
-    let never = BackendRef {
-        job: JobRef::job(10),
-        id: "slurm:999999_0".into(),
-        run: 1,
-        workspace: home.workspaces().dir(JobRef::job(10)),
-    };
-    let reports = poll_all(&backend, &[never]).await.expect("a poll");
-    assert_eq!(reports[0].status, RemoteStatus::Absent);
+    common::a_unit_never_given_is_absent(&home, &backend, "slurm:999999_0").await;
 }
 
 /// A submission cut off before ganga recorded its id is found by its chunk's key in the
@@ -427,48 +390,7 @@ async fn a_cut_off_submission_is_found() {
     require("slurm");
     let home = Home::new();
     let backend = home.backend(&[("system", "slurm".into())]);
-    // Held: it never starts, so only the listing can tell.
-    let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec!["--hold".into()]));
-    let specs = [
-        spec(&home, JobRef::subjob(2, 0), &held),
-        spec(&home, JobRef::subjob(2, 1), &held),
-    ];
-    let refs = submit(&backend, &specs).await;
-    // As if ganga had died right after sbatch answered: the submission record without
-    // the id.
-    common::forget_submission_ids(&home.workspaces().job_dir(2));
-    let asked: Vec<UnitRun> = specs
-        .iter()
-        .map(|s| UnitRun {
-            job: s.job,
-            run: 1,
-            workspace: s.workspace.clone(),
-        })
-        .chain([UnitRun {
-            job: JobRef::job(3),
-            run: 1,
-            workspace: home.workspaces().dir(JobRef::job(3)),
-        }])
-        .collect();
-    let answers = backend.find(&asked).await.expect("find");
-    let found = |job: JobRef| {
-        answers
-            .iter()
-            .find(|(j, _)| *j == job)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| panic!("no answer for {job}"))
-    };
-    for r in &refs {
-        assert_eq!(
-            found(r.job).map(|s| s.map(|s| s.id)),
-            Ok(Some(r.id.clone()))
-        );
-    }
-    assert_eq!(found(JobRef::job(3)), Ok(None));
-    let killed = backend.kill(&refs).await.expect("kill");
-    assert!(killed.iter().all(|(_, a)| a.is_ok()));
-    let reports = until_final(&backend, &refs, Duration::from_secs(60)).await;
-    assert!(reports.iter().all(|r| r.status == RemoteStatus::Killed));
+    common::a_cut_off_submission_is_found(&home, &backend, "--hold").await;
 }
 
 /// A thousand units go as one array, in one sbatch; one scancel per 500 ids kills them.

@@ -9,8 +9,9 @@
 //! starts, not when it is submitted).
 
 use super::{
-    ArrayRule, CommandOutput, EndKind, Flavour, KillOutcome, Native, ParseError, Phase, Row,
-    StatusRequest, SubmitPlan, SubmitRequest, excerpt, is_number, slurm::path_arg,
+    ArrayRule, EndKind, Flavour, History, KillAnswer, Native, ParseError, Phase, Row, Said,
+    StatusRequest, SubmitPlan, SubmitRequest, TaskIds, excerpt, ids_as_args, is_number, path_arg,
+    submitted_id,
 };
 
 pub(crate) static FLAVOUR: Flavour = Flavour {
@@ -19,7 +20,6 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_command: "condor_submit",
     status_command: "condor_q",
     kill_command: "condor_rm",
-    history_command: Some("condor_history"),
     array: Some(ArrayRule {
         first_index: 0,
         max_tasks: 10_000,
@@ -29,17 +29,19 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     id_expr: "${2-}",
     submit_plan,
     parse_submit,
-    unit_id,
-    split_id,
+    task_ids: TaskIds::Joined('.'),
     delete_failed: false,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
     map_state,
-    kill_args,
-    kill_outcome,
-    history_args: Some(history_args),
-    parse_history: Some(parse_history),
+    kill_args: ids_as_args,
+    kill_answer: KILL_ANSWER,
+    history: Some(History {
+        command: "condor_history",
+        args: ids_as_args,
+        parse: parse_history,
+    }),
 };
 
 /// A word of a submit description's `arguments = "..."` (new syntax): single quotes
@@ -94,25 +96,16 @@ fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
 /// `condor_submit -terse` prints `<cluster>.<first proc> - <cluster>.<last proc>`.
 fn parse_submit(stdout: &str) -> Result<String, ParseError> {
     let first = stdout.split_whitespace().next().unwrap_or_default();
-    match first.split_once('.') {
-        Some((cluster, proc_)) if is_number(cluster) && is_number(proc_) => Ok(cluster.to_owned()),
-        _ => Err(ParseError::new(
-            "condor_submit answer",
-            format!(
-                "expected `<cluster>.<proc> - <cluster>.<proc>`, got {}",
-                excerpt(stdout)
-            ),
-        )),
-    }
-}
-
-fn unit_id(base: &str, index: u32) -> String {
-    format!("{base}.{index}")
-}
-
-fn split_id(id: &str) -> Option<(&str, u32)> {
-    let (base, proc_) = id.split_once('.')?;
-    Some((base, proc_.parse().ok()?))
+    let cluster = match first.split_once('.') {
+        Some((cluster, proc_)) if is_number(cluster) && is_number(proc_) => Some(cluster),
+        _ => None,
+    };
+    submitted_id(
+        cluster,
+        "condor_submit answer",
+        "`<cluster>.<proc> - <cluster>.<proc>`",
+        stdout,
+    )
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -125,10 +118,6 @@ fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
 
 fn parse_status(text: &str, _req: &StatusRequest<'_>) -> Result<Vec<Row>, ParseError> {
     parse_table(text, "condor_q output")
-}
-
-fn history_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
 }
 
 fn parse_history(text: &str) -> Result<Vec<Row>, ParseError> {
@@ -219,57 +208,24 @@ fn map_state(row: &Row) -> Native {
     Native::new(phase, text).with_reason(reason)
 }
 
-fn kill_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
 /// `condor_rm` prints `Job 15.3 marked for removal`, or `Job 15.3 not found` for one that
 /// has left the queue already.
-fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
-    let text = out.text();
-    let mut failed = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let l = line.to_ascii_lowercase();
-        if l.contains("marked for removal") || l.contains("not found") || l.contains("already") {
-            continue;
-        }
-        if l.starts_with("couldn't find/remove all jobs") {
-            continue;
-        }
-        let named: Vec<&&str> = ids
-            .iter()
-            .filter(|id| line.split_whitespace().any(|w| w == **id))
-            .collect();
-        if named.is_empty() {
-            return KillOutcome::Failed(format!("condor_rm failed: {text}"));
-        }
-        failed.extend(
-            named
-                .into_iter()
-                .map(|id| ((*id).to_owned(), line.to_owned())),
-        );
-    }
-    if !out.success() && text.is_empty() {
-        return KillOutcome::Failed(format!("condor_rm failed with exit code {:?}", out.code));
-    }
-    if failed.is_empty() {
-        KillOutcome::Done
-    } else {
-        KillOutcome::Some(failed)
-    }
-}
+const KILL_ANSWER: KillAnswer = KillAnswer::new(
+    &[
+        Said::Anywhere("marked for removal"),
+        Said::Anywhere("not found"),
+        Said::Anywhere("already"),
+        Said::AtStart("couldn't find/remove all jobs"),
+    ],
+    |line, id| line.split_whitespace().any(|w| w == id),
+);
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
-    use proptest::prelude::*;
 
-    const REQ: StatusRequest<'static> = StatusRequest {
-        tag: "ganga-x",
-        user: "*",
-        pbs_history: false,
-    };
+    const REQ: StatusRequest<'static> = listing("ganga-x");
 
     #[test]
     fn a_queue_listing() {
@@ -313,7 +269,9 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(map_state(&rows[0]).phase, Phase::Ended(EndKind::Killed));
-        assert_eq!(history_args(&["1.0", "1.1"]), ["1.0", "1.1"]);
+        let history = FLAVOUR.history.expect("HTCondor has a history");
+        assert_eq!(history.command, "condor_history");
+        assert_eq!((history.args)(&["1.0", "1.1"]), ["1.0", "1.1"]);
     }
 
     #[test]
@@ -335,7 +293,7 @@ mod tests {
             Ok("15".into())
         );
         assert!(parse_submit("ERROR: on Line 2 of submit file:").is_err());
-        assert_eq!(unit_id("15", 0), "15.0");
+        assert_eq!(FLAVOUR.unit_id("15", 0), "15.0");
         let dir = std::path::Path::new("/h/batch");
         let extra = vec!["request_memory = 2GB".to_owned()];
         let req = SubmitRequest {
@@ -373,53 +331,26 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        let out = |code, stdout: &str| CommandOutput {
-            code: Some(code),
-            stdout: stdout.to_owned(),
-            stderr: String::new(),
-        };
-        assert_eq!(
-            kill_outcome(&out(0, "Job 15.0 marked for removal"), &["15.0"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            kill_outcome(
-                &out(
+        let not_found =
+            "Job 15.1 not found\nCouldn't find/remove all jobs matching your constraint";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (0, "Job 15.0 marked for removal", &["15.0"], KillRead::All),
+                (1, not_found, &["15.1"], KillRead::All),
+                (
                     1,
-                    "Job 15.1 not found\nCouldn't find/remove all jobs matching your constraint"
+                    "Job 15.2 is not yours: permission denied",
+                    &["15.2"],
+                    KillRead::AllBut("15.2"),
                 ),
-                &["15.1"]
-            ),
-            KillOutcome::Done
+                (
+                    1,
+                    "Can't find address for schedd",
+                    &["15.2"],
+                    KillRead::Failed,
+                ),
+            ],
         );
-        assert_eq!(
-            kill_outcome(
-                &out(1, "Job 15.2 is not yours: permission denied"),
-                &["15.2"]
-            ),
-            KillOutcome::Some(vec![(
-                "15.2".into(),
-                "Job 15.2 is not yours: permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            kill_outcome(&out(1, "Can't find address for schedd"), &["15.2"]),
-            KillOutcome::Failed(_)
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("condor/condor_q-nobatch.txt").lines().map(str::to_owned).collect()
-        )) {
-            if let Ok(rows) = parse_status(&text, &REQ) {
-                for row in &rows {
-                    let _ = map_state(row);
-                }
-            }
-            let _ = parse_history(&text);
-            let _ = parse_submit(&text);
-        }
     }
 }

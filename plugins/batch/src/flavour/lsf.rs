@@ -8,8 +8,9 @@
 //! name ends in `[index]`.
 
 use super::{
-    ArrayRule, CommandOutput, EndKind, Flavour, KillOutcome, Native, ParseError, Phase, Row,
-    StatusRequest, SubmitPlan, SubmitRequest, excerpt, is_number,
+    ArrayRule, CommandOutput, EndKind, Flavour, KillAnswer, Native, ParseError, Phase, QueueOption,
+    Row, Said, StatusRequest, SubmitPlan, SubmitRequest, TaskIds, excerpt, is_number,
+    script_stdin_plan, submitted_id,
 };
 
 pub(crate) static FLAVOUR: Flavour = Flavour {
@@ -18,7 +19,6 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_command: "bsub",
     status_command: "bjobs",
     kill_command: "bkill",
-    history_command: None,
     array: Some(ArrayRule {
         first_index: 1,
         // MAX_JOB_ARRAY_SIZE defaults to 1000.
@@ -28,21 +28,19 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     id_expr: "${LSB_JOBID-}[${LSB_JOBINDEX-}]",
     submit_plan,
     parse_submit,
-    unit_id,
-    split_id,
+    task_ids: TaskIds::Bracketed,
     delete_failed: false,
     status_args,
     parse_status,
     status_is_empty,
     map_state,
-    kill_args,
-    kill_outcome,
-    history_args: None,
-    parse_history: None,
+    kill_args: super::ids_as_args,
+    kill_answer: KILL_ANSWER,
+    history: None,
 };
 
 fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
-    let mut args = vec![
+    let own = vec![
         "-J".to_owned(),
         format!("{}[1-{}]", req.tag, req.tasks.max(1)),
         "-o".to_owned(),
@@ -50,16 +48,8 @@ fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
         "-e".to_owned(),
         "/dev/null".to_owned(),
     ];
-    if let Some(queue) = req.queue {
-        args.extend(["-q".to_owned(), queue.to_owned()]);
-    }
-    args.extend(req.extra.iter().cloned());
     // `bsub < script` spools the script; `bsub script` would run it from where it lies.
-    Ok(SubmitPlan {
-        args,
-        stdin: Some(req.script.to_owned()),
-        ..SubmitPlan::default()
-    })
+    Ok(script_stdin_plan(req, own, QueueOption::Flag("-q")))
 }
 
 /// `Job <12345> is submitted to queue <normal>.`
@@ -68,26 +58,9 @@ fn parse_submit(stdout: &str) -> Result<String, ParseError> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("Job <"))
         .and_then(|rest| rest.split_once('>'))
-        .map(|(id, _)| id);
-    match id {
-        Some(id) if is_number(id) => Ok(id.to_owned()),
-        _ => Err(ParseError::new(
-            "bsub answer",
-            format!(
-                "expected `Job <id> is submitted ...`, got {}",
-                excerpt(stdout)
-            ),
-        )),
-    }
-}
-
-fn unit_id(base: &str, index: u32) -> String {
-    format!("{base}[{index}]")
-}
-
-fn split_id(id: &str) -> Option<(&str, u32)> {
-    let (base, index) = id.strip_suffix(']')?.split_once('[')?;
-    Some((base, index.parse().ok()?))
+        .map(|(id, _)| id)
+        .filter(|id| is_number(id));
+    submitted_id(id, "bsub answer", "`Job <id> is submitted ...`", stdout)
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -181,58 +154,24 @@ fn map_state(row: &Row) -> Native {
     Native::new(phase, s).with_reason(reason)
 }
 
-fn kill_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
 /// `bkill` prints `Job <12[3]> is being terminated` per job; `Job has already finished`
 /// and `No matching job found` mean it ended already.
-fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
-    let text = out.text();
-    let mut failed = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let l = line.to_ascii_lowercase();
-        if l.contains("is being terminated")
-            || l.contains("is being signaled")
-            || l.contains("already finished")
-            || l.contains("no matching job")
-        {
-            continue;
-        }
-        let named: Vec<&&str> = ids
-            .iter()
-            .filter(|id| line.contains(&format!("<{id}>")))
-            .collect();
-        if named.is_empty() {
-            return KillOutcome::Failed(format!("bkill failed: {text}"));
-        }
-        failed.extend(
-            named
-                .into_iter()
-                .map(|id| ((*id).to_owned(), line.to_owned())),
-        );
-    }
-    if !out.success() && text.is_empty() {
-        return KillOutcome::Failed(format!("bkill failed with exit code {:?}", out.code));
-    }
-    if failed.is_empty() {
-        KillOutcome::Done
-    } else {
-        KillOutcome::Some(failed)
-    }
-}
+const KILL_ANSWER: KillAnswer = KillAnswer::new(
+    &[
+        Said::Anywhere("is being terminated"),
+        Said::Anywhere("is being signaled"),
+        Said::Anywhere("already finished"),
+        Said::Anywhere("no matching job"),
+    ],
+    |line, id| line.contains(&format!("<{id}>")),
+);
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
-    use proptest::prelude::*;
 
-    const REQ: StatusRequest<'static> = StatusRequest {
-        tag: "ganga-x",
-        user: "*",
-        pbs_history: false,
-    };
+    const REQ: StatusRequest<'static> = listing("ganga-x");
 
     #[test]
     fn a_wide_listing() {
@@ -296,54 +235,36 @@ mod tests {
     }
 
     #[test]
-    fn submit_and_kill_answers() {
+    fn submit_answers() {
         assert_eq!(parse_submit(&fixture("lsf/bsub.txt")), Ok("2329803".into()));
         assert_eq!(
             parse_submit(&fixture("lsf/bsub-queue.txt")),
             Ok("764254593".into())
         );
         assert!(parse_submit("Batch job not submitted. Please address the following").is_err());
-        assert_eq!(unit_id("12", 3), "12[3]");
-        let out = |code, stdout: &str| CommandOutput {
-            code: Some(code),
-            stdout: stdout.to_owned(),
-            stderr: String::new(),
-        };
-        assert_eq!(
-            kill_outcome(&out(0, &fixture("lsf/bkill.txt")), &["764254593"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            kill_outcome(
-                &out(255, "Job <12[3]>: Job has already finished"),
-                &["12[3]"]
-            ),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            kill_outcome(&out(255, "Job <12[3]>: User permission denied"), &["12[3]"]),
-            KillOutcome::Some(vec![(
-                "12[3]".into(),
-                "Job <12[3]>: User permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            kill_outcome(&out(255, "LSF is down; try later"), &["12[3]"]),
-            KillOutcome::Failed(_)
-        ));
+        assert_eq!(FLAVOUR.unit_id("12", 3), "12[3]");
     }
 
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("lsf/bjobs-w.txt").lines().map(str::to_owned).collect()
-        )) {
-            if let Ok(rows) = parse_status(&text, &REQ) {
-                for row in &rows {
-                    let _ = map_state(row);
-                }
-            }
-            let _ = parse_submit(&text);
-        }
+    #[test]
+    fn kill_answers() {
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (0, &fixture("lsf/bkill.txt"), &["764254593"], KillRead::All),
+                (
+                    255,
+                    "Job <12[3]>: Job has already finished",
+                    &["12[3]"],
+                    KillRead::All,
+                ),
+                (
+                    255,
+                    "Job <12[3]>: User permission denied",
+                    &["12[3]"],
+                    KillRead::AllBut("12[3]"),
+                ),
+                (255, "LSF is down; try later", &["12[3]"], KillRead::Failed),
+            ],
+        );
     }
 }

@@ -6,9 +6,12 @@
 //! how to read the submit command's answer, how to list every job of one ganga home in
 //! one command and read that listing, what each native state means, and how to kill. Its
 //! functions are pure: they build argument lists and read text; running the commands is
-//! done elsewhere. To add a system, write a module like `slurm.rs` and add its `FLAVOUR`
-//! to [`FLAVOURS`].
+//! done elsewhere. What most flavours build or read alike (the submit command's tail,
+//! the submit answer's error, ids of array tasks, the kill answer) is in `answers.rs`,
+//! driven by each flavour's data, so that a flavour's module holds what differs. To add a
+//! system, write a module like `slurm.rs` and add its `FLAVOUR` to [`FLAVOURS`].
 
+mod answers;
 mod condor;
 mod lsf;
 mod pbs;
@@ -17,6 +20,11 @@ mod slurm;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub(crate) use answers::{
+    KillAnswer, QueueOption, Said, TaskIds, first_line, ids_as_args, path_arg, script_file_plan,
+    script_stdin_plan, submitted_id,
+};
 
 /// Every flavour this backend knows, by name.
 pub(crate) static FLAVOURS: [&Flavour; 5] = [
@@ -53,9 +61,6 @@ pub(crate) struct Flavour {
     pub(crate) submit_command: &'static str,
     pub(crate) status_command: &'static str,
     pub(crate) kill_command: &'static str,
-    /// A command that tells about jobs gone from the listing (`condor_history`), asked
-    /// only for units that are neither listed nor have an exit record.
-    pub(crate) history_command: Option<&'static str>,
     /// How the system runs many units as one submission, if it can.
     pub(crate) array: Option<ArrayRule>,
     /// A shell expression that gives, inside the job, the task index that [`ArrayRule`]
@@ -69,10 +74,8 @@ pub(crate) struct Flavour {
     pub(crate) submit_plan: fn(&SubmitRequest<'_>) -> Result<SubmitPlan, String>,
     /// The id the submit command answered (for an array: the array's id).
     pub(crate) parse_submit: fn(&str) -> Result<String, ParseError>,
-    /// The id of the unit at task index `index` of the submission with id `base`.
-    pub(crate) unit_id: fn(base: &str, index: u32) -> String,
-    /// The submission's id and the task index of a unit id: [`Flavour::unit_id`] undone.
-    pub(crate) split_id: fn(&str) -> Option<(&str, u32)>,
+    /// How it writes the id of one task of a submission ([`Flavour::unit_id`]).
+    pub(crate) task_ids: TaskIds,
     /// A job that failed to start stays listed until it is deleted (Grid Engine's `Eqw`):
     /// once it is reported failed, the backend deletes it.
     pub(crate) delete_failed: bool,
@@ -88,11 +91,39 @@ pub(crate) struct Flavour {
     pub(crate) map_state: fn(&Row) -> Native,
     /// The kill command's arguments for some unit ids.
     pub(crate) kill_args: IdsToArgs,
-    /// What the kill command's answer says about each id.
-    pub(crate) kill_outcome: fn(&CommandOutput, &[&str]) -> KillOutcome,
-    /// The history command's arguments for some unit ids, and how to read its answer.
-    pub(crate) history_args: Option<IdsToArgs>,
-    pub(crate) parse_history: Option<ParseRows>,
+    /// How to read the kill command's answer ([`Flavour::kill_outcome`]).
+    pub(crate) kill_answer: KillAnswer,
+    /// A command that tells about jobs gone from the listing (`condor_history`), asked
+    /// only for units that are neither listed nor have an exit record.
+    pub(crate) history: Option<History>,
+}
+
+impl Flavour {
+    /// The id of the unit at task index `index` of the submission with id `base`.
+    pub(crate) fn unit_id(&self, base: &str, index: u32) -> String {
+        self.task_ids.unit_id(base, index)
+    }
+
+    /// The submission's id and the task index of a unit id: [`Flavour::unit_id`] undone.
+    pub(crate) fn split_id<'a>(&self, id: &'a str) -> Option<(&'a str, u32)> {
+        self.task_ids.split_id(id)
+    }
+
+    /// What the kill command's answer says about each of `ids`.
+    pub(crate) fn kill_outcome(&self, out: &CommandOutput, ids: &[&str]) -> KillOutcome {
+        self.kill_answer.read(self.kill_command, out, ids)
+    }
+}
+
+/// A command that tells about jobs gone from the listing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct History {
+    /// Its usual name (a site may give another path, as for the other commands).
+    pub(crate) command: &'static str,
+    /// Its arguments for some unit ids.
+    pub(crate) args: IdsToArgs,
+    /// Reads its answer, as [`Flavour::parse_status`] reads a listing.
+    pub(crate) parse: ParseRows,
 }
 
 impl fmt::Debug for Flavour {
@@ -370,6 +401,8 @@ pub(crate) mod testing {
 
     use std::path::PathBuf;
 
+    use super::{CommandOutput, Flavour, KillOutcome, StatusRequest};
+
     /// The text of `tests/fixtures/<path>`.
     pub(crate) fn fixture(path: &str) -> String {
         let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -377,6 +410,52 @@ pub(crate) mod testing {
             .join(path);
         std::fs::read_to_string(&full)
             .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", full.display()))
+    }
+
+    /// A listing of the jobs tagged `tag`, of any user.
+    pub(crate) const fn listing(tag: &str) -> StatusRequest<'_> {
+        StatusRequest {
+            tag,
+            user: "*",
+            pbs_history: false,
+        }
+    }
+
+    /// What a kill command's answer should be read as, for [`kill_answers_read`].
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum KillRead {
+        All,
+        /// All but this id, which the whole answer (one line) says could not be killed.
+        AllBut(&'static str),
+        /// The command failed as a whole.
+        Failed,
+    }
+
+    /// Checks that `flavour` reads each kill answer (exit code, output, the ids it was
+    /// asked to kill) as expected.
+    pub(crate) fn kill_answers_read(flavour: &Flavour, answers: &[(i32, &str, &[&str], KillRead)]) {
+        for &(code, text, ids, expected) in answers {
+            let out = CommandOutput {
+                code: Some(code),
+                stdout: text.to_owned(),
+                stderr: String::new(),
+            };
+            let read = flavour.kill_outcome(&out, ids);
+            let right = match (expected, &read) {
+                (KillRead::All, KillOutcome::Done) | (KillRead::Failed, KillOutcome::Failed(_)) => {
+                    true
+                }
+                (KillRead::AllBut(id), KillOutcome::Some(failed)) => {
+                    *failed == [(id.to_owned(), text.trim().to_owned())]
+                }
+                _ => false,
+            };
+            assert!(
+                right,
+                "{}: exit code {code}, `{text}`: {read:?}, not {expected:?}",
+                flavour.name
+            );
+        }
     }
 
     /// Strategy for text that looks a little like a listing: mostly printable, with
@@ -396,6 +475,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::listing_like;
     use super::*;
     use proptest::prelude::*;
 
@@ -412,9 +492,49 @@ mod tests {
             for f in FLAVOURS {
                 prop_assert!((f.parse_status)(&text, &req).is_err(), "{} read {:?}", f.name, text);
                 prop_assert!((f.parse_submit)(&text).is_err(), "{} read {:?}", f.name, text);
-                if let Some(parse) = f.parse_history {
-                    prop_assert!(parse(&text).is_err(), "{} read {:?}", f.name, text);
+                if let Some(history) = &f.history {
+                    prop_assert!((history.parse)(&text).is_err(), "{} read {:?}", f.name, text);
                 }
+            }
+        }
+    }
+
+    /// Per flavour, the fixture that text for [`parsing_never_panics`] is made from, and
+    /// the tags its listing is read for (the fixture's own, and another).
+    const LISTINGS: [(&str, &str, &[&str]); 5] = [
+        ("slurm", "slurm/squeue-mixed.txt", &["ganga-rec1"]),
+        ("sge", "sge/qstat-error-held.xml", &["ganga-rec3"]),
+        ("pbs", "pbs/qstat-f-pbspro-running.txt", &["script.sh", "t"]),
+        ("lsf", "lsf/bjobs-w.txt", &["ganga-x"]),
+        ("condor", "condor/condor_q-nobatch.txt", &["ganga-x"]),
+    ];
+
+    proptest! {
+        // Each case is made from one flavour's fixture and read by every flavour: as many
+        // cases per fixture as proptest's default for one test.
+        #![proptest_config(ProptestConfig::with_cases(256 * 5))]
+
+        /// No parser panics on text that looks a little like a listing, and every row it
+        /// reads has an id and a mapped state.
+        #[test]
+        fn parsing_never_panics(text in (0..LISTINGS.len()).prop_flat_map(|i| listing_like(
+            testing::fixture(LISTINGS[i].1).lines().map(str::to_owned).collect()
+        ))) {
+            for (name, _, tags) in LISTINGS {
+                let f = by_name(name).expect("a flavour of the table");
+                let mut read = Vec::new();
+                for tag in tags {
+                    let req = StatusRequest { tag, user: "*", pbs_history: true };
+                    read.extend((f.parse_status)(&text, &req).unwrap_or_default());
+                }
+                if let Some(history) = &f.history {
+                    read.extend((history.parse)(&text).unwrap_or_default());
+                }
+                for row in &read {
+                    prop_assert!(!row.id.is_empty(), "{name}: {row:?}");
+                    let _ = (f.map_state)(row);
+                }
+                let _ = (f.parse_submit)(&text);
             }
         }
     }
@@ -478,8 +598,8 @@ mod tests {
     fn unit_ids_split_back() {
         for f in FLAVOURS {
             let index = if f.array.is_some() { 7 } else { 0 };
-            let id = (f.unit_id)("123", index);
-            assert_eq!((f.split_id)(&id), Some(("123", index)), "{}", f.name);
+            let id = f.unit_id("123", index);
+            assert_eq!(f.split_id(&id), Some(("123", index)), "{}", f.name);
         }
     }
 

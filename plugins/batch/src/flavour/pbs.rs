@@ -11,8 +11,9 @@
 //! `qstat -f`, `qdel` on top of Slurm), and on recorded PBS Pro output.
 
 use super::{
-    CommandOutput, EndKind, Flavour, KillOutcome, Native, ParseError, Phase, Row, SchedulerExit,
-    StatusRequest, SubmitPlan, SubmitRequest, excerpt, is_number, slurm::path_arg,
+    CommandOutput, EndKind, Flavour, KillAnswer, Native, ParseError, Phase, QueueOption, Row, Said,
+    SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, TaskIds, excerpt, first_line,
+    is_number, script_file_plan, submitted_id,
 };
 
 pub(crate) static FLAVOUR: Flavour = Flavour {
@@ -21,28 +22,25 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_command: "qsub",
     status_command: "qstat",
     kill_command: "qdel",
-    history_command: None,
     array: None,
     index_expr: "0",
     id_expr: "${PBS_JOBID:-${SLURM_JOB_ID-}}",
     submit_plan,
     parse_submit,
-    unit_id,
-    split_id,
+    // No arrays: a unit's id is its job's id.
+    task_ids: TaskIds::JobOnly,
     delete_failed: false,
     status_args,
     parse_status,
     status_is_empty,
     map_state,
-    kill_args,
-    kill_outcome,
-    history_args: None,
-    parse_history: None,
+    kill_args: super::ids_as_args,
+    kill_answer: KILL_ANSWER,
+    history: None,
 };
 
 fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
-    let script = req.temp_dir.join(format!("{}.sh", req.key));
-    let mut args = vec![
+    let own = vec![
         "-N".to_owned(),
         req.tag.to_owned(),
         "-o".to_owned(),
@@ -51,28 +49,13 @@ fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
         "/dev/null".to_owned(),
         "-V".to_owned(),
     ];
-    if let Some(queue) = req.queue {
-        args.extend(["-q".to_owned(), queue.to_owned()]);
-    }
-    args.extend(req.extra.iter().cloned());
-    args.push(path_arg(&script)?);
-    Ok(SubmitPlan {
-        args,
-        temp_files: vec![(script, req.script.to_owned())],
-        ..SubmitPlan::default()
-    })
+    script_file_plan(req, own, QueueOption::Flag("-q"))
 }
 
 /// `qsub` prints the new job's id: `<number>.<server>` (or just `<number>`).
 fn parse_submit(stdout: &str) -> Result<String, ParseError> {
-    let line = stdout.lines().map(str::trim).find(|l| !l.is_empty());
-    match line {
-        Some(id) if is_job_id(id) => Ok(id.to_owned()),
-        _ => Err(ParseError::new(
-            "qsub answer",
-            format!("expected a job id, got {}", excerpt(stdout)),
-        )),
-    }
+    let id = first_line(stdout).filter(|id| is_job_id(id));
+    submitted_id(id, "qsub answer", "a job id", stdout)
 }
 
 fn is_job_id(id: &str) -> bool {
@@ -86,16 +69,6 @@ fn is_job_id(id: &str) -> bool {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         })
-}
-
-/// No arrays: a unit's id is its job's id.
-fn unit_id(base: &str, _index: u32) -> String {
-    base.to_owned()
-}
-
-/// No arrays: every unit is task 0 of its own job.
-fn split_id(id: &str) -> Option<(&str, u32)> {
-    Some((id, 0))
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -291,77 +264,49 @@ fn map_state(row: &Row) -> Native {
         .with_reason(reason)
 }
 
-fn kill_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
 /// `qdel` answers 0 when everything went. Otherwise it names the failures: an unknown or
 /// finished job (`Unknown Job Id`, `Job has finished`) is as good as killed. Slurm's Torque
 /// wrapper says nothing about those and counts them in its exit code.
-fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
-    if out.success() {
-        return KillOutcome::Done;
-    }
-    let text = out.text();
-    let mut failed = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let l = line.to_ascii_lowercase();
-        // The server (or, under Slurm's wrapper, slurmctld) did not answer: not the job.
-        if [
-            "cannot connect",
-            "unable to contact",
-            "connection refused",
-            "timed out",
-        ]
-        .iter()
-        .any(|w| l.contains(w))
-        {
-            return KillOutcome::Failed(format!("qdel failed: {text}"));
-        }
-        let named: Vec<&&str> = ids
-            .iter()
-            .filter(|id| {
-                let number = id.split('.').next().unwrap_or(id);
-                line.contains(*id)
-                    || line
-                        .split(|c: char| !c.is_ascii_digit())
-                        .any(|w| w == number)
-            })
-            .collect();
-        if named.is_empty() {
-            return KillOutcome::Failed(format!("qdel failed: {text}"));
-        }
-        let gone = l.contains("unknown job id")
-            || l.contains("has finished")
-            || l.contains("already")
-            || l.contains("invalid job id")
-            || l.contains("completed");
-        if !gone {
-            failed.extend(
-                named
-                    .into_iter()
-                    .map(|id| ((*id).to_owned(), line.to_owned())),
-            );
-        }
-    }
-    if failed.is_empty() {
-        KillOutcome::Done
-    } else {
-        KillOutcome::Some(failed)
-    }
-}
+const KILL_ANSWER: KillAnswer = KillAnswer {
+    success_is_done: true,
+    silent_failure_is_done: true,
+    // The server (or, under Slurm's wrapper, slurmctld) did not answer: not the job.
+    down: &[
+        Said::Anywhere("cannot connect"),
+        Said::Anywhere("unable to contact"),
+        Said::Anywhere("connection refused"),
+        Said::Anywhere("timed out"),
+    ],
+    gone_names_an_id: true,
+    ..KillAnswer::new(
+        &[
+            Said::Anywhere("unknown job id"),
+            Said::Anywhere("has finished"),
+            Said::Anywhere("already"),
+            Said::Anywhere("invalid job id"),
+            Said::Anywhere("completed"),
+        ],
+        // The whole id, or its sequence number as a word (`Unknown Job Id 12.pbs01`,
+        // `job id 24`).
+        |line, id| {
+            let number = id.split('.').next().unwrap_or(id);
+            line.contains(id)
+                || line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .any(|w| w == number)
+        },
+    )
+};
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
-    use proptest::prelude::*;
 
     fn req(tag: &str, history: bool) -> StatusRequest<'_> {
         StatusRequest {
-            tag,
-            user: "*",
             pbs_history: history,
+            ..listing(tag)
         }
     }
 
@@ -485,65 +430,37 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        let out = |code, stdout: &str| CommandOutput {
-            code: Some(code),
-            stdout: stdout.to_owned(),
-            stderr: String::new(),
-        };
-        // Slurm's wrapper: silent, exit code = number of ids already ended or unknown.
-        assert_eq!(
-            kill_outcome(&out(1, ""), &["24", "99999"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            kill_outcome(&out(153, "qdel: Unknown Job Id 12.pbs01"), &["12.pbs01"]),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            kill_outcome(
-                &out(
-                    1,
-                    "qdel: Kill job error on job id 24: Access/permission denied"
+        let error = "qdel: Kill job error on job id 24";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                // Slurm's wrapper: silent, exit code = number of ids already ended or unknown.
+                (1, "", &["24", "99999"], KillRead::All),
+                (
+                    153,
+                    "qdel: Unknown Job Id 12.pbs01",
+                    &["12.pbs01"],
+                    KillRead::All,
                 ),
-                &["24", "25"]
-            ),
-            KillOutcome::Some(vec![(
-                "24".into(),
-                "qdel: Kill job error on job id 24: Access/permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            kill_outcome(
-                &out(1, "qdel: cannot connect to server pbs01"),
-                &["12.pbs01"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-        assert!(matches!(
-            kill_outcome(
-                &out(
+                (
                     1,
-                    "qdel: Kill job error on job id 24: Unable to contact slurm controller (connect failure)"
+                    &format!("{error}: Access/permission denied"),
+                    &["24", "25"],
+                    KillRead::AllBut("24"),
                 ),
-                &["24"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("pbs/qstat-f-pbspro-running.txt").lines().map(str::to_owned).collect()
-        )) {
-            for tag in ["script.sh", "t"] {
-                if let Ok(rows) = parse_status(&text, &req(tag, true)) {
-                    for row in &rows {
-                        let _ = map_state(row);
-                    }
-                }
-            }
-            let _ = parse_submit(&text);
-        }
+                (
+                    1,
+                    "qdel: cannot connect to server pbs01",
+                    &["12.pbs01"],
+                    KillRead::Failed,
+                ),
+                (
+                    1,
+                    &format!("{error}: Unable to contact slurm controller (connect failure)"),
+                    &["24"],
+                    KillRead::Failed,
+                ),
+            ],
+        );
     }
 }

@@ -15,9 +15,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::{
-    ArrayRule, CommandOutput, EndKind, Flavour, KillOutcome, MAX_EXPANDED_TASKS, Native,
-    ParseError, Phase, Row, SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, excerpt,
-    expand_range, is_number, slurm::path_arg,
+    ArrayRule, EndKind, Flavour, KillAnswer, MAX_EXPANDED_TASKS, Native, ParseError, Phase,
+    QueueOption, Row, Said, SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, TaskIds,
+    excerpt, expand_range, first_line, is_number, script_file_plan, submitted_id,
 };
 
 pub(crate) static FLAVOUR: Flavour = Flavour {
@@ -26,7 +26,6 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_command: "qsub",
     status_command: "qstat",
     kill_command: "qdel",
-    history_command: None,
     array: Some(ArrayRule {
         first_index: 1,
         // max_aj_tasks defaults to 75000; chunks stay far below.
@@ -36,22 +35,21 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     id_expr: "${JOB_ID-}.${SGE_TASK_ID-}",
     submit_plan,
     parse_submit,
-    unit_id,
-    split_id,
+    task_ids: TASK_IDS,
     delete_failed: true,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
     map_state,
-    kill_args,
-    kill_outcome,
-    history_args: None,
-    parse_history: None,
+    kill_args: super::ids_as_args,
+    kill_answer: KILL_ANSWER,
+    history: None,
 };
 
+const TASK_IDS: TaskIds = TaskIds::Joined('.');
+
 fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
-    let script = req.temp_dir.join(format!("{}.sh", req.key));
-    let mut args = vec![
+    let own = vec![
         "-terse".to_owned(),
         "-N".to_owned(),
         format!("{}.{}", req.tag, req.key),
@@ -67,38 +65,15 @@ fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
         // Grid Engine does not pass the submitting environment on by default.
         "-V".to_owned(),
     ];
-    if let Some(queue) = req.queue {
-        args.extend(["-q".to_owned(), queue.to_owned()]);
-    }
-    args.extend(req.extra.iter().cloned());
-    args.push(path_arg(&script)?);
-    Ok(SubmitPlan {
-        args,
-        temp_files: vec![(script, req.script.to_owned())],
-        ..SubmitPlan::default()
-    })
+    script_file_plan(req, own, QueueOption::Flag("-q"))
 }
 
 /// `qsub -terse` prints `<id>`, or `<id>.<first>-<last>:<step>` for an array.
 fn parse_submit(stdout: &str) -> Result<String, ParseError> {
-    let line = stdout.lines().map(str::trim).find(|l| !l.is_empty());
-    let id = line.map(|l| l.split('.').next().unwrap_or_default());
-    match id {
-        Some(id) if is_number(id) => Ok(id.to_owned()),
-        _ => Err(ParseError::new(
-            "qsub answer",
-            format!("expected a job id, got {}", excerpt(stdout)),
-        )),
-    }
-}
-
-fn unit_id(base: &str, index: u32) -> String {
-    format!("{base}.{index}")
-}
-
-fn split_id(id: &str) -> Option<(&str, u32)> {
-    let (base, task) = id.split_once('.')?;
-    Some((base, task.parse().ok()?))
+    let id = first_line(stdout)
+        .map(|l| l.split('.').next().unwrap_or_default())
+        .filter(|id| is_number(id));
+    submitted_id(id, "qsub answer", "a job id", stdout)
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -244,7 +219,7 @@ fn rows_of(e: Entry, own: &str) -> Result<Vec<Row>, String> {
     Ok(tasks
         .into_iter()
         .map(|t| Row {
-            id: unit_id(&number, t),
+            id: TASK_IDS.unit_id(&number, t),
             state: state.clone(),
             reason: None,
             exit: None,
@@ -307,7 +282,7 @@ fn map_accounting(row: &Row) -> Native {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AccountingRecord {
     pub(crate) job_name: String,
-    /// The unit id, as [`unit_id`] makes it (a job without tasks is task 1).
+    /// The unit id, as [`TASK_IDS`] makes it (a job without tasks is task 1).
     pub(crate) id: String,
     pub(crate) host: String,
     pub(crate) failed: i32,
@@ -372,7 +347,7 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
     }
     Ok(Some(AccountingRecord {
         job_name: fields[4].to_owned(),
-        id: unit_id(
+        id: TASK_IDS.unit_id(
             &number.to_string(),
             u32::try_from(task.max(1)).unwrap_or(u32::MAX),
         ),
@@ -382,70 +357,37 @@ pub(crate) fn parse_accounting_line(line: &str) -> Result<Option<AccountingRecor
     }))
 }
 
-fn kill_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
 /// `qdel` deletes what it can and says `denied: job "N" does not exist` (exit code 1) for
-/// the rest; other `denied` lines (another user's job) fail those ids.
-fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
-    let text = out.text();
-    let mut failed = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let l = line.to_ascii_lowercase();
-        if l.contains("has deleted") || l.contains("for deletion") || l.contains("does not exist") {
-            continue;
-        }
-        if l.starts_with("denied") {
-            let named: Vec<&&str> = ids
-                .iter()
-                .filter(|id| {
-                    let base = id.split('.').next().unwrap_or(id);
-                    line.contains(&format!("\"{id}\"")) || line.contains(&format!("\"{base}\""))
-                })
-                .collect();
-            if named.is_empty() {
-                return KillOutcome::Failed(format!("qdel failed: {text}"));
-            }
-            failed.extend(
-                named
-                    .into_iter()
-                    .map(|id| ((*id).to_owned(), line.to_owned())),
-            );
-            continue;
-        }
-        if !out.success() {
-            return KillOutcome::Failed(format!("qdel failed: {text}"));
-        }
-    }
-    if !out.success() && text.is_empty() {
-        return KillOutcome::Failed(format!("qdel failed with exit code {:?}", out.code));
-    }
-    if failed.is_empty() {
-        KillOutcome::Done
-    } else {
-        KillOutcome::Some(failed)
-    }
-}
+/// the rest; other `denied` lines (another user's job) fail those ids, naming the job or
+/// the task in quotes.
+const KILL_ANSWER: KillAnswer = KillAnswer {
+    refusals: Some(&[Said::AtStart("denied")]),
+    ..KillAnswer::new(
+        &[
+            Said::Anywhere("has deleted"),
+            Said::Anywhere("for deletion"),
+            Said::Anywhere("does not exist"),
+        ],
+        |line, id| {
+            let base = id.split('.').next().unwrap_or(id);
+            line.contains(&format!("\"{id}\"")) || line.contains(&format!("\"{base}\""))
+        },
+    )
+};
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing, listing_like};
     use super::*;
     use proptest::prelude::*;
 
-    fn req(tag: &str) -> StatusRequest<'_> {
-        StatusRequest {
-            tag,
-            user: "*",
-            pbs_history: false,
-        }
-    }
-
     #[test]
     fn running_array_tasks() {
-        let rows = parse_status(&fixture("sge/qstat-array-running.xml"), &req("ganga-rec2"))
-            .expect("parses");
+        let rows = parse_status(
+            &fixture("sge/qstat-array-running.xml"),
+            &listing("ganga-rec2"),
+        )
+        .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["7.1", "7.2", "6.1", "6.2", "6.3"]);
         assert_eq!(map_state(&rows[0]).phase, Phase::Running);
@@ -454,16 +396,19 @@ mod tests {
         let held = map_state(&rows[2]);
         assert_eq!((held.phase, held.text.as_str()), (Phase::Queued, "hqw"));
         assert!(
-            parse_status(&fixture("sge/qstat-array-running.xml"), &req("ganga-other"))
-                .expect("parses")
-                .is_empty()
+            parse_status(
+                &fixture("sge/qstat-array-running.xml"),
+                &listing("ganga-other")
+            )
+            .expect("parses")
+            .is_empty()
         );
     }
 
     #[test]
     fn error_state_and_other_names() {
-        let rows =
-            parse_status(&fixture("sge/qstat-error-held.xml"), &req("ganga-rec3")).expect("parses");
+        let rows = parse_status(&fixture("sge/qstat-error-held.xml"), &listing("ganga-rec3"))
+            .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         // `other-job` is not this home's.
         assert_eq!(ids, ["12.1", "9.1", "11.1", "11.2", "11.3", "11.4"]);
@@ -475,8 +420,8 @@ mod tests {
 
     #[test]
     fn collapsed_tasks_are_expanded() {
-        let rows =
-            parse_status(&fixture("sge/qstat-collapsed.xml"), &req("ganga-rec3")).expect("parses");
+        let rows = parse_status(&fixture("sge/qstat-collapsed.xml"), &listing("ganga-rec3"))
+            .expect("parses");
         let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["12.1", "9.1", "11.1", "11.2", "11.3", "11.4"]);
     }
@@ -484,7 +429,7 @@ mod tests {
     #[test]
     fn an_empty_queue() {
         assert_eq!(
-            parse_status(&fixture("sge/qstat-empty.xml"), &req("ganga-x")),
+            parse_status(&fixture("sge/qstat-empty.xml"), &listing("ganga-x")),
             Ok(vec![])
         );
     }
@@ -501,7 +446,7 @@ mod tests {
             "<job_info><job_list><JB_job_number>1</JB_job_number></job_list></job_info>",
             "<job_info><job_list></job_info>",
         ] {
-            let e = parse_status(text, &req("t")).expect_err(text);
+            let e = parse_status(text, &listing("t")).expect_err(text);
             assert!(
                 e.to_string()
                     .starts_with("cannot read the qstat -xml output"),
@@ -568,61 +513,42 @@ mod tests {
         assert_eq!(parse_submit(&fixture("sge/qsub-array.txt")), Ok("6".into()));
         assert_eq!(parse_submit("12\n"), Ok("12".into()));
         assert!(parse_submit("Unable to run job: Job was rejected").is_err());
-        assert_eq!(unit_id("6", 2), "6.2");
+        assert_eq!(FLAVOUR.unit_id("6", 2), "6.2");
     }
 
     #[test]
     fn kill_answers() {
-        let out = |code, stdout: &str| CommandOutput {
-            code: Some(code),
-            stdout: stdout.to_owned(),
-            stderr: String::new(),
-        };
-        assert_eq!(
-            kill_outcome(
-                &out(1, &fixture("sge/qdel-mixed.txt")),
-                &["6.2", "7.1", "99999.1"]
-            ),
-            KillOutcome::Done
-        );
-        assert_eq!(
-            kill_outcome(
-                &out(1, "denied: \"alice\" is not owner of job \"5\""),
-                &["5.1", "6.1"]
-            ),
-            KillOutcome::Some(vec![(
-                "5.1".into(),
-                "denied: \"alice\" is not owner of job \"5\"".into()
-            )])
-        );
-        assert!(matches!(
-            kill_outcome(
-                &out(
+        let not_owner = "denied: \"alice\" is not owner of job \"5\"";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (
                     1,
-                    "error: commlib error: got select error (Connection refused)"
+                    &fixture("sge/qdel-mixed.txt"),
+                    &["6.2", "7.1", "99999.1"],
+                    KillRead::All,
                 ),
-                &["5.1"]
-            ),
-            KillOutcome::Failed(_)
-        ));
+                (1, not_owner, &["5.1", "6.1"], KillRead::AllBut("5.1")),
+                (
+                    1,
+                    "error: commlib error: got select error (Connection refused)",
+                    &["5.1"],
+                    KillRead::Failed,
+                ),
+            ],
+        );
     }
 
     proptest! {
         #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("sge/qstat-error-held.xml").lines().map(str::to_owned).collect()
+        fn accounting_lines_never_panic(text in listing_like(
+            fixture("sge/accounting").lines().map(str::to_owned).collect()
         )) {
-            if let Ok(rows) = parse_status(&text, &req("ganga-rec3")) {
-                for row in &rows {
-                    let _ = map_state(row);
-                }
-            }
             for line in text.lines() {
                 if let Ok(Some(r)) = parse_accounting_line(line) {
                     let _ = map_state(&r.to_row());
                 }
             }
-            let _ = parse_submit(&text);
         }
     }
 }

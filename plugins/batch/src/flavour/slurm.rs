@@ -6,9 +6,9 @@
 //! does not know, and a client command takes 9 to 18 s to fail when slurmctld is down.
 
 use super::{
-    ArrayRule, CommandOutput, EndKind, Flavour, KillOutcome, MAX_EXPANDED_TASKS, Native,
-    ParseError, Phase, Row, SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, excerpt,
-    expand_range, is_number,
+    ArrayRule, EndKind, Flavour, KillAnswer, MAX_EXPANDED_TASKS, Native, ParseError, Phase,
+    QueueOption, Row, Said, SchedulerExit, StatusRequest, SubmitPlan, SubmitRequest, TaskIds,
+    excerpt, expand_range, first_line, is_number, script_file_plan, submitted_id,
 };
 
 pub(crate) static FLAVOUR: Flavour = Flavour {
@@ -17,7 +17,6 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     submit_command: "sbatch",
     status_command: "squeue",
     kill_command: "scancel",
-    history_command: None,
     array: Some(ArrayRule {
         first_index: 0,
         // Slurm's default MaxArraySize is 1001 (indices 0..=1000).
@@ -27,25 +26,24 @@ pub(crate) static FLAVOUR: Flavour = Flavour {
     id_expr: "${SLURM_ARRAY_JOB_ID-}_${SLURM_ARRAY_TASK_ID-}",
     submit_plan,
     parse_submit,
-    unit_id,
-    split_id,
+    task_ids: TASK_IDS,
     delete_failed: false,
     status_args,
     parse_status,
     status_is_empty: super::never_empty,
     map_state,
-    kill_args,
-    kill_outcome,
-    history_args: None,
-    parse_history: None,
+    kill_args: super::ids_as_args,
+    kill_answer: KILL_ANSWER,
+    history: None,
 };
+
+const TASK_IDS: TaskIds = TaskIds::Joined('_');
 
 /// The listing's columns, `|`-terminated; the reason comes last because it is free text.
 const COLUMNS: &str = "JobArrayID:|,State:|,exit_code:|,NodeList:|,Comment:|,Reason:|";
 
 fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
-    let script = req.temp_dir.join(format!("{}.sh", req.key));
-    let mut args = vec![
+    let own = vec![
         "--parsable".to_owned(),
         format!("--job-name={}", req.tag),
         format!("--comment={}", req.key),
@@ -53,45 +51,15 @@ fn submit_plan(req: &SubmitRequest<'_>) -> Result<SubmitPlan, String> {
         "--error=/dev/null".to_owned(),
         format!("--array=0-{}", req.tasks.saturating_sub(1)),
     ];
-    if let Some(queue) = req.queue {
-        args.push(format!("--partition={queue}"));
-    }
-    args.extend(req.extra.iter().cloned());
-    args.push(path_arg(&script)?);
-    Ok(SubmitPlan {
-        args,
-        temp_files: vec![(script, req.script.to_owned())],
-        ..SubmitPlan::default()
-    })
-}
-
-pub(super) fn path_arg(path: &std::path::Path) -> Result<String, String> {
-    path.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{} is not valid UTF-8", path.display()))
+    script_file_plan(req, own, QueueOption::Joined("--partition="))
 }
 
 /// `sbatch --parsable` prints `<id>` or `<id>;<cluster>`.
 fn parse_submit(stdout: &str) -> Result<String, ParseError> {
-    let line = stdout.lines().map(str::trim).find(|l| !l.is_empty());
-    let id = line.and_then(|l| l.split(';').next()).unwrap_or_default();
-    if is_number(id) {
-        Ok(id.to_owned())
-    } else {
-        Err(ParseError::new(
-            "sbatch answer",
-            format!("expected a job id, got {}", excerpt(stdout)),
-        ))
-    }
-}
-
-fn unit_id(base: &str, index: u32) -> String {
-    format!("{base}_{index}")
-}
-
-fn split_id(id: &str) -> Option<(&str, u32)> {
-    let (base, task) = id.split_once('_')?;
-    Some((base, task.parse().ok()?))
+    let id = first_line(stdout)
+        .and_then(|l| l.split(';').next())
+        .filter(|id| is_number(id));
+    submitted_id(id, "sbatch answer", "a job id", stdout)
 }
 
 fn status_args(req: &StatusRequest<'_>) -> Vec<String> {
@@ -165,7 +133,7 @@ fn expand_id(id: &str) -> Result<Vec<String>, String> {
             let inner = inner.split('%').next().unwrap_or_default();
             Ok(expand_range(inner, MAX_EXPANDED_TASKS)?
                 .into_iter()
-                .map(|t| unit_id(base, t))
+                .map(|t| TASK_IDS.unit_id(base, t))
                 .collect())
         }
         _ => Err(format!("`{id}` is not a job id")),
@@ -219,64 +187,35 @@ fn map_state(row: &Row) -> Native {
         .with_reason(reason)
 }
 
-fn kill_args(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
-/// `scancel` answers 0 even for ids it does not know; on other failures it names the job
-/// (`scancel: error: Kill job error on job id 12_3: Access/permission denied`).
-fn kill_outcome(out: &CommandOutput, ids: &[&str]) -> KillOutcome {
-    if out.success() {
-        return KillOutcome::Done;
-    }
-    let mut failed = Vec::new();
-    for line in out.text().lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if is_down(line) {
-            // Slurm names each id, but the controller is the trouble, not the job.
-            return KillOutcome::Failed(format!("scancel failed: {}", out.text()));
-        }
-        let named = ids
-            .iter()
-            .find(|id| line.contains(&format!("job id {id}")) || line.ends_with(&format!(" {id}")));
-        match named {
-            Some(_) if is_gone(line) => {}
-            Some(id) => failed.push(((*id).to_owned(), line.to_owned())),
-            None => return KillOutcome::Failed(format!("scancel failed: {}", out.text())),
-        }
-    }
-    if failed.is_empty() && out.text().is_empty() {
-        return KillOutcome::Failed(format!("scancel failed with exit code {:?}", out.code));
-    }
-    if failed.is_empty() {
-        KillOutcome::Done
-    } else {
-        KillOutcome::Some(failed)
-    }
-}
-
-/// The controller did not answer (`Unable to contact slurm controller`, `Socket timed
-/// out on send/recv operation`).
-fn is_down(line: &str) -> bool {
-    let l = line.to_ascii_lowercase();
-    l.contains("unable to contact") || l.contains("connect failure") || l.contains("timed out")
-}
-
-fn is_gone(line: &str) -> bool {
-    let l = line.to_ascii_lowercase();
-    l.contains("invalid job id") || l.contains("already complet") || l.contains("job/step already")
-}
+/// `scancel` answers 0 even for ids it does not know; on other failures it names the job,
+/// one a line (`scancel: error: Kill job error on job id 12_3: Access/permission denied`).
+const KILL_ANSWER: KillAnswer = KillAnswer {
+    success_is_done: true,
+    // The controller did not answer (`Unable to contact slurm controller`, `Socket timed
+    // out on send/recv operation`).
+    down: &[
+        Said::Anywhere("unable to contact"),
+        Said::Anywhere("connect failure"),
+        Said::Anywhere("timed out"),
+    ],
+    gone_names_an_id: true,
+    one_id_a_line: true,
+    ..KillAnswer::new(
+        &[
+            Said::Anywhere("invalid job id"),
+            Said::Anywhere("already complet"),
+            Said::Anywhere("job/step already"),
+        ],
+        |line, id| line.contains(&format!("job id {id}")) || line.ends_with(&format!(" {id}")),
+    )
+};
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fixture, listing_like};
+    use super::super::testing::{KillRead, fixture, kill_answers_read, listing};
     use super::*;
-    use proptest::prelude::*;
 
-    const REQ: StatusRequest<'static> = StatusRequest {
-        tag: "ganga-rec1",
-        user: "*",
-        pbs_history: false,
-    };
+    const REQ: StatusRequest<'static> = listing("ganga-rec1");
 
     fn mapped(rows: &[Row], id: &str) -> Native {
         let row = rows
@@ -404,7 +343,7 @@ mod tests {
         assert_eq!(parse_submit("42;cluster2\n"), Ok("42".into()));
         assert!(parse_submit("sbatch: error: Batch job submission failed").is_err());
         assert!(parse_submit("").is_err());
-        assert_eq!(unit_id("16", 3), "16_3");
+        assert_eq!(FLAVOUR.unit_id("16", 3), "16_3");
     }
 
     #[test]
@@ -441,74 +380,39 @@ mod tests {
 
     #[test]
     fn kill_answers() {
-        let out = |code, stderr: &str| CommandOutput {
-            code: Some(code),
-            stdout: String::new(),
-            stderr: stderr.to_owned(),
-        };
-        assert_eq!(kill_outcome(&out(0, ""), &["1_0"]), KillOutcome::Done);
-        assert_eq!(
-            kill_outcome(
-                &out(
+        let error = "scancel: error: Kill job error on job id";
+        kill_answers_read(
+            &FLAVOUR,
+            &[
+                (0, "", &["1_0"], KillRead::All),
+                (
                     1,
-                    "scancel: error: Kill job error on job id 1_0: Invalid job id specified"
+                    &format!("{error} 1_0: Invalid job id specified"),
+                    &["1_0"],
+                    KillRead::All,
                 ),
-                &["1_0"]
-            ),
-            KillOutcome::Done
+                (
+                    1,
+                    &format!("{error} 1_0: Access/permission denied"),
+                    &["1_0", "1_1"],
+                    KillRead::AllBut("1_0"),
+                ),
+                (
+                    1,
+                    "scancel: error: Unable to contact slurm controller (connect failure)",
+                    &["1_0"],
+                    KillRead::Failed,
+                ),
+                // Recorded with slurmctld stopped: the id is named, the controller is the
+                // trouble.
+                (
+                    1,
+                    &format!("{error} 347_0: Unable to contact slurm controller (connect failure)"),
+                    &["347_0"],
+                    KillRead::Failed,
+                ),
+                (1, "", &["1_0"], KillRead::Failed),
+            ],
         );
-        assert_eq!(
-            kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Kill job error on job id 1_0: Access/permission denied"
-                ),
-                &["1_0", "1_1"]
-            ),
-            KillOutcome::Some(vec![(
-                "1_0".into(),
-                "scancel: error: Kill job error on job id 1_0: Access/permission denied".into()
-            )])
-        );
-        assert!(matches!(
-            kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Unable to contact slurm controller (connect failure)"
-                ),
-                &["1_0"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-        // Recorded with slurmctld stopped: the id is named, the controller is the trouble.
-        assert!(matches!(
-            kill_outcome(
-                &out(
-                    1,
-                    "scancel: error: Kill job error on job id 347_0: Unable to contact slurm controller (connect failure)"
-                ),
-                &["347_0"]
-            ),
-            KillOutcome::Failed(_)
-        ));
-        assert!(matches!(
-            kill_outcome(&out(1, ""), &["1_0"]),
-            KillOutcome::Failed(_)
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn parsing_never_panics(text in listing_like(
-            fixture("slurm/squeue-mixed.txt").lines().map(str::to_owned).collect()
-        )) {
-            if let Ok(rows) = parse_status(&text, &REQ) {
-                for row in &rows {
-                    prop_assert!(!row.id.is_empty());
-                    let _ = map_state(row);
-                }
-            }
-            let _ = parse_submit(&text);
-        }
     }
 }

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use ganga_backend_batch::BatchBackend;
 use ganga_core::{
-    Backend, BackendRef, JobRef, Options, PollReport, RemoteStatus, SubmitSpec, Value, Workspaces,
+    Backend, BackendRef, JobRef, Options, OutputsReport, OutputsRequest, PollReport, RemoteStatus,
+    SubmitSpec, UnitRun, Value, Workspaces,
 };
-use ganga_test_support::conformance::{ShellJob, backend_ref};
+use ganga_test_support::conformance::{self, ConformanceEnv, ShellJob, backend_ref};
 
 /// The project's scripts that start the batch systems.
 pub fn ci_script(name: &str) -> PathBuf {
@@ -147,8 +148,85 @@ pub fn commands(pairs: &[(&str, &Path)]) -> Value {
     )
 }
 
+/// The config of a backend on `system` whose commands (name, real path) run through
+/// [`Home::logged`] wrappers, so that a test can count them.
+pub fn logged_config(
+    home: &Home,
+    system: &str,
+    real: &[(&str, &str)],
+) -> Vec<(&'static str, Value)> {
+    let wrappers: Vec<(&str, PathBuf)> = real
+        .iter()
+        .map(|(name, path)| (*name, home.logged(name, path)))
+        .collect();
+    let pairs: Vec<(&str, &Path)> = wrappers.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    vec![("system", system.into()), ("commands", commands(&pairs))]
+}
+
+/// Where the conformance suite runs against a real batch system: it waits up to two
+/// minutes for a job, polling often.
+pub fn conformance_env() -> ConformanceEnv {
+    ConformanceEnv::new()
+        .expect("a temporary directory")
+        .with_timeout(Duration::from_secs(120))
+        .with_poll_interval(Duration::from_millis(300))
+}
+
+/// Runs the whole conformance suite, failing the test with every check that failed.
+pub async fn conforms(backend: &dyn Backend) {
+    conformance::run(backend, &conformance_env())
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+}
+
 pub fn spec(home: &Home, job: JobRef, shell: &ShellJob) -> SubmitSpec {
     shell.spec(job, &home.workspaces())
+}
+
+/// The `n` subjobs of job `job`, each running `program` with its index as `$1` and
+/// collecting `output` (a pattern).
+pub fn indexed_specs(
+    home: &Home,
+    job: u64,
+    n: u32,
+    program: &str,
+    output: &str,
+) -> Vec<SubmitSpec> {
+    (0..n)
+        .map(|i| {
+            let shell = ShellJob::new(program).arg(i.to_string()).output(output);
+            spec(home, JobRef::subjob(job, i), &shell)
+        })
+        .collect()
+}
+
+/// Collects every unit's outputs into its spec's output directory, expecting each
+/// collection to succeed; the reports in the order of `refs`.
+pub async fn collect_outputs(
+    backend: &dyn Backend,
+    refs: &[BackendRef],
+    specs: &[SubmitSpec],
+) -> Vec<OutputsReport> {
+    let requests: Vec<_> = refs
+        .iter()
+        .zip(specs)
+        .map(|(r, s)| OutputsRequest {
+            job: r.clone(),
+            output_dir: s.output_dir.clone(),
+            patterns: s.output_patterns.clone(),
+        })
+        .collect();
+    let answers = backend.outputs(&requests).await.expect("outputs");
+    refs.iter()
+        .map(|r| {
+            answers
+                .iter()
+                .find(|(j, _)| *j == r.job)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| panic!("no outputs answer for {}", r.job))
+                .unwrap_or_else(|e| panic!("outputs of {}: {e}", r.job))
+        })
+        .collect()
 }
 
 /// Submits, expecting every unit accepted; the refs in the order of the specs.
@@ -260,4 +338,65 @@ pub fn forget_submission_ids(job_dir: &Path) {
         n += 1;
     }
     assert!(n > 0, "no submission record in {}", dir.display());
+}
+
+/// A submission cut off before ganga recorded its id is found by its chunk's key in the
+/// listing; a run never handed over is not. The units are held (`hold`, an extra option of
+/// the submit command) so that only the listing can tell; they are killed at the end.
+pub async fn a_cut_off_submission_is_found(home: &Home, backend: &dyn Backend, hold: &str) {
+    let held = ShellJob::new("exit 0").option("extra_options", Value::List(vec![hold.into()]));
+    let specs = [
+        spec(home, JobRef::subjob(2, 0), &held),
+        spec(home, JobRef::subjob(2, 1), &held),
+    ];
+    let refs = submit(backend, &specs).await;
+    // As if ganga had died right after the submit command answered: the submission
+    // record without the id.
+    forget_submission_ids(&home.workspaces().job_dir(2));
+    let never = JobRef::job(3);
+    let asked: Vec<UnitRun> = specs
+        .iter()
+        .map(|s| UnitRun {
+            job: s.job,
+            run: 1,
+            workspace: s.workspace.clone(),
+        })
+        .chain([UnitRun {
+            job: never,
+            run: 1,
+            workspace: home.workspaces().dir(never),
+        }])
+        .collect();
+    let answers = backend.find(&asked).await.expect("find");
+    let found = |job: JobRef| {
+        answers
+            .iter()
+            .find(|(j, _)| *j == job)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("no answer for {job}"))
+    };
+    for r in &refs {
+        assert_eq!(
+            found(r.job).map(|s| s.map(|s| s.id)),
+            Ok(Some(r.id.clone()))
+        );
+    }
+    assert_eq!(found(never), Ok(None));
+    let killed = backend.kill(&refs).await.expect("kill");
+    assert!(killed.iter().all(|(_, a)| a.is_ok()), "{killed:?}");
+    let reports = until_final(backend, &refs, Duration::from_secs(60)).await;
+    assert!(reports.iter().all(|r| r.status == RemoteStatus::Killed));
+}
+
+/// A unit with an id (`slurm:999999_0`) the batch system never gave is Absent at once.
+pub async fn a_unit_never_given_is_absent(home: &Home, backend: &dyn Backend, id: &str) {
+    let job = JobRef::job(10);
+    let never = BackendRef {
+        job,
+        id: id.to_owned(),
+        run: 1,
+        workspace: home.workspaces().dir(job),
+    };
+    let reports = poll_all(backend, &[never]).await.expect("a poll");
+    assert_eq!(reports[0].status, RemoteStatus::Absent, "{:?}", reports[0]);
 }
