@@ -206,9 +206,20 @@ const KILL_ANSWER: KillAnswer = KillAnswer {
             Said::Anywhere("already complet"),
             Said::Anywhere("job/step already"),
         ],
-        |line, id| line.contains(&format!("job id {id}")) || line.ends_with(&format!(" {id}")),
+        |line, id| names_id(line, &format!("job id {id}")) || line.ends_with(&format!(" {id}")),
     )
 };
+
+/// Whether `line` holds `named` (`job id 1_1`) as a whole id: not as the start of a longer
+/// one (`job id 1_10`), so that a refusal is laid at the right unit's door.
+fn names_id(line: &str, named: &str) -> bool {
+    line.match_indices(named).any(|(at, _)| {
+        !line[at + named.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '[')
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -412,6 +423,13 @@ mod tests {
                     KillRead::Failed,
                 ),
                 (1, "", &["1_0"], KillRead::Failed),
+                // An id that begins another id's text is not that id.
+                (
+                    1,
+                    &format!("{error} 1_10: Access/permission denied"),
+                    &["1_1", "1_10"],
+                    KillRead::AllBut("1_10"),
+                ),
             ],
         );
     }
