@@ -9,7 +9,7 @@ use serde_json::json;
 
 const GANGA: &str = env!("CARGO_PKG_VERSION");
 
-/// What `ganga --version` prints after `ganga `: `0.1.0 (plugin ABI 1, protocol 3.0.0)`.
+/// What `ganga --version` prints after `ganga `: `0.1.0 (plugin ABI 1, protocol 4.0.0)`.
 pub(crate) fn version_line() -> &'static str {
     static LINE: LazyLock<String> =
         LazyLock::new(|| format!("{GANGA} (plugin ABI {ABI_MAJOR}, protocol {PROTOCOL_VERSION})"));

@@ -325,3 +325,25 @@ fn open(path: &Path) -> Result<libloading::Library, libloading::Error> {
     // SAFETY: as above.
     unsafe { libloading::Library::new(path) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_of_another_major_protocol_is_refused_naming_both_versions() {
+        let ours = semver::Version::parse(PROTOCOL_VERSION).expect("our version parses");
+        assert_eq!(check_protocol(PROTOCOL_VERSION), Ok(()));
+        let newer_minor = format!("{}.{}.0", ours.major, ours.minor + 1);
+        assert_eq!(check_protocol(&newer_minor), Ok(()));
+        // 3.0 sent a job put as one combined record; 4.0 sends its three records.
+        for theirs in ["3.0.0", "2.1.0", &format!("{}.0.0", ours.major + 1)] {
+            let refusal = check_protocol(theirs).expect_err(theirs);
+            assert!(
+                refusal.contains(theirs) && refusal.contains(PROTOCOL_VERSION),
+                "{refusal}"
+            );
+        }
+        assert!(check_protocol("four").is_err());
+    }
+}

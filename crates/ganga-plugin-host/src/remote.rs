@@ -17,7 +17,7 @@ use ganga_core::{
 };
 use ganga_plugin_abi::{FfiSlice, PluginDecl};
 use ganga_protocol::{BackendReply, BackendRequest, PluginContext, StoreReply, StoreRequest};
-use ganga_records::{JobRecord, RecordStore, SubjobBatch};
+use ganga_records::{JobRecord, RecordChanges, RecordStore, SubjobBatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -239,6 +239,13 @@ impl DylibStore {
         })?
     }
 
+    fn send_commit(&self, changes: RecordChanges) -> Result<Vec<Committed>, StoreError> {
+        match self.call(StoreRequest::Commit(changes))? {
+            StoreReply::Committed(c) => Ok(c),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     fn unexpected(&self, reply: &StoreReply) -> StoreError {
         let what = format!("{reply:?}");
         StoreError::Protocol(format!(
@@ -264,11 +271,9 @@ impl Store for DylibStore {
         }
     }
 
+    /// Every job put is encoded here, once, into the records the plugin's store keeps.
     fn commit(&self, changes: &[Change]) -> Result<Vec<Committed>, StoreError> {
-        match self.call(StoreRequest::Commit(changes.to_vec()))? {
-            StoreReply::Committed(c) => Ok(c),
-            other => Err(self.unexpected(&other)),
-        }
+        self.send_commit(RecordChanges::new(changes.to_vec()))
     }
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -347,6 +352,10 @@ impl Store for DylibStore {
 
 /// Records cross the boundary as the plugin's store keeps them, decoded only here.
 impl RecordStore for DylibStore {
+    fn commit_records(&self, changes: &RecordChanges) -> Result<Vec<Committed>, StoreError> {
+        self.send_commit(changes.clone())
+    }
+
     fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         match self.call(StoreRequest::JobRecord(id))? {
             StoreReply::JobRecord(r) => Ok(r),
@@ -445,7 +454,7 @@ mod tests {
             async_ffi_abi: ganga_plugin_abi::ASYNC_FFI_ABI_VERSION,
             panic_unwind: 1,
             kind: ganga_plugin_abi::KIND_STORE,
-            protocol: FfiSlice::from_static("3.0.0"),
+            protocol: FfiSlice::from_static(ganga_protocol::PROTOCOL_VERSION),
             rustc: FfiSlice::from_static(""),
             create,
             backend_call: None,

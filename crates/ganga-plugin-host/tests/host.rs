@@ -265,3 +265,90 @@ fn a_directory_or_an_empty_file_named_like_a_plugin_is_refused_with_the_cause() 
     assert_eq!(reasons[0], "it is not a file");
     assert!(reasons[1].contains("the file is empty"), "{reasons:?}");
 }
+
+/// `record` with its array header in the longer, non-minimal form: the same record to
+/// every reader, other bytes than ganga-records writes.
+fn long_header(record: &[u8]) -> Vec<u8> {
+    let (&first, rest) = record.split_first().unwrap();
+    assert!((0x80..0x98).contains(&first), "a short array header");
+    let mut out = vec![0x98, first - 0x80];
+    out.extend_from_slice(rest);
+    out
+}
+
+#[test]
+fn a_job_put_reaches_the_lmdb_library_as_the_records_the_host_sent() {
+    use ciborium::Value as C;
+    use ganga_core::{Application, BackendConfig, Executable, Job, JobSpec, Splitter, Timestamp};
+    use ganga_records::{JobRecord, RecordChanges, restamp_state};
+
+    let home = tempfile::tempdir().unwrap();
+    let mut catalog = Catalog::new();
+    catalog
+        .load_file(&built_plugin("ganga-store-lmdb"))
+        .unwrap();
+    let store = catalog
+        .store(
+            "lmdb",
+            &PluginContext {
+                home_id: String::new(),
+                home: home.path().to_owned(),
+                config: Options::new(),
+            },
+        )
+        .unwrap();
+    let id = store.reserve_ids(1).unwrap();
+    let spec = JobSpec {
+        auto_resubmit: None,
+        name: "encoded once".into(),
+        comment: String::new(),
+        application: Application::Executable(Executable {
+            exe: "/bin/echo".into(),
+            args: vec![],
+            env: Default::default(),
+        }),
+        backend: BackendConfig::named("local"),
+        input_files: vec![],
+        output_files: vec![],
+        splitter: Some(Splitter::Args {
+            args: (0..20).map(|i| vec![format!("a{i}")]).collect(),
+            append: false,
+        }),
+    };
+    let job = Job::new(id, spec, Timestamp(1_700_000_000_000));
+    let ours = JobRecord::of(&job);
+    // Records this job decodes from that ganga-records would never write: the library
+    // keeps them only if it writes what it was sent instead of encoding the job again.
+    let sent = JobRecord {
+        state: ours.state.clone(),
+        spec: long_header(&ours.spec).into(),
+        splitter: Some(long_header(ours.splitter.as_deref().unwrap()).into()),
+    };
+    let put = C::Map(vec![(
+        C::Text("put_job".into()),
+        C::Array(vec![
+            C::Integer(id.into()),
+            C::Bytes(sent.state.to_vec()),
+            C::Bytes(sent.spec.to_vec()),
+            C::Bytes(sent.splitter.as_deref().unwrap().to_vec()),
+        ]),
+    )]);
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&C::Array(vec![put]), &mut bytes).unwrap();
+    let changes: RecordChanges = ciborium::from_reader(&bytes[..]).unwrap();
+    assert_eq!(changes.changes(), [ganga_core::Change::PutJob(job.clone())]);
+
+    let committed = store.commit_records(&changes).unwrap();
+    assert_eq!(committed[0].revision, 1);
+    let stored = store.job_record(id).unwrap().unwrap();
+    let mut state = Vec::new();
+    restamp_state(&sent.state, 1, &mut state).unwrap();
+    assert_eq!(stored.state.as_slice(), state.as_slice());
+    assert_eq!(
+        (&stored.spec, &stored.splitter),
+        (&sent.spec, &sent.splitter)
+    );
+    let mut expected = job;
+    expected.revision = 1;
+    assert_eq!(store.job(id).unwrap(), Some(expected));
+}

@@ -56,8 +56,10 @@ pub trait BackendPlugin: Backend + Sized + 'static {
 }
 
 /// A store that can be exported as a plugin. It answers with compact records
-/// ([`RecordStore`]): a store that keeps them hands them over as they are, any other
-/// takes the trait's defaults, which encode what it answers.
+/// ([`RecordStore`]) and is given a commit's job puts as the records the host encoded
+/// (`RecordStore::commit_records`): a store that keeps them hands them over and writes
+/// them as they are, any other takes the trait's defaults, which encode what it answers
+/// and commit the decoded changes.
 pub trait StorePlugin: RecordStore + Sized + 'static {
     fn create(context: PluginContext) -> Result<Self, String>;
 }

@@ -118,7 +118,7 @@ fn answer_store<S: RecordStore + ?Sized>(
     Ok(match req {
         StoreRequest::Describe => StoreReply::Described(s.describe()?),
         StoreRequest::ReserveIds(n) => StoreReply::Reserved(s.reserve_ids(n)?),
-        StoreRequest::Commit(changes) => StoreReply::Committed(s.commit(&changes)?),
+        StoreRequest::Commit(changes) => StoreReply::Committed(s.commit_records(&changes)?),
         StoreRequest::Job(id) => StoreReply::Job(s.job(id)?),
         StoreRequest::JobRecord(id) => StoreReply::JobRecord(s.job_record(id)?),
         StoreRequest::Subjobs { job, start, end } => {

@@ -14,19 +14,23 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use ganga_core::{
-    ActiveJob, ActiveUnit, Answers, BackendDescription, BackendRef, Change, CheckReport,
-    CommandStep, Committed, Job, JobId, JobRef, Options, OutputsReport, OutputsRequest, PeekFile,
-    PollReport, StoreDescription, SubjobIndex, SubmitSpec, Submitted, SummaryEntry, UnitCursor,
-    UnitRun, UnitUpdate, UnitsUpdated, Value,
+    ActiveJob, ActiveUnit, Answers, BackendDescription, BackendRef, CheckReport, CommandStep,
+    Committed, Job, JobId, JobRef, Options, OutputsReport, OutputsRequest, PeekFile, PollReport,
+    StoreDescription, SubjobIndex, SubmitSpec, Submitted, SummaryEntry, UnitCursor, UnitRun,
+    UnitUpdate, UnitsUpdated, Value,
 };
-use ganga_records::{JobRecord, SubjobBatch};
+use ganga_records::{JobRecord, RecordChanges, SubjobBatch};
 
 /// The version of these messages, checked by caret rule when a plugin is loaded.
 ///
 /// 3.0: every backend list call answers keyed by unit; `poll_all`, `changes`, `find` and
 /// `command`; runs on submit specs and references; the store's index of active units,
 /// unit updates and backups.
-pub const PROTOCOL_VERSION: &str = "3.0.0";
+///
+/// 4.0: a commit carries each job put as the records a store keeps of it
+/// (`ganga_records::RecordChanges`: its state, spec and splitter, encoded once by the
+/// host), not as one combined job record.
+pub const PROTOCOL_VERSION: &str = "4.0.0";
 
 /// What a plugin is given when it is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,7 +89,8 @@ pub enum BackendReply {
 pub enum StoreRequest {
     Describe,
     ReserveIds(u64),
-    Commit(#[serde(with = "ganga_records::packed_changes")] Vec<Change>),
+    /// Since 4.0: every job put as its records.
+    Commit(RecordChanges),
     Job(JobId),
     /// Since 2.1: the job as its records (`StoreReply::JobRecord`).
     JobRecord(JobId),

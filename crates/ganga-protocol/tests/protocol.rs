@@ -8,6 +8,7 @@ use ganga_core::{
     Application, BackendConfig, Change, Executable, Job, JobSpec, Splitter, Subjob, Timestamp,
 };
 use ganga_protocol::{StoreReply, StoreRequest};
+use ganga_records::RecordChanges;
 
 fn split_job(n: usize) -> (Job, Vec<Subjob>) {
     let args = (0..n).map(|i| vec![i.to_string()]).collect();
@@ -37,13 +38,13 @@ fn split_job(n: usize) -> (Job, Vec<Subjob>) {
 fn protocol_messages_survive_cbor() {
     let (job, sjs) = split_job(2);
     let msgs = vec![
-        StoreRequest::Commit(vec![
+        StoreRequest::Commit(RecordChanges::new(vec![
             Change::PutJob(job.clone()),
             Change::PutSubjobs {
                 job: job.id,
                 subjobs: sjs.clone(),
             },
-        ]),
+        ])),
         StoreRequest::Subjobs {
             job: 3,
             start: 0,

@@ -68,6 +68,33 @@ pub fn encode_state_parts(
     out.pairs(metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
 }
 
+/// A job's state record ([`encode_state`]) with its revision replaced by `revision`,
+/// appended to `buf`; returns the revision it replaced. Only the array's header and the
+/// revision are rewritten: the run, counters and metadata are copied as they are, after
+/// their framing is checked (every item whole, nothing after them), so that a store that
+/// was sent a job's records bumps its revision without encoding its state again. Fails,
+/// writing nothing, on a record that is not a state.
+pub fn restamp_state(state: &[u8], revision: u64, buf: &mut Vec<u8>) -> Result<u64> {
+    let mut input = In::new(state);
+    let items = input.array("job state")?;
+    if items == 0 {
+        return Err(CodecError::new("job state: no revision"));
+    }
+    let old = input.uint("revision")?;
+    let rest = input.dec.offset();
+    for _ in 1..items {
+        input.skip(0)?;
+    }
+    input.end("job state")?;
+    {
+        let mut out = Out::new(buf);
+        out.array(items);
+        out.uint(revision);
+    }
+    buf.extend_from_slice(&state[rest..]);
+    Ok(old)
+}
+
 /// A job's state as stored by [`encode_state`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobState {

@@ -20,6 +20,7 @@
 
 mod batch;
 mod cbor;
+mod changes;
 mod dictionary;
 mod job;
 mod run;
@@ -34,11 +35,12 @@ mod wire;
 pub use crate::{
     batch::SubjobBatch,
     cbor::CodecError,
+    changes::RecordChanges,
     dictionary::Dictionary,
     job::{
         JobRecord, JobState, decode_job, decode_spec, decode_spec_apart, decode_splitter,
         decode_state, encode_job, encode_spec, encode_splitter, encode_state, encode_state_parts,
-        job_from_parts,
+        job_from_parts, restamp_state,
     },
     spec::split_items_of_encoded,
     store::RecordStore,
@@ -49,7 +51,7 @@ pub use crate::{
     summary::{decode_summary, encode_summary, summary_differences},
     unit_entry::{UnitEntry, decode_unit_entry, encode_unit_entry},
     wire::{
-        packed_changes, packed_job, packed_opt_job, packed_run, packed_subjobs, packed_summaries,
+        packed_job, packed_opt_job, packed_run, packed_subjobs, packed_summaries,
         packed_unit_updates,
     },
 };

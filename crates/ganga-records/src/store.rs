@@ -2,9 +2,9 @@
 
 use std::ops::Range;
 
-use ganga_core::{JobId, JobRef, Store, StoreError, Subjob, SubjobIndex};
+use ganga_core::{Committed, JobId, JobRef, Store, StoreError, Subjob, SubjobIndex};
 
-use crate::{JobRecord, SubjobBatch};
+use crate::{JobRecord, RecordChanges, SubjobBatch};
 
 /// A [`Store`] that also answers with compact records: what crosses the plugin boundary
 /// and what the cache holds. A store that keeps these records on disk hands them over as
@@ -12,6 +12,13 @@ use crate::{JobRecord, SubjobBatch};
 /// far as the caller reads it. The defaults encode what [`Store`] answers, for a store
 /// that keeps something else.
 pub trait RecordStore: Store {
+    /// The same commit as [`Store::commit`] of `changes.changes()`, given the records of
+    /// every job put as well: a store that keeps these records writes them as they came
+    /// (a job is then encoded once, by the caller, across the plugin boundary too).
+    fn commit_records(&self, changes: &RecordChanges) -> Result<Vec<Committed>, StoreError> {
+        self.commit(changes.changes())
+    }
+
     /// The same job as [`Store::job`], as its records.
     fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         Ok(self.job(id)?.map(|job| JobRecord::of(&job)))

@@ -9,9 +9,10 @@ use ganga_core::{
     RunState, SplitAttribute, Splitter, Status, StatusTimes, Subjob, Timestamp, Value,
 };
 use ganga_records::{
-    Dictionary, JobRecord, SubjobBatch, UnitEntry, decode_job, decode_subjob, decode_summary,
-    decode_unit_entry, encode_job, encode_splitter, encode_subjob, encode_summary,
-    encode_unit_entry, split_items_of_encoded, summary_differences,
+    Dictionary, JobRecord, RecordChanges, SubjobBatch, UnitEntry, decode_job, decode_state,
+    decode_subjob, decode_summary, decode_unit_entry, encode_job, encode_splitter, encode_state,
+    encode_subjob, encode_summary, encode_unit_entry, restamp_state, split_items_of_encoded,
+    summary_differences,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -506,27 +507,25 @@ fn a_job_in_parts_is_the_job() {
 #[test]
 fn a_run_update_travels_compactly() {
     use ganga_core::{Change, RunUpdate};
-    /// A commit's changes as the protocol carries them.
-    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct Commit(#[serde(with = "ganga_records::packed_changes")] Vec<Change>);
     let job = full_job();
-    let commit = Commit(vec![Change::PutRun(RunUpdate::of(&job))]);
+    let commit = RecordChanges::new(vec![Change::PutRun(RunUpdate::of(&job))]);
     let mut bytes = Vec::new();
     ciborium::into_writer(&commit, &mut bytes).unwrap();
     assert!(bytes.len() < 120, "{} bytes", bytes.len());
     assert_eq!(
-        ciborium::from_reader::<Commit, _>(&bytes[..]).unwrap(),
+        ciborium::from_reader::<RecordChanges, _>(&bytes[..]).unwrap(),
         commit
     );
 }
 
 #[test]
-fn every_kind_of_change_survives_the_wire() {
+fn every_kind_of_change_survives_the_wire_with_the_records_of_its_jobs() {
     use ganga_core::{Change, RunUpdate};
-    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct Commit(#[serde(with = "ganga_records::packed_changes")] Vec<Change>);
     let job = full_job();
-    let commit = Commit(vec![
+    let mut plain = full_job();
+    plain.id = 8;
+    std::sync::Arc::make_mut(&mut plain.spec).splitter = None;
+    let commit = RecordChanges::new(vec![
         Change::PutJob(job.clone()),
         Change::PutRun(RunUpdate::of(&job)),
         Change::PutSubjobs {
@@ -537,13 +536,138 @@ fn every_kind_of_change_survives_the_wire() {
             job: 9,
             revision: 4,
         },
+        Change::PutJob(plain.clone()),
     ]);
     let mut bytes = Vec::new();
     ciborium::into_writer(&commit, &mut bytes).unwrap();
-    assert_eq!(
-        ciborium::from_reader::<Commit, _>(&bytes[..]).unwrap(),
-        commit
-    );
+    let back = ciborium::from_reader::<RecordChanges, _>(&bytes[..]).unwrap();
+    assert_eq!(back, commit);
+    // The records that came are the job's, byte for byte, and only puts have them.
+    assert_eq!(back.job_record(0), Some(&JobRecord::of(&job)));
+    assert_eq!(back.job_record(4), Some(&JobRecord::of(&plain)));
+    assert_eq!(back.job_record(4).unwrap().splitter, None);
+    for i in 1..4 {
+        assert_eq!(back.job_record(i), None, "change {i}");
+    }
+    assert_eq!(back.job_record(5), None);
+    assert_eq!(back.into_changes(), commit.changes());
+}
+
+/// The CBOR of a commit of one job put whose records are `record`.
+fn sent_put(id: u64, record: &JobRecord) -> Vec<u8> {
+    use ciborium::Value as C;
+    let splitter = match &record.splitter {
+        Some(b) => C::Bytes(b.to_vec()),
+        None => C::Null,
+    };
+    let put = C::Map(vec![(
+        C::Text("put_job".into()),
+        C::Array(vec![
+            C::Integer(id.into()),
+            C::Bytes(record.state.to_vec()),
+            C::Bytes(record.spec.to_vec()),
+            splitter,
+        ]),
+    )]);
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&C::Array(vec![put]), &mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_put_whose_records_do_not_decode_is_refused_naming_its_job() {
+    let job = full_job();
+    let good = JobRecord::of(&job);
+    let back: RecordChanges = ciborium::from_reader(&sent_put(job.id, &good)[..]).unwrap();
+    assert_eq!(back.changes(), [ganga_core::Change::PutJob(job.clone())]);
+
+    let mut cut_state = good.clone();
+    let cut = cut_state.state.len() - 1;
+    cut_state.state.truncate(cut);
+    let mut cut_spec = good.clone();
+    cut_spec.spec.truncate(4);
+    let mut garbage_splitter = good.clone();
+    garbage_splitter.splitter = Some(vec![0xff, 0x00].into());
+    let mut no_splitter = good.clone();
+    no_splitter.splitter = None;
+    let mut null_splitter = good.clone();
+    null_splitter.splitter = Some({
+        let mut b = Vec::new();
+        encode_splitter(None, &mut b);
+        b.into()
+    });
+    for (what, record, expected) in [
+        ("a state cut short", cut_state, "its state"),
+        ("a spec cut short", cut_spec, "its spec"),
+        ("a splitter of garbage", garbage_splitter, "its splitter"),
+        ("a splitter missing", no_splitter, "no splitter record"),
+        (
+            "a splitter that says none",
+            null_splitter,
+            "says it has none",
+        ),
+    ] {
+        let error = ciborium::from_reader::<RecordChanges, _>(&sent_put(42, &record)[..])
+            .expect_err(what)
+            .to_string();
+        assert!(error.contains("job 42"), "{what}: {error}");
+        assert!(error.contains(expected), "{what}: {error}");
+    }
+}
+
+#[test]
+fn a_state_is_restamped_with_a_new_revision_and_nothing_else_changes() {
+    let mut job = full_job();
+    for (old, new) in [
+        (0, 1),
+        (7, 8),
+        (23, 24),
+        (255, 256),
+        (65_535, 65_536),
+        (u64::MAX - 1, u64::MAX),
+    ] {
+        job.revision = old;
+        let mut state = Vec::new();
+        encode_state(&job, &mut state);
+        let mut restamped = b"kept".to_vec();
+        assert_eq!(restamp_state(&state, new, &mut restamped).unwrap(), old);
+        assert_eq!(&restamped[..4], b"kept", "appended, not overwritten");
+        let mut bumped = job.clone();
+        bumped.revision = new;
+        let mut expected = b"kept".to_vec();
+        encode_state(&bumped, &mut expected);
+        assert_eq!(restamped, expected, "revision {old} -> {new}");
+        assert_eq!(decode_state(&restamped[4..]).unwrap().revision, new);
+    }
+}
+
+#[test]
+fn a_damaged_state_is_not_restamped() {
+    let job = full_job();
+    let mut state = Vec::new();
+    encode_state(&job, &mut state);
+    let mut with_trailing = state.clone();
+    with_trailing.push(0);
+    let mut not_a_number = state.clone();
+    not_a_number[1] = 0x60; // an empty text where the revision is
+    let cases: Vec<(&str, Vec<u8>)> = (0..state.len())
+        .map(|n| ("truncated", state[..n].to_vec()))
+        .chain([
+            ("trailing bytes", with_trailing),
+            ("a revision that is no number", not_a_number),
+            ("an empty array", vec![0x80]),
+            ("not an array", vec![0x01]),
+        ])
+        .collect();
+    for (what, bytes) in cases {
+        let mut buf = Vec::new();
+        assert!(
+            restamp_state(&bytes, 1, &mut buf).is_err(),
+            "{what} ({} bytes)",
+            bytes.len()
+        );
+        assert!(buf.is_empty(), "{what}: nothing written");
+    }
 }
 
 #[test]

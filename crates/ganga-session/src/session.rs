@@ -17,7 +17,7 @@ use ganga_monitor::{
 };
 use ganga_plugin_host::{Catalog, PluginKind};
 use ganga_protocol::PluginContext;
-use ganga_records::{JobRecord, RecordStore, SubjobBatch};
+use ganga_records::{JobRecord, RecordChanges, RecordStore, SubjobBatch};
 
 use crate::config::{Config, Umask};
 use crate::validate::JobDefinition;
@@ -575,6 +575,9 @@ impl Store for LocatedStore {
 }
 
 impl RecordStore for LocatedStore {
+    fn commit_records(&self, changes: &RecordChanges) -> Result<Vec<Committed>, StoreError> {
+        self.call(|s| s.commit_records(changes))
+    }
     fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         self.call(|s| s.job_record(id))
     }

@@ -3,10 +3,15 @@
 //! split items kept in step, all in one write transaction.
 //!
 //! A job is kept in three tables (`crate::parts`): a job put writes its state, and its
-//! spec and splitter only where their encoding differs from what is stored; a run update
+//! spec and splitter only where their encoding differs from what is stored. The records
+//! of a job put are the ones the host sent (`RecordChanges`: encoded once, there), written
+//! as they came but for the state's revision, which is bumped in place
+//! (`ganga_records::restamp_state`); a job put through `Store::commit` is encoded here
+//! into the same records first. A run update
 //! (`Change::PutRun`) decodes only the stored state (for its revision and metadata) and
 //! summary, and writes the state, the summary and the active entry.
 
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -15,13 +20,16 @@ use ganga_core::{
     Change, Committed, Job, JobId, JobRef, JobSummary, Override, RunUpdate, Splitter, Status,
     StoreError, Subjob, SubjobIndex, Timestamp,
 };
-use ganga_records::{Dictionary, JobState, encode_subjob, job_from_parts, split_items_of_encoded};
+use ganga_records::{
+    Dictionary, JobRecord, JobState, RecordChanges, encode_subjob, job_from_parts, restamp_state,
+    split_items_of_encoded,
+};
 use heed::{RoTxn, RwTxn};
 
 use crate::codec::{
     decode_dict_record, decode_spec, decode_splitter, decode_state, decode_subjob, decode_summary,
-    encode_active, encode_dict_record, encode_spec, encode_splitter, encode_state,
-    encode_state_parts, encode_summary, split_item, split_len, summary_with_run,
+    encode_active, encode_dict_record, encode_state_parts, encode_summary, split_item, split_len,
+    summary_with_run,
 };
 use crate::env::{PartWrites, Tables};
 use crate::error::{Doing, Failure};
@@ -128,15 +136,53 @@ fn corrupt(id: JobId, detail: String) -> Failure {
     .into()
 }
 
-/// Applies `changes` in `txn`. On any error the caller aborts the transaction, so a
+/// What a commit is given: changes alone (`Store::commit`), or changes with the records
+/// of every job they put, as the host sent them (`RecordStore::commit_records`).
+#[derive(Clone, Copy)]
+pub(crate) enum Commit<'a> {
+    Changes(&'a [Change]),
+    Sent(&'a RecordChanges),
+}
+
+impl<'a> Commit<'a> {
+    pub(crate) fn changes(self) -> &'a [Change] {
+        match self {
+            Commit::Changes(changes) => changes,
+            Commit::Sent(sent) => sent.changes(),
+        }
+    }
+
+    /// The records of each job put (in the order of the changes; `None` for the other
+    /// changes): the ones sent, or else encoded here.
+    fn job_records(self) -> Vec<Option<Cow<'a, JobRecord>>> {
+        self.changes()
+            .iter()
+            .enumerate()
+            .map(|(i, change)| match change {
+                Change::PutJob(job) => Some(match self {
+                    Commit::Sent(sent) => sent
+                        .job_record(i)
+                        .map_or_else(|| Cow::Owned(JobRecord::of(job)), Cow::Borrowed),
+                    Commit::Changes(_) => Cow::Owned(JobRecord::of(job)),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Applies `commit` in `txn`. On any error the caller aborts the transaction, so a
 /// refused commit writes nothing.
 pub(crate) fn apply(
     tables: &Tables,
     txn: &mut RwTxn,
-    changes: &[Change],
+    commit: Commit<'_>,
 ) -> Result<Vec<Committed>, Failure> {
+    let changes = commit.changes();
     check_shape(tables, txn, changes)?;
     let stored = check_revisions(tables, txn, changes)?;
+    // Only now that the commit is known to go ahead: a refused one encodes nothing.
+    let records = commit.job_records();
 
     let mut puts = Puts::new(tables);
     let mut dicts: BTreeMap<JobId, OpenDictionary> = BTreeMap::new();
@@ -145,16 +191,16 @@ pub(crate) fn apply(
     // it changed, the records that leave out a split item the new splitter changes get it
     // written out (before this commit's own subjobs are written against the new one).
     // What each job put does to table splitters: `Some(new encoding)` if it changed.
-    let mut splitter_puts: Vec<Option<Option<Vec<u8>>>> = Vec::with_capacity(changes.len());
-    for (change, stored) in changes.iter().zip(&stored) {
-        let Change::PutJob(job) = change else {
+    let mut splitter_puts: Vec<Option<Option<&[u8]>>> = Vec::with_capacity(changes.len());
+    for ((change, stored), record) in changes.iter().zip(&stored).zip(&records) {
+        let (Change::PutJob(job), Some(record)) = (change, record) else {
             splitter_puts.push(None);
             continue;
         };
-        let new = encode_splitter(job.spec.splitter.as_ref());
+        let new = record.splitter.as_deref().map(Vec::as_slice);
         let key = keys::job(job.id);
         let old = get(tables.splitters, txn, &key, "reading table splitters")?;
-        if old == new.as_deref() {
+        if old == new {
             splitter_puts.push(None);
             continue;
         }
@@ -210,10 +256,24 @@ pub(crate) fn apply(
         })
         .collect();
     let mut committed = Vec::new();
-    for ((change, stored), splitter_put) in changes.iter().zip(stored).zip(splitter_puts) {
+    for (((change, stored), splitter_put), record) in
+        changes.iter().zip(stored).zip(splitter_puts).zip(&records)
+    {
         match change {
             Change::PutJob(job) => {
-                committed.push(put_job(tables, txn, &mut puts, job, stored, splitter_put)?);
+                // Invariant: `job_records` gives every job put its records.
+                let Some(record) = record else {
+                    return Err(invalid(format!("job {}: put without its records", job.id)));
+                };
+                committed.push(put_job(
+                    tables,
+                    txn,
+                    &mut puts,
+                    job,
+                    record,
+                    stored,
+                    splitter_put,
+                )?);
             }
             Change::PutRun(update) => {
                 committed.push(put_run(tables, txn, &mut puts, update, stored)?);
@@ -680,16 +740,19 @@ fn check_revisions(
     }
 }
 
-/// Writes a job: its state, its spec and splitter where they changed (`splitter_put`:
-/// the splitter's new encoding if it differs from the stored one, `Some(None)` for
-/// none), its summary and its active entry.
+/// Writes a job from its records (`sent`: as the host sent them, or as encoded here): its
+/// state with its revision bumped, its spec and splitter where they changed
+/// (`splitter_put`: the splitter's new encoding if it differs from the stored one,
+/// `Some(None)` for none), its summary and its active entry.
+#[allow(clippy::too_many_arguments)]
 fn put_job(
     tables: &Tables,
     txn: &mut RwTxn,
     puts: &mut Puts,
     job: &Job,
+    sent: &JobRecord,
     old: Stored,
-    splitter_put: Option<Option<Vec<u8>>>,
+    splitter_put: Option<Option<&[u8]>>,
 ) -> Result<Committed, Failure> {
     let mut record = job.clone();
     // Checked in `check_shape`.
@@ -697,14 +760,24 @@ fn put_job(
     let id = record.id;
     let key = keys::job(id);
     let backend = &record.spec.backend.kind;
+    let mut state = Vec::with_capacity(sent.state.len() + 8);
+    let sent_revision = restamp_state(&sent.state, record.revision, &mut state)
+        .map_err(|e| invalid(format!("job {id}: the state record sent for it: {e}")))?;
+    if sent_revision != job.revision {
+        return Err(invalid(format!(
+            "job {id}: the state record sent for it is at revision {sent_revision}, the job \
+             at {}",
+            job.revision
+        )));
+    }
 
     // The spec: compared with the stored one first. The backend the job had (for its
     // active entry) is the new one unless the spec changed.
-    let spec = encode_spec(&record.spec);
+    let spec: &[u8] = &sent.spec;
     let (spec_changed, old_backend) = {
         let stored = get(tables.specs, txn, &key, "reading table specs")?;
         match (&old, stored) {
-            (_, Some(stored)) if stored == spec.as_slice() => (false, Some(backend.clone())),
+            (_, Some(stored)) if stored == spec => (false, Some(backend.clone())),
             (Stored::Readable(_), Some(stored)) => {
                 let old_spec = decode_spec(stored)
                     .map_err(|detail| corrupt(id, format!("table specs: {detail}")))?;
@@ -716,12 +789,12 @@ fn put_job(
             _ => (true, None),
         }
     };
-    puts.jobs.put(txn, &key, &encode_state(&record), || {
+    puts.jobs.put(txn, &key, &state, || {
         format!("writing job {id} to table jobs")
     })?;
     PartWrites::count(&tables.writes.states);
     if spec_changed {
-        puts.specs.put(txn, &key, &spec, || {
+        puts.specs.put(txn, &key, spec, || {
             format!("writing the spec of job {id} to table specs")
         })?;
         PartWrites::count(&tables.writes.specs);
@@ -729,7 +802,7 @@ fn put_job(
     match splitter_put {
         None => {}
         Some(Some(splitter)) => {
-            puts.splitters.put(txn, &key, &splitter, || {
+            puts.splitters.put(txn, &key, splitter, || {
                 format!("writing the splitter of job {id} to table splitters")
             })?;
             PartWrites::count(&tables.writes.splitters);

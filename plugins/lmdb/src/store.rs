@@ -10,7 +10,7 @@ use ganga_core::{
     StoreDescription, StoreError, Subjob, SubjobIndex, SummaryEntry, UnitCursor, UnitUpdate,
     UnitsUpdated,
 };
-use ganga_records::{JobRecord, RecordStore, SubjobBatch};
+use ganga_records::{JobRecord, RecordChanges, RecordStore, SubjobBatch};
 
 use crate::codec::{FORMAT_VERSION, decode_active, decode_dict_record, decode_summary, unreadable};
 use crate::env::{DEFAULT_MAP_SIZE, ReadStats, SharedEnv};
@@ -214,7 +214,7 @@ impl LmdbStore {
         during: impl FnOnce() -> R,
     ) -> Result<R, StoreError> {
         self.shared.write_uncommitted(
-            |tables, txn| commit::apply(tables, txn, changes),
+            |tables, txn| commit::apply(tables, txn, commit::Commit::Changes(changes)),
             |_| during(),
         )
     }
@@ -263,7 +263,7 @@ impl Store for LmdbStore {
             return Ok(Vec::new());
         }
         self.shared
-            .write(|tables, txn| commit::apply(tables, txn, changes))
+            .write(|tables, txn| commit::apply(tables, txn, commit::Commit::Changes(changes)))
     }
 
     fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -431,6 +431,17 @@ impl Store for LmdbStore {
 
 /// What crosses the plugin boundary and what the cache holds: the records as stored.
 impl RecordStore for LmdbStore {
+    /// A commit whose job puts came with their records (from the host, which encoded
+    /// them): those records are written as they came, the state with its revision bumped
+    /// in place, so a job is never encoded again here.
+    fn commit_records(&self, changes: &RecordChanges) -> Result<Vec<Committed>, StoreError> {
+        if changes.changes().is_empty() {
+            return Ok(Vec::new());
+        }
+        self.shared
+            .write(|tables, txn| commit::apply(tables, txn, commit::Commit::Sent(changes)))
+    }
+
     /// The job's three records as they are stored, undecoded: the caller decodes them
     /// (and finds any damage) once, across the plugin boundary too.
     fn job_record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
