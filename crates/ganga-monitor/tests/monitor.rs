@@ -919,7 +919,9 @@ async fn another_process_asks_the_monitor_for_its_status_and_to_stop() {
     };
     let monitor = Monitor::new(w.ctx.clone(), s);
     let asker = async {
-        // Wait until it has polled, then ask.
+        // Wait until it has polled and subjob 1 has ended (its outputs collected, which
+        // takes a while on a loaded machine): then one unit is left running. The run's
+        // timeout bounds the wait.
         let status = loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let reply =
@@ -928,6 +930,7 @@ async fn another_process_asks_the_monitor_for_its_status_and_to_stop() {
                     .unwrap();
             if let Some(ControlReply::Status(s)) = reply
                 && s.polls > 0
+                && s.backends.iter().map(|b| b.active_units).sum::<usize>() == 1
             {
                 break s;
             }
