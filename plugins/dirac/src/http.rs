@@ -381,29 +381,19 @@ impl Http {
         max_bytes: u64,
         what: &str,
     ) -> Result<u64, DiracError> {
-        self.with_retries(what, url, true, || {
-            self.download_once(url, file, timeout, max_bytes, what)
+        self.with_retries(what, url, true, || async {
+            match self
+                .download_into(url, file, timeout, max_bytes, what)
+                .await
+            {
+                Ok(written) => Attempt::Done(written),
+                Err(attempt) => attempt,
+            }
         })
         .await
     }
 
-    async fn download_once(
-        &self,
-        url: &Url,
-        file: &std::path::Path,
-        timeout: Duration,
-        max_bytes: u64,
-        what: &str,
-    ) -> Attempt<u64> {
-        match self
-            .download_into(url, file, timeout, max_bytes, what)
-            .await
-        {
-            Ok(written) => Attempt::Done(written),
-            Err(attempt) => attempt,
-        }
-    }
-
+    /// One download: the bytes written, or how the attempt ended.
     async fn download_into(
         &self,
         url: &Url,
