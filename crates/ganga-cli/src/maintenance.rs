@@ -71,7 +71,8 @@ async fn checker(session: &Session) -> anyhow::Result<ExitCode> {
         }
     }
     let store = session.context()?.store.store().clone();
-    let location = store.describe()?.location;
+    let (location, store) =
+        ganga_monitor::blocking(move || store.describe().map(|d| (d.location, store))).await??;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &Located { location })?;
     writeln!(out)?;
@@ -189,7 +190,8 @@ async fn backup(session: &Session, dest: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let store = session.context()?.store.store().clone();
-    let location = store.describe()?.location;
+    let (location, store) =
+        ganga_monitor::blocking(move || store.describe().map(|d| (d.location, store))).await??;
     let to = std::path::absolute(dest).unwrap_or_else(|_| dest.to_owned());
     let target = to.clone();
     ganga_monitor::blocking(move || store.backup(&target))
