@@ -11,10 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ganga_core::{
-    Application, BackendConfig, BackendInfo, JobId, JobRef, JobSpec, PeekFile, Status, Subjob,
-    SubjobIndex,
-};
+use ganga_core::{BackendInfo, JobId, JobRef, JobSpec, PeekFile, Status, Subjob, SubjobIndex};
 use ganga_monitor::SubmitReport;
 use ganga_session::{JobDefinition, WaitOutcome};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -22,23 +19,15 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::definition::{self, Backend, Executable, Frozen};
+use crate::draft::{
+    Draft, application_from, backend_from, draft_from_spec, draft_spec, inputfiles_from,
+    outputfiles_from, splitter_from,
+};
 use crate::errors::{self, JobStatusError, SubmitError};
 use crate::registry::SubjobRegistry;
 use crate::runtime::{block_on, block_on_stoppable};
 use crate::shared::{self, Shared};
 use crate::{convert, monitoring, table};
-
-/// A job being defined: Python objects the user changes in place until `submit()`.
-struct Draft {
-    name: String,
-    comment: String,
-    application: Py<Executable>,
-    backend: Py<PyAny>,
-    splitter: Option<Py<PyAny>>,
-    inputfiles: Vec<PathBuf>,
-    outputfiles: Vec<String>,
-    auto_resubmit: Option<bool>,
-}
 
 /// A subjob, with its status as read, and the rest of it once asked for.
 struct Sub {
@@ -278,129 +267,6 @@ fn current_status(py: Python<'_>, shared: &Arc<Shared>, id: JobId) -> PyResult<S
         }
         _ => Err(errors::no_such_job(format!("job {id} does not exist"))),
     }
-}
-
-fn backend_config(obj: &Bound<'_, PyAny>) -> PyResult<BackendConfig> {
-    match obj.cast::<Backend>() {
-        Ok(b) => Ok(b.borrow().to_core()),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "Job.backend: expected a backend (Local(), Slurm(), Dirac(), Backend('name')...), not {}",
-            convert::type_name(obj)
-        ))),
-    }
-}
-
-fn draft_spec(py: Python<'_>, d: &Draft) -> PyResult<JobSpec> {
-    let splitter = match &d.splitter {
-        Some(s) => Some(
-            definition::splitter_to_core(s.bind(py))
-                .map_err(|m| errors::invalid_job(format!("Job.splitter: {m}")))?,
-        ),
-        None => None,
-    };
-    Ok(JobSpec {
-        name: d.name.clone(),
-        comment: d.comment.clone(),
-        application: Application::Executable(d.application.borrow(py).to_core()),
-        backend: backend_config(d.backend.bind(py))?,
-        input_files: d.inputfiles.clone(),
-        output_files: d.outputfiles.clone(),
-        splitter,
-        auto_resubmit: d.auto_resubmit.map(|on| {
-            if on {
-                ganga_core::AutoResubmit::DEFAULT
-            } else {
-                ganga_core::AutoResubmit::OFF
-            }
-        }),
-    })
-}
-
-fn draft_from_spec(py: Python<'_>, spec: &JobSpec) -> PyResult<Draft> {
-    Ok(Draft {
-        name: spec.name.clone(),
-        comment: spec.comment.clone(),
-        application: Py::new(py, Executable::of(spec.application.executable(), None))?,
-        backend: Backend::to_py(py, &spec.backend, None, None)?,
-        splitter: spec
-            .splitter
-            .as_ref()
-            .map(|s| definition::splitter_to_py(py, s, None))
-            .transpose()?,
-        inputfiles: spec.input_files.clone(),
-        outputfiles: spec.output_files.clone(),
-        auto_resubmit: spec.auto_resubmit.map(|a| a.max_attempts > 0),
-    })
-}
-
-/// A copy of an `Executable` (assignment copies, as in Ganga).
-fn application_from(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<Executable>> {
-    let e = obj.cast::<Executable>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "Job.application: expected an Executable, not {}",
-            convert::type_name(obj)
-        ))
-    })?;
-    let copy = Executable::of(&e.borrow().to_core(), None);
-    Py::new(py, copy)
-}
-
-/// A copy of a backend; a string names a backend plugin (`'Local'`, `'local'`).
-fn backend_from(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let config = match obj.cast::<pyo3::types::PyString>() {
-        Ok(name) => {
-            let name = name.to_str()?.to_ascii_lowercase();
-            match name.as_str() {
-                "slurm" | "sge" | "pbs" | "lsf" | "condor" => {
-                    let mut c = BackendConfig::named("batch");
-                    c.options
-                        .insert("system".into(), ganga_core::Value::String(name));
-                    c
-                }
-                _ => BackendConfig::named(name),
-            }
-        }
-        Err(_) => backend_config(obj)?,
-    };
-    Backend::to_py(py, &config, None, None)
-}
-
-/// A copy of a splitter.
-fn splitter_from(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-    if obj.is_none() {
-        return Ok(None);
-    }
-    let core = definition::splitter_to_core(obj).map_err(|m| {
-        if obj.cast::<definition::ArgSplitter>().is_ok()
-            || obj.cast::<definition::GenericSplitter>().is_ok()
-        {
-            // A GenericSplitter not set up yet: keep it as it is, it is checked at submit.
-            PyValueError::new_err(format!("Job.splitter: {m}"))
-        } else {
-            PyTypeError::new_err(format!("Job.splitter: {m}"))
-        }
-    });
-    match core {
-        Ok(s) => definition::splitter_to_py(py, &s, None).map(Some),
-        Err(e) if e.is_instance_of::<PyValueError>(py) => Ok(Some(obj.clone().unbind())),
-        Err(e) => Err(e),
-    }
-}
-
-fn inputfiles_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
-    convert::sequence(obj, "Job.inputfiles", "a list of paths or LocalFiles")?
-        .iter()
-        .enumerate()
-        .map(|(i, f)| definition::input_file(f, &format!("Job.inputfiles[{i}]")))
-        .collect()
-}
-
-fn outputfiles_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    convert::sequence(obj, "Job.outputfiles", "a list of patterns or LocalFiles")?
-        .iter()
-        .enumerate()
-        .map(|(i, f)| definition::output_pattern(f, &format!("Job.outputfiles[{i}]")))
-        .collect()
 }
 
 /// A `UserWarning` for the script's user.

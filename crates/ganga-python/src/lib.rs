@@ -19,6 +19,7 @@
 
 mod convert;
 mod definition;
+mod draft;
 mod errors;
 mod job;
 mod monitoring;
