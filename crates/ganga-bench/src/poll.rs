@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use ganga_core::{BackendRef, Options, UnitCursor, Value, Workspaces};
+use ganga_core::{BackendRef, Options, UnitCursor, Workspaces};
 use ganga_plugin_host::Catalog;
 use ganga_protocol::PluginContext;
 use serde::Serialize;
@@ -24,36 +24,12 @@ pub(crate) struct Figures {
     pub(crate) statuses: BTreeMap<String, u64>,
 }
 
-/// The `[plugin.NAME]` table of a ganga config file, as the CLI hands it to the plugin.
+/// The `[plugin.NAME]` table of a ganga config file, as the CLI hands it to the plugin
+/// (read as the session reads it).
 pub(crate) fn plugin_options(config: &Path, name: &str) -> anyhow::Result<Options> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("config {}", config.display()))?;
-    let plugin = table
-        .get("plugin")
-        .and_then(|p| p.get(name))
-        .and_then(toml::Value::as_table)
-        .cloned()
-        .unwrap_or_default();
-    Ok(plugin
-        .iter()
-        .map(|(k, v)| (k.clone(), to_value(v)))
-        .collect())
-}
-
-fn to_value(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::Integer(*i),
-        toml::Value::Float(f) => Value::Float(*f),
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::List(a.iter().map(to_value).collect()),
-        toml::Value::Table(t) => {
-            Value::Table(t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
-        }
-    }
+    // The file is named, so no home is searched for one.
+    let (config, _) = ganga_session::Config::load(Some(config), Path::new("."))?;
+    Ok(config.plugin_options(name))
 }
 
 pub(crate) fn poll_all(
@@ -140,4 +116,31 @@ pub(crate) fn poll_all(
         poll_secs,
         statuses,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ganga_core::Value;
+
+    #[test]
+    fn a_plugins_options_are_read_from_the_config_as_the_session_reads_them() -> anyhow::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "[plugin.slurm]\nscheduler = \"slurm\"\npoll_interval_secs = 3\n\n[plugin.local]\nmax_parallel = 2\n",
+        )?;
+        let options = plugin_options(&config, "slurm")?;
+        assert_eq!(options.len(), 2);
+        assert_eq!(
+            options.get("scheduler"),
+            Some(&Value::String("slurm".into()))
+        );
+        assert_eq!(options.get("poll_interval_secs"), Some(&Value::Integer(3)));
+        assert!(plugin_options(&config, "dirac")?.is_empty());
+        assert!(plugin_options(&dir.path().join("missing.toml"), "slurm").is_err());
+        Ok(())
+    }
 }

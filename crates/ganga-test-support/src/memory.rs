@@ -185,6 +185,7 @@ impl Store for MemoryStore {
         let mut state = self.state();
         if state.interfere(changes) {
             let mut jobs: Vec<JobId> = changes.iter().map(Change::job).collect();
+            jobs.sort_unstable();
             jobs.dedup();
             return Err(StoreError::Conflict { jobs });
         }
